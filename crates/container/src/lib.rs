@@ -1,1 +1,36 @@
-//! stub
+//! pelagos-container: the OCI runtime core as a library.
+//!
+//! It turns a runtime-spec bundle (config.json + rootfs) into an isolated process and manages
+//! its lifecycle: [`Runtime::create`], [`Runtime::start`], [`Runtime::kill`],
+//! [`Runtime::delete`], [`Runtime::exec`], state, pause/resume. The model is crun's: one
+//! process clones the container's init directly (clone3 into its cgroup), a one-byte sync
+//! protocol over a socketpair, no re-exec of the runtime. `pelagos-runtime` (runc's CLI), the
+//! `pelagos` CLI and `pelagos-dockerd` all call this crate.
+//!
+//! It deliberately does not pull images, set up networks or keep a daemon: those live in
+//! other crates. cgroup and seccomp mechanics are in `pelagos-cgroups` and `pelagos-seccomp`.
+
+pub mod container;
+pub mod error;
+pub mod exec;
+pub mod features;
+pub mod hooks;
+pub mod init;
+pub mod mount_opts;
+pub mod namespaces;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod state;
+pub mod sync;
+pub mod sys;
+pub mod wait;
+
+pub use container::{validate_id, CgroupManager, CreateOptions, Created, Runtime};
+pub use error::{Error, Result};
+pub use exec::ExecOptions;
+pub use spec::Bundle;
+pub use state::{SavedState, Status};
+
+/// The runtime-spec version pelagos implements.
+pub const OCI_VERSION: &str = "1.2.0";

@@ -1,0 +1,736 @@
+//! The lifecycle verbs on a container: create, start, run, kill, delete, state, pause,
+//! resume, ps — the library API that `pelagos-runtime` and the higher layers call.
+
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use pelagos_cgroups::Cgroup;
+
+use crate::error::{Error, IoContext, Result, SysContext};
+use crate::init::{self, InitContext, StartSignal};
+use crate::spec::Bundle;
+use crate::state::{self, SavedState, Status, EXEC_FIFO};
+use crate::sync::{self, Msg, SyncSocket};
+use crate::{hooks, namespaces, sys};
+
+/// Annotation by which a user opts out of cgroup limits this host cannot enforce.
+pub const SKIP_UNAVAILABLE_ANNOTATION: &str = "run.pelagos.cgroup.skip-unavailable";
+
+/// How the container's cgroup is managed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CgroupManager {
+    #[default]
+    Cgroupfs,
+    /// `cgroupsPath` is `slice:prefix:name`.
+    Systemd,
+    /// No cgroup at all (crun's `--cgroup-manager disabled`).
+    Disabled,
+}
+
+/// Options of `create` (and `run`).
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    /// config.json path when not `<bundle>/config.json`.
+    pub config: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: i32,
+    pub cgroup_manager: CgroupManager,
+}
+
+/// The runtime's view of its state directory (`--root`).
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: PathBuf,
+}
+
+/// A container created by `create`/`run` whose init is parked.
+pub struct Created {
+    pub id: String,
+    pub pid: i32,
+    pub dir: PathBuf,
+    /// `run` keeps the sync socket to start the init without the fifo.
+    sync: Option<SyncSocket>,
+    /// A pty master received for `run` in the foreground with a terminal.
+    pub pty_master: Option<OwnedFd>,
+}
+
+/// Undo what a failed create made: the init, the cgroup, the state directory.
+struct CreateGuard {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+    pid: Option<i32>,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let p = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(p, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all();
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = &self.dir {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// runc's rule for ids: letters, digits, `_ + - .`, not `.` or `..`.
+pub fn validate_id(id: &str) -> Result<()> {
+    let bad = |reason| Error::InvalidId {
+        id: id.to_string(),
+        reason,
+    };
+    if id.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if id == "." || id == ".." {
+        return Err(bad("it is a relative path"));
+    }
+    if id.len() > 1024 {
+        return Err(bad("it is too long"));
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+    {
+        return Err(bad("only letters, digits and _ + - . are allowed"));
+    }
+    Ok(())
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime { root: root.into() }
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Load a container's saved state; a missing one is `does not exist`.
+    pub fn load(&self, id: &str) -> Result<SavedState> {
+        validate_id(id).map_err(|_| Error::NotFound(id.to_string()))?;
+        SavedState::load(&self.container_dir(id), id)
+    }
+
+    /// The frozen config taken at create.
+    pub fn load_config(&self, id: &str) -> Result<Spec> {
+        let path = self.container_dir(id).join(state::CONFIG_FILE);
+        let data = fs::read(&path).io(|| format!("read {}", path.display()))?;
+        serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn status(&self, saved: &SavedState) -> Status {
+        if !saved.init_alive() {
+            return Status::Stopped;
+        }
+        if !saved.cgroup.is_empty() {
+            if let Ok(cg) = Cgroup::from_relative(&saved.cgroup) {
+                if cg.is_frozen().unwrap_or(false) {
+                    return Status::Paused;
+                }
+            }
+        }
+        if saved.started {
+            Status::Running
+        } else {
+            Status::Created
+        }
+    }
+
+    /// `create`: set the container up and leave its init parked until `start`.
+    pub fn create(&self, opts: &CreateOptions) -> Result<Created> {
+        self.create_inner(opts, false)
+    }
+
+    /// The first half of `run`: like create, but the init waits on the sync socket.
+    pub fn create_for_run(&self, opts: &CreateOptions) -> Result<Created> {
+        self.create_inner(opts, true)
+    }
+
+    fn create_inner(&self, opts: &CreateOptions, for_run: bool) -> Result<Created> {
+        validate_id(&opts.id)?;
+        let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
+        let spec = &bundle.spec;
+        let terminal = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && !for_run {
+            return Err(Error::Spec(
+                "cannot allocate a tty when pelagos-runtime detaches without --console-socket"
+                    .into(),
+            ));
+        }
+        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(pelagos_seccomp::compile(s)?),
+            None => None,
+        };
+
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(&self.root)
+            .io(|| format!("create state root {}", self.root.display()))?;
+        let dir = self.container_dir(&opts.id);
+        match fs::DirBuilder::new().mode(0o711).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(opts.id.clone()))
+            }
+            Err(e) => return Err(e).io(|| format!("create {}", dir.display())),
+        }
+        let mut guard = CreateGuard {
+            dir: Some(dir.clone()),
+            cgroup: None,
+            pid: None,
+        };
+
+        let annotations = spec.annotations().clone().unwrap_or_default();
+        let skip_unavailable = annotations
+            .get(SKIP_UNAVAILABLE_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        let linux = spec.linux().clone().unwrap_or_default();
+        let cgroup = match opts.cgroup_manager {
+            CgroupManager::Disabled => None,
+            m => {
+                let path = linux
+                    .cgroups_path()
+                    .as_ref()
+                    .map(|p| p.to_string_lossy().into_owned());
+                let mut cg =
+                    Cgroup::resolve(path.as_deref(), m == CgroupManager::Systemd, &opts.id)?;
+                if let Some(res) = linux.resources() {
+                    for w in cg.check_resources(res, skip_unavailable)? {
+                        tracing_warn(&w);
+                    }
+                }
+                cg.create()?;
+                guard.cgroup = Some(cg.clone());
+                if let Some(res) = linux.resources() {
+                    cg.apply(res, skip_unavailable)?;
+                }
+                Some(cg)
+            }
+        };
+        let cgroup_fd = cgroup.as_ref().map(|c| c.open_dir_fd()).transpose()?;
+
+        // Freeze the config: later edits of the bundle must not affect this container.
+        let frozen = serde_json::to_vec(spec).map_err(|e| Error::Spec(e.to_string()))?;
+        fs::write(dir.join(state::CONFIG_FILE), frozen).io(|| "save config".into())?;
+        let start = if for_run {
+            StartSignal::Sync
+        } else {
+            let fifo = dir.join(EXEC_FIFO);
+            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
+                .sys(|| format!("mkfifo {}", fifo.display()))?;
+            StartSignal::Fifo(fifo)
+        };
+
+        // The console: the caller's socket, or for `run` with a tty our own socketpair.
+        let mut pty_receiver = None;
+        let console: Option<OwnedFd> = if !terminal {
+            None
+        } else if let Some(path) = &opts.console_socket {
+            let s = std::os::unix::net::UnixStream::connect(path)
+                .io(|| format!("connect to console socket {}", path.display()))?;
+            Some(s.into())
+        } else {
+            let (ours, theirs) = sync::pair()?;
+            pty_receiver = Some(ours);
+            Some(theirs.into_fd())
+        };
+
+        let (parent_sock, child_sock) = sync::pair()?;
+        let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
+            #[allow(deprecated)]
+            let pre = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
+            pre || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+        });
+
+        let ns = &bundle.namespaces;
+        let restore = enter_parent_namespaces(&bundle)?;
+        let mut flags = if ns.joins(LinuxNamespaceType::User) {
+            CloneFlags::empty()
+        } else {
+            ns.clone_flags()
+        };
+        if ns.joins(LinuxNamespaceType::User) && ns.creates(LinuxNamespaceType::Pid) {
+            flags |= CloneFlags::CLONE_NEWPID;
+        }
+        let forked = sys::clone3(
+            flags.bits() as u64,
+            cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
+        );
+        let forked = match forked {
+            Ok(f) => f,
+            Err(e) => {
+                restore.restore();
+                return Err(e).sys(|| "clone the container init".into());
+            }
+        };
+        let pid = match forked {
+            sys::Forked::Child => {
+                drop(parent_sock);
+                init::run(InitContext {
+                    bundle: &bundle,
+                    sync: child_sock,
+                    start,
+                    console,
+                    preserve_fds: opts.preserve_fds,
+                    seccomp,
+                    no_pivot: opts.no_pivot,
+                    cgroup_dir: cgroup.as_ref().map(|c| c.path().to_path_buf()),
+                    has_runtime_hooks,
+                })
+            }
+            sys::Forked::Parent(pid) => pid,
+        };
+        restore.restore();
+        guard.pid = Some(pid);
+        drop(child_sock);
+        drop(console);
+
+        if ns.creates(LinuxNamespaceType::User) {
+            write_id_maps(pid, &linux)?;
+        }
+        if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+            fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
+                .io(|| format!("set oomScoreAdj {score}"))?;
+        }
+        let pid_start_time = sys::process_start_time(pid).unwrap_or(0);
+        let mut saved = SavedState {
+            id: opts.id.clone(),
+            pid,
+            pid_start_time,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::now_rfc3339_nano(),
+            annotations,
+            owner: String::new(),
+            cgroup: cgroup
+                .as_ref()
+                .map(|c| c.relative().to_string())
+                .unwrap_or_default(),
+            own_pid_ns: ns.creates(LinuxNamespaceType::Pid),
+            started: false,
+        };
+        let state_json = state_json(&saved, Status::Creating);
+        parent_sock.send_payload(Msg::Go, &state_json)?;
+
+        let mut pty_master = None;
+        loop {
+            match parent_sock.recv()? {
+                Msg::RunHooks => {
+                    if let Some(h) = spec.hooks() {
+                        #[allow(deprecated)]
+                        if let Some(pre) = h.prestart() {
+                            hooks::run_all(pre, &state_json)?;
+                        }
+                        if let Some(cr) = h.create_runtime() {
+                            hooks::run_all(cr, &state_json)?;
+                        }
+                    }
+                    parent_sock.send(Msg::HooksDone)?;
+                }
+                Msg::Ready => break,
+                other => {
+                    return Err(Error::Child(format!(
+                        "sync protocol: unexpected {other:?} during create"
+                    )))
+                }
+            }
+        }
+        if let Some(r) = pty_receiver {
+            let (_, fd) = r.recv_with_fd()?;
+            pty_master = fd;
+        }
+        saved.save(&dir)?;
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pid)?;
+        }
+        guard.dir = None;
+        guard.cgroup = None;
+        guard.pid = None;
+        Ok(Created {
+            id: opts.id.clone(),
+            pid,
+            dir,
+            sync: for_run.then_some(parent_sock),
+            pty_master,
+        })
+    }
+
+    /// `start`: let the parked init run the user's program.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let mut saved = self.load(id)?;
+        let status = self.status(&saved);
+        if status != Status::Created {
+            return Err(Error::BadStatus {
+                action: "start",
+                id: id.to_string(),
+                status: status.to_string(),
+            });
+        }
+        let spec = self.load_config(id)?;
+        if spec.process().is_none() {
+            return Err(Error::Spec(
+                "process is not set in config.json: nothing to start".into(),
+            ));
+        }
+        let dir = self.container_dir(id);
+        let fifo_path = dir.join(EXEC_FIFO);
+        let fifo = nix::fcntl::open(
+            &fifo_path,
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .sys(|| format!("open {}", fifo_path.display()))?;
+        // SAFETY: a fresh descriptor from a successful open.
+        let fifo: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fifo) };
+        let mut byte = [0u8; 1];
+        loop {
+            match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
+                Ok(1) => break,
+                Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
+                    if !saved.init_alive() {
+                        return Err(Error::NotRunning(id.to_string()));
+                    }
+                    let mut pfd = libc::pollfd {
+                        fd: fifo.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd for the duration of the call.
+                    unsafe { libc::poll(&mut pfd, 1, 50) };
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e).sys(|| "read exec fifo".into()),
+            }
+        }
+        let _ = fs::remove_file(&fifo_path);
+        saved.started = true;
+        saved.save(&dir)?;
+        self.poststart(&saved, &spec);
+        Ok(())
+    }
+
+    /// `run`'s start: signal the init over the sync socket.
+    pub fn start_created(&self, created: &mut Created) -> Result<()> {
+        let sock = created
+            .sync
+            .take()
+            .ok_or_else(|| Error::Child("container was not created for run".into()))?;
+        let mut saved = self.load(&created.id)?;
+        sock.send(Msg::Start)?;
+        // End-of-file on the socket means the init exec'd the user's program.
+        sock.wait_exec()?;
+        saved.started = true;
+        saved.save(&created.dir)?;
+        let spec = self.load_config(&created.id)?;
+        self.poststart(&saved, &spec);
+        Ok(())
+    }
+
+    fn poststart(&self, saved: &SavedState, spec: &Spec) {
+        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().clone()) {
+            let json = state_json(saved, Status::Running);
+            hooks::run_all_warn(&h, &json, &mut |w| tracing_warn(&format!("poststart: {w}")));
+        }
+    }
+
+    /// `kill`: signal the init, or with `all` every process of the container.
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let saved = self.load(id)?;
+        let status = self.status(&saved);
+        if status == Status::Stopped {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        if (all || !saved.own_pid_ns) && !saved.cgroup.is_empty() {
+            let cg = Cgroup::from_relative(&saved.cgroup)?;
+            if signal == libc::SIGKILL {
+                cg.kill_all()?;
+            } else {
+                cg.signal_all(signal)?;
+            }
+            return Ok(());
+        }
+        let pidfd = sys::pidfd_open(saved.pid).map_err(|_| Error::NotRunning(id.to_string()))?;
+        // The pidfd pins the process: check it is still the container's init.
+        if !saved.init_alive() {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        sys::pidfd_send_signal(&pidfd, signal).sys(|| format!("signal container {id}"))
+    }
+
+    /// `delete`: remove a stopped container; with `force` stop it first. Deleting one that
+    /// is already gone with `force` succeeds, as containerd expects.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let saved = match self.load(id) {
+            Ok(s) => s,
+            Err(Error::NotFound(_)) if force => {
+                let _ = fs::remove_dir_all(self.container_dir(id));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let status = self.status(&saved);
+        if status != Status::Stopped {
+            if !force {
+                return Err(Error::NotStopped {
+                    id: id.to_string(),
+                    status: status.to_string(),
+                });
+            }
+            self.force_stop(&saved)?;
+        }
+        let spec = self.load_config(id).ok();
+        if !saved.cgroup.is_empty() {
+            let cg = Cgroup::from_relative(&saved.cgroup)?;
+            // Processes outside the init's pid namespace may linger: end them too.
+            let _ = cg.kill_all();
+            cg.destroy()?;
+        }
+        if let Some(h) = spec
+            .as_ref()
+            .and_then(|s| s.hooks().as_ref())
+            .and_then(|h| h.poststop().clone())
+        {
+            let json = state_json(&saved, Status::Stopped);
+            hooks::run_all_warn(&h, &json, &mut |w| tracing_warn(&format!("poststop: {w}")));
+        }
+        fs::remove_dir_all(self.container_dir(id)).io(|| format!("remove state of container {id}"))
+    }
+
+    fn force_stop(&self, saved: &SavedState) -> Result<()> {
+        let pidfd = sys::pidfd_open(saved.pid).ok();
+        if !saved.cgroup.is_empty() {
+            let cg = Cgroup::from_relative(&saved.cgroup)?;
+            cg.kill_all()?;
+        }
+        if let Some(fd) = &pidfd {
+            if saved.init_alive() {
+                let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+            }
+            if !sys::pidfd_wait_exit(fd, 10_000) {
+                return Err(Error::Child(format!(
+                    "container {} did not exit after SIGKILL",
+                    saved.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The state report of one container.
+    pub fn state(&self, id: &str) -> Result<String> {
+        let saved = self.load(id)?;
+        let status = self.status(&saved);
+        serde_json::to_string_pretty(&saved.report(status)).map_err(|e| Error::Spec(e.to_string()))
+    }
+
+    /// All containers under the root, with their status.
+    pub fn list(&self) -> Result<Vec<(SavedState, Status)>> {
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&self.root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e).io(|| format!("read {}", self.root.display())),
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(saved) = SavedState::load(&entry.path(), &id) {
+                let status = self.status(&saved);
+                out.push((saved, status));
+            }
+        }
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(out)
+    }
+
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let saved = self.load(id)?;
+        match self.status(&saved) {
+            Status::Running | Status::Created => {}
+            Status::Paused => return Err(Error::Paused(id.to_string())),
+            s => {
+                return Err(Error::BadStatus {
+                    action: "pause",
+                    id: id.to_string(),
+                    status: s.to_string(),
+                })
+            }
+        }
+        self.cgroup_of(&saved)?.freeze().map_err(Into::into)
+    }
+
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let saved = self.load(id)?;
+        let status = self.status(&saved);
+        if status != Status::Paused {
+            return Err(Error::BadStatus {
+                action: "resume",
+                id: id.to_string(),
+                status: status.to_string(),
+            });
+        }
+        self.cgroup_of(&saved)?.thaw().map_err(Into::into)
+    }
+
+    /// Host pids of the container's processes.
+    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+        let saved = self.load(id)?;
+        if saved.cgroup.is_empty() {
+            return Ok(if saved.init_alive() {
+                vec![saved.pid]
+            } else {
+                vec![]
+            });
+        }
+        self.cgroup_of(&saved)?.procs().map_err(Into::into)
+    }
+
+    pub fn cgroup_of(&self, saved: &SavedState) -> Result<Cgroup> {
+        if saved.cgroup.is_empty() {
+            return Err(Error::Spec(format!(
+                "container {} has no cgroup (cgroup manager disabled)",
+                saved.id
+            )));
+        }
+        Ok(Cgroup::from_relative(&saved.cgroup)?)
+    }
+}
+
+/// The state JSON hooks receive on stdin.
+pub(crate) fn state_json(saved: &SavedState, status: Status) -> Vec<u8> {
+    serde_json::to_vec(&saved.report(status)).unwrap_or_default()
+}
+
+/// Namespaces the runtime itself must enter so the init is born in them (pid and time are
+/// "for children" namespaces), and a way back so hooks still run in the runtime's.
+struct ParentNamespaces {
+    saved: Vec<(CloneFlags, OwnedFd)>,
+}
+
+impl ParentNamespaces {
+    fn restore(self) {
+        for (flag, fd) in self.saved {
+            let _ = nix::sched::setns(fd, flag);
+        }
+    }
+}
+
+fn enter_parent_namespaces(bundle: &Bundle) -> Result<ParentNamespaces> {
+    let ns = &bundle.namespaces;
+    let mut saved = Vec::new();
+    let for_children = [
+        (LinuxNamespaceType::Pid, "/proc/self/ns/pid_for_children"),
+        (LinuxNamespaceType::Time, "/proc/self/ns/time_for_children"),
+    ];
+    for (t, own) in for_children {
+        let joined = ns.join.iter().find(|(j, _)| *j == t);
+        let create_time = t == LinuxNamespaceType::Time && ns.creates(t);
+        if joined.is_none() && !create_time {
+            continue;
+        }
+        saved.push((
+            namespaces::clone_flag(t),
+            namespaces::open_ns(Path::new(own))?,
+        ));
+        if let Some((_, path)) = joined {
+            namespaces::join(t, path)?;
+        } else {
+            nix::sched::unshare(namespaces::clone_flag(t))
+                .sys(|| "unshare time namespace".into())?;
+            write_time_offsets(bundle)?;
+        }
+    }
+    Ok(ParentNamespaces { saved })
+}
+
+fn write_time_offsets(bundle: &Bundle) -> Result<()> {
+    let Some(offsets) = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().clone())
+    else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        let name = match clock.as_str() {
+            "monotonic" => "monotonic",
+            "boottime" => "boottime",
+            other => {
+                return Err(Error::Spec(format!(
+                    "linux.timeOffsets: unknown clock {other:?} (monotonic or boottime)"
+                )))
+            }
+        };
+        text.push_str(&format!(
+            "{name} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    fs::write("/proc/self/timens_offsets", text).io(|| "write time namespace offsets".into())
+}
+
+fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let fmt = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    fs::write(format!("/proc/{pid}/uid_map"), fmt(linux.uid_mappings()))
+        .io(|| format!("write uid_map {:?}", linux.uid_mappings()))?;
+    fs::write(format!("/proc/{pid}/gid_map"), fmt(linux.gid_mappings()))
+        .io(|| format!("write gid_map {:?}", linux.gid_mappings()))
+}
+
+/// Write the pid file atomically (callers poll for it).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("pelagos-tmp");
+    let mut f = fs::File::create(&tmp).io(|| format!("write pid file {}", path.display()))?;
+    write!(f, "{pid}").io(|| format!("write pid file {}", path.display()))?;
+    fs::rename(&tmp, path).io(|| format!("write pid file {}", path.display()))
+}
+
+/// Warnings go to stderr; the binary may redirect them into its log.
+fn tracing_warn(msg: &str) {
+    eprintln!("warning: {msg}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("abc-1.2_3+x").is_ok());
+        for bad in ["", ".", "..", "a/b", "a b", "ü"] {
+            assert!(validate_id(bad).is_err(), "{bad}");
+        }
+    }
+}

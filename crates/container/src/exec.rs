@@ -1,0 +1,214 @@
+//! `exec`: a new process inside a running container, entering all of its namespaces and its
+//! cgroup, under the same security settings as its init.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+use pelagos_cgroups::Cgroup;
+
+use crate::container::{state_json, write_pid_file, Runtime};
+use crate::error::{Error, IoContext, Result, SysContext};
+use crate::namespaces::{clone_flag, proc_name};
+use crate::state::Status;
+use crate::sync::{self, SyncSocket};
+use crate::{init, sys};
+
+/// Options of `exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The complete process to run (from `--process` or built from the flags).
+    pub process: Process,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: i32,
+    /// A sub-cgroup of the container's cgroup to place the process in.
+    pub sub_cgroup: Option<String>,
+    pub ignore_paused: bool,
+}
+
+/// A started exec process.
+pub struct Execed {
+    pub pid: i32,
+    /// The pty master when a terminal was asked for without a console socket.
+    pub pty_master: Option<OwnedFd>,
+}
+
+const NS_ORDER: [LinuxNamespaceType; 8] = [
+    LinuxNamespaceType::User,
+    LinuxNamespaceType::Ipc,
+    LinuxNamespaceType::Uts,
+    LinuxNamespaceType::Network,
+    LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::Mount,
+    LinuxNamespaceType::Pid,
+    LinuxNamespaceType::Time,
+];
+
+impl Runtime {
+    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Execed> {
+        let saved = self.load(id)?;
+        match self.status(&saved) {
+            Status::Running | Status::Created => {}
+            Status::Paused if opts.ignore_paused => {}
+            Status::Paused => return Err(Error::Paused(id.to_string())),
+            s => {
+                return Err(Error::BadStatus {
+                    action: "exec in",
+                    id: id.to_string(),
+                    status: s.to_string(),
+                })
+            }
+        }
+        let spec = self.load_config(id)?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let p = &opts.process;
+        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::Spec("exec: no command given".into()));
+        }
+        if !p.cwd().is_absolute() {
+            return Err(Error::Spec(format!(
+                "exec: cwd {} must be absolute",
+                p.cwd().display()
+            )));
+        }
+        let terminal = p.terminal().unwrap_or(false);
+        let seccomp = match linux.seccomp() {
+            Some(s) => Some(pelagos_seccomp::compile(s)?),
+            None => None,
+        };
+
+        // Open every namespace of the init that differs from ours, then re-check the pid.
+        let mut ns_fds: Vec<(LinuxNamespaceType, OwnedFd)> = Vec::new();
+        for t in NS_ORDER {
+            let theirs = format!("/proc/{}/ns/{}", saved.pid, proc_name(t));
+            let ours = format!("/proc/self/ns/{}", proc_name(t));
+            let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+                continue;
+            };
+            use std::os::unix::fs::MetadataExt;
+            if a.ino() == b.ino() && a.dev() == b.dev() {
+                continue;
+            }
+            ns_fds.push((
+                t,
+                crate::namespaces::open_ns(std::path::Path::new(&theirs))?,
+            ));
+        }
+        if !saved.init_alive() {
+            return Err(Error::NotRunning(id.to_string()));
+        }
+        let cgroup_fd = if saved.cgroup.is_empty() {
+            None
+        } else {
+            let rel = match &opts.sub_cgroup {
+                Some(sub) => format!("{}/{}", saved.cgroup.trim_end_matches('/'), sub),
+                None => saved.cgroup.clone(),
+            };
+            Some(Cgroup::from_relative(&rel)?.open_dir_fd()?)
+        };
+
+        let mut pty_receiver: Option<SyncSocket> = None;
+        let console: Option<OwnedFd> = if !terminal {
+            None
+        } else if let Some(path) = &opts.console_socket {
+            let s = std::os::unix::net::UnixStream::connect(path)
+                .io(|| format!("connect to console socket {}", path.display()))?;
+            Some(s.into())
+        } else {
+            let (ours, theirs) = sync::pair()?;
+            pty_receiver = Some(ours);
+            Some(theirs.into_fd())
+        };
+        let (parent_sock, child_sock) = sync::pair()?;
+        let state = state_json(&saved, Status::Running);
+
+        // pid and time namespaces apply to children: enter them here, before clone.
+        for (t, fd) in &ns_fds {
+            if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+                nix::sched::setns(fd, clone_flag(*t))
+                    .sys(|| format!("join the container's {} namespace", proc_name(*t)))?;
+            }
+        }
+        let forked = sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
+            .sys(|| "clone the exec process".into())?;
+        match forked {
+            sys::Forked::Child => {
+                drop(parent_sock);
+                let err = match exec_child(
+                    p,
+                    &linux,
+                    &ns_fds,
+                    console,
+                    seccomp,
+                    opts,
+                    &state,
+                    &child_sock,
+                ) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                };
+                let _ = child_sock.send_error(&err.to_string());
+                // SAFETY: leave the cloned copy without running the runtime's destructors.
+                unsafe { libc::_exit(127) }
+            }
+            sys::Forked::Parent(pid) => {
+                drop(child_sock);
+                drop(console);
+                if let Err(e) = parent_sock.wait_exec() {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                    return Err(e);
+                }
+                let pty_master = match pty_receiver {
+                    Some(r) => r.recv_with_fd()?.1,
+                    None => None,
+                };
+                if let Some(pf) = &opts.pid_file {
+                    write_pid_file(pf, pid)?;
+                }
+                Ok(Execed { pid, pty_master })
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn exec_child(
+    p: &Process,
+    linux: &oci_spec::runtime::Linux,
+    ns_fds: &[(LinuxNamespaceType, OwnedFd)],
+    console: Option<OwnedFd>,
+    seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    opts: &ExecOptions,
+    state: &[u8],
+    sync: &SyncSocket,
+) -> Result<init::Never> {
+    // Nobody in the container may read this process's memory or open its exe while it is
+    // still the runtime (CVE-2019-5736 class); execve resets this.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    for (t, fd) in ns_fds {
+        if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+            continue;
+        }
+        nix::sched::setns(fd, CloneFlags::from_bits_retain(clone_flag(*t).bits()))
+            .sys(|| format!("join the container's {} namespace", proc_name(*t)))?;
+        if *t == LinuxNamespaceType::User {
+            let g = nix::unistd::Gid::from_raw(0);
+            let u = nix::unistd::Uid::from_raw(0);
+            nix::unistd::setresgid(g, g, g).sys(|| "setgid 0 in the user namespace".into())?;
+            nix::unistd::setresuid(u, u, u).sys(|| "setuid 0 in the user namespace".into())?;
+        }
+    }
+    let exe = init::prepare_process(p, linux)?;
+    if let Some(console) = &console {
+        let size = p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        init::tty::setup(console, size)?;
+    }
+    drop(console);
+    init::exec_process(p, &exe, seccomp.as_ref(), opts.preserve_fds, state, sync)
+}

@@ -1,0 +1,128 @@
+//! Running OCI hooks: the hook's path, args and env exactly as given, the container state JSON
+//! on stdin, and its timeout enforced.
+
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::error::{Error, Result};
+
+/// Run each hook in order; the first failure stops the list and is returned.
+pub fn run_all(hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    for hook in hooks {
+        run(hook, state_json)?;
+    }
+    Ok(())
+}
+
+/// Run each hook; failures are only warned about (poststart, poststop).
+pub fn run_all_warn(hooks: &[Hook], state_json: &[u8], warn: &mut dyn FnMut(String)) {
+    for hook in hooks {
+        if let Err(e) = run(hook, state_json) {
+            warn(e.to_string());
+        }
+    }
+}
+
+pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
+    let path = hook.path();
+    let fail = |reason: String| Error::Hook {
+        path: path.clone(),
+        reason,
+    };
+    let mut cmd = Command::new(path);
+    if let Some(args) = hook.args() {
+        if let Some((argv0, rest)) = args.split_first() {
+            cmd.arg0(argv0).args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in hook.env().as_deref().unwrap_or(&[]) {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped());
+    // A hook's stdout must not corrupt a caller's protocol on ours (runc sends it to stderr too).
+    cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that exits without reading its stdin is fine: ignore EPIPE.
+        let _ = stdin.write_all(state_json);
+    }
+    let deadline = hook
+        .timeout()
+        .filter(|t| *t > 0)
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => return Err(fail(format!("{status}"))),
+            Ok(None) => {}
+            Err(e) => return Err(fail(e.to_string())),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!(
+                "timed out after {} s",
+                hook.timeout().unwrap_or(0)
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::HookBuilder;
+
+    #[test]
+    fn hook_gets_state_on_stdin_and_env() {
+        let out = std::env::temp_dir().join(format!("pelagos-hook-{}", std::process::id()));
+        let hook = HookBuilder::default()
+            .path("/bin/sh")
+            .args(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                format!("cat > {0}; echo \" $FOO\" >> {0}", out.display()),
+            ])
+            .env(vec!["FOO=bar".to_string()])
+            .build()
+            .unwrap();
+        run(&hook, br#"{"id":"x"}"#).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        std::fs::remove_file(&out).unwrap();
+        assert_eq!(text, "{\"id\":\"x\"} bar\n");
+    }
+
+    #[test]
+    fn failing_and_slow_hooks_are_errors() {
+        let hook = HookBuilder::default().path("/bin/false").build().unwrap();
+        assert!(run(&hook, b"{}")
+            .unwrap_err()
+            .to_string()
+            .contains("/bin/false"));
+        let slow = HookBuilder::default()
+            .path("/bin/sleep")
+            .args(vec!["sleep".to_string(), "5".to_string()])
+            .timeout(1i64)
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let err = run(&slow, b"{}").unwrap_err().to_string();
+        assert!(err.contains("timed out"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(4));
+        let missing = HookBuilder::default()
+            .path("/nonexistent/hook")
+            .build()
+            .unwrap();
+        assert!(run(&missing, b"{}").is_err());
+    }
+}

@@ -1,0 +1,423 @@
+//! The container's init process, from clone to execve: it runs in the new namespaces on a
+//! copy of the runtime's memory, builds the rootfs, parks until `start`, then becomes the
+//! user's program. It never returns: success ends in execve, failure in a message and _exit.
+
+pub mod process;
+pub mod tty;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::error::{Error, Result, SysContext};
+use crate::rootfs::{self, Create, Rootfs};
+use crate::spec::Bundle;
+use crate::sync::{Msg, SyncSocket};
+use crate::{hooks, namespaces};
+
+/// How the parked init learns that it may start.
+pub enum StartSignal {
+    /// `create`: block opening the exec fifo for writing until `start` opens it for reading.
+    Fifo(PathBuf),
+    /// `run`: the runtime, still our parent, sends `Start` on the sync socket.
+    Sync,
+}
+
+/// Everything the init needs, prepared by the runtime before clone.
+pub struct InitContext<'a> {
+    pub bundle: &'a Bundle,
+    pub sync: SyncSocket,
+    pub start: StartSignal,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: i32,
+    pub seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    pub no_pivot: bool,
+    /// The container's cgroup directory on the host, bind-mounted for cgroup mounts when the
+    /// container has no cgroup namespace.
+    pub cgroup_dir: Option<PathBuf>,
+    pub has_runtime_hooks: bool,
+}
+
+/// Entry point of the cloned child.
+pub fn run(ctx: InitContext<'_>) -> ! {
+    let err = match setup(&ctx) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // After `start` nobody reads the sync socket: the container's stderr gets it too.
+    if ctx.sync.send_error(&err.to_string()).is_err() {
+        eprintln!("pelagos-runtime init: {err}");
+    }
+    // SAFETY: _exit ends this process without running the parent's atexit handlers or
+    // destructors, which belong to the runtime's copy of memory.
+    unsafe { libc::_exit(1) }
+}
+
+pub enum Never {}
+
+fn setup(ctx: &InitContext<'_>) -> Result<Never> {
+    // Until execve this process is the runtime: nothing in the container may read its
+    // memory, environment or exe (CVE-2019-5736 class). execve resets the flag.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    let spec = &ctx.bundle.spec;
+    let ns = &ctx.bundle.namespaces;
+    let (_, state_json) = ctx.sync.recv_payload()?;
+
+    for (t, path) in &ns.join {
+        if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+            continue; // entered by the runtime before clone
+        }
+        namespaces::join(*t, path)?;
+    }
+    if ns.joins(LinuxNamespaceType::User) {
+        // Namespaces created after joining the user namespace belong to it.
+        let flags = ns.clone_flags() & !nix::sched::CloneFlags::CLONE_NEWUSER;
+        nix::sched::unshare(flags).sys(|| "unshare namespaces".into())?;
+    }
+    if ns.has(LinuxNamespaceType::User) {
+        let root_g = nix::unistd::Gid::from_raw(0);
+        let root_u = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_g, root_g, root_g)
+            .sys(|| "setgid 0 in the user namespace".into())?;
+        nix::unistd::setresuid(root_u, root_u, root_u)
+            .sys(|| "setuid 0 in the user namespace".into())?;
+    }
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).sys(|| format!("set hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(d)?;
+    }
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+
+    // Handles that must be taken while the host's filesystem is still visible.
+    let fifo = match &ctx.start {
+        StartSignal::Fifo(path) => {
+            Some((open_o_path(path)?, open_o_path(Path::new("/proc/self/fd"))?))
+        }
+        StartSignal::Sync => None,
+    };
+
+    let linux = spec.linux().clone().unwrap_or_default();
+    let creates_mnt = ns.creates(LinuxNamespaceType::Mount);
+    let rootfs = if creates_mnt {
+        let r = Rootfs::prepare(
+            &ctx.bundle.rootfs,
+            &ctx.bundle.dir,
+            !ns.has(LinuxNamespaceType::User),
+        )?;
+        let cgroup_bind = if ns.creates(LinuxNamespaceType::Cgroup) {
+            None
+        } else {
+            ctx.cgroup_dir.as_deref()
+        };
+        let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+        for m in mounts {
+            r.mount_entry(m, cgroup_bind)?;
+        }
+        let dev_from_host = mounts.iter().any(|m| {
+            m.destination() == Path::new("/dev")
+                && (m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .iter()
+                        .flatten()
+                        .any(|o| o == "bind" || o == "rbind"))
+        });
+        r.create_devices(linux.devices().as_deref().unwrap_or(&[]), !dev_from_host)?;
+        if !dev_from_host {
+            let has_devpts = mounts
+                .iter()
+                .any(|m| m.destination() == Path::new("/dev/pts"));
+            r.dev_symlinks(has_devpts)?;
+        }
+        if let Some(p) = spec.process() {
+            r.resolve(p.cwd(), Some(Create::Dir))?;
+        }
+        let dev_null = rootfs::host_dev_null()?;
+        r.mask_paths(linux.masked_paths().as_deref().unwrap_or(&[]), &dev_null)?;
+        r.readonly_paths(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+        Some(r)
+    } else {
+        None
+    };
+
+    // Sysctls go through the host's /proc, still mounted: /proc/sys acts on the namespaces
+    // of the writer, which are the container's.
+    if let Some(sysctl) = linux.sysctl() {
+        for (key, value) in sysctl {
+            let path = format!("/proc/sys/{}", key.replace('.', "/"));
+            std::fs::write(&path, value).map_err(|e| Error::Io {
+                what: format!("set sysctl {key}={value}"),
+                source: e,
+            })?;
+        }
+    }
+
+    if ctx.has_runtime_hooks {
+        ctx.sync.send(Msg::RunHooks)?;
+        ctx.sync.expect(Msg::HooksDone)?;
+    }
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.create_container().clone())
+    {
+        hooks::run_all(&h, &state_json)?;
+    }
+
+    if let Some(r) = &rootfs {
+        r.pivot(ctx.no_pivot)?;
+        if let Some(word) = linux.rootfs_propagation() {
+            let flags = rootfs::propagation_flags(word)?;
+            if !flags.is_empty() {
+                nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+                    .sys(|| format!("set rootfs propagation {word}"))?;
+            }
+        }
+        if spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
+        {
+            let root = rootfs::open_path(Path::new("/"))?;
+            crate::sys::mount_setattr(root.as_raw_fd(), false, crate::sys::MOUNT_ATTR_RDONLY, 0)
+                .sys(|| "make the root filesystem read-only".into())?;
+        }
+    }
+
+    let prepared = match spec.process() {
+        Some(p) => Some(prepare_process(p, &linux)?),
+        None => None,
+    };
+    if let (Some(p), Some(console)) = (spec.process(), &ctx.console) {
+        if p.terminal().unwrap_or(false) {
+            let size = p
+                .console_size()
+                .as_ref()
+                .map(|b| (b.height() as u16, b.width() as u16));
+            tty::setup(console, size)?;
+        }
+    }
+    let _ = nix::unistd::setsid();
+    ctx.sync.send(Msg::Ready)?;
+
+    match fifo {
+        Some((fifo, proc_fd)) => wait_fifo(&fifo, &proc_fd)?,
+        None => ctx.sync.expect(Msg::Start)?,
+    }
+    let (Some(process), Some(exe)) = (spec.process(), prepared) else {
+        return Err(Error::Spec("process is not set in config.json".into()));
+    };
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
+        let started = String::from_utf8_lossy(&state_json)
+            .replace("\"status\":\"creating\"", "\"status\":\"created\"");
+        hooks::run_all(&h, started.as_bytes())?;
+    }
+    exec_process(
+        process,
+        &exe,
+        ctx.seccomp.as_ref(),
+        ctx.preserve_fds,
+        &state_json,
+        &ctx.sync,
+    )
+}
+
+/// Checks and settings that can fail visibly before the container reports ready: the
+/// program exists, rlimits, scheduler, I/O priority, personality, CPU affinity.
+pub(crate) fn prepare_process(p: &Process, linux: &oci_spec::runtime::Linux) -> Result<PathBuf> {
+    let args = p.args().as_deref().unwrap_or(&[]);
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::Spec("process.args must not be empty".into()))?;
+    let env = p.env().as_deref().unwrap_or(&[]);
+    let exe = process::find_executable(arg0, env)?;
+    if let Some(r) = p.rlimits() {
+        process::set_rlimits(r)?;
+    }
+    if let Some(s) = p.scheduler() {
+        process::set_scheduler(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        process::set_io_priority(io.class(), io.priority())?;
+    }
+    if let Some(pers) = linux.personality() {
+        process::set_personality(pers)?;
+    }
+    if let Some(aff) = p.exec_cpu_affinity() {
+        if let Some(cpus) = aff.cpu_affinity_final() {
+            process::set_cpu_affinity(cpus)?;
+        }
+    }
+    Ok(exe)
+}
+
+/// The last steps, shared by the init and by `exec`: security settings in the order that
+/// keeps them enforceable, fds closed, signals reset, then execve. Never returns on success.
+pub(crate) fn exec_process(
+    p: &Process,
+    exe: &Path,
+    seccomp: Option<&pelagos_seccomp::CompiledFilter>,
+    preserve_fds: i32,
+    state_json: &[u8],
+    sync: &SyncSocket,
+) -> Result<Never> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    // The notify agent's socket is connected while every syscall is still allowed.
+    let listener = match seccomp.and_then(|s| s.listener_path()) {
+        Some(path) => Some(pelagos_seccomp::connect_listener(path)?),
+        None => None,
+    };
+    let load_seccomp = |listener: &Option<OwnedFd>| -> Result<()> {
+        let Some(filter) = seccomp else { return Ok(()) };
+        let notify_fd = filter.load()?;
+        if let (Some(fd), Some(sock)) = (notify_fd, listener) {
+            let state: serde_json::Value =
+                serde_json::from_slice(state_json).unwrap_or(serde_json::Value::Null);
+            pelagos_seccomp::send_listener_fd(
+                sock,
+                &fd,
+                std::process::id() as i32,
+                filter.listener_metadata(),
+                &state,
+            )?;
+        }
+        Ok(())
+    };
+
+    process::drop_bounding(p)?;
+    if !nnp {
+        // Without no_new_privs the filter needs CAP_SYS_ADMIN: load it while we have it.
+        load_seccomp(&listener)?;
+    }
+    process::switch_user(p)?;
+    process::set_capabilities(p)?;
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    nix::unistd::chdir(p.cwd()).sys(|| format!("chdir to cwd {}", p.cwd().display()))?;
+    // A leaked directory fd as cwd would show as "(unreachable)/…" (CVE-2024-21626 class).
+    match nix::unistd::getcwd() {
+        Ok(cwd) if cwd.is_absolute() => {}
+        _ => {
+            return Err(Error::Spec(format!(
+                "cwd {} is not inside the container",
+                p.cwd().display()
+            )))
+        }
+    }
+    let umask = p.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
+    if nnp {
+        load_seccomp(&listener)?;
+    }
+    drop(listener);
+    prepare_fds(preserve_fds)?;
+    reset_signals();
+
+    let args: Vec<std::ffi::CString> = p
+        .args()
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| Error::Spec("process.args contains a NUL byte".into()))?;
+    let env: Vec<std::ffi::CString> = p
+        .env()
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| Error::Spec("process.env contains a NUL byte".into()))?;
+    let path = crate::sys::cstr(exe).map_err(|_| Error::Spec("exec path contains NUL".into()))?;
+    let err = match nix::unistd::execve(&path, &args, &env) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sync;
+    Err(Error::Spec(format!("exec {}: {err}", exe.display())))
+}
+
+/// Close-on-exec every descriptor but stdio and the preserved ones, which lose the flag.
+fn prepare_fds(preserve_fds: i32) -> Result<()> {
+    let first_closed = 3 + preserve_fds.max(0) as u32;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first_closed,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(ret).sys(|| "mark descriptors close-on-exec".into())?;
+    for fd in 3..first_closed as i32 {
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
+    }
+    Ok(())
+}
+
+/// The runtime ignores SIGPIPE (Rust's default) and may block signals: the container's
+/// program must start with default dispositions and an empty mask.
+fn reset_signals() {
+    // SAFETY: resetting a disposition to SIG_DFL installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+fn wait_fifo(fifo: &OwnedFd, proc_fd: &OwnedFd) -> Result<()> {
+    // Re-open the fifo for writing through procfs: this blocks until `start` opens it.
+    let name = fifo.as_raw_fd().to_string();
+    let w = nix::fcntl::openat(
+        Some(proc_fd.as_raw_fd()),
+        name.as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .sys(|| "open exec fifo".into())?;
+    let ret = nix::unistd::write(
+        // SAFETY: `w` was just opened and is closed below; nothing else uses it.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(w) },
+        b"0",
+    );
+    let _ = nix::unistd::close(w);
+    ret.sys(|| "write exec fifo".into())?;
+    Ok(())
+}
+
+fn open_o_path(path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .sys(|| format!("open {}", path.display()))?;
+    // SAFETY: a fresh descriptor from a successful open.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+fn set_domainname(name: &str) -> Result<()> {
+    // SAFETY: setdomainname reads `len` bytes from a buffer that lives for the call.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    nix::errno::Errno::result(ret)
+        .map(drop)
+        .sys(|| format!("set domainname {name:?}"))
+}

@@ -1,0 +1,689 @@
+//! The container's root filesystem, built inside its mount namespace: mounts resolved safely
+//! under the rootfs (openat2 RESOLVE_IN_ROOT, mounting onto the opened fd), devices, masked and
+//! read-only paths, then pivot_root.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{Mode, SFlag};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount};
+
+use crate::error::{Error, Result, SysContext};
+use crate::mount_opts::MountOptions;
+use crate::sys::{self, fd_path, openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// What to create at a mount destination that does not exist yet.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    Dir,
+    File,
+}
+
+/// Map a `linux.rootfsPropagation` word to mount flags.
+pub fn propagation_flags(word: &str) -> Result<MsFlags> {
+    Ok(match word {
+        "" => MsFlags::empty(),
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
+        other => {
+            return Err(Error::Spec(format!(
+                "linux.rootfsPropagation {other:?} is not one of shared, slave, private, unbindable"
+            )))
+        }
+    })
+}
+
+/// The rootfs being assembled: its path on the host and an O_PATH handle to it.
+pub struct Rootfs {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+    pub bundle: PathBuf,
+    /// Whether mknod is allowed (false in a new user namespace: devices are bind-mounted).
+    pub can_mknod: bool,
+}
+
+fn none() -> Option<&'static str> {
+    None
+}
+
+impl Rootfs {
+    /// Detach the container's mounts from the host (rslave), and make the rootfs a mount point.
+    pub fn prepare(path: &Path, bundle: &Path, can_mknod: bool) -> Result<Rootfs> {
+        mount(
+            none(),
+            "/",
+            none(),
+            MsFlags::MS_SLAVE | MsFlags::MS_REC,
+            none(),
+        )
+        .sys(|| "make / rslave in the container's mount namespace".into())?;
+        mount(
+            Some(path),
+            path,
+            none(),
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            none(),
+        )
+        .sys(|| format!("bind rootfs {}", path.display()))?;
+        let fd = open_path(path)?;
+        Ok(Rootfs {
+            path: path.to_path_buf(),
+            fd,
+            bundle: bundle.to_path_buf(),
+            can_mknod,
+        })
+    }
+
+    /// Open `dest` (absolute inside the container) without leaving the rootfs, creating it
+    /// (and its parents) as `create` says when missing.
+    pub fn resolve(&self, dest: &Path, create: Option<Create>) -> Result<OwnedFd> {
+        let mut rel = relative(dest);
+        if rel.as_os_str().is_empty() {
+            rel = PathBuf::from(".");
+        }
+        match openat2(
+            self.fd.as_raw_fd(),
+            &rel,
+            libc::O_PATH,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        ) {
+            Ok(fd) => Ok(fd),
+            Err(Errno::ENOENT) if create.is_some() => self.create(&rel, create),
+            Err(e) => Err(e).sys(|| format!("resolve {} in rootfs", dest.display())),
+        }
+    }
+
+    fn create(&self, rel: &Path, create: Option<Create>) -> Result<OwnedFd> {
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let parent = if parent_rel.as_os_str().is_empty() {
+            open_path_at(self.fd.as_raw_fd(), Path::new("."))?
+        } else {
+            self.resolve(parent_rel, Some(Create::Dir))?
+        };
+        let Some(name) = rel.file_name() else {
+            return Ok(parent);
+        };
+        match create {
+            Some(Create::File) => {
+                match nix::fcntl::openat(
+                    Some(parent.as_raw_fd()),
+                    name,
+                    nix::fcntl::OFlag::O_CREAT
+                        | nix::fcntl::OFlag::O_WRONLY
+                        | nix::fcntl::OFlag::O_NOFOLLOW
+                        | nix::fcntl::OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                ) {
+                    Ok(fd) => drop(own(fd)),
+                    Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e).sys(|| format!("create /{}", rel.display())),
+                }
+            }
+            _ => match nix::sys::stat::mkdirat(
+                Some(parent.as_raw_fd()),
+                name,
+                Mode::from_bits_truncate(0o755),
+            ) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e).sys(|| format!("mkdir /{}", rel.display())),
+            },
+        }
+        openat2(
+            self.fd.as_raw_fd(),
+            rel,
+            libc::O_PATH,
+            RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        )
+        .sys(|| format!("resolve /{} in rootfs (a dangling symlink?)", rel.display()))
+    }
+
+    /// Perform one `mounts[]` entry.
+    pub fn mount_entry(&self, m: &Mount, cgroup_bind: Option<&Path>) -> Result<()> {
+        let dest = m.destination();
+        let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
+        let typ = m.typ().as_deref().unwrap_or("");
+        let bind = opts.bind || typ == "bind";
+        let what = || format!("mount {} on {}", typ_or(typ, bind), dest.display());
+
+        if bind {
+            if let Some(bad) = opts.unknown.first() {
+                return Err(Error::Spec(format!(
+                    "mount {}: unknown option {bad:?}",
+                    dest.display()
+                )));
+            }
+            let source = self.source_path(m)?;
+            let meta = std::fs::metadata(&source)
+                .map_err(|e| Error::Spec(format!("mount source {}: {e}", source.display())))?;
+            let target = self.resolve(
+                dest,
+                Some(if meta.is_dir() {
+                    Create::Dir
+                } else {
+                    Create::File
+                }),
+            )?;
+            let mut flags = MsFlags::MS_BIND;
+            if opts.recursive_bind {
+                flags |= MsFlags::MS_REC;
+            }
+            mount(
+                Some(&source),
+                fd_path(target.as_raw_fd()).as_str(),
+                none(),
+                flags,
+                none(),
+            )
+            .sys(what)?;
+            let (set, clr) = opts.bind_attrs();
+            self.finish_mount(dest, &opts, set, clr)?;
+            return Ok(());
+        }
+
+        if (typ == "proc" || typ == "sysfs") && self.is_symlink(dest) {
+            return Err(Error::Spec(format!(
+                "mount destination {} is a symlink: refusing to mount {typ} there",
+                dest.display()
+            )));
+        }
+        let target = self.resolve(dest, Some(Create::Dir))?;
+        if typ == "proc" || typ == "sysfs" {
+            check_not_overmounted(&target, dest)?;
+        }
+        let target_path = fd_path(target.as_raw_fd());
+        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        let flags = opts.flags & !MsFlags::MS_REMOUNT;
+        match typ {
+            "cgroup" | "cgroup2" => {
+                if let Some(dir) = cgroup_bind {
+                    // No cgroup namespace: show the container its own cgroup by a bind mount.
+                    mount(
+                        Some(dir),
+                        target_path.as_str(),
+                        none(),
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        none(),
+                    )
+                    .sys(what)?;
+                    let (set, clr) = opts.bind_attrs();
+                    return self.finish_mount(dest, &opts, set, clr);
+                }
+                mount(
+                    Some("cgroup2"),
+                    target_path.as_str(),
+                    Some("cgroup2"),
+                    flags,
+                    data,
+                )
+                .sys(what)?;
+            }
+            _ => {
+                let source = m
+                    .source()
+                    .as_ref()
+                    .map(|s| s.as_os_str().to_owned())
+                    .unwrap_or_else(|| typ.into());
+                let res = mount(
+                    Some(source.as_os_str()),
+                    target_path.as_str(),
+                    Some(typ),
+                    flags,
+                    data,
+                );
+                match res {
+                    Ok(()) => {}
+                    // Without a new network/ipc namespace of our own user namespace, sysfs and
+                    // mqueue cannot be mounted fresh: show the host's, as runc does.
+                    Err(Errno::EPERM) if typ == "sysfs" || typ == "mqueue" => {
+                        let host = if typ == "sysfs" {
+                            "/sys"
+                        } else {
+                            "/dev/mqueue"
+                        };
+                        mount(
+                            Some(host),
+                            target_path.as_str(),
+                            none(),
+                            MsFlags::MS_BIND | MsFlags::MS_REC,
+                            none(),
+                        )
+                        .sys(what)?;
+                        let (set, clr) = opts.bind_attrs();
+                        return self.finish_mount(dest, &opts, set, clr);
+                    }
+                    Err(e) => return Err(e).sys(what),
+                }
+                if opts.tmpcopyup && typ == "tmpfs" {
+                    return Err(Error::Unsupported(
+                        "mount option",
+                        format!("tmpcopyup at {}", dest.display()),
+                    ));
+                }
+            }
+        }
+        self.finish_mount(dest, &opts, 0, 0)
+    }
+
+    /// Apply attributes (for binds and recursive options) and propagation to the mount now at `dest`.
+    fn finish_mount(&self, dest: &Path, opts: &MountOptions, set: u64, clr: u64) -> Result<()> {
+        if set == 0
+            && clr == 0
+            && opts.rec_set == 0
+            && opts.rec_clr == 0
+            && opts.propagation.is_empty()
+        {
+            return Ok(());
+        }
+        // Re-open: the new descriptor refers to the root of the mount just made.
+        let fd = self.resolve(dest, None)?;
+        if set != 0 || clr != 0 {
+            sys::mount_setattr(fd.as_raw_fd(), false, set, clr)
+                .sys(|| format!("set mount attributes on {}", dest.display()))?;
+        }
+        if opts.rec_set != 0 || opts.rec_clr != 0 {
+            sys::mount_setattr(fd.as_raw_fd(), true, opts.rec_set, opts.rec_clr)
+                .sys(|| format!("set recursive mount attributes on {}", dest.display()))?;
+        }
+        if !opts.propagation.is_empty() {
+            mount(
+                none(),
+                fd_path(fd.as_raw_fd()).as_str(),
+                none(),
+                opts.propagation,
+                none(),
+            )
+            .sys(|| format!("set propagation of {}", dest.display()))?;
+        }
+        Ok(())
+    }
+
+    fn source_path(&self, m: &Mount) -> Result<PathBuf> {
+        let src = m.source().as_ref().ok_or_else(|| {
+            Error::Spec(format!(
+                "bind mount {} has no source",
+                m.destination().display()
+            ))
+        })?;
+        Ok(if src.is_absolute() {
+            src.clone()
+        } else {
+            self.bundle.join(src)
+        })
+    }
+
+    fn is_symlink(&self, dest: &Path) -> bool {
+        let rel = relative(dest);
+        let (parent, name) = match (rel.parent(), rel.file_name()) {
+            (Some(p), Some(n)) => (p, n),
+            _ => return false,
+        };
+        let Ok(dir) = (if parent.as_os_str().is_empty() {
+            open_path_at(self.fd.as_raw_fd(), Path::new("."))
+        } else {
+            self.resolve(parent, None)
+        }) else {
+            return false;
+        };
+        nix::sys::stat::fstatat(
+            Some(dir.as_raw_fd()),
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK)
+    }
+
+    /// Whether the config mounts something of its own on /dev from the host (then the runtime
+    /// does not populate it).
+    pub fn create_devices(&self, devices: &[LinuxDevice], with_defaults: bool) -> Result<()> {
+        if with_defaults {
+            for (name, minor_major) in DEFAULT_DEVICES {
+                self.make_device(
+                    Path::new(name),
+                    SFlag::S_IFCHR,
+                    minor_major.0,
+                    minor_major.1,
+                    0o666,
+                    0,
+                    0,
+                )?;
+            }
+        }
+        for d in devices {
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+                LinuxDeviceType::B => SFlag::S_IFBLK,
+                LinuxDeviceType::P => SFlag::S_IFIFO,
+                LinuxDeviceType::A => {
+                    return Err(Error::Spec(format!(
+                        "linux.devices {}: type \"a\" is only valid in cgroup rules",
+                        d.path().display()
+                    )))
+                }
+            };
+            self.make_device(
+                d.path(),
+                kind,
+                d.major() as u64,
+                d.minor() as u64,
+                d.file_mode().unwrap_or(0o666),
+                d.uid().unwrap_or(0),
+                d.gid().unwrap_or(0),
+            )?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn make_device(
+        &self,
+        path: &Path,
+        kind: SFlag,
+        major: u64,
+        minor: u64,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<()> {
+        let rel = relative(path);
+        let parent = self.resolve(rel.parent().unwrap_or(Path::new("dev")), Some(Create::Dir))?;
+        let name = rel
+            .file_name()
+            .ok_or_else(|| Error::Spec(format!("device path {}", path.display())))?;
+        // Replace whatever is there (an image may ship placeholder files).
+        let _ = nix::unistd::unlinkat(
+            Some(parent.as_raw_fd()),
+            name,
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        let what = || format!("create device {}", path.display());
+        if self.can_mknod || kind == SFlag::S_IFIFO {
+            let dev = nix::sys::stat::makedev(major, minor);
+            nix::sys::stat::mknodat(
+                Some(parent.as_raw_fd()),
+                name,
+                kind,
+                Mode::from_bits_truncate(mode & 0o7777),
+                dev,
+            )
+            .sys(what)?;
+            let node = nix::fcntl::openat(
+                Some(parent.as_raw_fd()),
+                name,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_NOFOLLOW
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .sys(what)?;
+            let node = own(node);
+            // O_PATH fds cannot be fchmod'ed directly: go through the proc magic link.
+            let p = fd_path(node.as_raw_fd());
+            nix::sys::stat::fchmodat(
+                None,
+                p.as_str(),
+                Mode::from_bits_truncate(mode & 0o7777),
+                nix::sys::stat::FchmodatFlags::FollowSymlink,
+            )
+            .sys(what)?;
+            nix::unistd::fchownat(
+                None,
+                p.as_str(),
+                Some(uid.into()),
+                Some(gid.into()),
+                nix::fcntl::AtFlags::empty(),
+            )
+            .sys(what)?;
+        } else {
+            // A user namespace cannot mknod: bind the host's node instead.
+            let host = Path::new("/").join(&rel);
+            let target = self.resolve(path, Some(Create::File))?;
+            mount(
+                Some(&host),
+                fd_path(target.as_raw_fd()).as_str(),
+                none(),
+                MsFlags::MS_BIND,
+                none(),
+            )
+            .sys(what)?;
+        }
+        Ok(())
+    }
+
+    /// The usual /dev symlinks; /dev/ptmx points into the container's devpts.
+    pub fn dev_symlinks(&self, has_devpts: bool) -> Result<()> {
+        let dev = self.resolve(Path::new("/dev"), Some(Create::Dir))?;
+        let mut links = vec![
+            ("/proc/self/fd", "fd"),
+            ("/proc/self/fd/0", "stdin"),
+            ("/proc/self/fd/1", "stdout"),
+            ("/proc/self/fd/2", "stderr"),
+        ];
+        if Path::new("/proc/kcore").exists() {
+            links.push(("/proc/kcore", "core"));
+        }
+        if has_devpts {
+            let _ = nix::unistd::unlinkat(
+                Some(dev.as_raw_fd()),
+                "ptmx",
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            links.push(("pts/ptmx", "ptmx"));
+        }
+        for (target, name) in links {
+            match nix::unistd::symlinkat(target, Some(dev.as_raw_fd()), name) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e).sys(|| format!("symlink /dev/{name}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Hide `paths`: a directory gets an empty read-only tmpfs, a file the host's /dev/null
+    /// (opened and checked to be the real 1:3 character device, never the container's).
+    pub fn mask_paths(&self, paths: &[String], dev_null: &OwnedFd) -> Result<()> {
+        for p in paths {
+            let target = match self.resolve(Path::new(p), None) {
+                Ok(fd) => fd,
+                Err(Error::Sys {
+                    source: Errno::ENOENT,
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            };
+            let tp = fd_path(target.as_raw_fd());
+            let st = nix::sys::stat::fstat(target.as_raw_fd()).sys(|| format!("stat {p}"))?;
+            let what = || format!("mask {p}");
+            if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+                mount(
+                    Some("tmpfs"),
+                    tp.as_str(),
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    none(),
+                )
+                .sys(what)?;
+            } else {
+                mount(
+                    Some(fd_path(dev_null.as_raw_fd()).as_str()),
+                    tp.as_str(),
+                    none(),
+                    MsFlags::MS_BIND,
+                    none(),
+                )
+                .sys(what)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Make `paths` read-only bind mounts of themselves.
+    pub fn readonly_paths(&self, paths: &[String]) -> Result<()> {
+        for p in paths {
+            let target = match self.resolve(Path::new(p), None) {
+                Ok(fd) => fd,
+                Err(Error::Sys {
+                    source: Errno::ENOENT,
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            };
+            let tp = fd_path(target.as_raw_fd());
+            mount(
+                Some(tp.as_str()),
+                tp.as_str(),
+                none(),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                none(),
+            )
+            .sys(|| format!("bind read-only path {p}"))?;
+            let fd = self.resolve(Path::new(p), None)?;
+            sys::mount_setattr(fd.as_raw_fd(), true, sys::MOUNT_ATTR_RDONLY, 0)
+                .sys(|| format!("make {p} read-only"))?;
+        }
+        Ok(())
+    }
+
+    /// pivot_root into the rootfs and drop the old root; or, with `no_pivot`, MS_MOVE + chroot.
+    pub fn pivot(&self, no_pivot: bool) -> Result<()> {
+        nix::unistd::fchdir(self.fd.as_raw_fd()).sys(|| "chdir to rootfs".into())?;
+        if no_pivot {
+            mount(Some("."), "/", none(), MsFlags::MS_MOVE, none())
+                .sys(|| "move rootfs to / (--no-pivot)".into())?;
+            nix::unistd::chroot(".").sys(|| "chroot into rootfs".into())?;
+        } else {
+            sys::pivot_root(Path::new("."), Path::new(".")).sys(|| "pivot_root".into())?;
+            // The old root is now stacked under "."; make sure nothing propagates to the
+            // host, then detach it.
+            mount(
+                none(),
+                ".",
+                none(),
+                MsFlags::MS_SLAVE | MsFlags::MS_REC,
+                none(),
+            )
+            .sys(|| "make old root rslave".into())?;
+            umount2(".", MntFlags::MNT_DETACH).sys(|| "detach old root".into())?;
+        }
+        nix::unistd::chdir("/").sys(|| "chdir /".into())
+    }
+}
+
+const DEFAULT_DEVICES: [(&str, (u64, u64)); 6] = [
+    ("/dev/null", (1, 3)),
+    ("/dev/zero", (1, 5)),
+    ("/dev/full", (1, 7)),
+    ("/dev/random", (1, 8)),
+    ("/dev/urandom", (1, 9)),
+    ("/dev/tty", (5, 0)),
+];
+
+fn typ_or(typ: &str, bind: bool) -> &str {
+    if bind {
+        "bind"
+    } else {
+        typ
+    }
+}
+
+/// A mount destination as a path relative to the rootfs ("/a/../b" stays "a/../b": openat2
+/// with RESOLVE_IN_ROOT keeps ".." inside).
+pub fn relative(dest: &Path) -> PathBuf {
+    dest.components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect()
+}
+
+fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass descriptors freshly returned by a successful open.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+}
+
+pub fn open_path(path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .sys(|| format!("open {}", path.display()))?;
+    Ok(own(fd))
+}
+
+fn open_path_at(dir: RawFd, path: &Path) -> Result<OwnedFd> {
+    let fd = nix::fcntl::openat(
+        Some(dir),
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .sys(|| format!("open {}", path.display()))?;
+    Ok(own(fd))
+}
+
+/// A fresh proc or sysfs must land on a directory of the image, not on something the image
+/// arranged to be a procfs (an over-mount trick).
+fn check_not_overmounted(target: &OwnedFd, dest: &Path) -> Result<()> {
+    let st = nix::sys::statfs::fstatfs(target).sys(|| format!("statfs {}", dest.display()))?;
+    if st.filesystem_type().0 == PROC_SUPER_MAGIC {
+        return Err(Error::Spec(format!(
+            "mount destination {} is already inside a procfs",
+            dest.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Open the host's /dev/null and check it is the real null device (1:3).
+pub fn host_dev_null() -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .sys(|| "open /dev/null".into())?;
+    let fd = own(fd);
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).sys(|| "stat /dev/null".into())?;
+    let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    if !is_chr || st.st_rdev != nix::sys::stat::makedev(1, 3) {
+        return Err(Error::Spec(
+            "/dev/null is not the 1:3 character device: refusing to use it for masking".into(),
+        ));
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn propagation_words() {
+        assert_eq!(propagation_flags("shared").unwrap(), MsFlags::MS_SHARED);
+        assert_eq!(
+            propagation_flags("rslave").unwrap(),
+            MsFlags::MS_SLAVE | MsFlags::MS_REC
+        );
+        assert!(propagation_flags("sideways").is_err());
+    }
+
+    #[test]
+    fn relative_paths_stay_relative() {
+        assert_eq!(relative(Path::new("/proc/sys")), PathBuf::from("proc/sys"));
+        assert_eq!(relative(Path::new("/a/../b")), PathBuf::from("a/../b"));
+        assert_eq!(relative(Path::new("/")), PathBuf::from(""));
+    }
+
+    #[test]
+    fn real_dev_null_passes() {
+        assert!(host_dev_null().is_ok());
+    }
+}

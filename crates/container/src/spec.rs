@@ -1,0 +1,352 @@
+//! Loading config.json from a bundle and checking every field before anything is created: a
+//! config pelagos cannot honour is refused here with one line naming the field.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+use crate::namespaces::NamespacePlan;
+
+/// A parsed, validated bundle.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    /// Absolute bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, symlink-free root filesystem path.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+    pub namespaces: NamespacePlan,
+}
+
+impl Bundle {
+    /// Load `config` (default `<dir>/config.json`) and validate it.
+    pub fn load(dir: &Path, config: Option<&Path>) -> Result<Bundle> {
+        let dir = std::path::absolute(dir).map_err(|e| Error::Io {
+            what: format!("bundle {}", dir.display()),
+            source: e,
+        })?;
+        let config_path = match config {
+            Some(c) if c.is_absolute() => c.to_path_buf(),
+            Some(c) => dir.join(c),
+            None => dir.join("config.json"),
+        };
+        let data = std::fs::read(&config_path).map_err(|e| Error::InvalidConfig {
+            path: config_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let spec: Spec = serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
+            path: config_path.clone(),
+            reason: e.to_string(),
+        })?;
+        Bundle::from_spec(dir, spec)
+    }
+
+    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle> {
+        validate_version(spec.version())?;
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| Error::Spec("root.path is required".into()))?;
+        let rootfs = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        let rootfs = std::fs::canonicalize(&rootfs)
+            .map_err(|e| Error::Spec(format!("root.path {}: {e}", rootfs.display())))?;
+        if !rootfs.is_dir() {
+            return Err(Error::Spec(format!(
+                "root.path {} is not a directory",
+                rootfs.display()
+            )));
+        }
+        let linux = spec.linux().clone().unwrap_or_default();
+        let namespaces = NamespacePlan::from_spec(linux.namespaces().as_deref().unwrap_or(&[]))?;
+        let bundle = Bundle {
+            dir,
+            rootfs,
+            spec,
+            namespaces,
+        };
+        bundle.validate()?;
+        Ok(bundle)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let spec = &self.spec;
+        let ns = &self.namespaces;
+        if let Some(process) = spec.process() {
+            validate_process(process)?;
+        }
+        if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+            && !ns.creates(LinuxNamespaceType::Uts)
+        {
+            return Err(Error::Spec(
+                "hostname is set but the container has no new uts namespace".into(),
+            ));
+        }
+        if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+            && !ns.creates(LinuxNamespaceType::Uts)
+        {
+            return Err(Error::Spec(
+                "domainname is set but the container has no new uts namespace".into(),
+            ));
+        }
+        for m in spec.mounts().as_deref().unwrap_or(&[]) {
+            if !m.destination().is_absolute() {
+                return Err(Error::Spec(format!(
+                    "mount destination {} must be an absolute path",
+                    m.destination().display()
+                )));
+            }
+            if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+                return Err(Error::Unsupported(
+                    "mounts[].uidMappings",
+                    format!("id-mapped mount at {}", m.destination().display()),
+                ));
+            }
+            crate::mount_opts::MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
+        }
+        let Some(linux) = spec.linux() else {
+            return Ok(());
+        };
+        let user_ns = ns.has(LinuxNamespaceType::User);
+        let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+            || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if has_maps && !user_ns {
+            return Err(Error::Spec(
+                "linux.uidMappings/gidMappings are set but no user namespace is requested".into(),
+            ));
+        }
+        if ns.creates(LinuxNamespaceType::User)
+            && (linux.uid_mappings().as_ref().is_none_or(|m| m.is_empty())
+                || linux.gid_mappings().as_ref().is_none_or(|m| m.is_empty()))
+        {
+            return Err(Error::Spec(
+                "a new user namespace needs linux.uidMappings and linux.gidMappings".into(),
+            ));
+        }
+        if let Some(sysctl) = linux.sysctl() {
+            for key in sysctl.keys() {
+                validate_sysctl(key, ns)?;
+            }
+        }
+        if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            return Err(Error::Unsupported(
+                "linux.netDevices",
+                "moving host interfaces into the container".into(),
+            ));
+        }
+        if linux.intel_rdt().is_some() {
+            return Err(Error::Unsupported(
+                "linux.intelRdt",
+                "this host has no resctrl filesystem".into(),
+            ));
+        }
+        if let Some(prop) = linux.rootfs_propagation() {
+            crate::rootfs::propagation_flags(prop)?;
+        }
+        if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
+            && !ns.creates(LinuxNamespaceType::Time)
+        {
+            return Err(Error::Spec(
+                "linux.timeOffsets need a new time namespace".into(),
+            ));
+        }
+        if let Some(p) = linux.personality() {
+            crate::init::process::personality_value(p)?;
+        }
+        if let Some(seccomp) = linux.seccomp() {
+            pelagos_seccomp::compile(seccomp)?;
+        }
+        if let Some(devices) = linux.devices() {
+            for d in devices {
+                if !d.path().is_absolute() || !d.path().starts_with("/dev") {
+                    return Err(Error::Spec(format!(
+                        "linux.devices path {} must be under /dev",
+                        d.path().display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_version(version: &str) -> Result<()> {
+    let major = version.split('.').next().unwrap_or("");
+    if major != "1" {
+        return Err(Error::Spec(format!(
+            "unsupported ociVersion {version:?}: pelagos implements runtime-spec 1.x"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
+    if !process.cwd().is_absolute() {
+        return Err(Error::Spec(format!(
+            "process.cwd {:?} must be an absolute path",
+            process.cwd()
+        )));
+    }
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) && process.command_line().is_none() {
+        return Err(Error::Spec("process.args must not be empty".into()));
+    }
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+        && !apparmor_enabled()
+    {
+        return Err(Error::Unsupported(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host".into(),
+        ));
+    }
+    if let Some(rlimits) = process.rlimits() {
+        for r in rlimits {
+            if r.soft() > r.hard() {
+                return Err(Error::Spec(format!(
+                    "process.rlimits {:?}: soft limit {} exceeds hard limit {}",
+                    r.typ(),
+                    r.soft(),
+                    r.hard()
+                )));
+            }
+        }
+    }
+    if let Some(score) = process.oom_score_adj() {
+        if !(-1000..=1000).contains(&score) {
+            return Err(Error::Spec(format!(
+                "process.oomScoreAdj {score} is outside -1000..1000"
+            )));
+        }
+    }
+    if let Some(prio) = process.io_priority() {
+        if !(0..=7).contains(&prio.priority()) {
+            return Err(Error::Spec(format!(
+                "process.ioPriority.priority {} is outside 0..7",
+                prio.priority()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
+}
+
+/// Only namespaced sysctls may be set, and only when the container has that namespace.
+pub(crate) fn validate_sysctl(key: &str, ns: &NamespacePlan) -> Result<()> {
+    let key_dots = key.replace('/', ".");
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let needs = if ipc.contains(&key_dots.as_str()) || key_dots.starts_with("fs.mqueue.") {
+        LinuxNamespaceType::Ipc
+    } else if key_dots.starts_with("net.") {
+        LinuxNamespaceType::Network
+    } else if key_dots == "kernel.hostname" || key_dots == "kernel.domainname" {
+        LinuxNamespaceType::Uts
+    } else {
+        return Err(Error::Spec(format!(
+            "sysctl {key:?} is not namespaced and cannot be set for a container"
+        )));
+    };
+    if key_dots.contains("..") || key_dots.starts_with('.') {
+        return Err(Error::Spec(format!("sysctl {key:?} is not a valid name")));
+    }
+    if !ns.creates(needs) {
+        return Err(Error::Spec(format!(
+            "sysctl {key:?} needs a new {needs} namespace"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::LinuxNamespace;
+
+    fn plan(types: &[LinuxNamespaceType]) -> NamespacePlan {
+        let v: Vec<LinuxNamespace> = types
+            .iter()
+            .map(|t| {
+                let mut n = LinuxNamespace::default();
+                n.set_typ(*t);
+                n
+            })
+            .collect();
+        NamespacePlan::from_spec(&v).unwrap()
+    }
+
+    #[test]
+    fn sysctl_rules() {
+        let p = plan(&[LinuxNamespaceType::Network, LinuxNamespaceType::Ipc]);
+        assert!(validate_sysctl("net.ipv4.ip_forward", &p).is_ok());
+        assert!(validate_sysctl("kernel.shmmax", &p).is_ok());
+        assert!(validate_sysctl("fs.mqueue.msg_max", &p).is_ok());
+        let err = validate_sysctl("kernel.panic", &p).unwrap_err().to_string();
+        assert!(err.contains("not namespaced"), "{err}");
+        let err = validate_sysctl("kernel.hostname", &p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("uts"), "{err}");
+        let p = plan(&[LinuxNamespaceType::Ipc]);
+        assert!(validate_sysctl("net.core.somaxconn", &p).is_err());
+    }
+
+    #[test]
+    fn version_rules() {
+        assert!(validate_version("1.2.0").is_ok());
+        assert!(validate_version("1.0.2-dev").is_ok());
+        assert!(validate_version("2.0.0").is_err());
+        assert!(validate_version("").is_err());
+    }
+
+    fn bundle_with(config: &str) -> Result<Bundle> {
+        let dir = std::env::temp_dir().join(format!(
+            "pelagos-spec-{}-{}",
+            std::process::id(),
+            config.len()
+        ));
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        let r = Bundle::load(&dir, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+        r
+    }
+
+    #[test]
+    fn config_errors_name_the_problem() {
+        let err = bundle_with("{").unwrap_err().to_string();
+        assert!(err.contains("invalid config.json"), "{err}");
+        let err = bundle_with(r#"{"ociVersion":"1.2.0","root":{"path":"nope"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("root.path"), "{err}");
+        let bad_cap = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"process":{"cwd":"/","args":["true"],"user":{"uid":0,"gid":0},"capabilities":{"bounding":["CAP_FROB"]}}}"#;
+        let err = bundle_with(bad_cap).unwrap_err().to_string();
+        assert!(err.contains("CAP_FROB") || err.contains("FROB"), "{err}");
+        let relcwd = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"process":{"cwd":"tmp","args":["true"],"user":{"uid":0,"gid":0}}}"#;
+        let err = bundle_with(relcwd).unwrap_err().to_string();
+        assert!(err.contains("process.cwd"), "{err}");
+        let host = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"hostname":"x","linux":{"namespaces":[{"type":"pid"}]}}"#;
+        let err = bundle_with(host).unwrap_err().to_string();
+        assert!(err.contains("uts"), "{err}");
+        let ok = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"mount"}]}}"#;
+        assert!(bundle_with(ok).is_ok());
+    }
+}
