@@ -316,7 +316,7 @@ impl Runtime {
                 .io(|| format!("set oomScoreAdj {score}"))?;
         }
         let pid_start_time = sys::process_start_time(pid).unwrap_or(0);
-        let mut saved = SavedState {
+        let saved = SavedState {
             id: opts.id.clone(),
             pid,
             pid_start_time,
@@ -329,6 +329,7 @@ impl Runtime {
                 .as_ref()
                 .map(|c| c.relative().to_string())
                 .unwrap_or_default(),
+            cgroup_owned_levels: cgroup.as_ref().map(|c| c.owned_levels()).unwrap_or(0),
             own_pid_ns: ns.creates(LinuxNamespaceType::Pid),
             started: false,
         };
@@ -505,7 +506,7 @@ impl Runtime {
         }
         let spec = self.load_config(id).ok();
         if !saved.cgroup.is_empty() {
-            let cg = Cgroup::from_relative(&saved.cgroup)?;
+            let cg = Cgroup::from_saved(&saved.cgroup, saved.cgroup_owned_levels)?;
             // Processes outside the init's pid namespace may linger: end them too.
             let _ = cg.kill_all();
             cg.destroy()?;

@@ -57,6 +57,9 @@ pub struct SavedState {
     pub owner: String,
     /// The cgroup path relative to the v2 mount.
     pub cgroup: String,
+    /// How many levels of the cgroup path create made (removed again on delete).
+    #[serde(default)]
+    pub cgroup_owned_levels: usize,
     /// Whether the container has its own pid namespace (then killing init kills all).
     pub own_pid_ns: bool,
     /// Set once `start` ran (or for `run`), so a pid alive without fifo reads as running.
