@@ -313,3 +313,101 @@ impl Drop for Container {
             std::fs::remove_dir(cgroup2_root().join(test_cgroup_parent().trim_start_matches('/')));
     }
 }
+
+// ---- Helpers for the lifecycle, hooks and errors tests (appended) ----
+
+/// Poll `f` every 10 ms for up to 5 s; panic naming `what` if it never holds.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Whether `pid` is a live (not zombie) process on the host.
+pub fn pid_alive(pid: i64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}
+
+/// Host pids (other than ours) with `arg` as one whole argument of their command line: the
+/// parked init of a container is a copy of `pelagos-runtime create ... ID`, so a leftover init
+/// or hook of a failed create shows up here.
+pub fn pids_with_arg(arg: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == me || !pid_alive(pid.into()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// A failed runtime call as callers expect it: exit code 1 and exactly one line on stderr,
+/// which contains `words`. Returns that line.
+pub fn assert_one_line_error(out: &Output, words: &str) -> String {
+    let err = out.stderr_text();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit code 1, got {:?}; stderr: {err}",
+        out.status
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {err:?}");
+    assert!(
+        lines[0].contains(words),
+        "error line does not contain {words:?}: {}",
+        lines[0]
+    );
+    lines[0].to_string()
+}
+
+static RT_FILES: AtomicUsize = AtomicUsize::new(0);
+
+impl Container {
+    /// Run the runtime with its stdout/stderr in fresh files of the bundle dir (for calls that
+    /// leave a process holding their stdio, such as `run -d` and `exec -d`, where a pipe would
+    /// never reach end-of-file). Returns what was written by the time the call returned.
+    pub fn rt_files(&self, args: &[&str]) -> Output {
+        let n = RT_FILES.fetch_add(1, Ordering::SeqCst);
+        let out_path = self.bundle.dir.join(format!("rt-{n}.out"));
+        let err_path = self.bundle.dir.join(format!("rt-{n}.err"));
+        let stdout = std::fs::File::create(&out_path).expect("stdout file");
+        let stderr = std::fs::File::create(&err_path).expect("stderr file");
+        let status = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .status()
+            .expect("spawn runtime");
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap_or_default(),
+            stderr: std::fs::read(&err_path).unwrap_or_default(),
+        }
+    }
+
+    /// The init's host pid from `state`.
+    pub fn pid(&self) -> i64 {
+        self.state()["pid"].as_i64().unwrap_or(0)
+    }
+}

@@ -217,14 +217,15 @@ impl Runtime {
                     .map(|p| p.to_string_lossy().into_owned());
                 let mut cg =
                     Cgroup::resolve(path.as_deref(), m == CgroupManager::Systemd, &opts.id)?;
-                if let Some(res) = linux.resources() {
+                let resources = effective_resources(&linux);
+                if let Some(res) = &resources {
                     for w in cg.check_resources(res, skip_unavailable)? {
                         tracing_warn(&w);
                     }
                 }
                 cg.create()?;
                 guard.cgroup = Some(cg.clone());
-                if let Some(res) = linux.resources() {
+                if let Some(res) = &resources {
                     cg.apply(res, skip_unavailable)?;
                 }
                 Some(cg)
@@ -619,6 +620,22 @@ impl Runtime {
         }
         Ok(Cgroup::from_relative(&saved.cgroup)?)
     }
+}
+
+/// The resources to apply: the config's, with device rules completed as runc does — the
+/// user's rules, then the devices every container needs, then one allow rule per
+/// `linux.devices` node (the eBPF filter takes the last matching rule).
+fn effective_resources(linux: &oci_spec::runtime::Linux) -> Option<oci_spec::runtime::LinuxResources> {
+    let mut res = linux.resources().clone()?;
+    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        let mut rules = res.devices().clone().unwrap_or_default();
+        rules.extend(pelagos_cgroups::default_device_rules());
+        for d in linux.devices().iter().flatten() {
+            rules.push(oci_spec::runtime::LinuxDeviceCgroup::from(d));
+        }
+        res.set_devices(Some(rules));
+    }
+    Some(res)
 }
 
 /// The state JSON hooks receive on stdin.

@@ -188,6 +188,9 @@ fn exec_child(
     // still the runtime (CVE-2019-5736 class); execve resets this.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if let Some(initial) = p.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone()) {
+        init::process::set_cpu_affinity(&initial)?;
+    }
     for (t, fd) in ns_fds {
         if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
             continue;

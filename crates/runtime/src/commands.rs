@@ -348,6 +348,7 @@ fn spec(a: &crate::cli::SpecArgs) -> Result<i32> {
     if let Some(p) = spec.process_mut() {
         p.set_terminal(Some(true));
     }
+    spec.set_hostname(Some("pelagos".into()));
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
     Ok(0)

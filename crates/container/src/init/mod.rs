@@ -251,6 +251,9 @@ pub(crate) fn prepare_process(p: &Process, linux: &oci_spec::runtime::Linux) -> 
     if let Some(pers) = linux.personality() {
         process::set_personality(pers)?;
     }
+    if let Some(mp) = linux.memory_policy() {
+        process::set_memory_policy(mp)?;
+    }
     if let Some(aff) = p.exec_cpu_affinity() {
         if let Some(cpus) = aff.cpu_affinity_final() {
             process::set_cpu_affinity(cpus)?;
