@@ -343,6 +343,61 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<std::path::PathBuf>
     )))
 }
 
+/// set_mempolicy(2) from `linux.memoryPolicy`.
+pub fn set_memory_policy(policy: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<()> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let mut mode: i64 = match policy.mode() {
+        M::MpolDefault => 0,
+        M::MpolPreferred => 1,
+        M::MpolBind => 2,
+        M::MpolInterleave => 3,
+        M::MpolLocal => 4,
+        M::MpolPreferredMany => 5,
+        M::MpolWeightedInterleave => 6,
+    };
+    for f in policy.flags().as_deref().unwrap_or(&[]) {
+        mode |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    let nodes = policy.nodes().as_deref().unwrap_or("");
+    let mut mask = [0u64; 16];
+    let set = parse_id_list(nodes, mask.len() * 64)
+        .map_err(|_| Error::Spec(format!("linux.memoryPolicy.nodes {nodes:?} is not a node list")))?;
+    for n in set {
+        mask[n / 64] |= 1 << (n % 64);
+    }
+    let (ptr, maxnode) = if nodes.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        (mask.as_ptr(), mask.len() * 64 + 1)
+    };
+    // SAFETY: set_mempolicy reads `maxnode - 1` bits from `mask`, which is that large.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    nix::errno::Errno::result(ret)
+        .map(drop)
+        .sys(|| format!("set memory policy {:?} nodes {nodes:?}", policy.mode()))
+}
+
+/// Parse "0-2,5" into ids below `limit`.
+fn parse_id_list(list: &str, limit: usize) -> std::result::Result<Vec<usize>, ()> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
+            None => (part.parse::<usize>(), part.parse::<usize>()),
+        };
+        let (a, b) = (a.map_err(|_| ())?, b.map_err(|_| ())?);
+        if a > b || b >= limit {
+            return Err(());
+        }
+        out.extend(a..=b);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,59 +433,4 @@ mod tests {
         assert!(set.contains(&caps::Capability::CAP_KILL));
         assert_eq!(set.len(), 2);
     }
-}
-
-/// set_mempolicy(2) from `linux.memoryPolicy`.
-pub fn set_memory_policy(policy: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<()> {
-    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
-    let mut mode: i64 = match policy.mode() {
-        M::MpolDefault => 0,
-        M::MpolPreferred => 1,
-        M::MpolBind => 2,
-        M::MpolInterleave => 3,
-        M::MpolLocal => 4,
-        M::MpolPreferredMany => 5,
-        M::MpolWeightedInterleave => 6,
-    };
-    for f in policy.flags().as_deref().unwrap_or(&[]) {
-        mode |= match f {
-            F::MpolFNumaBalancing => 1 << 13,
-            F::MpolFRelativeNodes => 1 << 14,
-            F::MpolFStaticNodes => 1 << 15,
-        };
-    }
-    let nodes = policy.nodes().as_deref().unwrap_or("");
-    let mut mask = vec![0u64; 16];
-    let set = parse_id_list(nodes, mask.len() * 64)
-        .map_err(|_| Error::Spec(format!("linux.memoryPolicy.nodes {nodes:?} is not a node list")))?;
-    for n in set {
-        mask[n / 64] |= 1 << (n % 64);
-    }
-    let (ptr, maxnode) = if nodes.is_empty() {
-        (std::ptr::null(), 0)
-    } else {
-        (mask.as_ptr(), mask.len() * 64 + 1)
-    };
-    // SAFETY: set_mempolicy reads `maxnode - 1` bits from `mask`, which is that large.
-    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
-    nix::errno::Errno::result(ret)
-        .map(drop)
-        .sys(|| format!("set memory policy {:?} nodes {nodes:?}", policy.mode()))
-}
-
-/// Parse "0-2,5" into ids below `limit`.
-fn parse_id_list(list: &str, limit: usize) -> std::result::Result<Vec<usize>, ()> {
-    let mut out = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (a, b) = match part.split_once('-') {
-            Some((a, b)) => (a.parse::<usize>(), b.parse::<usize>()),
-            None => (part.parse::<usize>(), part.parse::<usize>()),
-        };
-        let (a, b) = (a.map_err(|_| ())?, b.map_err(|_| ())?);
-        if a > b || b >= limit {
-            return Err(());
-        }
-        out.extend(a..=b);
-    }
-    Ok(out)
 }
