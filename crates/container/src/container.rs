@@ -245,19 +245,7 @@ impl Runtime {
             StartSignal::Fifo(fifo)
         };
 
-        // The console: the caller's socket, or for `run` with a tty our own socketpair.
-        let mut pty_receiver = None;
-        let console: Option<OwnedFd> = if !terminal {
-            None
-        } else if let Some(path) = &opts.console_socket {
-            let s = std::os::unix::net::UnixStream::connect(path)
-                .io(|| format!("connect to console socket {}", path.display()))?;
-            Some(s.into())
-        } else {
-            let (ours, theirs) = sync::pair()?;
-            pty_receiver = Some(ours);
-            Some(theirs.into_fd())
-        };
+        let (console, pty_receiver) = open_console(terminal, opts.console_socket.as_deref())?;
 
         let (parent_sock, child_sock) = sync::pair()?;
         let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
@@ -625,7 +613,9 @@ impl Runtime {
 /// The resources to apply: the config's, with device rules completed as runc does — the
 /// user's rules, then the devices every container needs, then one allow rule per
 /// `linux.devices` node (the eBPF filter takes the last matching rule).
-fn effective_resources(linux: &oci_spec::runtime::Linux) -> Option<oci_spec::runtime::LinuxResources> {
+fn effective_resources(
+    linux: &oci_spec::runtime::Linux,
+) -> Option<oci_spec::runtime::LinuxResources> {
     let mut res = linux.resources().clone()?;
     if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         let mut rules = res.devices().clone().unwrap_or_default();
@@ -636,6 +626,24 @@ fn effective_resources(linux: &oci_spec::runtime::Linux) -> Option<oci_spec::run
         res.set_devices(Some(rules));
     }
     Some(res)
+}
+
+/// The console for a process with a terminal: the caller's socket, or (in the foreground)
+/// a socketpair whose other end the runtime keeps to receive the pty master and proxy it.
+pub(crate) fn open_console(
+    terminal: bool,
+    socket: Option<&Path>,
+) -> Result<(Option<OwnedFd>, Option<SyncSocket>)> {
+    if !terminal {
+        return Ok((None, None));
+    }
+    if let Some(path) = socket {
+        let s = std::os::unix::net::UnixStream::connect(path)
+            .io(|| format!("connect to console socket {}", path.display()))?;
+        return Ok((Some(s.into()), None));
+    }
+    let (ours, theirs) = sync::pair()?;
+    Ok((Some(theirs.into_fd()), Some(ours)))
 }
 
 /// The state JSON hooks receive on stdin.

@@ -8,8 +8,8 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
 use pelagos_cgroups::Cgroup;
 
-use crate::container::{state_json, write_pid_file, Runtime};
-use crate::error::{Error, IoContext, Result, SysContext};
+use crate::container::{open_console, state_json, write_pid_file, Runtime};
+use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{clone_flag, proc_name};
 use crate::state::Status;
 use crate::sync::{self, SyncSocket};
@@ -109,18 +109,7 @@ impl Runtime {
             Some(Cgroup::from_relative(&rel)?.open_dir_fd()?)
         };
 
-        let mut pty_receiver: Option<SyncSocket> = None;
-        let console: Option<OwnedFd> = if !terminal {
-            None
-        } else if let Some(path) = &opts.console_socket {
-            let s = std::os::unix::net::UnixStream::connect(path)
-                .io(|| format!("connect to console socket {}", path.display()))?;
-            Some(s.into())
-        } else {
-            let (ours, theirs) = sync::pair()?;
-            pty_receiver = Some(ours);
-            Some(theirs.into_fd())
-        };
+        let (console, pty_receiver) = open_console(terminal, opts.console_socket.as_deref())?;
         let (parent_sock, child_sock) = sync::pair()?;
         let state = state_json(&saved, Status::Running);
 
@@ -188,7 +177,11 @@ fn exec_child(
     // still the runtime (CVE-2019-5736 class); execve resets this.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    if let Some(initial) = p.exec_cpu_affinity().as_ref().and_then(|a| a.initial().clone()) {
+    if let Some(initial) = p
+        .exec_cpu_affinity()
+        .as_ref()
+        .and_then(|a| a.initial().clone())
+    {
         init::process::set_cpu_affinity(&initial)?;
     }
     for (t, fd) in ns_fds {

@@ -147,6 +147,19 @@ impl Rootfs {
         .sys(|| format!("resolve /{} in rootfs (a dangling symlink?)", rel.display()))
     }
 
+    /// Like `resolve` without creating; a missing path is `None` (masked and read-only paths
+    /// that the image lacks are skipped).
+    fn resolve_existing(&self, path: &Path) -> Result<Option<OwnedFd>> {
+        match self.resolve(path, None) {
+            Ok(fd) => Ok(Some(fd)),
+            Err(Error::Sys {
+                source: Errno::ENOENT,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Perform one `mounts[]` entry.
     pub fn mount_entry(&self, m: &Mount, cgroup_bind: Option<&Path>) -> Result<()> {
         let dest = m.destination();
@@ -492,13 +505,8 @@ impl Rootfs {
     /// (opened and checked to be the real 1:3 character device, never the container's).
     pub fn mask_paths(&self, paths: &[String], dev_null: &OwnedFd) -> Result<()> {
         for p in paths {
-            let target = match self.resolve(Path::new(p), None) {
-                Ok(fd) => fd,
-                Err(Error::Sys {
-                    source: Errno::ENOENT,
-                    ..
-                }) => continue,
-                Err(e) => return Err(e),
+            let Some(target) = self.resolve_existing(Path::new(p))? else {
+                continue;
             };
             let tp = fd_path(target.as_raw_fd());
             let st = nix::sys::stat::fstat(target.as_raw_fd()).sys(|| format!("stat {p}"))?;
@@ -529,13 +537,8 @@ impl Rootfs {
     /// Make `paths` read-only bind mounts of themselves.
     pub fn readonly_paths(&self, paths: &[String]) -> Result<()> {
         for p in paths {
-            let target = match self.resolve(Path::new(p), None) {
-                Ok(fd) => fd,
-                Err(Error::Sys {
-                    source: Errno::ENOENT,
-                    ..
-                }) => continue,
-                Err(e) => return Err(e),
+            let Some(target) = self.resolve_existing(Path::new(p))? else {
+                continue;
             };
             let tp = fd_path(target.as_raw_fd());
             mount(
@@ -561,9 +564,14 @@ impl Rootfs {
                 .sys(|| "move rootfs to / (--no-pivot)".into())?;
             nix::unistd::chroot(".").sys(|| "chroot into rootfs".into())?;
         } else {
+            let old_root = open_path(Path::new("/"))?;
             sys::pivot_root(Path::new("."), Path::new(".")).sys(|| "pivot_root".into())?;
-            // The old root is now stacked under "."; make sure nothing propagates to the
-            // host, then detach it.
+            // The old root is now stacked on top of the new one. Step onto it (our cwd is
+            // still the new root, and "." there would make the container's own mounts
+            // rslave, undoing `shared` mount options), keep its unmount from propagating to
+            // the host, then detach it.
+            nix::unistd::fchdir(old_root.as_raw_fd()).sys(|| "chdir to old root".into())?;
+            drop(old_root);
             mount(
                 none(),
                 ".",

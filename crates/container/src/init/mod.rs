@@ -327,22 +327,8 @@ pub(crate) fn exec_process(
     prepare_fds(preserve_fds)?;
     reset_signals();
 
-    let args: Vec<std::ffi::CString> = p
-        .args()
-        .as_deref()
-        .unwrap_or(&[])
-        .iter()
-        .map(|a| std::ffi::CString::new(a.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| Error::Spec("process.args contains a NUL byte".into()))?;
-    let env: Vec<std::ffi::CString> = p
-        .env()
-        .as_deref()
-        .unwrap_or(&[])
-        .iter()
-        .map(|a| std::ffi::CString::new(a.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| Error::Spec("process.env contains a NUL byte".into()))?;
+    let args = cstrings(p.args().as_deref(), "process.args")?;
+    let env = cstrings(p.env().as_deref(), "process.env")?;
     let path = crate::sys::cstr(exe).map_err(|_| Error::Spec("exec path contains NUL".into()))?;
     let err = match nix::unistd::execve(&path, &args, &env) {
         Ok(never) => match never {},
@@ -350,6 +336,14 @@ pub(crate) fn exec_process(
     };
     let _ = sync;
     Err(Error::Spec(format!("exec {}: {err}", exe.display())))
+}
+
+fn cstrings(list: Option<&[String]>, what: &str) -> Result<Vec<std::ffi::CString>> {
+    list.unwrap_or(&[])
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| Error::Spec(format!("{what} contains a NUL byte")))
 }
 
 /// Close-on-exec every descriptor but stdio and the preserved ones, which lose the flag.

@@ -364,8 +364,11 @@ pub fn set_memory_policy(policy: &oci_spec::runtime::LinuxMemoryPolicy) -> Resul
     }
     let nodes = policy.nodes().as_deref().unwrap_or("");
     let mut mask = [0u64; 16];
-    let set = parse_id_list(nodes, mask.len() * 64)
-        .map_err(|_| Error::Spec(format!("linux.memoryPolicy.nodes {nodes:?} is not a node list")))?;
+    let set = parse_id_list(nodes, mask.len() * 64).map_err(|_| {
+        Error::Spec(format!(
+            "linux.memoryPolicy.nodes {nodes:?} is not a node list"
+        ))
+    })?;
     for n in set {
         mask[n / 64] |= 1 << (n % 64);
     }
