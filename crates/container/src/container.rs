@@ -156,17 +156,34 @@ impl Runtime {
 
     /// `create`: set the container up and leave its init parked until `start`.
     pub fn create(&self, opts: &CreateOptions) -> Result<Created> {
-        self.create_inner(opts, false)
+        validate_id(&opts.id)?;
+        let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
+        self.create_inner(opts, bundle, false)
+    }
+
+    /// `create` from a spec held in memory (the higher layers build one from an image):
+    /// `opts.bundle` is the directory relative paths in the spec resolve against.
+    pub fn create_with_spec(
+        &self,
+        opts: &CreateOptions,
+        spec: Spec,
+        for_run: bool,
+    ) -> Result<Created> {
+        validate_id(&opts.id)?;
+        let dir =
+            std::path::absolute(&opts.bundle).io(|| format!("bundle {}", opts.bundle.display()))?;
+        let bundle = Bundle::from_spec(dir, spec)?;
+        self.create_inner(opts, bundle, for_run)
     }
 
     /// The first half of `run`: like create, but the init waits on the sync socket.
     pub fn create_for_run(&self, opts: &CreateOptions) -> Result<Created> {
-        self.create_inner(opts, true)
-    }
-
-    fn create_inner(&self, opts: &CreateOptions, for_run: bool) -> Result<Created> {
         validate_id(&opts.id)?;
         let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
+        self.create_inner(opts, bundle, true)
+    }
+
+    fn create_inner(&self, opts: &CreateOptions, bundle: Bundle, for_run: bool) -> Result<Created> {
         let spec = &bundle.spec;
         let terminal = spec
             .process()

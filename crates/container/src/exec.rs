@@ -184,6 +184,8 @@ fn exec_child(
     {
         init::process::set_cpu_affinity(&initial)?;
     }
+    // listenerPath is a host path: connect before joining the container's mount namespace.
+    let listener = init::connect_seccomp_listener(seccomp.as_ref())?;
     for (t, fd) in ns_fds {
         if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
             continue;
@@ -206,5 +208,13 @@ fn exec_child(
         init::tty::setup(console, size)?;
     }
     drop(console);
-    init::exec_process(p, &exe, seccomp.as_ref(), opts.preserve_fds, state, sync)
+    init::exec_process(
+        p,
+        &exe,
+        seccomp.as_ref(),
+        listener,
+        opts.preserve_fds,
+        state,
+        sync,
+    )
 }

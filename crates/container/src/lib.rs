@@ -7,6 +7,10 @@
 //! protocol over a socketpair, no re-exec of the runtime. `pelagos-runtime` (runc's CLI), the
 //! `pelagos` CLI and `pelagos-dockerd` all call this crate.
 //!
+//! `create`, `run` and `exec` clone without a new stack (fork semantics) and run Rust code in
+//! the child: call them from a single-threaded process (the `pelagos-runtime` binary is one).
+//! A multi-threaded caller such as a daemon runs them in a helper process.
+//!
 //! It deliberately does not pull images, set up networks or keep a daemon: those live in
 //! other crates. cgroup and seccomp mechanics are in `pelagos-cgroups` and `pelagos-seccomp`.
 

@@ -33,6 +33,9 @@ pub fn wait_foreground(pid: i32, pty_master: Option<OwnedFd>) -> Result<i32> {
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .sys(|| "signalfd".into())?;
     let child = Pid::from_raw(pid);
+    // SIGCHLD may go to another thread of a multi-threaded caller: the pidfd says "exited"
+    // whatever thread gets the signal.
+    let pidfd = crate::sys::pidfd_open(pid).sys(|| format!("pidfd_open {pid}"))?;
     let _raw = pty_master
         .as_ref()
         .map(|m| RawTerminal::enter(m.as_raw_fd()));
@@ -48,11 +51,18 @@ pub fn wait_foreground(pid: i32, pty_master: Option<OwnedFd>) -> Result<i32> {
             }
             return Ok(code);
         }
-        let mut fds = vec![libc::pollfd {
-            fd: sfd.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }];
+        let mut fds = vec![
+            libc::pollfd {
+                fd: sfd.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
         if let Some(m) = &pty_master {
             fds.push(libc::pollfd {
                 fd: m.as_raw_fd(),
@@ -89,13 +99,13 @@ pub fn wait_foreground(pid: i32, pty_master: Option<OwnedFd>) -> Result<i32> {
             }
         }
         if let Some(m) = &pty_master {
-            if fds[1].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            if fds[2].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
                 match nix::unistd::read(m.as_raw_fd(), &mut buf) {
                     Ok(n) if n > 0 => write_all(1, &buf[..n]),
                     _ => {}
                 }
             }
-            if stdin_open && fds.len() > 2 && fds[2].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
+            if stdin_open && fds.len() > 3 && fds[3].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
                 match nix::unistd::read(0, &mut buf) {
                     Ok(n) if n > 0 => write_all(m.as_raw_fd(), &buf[..n]),
                     _ => {

@@ -99,6 +99,8 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         }
         StartSignal::Sync => None,
     };
+    // The seccomp agent's listenerPath is a host path: connect before pivot_root hides it.
+    let seccomp_listener = connect_seccomp_listener(ctx.seccomp.as_ref())?;
 
     let linux = spec.linux().clone().unwrap_or_default();
     let creates_mnt = ns.creates(LinuxNamespaceType::Mount);
@@ -224,10 +226,22 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         process,
         &exe,
         ctx.seccomp.as_ref(),
+        seccomp_listener,
         ctx.preserve_fds,
         &state_json,
         &ctx.sync,
     )
+}
+
+/// Connect to the notify agent's socket (`listenerPath`), if the filter has one. Callers do
+/// this while the host's filesystem is still visible and every syscall is still allowed.
+pub(crate) fn connect_seccomp_listener(
+    seccomp: Option<&pelagos_seccomp::CompiledFilter>,
+) -> Result<Option<OwnedFd>> {
+    match seccomp.and_then(|s| s.listener_path()) {
+        Some(path) => Ok(Some(pelagos_seccomp::connect_listener(path)?)),
+        None => Ok(None),
+    }
 }
 
 /// Checks and settings that can fail visibly before the container reports ready: the
@@ -268,16 +282,12 @@ pub(crate) fn exec_process(
     p: &Process,
     exe: &Path,
     seccomp: Option<&pelagos_seccomp::CompiledFilter>,
+    listener: Option<OwnedFd>,
     preserve_fds: i32,
     state_json: &[u8],
     sync: &SyncSocket,
 ) -> Result<Never> {
     let nnp = p.no_new_privileges().unwrap_or(false);
-    // The notify agent's socket is connected while every syscall is still allowed.
-    let listener = match seccomp.and_then(|s| s.listener_path()) {
-        Some(path) => Some(pelagos_seccomp::connect_listener(path)?),
-        None => None,
-    };
     let load_seccomp = |listener: &Option<OwnedFd>| -> Result<()> {
         let Some(filter) = seccomp else { return Ok(()) };
         let notify_fd = filter.load()?;
