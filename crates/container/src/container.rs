@@ -44,6 +44,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub preserve_fds: i32,
     pub cgroup_manager: CgroupManager,
+    /// `run --detach`: nobody stays to proxy a terminal, so one needs a console socket.
+    pub detach: bool,
 }
 
 /// The runtime's view of its state directory (`--root`).
@@ -190,7 +192,7 @@ impl Runtime {
             .as_ref()
             .and_then(|p| p.terminal())
             .unwrap_or(false);
-        if terminal && opts.console_socket.is_none() && !for_run {
+        if terminal && opts.console_socket.is_none() && (!for_run || opts.detach) {
             return Err(Error::Spec(
                 "cannot allocate a tty when pelagos-runtime detaches without --console-socket"
                     .into(),
@@ -234,17 +236,16 @@ impl Runtime {
                     .map(|p| p.to_string_lossy().into_owned());
                 let mut cg =
                     Cgroup::resolve(path.as_deref(), m == CgroupManager::Systemd, &opts.id)?;
-                let resources = effective_resources(&linux);
-                if let Some(res) = &resources {
-                    for w in cg.check_resources(res, skip_unavailable)? {
-                        tracing_warn(&w);
-                    }
+                let res = effective_resources(
+                    linux.resources().as_ref(),
+                    linux.devices().as_deref().unwrap_or(&[]),
+                );
+                for w in cg.check_resources(&res, skip_unavailable)? {
+                    tracing_warn(&w);
                 }
                 cg.create()?;
                 guard.cgroup = Some(cg.clone());
-                if let Some(res) = &resources {
-                    cg.apply(res, skip_unavailable)?;
-                }
+                cg.apply(&res, skip_unavailable)?;
                 Some(cg)
             }
         };
@@ -414,12 +415,15 @@ impl Runtime {
         .sys(|| format!("open {}", fifo_path.display()))?;
         // SAFETY: a fresh descriptor from a successful open.
         let fifo: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fifo) };
+        // One byte: the init is past the fifo. End-of-file: it exec'd (or died).
+        let mut got_byte = false;
         let mut byte = [0u8; 1];
         loop {
             match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
-                Ok(1) => break,
+                Ok(1) => got_byte = true,
+                Ok(0) if got_byte => break,
                 Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
-                    if !saved.init_alive() {
+                    if !got_byte && !saved.init_alive() {
                         return Err(Error::NotRunning(id.to_string()));
                     }
                     let mut pfd = libc::pollfd {
@@ -629,20 +633,22 @@ impl Runtime {
 
 /// The resources to apply: the config's, with device rules completed as runc does — the
 /// user's rules, then the devices every container needs, then one allow rule per
-/// `linux.devices` node (the eBPF filter takes the last matching rule).
-fn effective_resources(
-    linux: &oci_spec::runtime::Linux,
-) -> Option<oci_spec::runtime::LinuxResources> {
-    let mut res = linux.resources().clone()?;
-    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        let mut rules = res.devices().clone().unwrap_or_default();
-        rules.extend(pelagos_cgroups::default_device_rules());
-        for d in linux.devices().iter().flatten() {
-            rules.push(oci_spec::runtime::LinuxDeviceCgroup::from(d));
-        }
-        res.set_devices(Some(rules));
-    }
-    Some(res)
+/// `linux.devices` node (the eBPF filter takes the last matching rule). Any device not
+/// allowed so is denied, also when the config lists no rules: safe by default.
+pub fn effective_resources(
+    resources: Option<&oci_spec::runtime::LinuxResources>,
+    devices: &[oci_spec::runtime::LinuxDevice],
+) -> oci_spec::runtime::LinuxResources {
+    let mut res = resources.cloned().unwrap_or_default();
+    let mut rules = res.devices().clone().unwrap_or_default();
+    rules.extend(pelagos_cgroups::default_device_rules());
+    rules.extend(
+        devices
+            .iter()
+            .map(oci_spec::runtime::LinuxDeviceCgroup::from),
+    );
+    res.set_devices(Some(rules));
+    res
 }
 
 /// The console for a process with a terminal: the caller's socket, or (in the foreground)
@@ -760,9 +766,22 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     fs::rename(&tmp, path).io(|| format!("write pid file {}", path.display()))
 }
 
-/// Warnings go to stderr; the binary may redirect them into its log.
+type WarningSink = Box<dyn Fn(&str) + Send + Sync>;
+static WARNING_SINK: std::sync::OnceLock<WarningSink> = std::sync::OnceLock::new();
+
+/// Send warnings somewhere other than stderr (the binary's `--log` file): under containerd
+/// the runtime's stderr during `create` is the container's stderr, so a warning printed
+/// there shows up as container output. Only the first call takes effect.
+pub fn set_warning_sink(sink: WarningSink) {
+    let _ = WARNING_SINK.set(sink);
+}
+
+/// Warnings go to the sink set with [`set_warning_sink`], else to stderr.
 fn tracing_warn(msg: &str) {
-    eprintln!("warning: {msg}");
+    match WARNING_SINK.get() {
+        Some(sink) => sink(msg),
+        None => eprintln!("warning: {msg}"),
+    }
 }
 
 #[cfg(test)]

@@ -113,15 +113,24 @@ impl Runtime {
         let (parent_sock, child_sock) = sync::pair()?;
         let state = state_json(&saved, Status::Running);
 
-        // pid and time namespaces apply to children: enter them here, before clone.
+        // pid and time namespaces apply to children: enter them here, before clone, and
+        // return to ours afterwards (a library caller lives on).
+        let mut own_ns = Vec::new();
         for (t, fd) in &ns_fds {
             if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+                let own = format!("/proc/self/ns/{}_for_children", proc_name(*t));
+                own_ns.push((*t, crate::namespaces::open_ns(std::path::Path::new(&own))?));
                 nix::sched::setns(fd, clone_flag(*t))
                     .sys(|| format!("join the container's {} namespace", proc_name(*t)))?;
             }
         }
-        let forked = sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()))
-            .sys(|| "clone the exec process".into())?;
+        let forked = sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+        if !matches!(forked, Ok(sys::Forked::Child)) {
+            for (t, fd) in &own_ns {
+                let _ = nix::sched::setns(fd, clone_flag(*t));
+            }
+        }
+        let forked = forked.sys(|| "clone the exec process".into())?;
         match forked {
             sys::Forked::Child => {
                 drop(parent_sock);

@@ -214,7 +214,16 @@ impl Rootfs {
             check_not_overmounted(&target, dest)?;
         }
         let target_path = fd_path(target.as_raw_fd());
-        let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+        // Bare words pelagos does not know go to the filesystem, which refuses what it does
+        // not understand (as runc passes them on).
+        let mut data_text = opts.data.clone();
+        for word in &opts.unknown {
+            if !data_text.is_empty() {
+                data_text.push(',');
+            }
+            data_text.push_str(word);
+        }
+        let data = (!data_text.is_empty()).then_some(data_text.as_str());
         let flags = opts.flags & !MsFlags::MS_REMOUNT;
         match typ {
             "cgroup" | "cgroup2" => {
@@ -457,8 +466,17 @@ impl Rootfs {
             )
             .sys(what)?;
         } else {
-            // A user namespace cannot mknod: bind the host's node instead.
+            // A user namespace cannot mknod: bind the host's node instead — only if it is
+            // the very device asked for, never some other file at that path.
             let host = Path::new("/").join(&rel);
+            let st = nix::sys::stat::lstat(&host).sys(what)?;
+            let is_kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == kind;
+            if !is_kind || st.st_rdev != nix::sys::stat::makedev(major, minor) {
+                return Err(Error::Spec(format!(
+                    "device {}: the host has no {major}:{minor} device there to bind into a user namespace",
+                    path.display()
+                )));
+            }
             let target = self.resolve(path, Some(Create::File))?;
             mount(
                 Some(&host),

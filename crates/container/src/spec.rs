@@ -108,6 +108,11 @@ impl Bundle {
             }
             crate::mount_opts::MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
         }
+        if !ns.has(LinuxNamespaceType::Mount) {
+            return Err(Error::Spec(
+                "linux.namespaces must include a mount namespace: the root filesystem, mounts and masked paths need one".into(),
+            ));
+        }
         let Some(linux) = spec.linux() else {
             return Ok(());
         };
@@ -157,14 +162,15 @@ impl Bundle {
         if let Some(p) = linux.personality() {
             crate::init::process::personality_value(p)?;
         }
-        if let Some(seccomp) = linux.seccomp() {
-            pelagos_seccomp::compile(seccomp)?;
-        }
         if let Some(devices) = linux.devices() {
             for d in devices {
-                if !d.path().is_absolute() || !d.path().starts_with("/dev") {
+                let escapes = d
+                    .path()
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir));
+                if !d.path().is_absolute() || !d.path().starts_with("/dev") || escapes {
                     return Err(Error::Spec(format!(
-                        "linux.devices path {} must be under /dev",
+                        "linux.devices path {} must be under /dev (without \"..\")",
                         d.path().display()
                     )));
                 }

@@ -161,7 +161,7 @@ pub struct DeleteArgs {
 
 #[derive(Args, Debug)]
 pub struct ListArgs {
-    #[arg(long, default_value = "table")]
+    #[arg(short = 'f', long, default_value = "table")]
     pub format: String,
     /// Print only ids.
     #[arg(short = 'q', long)]
@@ -170,7 +170,7 @@ pub struct ListArgs {
 
 #[derive(Args, Debug)]
 pub struct PsArgs {
-    #[arg(long, default_value = "table")]
+    #[arg(short = 'f', long, default_value = "table")]
     pub format: String,
     pub id: String,
     /// Arguments for ps(1) in table format (default -ef).
@@ -234,7 +234,7 @@ pub struct UpdateArgs {
     pub memory_reservation: Option<String>,
     #[arg(long = "memory-swap")]
     pub memory_swap: Option<String>,
-    #[arg(long = "cpu-shares")]
+    #[arg(long = "cpu-share", alias = "cpu-shares")]
     pub cpu_shares: Option<u64>,
     #[arg(long = "cpu-quota")]
     pub cpu_quota: Option<i64>,

@@ -95,11 +95,13 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions>
         no_pivot: f.no_pivot,
         preserve_fds: f.preserve_fds + listen_fds.max(0),
         cgroup_manager,
+        detach: false,
     })
 }
 
 fn run(cli: &Cli, rt: &Runtime, a: &crate::cli::RunArgs, log: &mut Logger) -> Result<i32> {
-    let opts = create_options(cli, &a.flags, &a.id)?;
+    let mut opts = create_options(cli, &a.flags, &a.id)?;
+    opts.detach = a.detach;
     if !a.detach && !a.no_subreaper {
         // SAFETY: prctl with integer arguments only.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -302,8 +304,24 @@ fn update(rt: &Runtime, a: &crate::cli::UpdateArgs) -> Result<i32> {
         bail!("container not running: {}", a.id);
     }
     let cg = rt.cgroup_of(&saved)?;
-    cg.check_resources(&res, false)?;
-    cg.apply(&res, false)?;
+    if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        // New device rules replace the filter: keep the defaults and the config's devices.
+        let spec = rt.load_config(&a.id)?;
+        let devices = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.devices().clone())
+            .unwrap_or_default();
+        res = pelagos_container::container::effective_resources(Some(&res), &devices);
+    }
+    let skip = saved
+        .annotations
+        .get(pelagos_container::container::SKIP_UNAVAILABLE_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    for w in cg.check_resources(&res, skip)? {
+        eprintln!("warning: {w}");
+    }
+    cg.apply(&res, skip)?;
     Ok(0)
 }
 

@@ -35,13 +35,30 @@ impl Logger {
     }
 
     fn write(&mut self, level: &str, msg: &str) {
-        let Some(f) = self.file.as_mut() else { return };
-        let time = pelagos_container::state::now_rfc3339_nano();
-        let line = if self.json {
-            serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
-        } else {
-            format!("time={time:?} level={level} msg={msg:?}")
-        };
-        let _ = writeln!(f, "{line}");
+        if let Some(f) = self.file.as_ref() {
+            write_line(f, self.json, level, msg);
+        }
     }
+
+    /// With `--log`, the library's warnings go to the log file only, as runc's do: during
+    /// `create` under containerd stderr is the container's own stderr.
+    pub fn install_warning_sink(&self) {
+        let Some(f) = self.file.as_ref().and_then(|f| f.try_clone().ok()) else {
+            return;
+        };
+        let json = self.json;
+        pelagos_container::container::set_warning_sink(Box::new(move |msg| {
+            write_line(&f, json, "warning", msg)
+        }));
+    }
+}
+
+fn write_line(mut f: &std::fs::File, json: bool, level: &str, msg: &str) {
+    let time = pelagos_container::state::now_rfc3339_nano();
+    let line = if json {
+        serde_json::json!({"level": level, "msg": msg, "time": time}).to_string()
+    } else {
+        format!("time={time:?} level={level} msg={msg:?}")
+    };
+    let _ = writeln!(f, "{line}");
 }

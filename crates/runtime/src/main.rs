@@ -12,14 +12,27 @@ fn main() {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
-            let _ = e.print();
-            std::process::exit(code);
+            if !e.use_stderr() {
+                let _ = e.print(); // --help
+                std::process::exit(0);
+            }
+            // A caller that passed flags we do not know still finds why in its --log.
+            let args: Vec<String> = std::env::args().collect();
+            let log = flag_value(&args, "--log").map(std::path::PathBuf::from);
+            let format = flag_value(&args, "--log-format").unwrap_or_else(|| "text".into());
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid command line")
+                .to_string();
+            log::Logger::open(log.as_ref(), &format).error(first.trim_start_matches("error: "));
+            std::process::exit(1);
         }
     };
     if cli.version {
         println!(
-            "pelagos-runtime version {}\ncommit: {}\nspec: {}",
+            "pelagos version {}\ncommit: {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
             env!("PELAGOS_COMMIT"),
             pelagos_container::OCI_VERSION
@@ -27,12 +40,40 @@ fn main() {
         return;
     }
     let mut logger = log::Logger::open(cli.log.as_ref(), &cli.log_format);
+    logger.install_warning_sink();
     let code = match commands::dispatch(&cli, &mut logger) {
         Ok(code) => code,
         Err(e) => {
-            logger.error(&format!("{e:#}"));
+            logger.error(&error_text(&e));
             1
         }
     };
     std::process::exit(code);
+}
+
+/// The value of a global flag given as `--flag value` or `--flag=value`.
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    let prefix = format!("{flag}=");
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == flag {
+            args.get(i + 1).cloned()
+        } else {
+            a.strip_prefix(&prefix).map(str::to_string)
+        }
+    })
+}
+
+/// The error and its causes, joined by ": ", leaving out a cause whose text the message
+/// already holds (library errors print their source in their own message; `{e:#}` would
+/// repeat it).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }

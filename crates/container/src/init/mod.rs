@@ -233,15 +233,27 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
     )
 }
 
+/// The notify agent's connected socket and our pid as the host sees it (the agent reads
+/// /proc/PID with it; inside a new pid namespace getpid() would say 1).
+pub(crate) struct SeccompListener {
+    sock: OwnedFd,
+    host_pid: i32,
+}
+
 /// Connect to the notify agent's socket (`listenerPath`), if the filter has one. Callers do
-/// this while the host's filesystem is still visible and every syscall is still allowed.
+/// this while the host's filesystem and /proc are still visible and every syscall is allowed.
 pub(crate) fn connect_seccomp_listener(
     seccomp: Option<&pelagos_seccomp::CompiledFilter>,
-) -> Result<Option<OwnedFd>> {
-    match seccomp.and_then(|s| s.listener_path()) {
-        Some(path) => Ok(Some(pelagos_seccomp::connect_listener(path)?)),
-        None => Ok(None),
-    }
+) -> Result<Option<SeccompListener>> {
+    let Some(path) = seccomp.and_then(|s| s.listener_path()) else {
+        return Ok(None);
+    };
+    let sock = pelagos_seccomp::connect_listener(path)?;
+    let host_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(std::process::id() as i32);
+    Ok(Some(SeccompListener { sock, host_pid }))
 }
 
 /// Checks and settings that can fail visibly before the container reports ready: the
@@ -282,22 +294,22 @@ pub(crate) fn exec_process(
     p: &Process,
     exe: &Path,
     seccomp: Option<&pelagos_seccomp::CompiledFilter>,
-    listener: Option<OwnedFd>,
+    listener: Option<SeccompListener>,
     preserve_fds: i32,
     state_json: &[u8],
     sync: &SyncSocket,
 ) -> Result<Never> {
     let nnp = p.no_new_privileges().unwrap_or(false);
-    let load_seccomp = |listener: &Option<OwnedFd>| -> Result<()> {
+    let load_seccomp = |listener: &Option<SeccompListener>| -> Result<()> {
         let Some(filter) = seccomp else { return Ok(()) };
         let notify_fd = filter.load()?;
         if let (Some(fd), Some(sock)) = (notify_fd, listener) {
             let state: serde_json::Value =
                 serde_json::from_slice(state_json).unwrap_or(serde_json::Value::Null);
             pelagos_seccomp::send_listener_fd(
-                sock,
+                &sock.sock,
                 &fd,
-                std::process::id() as i32,
+                sock.host_pid,
                 filter.listener_metadata(),
                 &state,
             )?;
@@ -400,13 +412,12 @@ fn wait_fifo(fifo: &OwnedFd, proc_fd: &OwnedFd) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .sys(|| "open exec fifo".into())?;
-    let ret = nix::unistd::write(
-        // SAFETY: `w` was just opened and is closed below; nothing else uses it.
-        unsafe { std::os::fd::BorrowedFd::borrow_raw(w) },
-        b"0",
-    );
-    let _ = nix::unistd::close(w);
-    ret.sys(|| "write exec fifo".into())?;
+    // SAFETY: `w` was just opened; it is owned here and kept open on purpose below.
+    let w = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(w) };
+    nix::unistd::write(&w, b"0").sys(|| "write exec fifo".into())?;
+    // Keep the write end open (close-on-exec): `start` sees end-of-file once execve
+    // happened, and only then runs the poststart hooks.
+    std::mem::forget(w);
     Ok(())
 }
 
