@@ -159,6 +159,7 @@ impl Runtime {
     /// `create`: set the container up and leave its init parked until `start`.
     pub fn create(&self, opts: &CreateOptions) -> Result<Created> {
         validate_id(&opts.id)?;
+        init::reserve_preserved_fds(opts.preserve_fds)?;
         let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
         self.create_inner(opts, bundle, false)
     }
@@ -181,6 +182,7 @@ impl Runtime {
     /// The first half of `run`: like create, but the init waits on the sync socket.
     pub fn create_for_run(&self, opts: &CreateOptions) -> Result<Created> {
         validate_id(&opts.id)?;
+        init::reserve_preserved_fds(opts.preserve_fds)?;
         let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
         self.create_inner(opts, bundle, true)
     }
@@ -415,13 +417,19 @@ impl Runtime {
         .sys(|| format!("open {}", fifo_path.display()))?;
         // SAFETY: a fresh descriptor from a successful open.
         let fifo: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fifo) };
-        // One byte: the init is past the fifo. End-of-file: it exec'd (or died).
+        // One byte: the init is past the fifo. End-of-file: it exec'd (or died). Anything
+        // after the byte is the init's account of why the start failed.
         let mut got_byte = false;
-        let mut byte = [0u8; 1];
+        let mut failure = Vec::new();
+        let mut buf = [0u8; 4096];
         loop {
-            match nix::unistd::read(fifo.as_raw_fd(), &mut byte) {
-                Ok(1) => got_byte = true,
+            match nix::unistd::read(fifo.as_raw_fd(), &mut buf) {
                 Ok(0) if got_byte => break,
+                Ok(n) if n > 0 => {
+                    let rest = if got_byte { &buf[..n] } else { &buf[1..n] };
+                    got_byte = true;
+                    failure.extend_from_slice(rest);
+                }
                 Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
                     if !got_byte && !saved.init_alive() {
                         return Err(Error::NotRunning(id.to_string()));
@@ -437,6 +445,10 @@ impl Runtime {
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => return Err(e).sys(|| "read exec fifo".into()),
             }
+        }
+        if !failure.is_empty() {
+            let _ = fs::remove_file(&fifo_path);
+            return Err(Error::Child(String::from_utf8_lossy(&failure).into_owned()));
         }
         let _ = fs::remove_file(&fifo_path);
         saved.started = true;

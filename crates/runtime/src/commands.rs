@@ -367,6 +367,7 @@ fn spec(a: &crate::cli::SpecArgs) -> Result<i32> {
         p.set_terminal(Some(true));
     }
     spec.set_hostname(Some("pelagos".into()));
+    spec.set_version(pelagos_container::OCI_VERSION.into());
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
     Ok(0)

@@ -206,31 +206,46 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
     let _ = nix::unistd::setsid();
     ctx.sync.send(Msg::Ready)?;
 
-    match fifo {
-        Some((fifo, proc_fd)) => wait_fifo(&fifo, &proc_fd)?,
-        None => ctx.sync.expect(Msg::Start)?,
-    }
-    let (Some(process), Some(exe)) = (spec.process(), prepared) else {
-        return Err(Error::Spec("process is not set in config.json".into()));
+    let start_fd = match fifo {
+        Some((fifo, proc_fd)) => Some(wait_fifo(&fifo, &proc_fd, ctx.preserve_fds)?),
+        None => {
+            ctx.sync.expect(Msg::Start)?;
+            None
+        }
     };
-    if let Some(h) = spec
-        .hooks()
-        .as_ref()
-        .and_then(|h| h.start_container().clone())
-    {
-        let started = String::from_utf8_lossy(&state_json)
-            .replace("\"status\":\"creating\"", "\"status\":\"created\"");
-        hooks::run_all(&h, started.as_bytes())?;
+    let started = || -> Result<Never> {
+        let (Some(process), Some(exe)) = (spec.process(), prepared) else {
+            return Err(Error::Spec("process is not set in config.json".into()));
+        };
+        if let Some(h) = spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone())
+        {
+            let started = String::from_utf8_lossy(&state_json)
+                .replace("\"status\":\"creating\"", "\"status\":\"created\"");
+            hooks::run_all(&h, started.as_bytes())?;
+        }
+        exec_process(
+            process,
+            &exe,
+            ctx.seccomp.as_ref(),
+            seccomp_listener,
+            ctx.preserve_fds,
+            &state_json,
+            &ctx.sync,
+        )
+    };
+    let err = match started() {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // `start` is reading the fifo until end-of-file: what it reads after the first byte is
+    // why the container did not start.
+    if let Some(fd) = &start_fd {
+        let _ = nix::unistd::write(fd, err.to_string().as_bytes());
     }
-    exec_process(
-        process,
-        &exe,
-        ctx.seccomp.as_ref(),
-        seccomp_listener,
-        ctx.preserve_fds,
-        &state_json,
-        &ctx.sync,
-    )
+    Err(err)
 }
 
 /// The notify agent's connected socket and our pid as the host sees it (the agent reads
@@ -371,6 +386,10 @@ fn cstrings(list: Option<&[String]>, what: &str) -> Result<Vec<std::ffi::CString
 /// Close-on-exec every descriptor but stdio and the preserved ones, which lose the flag.
 fn prepare_fds(preserve_fds: i32) -> Result<()> {
     let first_closed = 3 + preserve_fds.max(0) as u32;
+    let placeholders = PLACEHOLDER_FDS
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
     let ret = unsafe {
         libc::syscall(
@@ -382,10 +401,44 @@ fn prepare_fds(preserve_fds: i32) -> Result<()> {
     };
     nix::errno::Errno::result(ret).sys(|| "mark descriptors close-on-exec".into())?;
     for fd in 3..first_closed as i32 {
+        if placeholders.contains(&fd) {
+            continue; // stays close-on-exec: the caller had nothing there
+        }
         let _ = nix::fcntl::fcntl(
             fd,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
         );
+    }
+    Ok(())
+}
+
+/// Descriptors in the preserved range that the caller left closed, filled by
+/// [`reserve_preserved_fds`] so the runtime's own descriptors cannot land there and leak.
+static PLACEHOLDER_FDS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Occupy every closed descriptor number in 3..3+`preserve_fds` with a close-on-exec
+/// /dev/null before the runtime opens anything of its own. Call first thing in create/exec.
+pub fn reserve_preserved_fds(preserve_fds: i32) -> Result<()> {
+    let mut placeholders = Vec::new();
+    for fd in 3..3 + preserve_fds.max(0) {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD) != Err(nix::errno::Errno::EBADF) {
+            continue;
+        }
+        let null = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .sys(|| "open /dev/null".into())?;
+        if null != fd {
+            nix::unistd::dup3(null, fd, nix::fcntl::OFlag::O_CLOEXEC)
+                .sys(|| format!("reserve fd {fd}"))?;
+            let _ = nix::unistd::close(null);
+        }
+        placeholders.push(fd);
+    }
+    if let Ok(mut v) = PLACEHOLDER_FDS.lock() {
+        *v = placeholders;
     }
     Ok(())
 }
@@ -402,7 +455,10 @@ fn reset_signals() {
     );
 }
 
-fn wait_fifo(fifo: &OwnedFd, proc_fd: &OwnedFd) -> Result<()> {
+/// Block until `start` opens the exec fifo, then tell it so with one byte. The write end
+/// is returned and stays open (close-on-exec, above the preserved fds): `start` sees
+/// end-of-file once execve happened, or an error message when the start failed.
+fn wait_fifo(fifo: &OwnedFd, proc_fd: &OwnedFd, preserve_fds: i32) -> Result<OwnedFd> {
     // Re-open the fifo for writing through procfs: this blocks until `start` opens it.
     let name = fifo.as_raw_fd().to_string();
     let w = nix::fcntl::openat(
@@ -412,13 +468,16 @@ fn wait_fifo(fifo: &OwnedFd, proc_fd: &OwnedFd) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .sys(|| "open exec fifo".into())?;
-    // SAFETY: `w` was just opened; it is owned here and kept open on purpose below.
+    // SAFETY: `w` was just opened and nothing else owns it.
     let w = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(w) };
     nix::unistd::write(&w, b"0").sys(|| "write exec fifo".into())?;
-    // Keep the write end open (close-on-exec): `start` sees end-of-file once execve
-    // happened, and only then runs the poststart hooks.
-    std::mem::forget(w);
-    Ok(())
+    let high = nix::fcntl::fcntl(
+        w.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + preserve_fds.max(0)),
+    )
+    .sys(|| "move exec fifo above preserved fds".into())?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) })
 }
 
 fn open_o_path(path: &Path) -> Result<OwnedFd> {

@@ -1,0 +1,356 @@
+//! Escapes that runtimes have had: leaked descriptors and cwd outside the rootfs
+//! (CVE-2024-21626 class), a container reaching the runtime binary or its memory through
+//! /proc/1 while the init is still the runtime (CVE-2019-5736 class), the runtime's
+//! environment, masked paths undone from inside, and masking through a planted /dev/null.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::json;
+use support::*;
+
+fn sh(c: &Container, script: &str) -> Output {
+    c.bundle.set_args(&["sh", "-c", script]);
+    c.rt(&["run", &c.id])
+}
+
+fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success());
+    out.stdout_text()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Host-side fd numbers of `pid` and what they point to.
+fn host_fds(pid: i64) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read fds")
+        .map(|e| {
+            let e = e.unwrap();
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (e.file_name().to_string_lossy().into_owned(), target)
+        })
+        .collect();
+    v.sort_by_key(|(n, _)| n.parse::<i32>().unwrap_or(i32::MAX));
+    v
+}
+
+fn config_env(c: &Container) -> Vec<String> {
+    c.bundle.config.borrow()["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn container_processes_hold_only_stdio() {
+    let c = Container::new("sec-fds");
+    c.bundle.set_args(&["sleep", "30"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    c.wait_status("running");
+    let pid = c.state()["pid"].as_i64().unwrap();
+    // The init after exec, seen from the host: 0, 1, 2 and nothing else (no leaked
+    // directory, cgroup or state fds).
+    let fds = host_fds(pid);
+    let names: Vec<&str> = fds.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["0", "1", "2"], "{fds:?}");
+    for (n, target) in &fds {
+        assert!(
+            !Path::new(target).is_dir(),
+            "fd {n} is a directory: {target}"
+        );
+    }
+    // Its cwd is the container's root.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        std::fs::canonicalize(c.bundle.rootfs()).unwrap()
+    );
+    // From inside: the init and an exec'd shell see the same.
+    let out = c.rt(&[
+        "exec",
+        &c.id,
+        "sh",
+        "-c",
+        "ls /proc/1/fd | tr '\\n' ' '; echo; ls /proc/$$/fd | tr '\\n' ' '; echo; \
+         for f in /proc/$$/fd/*; do test -d $f && echo DIR $f; done; true",
+    ]);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    assert_eq!(
+        out.stdout_text(),
+        "0 1 2 \n0 1 2 \n",
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+fn cwd_through_proc_self_fd_stays_inside() {
+    for n in 3..=8 {
+        let c = Container::new("sec-cwd");
+        let escape = format!(
+            "../../../../../../../../tmp/pelagos-it-bundle-{}/config.json",
+            c.id
+        );
+        c.bundle
+            .edit(|cfg| cfg["process"]["cwd"] = json!(format!("/proc/self/fd/{n}")));
+        let out = sh(
+            &c,
+            &format!("pwd; if test -e {escape}; then echo ESCAPED; fi; true"),
+        );
+        let stdout = out.stdout_text();
+        assert!(
+            !stdout.contains("ESCAPED"),
+            "cwd fd {n} reached the host: {stdout}"
+        );
+        assert!(
+            !stdout.contains("unreachable"),
+            "cwd fd {n} is outside the root: {stdout}"
+        );
+        if out.status.success() {
+            assert!(stdout.starts_with('/'), "{stdout}");
+        } else {
+            assert!(!out.stderr_text().is_empty(), "a refusal must say why");
+        }
+    }
+}
+
+#[test]
+fn exec_cwd_through_proc_self_fd_stays_inside() {
+    let c = Container::new("sec-exec-cwd");
+    c.bundle.set_args(&["sleep", "30"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    let escape = format!(
+        "../../../../../../../../tmp/pelagos-it-bundle-{}/config.json",
+        c.id
+    );
+    for n in 3..=8 {
+        let cwd = format!("/proc/self/fd/{n}");
+        let script = format!("pwd; if test -e {escape}; then echo ESCAPED; fi; true");
+        let out = c.rt(&["exec", "--cwd", &cwd, &c.id, "sh", "-c", &script]);
+        let stdout = out.stdout_text();
+        assert!(!stdout.contains("ESCAPED"), "exec cwd fd {n}: {stdout}");
+        assert!(!stdout.contains("unreachable"), "exec cwd fd {n}: {stdout}");
+        if !out.status.success() {
+            assert!(!out.stderr_text().is_empty());
+        }
+    }
+}
+
+#[test]
+fn exec_into_a_created_container_cannot_reach_the_runtime() {
+    let bin = runtime_bin();
+    let before = sha256(&bin);
+    let c = Container::new("sec-5736");
+    c.bundle.set_args(&["sleep", "30"]);
+    let mut cmd = c.command(&["create", "--bundle"]);
+    cmd.arg(&c.bundle.dir)
+        .arg(&c.id)
+        .env("SECRET_PELAGOS", "xyz")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    assert_eq!(c.status(), "created");
+    // Precondition: the parked init is still the runtime binary.
+    let pid = c.state()["pid"].as_i64().unwrap();
+    assert_eq!(
+        std::fs::canonicalize(std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()).unwrap(),
+        std::fs::canonicalize(&bin).unwrap()
+    );
+    let script = "\
+        try() { if eval \"$2\" >/dev/null 2>&1; then echo \"$1 OPEN\"; else echo \"$1 denied\"; fi; }; \
+        try environ 'cat /proc/1/environ'; \
+        try exe-link 'readlink /proc/1/exe'; \
+        try exe-read 'head -c 1 /proc/1/exe'; \
+        try exe-write 'echo x >> /proc/1/exe'; \
+        try mem 'head -c 1 /proc/1/mem'; \
+        try fds 'ls /proc/1/fd'; \
+        try cwd 'ls /proc/1/cwd/'; \
+        try root 'ls /proc/1/root/'; \
+        true";
+    let out = c.rt(&["exec", &c.id, "sh", "-c", script]);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let want = "environ denied\nexe-link denied\nexe-read denied\nexe-write denied\n\
+                mem denied\nfds denied\ncwd denied\nroot denied\n";
+    assert_eq!(out.stdout_text(), want);
+    assert_eq!(c.status(), "created", "the init survived");
+    drop(c);
+    assert_eq!(sha256(&bin), before, "the runtime binary changed");
+}
+
+#[test]
+fn the_runtime_environment_is_not_visible() {
+    let c = Container::new("sec-env");
+    c.bundle.set_args(&[
+        "sh",
+        "-c",
+        "cat /proc/1/environ | tr '\\0' '\\n'; echo ---; env | grep -c SECRET_PELAGOS; true",
+    ]);
+    let out = c
+        .command(&["run", &c.id])
+        .env("SECRET_PELAGOS", "xyz")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let text = out.stdout_text();
+    let (environ, count) = text.split_once("---\n").unwrap();
+    let lines: Vec<&str> = environ.lines().collect();
+    assert_eq!(
+        lines,
+        config_env(&c),
+        "the init's environment is the config's"
+    );
+    assert_eq!(count, "0\n");
+    assert!(!text.contains("xyz"));
+
+    // An exec'd process does not inherit the caller's environment either.
+    let c = Container::new("sec-env-exec");
+    c.bundle.set_args(&["sleep", "30"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    let out = c
+        .command(&[
+            "exec",
+            &c.id,
+            "sh",
+            "-c",
+            "env; tr '\\0' '\\n' < /proc/1/environ; true",
+        ])
+        .env("SECRET_PELAGOS", "xyz")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    assert!(
+        !out.stdout_text().contains("SECRET_PELAGOS"),
+        "{}",
+        out.stdout_text()
+    );
+    // Seen from the host too: the running init's environment is the config's.
+    let pid = c.state()["pid"].as_i64().unwrap();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert_eq!(vars, config_env(&c));
+}
+
+#[test]
+fn masked_paths_cannot_be_unmounted() {
+    let c = Container::new("sec-unmask");
+    let out = sh(
+        &c,
+        "umount /proc/keys; echo u1=$?; umount -l /proc/timer_list; echo u2=$?; \
+         umount /proc/acpi; echo u3=$?; mount -o remount,rw /proc/sys; echo r=$?; \
+         mount --bind /proc/self/environ /proc/keys; echo b=$?; \
+         wc -c < /proc/keys; wc -c < /proc/timer_list; ls -A /proc/acpi | wc -l",
+    );
+    let lines: Vec<String> = out
+        .stdout_text()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        ["u1=1", "u2=1", "u3=1", "r=1", "b=1", "0", "0", "0"],
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("Operation not permitted"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+/// Bundle directory `devdir` to be the container's /dev (bound from the bundle, so the
+/// runtime does not populate it), with `null` planted as a symlink to /etc/passwd.
+fn plant_dev_null(c: &Container) {
+    let dev = c.bundle.dir.join("devdir");
+    std::fs::create_dir(&dev).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dev.join("null")).unwrap();
+    c.bundle.edit(|cfg| {
+        let mounts = cfg["mounts"].as_array_mut().unwrap();
+        let at = mounts
+            .iter()
+            .position(|m| m["destination"] == "/dev")
+            .unwrap();
+        mounts[at] = json!({"destination": "/dev", "type": "bind", "source": "devdir",
+                            "options": ["rbind", "nosuid"]});
+    });
+}
+
+#[test]
+fn masking_uses_the_host_dev_null_not_the_containers() {
+    let host_passwd = std::fs::read("/etc/passwd").unwrap();
+    let c = Container::new("sec-devnull");
+    let image_passwd = std::fs::read(c.bundle.rootfs().join("etc/passwd")).unwrap();
+    plant_dev_null(&c);
+    let out = sh(
+        &c,
+        "readlink /dev/null; wc -c < /proc/keys; stat -c '%F %t:%T' /proc/keys; \
+         echo pwned > /proc/keys; grep -c root /etc/passwd; true",
+    );
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let lines: Vec<String> = out
+        .stdout_text()
+        .lines()
+        .map(|l| l.trim().to_string())
+        .collect();
+    assert_eq!(
+        lines,
+        ["/etc/passwd", "0", "character special file 1:3", "1"],
+        "{}",
+        out.stderr_text()
+    );
+    assert_eq!(
+        std::fs::read(c.bundle.rootfs().join("etc/passwd")).unwrap(),
+        image_passwd
+    );
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), host_passwd);
+
+    // The same with the runtime populating the image's own /dev (no /dev mount): the planted
+    // symlink is replaced by a real node and masking still uses the host's null device.
+    let c = Container::new("sec-devnull-image");
+    std::fs::create_dir_all(c.bundle.rootfs().join("dev")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", c.bundle.rootfs().join("dev/null")).unwrap();
+    c.bundle.edit(|cfg| {
+        cfg["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|m| m["destination"] != "/dev");
+    });
+    let out = sh(
+        &c,
+        "stat -c '%F %t:%T' /dev/null /proc/keys; wc -c < /proc/keys; grep -c root /etc/passwd",
+    );
+    assert!(out.status.success(), "{}", out.stderr_text());
+    assert_eq!(
+        out.stdout_text(),
+        "character special file 1:3\ncharacter special file 1:3\n0\n1\n"
+    );
+    assert_eq!(
+        std::fs::read(c.bundle.rootfs().join("etc/passwd")).unwrap(),
+        image_passwd
+    );
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), host_passwd);
+}
