@@ -10,8 +10,9 @@
 #
 # Isolation: the peers run inside a private mount namespace that has a fresh cgroup2 mount on
 # /sys/fs/cgroup (so on a hybrid host containerd's shim and podman see a pure cgroup v2 host and
-# never touch the v1 hierarchies) and private tmpfs mounts on /run and /dev/shm (their default
-# state, fifo and lock paths). containerd gets its own root, state and socket under a temp dir.
+# never touch the v1 hierarchies) and private tmpfs mounts on /run (their default state and fifo
+# paths), /dev/shm (podman's lock) and /var/lib (podman's blob info cache
+# in /var/lib/containers/cache). containerd gets its own root, state and socket under a temp dir.
 # Everything is removed on exit, also on failure: containers, the containerd it started, every
 # process in the private namespace, the cgroups it created, the temp dir.
 set -u -o pipefail
@@ -256,6 +257,7 @@ EOF
         mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
         mount -t tmpfs -o mode=755 tmpfs /run &&
         mount -t tmpfs -o mode=1777 tmpfs /dev/shm &&
+        mount -t tmpfs -o mode=755 tmpfs /var/lib &&
         touch "$1/ns-ready" && exec sleep 100000' sh "$WORK" </dev/null >"$WORK/ns.log" 2>&1 &
     HOLDER=$!
     disown "$HOLDER" # no job-control noise when teardown kills it
@@ -302,13 +304,14 @@ EOF
     check "setup: ctr image import (OCI layout)" 0 "^$IMG\$" "$rc" "$out"
 
     # podman with private storage, run root and tmp dir; cgroupfs; no network
-    mkdir -p "$WORK/pm"
+    mkdir -p "$WORK/pm/tmp"
     cat >"$WORK/pm/containers.conf" <<EOF
 [containers]
 netns = "none"
 [engine]
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+image_copy_tmp_dir = "$WORK/pm/tmp"
 EOF
     PODMAN=("${NS[@]}" env CONTAINERS_CONF="$WORK/pm/containers.conf" podman
         --root "$WORK/pm/root" --runroot "$WORK/pm/runroot" --tmpdir "$WORK/pm/tmp"
@@ -438,10 +441,27 @@ test_podman() {
         rc=$?
         check "podman: an unenforceable pids limit fails with the runtime's words" \
             126 'OCI runtime error: .*controller "pids" is not available' "$rc" "$out"
-        out=$(timeout $T "${PODMAN[@]}" run --rm "${PRUN[@]}" --annotation run.pelagos.cgroup.skip-unavailable=true "$IMG" echo hello 2>&1)
+        # conmon passes no --log: the runtime's warning would go to its stderr, which during
+        # create is the container's stderr (as runc's would); with a log it goes there
+        out=$(timeout $T "${PODMAN[@]}" --runtime-flag "log=$WORK/pm/runtime.log" --runtime-flag log-format=json \
+            run --rm "${PRUN[@]}" --annotation run.pelagos.cgroup.skip-unavailable=true "$IMG" echo hello 2>&1)
         rc=$?
-        check_exact "podman: skip-unavailable annotation runs" 0 hello "$rc" "$out"
+        check_exact "podman: skip-unavailable annotation runs, warning stays out of the output" 0 hello "$rc" "$out"
+        check "podman: the warning is in the runtime's --log (json)" 0 \
+            '^\{"level":"warning","msg":"cgroup v2 controller \\"pids\\" is not available' 0 "$(cat "$WORK/pm/runtime.log" 2>&1)"
     fi
+
+    # podman's tmpfs mounts carry the tmpcopyup extension (--read-only puts them on /tmp,
+    # /var/tmp and /run; --tmpfs on its destination): the tmpfs starts with the image's files
+    out=$(timeout $T "${PODMAN[@]}" run --rm "${PRUN[@]}" --pids-limit 0 --read-only "$IMG" \
+        sh -c 'touch /x 2>/dev/null && echo root-writable; touch /tmp/y /run/y /var/tmp/y && echo tmp-writable' 2>&1)
+    rc=$?
+    check_exact "podman: run --read-only (tmpfs with tmpcopyup)" 0 tmp-writable "$rc" "$out"
+    out=$(timeout $T "${PODMAN[@]}" run --rm "${PRUN[@]}" --pids-limit 0 --tmpfs /bin:rw,size=16m,mode=755 "$IMG" \
+        sh -c 'grep -c " /bin tmpfs " /proc/mounts; touch /bin/new && /bin/echo copied-up' 2>&1)
+    rc=$?
+    check_exact "podman: --tmpfs over /bin keeps its files (tmpcopyup)" 0 "1
+copied-up" "$rc" "$out"
 
     # detached: logs, exec, pause/unpause, stop (SIGTERM honoured), rm
     out=$(timeout $T "${PODMAN[@]}" run -d --name p-d "${PRUN[@]}" --pids-limit 0 "$IMG" \
@@ -505,7 +525,7 @@ test_podman() {
 
 START=$(date +%s)
 prereq
-say "runtime: $RUNTIME ($("$RUNTIME" --version | head -n1)); cgroup2 at $CG"
+say "runtime: $RUNTIME ($("$RUNTIME" --version 2>&1 | sed -n 1p)); cgroup2 at $CG"
 setup
 test_containerd
 test_podman

@@ -654,9 +654,11 @@ pub fn effective_resources(
     let mut res = resources.cloned().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
     rules.extend(pelagos_cgroups::default_device_rules());
+    // Fifos are not devices: the device controller has no say over them.
     rules.extend(
         devices
             .iter()
+            .filter(|d| !matches!(d.typ(), oci_spec::runtime::LinuxDeviceType::P))
             .map(oci_spec::runtime::LinuxDeviceCgroup::from),
     );
     res.set_devices(Some(rules));

@@ -56,6 +56,106 @@ fn none() -> Option<&'static str> {
     None
 }
 
+/// Open `name` under `dir` as a directory to read, without following a final symlink.
+fn open_dir_at(dir: RawFd, name: &std::ffi::CStr) -> std::io::Result<OwnedFd> {
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    open_at(dir, name, flags, 0)
+}
+
+/// openat(2) into an owned descriptor.
+fn open_at(
+    dir: RawFd,
+    name: &std::ffi::CStr,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name; the kernel checks the descriptor.
+    let fd = unsafe { libc::openat(dir, name.as_ptr(), flags, mode) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A libc return value as a Result.
+fn cvt(ret: libc::c_int) -> std::io::Result<()> {
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `tmpcopyup` (runc's and crun's tmpfs extension): copy the directory `from`, which the new
+/// tmpfs hides, into `to`, the tmpfs, keeping modes, owners, symlinks, device nodes and fifos
+/// (as runc's copy does). Symlinks are copied, never followed.
+fn copy_tree(from: RawFd, to: RawFd, dest: &Path) -> Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    let err = |what: String| {
+        move |source: std::io::Error| Error::Io {
+            what: format!("tmpcopyup: {what}"),
+            source,
+        }
+    };
+    let read_err = || err(format!("read directory {}", dest.display()));
+    for entry in std::fs::read_dir(fd_path(from)).map_err(read_err())? {
+        let entry = entry.map_err(read_err())?;
+        let name = entry.file_name();
+        let path = dest.join(&name);
+        let what = || format!("copy {}", path.display());
+        let c = CString::new(name.as_bytes()).map_err(|e| err(what())(e.into()))?;
+        // SAFETY: stat is plain data, all zeroes is a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a NUL-terminated name and a writable stat buffer.
+        cvt(unsafe { libc::fstatat(from, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })
+            .map_err(err(what()))?;
+        let kind = st.st_mode & libc::S_IFMT;
+        match kind {
+            libc::S_IFDIR => {
+                // SAFETY: a NUL-terminated name.
+                cvt(unsafe { libc::mkdirat(to, c.as_ptr(), 0o700) }).map_err(err(what()))?;
+                let sub_from = open_dir_at(from, &c).map_err(err(what()))?;
+                let sub_to = open_dir_at(to, &c).map_err(err(what()))?;
+                copy_tree(sub_from.as_raw_fd(), sub_to.as_raw_fd(), &path)?;
+            }
+            libc::S_IFREG => {
+                let rd = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+                let wr = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+                let mut src = std::fs::File::from(open_at(from, &c, rd, 0).map_err(err(what()))?);
+                let mut dst = std::fs::File::from(open_at(to, &c, wr, 0o600).map_err(err(what()))?);
+                std::io::copy(&mut src, &mut dst).map_err(err(what()))?;
+            }
+            libc::S_IFLNK => {
+                let target = std::fs::read_link(entry.path()).map_err(err(what()))?;
+                let t = CString::new(target.as_os_str().as_bytes())
+                    .map_err(|e| err(what())(e.into()))?;
+                // SAFETY: NUL-terminated strings.
+                cvt(unsafe { libc::symlinkat(t.as_ptr(), to, c.as_ptr()) }).map_err(err(what()))?;
+            }
+            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
+                // SAFETY: a NUL-terminated name.
+                cvt(unsafe { libc::mknodat(to, c.as_ptr(), kind | 0o600, st.st_rdev) })
+                    .map_err(err(what()))?;
+            }
+            // A socket means nothing without its listener.
+            _ => continue,
+        }
+        let nofollow = libc::AT_SYMLINK_NOFOLLOW;
+        // SAFETY: a NUL-terminated name.
+        cvt(unsafe { libc::fchownat(to, c.as_ptr(), st.st_uid, st.st_gid, nofollow) })
+            .map_err(err(what()))?;
+        if kind != libc::S_IFLNK {
+            // After the chown, which clears set-id bits. SAFETY: a NUL-terminated name.
+            cvt(unsafe { libc::fchmodat(to, c.as_ptr(), st.st_mode & 0o7777, 0) })
+                .map_err(err(what()))?;
+        }
+    }
+    Ok(())
+}
+
 impl Rootfs {
     /// Detach the container's mounts from the host (rslave), and make the rootfs a mount point.
     pub fn prepare(path: &Path, bundle: &Path, can_mknod: bool) -> Result<Rootfs> {
@@ -255,11 +355,33 @@ impl Rootfs {
                     .as_ref()
                     .map(|s| s.as_os_str().to_owned())
                     .unwrap_or_else(|| typ.into());
+                // tmpcopyup: hold on to the directory the tmpfs is about to hide, and mount
+                // it writable until the copy is done.
+                let copy_up = opts.tmpcopyup && typ == "tmpfs";
+                let hidden = if copy_up {
+                    match open_dir_at(target.as_raw_fd(), c".") {
+                        Ok(fd) => Some(fd),
+                        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => None,
+                        Err(source) => {
+                            return Err(Error::Io {
+                                what: format!("tmpcopyup: open {}", dest.display()),
+                                source,
+                            })
+                        }
+                    }
+                } else {
+                    None
+                };
+                let mount_flags = if hidden.is_some() {
+                    flags & !MsFlags::MS_RDONLY
+                } else {
+                    flags
+                };
                 let res = mount(
                     Some(source.as_os_str()),
                     target_path.as_str(),
                     Some(typ),
-                    flags,
+                    mount_flags,
                     data,
                 );
                 match res {
@@ -285,11 +407,23 @@ impl Rootfs {
                     }
                     Err(e) => return Err(e).sys(what),
                 }
-                if opts.tmpcopyup && typ == "tmpfs" {
-                    return Err(Error::Unsupported(
-                        "mount option",
-                        format!("tmpcopyup at {}", dest.display()),
-                    ));
+                if let Some(hidden) = hidden {
+                    let top = self.resolve(dest, None)?;
+                    let top = open_dir_at(top.as_raw_fd(), c".").map_err(|source| Error::Io {
+                        what: format!("tmpcopyup: open the tmpfs at {}", dest.display()),
+                        source,
+                    })?;
+                    copy_tree(hidden.as_raw_fd(), top.as_raw_fd(), dest)?;
+                    if flags.contains(MsFlags::MS_RDONLY) {
+                        mount(
+                            none(),
+                            fd_path(top.as_raw_fd()).as_str(),
+                            none(),
+                            flags | MsFlags::MS_REMOUNT,
+                            data,
+                        )
+                        .sys(|| format!("remount {} read-only", dest.display()))?;
+                    }
                 }
             }
         }

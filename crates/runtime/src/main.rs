@@ -9,6 +9,9 @@ mod process_flags;
 use clap::Parser;
 
 fn main() {
+    // Rust ignores SIGPIPE; a CLI piped into `head` should end quietly instead of panicking.
+    // SAFETY: installing the default disposition runs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
