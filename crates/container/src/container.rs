@@ -46,6 +46,8 @@ pub struct CreateOptions {
     pub cgroup_manager: CgroupManager,
     /// `run --detach`: nobody stays to proxy a terminal, so one needs a console socket.
     pub detach: bool,
+    /// Keep the caller's session keyring instead of joining a new one named after the id.
+    pub no_new_keyring: bool,
 }
 
 /// The runtime's view of its state directory (`--root`).
@@ -306,6 +308,7 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     seccomp,
                     no_pivot: opts.no_pivot,
+                    session_keyring: (!opts.no_new_keyring).then(|| opts.id.clone()),
                     cgroup_dir: cgroup.as_ref().map(|c| c.path().to_path_buf()),
                     has_runtime_hooks,
                 })

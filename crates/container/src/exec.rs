@@ -215,7 +215,7 @@ fn exec_child(
             .console_size()
             .as_ref()
             .map(|b| (b.height() as u16, b.width() as u16));
-        init::tty::setup(console, size)?;
+        init::tty::setup(console, size, false)?;
     }
     drop(console);
     init::exec_process(

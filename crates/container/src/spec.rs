@@ -241,7 +241,7 @@ fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     Ok(())
 }
 
-fn apparmor_enabled() -> bool {
+pub(crate) fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
         .is_ok_and(|s| s.trim() == "Y")
 }

@@ -33,8 +33,8 @@ pub enum Forked {
 }
 
 /// clone3 without a new stack (fork semantics) with namespace `flags`, optionally born into the
-/// cgroup open at `cgroup_fd`. Falls back to placing nothing when the kernel lacks clone3
-/// (the caller then moves the child by pid).
+/// cgroup open at `cgroup_fd`. Needs Linux 5.7 (clone3 with CLONE_INTO_CGROUP); there is no
+/// fallback for older kernels.
 ///
 /// The caller must be single-threaded: the child continues on a copy of the parent's memory.
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<Forked> {

@@ -103,7 +103,7 @@ pub struct CreateFlags {
     /// Use MS_MOVE + chroot instead of pivot_root.
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Accepted for compatibility (no session keyring is created).
+    /// Keep the caller's session keyring (default: join a new one named after the id).
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
     /// Pass N extra fds (3..3+N-1) to the container.

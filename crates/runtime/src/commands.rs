@@ -96,6 +96,7 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions>
         preserve_fds: f.preserve_fds + listen_fds.max(0),
         cgroup_manager,
         detach: false,
+        no_new_keyring: f.no_new_keyring,
     })
 }
 

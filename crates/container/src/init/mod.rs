@@ -33,6 +33,9 @@ pub struct InitContext<'a> {
     pub preserve_fds: i32,
     pub seccomp: Option<pelagos_seccomp::CompiledFilter>,
     pub no_pivot: bool,
+    /// Join a new session keyring of this name (runc's default; `--no-new-keyring` opts out),
+    /// so the container cannot read the caller's keys.
+    pub session_keyring: Option<String>,
     /// The container's cgroup directory on the host, bind-mounted for cgroup mounts when the
     /// container has no cgroup namespace.
     pub cgroup_dir: Option<PathBuf>,
@@ -91,6 +94,9 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         set_domainname(d)?;
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if let Some(name) = &ctx.session_keyring {
+        join_session_keyring(name)?;
+    }
 
     // Handles that must be taken while the host's filesystem is still visible.
     let fifo = match &ctx.start {
@@ -200,7 +206,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            tty::setup(console, size)?;
+            tty::setup(console, size, true)?;
         }
     }
     let _ = nix::unistd::setsid();
@@ -361,6 +367,9 @@ pub(crate) fn exec_process(
         load_seccomp(&listener)?;
     }
     drop(listener);
+    if let Some(profile) = p.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
+        set_apparmor_exec(profile)?;
+    }
     prepare_fds(preserve_fds)?;
     reset_signals();
 
@@ -478,6 +487,41 @@ fn wait_fifo(fifo: &OwnedFd, proc_fd: &OwnedFd, preserve_fds: i32) -> Result<Own
     .sys(|| "move exec fifo above preserved fds".into())?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) })
+}
+
+fn join_session_keyring(name: &str) -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    let cname = std::ffi::CString::new(format!("_ses.{name}"))
+        .map_err(|_| Error::Spec("container id contains NUL".into()))?;
+    // SAFETY: keyctl reads a NUL-terminated name that lives for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            cname.as_ptr(),
+        )
+    };
+    match nix::errno::Errno::result(ret) {
+        Ok(_) | Err(nix::errno::Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(e).sys(|| "join a new session keyring".into()),
+    }
+}
+
+/// Ask AppArmor to confine the program we are about to exec (validated to be enabled).
+fn set_apparmor_exec(profile: &str) -> Result<()> {
+    if !crate::spec::apparmor_enabled() {
+        return Err(Error::Unsupported(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host".into(),
+        ));
+    }
+    let text = format!("exec {profile}");
+    std::fs::write("/proc/self/attr/apparmor/exec", &text)
+        .or_else(|_| std::fs::write("/proc/self/attr/exec", &text))
+        .map_err(|e| Error::Io {
+            what: format!("set AppArmor profile {profile:?}"),
+            source: e,
+        })
 }
 
 fn open_o_path(path: &Path) -> Result<OwnedFd> {

@@ -9,7 +9,8 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use crate::error::{Result, SysContext};
 
 /// Create the pty, hand its master to `console`, and make the slave our terminal.
-pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
+/// `bind_console`: also make the pty the container's /dev/console (the init does; exec not).
+pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>, bind_console: bool) -> Result<()> {
     let master = posix_openpt(
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC,
     )
@@ -26,6 +27,9 @@ pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
     if let Some((rows, cols)) = size {
         set_size(slave, rows, cols);
     }
+    if bind_console {
+        bind_dev_console(&name)?;
+    }
     let fds = [master.as_raw_fd()];
     let iov = [std::io::IoSlice::new(name.as_bytes())];
     sendmsg::<()>(
@@ -38,6 +42,29 @@ pub fn setup(console: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
     .sys(|| "send the pty master to the console socket".into())?;
     drop(master);
     make_controlling(slave)
+}
+
+/// Bind the pty slave onto /dev/console, as runc does, so programs that write to the console
+/// reach the caller's terminal. A symlink there is refused (O_NOFOLLOW).
+fn bind_dev_console(pty: &str) -> Result<()> {
+    let fd = nix::fcntl::open(
+        "/dev/console",
+        nix::fcntl::OFlag::O_CREAT
+            | nix::fcntl::OFlag::O_RDONLY
+            | nix::fcntl::OFlag::O_NOFOLLOW
+            | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .sys(|| "create /dev/console".into())?;
+    let _ = nix::unistd::close(fd);
+    nix::mount::mount(
+        Some(pty),
+        "/dev/console",
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .sys(|| format!("bind {pty} onto /dev/console"))
 }
 
 fn make_controlling(slave: RawFd) -> Result<()> {
