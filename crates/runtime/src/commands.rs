@@ -30,7 +30,7 @@ pub fn dispatch(cli: &Cli, log: &mut Logger) -> Result<i32> {
             Ok(0)
         }
         Command::State(a) => {
-            println!("{}", rt.state(&a.id)?);
+            outln!("{}", rt.state(&a.id)?);
             Ok(0)
         }
         Command::Kill(a) => {
@@ -57,7 +57,7 @@ pub fn dispatch(cli: &Cli, log: &mut Logger) -> Result<i32> {
         Command::Update(a) => update(&rt, a),
         Command::Events(a) => events(&rt, a),
         Command::Features => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&pelagos_container::features::features())?
             );
@@ -207,7 +207,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {
 fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
     let pids = rt.pids(id)?;
     match format {
-        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "json" => outln!("{}", serde_json::to_string(&pids)?),
         "table" => {
             let args: Vec<String> = if ps_args.is_empty() {
                 vec!["-ef".into()]
@@ -232,14 +232,14 @@ fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .context("ps output has no PID column")?;
-            println!("{header}");
+            outln!("{header}");
             for line in lines {
                 let pid = line
                     .split_whitespace()
                     .nth(pid_col)
                     .and_then(|p| p.parse::<i32>().ok());
                 if pid.is_some_and(|p| pids.contains(&p)) {
-                    println!("{line}");
+                    outln!("{line}");
                 }
             }
         }
@@ -336,7 +336,7 @@ fn events(rt: &Runtime, a: &crate::cli::EventsArgs) -> Result<i32> {
         }
         let cg = rt.cgroup_of(&saved)?;
         let stats = cg.stats()?;
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"type": "stats", "id": a.id, "data": stats})
         );
@@ -345,7 +345,7 @@ fn events(rt: &Runtime, a: &crate::cli::EventsArgs) -> Result<i32> {
         }
         let oom = cg.oom_kill_count().ok();
         if last_oom.is_some() && oom > last_oom {
-            println!("{}", serde_json::json!({"type": "oom", "id": a.id}));
+            outln!("{}", serde_json::json!({"type": "oom", "id": a.id}));
         }
         last_oom = oom;
         std::thread::sleep(interval);

@@ -1,6 +1,15 @@
 //! `pelagos-runtime`: runc's command-line contract over the pelagos-container library, so
 //! containerd, podman and Kubernetes can use pelagos in place of runc.
 
+/// println! that ends quietly on a closed stdout (`| head`) instead of panicking. SIGPIPE stays
+/// ignored: the runtime writes to hooks' stdin, and a hook need not read it.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod commands;
 mod log;
@@ -9,9 +18,6 @@ mod process_flags;
 use clap::Parser;
 
 fn main() {
-    // Rust ignores SIGPIPE; a CLI piped into `head` should end quietly instead of panicking.
-    // SAFETY: installing the default disposition runs no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -34,7 +40,7 @@ fn main() {
         }
     };
     if cli.version {
-        println!(
+        outln!(
             "pelagos version {}\ncommit: {}\nspec: {}",
             env!("CARGO_PKG_VERSION"),
             env!("PELAGOS_COMMIT"),
