@@ -150,12 +150,25 @@ while [ $n -lt 40 ]; do
 done
 echo "forkloop finished without a fork failure"'
 
+# Force-delete the test's containers, newest first (as a stack unwinds, so a parent cgroup the
+# first container created is empty when that container goes), then make sure nothing is left
+# under $CG/$PARENT: what is, fails the test and is removed so later tests start clean.
 cleanup() {
-	for _id in $IDS; do
-		$RT delete --force "$_id" >/dev/null 2>&1
+	_rev=
+	for _id in $IDS; do _rev="$_id $_rev"; done
+	for _id in $_rev; do
+		_o=$($RT delete --force "$_id" 2>&1) || bad "cleanup: delete --force $_id failed: $_o"
 		rm -rf "${WORK:?}/$_id"
 	done
 	IDS=
+	if [ -e "$CG/$PARENT" ]; then
+		bad "cgroup directories left behind after deleting every container: $(find "$CG/$PARENT" -type d | tr '\n' ' ')"
+		find "$CG/$PARENT" -depth -type d -exec rmdir {} \; 2>/dev/null
+	fi
+	if [ -n "$(ls -A "$STATE_ROOT" 2>/dev/null)" ]; then
+		bad "container state left behind: $(ls -A "$STATE_ROOT" | tr '\n' ' ')"
+		rm -rf "${STATE_ROOT:?}"/*
+	fi
 }
 
 run_test() {
@@ -163,13 +176,10 @@ run_test() {
 	shift
 	REASON=
 	_t0=$(now_cs)
-	if "$@" && [ -z "$REASON" ]; then
-		_t1=$(now_cs)
-		echo "PASS $_name ($(((_t1 - _t0) / 100)).$(((_t1 - _t0) % 100 / 10))s)"
-		PASSED=$((PASSED + 1))
-	else
-		echo "FAIL $_name: ${REASON:-the test returned non-zero}"
-		FAILED=$((FAILED + 1))
+	"$@" && [ -z "$REASON" ]
+	_ok=$?
+	_t1=$(now_cs)
+	if [ "$_ok" != 0 ]; then
 		for _id in $IDS; do
 			for _f in out err start.err; do
 				[ -s "$WORK/$_id/$_f" ] && sed "s/^/  [$_id $_f] /" "$WORK/$_id/$_f" | head -n 20
@@ -177,6 +187,13 @@ run_test() {
 		done
 	fi
 	cleanup
+	if [ -z "$REASON" ] && [ "$_ok" = 0 ]; then
+		echo "PASS $_name ($(((_t1 - _t0) / 100)).$(((_t1 - _t0) % 100 / 10))s)"
+		PASSED=$((PASSED + 1))
+	else
+		echo "FAIL $_name: ${REASON:-the test returned non-zero}"
+		FAILED=$((FAILED + 1))
+	fi
 }
 
 # ---- tests ---------------------------------------------------------------------------------
@@ -422,6 +439,27 @@ EOF
 	echo " $(_get entries) " | grep -q " memory.max " || bad "memory.max is not at the root of the container's cgroup2 mount" || return 1
 }
 
+# Two containers under one parent cgroup that the first create made: the parent goes when the
+# last container is deleted, whichever order they are deleted in.
+t_shared_parent() {
+	for _order in "sp-b sp-a" "sp-a sp-b"; do
+		for _id in sp-a sp-b; do
+			mkbundle $_id '{"pids": {"limit": 32}}' <<'EOF'
+exec sleep 1000
+EOF
+			run_bg $_id || return 1
+		done
+		[ -d "$CG/$PARENT/sp-a" ] && [ -d "$CG/$PARENT/sp-b" ] || bad "the two cgroups were not created" || return 1
+		for _id in $_order; do
+			_o=$($RT delete --force $_id 2>&1) || bad "delete --force $_id failed: $_o" || return 1
+			[ ! -e "$CG/$PARENT/$_id" ] || bad "cgroup $CG/$PARENT/$_id still exists after delete" || return 1
+		done
+		IDS=
+		echo "  created sp-a then sp-b, deleted $_order: $CG/$PARENT $([ -e "$CG/$PARENT" ] && echo remains || echo is gone)"
+		[ ! -e "$CG/$PARENT" ] || bad "parent cgroup $CG/$PARENT, made by the create of sp-a, remains after deleting $_order" || return 1
+	done
+}
+
 # invalid_case NAME RESOURCES_JSON EXPECTED_TEXT: create fails with one clear line that
 # contains EXPECTED_TEXT and leaves no state, cgroup or process behind.
 invalid_case() {
@@ -441,12 +479,9 @@ EOF
 	[ ! -e "$CG/$PARENT" ] || bad "$1: parent cgroup $CG/$PARENT left behind" || return 1
 	[ ! -e "$STATE_ROOT/$_id" ] || bad "$1: state directory left behind" || return 1
 	if $RT state "$_id" >/dev/null 2>&1; then bad "$1: state succeeds after the failed create"; return 1; fi
-	for _p in /proc/[0-9]*; do
-		if tr '\0' ' ' <"$_p/cmdline" 2>/dev/null | grep -q "^pelagos-runtime .* $_id \$"; then
-			bad "$1: process ${_p#/proc/} left behind: $(tr '\0' ' ' <"$_p/cmdline")"
-			return 1
-		fi
-	done
+	# "[b]ad-..." matches the id but not this grep's own command line.
+	_left=$(grep -l "[${_id%"${_id#?}"}]${_id#?}" /proc/[0-9]*/cmdline 2>/dev/null)
+	[ -z "$_left" ] || bad "$1: processes left behind: $(for f in $_left; do tr '\0' ' ' <"$f"; echo; done)" || return 1
 	grep -q should-not-run "$WORK/$_id/out" && { bad "$1: the container process ran"; return 1; }
 	return 0
 }
@@ -483,6 +518,7 @@ run_test devices t_devices
 run_test update t_update
 run_test pause-resume t_pause
 run_test kill-all-delete t_kill_delete
+run_test shared-parent t_shared_parent
 run_test cgroup-namespace t_cgroupns
 run_test invalid-values t_invalid
 run_test no-leftovers t_no_leftovers

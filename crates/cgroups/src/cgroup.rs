@@ -108,14 +108,28 @@ impl Cgroup {
         // Only a contiguous tail of the path counts as ours.
         let mut tail = 0;
         let result = (|| {
-            for comp in &comps {
+            for (i, comp) in comps.iter().enumerate() {
+                let is_leaf = i + 1 == comps.len();
                 let enabled = enable_controllers(&dir, &offered, dir_is_new)?;
                 let child = dir.join(comp);
                 match std::fs::create_dir(&child) {
                     Ok(()) => {
+                        mark_created(&child);
                         created.push(child.clone());
                         tail += 1;
                         dir_is_new = true;
+                        offered = enabled;
+                    }
+                    // A parent another pelagos container made counts as ours too: whoever is
+                    // deleted last removes it (rmdir fails while others still use it). An
+                    // existing leaf is never ours: its processes belong to someone else.
+                    Err(e)
+                        if e.kind() == ErrorKind::AlreadyExists
+                            && !is_leaf
+                            && is_marked(&child) =>
+                    {
+                        tail += 1;
+                        dir_is_new = false;
                         offered = enabled;
                     }
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => {
@@ -256,6 +270,43 @@ impl Cgroup {
     pub fn oom_kill_count(&self) -> Result<u64, CgroupError> {
         Ok(stats::memory_events(&self.path)?.map_or(0, |e| e.oom_kill))
     }
+}
+
+/// The extended attribute that marks a cgroup directory as made by pelagos (cgroupfs keeps
+/// `user.*` xattrs since Linux 5.7; on older kernels nothing is marked and shared parents stay).
+const CREATED_XATTR: &std::ffi::CStr = c"user.pelagos.created";
+
+fn mark_created(dir: &Path) {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: both strings are NUL-terminated and the one-byte value lives for the call.
+    unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            CREATED_XATTR.as_ptr(),
+            b"1".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+}
+
+fn is_marked(dir: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut buf = [0u8; 1];
+    // SAFETY: both strings are NUL-terminated; the kernel writes at most buf.len() bytes.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            CREATED_XATTR.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n == 1
 }
 
 /// Make sure `dir`'s `cgroup.subtree_control` enables every controller in `offered` and return

@@ -215,3 +215,22 @@ fn open_fd_stats_and_apply_on_this_host() {
     drop(fd);
     cg.destroy().unwrap();
 }
+
+#[test]
+fn shared_parent_goes_with_the_last_container_in_any_order() {
+    let t = TestCgroup::new("shared-parent");
+    let mut a = Cgroup::resolve(Some(&format!("{}/a", t.rel)), false, "a").unwrap();
+    a.create().unwrap();
+    let mut b = Cgroup::resolve(Some(&format!("{}/b", t.rel)), false, "b").unwrap();
+    b.create().unwrap();
+    // Reload both as the runtime does from saved state, then delete the oldest first.
+    let a = Cgroup::from_saved(a.relative(), a.owned_levels()).unwrap();
+    let b = Cgroup::from_saved(b.relative(), b.owned_levels()).unwrap();
+    a.destroy().unwrap();
+    assert!(t.dir.is_dir(), "the parent stays while b uses it");
+    b.destroy().unwrap();
+    assert!(
+        !t.dir.exists(),
+        "the last container removes the shared parent"
+    );
+}
