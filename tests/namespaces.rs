@@ -56,10 +56,6 @@ fn ns_link_of(path: &Path, kind: &str) -> String {
     format!("{kind}:[{}]", std::fs::metadata(path).unwrap().ino())
 }
 
-fn set_namespaces(c: &Container, list: serde_json::Value) {
-    c.bundle.edit(|cfg| cfg["linux"]["namespaces"] = list);
-}
-
 #[test]
 fn new_namespaces_differ_from_the_host() {
     let c = Container::new("ns-new");

@@ -496,9 +496,9 @@ fn terminal_through_console_socket() {
     assert!(out.status.success(), "{}", out.stderr_text());
     let stream = accept_within(&listener, Duration::from_secs(10));
     let (_, master) = recv_one_fd(&stream);
-    // The fd is a pty master: ptsname works on it.
-    // SAFETY: TIOCGPTN writes one u32 through the valid pointer.
+    // The fd is a pty master: TIOCGPTN tells its slave's number.
     let mut ptn: u32 = 0;
+    // SAFETY: TIOCGPTN writes one u32 through the valid pointer.
     let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut ptn) };
     assert_eq!(r, 0, "the received fd is not a pty master");
     c.rt_ok(&["start", &c.id]);

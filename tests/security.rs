@@ -74,24 +74,26 @@ fn container_processes_hold_only_stdio() {
             "fd {n} is a directory: {target}"
         );
     }
-    // Its cwd is the container's root.
-    assert_eq!(
-        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
-        std::fs::canonicalize(c.bundle.rootfs()).unwrap()
-    );
+    // Its cwd is the container's root (compared by inode: the path the host would print
+    // is relative to a root it cannot reach).
+    use std::os::unix::fs::MetadataExt;
+    let cwd = std::fs::metadata(format!("/proc/{pid}/cwd")).unwrap();
+    let root = std::fs::metadata(c.bundle.rootfs()).unwrap();
+    assert_eq!((cwd.dev(), cwd.ino()), (root.dev(), root.ino()));
     // From inside: the init and an exec'd shell see the same.
     let out = c.rt(&[
         "exec",
         &c.id,
         "sh",
         "-c",
-        "ls /proc/1/fd | tr '\\n' ' '; echo; ls /proc/$$/fd | tr '\\n' ' '; echo; \
+        // No pipelines: a shell holds the pipe's ends while it starts the pipeline.
+        "ls /proc/1/fd; echo --; ls /proc/$$/fd; \
          for f in /proc/$$/fd/*; do test -d $f && echo DIR $f; done; true",
     ]);
     assert!(out.status.success(), "{}", out.stderr_text());
     assert_eq!(
         out.stdout_text(),
-        "0 1 2 \n0 1 2 \n",
+        "0\n1\n2\n--\n0\n1\n2\n",
         "{}",
         out.stderr_text()
     );
@@ -157,15 +159,21 @@ fn exec_into_a_created_container_cannot_reach_the_runtime() {
     let before = sha256(&bin);
     let c = Container::new("sec-5736");
     c.bundle.set_args(&["sleep", "30"]);
+    // stdio to files: a pipe would be held open by the parked init.
+    let err_path = c.bundle.dir.join("create.err");
     let mut cmd = c.command(&["create", "--bundle"]);
     cmd.arg(&c.bundle.dir)
         .arg(&c.id)
         .env("SECRET_PELAGOS", "xyz")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", out.stderr_text());
+        .stderr(std::fs::File::create(&err_path).unwrap());
+    let status = cmd.status().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
     assert_eq!(c.status(), "created");
     // Precondition: the parked init is still the runtime binary.
     let pid = c.state()["pid"].as_i64().unwrap();
@@ -174,22 +182,55 @@ fn exec_into_a_created_container_cannot_reach_the_runtime() {
         std::fs::canonicalize(&bin).unwrap()
     );
     let script = "\
-        try() { if eval \"$2\" >/dev/null 2>&1; then echo \"$1 OPEN\"; else echo \"$1 denied\"; fi; }; \
+        try() { if (eval \"$2\") >/dev/null 2>&1; then echo \"$1 OPEN\"; else echo \"$1 denied\"; fi; }; \
         try environ 'cat /proc/1/environ'; \
         try exe-link 'readlink /proc/1/exe'; \
         try exe-read 'head -c 1 /proc/1/exe'; \
         try exe-write 'echo x >> /proc/1/exe'; \
         try mem 'head -c 1 /proc/1/mem'; \
-        try fds 'ls /proc/1/fd'; \
+        try fd-links 'for f in /proc/1/fd/*; do readlink $f && exit 0; done; exit 1'; \
+        try fd-walk 'for f in /proc/1/fd/*; do ls $f/ && exit 0; done; exit 1'; \
         try cwd 'ls /proc/1/cwd/'; \
         try root 'ls /proc/1/root/'; \
         true";
     let out = c.rt(&["exec", &c.id, "sh", "-c", script]);
     assert!(out.status.success(), "{}", out.stderr_text());
     let want = "environ denied\nexe-link denied\nexe-read denied\nexe-write denied\n\
-                mem denied\nfds denied\ncwd denied\nroot denied\n";
+                mem denied\nfd-links denied\nfd-walk denied\ncwd denied\nroot denied\n";
     assert_eq!(out.stdout_text(), want);
+    // The runc CVE-2024-21626 vector: an exec whose cwd is a descriptor of the parked init.
+    let escape = format!(
+        "../../../../../../../../tmp/pelagos-it-bundle-{}/config.json",
+        c.id
+    );
+    for n in 3..=10 {
+        let cwd = format!("/proc/1/fd/{n}");
+        let script = format!("pwd; if test -e {escape}; then echo ESCAPED; fi; true");
+        let out = c.rt(&["exec", "--cwd", &cwd, &c.id, "sh", "-c", &script]);
+        let stdout = out.stdout_text();
+        assert!(!stdout.contains("ESCAPED"), "exec cwd {cwd}: {stdout}");
+        assert!(!stdout.contains("unreachable"), "exec cwd {cwd}: {stdout}");
+        if !out.status.success() {
+            assert!(!out.stderr_text().is_empty());
+        }
+    }
     assert_eq!(c.status(), "created", "the init survived");
+    // Control: once started, pid 1 is the container's own (dumpable) program, and the same
+    // probes work: the denials above came from the parked init being protected.
+    c.rt_ok(&["start", &c.id]);
+    let out = c.rt(&["exec", &c.id, "sh", "-c", script]);
+    let text = out.stdout_text();
+    let open: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_suffix(" OPEN"))
+        .collect();
+    for probe in ["environ", "exe-link", "exe-read", "fd-links", "cwd", "root"] {
+        assert!(
+            open.contains(&probe),
+            "control {probe}: {}",
+            out.stdout_text()
+        );
+    }
     drop(c);
     assert_eq!(sha256(&bin), before, "the runtime binary changed");
 }

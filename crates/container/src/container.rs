@@ -48,6 +48,8 @@ pub struct CreateOptions {
     pub detach: bool,
     /// Keep the caller's session keyring instead of joining a new one named after the id.
     pub no_new_keyring: bool,
+    /// Environment entries added to the process's (socket activation's LISTEN_FDS/LISTEN_PID).
+    pub extra_env: Vec<String>,
 }
 
 /// The runtime's view of its state directory (`--root`).
@@ -189,7 +191,20 @@ impl Runtime {
         self.create_inner(opts, bundle, true)
     }
 
-    fn create_inner(&self, opts: &CreateOptions, bundle: Bundle, for_run: bool) -> Result<Created> {
+    fn create_inner(
+        &self,
+        opts: &CreateOptions,
+        mut bundle: Bundle,
+        for_run: bool,
+    ) -> Result<Created> {
+        if !opts.extra_env.is_empty() {
+            if let Some(p) = bundle.spec.process_mut() {
+                let mut env = p.env().clone().unwrap_or_default();
+                env.extend(opts.extra_env.iter().cloned());
+                p.set_env(Some(env));
+            }
+        }
+        let bundle = bundle;
         let spec = &bundle.spec;
         let terminal = spec
             .process()

@@ -81,11 +81,25 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions>
     if f.preserve_fds < 0 {
         bail!("--preserve-fds must not be negative");
     }
-    // systemd socket activation: LISTEN_FDS more descriptors after 3.
+    // systemd socket activation: LISTEN_FDS more descriptors after 3, meant for us when
+    // LISTEN_PID names this process (or is absent). The container's process sees them as its
+    // own: LISTEN_FDS=N and LISTEN_PID=1, as runc passes them.
+    let listen_pid_ok = std::env::var("LISTEN_PID")
+        .map(|p| p == std::process::id().to_string())
+        .unwrap_or(true);
     let listen_fds: i32 = std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|v| v.parse().ok())
+        .filter(|n: &i32| *n > 0 && listen_pid_ok)
         .unwrap_or(0);
+    let extra_env = if listen_fds > 0 {
+        vec![
+            format!("LISTEN_FDS={listen_fds}"),
+            "LISTEN_PID=1".to_string(),
+        ]
+    } else {
+        Vec::new()
+    };
     Ok(CreateOptions {
         id: id.to_string(),
         bundle: f.bundle.clone(),
@@ -93,7 +107,8 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions>
         console_socket: f.console_socket.clone(),
         pid_file: f.pid_file.clone(),
         no_pivot: f.no_pivot,
-        preserve_fds: f.preserve_fds + listen_fds.max(0),
+        preserve_fds: f.preserve_fds + listen_fds,
+        extra_env,
         cgroup_manager,
         detach: false,
         no_new_keyring: f.no_new_keyring,
