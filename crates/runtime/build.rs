@@ -8,5 +8,8 @@ fn main() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=PELAGOS_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=../../.git/HEAD");
+    // HEAD names a branch; the branch file (or packed-refs) changes with each commit.
+    for f in ["HEAD", "refs/heads", "packed-refs"] {
+        println!("cargo:rerun-if-changed=../../.git/{f}");
+    }
 }

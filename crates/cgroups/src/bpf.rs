@@ -205,13 +205,19 @@ fn attach_attr(cgroup: BorrowedFd<'_>, prog: BorrowedFd<'_>, flags: u32) -> Atta
 
 /// Load `insns` and make it the cgroup's only directly attached device program. The new program
 /// is attached before the old ones are detached, so there is never a moment without a filter.
+/// `replace`: look for earlier programs to detach (false for a cgroup made just now).
 pub(crate) fn install(
     cgroup: BorrowedFd<'_>,
     path: &Path,
     insns: &[Insn],
+    replace: bool,
 ) -> Result<(), CgroupError> {
     let prog = load(insns, path)?;
-    let old = query(cgroup, path)?;
+    let old = if replace {
+        query(cgroup, path)?
+    } else {
+        Vec::new()
+    };
     let mut attr = attach_attr(cgroup, std::os::fd::AsFd::as_fd(&prog), BPF_F_ALLOW_MULTI);
     sys_bpf(BPF_PROG_ATTACH, &mut attr).map_err(|e| bpf_err("attach", path, e))?;
     for id in old {

@@ -23,6 +23,9 @@ pub struct Cgroup {
     rel: String,
     /// How many trailing components of `rel` `destroy` removes (the leaf is the last one).
     owned: usize,
+    /// The leaf was made by this handle's `create` and has no device program yet, so the first
+    /// `apply` need not look for one to replace.
+    fresh: std::cell::Cell<bool>,
 }
 
 impl Cgroup {
@@ -60,6 +63,7 @@ impl Cgroup {
             path: root.join(rel.trim_start_matches('/')),
             owned: owned.min(depth),
             rel,
+            fresh: std::cell::Cell::new(false),
         })
     }
 
@@ -147,6 +151,8 @@ impl Cgroup {
         match result {
             Ok(()) => {
                 // A repeated `create` finds everything existing; keep what the first one made.
+                self.fresh
+                    .set(created.last().is_some_and(|d| *d == self.path));
                 self.owned = self.owned.max(tail);
                 Ok(())
             }
@@ -167,7 +173,7 @@ impl Cgroup {
         if !plan.devices.is_empty() {
             let insns = devices::compile(&plan.devices)?;
             let fd = self.open_dir_fd()?;
-            bpf::install(fd.as_fd(), &self.path, &insns)?;
+            bpf::install(fd.as_fd(), &self.path, &insns, !self.fresh.replace(false))?;
         }
         Ok(())
     }

@@ -67,6 +67,9 @@ pub struct Created {
     sync: Option<SyncSocket>,
     /// A pty master received for `run` in the foreground with a terminal.
     pub pty_master: Option<OwnedFd>,
+    /// What `run` needs later without reading the state directory again.
+    saved: SavedState,
+    hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 /// Undo what a failed create made: the init, the cgroup, the state directory.
@@ -271,8 +274,14 @@ impl Runtime {
         let cgroup_fd = cgroup.as_ref().map(|c| c.open_dir_fd()).transpose()?;
 
         // Freeze the config: later edits of the bundle must not affect this container.
-        let frozen = serde_json::to_vec(spec).map_err(|e| Error::Spec(e.to_string()))?;
-        fs::write(dir.join(state::CONFIG_FILE), frozen).io(|| "save config".into())?;
+        // The bytes as read when nothing was changed since: no second serialization.
+        let frozen = match (&bundle.raw_config, opts.extra_env.is_empty()) {
+            (Some(raw), true) => std::borrow::Cow::Borrowed(raw.as_slice()),
+            _ => std::borrow::Cow::Owned(
+                serde_json::to_vec(spec).map_err(|e| Error::Spec(e.to_string()))?,
+            ),
+        };
+        fs::write(dir.join(state::CONFIG_FILE), &frozen).io(|| "save config".into())?;
         let start = if for_run {
             StartSignal::Sync
         } else {
@@ -403,6 +412,8 @@ impl Runtime {
             dir,
             sync: for_run.then_some(parent_sock),
             pty_master,
+            saved,
+            hooks: spec.hooks().clone(),
         })
     }
 
@@ -471,7 +482,7 @@ impl Runtime {
         let _ = fs::remove_file(&fifo_path);
         saved.started = true;
         saved.save(&dir)?;
-        self.poststart(&saved, &spec);
+        self.poststart(&saved, spec.hooks().as_ref());
         Ok(())
     }
 
@@ -481,22 +492,25 @@ impl Runtime {
             .sync
             .take()
             .ok_or_else(|| Error::Child("container was not created for run".into()))?;
-        let mut saved = self.load(&created.id)?;
         sock.send(Msg::Start)?;
         // End-of-file on the socket means the init exec'd the user's program.
         sock.wait_exec()?;
-        saved.started = true;
-        saved.save(&created.dir)?;
-        let spec = self.load_config(&created.id)?;
-        self.poststart(&saved, &spec);
+        created.saved.started = true;
+        created.saved.save(&created.dir)?;
+        self.poststart(&created.saved, created.hooks.as_ref());
         Ok(())
     }
 
-    fn poststart(&self, saved: &SavedState, spec: &Spec) {
-        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().clone()) {
+    fn poststart(&self, saved: &SavedState, hooks: Option<&oci_spec::runtime::Hooks>) {
+        if let Some(h) = hooks.and_then(|h| h.poststart().as_ref()) {
             let json = state_json(saved, Status::Running);
-            hooks::run_all_warn(&h, &json, &mut |w| tracing_warn(&format!("poststart: {w}")));
+            hooks::run_all_warn(h, &json, &mut |w| tracing_warn(&format!("poststart: {w}")));
         }
+    }
+
+    /// `run`'s delete: stop and remove a container created here, from what is in memory.
+    pub fn delete_created(&self, created: Created) -> Result<()> {
+        self.remove(&created.saved, created.hooks.as_ref(), true)
     }
 
     /// `kill`: signal the init, or with `all` every process of the container.
@@ -534,7 +548,23 @@ impl Runtime {
             }
             Err(e) => return Err(e),
         };
-        let status = self.status(&saved);
+        let spec = self.load_config(id).ok();
+        self.remove(
+            &saved,
+            spec.as_ref().and_then(|s| s.hooks().as_ref()),
+            force,
+        )
+    }
+
+    /// Stop (with `force`) and remove a container: cgroup, poststop hooks, state directory.
+    fn remove(
+        &self,
+        saved: &SavedState,
+        hooks: Option<&oci_spec::runtime::Hooks>,
+        force: bool,
+    ) -> Result<()> {
+        let id = &saved.id;
+        let status = self.status(saved);
         if status != Status::Stopped {
             if !force {
                 return Err(Error::NotStopped {
@@ -542,22 +572,17 @@ impl Runtime {
                     status: status.to_string(),
                 });
             }
-            self.force_stop(&saved)?;
+            self.force_stop(saved)?;
         }
-        let spec = self.load_config(id).ok();
         if !saved.cgroup.is_empty() {
             let cg = Cgroup::from_saved(&saved.cgroup, saved.cgroup_owned_levels)?;
             // Processes outside the init's pid namespace may linger: end them too.
             let _ = cg.kill_all();
             cg.destroy()?;
         }
-        if let Some(h) = spec
-            .as_ref()
-            .and_then(|s| s.hooks().as_ref())
-            .and_then(|h| h.poststop().clone())
-        {
-            let json = state_json(&saved, Status::Stopped);
-            hooks::run_all_warn(&h, &json, &mut |w| tracing_warn(&format!("poststop: {w}")));
+        if let Some(h) = hooks.and_then(|h| h.poststop().as_ref()) {
+            let json = state_json(saved, Status::Stopped);
+            hooks::run_all_warn(h, &json, &mut |w| tracing_warn(&format!("poststop: {w}")));
         }
         fs::remove_dir_all(self.container_dir(id)).io(|| format!("remove state of container {id}"))
     }

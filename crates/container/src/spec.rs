@@ -17,6 +17,8 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     pub spec: Spec,
     pub namespaces: NamespacePlan,
+    /// config.json as read, when loaded from a file (saved as the frozen copy verbatim).
+    pub raw_config: Option<Vec<u8>>,
 }
 
 impl Bundle {
@@ -39,7 +41,9 @@ impl Bundle {
             path: config_path.clone(),
             reason: e.to_string(),
         })?;
-        Bundle::from_spec(dir, spec)
+        let mut bundle = Bundle::from_spec(dir, spec)?;
+        bundle.raw_config = Some(data);
+        Ok(bundle)
     }
 
     pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle> {
@@ -68,6 +72,7 @@ impl Bundle {
             rootfs,
             spec,
             namespaces,
+            raw_config: None,
         };
         bundle.validate()?;
         Ok(bundle)

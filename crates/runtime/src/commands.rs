@@ -125,7 +125,7 @@ fn run(cli: &Cli, rt: &Runtime, a: &crate::cli::RunArgs, log: &mut Logger) -> Re
     let mut created = rt.create_for_run(&opts)?;
     send_pidfd(a.flags.pidfd_socket.as_deref(), created.pid)?;
     if let Err(e) = rt.start_created(&mut created) {
-        let _ = rt.delete(&a.id, true);
+        let _ = rt.delete_created(created);
         return Err(e.into());
     }
     if a.detach {
@@ -133,7 +133,7 @@ fn run(cli: &Cli, rt: &Runtime, a: &crate::cli::RunArgs, log: &mut Logger) -> Re
     }
     let code = wait_foreground(created.pid, created.pty_master.take())?;
     if !a.keep {
-        if let Err(e) = rt.delete(&a.id, true) {
+        if let Err(e) = rt.delete_created(created) {
             log.warn(&format!("delete after run: {e}"));
         }
     }

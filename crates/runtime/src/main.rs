@@ -1,5 +1,10 @@
 //! `pelagos-runtime`: runc's command-line contract over the pelagos-container library, so
 //! containerd, podman and Kubernetes can use pelagos in place of runc.
+//!
+//! `no_main`: std's start-up (stack-guard discovery through /proc/self/maps, signal stack
+//! set-up) costs more than a container's whole setup work here, and nothing needs it: the
+//! runtime is short-lived and single-threaded. glibc still hands std the arguments.
+#![cfg_attr(not(test), no_main)]
 
 /// println! that ends quietly on a closed stdout (`| head`) instead of panicking. SIGPIPE stays
 /// ignored: the runtime writes to hooks' stdin, and a hook need not read it.
@@ -17,7 +22,18 @@ mod process_flags;
 
 use clap::Parser;
 
-fn main() {
+#[cfg(not(test))]
+#[no_mangle]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    // std's start-up would ignore SIGPIPE; keep that, since hooks may not read their stdin.
+    // SAFETY: installing SIG_IGN runs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    real_main();
+    0
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn real_main() {
     let cli = match cli::Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
