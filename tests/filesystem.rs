@@ -226,6 +226,33 @@ fn tmpfs_with_size_and_mode() {
 }
 
 #[test]
+fn tmpfs_without_mode_keeps_the_mode_of_the_directory_it_covers() {
+    let c = Container::new("fs-tmpfs-mode");
+    std::fs::create_dir_all(c.bundle.rootfs().join("srv/data")).unwrap();
+    std::fs::set_permissions(
+        c.bundle.rootfs().join("srv/data"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o750),
+    )
+    .unwrap();
+    add_mount(
+        &c,
+        json!({"destination": "/srv/data", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
+    );
+    add_mount(
+        &c,
+        json!({"destination": "/srv/fresh", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]}),
+    );
+    let (head, _) = container_mountinfo(&c, "stat -c %a /srv/data /srv/fresh");
+    // An existing directory's mode is kept; a directory made for the mount gets tmpfs's own.
+    assert_eq!(
+        head,
+        "750
+1777
+"
+    );
+}
+
+#[test]
 fn proc_sysfs_devpts_mqueue_shm_and_dev_are_mounted() {
     let c = Container::new("fs-kernelfs");
     let (head, mi) = container_mountinfo(

@@ -309,6 +309,16 @@ impl Rootfs {
                 dest.display()
             )));
         }
+        // A tmpfs over a directory the image has keeps that directory's mode unless the config
+        // gives one (runc does the same; tmpfs would otherwise be 1777).
+        let existing_mode =
+            if typ == "tmpfs" && !opts.data.split(',').any(|o| o.starts_with("mode=")) {
+                self.resolve_existing(dest)?
+                    .and_then(|fd| nix::sys::stat::fstat(fd.as_raw_fd()).ok())
+                    .map(|st| st.st_mode & 0o7777)
+            } else {
+                None
+            };
         let target = self.resolve(dest, Some(Create::Dir))?;
         if typ == "proc" || typ == "sysfs" {
             check_not_overmounted(&target, dest)?;
@@ -317,6 +327,12 @@ impl Rootfs {
         // Bare words pelagos does not know go to the filesystem, which refuses what it does
         // not understand (as runc passes them on).
         let mut data_text = opts.data.clone();
+        if let Some(mode) = existing_mode {
+            if !data_text.is_empty() {
+                data_text.push(',');
+            }
+            data_text.push_str(&format!("mode={mode:o}"));
+        }
         for word in &opts.unknown {
             if !data_text.is_empty() {
                 data_text.push(',');
