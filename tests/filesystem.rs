@@ -6,29 +6,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Output;
 
 use serde_json::{json, Value};
 use support::*;
-
-/// Run `script` with `sh -c` in the container (`run`, foreground); returns the output.
-fn sh(c: &Container, script: &str) -> Output {
-    c.bundle.set_args(&["sh", "-c", script]);
-    c.rt(&["run", &c.id])
-}
-
-/// Like [`sh`], but the run must exit 0; returns stdout.
-fn sh_ok(c: &Container, script: &str) -> String {
-    let out = sh(c, script);
-    assert!(
-        out.status.success(),
-        "container script failed ({:?})\nscript: {script}\nstdout: {}\nstderr: {}",
-        out.status,
-        out.stdout_text(),
-        out.stderr_text()
-    );
-    out.stdout_text()
-}
 
 fn add_mount(c: &Container, m: Value) {
     c.bundle.edit(|cfg| {

@@ -8,28 +8,11 @@ mod support;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::*;
-
-fn sh(c: &Container, script: &str) -> Output {
-    c.bundle.set_args(&["sh", "-c", script]);
-    c.rt(&["run", &c.id])
-}
-
-fn sh_ok(c: &Container, script: &str) -> String {
-    let out = sh(c, script);
-    assert!(
-        out.status.success(),
-        "container script failed ({:?})\nscript: {script}\nstdout: {}\nstderr: {}",
-        out.status,
-        out.stdout_text(),
-        out.stderr_text()
-    );
-    out.stdout_text()
-}
 
 /// `readlink /proc/self/ns/X` for every namespace type, inside the container.
 fn container_ns(c: &Container) -> BTreeMap<String, String> {

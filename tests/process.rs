@@ -17,23 +17,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::*;
 
-fn sh(c: &Container, script: &str) -> Output {
-    c.bundle.set_args(&["sh", "-c", script]);
-    c.rt(&["run", &c.id])
-}
-
-fn sh_ok(c: &Container, script: &str) -> String {
-    let out = sh(c, script);
-    assert!(
-        out.status.success(),
-        "container script failed ({:?})\nscript: {script}\nstdout: {}\nstderr: {}",
-        out.status,
-        out.stdout_text(),
-        out.stderr_text()
-    );
-    out.stdout_text()
-}
-
 /// The value of a `Name:\tvalue` line of /proc/self/status text, whitespace-normalised.
 fn status_field(status: &str, name: &str) -> String {
     status

@@ -7,15 +7,10 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::json;
 use support::*;
-
-fn sh(c: &Container, script: &str) -> Output {
-    c.bundle.set_args(&["sh", "-c", script]);
-    c.rt(&["run", &c.id])
-}
 
 fn sha256(path: &Path) -> String {
     let out = Command::new("sha256sum")

@@ -423,3 +423,22 @@ impl Container {
         self.state()["pid"].as_i64().unwrap_or(0)
     }
 }
+
+/// Run `script` with `sh -c` in the container (`run`, foreground); returns the output.
+pub fn sh(c: &Container, script: &str) -> Output {
+    c.bundle.set_args(&["sh", "-c", script]);
+    c.rt(&["run", &c.id])
+}
+
+/// Like [`sh`], but the run must exit 0; returns stdout.
+pub fn sh_ok(c: &Container, script: &str) -> String {
+    let out = sh(c, script);
+    assert!(
+        out.status.success(),
+        "container script failed ({:?})\nscript: {script}\nstdout: {}\nstderr: {}",
+        out.status,
+        out.stdout_text(),
+        out.stderr_text()
+    );
+    out.stdout_text()
+}

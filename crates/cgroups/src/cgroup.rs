@@ -98,6 +98,18 @@ impl Cgroup {
     /// controllers it offers. Records the directories made so `destroy` removes exactly those; on
     /// failure removes them again before returning the error.
     pub fn create(&mut self) -> Result<(), CgroupError> {
+        // A shared parent made by pelagos is removed by the last container deleted under it;
+        // a create racing that removal finds a directory gone midway: walk again.
+        let mut attempts = 0;
+        loop {
+            match self.create_once() {
+                Err(e) if attempts < 4 && e.is_not_found() => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn create_once(&mut self) -> Result<(), CgroupError> {
         let root = host::v2_mountpoint()?;
         let mut offered = host::available_controllers()?;
         let comps: Vec<String> = self

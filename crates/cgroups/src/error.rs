@@ -77,6 +77,15 @@ pub enum CgroupError {
 }
 
 impl CgroupError {
+    /// A file or directory that was expected is gone (ENOENT).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            CgroupError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            CgroupError::Write { source, .. } => source.kind() == io::ErrorKind::NotFound,
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         CgroupError::Io {
             op,
