@@ -30,7 +30,11 @@ impl Logger {
         self.write("error", msg);
     }
 
+    /// A warning goes to the log; without `--log`, to stderr so that it is not lost.
     pub fn warn(&mut self, msg: &str) {
+        if self.file.is_none() {
+            eprintln!("pelagos-runtime: warning: {msg}");
+        }
         self.write("warning", msg);
     }
 
