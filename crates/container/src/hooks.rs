@@ -46,8 +46,13 @@ pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
         }
     }
     cmd.stdin(Stdio::piped());
-    // A hook's stdout must not corrupt a caller's protocol on ours (runc sends it to stderr too).
-    cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    // A hook's stdout goes to our stderr: our stdout may be the container's output (`run`) or
+    // a caller's protocol, and a hook must not write into either.
+    let to_stderr = std::os::fd::AsFd::as_fd(&std::io::stderr())
+        .try_clone_to_owned()
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    cmd.stdout(to_stderr).stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(|e| fail(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that exits without reading its stdin is fine: ignore EPIPE.
