@@ -1,0 +1,541 @@
+//! A content-addressed blob store with verified, atomic writes.
+//!
+//! Layout under the root directory:
+//!
+//! ```text
+//! root/
+//!   blobs/sha256/<64 hex>     verified content, named by its digest
+//!   blobs/sha512/<128 hex>
+//!   tmp/<pid>-<nanos>-<n>.tmp  writes in progress
+//! ```
+//!
+//! [`BlobStore::put_stream`] copies a reader into a fresh file in `tmp/`,
+//! hashing as it goes, checks digest and size, fsyncs the file, renames it
+//! into `blobs/` (atomic on the same filesystem) and fsyncs the directory. So
+//! a path under `blobs/` only ever names complete, verified content; a reader
+//! can never observe a partial or unverified blob. A failed write removes its
+//! temporary file; a process killed mid-write leaves one behind in `tmp/`,
+//! which [`BlobStore::gc_tmp`] removes once its writer process is gone.
+//!
+//! Two concurrent puts of the same digest each write their own temporary file
+//! and both rename it over the same name; as both contents are verified to be
+//! identical, either winning is correct, and an already-open reader keeps the
+//! inode it opened.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::digest::{Algorithm, Digest, Verifier, VerifyError};
+
+const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
+const COPY_BUF: usize = 64 * 1024;
+/// Without `/proc` the writer's liveness is unknown; temp files older than
+/// this are then presumed abandoned.
+const TMP_MAX_AGE_WITHOUT_PROC: Duration = Duration::from_secs(24 * 60 * 60);
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A blob store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done (`create`, `rename`, ...).
+        op: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Reading the content to store failed.
+    #[error("reading content for {digest}: {source}")]
+    Read {
+        /// The blob being written.
+        digest: Digest,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The content did not match its digest or size; nothing was stored.
+    #[error("content rejected: {0}")]
+    Verify(#[from] VerifyError),
+    /// No blob with this digest.
+    #[error("blob {0} is not in the store")]
+    NotFound(Digest),
+    /// A stored blob has the wrong size or hash.
+    #[error("blob {digest} at {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The blob.
+        digest: Digest,
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Removes a temporary file on drop unless it was renamed into place.
+struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: if this fails the file is left for gc_tmp().
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// A content-addressed store of verified blobs under one root directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Result<BlobStore, StoreError> {
+        let store = BlobStore { root: root.into() };
+        for alg in ALGORITHMS {
+            let dir = store.alg_dir(alg);
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        }
+        let tmp = store.tmp_dir();
+        fs::create_dir_all(&tmp).map_err(io_err("create directory", &tmp))?;
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.alg_dir(digest.algorithm()).join(digest.hex())
+    }
+
+    fn alg_dir(&self, alg: Algorithm) -> PathBuf {
+        self.root.join("blobs").join(alg.as_str())
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// Stores the content read from `reader`, which must hash to `expected`
+    /// and, if given, be exactly `expected_size` bytes. Returns the blob path.
+    ///
+    /// On any error nothing is added under `blobs/` and the temporary file is
+    /// removed. Storing a blob that is already present rewrites it (harmless;
+    /// check [`has`](Self::has) first to skip the download).
+    pub fn put_stream<R: Read>(
+        &self,
+        expected: &Digest,
+        expected_size: Option<u64>,
+        mut reader: R,
+    ) -> Result<PathBuf, StoreError> {
+        let (mut file, guard) = self.create_temp()?;
+        let mut verifier = Verifier::new(expected.clone(), expected_size);
+        let mut buf = vec![0u8; COPY_BUF];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(StoreError::Read {
+                        digest: expected.clone(),
+                        source,
+                    })
+                }
+            };
+            let chunk = &buf[..n];
+            // Hash first: an overrun is refused before it reaches the disk.
+            if verifier.write_all(chunk).is_err() {
+                break; // finish() reports the size mismatch
+            }
+            file.write_all(chunk)
+                .map_err(io_err("write", &guard.path))?;
+        }
+        verifier.finish()?;
+        file.sync_all().map_err(io_err("fsync", &guard.path))?;
+        drop(file);
+
+        let dest = self.blob_path(expected);
+        let mut guard = guard;
+        fs::rename(&guard.path, &dest).map_err(io_err("rename into place", &dest))?;
+        guard.armed = false;
+        let dir = self.alg_dir(expected.algorithm());
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("fsync directory", &dir))?;
+        Ok(dest)
+    }
+
+    /// Convenience wrapper of [`put_stream`](Self::put_stream) for in-memory content.
+    pub fn put_bytes(&self, expected: &Digest, data: &[u8]) -> Result<PathBuf, StoreError> {
+        self.put_stream(expected, Some(data.len() as u64), data)
+    }
+
+    fn create_temp(&self) -> Result<(File, TempGuard), StoreError> {
+        let dir = self.tmp_dir();
+        let pid = std::process::id();
+        loop {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = dir.join(format!("{pid}-{nanos}-{n}.tmp"));
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => return Ok((file, TempGuard { path, armed: true })),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create temporary file", &path)(e)),
+            }
+        }
+    }
+
+    /// Whether a blob with this digest is stored.
+    pub fn has(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Opens a stored blob for reading. If `expected_size` is given, the file
+    /// size is checked against it (cheap: one `fstat`, no hashing); use
+    /// [`verify`](Self::verify) to re-hash.
+    pub fn open(&self, digest: &Digest, expected_size: Option<u64>) -> Result<File, StoreError> {
+        let path = self.blob_path(digest);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(digest.clone()))
+            }
+            Err(e) => return Err(io_err("open", &path)(e)),
+        };
+        if let Some(expected) = expected_size {
+            let actual = file.metadata().map_err(io_err("stat", &path))?.len();
+            if actual != expected {
+                return Err(StoreError::Corrupt {
+                    digest: digest.clone(),
+                    path,
+                    reason: format!("expected {expected} bytes, file has {actual}"),
+                });
+            }
+        }
+        Ok(file)
+    }
+
+    /// Re-hashes a stored blob; returns its size if it matches its digest.
+    pub fn verify(&self, digest: &Digest) -> Result<u64, StoreError> {
+        let path = self.blob_path(digest);
+        let mut file = self.open(digest, None)?;
+        let mut verifier = Verifier::new(digest.clone(), None);
+        io::copy(&mut file, &mut verifier).map_err(io_err("read", &path))?;
+        verifier.finish().map_err(|e| StoreError::Corrupt {
+            digest: digest.clone(),
+            path,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Removes a blob; returns whether it was present.
+    pub fn remove(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let path = self.blob_path(digest);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("remove", &path)(e)),
+        }
+    }
+
+    /// All stored blobs, sorted. Files whose names are not valid digests
+    /// (which this store never creates) are ignored.
+    pub fn list(&self) -> Result<Vec<Digest>, StoreError> {
+        let mut out = Vec::new();
+        for alg in ALGORITHMS {
+            let dir = self.alg_dir(alg);
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("list", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(io_err("list", &dir))?;
+                let name = entry.file_name();
+                if let Some(d) = name.to_str().and_then(|n| Digest::from_parts(alg, n).ok()) {
+                    out.push(d);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes temporary files left by writers that no longer exist (a
+    /// process killed mid-write). Files of live processes, including this
+    /// one's in-flight writes, are kept. Returns how many files were removed.
+    ///
+    /// Liveness is read from `/proc/<pid>`; where `/proc` is unavailable, only
+    /// temporary files older than a day are removed.
+    pub fn gc_tmp(&self) -> Result<usize, StoreError> {
+        let dir = self.tmp_dir();
+        let have_proc = Path::new("/proc/self").exists();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("list", &dir)(e)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(io_err("list", &dir))?;
+            let path = entry.path();
+            let owner = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            let abandoned = match owner {
+                Some(pid) if have_proc => !Path::new("/proc").join(pid.to_string()).exists(),
+                _ if have_proc => true, // not a name this store creates
+                _ => entry
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > TMP_MAX_AGE_WITHOUT_PROC),
+            };
+            if !abandoned {
+                continue;
+            }
+            let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match result {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("remove", &path)(e)),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    fn store() -> (tempfile::TempDir, BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path().join("store")).unwrap();
+        (dir, store)
+    }
+
+    fn count(dir: &Path) -> usize {
+        fs::read_dir(dir).unwrap().count()
+    }
+
+    fn assert_nothing_stored(s: &BlobStore) {
+        assert_eq!(s.list().unwrap(), vec![]);
+        assert_eq!(count(&s.root().join("blobs/sha256")), 0);
+        assert_eq!(count(&s.root().join("tmp")), 0, "temp file left behind");
+    }
+
+    #[test]
+    fn layout_and_round_trip() {
+        let (_d, s) = store();
+        let data = b"hello blob";
+        let digest = Digest::of_bytes(Algorithm::Sha256, data);
+        let path = s.put_bytes(&digest, data).unwrap();
+        assert_eq!(path, s.root().join("blobs/sha256").join(digest.hex()));
+        assert!(s.has(&digest));
+        let mut got = Vec::new();
+        s.open(&digest, Some(data.len() as u64))
+            .unwrap()
+            .read_to_end(&mut got)
+            .unwrap();
+        assert_eq!(got, data);
+        assert_eq!(s.verify(&digest).unwrap(), data.len() as u64);
+        assert_eq!(s.list().unwrap(), vec![digest]);
+        assert_eq!(count(&s.root().join("tmp")), 0);
+    }
+
+    #[test]
+    fn large_stream_without_size_and_sha512() {
+        let (_d, s) = store();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let digest = Digest::of_bytes(Algorithm::Sha512, &data);
+        let path = s.put_stream(&digest, None, &data[..]).unwrap();
+        assert_eq!(path, s.root().join("blobs/sha512").join(digest.hex()));
+        assert_eq!(fs::read(path).unwrap(), data);
+    }
+
+    #[test]
+    fn digest_mismatch_stores_nothing() {
+        let (_d, s) = store();
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"expected");
+        let err = s
+            .put_stream(&digest, Some(8), &b"tampered"[..])
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Verify(VerifyError::DigestMismatch { .. })),
+            "{err}"
+        );
+        assert!(!s.has(&digest));
+        assert_nothing_stored(&s);
+    }
+
+    #[test]
+    fn size_mismatch_stores_nothing() {
+        let (_d, s) = store();
+        let data = b"twelve bytes";
+        let digest = Digest::of_bytes(Algorithm::Sha256, data);
+        for size in [11, 13, 0] {
+            let err = s.put_stream(&digest, Some(size), &data[..]).unwrap_err();
+            assert!(
+                matches!(err, StoreError::Verify(VerifyError::SizeMismatch { .. })),
+                "{size}: {err}"
+            );
+            assert_nothing_stored(&s);
+        }
+    }
+
+    struct FailingReader(usize);
+    impl Read for FailingReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0 == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "peer went away",
+                ));
+            }
+            let n = self.0.min(buf.len());
+            buf[..n].fill(b'x');
+            self.0 -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_error_midway_stores_nothing() {
+        let (_d, s) = store();
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"whatever");
+        let err = s
+            .put_stream(&digest, None, FailingReader(100_000))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Read { .. }), "{err}");
+        assert!(err.to_string().contains("peer went away"));
+        assert_nothing_stored(&s);
+    }
+
+    #[test]
+    fn concurrent_puts_of_same_digest() {
+        let (_d, s) = store();
+        let data: Arc<Vec<u8>> = Arc::new((0..200_000u32).map(|i| (i * 7) as u8).collect());
+        let digest = Digest::of_bytes(Algorithm::Sha256, &data);
+        let threads = 8;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (s, data, digest, barrier) =
+                    (s.clone(), data.clone(), digest.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    s.put_stream(&digest, Some(data.len() as u64), &data[..])
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        assert_eq!(s.list().unwrap(), vec![digest.clone()]);
+        assert_eq!(s.verify(&digest).unwrap(), data.len() as u64);
+        assert_eq!(count(&s.root().join("tmp")), 0);
+    }
+
+    #[test]
+    fn open_checks_size_and_reports_missing() {
+        let (_d, s) = store();
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"abc");
+        assert!(matches!(
+            s.open(&digest, None),
+            Err(StoreError::NotFound(_))
+        ));
+        s.put_bytes(&digest, b"abc").unwrap();
+        assert!(s.open(&digest, Some(3)).is_ok());
+        assert!(matches!(
+            s.open(&digest, Some(4)),
+            Err(StoreError::Corrupt { .. })
+        ));
+        // Corruption on disk is caught by verify().
+        fs::write(s.blob_path(&digest), b"abd").unwrap();
+        assert!(s.open(&digest, Some(3)).is_ok());
+        assert!(matches!(s.verify(&digest), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn remove_and_list() {
+        let (_d, s) = store();
+        let a = Digest::of_bytes(Algorithm::Sha256, b"a");
+        let b = Digest::of_bytes(Algorithm::Sha256, b"b");
+        s.put_bytes(&a, b"a").unwrap();
+        s.put_bytes(&b, b"b").unwrap();
+        fs::write(s.root().join("blobs/sha256/not-a-digest"), b"").unwrap();
+        let mut want = vec![a.clone(), b.clone()];
+        want.sort();
+        assert_eq!(s.list().unwrap(), want);
+        assert!(s.remove(&a).unwrap());
+        assert!(!s.remove(&a).unwrap());
+        assert!(!s.has(&a));
+        assert_eq!(s.list().unwrap(), vec![b]);
+    }
+
+    #[test]
+    fn gc_tmp_removes_abandoned_writes_only() {
+        let (_d, s) = store();
+        let tmp = s.root().join("tmp");
+        // A writer that was killed mid-write: its pid no longer exists.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        fs::write(tmp.join(format!("{dead}-1-0.tmp")), b"partial").unwrap();
+        fs::write(tmp.join("garbage"), b"?").unwrap();
+        // A live writer (this process) must be left alone.
+        let live = tmp.join(format!("{}-1-0.tmp", std::process::id()));
+        fs::write(&live, b"in flight").unwrap();
+
+        assert_eq!(s.gc_tmp().unwrap(), 2);
+        let left: Vec<_> = fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(left, vec![live]);
+        assert_eq!(s.gc_tmp().unwrap(), 0);
+        assert_eq!(s.list().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn reopen_existing_store() {
+        let (d, s) = store();
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"persist");
+        s.put_bytes(&digest, b"persist").unwrap();
+        let again = BlobStore::new(d.path().join("store")).unwrap();
+        assert!(again.has(&digest));
+    }
+}
