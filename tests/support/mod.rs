@@ -48,13 +48,15 @@ pub fn test_cgroup_parent() -> String {
     format!("/pelagos-it-{}", std::process::id())
 }
 
-/// A busybox root filesystem, made once per test process and copied per bundle by hardlinks.
+/// A busybox root filesystem, made once per test process and copied per bundle.
 fn busybox_template() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        // Templates of earlier test processes that are gone are removed here, since a test
-        // process has no hook that runs at its exit.
-        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        // Under cargo's temp dir for integration tests (target/tmp), not /tmp. Templates of
+        // earlier test processes that are gone are removed here, since a test process has no
+        // hook that runs at its exit.
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        if let Ok(entries) = std::fs::read_dir(base) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 if let Some(pid) = name.strip_prefix("pelagos-it-rootfs-") {
@@ -64,7 +66,7 @@ fn busybox_template() -> &'static Path {
                 }
             }
         }
-        let dir = std::env::temp_dir().join(format!("pelagos-it-rootfs-{}", std::process::id()));
+        let dir = base.join(format!("pelagos-it-rootfs-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).expect("mkdir rootfs");
