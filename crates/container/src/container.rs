@@ -207,7 +207,6 @@ impl Runtime {
                 p.set_env(Some(env));
             }
         }
-        let bundle = bundle;
         let spec = &bundle.spec;
         let terminal = spec
             .process()
@@ -302,14 +301,13 @@ impl Runtime {
 
         let ns = &bundle.namespaces;
         let restore = enter_parent_namespaces(&bundle)?;
-        let mut flags = if ns.joins(LinuxNamespaceType::User) {
+        // With a joined user namespace the init unshares the new ones after joining it, so
+        // they belong to it (a new pid namespace is refused in that case by NamespacePlan).
+        let flags = if ns.joins(LinuxNamespaceType::User) {
             CloneFlags::empty()
         } else {
             ns.clone_flags()
         };
-        if ns.joins(LinuxNamespaceType::User) && ns.creates(LinuxNamespaceType::Pid) {
-            flags |= CloneFlags::CLONE_NEWPID;
-        }
         let forked = sys::clone3(
             flags.bits() as u64,
             cgroup_fd.as_ref().map(|f| f.as_raw_fd()),

@@ -12,7 +12,7 @@ use crate::container::{open_console, state_json, write_pid_file, Runtime};
 use crate::error::{Error, Result, SysContext};
 use crate::namespaces::{clone_flag, proc_name};
 use crate::state::Status;
-use crate::sync::{self, SyncSocket};
+use crate::sync;
 use crate::{init, sys};
 
 /// Options of `exec`.
@@ -135,16 +135,7 @@ impl Runtime {
         match forked {
             sys::Forked::Child => {
                 drop(parent_sock);
-                let err = match exec_child(
-                    p,
-                    &linux,
-                    &ns_fds,
-                    console,
-                    seccomp,
-                    opts,
-                    &state,
-                    &child_sock,
-                ) {
+                let err = match exec_child(p, &linux, &ns_fds, console, seccomp, opts, &state) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
@@ -181,7 +172,6 @@ fn exec_child(
     seccomp: Option<pelagos_seccomp::CompiledFilter>,
     opts: &ExecOptions,
     state: &[u8],
-    sync: &SyncSocket,
 ) -> Result<init::Never> {
     // Nobody in the container may read this process's memory or open its exe while it is
     // still the runtime (CVE-2019-5736 class); execve resets this.
@@ -225,6 +215,5 @@ fn exec_child(
         listener,
         opts.preserve_fds,
         state,
-        sync,
     )
 }

@@ -239,7 +239,6 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
             seccomp_listener,
             ctx.preserve_fds,
             &state_json,
-            &ctx.sync,
         )
     };
     let err = match started() {
@@ -318,7 +317,6 @@ pub(crate) fn exec_process(
     listener: Option<SeccompListener>,
     preserve_fds: i32,
     state_json: &[u8],
-    sync: &SyncSocket,
 ) -> Result<Never> {
     let nnp = p.no_new_privileges().unwrap_or(false);
     let load_seccomp = |listener: &Option<SeccompListener>| -> Result<()> {
@@ -380,7 +378,6 @@ pub(crate) fn exec_process(
         Ok(never) => match never {},
         Err(e) => e,
     };
-    let _ = sync;
     Err(Error::Spec(format!("exec {}: {err}", exe.display())))
 }
 
