@@ -118,6 +118,19 @@ const RECURSIVE_ATIME: &[(&str, u64)] = &[
     ("ratime", MOUNT_ATTR_RELATIME),
 ];
 
+/// Every option word `parse` understands (for the `features` report).
+pub fn known_options() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = ["bind", "rbind", "tmpcopyup"]
+        .into_iter()
+        .chain(FLAG_OPTIONS.iter().map(|(n, ..)| *n))
+        .chain(PROPAGATION_OPTIONS.iter().map(|(n, _)| *n))
+        .chain(RECURSIVE_OPTIONS.iter().map(|(n, ..)| *n))
+        .chain(RECURSIVE_ATIME.iter().map(|(n, _)| *n))
+        .collect();
+    all.sort_unstable();
+    all
+}
+
 impl MountOptions {
     pub fn parse(options: &[String]) -> Result<MountOptions> {
         let mut out = MountOptions::default();

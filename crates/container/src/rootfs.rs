@@ -286,21 +286,15 @@ impl Rootfs {
                     Create::File
                 }),
             )?;
-            let mut flags = MsFlags::MS_BIND;
-            if opts.recursive_bind {
-                flags |= MsFlags::MS_REC;
-            }
-            mount(
-                Some(&source),
-                fd_path(target.as_raw_fd()).as_str(),
-                none(),
-                flags,
-                none(),
-            )
-            .sys(what)?;
-            let (set, clr) = opts.bind_attrs();
-            self.finish_mount(dest, &opts, set, clr)?;
-            return Ok(());
+            let target_path = fd_path(target.as_raw_fd());
+            return self.bind_onto(
+                &source,
+                &target_path,
+                opts.recursive_bind,
+                dest,
+                &opts,
+                what,
+            );
         }
 
         if (typ == "proc" || typ == "sysfs") && self.is_symlink(dest) {
@@ -345,16 +339,7 @@ impl Rootfs {
             "cgroup" | "cgroup2" => {
                 if let Some(dir) = cgroup_bind {
                     // No cgroup namespace: show the container its own cgroup by a bind mount.
-                    mount(
-                        Some(dir),
-                        target_path.as_str(),
-                        none(),
-                        MsFlags::MS_BIND | MsFlags::MS_REC,
-                        none(),
-                    )
-                    .sys(what)?;
-                    let (set, clr) = opts.bind_attrs();
-                    return self.finish_mount(dest, &opts, set, clr);
+                    return self.bind_onto(dir, &target_path, true, dest, &opts, what);
                 }
                 mount(
                     Some("cgroup2"),
@@ -410,16 +395,14 @@ impl Rootfs {
                         } else {
                             "/dev/mqueue"
                         };
-                        mount(
-                            Some(host),
-                            target_path.as_str(),
-                            none(),
-                            MsFlags::MS_BIND | MsFlags::MS_REC,
-                            none(),
-                        )
-                        .sys(what)?;
-                        let (set, clr) = opts.bind_attrs();
-                        return self.finish_mount(dest, &opts, set, clr);
+                        return self.bind_onto(
+                            Path::new(host),
+                            &target_path,
+                            true,
+                            dest,
+                            &opts,
+                            what,
+                        );
                     }
                     Err(e) => return Err(e).sys(what),
                 }
@@ -444,6 +427,26 @@ impl Rootfs {
             }
         }
         self.finish_mount(dest, &opts, 0, 0)
+    }
+
+    /// Bind `source` onto the opened destination `target_path`, then apply the options' flags
+    /// (which a bind only takes through attributes) and propagation.
+    fn bind_onto(
+        &self,
+        source: &Path,
+        target_path: &str,
+        recursive: bool,
+        dest: &Path,
+        opts: &MountOptions,
+        what: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let mut flags = MsFlags::MS_BIND;
+        if recursive {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(Some(source), target_path, none(), flags, none()).sys(what)?;
+        let (set, clr) = opts.bind_attrs();
+        self.finish_mount(dest, opts, set, clr)
     }
 
     /// Apply attributes (for binds and recursive options) and propagation to the mount now at `dest`.
