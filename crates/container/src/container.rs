@@ -261,7 +261,15 @@ impl Runtime {
                     linux.resources().as_ref(),
                     linux.devices().as_deref().unwrap_or(&[]),
                 );
-                for w in cg.check_resources(&res, skip_unavailable)? {
+                let warnings = cg
+                    .check_resources(&res, skip_unavailable)
+                    .map_err(|e| match e {
+                        e @ pelagos_cgroups::CgroupError::ControllerUnavailable { .. } => {
+                            Error::CgroupUnenforceable(e)
+                        }
+                        e => e.into(),
+                    })?;
+                for w in warnings {
                     tracing_warn(&w);
                 }
                 cg.create()?;

@@ -32,6 +32,12 @@ pub enum Error {
     Unsupported(&'static str, String),
     #[error("cgroup: {0}")]
     Cgroup(#[from] pelagos_cgroups::CgroupError),
+    /// A limit this host cannot enforce: say how to opt out.
+    #[error(
+        "cgroup: {0}; to run without this limit, set the annotation \
+         run.pelagos.cgroup.skip-unavailable=true"
+    )]
+    CgroupUnenforceable(pelagos_cgroups::CgroupError),
     #[error("{0}")]
     Seccomp(#[from] pelagos_seccomp::SeccompError),
     #[error("{what}: {source}")]
