@@ -34,8 +34,8 @@ pub enum Error {
     Cgroup(#[from] pelagos_cgroups::CgroupError),
     /// A limit this host cannot enforce: say how to opt out.
     #[error(
-        "cgroup: {0}; to run without this limit, set the annotation \
-         run.pelagos.cgroup.skip-unavailable=true"
+        "cgroup: {0}; to run without this limit, set the annotation {annotation}=true",
+        annotation = crate::container::SKIP_UNAVAILABLE_ANNOTATION
     )]
     CgroupUnenforceable(pelagos_cgroups::CgroupError),
     #[error("{0}")]
