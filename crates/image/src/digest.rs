@@ -216,13 +216,14 @@ enum HasherState {
     Sha512(Sha512),
 }
 
-/// Incremental hasher producing a [`Digest`].
-struct Hasher {
+/// Incremental hasher producing a [`Digest`], for content whose digest is
+/// not known in advance (the uncompressed stream of an imported layer).
+pub(crate) struct Hasher {
     state: HasherState,
 }
 
 impl Hasher {
-    fn new(algorithm: Algorithm) -> Hasher {
+    pub(crate) fn new(algorithm: Algorithm) -> Hasher {
         let state = match algorithm {
             Algorithm::Sha256 => HasherState::Sha256(Sha256::new()),
             Algorithm::Sha512 => HasherState::Sha512(Sha512::new()),
@@ -230,14 +231,14 @@ impl Hasher {
         Hasher { state }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         match &mut self.state {
             HasherState::Sha256(h) => h.update(data),
             HasherState::Sha512(h) => h.update(data),
         }
     }
 
-    fn finish(self) -> Digest {
+    pub(crate) fn finish(self) -> Digest {
         let (algorithm, bytes) = match self.state {
             HasherState::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
             HasherState::Sha512(h) => (Algorithm::Sha512, h.finalize().to_vec()),
@@ -246,6 +247,17 @@ impl Hasher {
             algorithm,
             hex: to_hex(&bytes),
         }
+    }
+}
+
+impl io::Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -298,6 +310,14 @@ pub struct Verifier {
     hasher: Hasher,
     written: u64,
     overrun: bool,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("bytes_written", &self.bytes_written())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Verifier {

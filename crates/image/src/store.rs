@@ -17,6 +17,10 @@
 //! temporary file; a process killed mid-write leaves one behind in `tmp/`,
 //! which [`BlobStore::gc_tmp`] removes once its writer process is gone.
 //!
+//! [`BlobStore::writer`] exposes the same steps to callers that produce the
+//! content themselves (a layer tee'd while it is unpacked): write, then
+//! [`BlobWriter::finish`] to verify, then [`VerifiedBlob::commit`] to rename.
+//!
 //! Two concurrent puts of the same digest each write their own temporary file
 //! and both rename it over the same name; as both contents are verified to be
 //! identical, either winning is correct, and an already-open reader keeps the
@@ -28,7 +32,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::digest::{Algorithm, Digest, Verifier, VerifyError};
+use crate::digest::{Algorithm, Digest, Verifier};
+use crate::error::io_err;
+pub use crate::error::StoreError;
 
 const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 const COPY_BUF: usize = 64 * 1024;
@@ -38,64 +44,34 @@ const TMP_MAX_AGE_WITHOUT_PROC: Duration = Duration::from_secs(24 * 60 * 60);
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// A blob store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A filesystem operation failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done (`create`, `rename`, ...).
-        op: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
-    /// Reading the content to store failed.
-    #[error("reading content for {digest}: {source}")]
-    Read {
-        /// The blob being written.
-        digest: Digest,
-        /// The underlying error.
-        source: io::Error,
-    },
-    /// The content did not match its digest or size; nothing was stored.
-    #[error("content rejected: {0}")]
-    Verify(#[from] VerifyError),
-    /// No blob with this digest.
-    #[error("blob {0} is not in the store")]
-    NotFound(Digest),
-    /// A stored blob has the wrong size or hash.
-    #[error("blob {digest} at {path} is corrupt: {reason}")]
-    Corrupt {
-        /// The blob.
-        digest: Digest,
-        /// Its file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io {
-        op,
-        path: path.to_owned(),
-        source,
-    }
-}
-
-/// Removes a temporary file on drop unless it was renamed into place.
-struct TempGuard {
-    path: PathBuf,
+/// Removes a temporary file or directory on drop unless it was renamed into place.
+#[derive(Debug)]
+pub(crate) struct TempGuard {
+    pub(crate) path: PathBuf,
     armed: bool,
+}
+
+impl TempGuard {
+    pub(crate) fn new(path: PathBuf) -> TempGuard {
+        TempGuard { path, armed: true }
+    }
+
+    /// The path was renamed into place (or handed on): do not remove it.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
         if self.armed {
-            // Best effort: if this fails the file is left for gc_tmp().
-            let _ = fs::remove_file(&self.path);
+            // Best effort: if this fails the entry is left for gc_tmp().
+            let res = match fs::symlink_metadata(&self.path) {
+                Ok(m) if m.is_dir() => fs::remove_dir_all(&self.path),
+                Ok(_) => fs::remove_file(&self.path),
+                Err(_) => Ok(()),
+            };
+            drop(res);
         }
     }
 }
@@ -104,6 +80,106 @@ impl Drop for TempGuard {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
+}
+
+/// A blob being written: an [`io::Write`] sink that hashes and counts what it
+/// is given into a temporary file. [`finish`](BlobWriter::finish) verifies it,
+/// [`VerifiedBlob::commit`] makes it visible; dropping either discards it.
+#[derive(Debug)]
+pub struct BlobWriter {
+    store: BlobStore,
+    expected: Digest,
+    file: File,
+    guard: TempGuard,
+    verifier: Verifier,
+    /// First failed write to the temporary file (disk full, ...).
+    write_error: Option<io::Error>,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(e) = &self.write_error {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        // Hash first: an overrun is refused before it reaches the disk.
+        self.verifier.write_all(buf)?;
+        if let Err(e) = self.file.write_all(buf) {
+            let copy = io::Error::new(e.kind(), e.to_string());
+            self.write_error = Some(e);
+            return Err(copy);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl BlobWriter {
+    /// Bytes accepted so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.verifier.bytes_written()
+    }
+
+    /// Checks digest and size and fsyncs the temporary file; nothing is
+    /// visible under `blobs/` yet.
+    pub fn finish(self) -> Result<VerifiedBlob, StoreError> {
+        let BlobWriter {
+            store,
+            expected,
+            file,
+            guard,
+            verifier,
+            write_error,
+        } = self;
+        if let Some(source) = write_error {
+            return Err(StoreError::Io {
+                op: "write",
+                path: guard.path.clone(),
+                source,
+            });
+        }
+        verifier.finish()?;
+        file.sync_all().map_err(io_err("fsync", &guard.path))?;
+        Ok(VerifiedBlob {
+            store,
+            digest: expected,
+            guard,
+        })
+    }
+}
+
+/// A complete, verified blob in `tmp/`, ready to be renamed into place.
+#[derive(Debug)]
+pub struct VerifiedBlob {
+    store: BlobStore,
+    digest: Digest,
+    guard: TempGuard,
+}
+
+impl VerifiedBlob {
+    /// The blob's digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Renames the blob into `blobs/` (atomic) and fsyncs the directory.
+    /// A concurrent writer of the same digest may win the rename; as both
+    /// contents were verified to be identical, either is correct.
+    pub fn commit(self) -> Result<PathBuf, StoreError> {
+        let VerifiedBlob {
+            store,
+            digest,
+            mut guard,
+        } = self;
+        let dest = store.blob_path(&digest);
+        fs::rename(&guard.path, &dest).map_err(io_err("rename into place", &dest))?;
+        guard.disarm();
+        let dir = store.alg_dir(digest.algorithm());
+        crate::fsutil::fsync_dir(&dir)?;
+        Ok(dest)
+    }
 }
 
 impl BlobStore {
@@ -133,8 +209,38 @@ impl BlobStore {
         self.root.join("blobs").join(alg.as_str())
     }
 
-    fn tmp_dir(&self) -> PathBuf {
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
+    }
+
+    /// A fresh, unused path in `tmp/` named `<pid>-<nanos>-<n>.<suffix>`: the
+    /// pid prefix is what [`gc_tmp`](Self::gc_tmp) uses to tell abandoned
+    /// entries from those of live writers.
+    pub(crate) fn temp_path(&self, suffix: &str) -> PathBuf {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.tmp_dir()
+            .join(format!("{}-{nanos}-{n}.{suffix}", std::process::id()))
+    }
+
+    /// Starts writing a blob that must hash to `expected` and, if given, be
+    /// exactly `expected_size` bytes.
+    pub fn writer(
+        &self,
+        expected: &Digest,
+        expected_size: Option<u64>,
+    ) -> Result<BlobWriter, StoreError> {
+        let (file, guard) = self.create_temp()?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            expected: expected.clone(),
+            file,
+            guard,
+            verifier: Verifier::new(expected.clone(), expected_size),
+            write_error: None,
+        })
     }
 
     /// Stores the content read from `reader`, which must hash to `expected`
@@ -149,8 +255,7 @@ impl BlobStore {
         expected_size: Option<u64>,
         mut reader: R,
     ) -> Result<PathBuf, StoreError> {
-        let (mut file, guard) = self.create_temp()?;
-        let mut verifier = Verifier::new(expected.clone(), expected_size);
+        let mut writer = self.writer(expected, expected_size)?;
         let mut buf = vec![0u8; COPY_BUF];
         loop {
             let n = match reader.read(&mut buf) {
@@ -164,27 +269,11 @@ impl BlobStore {
                     })
                 }
             };
-            let chunk = &buf[..n];
-            // Hash first: an overrun is refused before it reaches the disk.
-            if verifier.write_all(chunk).is_err() {
-                break; // finish() reports the size mismatch
+            if writer.write_all(&buf[..n]).is_err() {
+                break; // finish() reports the overrun or the write error
             }
-            file.write_all(chunk)
-                .map_err(io_err("write", &guard.path))?;
         }
-        verifier.finish()?;
-        file.sync_all().map_err(io_err("fsync", &guard.path))?;
-        drop(file);
-
-        let dest = self.blob_path(expected);
-        let mut guard = guard;
-        fs::rename(&guard.path, &dest).map_err(io_err("rename into place", &dest))?;
-        guard.armed = false;
-        let dir = self.alg_dir(expected.algorithm());
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync directory", &dir))?;
-        Ok(dest)
+        writer.finish()?.commit()
     }
 
     /// Convenience wrapper of [`put_stream`](Self::put_stream) for in-memory content.
@@ -193,16 +282,10 @@ impl BlobStore {
     }
 
     fn create_temp(&self) -> Result<(File, TempGuard), StoreError> {
-        let dir = self.tmp_dir();
-        let pid = std::process::id();
         loop {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = dir.join(format!("{pid}-{nanos}-{n}.tmp"));
+            let path = self.temp_path("tmp");
             match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => return Ok((file, TempGuard { path, armed: true })),
+                Ok(file) => return Ok((file, TempGuard::new(path))),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(io_err("create temporary file", &path)(e)),
             }
@@ -292,14 +375,21 @@ impl BlobStore {
     /// Liveness is read from `/proc/<pid>`; where `/proc` is unavailable, only
     /// temporary files older than a day are removed.
     pub fn gc_tmp(&self) -> Result<usize, StoreError> {
+        self.gc_tmp_measured().map(|(n, _)| n)
+    }
+
+    /// [`gc_tmp`](Self::gc_tmp), also returning the bytes the removed entries
+    /// occupied on disk.
+    pub(crate) fn gc_tmp_measured(&self) -> Result<(usize, u64), StoreError> {
         let dir = self.tmp_dir();
         let have_proc = Path::new("/proc/self").exists();
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
             Err(e) => return Err(io_err("list", &dir)(e)),
         };
         let mut removed = 0;
+        let mut bytes = 0;
         for entry in entries {
             let entry = entry.map_err(io_err("list", &dir))?;
             let path = entry.path();
@@ -321,24 +411,29 @@ impl BlobStore {
             if !abandoned {
                 continue;
             }
+            let size = crate::fsutil::disk_usage(&path)?;
             let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 fs::remove_dir_all(&path)
             } else {
                 fs::remove_file(&path)
             };
             match result {
-                Ok(()) => removed += 1,
+                Ok(()) => {
+                    removed += 1;
+                    bytes += size;
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err("remove", &path)(e)),
             }
         }
-        Ok(removed)
+        Ok((removed, bytes))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::VerifyError;
     use std::sync::{Arc, Barrier};
 
     fn store() -> (tempfile::TempDir, BlobStore) {

@@ -17,6 +17,9 @@ struct Profile {
     default_errno_ret: Option<u32>,
     #[serde(default)]
     arch_map: Vec<ArchMap>,
+    /// OCI-style architecture list, used when there is no `archMap`.
+    #[serde(default)]
+    architectures: Vec<Arch>,
     #[serde(default)]
     syscalls: Vec<Rule>,
 }
@@ -86,6 +89,30 @@ pub fn docker_default(capabilities: &[String]) -> LinuxSeccomp {
     })
 }
 
+/// A Docker-format profile (`docker run --security-opt seccomp=FILE`: `defaultAction`,
+/// `archMap`, `syscalls` with `includes`/`excludes`), specialised like [`docker_default`].
+/// Syscall rules that use neither field are taken as they are, so an OCI-shaped profile with
+/// `architectures` and plain `syscalls` loads too.
+pub fn docker_profile(
+    json: &str,
+    capabilities: &[String],
+) -> Result<LinuxSeccomp, crate::SeccompError> {
+    let custom: Profile = serde_json::from_str(json)
+        .map_err(|e| crate::SeccompError::InvalidProfile(e.to_string()))?;
+    let (arch, seccomp_arch) = host_arch();
+    let host = Host {
+        arch,
+        seccomp_arch,
+        kernel: kernel_version(),
+        caps: capabilities,
+    };
+    let mut out = specialise_profile(&custom, &host);
+    if custom.arch_map.is_empty() && !custom.architectures.is_empty() {
+        out.set_architectures(Some(custom.architectures.clone()));
+    }
+    Ok(out)
+}
+
 fn profile() -> &'static Profile {
     static PROFILE: OnceLock<Profile> = OnceLock::new();
     PROFILE.get_or_init(|| {
@@ -95,7 +122,10 @@ fn profile() -> &'static Profile {
 }
 
 pub(crate) fn specialise(host: &Host<'_>) -> LinuxSeccomp {
-    let profile = profile();
+    specialise_profile(profile(), host)
+}
+
+fn specialise_profile(profile: &Profile, host: &Host<'_>) -> LinuxSeccomp {
     let mut out = LinuxSeccomp::default();
     out.set_default_action(profile.default_action);
     out.set_default_errno_ret(profile.default_errno_ret);

@@ -169,3 +169,39 @@ fn compiling_the_default_profile_is_cheap() {
     fn send_sync<T: Send + Sync>(_: &T) {}
     send_sync(&filter);
 }
+
+#[test]
+fn custom_docker_profile_resolves_includes_for_the_host() {
+    let json = r#"{
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]}],
+        "syscalls": [
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_PTRACE"]}}
+        ]
+    }"#;
+    let without = docker_profile(json, &caps(&["CAP_CHOWN"])).unwrap();
+    assert!(allowed(&without, "read"));
+    assert!(!allowed(&without, "ptrace"));
+    let with = docker_profile(json, &caps(&["CAP_SYS_PTRACE"])).unwrap();
+    assert!(allowed(&with, "ptrace"));
+    assert_eq!(with.default_action(), LinuxSeccompAction::ScmpActErrno);
+}
+
+#[test]
+fn oci_shaped_profile_keeps_its_architectures() {
+    let json = r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}"#;
+    let p = docker_profile(json, &[]).unwrap();
+    assert_eq!(
+        p.architectures().as_deref(),
+        Some(&[Arch::ScmpArchX86_64][..])
+    );
+    assert_eq!(rules(&p, "mount").len(), 1);
+}
+
+#[test]
+fn invalid_custom_profile_is_a_clear_error() {
+    let err = docker_profile(r#"{"syscalls": 3}"#, &[]).unwrap_err();
+    assert!(err.to_string().contains("invalid profile"), "{err}");
+}

@@ -23,7 +23,7 @@ mod notify;
 mod validate;
 
 pub use compile::{compile, CompiledFilter};
-pub use docker::docker_default;
+pub use docker::{docker_default, docker_profile};
 pub use error::SeccompError;
 pub use features::{
     known_flags, supported_actions, supported_archs, supported_flags, supported_operators,

@@ -319,12 +319,13 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<std::path::PathBuf>
     };
     if arg0.contains('/') {
         let p = std::path::PathBuf::from(arg0);
-        return if runnable(&p) {
-            Ok(p)
-        } else {
-            Err(Error::Spec(format!(
-                "exec: {arg0:?}: no such file or not executable"
-            )))
+        // runc's words, which callers (Docker's exit codes 126/127) tell apart.
+        return match std::fs::metadata(&p) {
+            Ok(_) if runnable(&p) => Ok(p),
+            Ok(_) => Err(Error::Spec(format!("exec: {arg0:?}: permission denied"))),
+            Err(_) => Err(Error::Spec(format!(
+                "exec: {arg0:?}: no such file or directory"
+            ))),
         };
     }
     let path = env

@@ -1,0 +1,342 @@
+//! The command line: Docker's verbs and flags, so `alias docker=pelagos` feels natural.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// pelagos: daemonless containers with Docker's command line.
+#[derive(Parser, Debug)]
+#[command(name = "pelagos", version, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Images, layers and containers.
+    #[arg(
+        long,
+        global = true,
+        env = "PELAGOS_ROOT",
+        default_value = "/var/lib/pelagos"
+    )]
+    pub root: PathBuf,
+    /// Runtime state of running containers.
+    #[arg(
+        long,
+        global = true,
+        env = "PELAGOS_RUNROOT",
+        default_value = "/run/pelagos"
+    )]
+    pub runroot: PathBuf,
+    /// Engine configuration (registries, mirrors).
+    #[arg(
+        long = "engine-config",
+        global = true,
+        env = "PELAGOS_CONFIG",
+        default_value = "/etc/pelagos/config.toml"
+    )]
+    pub engine_config: PathBuf,
+    /// Location of client config files (config.json with registry credentials), as Docker's.
+    #[arg(long = "config", global = true, env = "DOCKER_CONFIG")]
+    pub client_config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// List images.
+    Images(ImagesArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Remove one or more images.
+    Rmi(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default).
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
+    /// Log in to a registry.
+    Login(LoginArgs),
+    /// Log out from a registry.
+    Logout(LogoutArgs),
+    /// Create and run a new container from an image.
+    Run(Box<RunArgs>),
+    /// List containers.
+    Ps(PsArgs),
+    /// Remove one or more containers.
+    Rm(RmArgs),
+    /// Return low-level information on images or containers.
+    Inspect(InspectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImageCommand {
+    /// Download an image from a registry.
+    Pull(PullArgs),
+    /// Upload an image to a registry.
+    Push(PushArgs),
+    /// List images.
+    #[command(alias = "list")]
+    Ls(ImagesArgs),
+    /// Display detailed information on one or more images.
+    Inspect(InspectArgs),
+    /// Remove one or more images.
+    #[command(alias = "remove")]
+    Rm(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
+    Tag(TagArgs),
+    /// Remove unused images.
+    Prune(PruneArgs),
+    /// Save one or more images to a tar archive.
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN.
+    Load(LoadArgs),
+    /// Import the contents from a tarball to create a filesystem image.
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Image reference.
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Suppress verbose output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Image reference.
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Show digests.
+    #[arg(long)]
+    pub digests: bool,
+    /// Show all images (no intermediate images exist: same as without).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format: "table", "json" or a Go-template subset like '{{.Repository}}:{{.Tag}}'.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Only images of this repository (optionally :tag).
+    pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format the output using a Go-template subset ('{{.Id}}', '{{json .Config}}').
+    #[arg(short, long)]
+    pub format: Option<String>,
+    /// Names or ids.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RmiArgs {
+    /// Force removal of the image.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Do not delete untagged parents (accepted; there are none).
+    #[arg(long)]
+    pub no_prune: bool,
+    /// Images.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TagArgs {
+    /// SOURCE_IMAGE[:TAG]
+    pub source: String,
+    /// TARGET_IMAGE[:TAG]
+    pub target: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Images.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN.
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Suppress the load output.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long = "change")]
+    pub changes: Vec<String>,
+    /// Set commit message for imported image.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// File (or "-" for STDIN).
+    pub file: String,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username.
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password.
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Take the password from stdin.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Server (Docker Hub when omitted).
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Server (Docker Hub when omitted).
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as in Docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Run container in background (not available yet).
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long = "env-file")]
+    pub env_file: Vec<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name.
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Mount the container's root filesystem as read only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Add Linux capabilities.
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Security options (seccomp=unconfined|FILE, no-new-privileges).
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
+    /// Connect the container to a network: none or host.
+    #[arg(long, alias = "net", default_value = "none")]
+    pub network: String,
+    /// Keep STDIN open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Set platform if server is multi-platform capable.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Pull image before running: "always", "missing", "never".
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// Parent cgroup for the container.
+    #[arg(
+        long = "cgroup-parent",
+        env = "PELAGOS_CGROUP_PARENT",
+        default_value = "/pelagos"
+    )]
+    pub cgroup_parent: String,
+    /// Suppress the pull output.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Image.
+    pub image: String,
+    /// Command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only display container IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Force the removal of a running container.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}

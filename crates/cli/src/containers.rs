@@ -1,0 +1,195 @@
+//! Container commands: run (foreground), ps, rm, inspect.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use pelagos_engine::run::{remove_container, run_foreground, RunRequest};
+use pelagos_engine::spec::SpecOptions;
+use serde_json::json;
+
+use crate::cli::{Cli, InspectArgs, PsArgs, RmArgs, RunArgs};
+use crate::{engine, images};
+
+/// `KEY=VALUE` lines of an env file (Docker's `--env-file`: `#` comments, blank lines, bare
+/// `KEY` taken from our environment).
+fn env_file(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read env file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
+pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
+    if a.detach {
+        bail!("detached containers (-d) are not available yet: run in the foreground");
+    }
+    let engine = engine(cli)?;
+    let network = a.network.parse()?;
+    let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(env_file(f)?);
+    }
+    env.extend(a.env.iter().cloned());
+    let image = match a.pull.as_str() {
+        "always" => images::pull_image(&engine, &a.image, a.platform.as_deref(), a.quiet)?,
+        "missing" | "never" => match engine.images().get(&a.image) {
+            Ok(image) => image,
+            Err(_) if a.pull == "missing" => {
+                if !a.quiet {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "Unable to find image '{}' locally",
+                        pelagos_image::Reference::parse(&a.image)
+                            .map(|r| r.familiar())
+                            .unwrap_or_else(|_| a.image.clone())
+                    );
+                }
+                images::pull_image(&engine, &a.image, a.platform.as_deref(), a.quiet)?
+            }
+            Err(e) => return Err(e).context("--pull never"),
+        },
+        other => bail!("invalid --pull {other:?}: expected always, missing or never"),
+    };
+    let req = RunRequest {
+        image_name: a.image.clone(),
+        name: a.name.clone(),
+        user: a.user.clone(),
+        remove: a.rm,
+        interactive: a.interactive,
+        spec: SpecOptions {
+            cmd: a.command.clone(),
+            entrypoint: a.entrypoint.clone(),
+            env,
+            workdir: a.workdir.clone(),
+            hostname: a.hostname.clone(),
+            read_only: a.read_only,
+            cap_add: a.cap_add.clone(),
+            cap_drop: a.cap_drop.clone(),
+            security_opt: a.security_opt.clone(),
+            network,
+            tty: a.tty,
+            privileged: a.privileged,
+        },
+    };
+    let _ = std::io::stdout().flush();
+    Ok(run_foreground(&engine, &image, &req)?)
+}
+
+pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let runtime = engine.runtime();
+    let mut rows = vec![vec![
+        "CONTAINER ID".to_string(),
+        "IMAGE".into(),
+        "COMMAND".into(),
+        "CREATED".into(),
+        "STATUS".into(),
+        "NAMES".into(),
+    ]];
+    for r in engine.containers().list()? {
+        let live = runtime
+            .load(&r.id)
+            .map(|s| runtime.status(&s) != pelagos_container::Status::Stopped)
+            .unwrap_or(false);
+        if !a.all && !live {
+            continue;
+        }
+        if a.quiet {
+            let id = if a.no_trunc {
+                r.id.clone()
+            } else {
+                r.id[..12].to_string()
+            };
+            let _ = writeln!(std::io::stdout(), "{id}");
+            continue;
+        }
+        let status = if live {
+            "Up".to_string()
+        } else {
+            match r.exit_code {
+                Some(c) => format!(
+                    "Exited ({c}) {}",
+                    crate::format::since(r.finished.as_deref())
+                ),
+                None => "Created".into(),
+            }
+        };
+        let mut command = r.command.join(" ");
+        if !a.no_trunc && command.chars().count() > 20 {
+            command = command.chars().take(19).collect::<String>() + "…";
+        }
+        rows.push(vec![
+            if a.no_trunc {
+                r.id.clone()
+            } else {
+                r.id[..12].to_string()
+            },
+            r.image.clone(),
+            format!("\"{command}\""),
+            crate::format::since(Some(&r.created)),
+            status,
+            r.name.clone(),
+        ]);
+    }
+    if !a.quiet {
+        images::print_table(&rows);
+    }
+    Ok(0)
+}
+
+pub fn remove(cli: &Cli, a: &RmArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let mut failed = false;
+    for name in &a.containers {
+        match remove_container(&engine, name, a.force) {
+            Ok(_) => {
+                let _ = writeln!(std::io::stdout(), "{name}");
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// `inspect`: containers first, then images, as Docker resolves names.
+pub fn inspect(cli: &Cli, a: &InspectArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let mut values = Vec::new();
+    let mut missing = Vec::new();
+    for name in &a.names {
+        if let Ok(r) = engine.containers().get(name) {
+            values.push(json!({
+                "Id": r.id,
+                "Name": format!("/{}", r.name),
+                "Created": r.created,
+                "Path": r.command.first().cloned().unwrap_or_default(),
+                "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
+                "Image": r.image_id,
+                "Config": {"Image": r.image},
+                "State": {
+                    "Status": r.state,
+                    "Running": r.state == "running",
+                    "ExitCode": r.exit_code.unwrap_or(0),
+                    "FinishedAt": r.finished.clone().unwrap_or_default(),
+                },
+                "HostConfig": {"AutoRemove": r.auto_remove},
+            }));
+        } else if let Ok(image) = engine.images().get(name) {
+            values.push(images::inspect_value(&engine, &image)?);
+        } else {
+            missing.push(name.clone());
+        }
+    }
+    images::print_inspect(&values, a.format.as_deref())?;
+    if !missing.is_empty() {
+        bail!("No such object: {}", missing.join(", "));
+    }
+    Ok(0)
+}

@@ -1,0 +1,86 @@
+//! `pelagos`: a daemonless, Docker-style command line over pelagos-engine. Thin: parse flags,
+//! call the engine, print what Docker prints.
+
+mod cli;
+mod containers;
+mod format;
+mod images;
+mod progress;
+
+use std::io::Write;
+
+use clap::Parser;
+use pelagos_engine::{Engine, EngineOptions};
+
+/// `docker run`'s exit code when the container could not be created or started.
+pub const EXIT_RUN_FAILED: i32 = 125;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match dispatch(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "Error: {e:#}");
+            match &cli.command {
+                cli::Command::Run(_) => exit_code_of_run_error(&e),
+                _ => 1,
+            }
+        }
+    };
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// Docker's codes: 127 when the command is not found, 126 when it cannot be invoked, 125
+/// for everything else that kept the container from running.
+fn exit_code_of_run_error(e: &anyhow::Error) -> i32 {
+    let text = format!("{e:#}");
+    if text.contains("executable file not found")
+        || text.contains("no such file or directory") && text.contains("exec")
+    {
+        127
+    } else if text.contains("permission denied") && text.contains("exec") {
+        126
+    } else {
+        EXIT_RUN_FAILED
+    }
+}
+
+/// Opens the engine with the global flags.
+pub fn engine(cli: &cli::Cli) -> anyhow::Result<Engine> {
+    let mut opts = EngineOptions {
+        root: cli.root.clone(),
+        runroot: cli.runroot.clone(),
+        config_file: cli.engine_config.clone(),
+        ..EngineOptions::default()
+    };
+    if let Some(dir) = &cli.client_config {
+        opts.auth_file = dir.join("config.json");
+    }
+    if let cli::Command::Run(run) = &cli.command {
+        opts.cgroup_parent = run.cgroup_parent.clone();
+    }
+    Ok(Engine::open(opts)?)
+}
+
+fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
+    use cli::{Command as C, ImageCommand as I};
+    match &cli.command {
+        C::Pull(a) | C::Image(I::Pull(a)) => images::pull(cli, a),
+        C::Push(a) | C::Image(I::Push(a)) => images::push(cli, a),
+        C::Images(a) | C::Image(I::Ls(a)) => images::list(cli, a),
+        C::Image(I::Inspect(a)) => images::inspect(cli, a),
+        C::Rmi(a) | C::Image(I::Rm(a)) => images::remove(cli, a),
+        C::Tag(a) | C::Image(I::Tag(a)) => images::tag(cli, a),
+        C::Image(I::Prune(a)) => images::prune(cli, a),
+        C::Save(a) | C::Image(I::Save(a)) => images::save(cli, a),
+        C::Load(a) | C::Image(I::Load(a)) => images::load(cli, a),
+        C::Import(a) | C::Image(I::Import(a)) => images::import(cli, a),
+        C::Login(a) => images::login(cli, a),
+        C::Logout(a) => images::logout(cli, a),
+        C::Run(a) => containers::run(cli, a),
+        C::Ps(a) => containers::ps(cli, a),
+        C::Rm(a) => containers::remove(cli, a),
+        C::Inspect(a) => containers::inspect(cli, a),
+    }
+}

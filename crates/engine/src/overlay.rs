@@ -1,0 +1,162 @@
+//! Root filesystems as overlayfs mounts: the image's layers as lower directories, a
+//! per-container upper and work directory.
+//!
+//! mount(2) takes its options in one page (4096 bytes). Absolute layer paths
+//! (`/var/lib/pelagos/image/layers/sha256/<64 hex>/diff`) would cap an image at ~40 layers, so
+//! the store keeps short symlinks (`l/<short>`) and the mount is made with the layer directory
+//! as the working directory and relative lower paths, as Docker's overlay2 driver does. The
+//! kernel's own limit (500 lower layers) is then the one that matters.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use rustix::fs::{Mode, OFlags};
+
+use crate::error::{Error, Result};
+
+/// Page size the kernel copies mount options into.
+const MOUNT_DATA_MAX: usize = 4096;
+
+/// Restores the working directory when dropped (also on early return).
+struct CwdGuard(std::os::fd::OwnedFd);
+
+impl Drop for CwdGuard {
+    fn drop(&mut self) {
+        let _ = rustix::process::fchdir(self.0.as_fd());
+    }
+}
+
+/// The option string, or an error when it cannot fit.
+fn options(lowers: &[String], upper: &Path, work: &Path) -> Result<String> {
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={},index=off",
+        lowers.join(":"),
+        upper.display(),
+        work.display()
+    );
+    if data.len() >= MOUNT_DATA_MAX {
+        return Err(Error::TooManyLayers(lowers.len()));
+    }
+    Ok(data)
+}
+
+/// Mounts an overlay at `target`: `lowers` are relative to `layers_dir`, topmost first.
+///
+/// Changes the process's working directory for the duration of the call: callers must be
+/// single-threaded (the `pelagos` CLI is; a daemon mounts from a helper process).
+pub fn mount_overlay(
+    layers_dir: &Path,
+    lowers: &[String],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
+    if lowers.is_empty() {
+        return Err(Error::InvalidOption(
+            "an overlay needs at least one lower layer".into(),
+        ));
+    }
+    let data = options(lowers, upper, work)?;
+    let here = rustix::fs::open(
+        ".",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io("open the current directory", e.into()))?;
+    let _restore = CwdGuard(here);
+    std::env::set_current_dir(layers_dir)
+        .map_err(|e| Error::io(format!("enter {}", layers_dir.display()), e))?;
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| {
+        Error::io(
+            format!(
+                "mount overlay of {} layers on {}",
+                lowers.len(),
+                target.display()
+            ),
+            e.into(),
+        )
+    })
+}
+
+/// Unmounts a container's root filesystem; an absent mount is not an error.
+pub fn unmount(target: &Path) -> Result<()> {
+    match umount2(target, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+        Err(e) => Err(Error::io(format!("unmount {}", target.display()), e.into())),
+    }
+}
+
+/// Whether something is mounted exactly at `path` (per /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = path.to_string_lossy();
+    info.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|mp| mp == want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_string_reports_too_many_layers() {
+        let short: Vec<String> = (0..250).map(|i| format!("l/{i:012}")).collect();
+        assert!(options(&short, Path::new("/u"), Path::new("/w")).is_ok());
+        let long: Vec<String> = (0..300).map(|i| format!("l/{i:012}")).collect();
+        let err = options(&long, Path::new("/u"), Path::new("/w")).unwrap_err();
+        assert!(err.to_string().contains("300 layers"), "{err}");
+    }
+
+    #[test]
+    fn overlay_of_many_layers_mounts_and_unmounts() {
+        // 200 real lower layers: more than absolute paths fit in one page.
+        let d = tempfile::tempdir().unwrap();
+        let layers = d.path().join("layers");
+        let mut lowers = Vec::new();
+        for i in 0..200 {
+            let dir = layers.join(format!("sha256/{i:064}/diff"));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("f{i}")), format!("{i}")).unwrap();
+            std::fs::create_dir_all(layers.join("l")).unwrap();
+            let short = format!("l/{i:012}");
+            std::os::unix::fs::symlink(format!("../sha256/{i:064}/diff"), layers.join(&short))
+                .unwrap();
+            lowers.push(short);
+        }
+        lowers.reverse();
+        for sub in ["upper", "work", "merged"] {
+            std::fs::create_dir(d.path().join(sub)).unwrap();
+        }
+        let merged = d.path().join("merged");
+        let cwd = std::env::current_dir().unwrap();
+        mount_overlay(
+            &layers,
+            &lowers,
+            &d.path().join("upper"),
+            &d.path().join("work"),
+            &merged,
+        )
+        .unwrap();
+        assert_eq!(std::env::current_dir().unwrap(), cwd);
+        assert!(is_mounted(&merged));
+        let r = std::fs::read_to_string(merged.join("f0"));
+        let r199 = std::fs::read_to_string(merged.join("f199"));
+        std::fs::write(merged.join("new"), "x").unwrap();
+        unmount(&merged).unwrap();
+        assert_eq!(r.unwrap(), "0");
+        assert_eq!(r199.unwrap(), "199");
+        assert!(d.path().join("upper/new").exists());
+        assert!(!is_mounted(&merged));
+    }
+}

@@ -1,0 +1,242 @@
+//! Running a container from an image in the foreground: record, overlay root filesystem,
+//! /etc files, spec with Docker's defaults, the runtime core's create/start/wait/delete, and
+//! on every way out the mount undone and (with `--rm`) everything removed.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use pelagos_container::{CgroupManager, CreateOptions};
+use pelagos_image::ImageRecord;
+
+use crate::containers::{new_id, now_rfc3339, ContainerRecord};
+use crate::error::{Error, Result};
+use crate::spec::{self, EtcFiles, NetworkMode, SpecInput, SpecOptions};
+use crate::{overlay, user, Engine};
+
+/// A `docker run` in the foreground.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    /// The image as the user named it (recorded).
+    pub image_name: String,
+    /// `--name`.
+    pub name: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `--rm`.
+    pub remove: bool,
+    /// `-i`: keep our stdin for the container (otherwise it reads /dev/null).
+    pub interactive: bool,
+    /// Everything that shapes the spec.
+    pub spec: SpecOptions,
+}
+
+/// Undoes a half-made container on every exit path.
+struct Cleanup<'a> {
+    engine: &'a Engine,
+    id: String,
+    rootfs: PathBuf,
+    remove: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let _ = overlay::unmount(&self.rootfs);
+        if self.remove {
+            let _ = self.engine.containers().remove(&self.id);
+        }
+    }
+}
+
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    fs::create_dir(path).map_err(|e| Error::io(format!("create {}", path.display()), e))
+}
+
+/// Runs `image` as described by `req`, waits for it and returns its exit code (128+signal
+/// when killed). Must be called from a single-threaded process (see `pelagos_container`).
+pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) -> Result<i32> {
+    // Until the container's record names the image, a prune could take its layers.
+    let lease = engine.images().lease()?;
+    let config = engine.images().config(image)?;
+    let image_config = config.config().clone();
+    let id = new_id()?;
+    let command = spec::command_line(image_config.as_ref(), &req.spec)?;
+    let record = engine.containers().create(
+        ContainerRecord {
+            id: id.clone(),
+            name: String::new(),
+            image: req.image_name.clone(),
+            image_id: image.id.to_string(),
+            command,
+            created: now_rfc3339(),
+            state: "created".into(),
+            exit_code: None,
+            finished: None,
+            auto_remove: req.remove,
+        },
+        req.name.as_deref(),
+    )?;
+    drop(lease);
+    let dir = engine.containers().dir_of(&id);
+    let rootfs = dir.join("rootfs");
+    let mut cleanup = Cleanup {
+        engine,
+        id: id.clone(),
+        rootfs: rootfs.clone(),
+        // Until the container has run, a failure removes everything whatever --rm says.
+        remove: true,
+    };
+
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
+    for d in [&upper, &work, &rootfs] {
+        mkdir(d)?;
+    }
+    let mut lowers = engine.images().lowerdirs(image)?;
+    if lowers.is_empty() {
+        let empty = dir.join("empty");
+        mkdir(&empty)?;
+        lowers.push(empty.to_string_lossy().into_owned());
+    }
+    overlay::mount_overlay(
+        &engine.images().layers_dir(),
+        &lowers,
+        &upper,
+        &work,
+        &rootfs,
+    )?;
+
+    let hostname = match (&req.spec.hostname, req.spec.network) {
+        (Some(h), _) => h.clone(),
+        (None, NetworkMode::Host) => nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| id[..12].to_string()),
+        (None, NetworkMode::None) => id[..12].to_string(),
+    };
+    let (hosts, hostname_file, resolv) = (
+        dir.join("hosts"),
+        dir.join("hostname"),
+        dir.join("resolv.conf"),
+    );
+    let hosts_text = match req.spec.network {
+        NetworkMode::Host => fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.into()),
+        NetworkMode::None => HOSTS.to_string(),
+    };
+    write(&hosts, &hosts_text)?;
+    write(&hostname_file, &format!("{hostname}\n"))?;
+    write(
+        &resolv,
+        &fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    )?;
+
+    let user_spec = req.user.clone().unwrap_or_else(|| {
+        image_config
+            .as_ref()
+            .and_then(|c| c.user().clone())
+            .unwrap_or_default()
+    });
+    let resolved_user = user::resolve(&rootfs, &user_spec)?;
+    let cwd = req
+        .spec
+        .workdir
+        .clone()
+        .or_else(|| image_config.as_ref().and_then(|c| c.working_dir().clone()))
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
+    user::ensure_workdir(&rootfs, &cwd, &resolved_user)?;
+
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(
+        "io.pelagos.container.name".into(),
+        record.name.clone().into(),
+    );
+    annotations.insert("io.pelagos.image".into(), image.id.to_string().into());
+    let cgroups_path = format!(
+        "{}/{}",
+        engine.options.cgroup_parent.trim_end_matches('/'),
+        id
+    );
+    let oci = spec::build(
+        &SpecInput {
+            rootfs: &rootfs,
+            image: image_config.as_ref(),
+            user: &resolved_user,
+            hostname: &hostname,
+            cwd: &cwd,
+            etc: EtcFiles {
+                hosts: &hosts,
+                hostname: &hostname_file,
+                resolv_conf: &resolv,
+            },
+            cgroups_path: &cgroups_path,
+            annotations,
+        },
+        &req.spec,
+    )?;
+
+    if !req.interactive {
+        stdin_from_dev_null()?;
+    }
+    let runtime = engine.runtime();
+    let opts = CreateOptions {
+        id: id.clone(),
+        bundle: dir.clone(),
+        cgroup_manager: CgroupManager::Cgroupfs,
+        ..Default::default()
+    };
+    let mut created = runtime.create_with_spec(&opts, oci, true)?;
+    if let Err(e) = runtime.start_created(&mut created) {
+        let _ = runtime.delete_created(created);
+        return Err(e.into());
+    }
+    cleanup.remove = req.remove;
+    let mut running = record.clone();
+    running.state = "running".into();
+    engine.containers().update(&running)?;
+
+    let waited = pelagos_container::wait::wait_foreground(created.pid, created.pty_master.take());
+    let deleted = runtime.delete_created(created);
+    let code = waited?;
+    deleted?;
+    if !req.remove {
+        running.state = "exited".into();
+        running.exit_code = Some(code);
+        running.finished = Some(now_rfc3339());
+        engine.containers().update(&running)?;
+    }
+    drop(cleanup);
+    Ok(code)
+}
+
+/// Docker gives a container without `-i` an empty stdin.
+fn stdin_from_dev_null() -> Result<()> {
+    let null = fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
+    nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0)
+        .map_err(|e| Error::io("redirect stdin", e.into()))?;
+    Ok(())
+}
+
+/// Removes a stopped container's record and files (`pelagos rm`); with `force` a container
+/// whose runtime state still exists is killed and deleted first.
+pub fn remove_container(engine: &Engine, name_or_id: &str, force: bool) -> Result<String> {
+    let record = engine.containers().get(name_or_id)?;
+    let runtime = engine.runtime();
+    if runtime.load(&record.id).is_ok() {
+        if !force {
+            let saved = runtime.load(&record.id)?;
+            if runtime.status(&saved) != pelagos_container::Status::Stopped {
+                return Err(Error::ContainerRunning(record.name));
+            }
+        }
+        runtime.delete(&record.id, true)?;
+    }
+    let rootfs = engine.containers().dir_of(&record.id).join("rootfs");
+    overlay::unmount(&rootfs)?;
+    engine.containers().remove(&record.id)?;
+    Ok(record.id)
+}

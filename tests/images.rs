@@ -1,0 +1,681 @@
+//! `pelagos` image commands against a real registry (Debian's docker-registry on loopback):
+//! pull, images, inspect, tag, rmi, prune, save/load, import, push, login/logout, and pulls
+//! that go wrong (corrupt blobs, cut connections, kill -9, hostile layers, bad input).
+
+mod cli_support;
+
+use cli_support::{Env, Served};
+use pelagos_testkit::images::{self as kit, Compression, ImageBuilder, LayerBuilder};
+use pelagos_testkit::registry::{Auth, CuttingProxy};
+use serde_json::Value;
+
+fn busybox() -> ImageBuilder {
+    kit::busybox().expect("busybox image")
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+#[test]
+fn pull_lists_inspects_and_runs() {
+    let served = Served::start(Auth::None, &[(&busybox(), "busybox:1")]);
+    let built = &served.built[0];
+    let env = Env::new();
+    let image = served.image("busybox:1");
+    let out = env.ok(&["pull", &image]);
+    assert_eq!(out.trim(), image);
+
+    // images: the row, its digest, and the size of the unpacked layer.
+    let rows = json_lines(&env.ok(&["images", "--format", "json"]));
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0]["Repository"],
+        format!("{}/busybox", served.registry.host())
+    );
+    assert_eq!(rows[0]["Tag"], "1");
+    assert_eq!(rows[0]["Digest"], built.manifest_digest);
+    assert_eq!(rows[0]["ID"], built.config_digest[7..19]);
+    let quiet = env.ok(&["images", "-q"]);
+    assert_eq!(quiet.trim(), &built.config_digest[7..19]);
+    let table = env.ok(&["images", "--digests"]);
+    assert!(table.contains(&built.manifest_digest), "{table}");
+
+    let inspect: Value = serde_json::from_str(&env.ok(&["image", "inspect", &image])).unwrap();
+    let i = &inspect[0];
+    assert_eq!(i["Id"], built.config_digest);
+    assert_eq!(
+        i["RepoDigests"][0],
+        format!(
+            "{}/busybox@{}",
+            served.registry.host(),
+            built.manifest_digest
+        )
+    );
+    assert_eq!(i["Config"]["Cmd"][0], "sh");
+    assert_eq!(i["RootFS"]["Layers"][0], built.diff_ids[0]);
+    assert_eq!(i["Os"], "linux");
+    // Size = bytes of the files in the layer, as unpacked.
+    let busybox_size = std::fs::metadata("/bin/busybox").unwrap().len();
+    let size = i["Size"].as_u64().unwrap();
+    assert!(
+        size >= busybox_size && size < busybox_size + 64 * 1024,
+        "{size}"
+    );
+    let formatted = env.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{json .Config.Cmd}}",
+        &image,
+    ]);
+    assert_eq!(
+        formatted.trim(),
+        format!("{} [\"sh\"]", built.config_digest)
+    );
+
+    // A second pull is a no-op that says so.
+    let again = env.run(&["pull", &image]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("Image is up to date"));
+
+    let out = env.ok(&["run", "--rm", &image, "echo", "hello from the image"]);
+    assert_eq!(out, "hello from the image\n");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn run_pulls_a_missing_image_and_passes_the_exit_code() {
+    let served = Served::start(Auth::None, &[(&busybox(), "bb:latest")]);
+    let env = Env::new();
+    let image = served.image("bb");
+    let out = env.run(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Unable to find image"), "{stderr}");
+    assert!(stderr.ends_with("err\n"), "{stderr}");
+    assert_eq!(
+        json_lines(&env.ok(&["images", "--format", "json"])).len(),
+        1
+    );
+    // --pull never with a missing image: a clear error, nothing made.
+    let (code, err) = env.fail(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        &served.image("other:1"),
+        "true",
+    ]);
+    assert_eq!(code, 125);
+    assert!(err.contains("other"), "{err}");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn layers_with_whiteouts_zstd_and_docker_media_types() {
+    let docker = busybox().format(kit::Format::Docker);
+    let zstd = kit::zstd_busybox().unwrap();
+    // Whiteouts on top of busybox, so the merged tree can be listed from inside.
+    let mut wh = busybox();
+    for (layer, compression) in kit::whiteouts().layers() {
+        wh = wh.layer(layer.clone(), *compression);
+    }
+    let served = Served::start(
+        Auth::None,
+        &[(&wh, "wh:1"), (&zstd, "zstd:1"), (&docker, "docker:1")],
+    );
+    let env = Env::new();
+    for name in ["wh:1", "zstd:1", "docker:1"] {
+        env.ok(&["pull", "-q", &served.image(name)]);
+    }
+    // Layers are keyed by chain id (from the uncompressed diff_ids): the busybox layer is
+    // stored once for all three images, whatever its compression. Then the three whiteout
+    // layers and zstd's /etc/zstd layer.
+    let layers = env.committed_layers();
+    assert_eq!(layers.len(), 1 + 3 + 1, "{layers:?}");
+
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        &served.image("wh:1"),
+        "sh",
+        "-c",
+        "cat /a/keep /a/added /d/new /f; ls /d; ls / | grep -c gone; ls -a /a",
+    ]);
+    assert!(
+        out.contains("keep v1\nadded in layer 2\nnew in layer 3\nf v3\n"),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"new"), "{out}");
+    assert!(
+        !lines.contains(&"old1") && !lines.contains(&"remove-me"),
+        "{out}"
+    );
+    assert!(lines.contains(&"0"), "gone must be gone: {out}");
+    assert_eq!(
+        env.ok(&["run", "--rm", &served.image("zstd:1"), "cat", "/etc/zstd"]),
+        "zstd\n"
+    );
+    let inspect: Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", &served.image("docker:1")])).unwrap();
+    assert_eq!(
+        inspect[0]["Descriptor"]["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", &served.image("docker:1"), "echo", "ok"]),
+        "ok\n"
+    );
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn multi_platform_index_picks_the_host_or_the_asked_platform() {
+    let served = Served::start(Auth::None, &[]);
+    let dir = served.layouts.path().join("index");
+    let amd = busybox()
+        .platform("linux", "amd64", None)
+        .env("ARCH", "amd64");
+    let arm = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new().file("arch", "arm64\n", 0o644),
+            Compression::Gzip,
+        )
+        .platform("linux", "arm64", Some("v8"))
+        .cmd(["/arch"]);
+    let index = kit::write_index(&dir, "multi", &[amd, arm]).unwrap();
+    served
+        .registry
+        .push_oci_layout(&dir, "multi:multi", true)
+        .unwrap();
+    let env = Env::new();
+    let image = served.image("multi:multi");
+    env.ok(&["pull", "-q", &image]);
+    let host: Value = serde_json::from_str(&env.ok(&["image", "inspect", &image])).unwrap();
+    assert_eq!(host[0]["Architecture"], "amd64");
+    // The repo digest Docker records is the index's.
+    assert_eq!(
+        host[0]["RepoDigests"][0],
+        format!("{}/multi@{}", served.registry.host(), index.digest)
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", &image, "sh", "-c", "echo $ARCH"]),
+        "amd64\n"
+    );
+
+    let other = Env::new();
+    other.ok(&["pull", "-q", "--platform", "linux/arm64", &image]);
+    let arm: Value = serde_json::from_str(&other.ok(&["image", "inspect", &image])).unwrap();
+    assert_eq!(arm[0]["Architecture"], "arm64");
+    assert_eq!(arm[0]["Variant"], "v8");
+
+    let third = Env::new();
+    let (_, err) = third.fail(&["pull", "--platform", "linux/s390x", &image]);
+    assert!(
+        err.contains("s390x") && err.contains("linux/arm64"),
+        "{err}"
+    );
+    assert!(third.committed_layers().is_empty());
+}
+
+#[test]
+fn corrupt_blob_is_refused_and_nothing_is_kept() {
+    let served = Served::start(Auth::None, &[(&busybox(), "bad:1")]);
+    let layer = &served.built[0].layer_digests[0];
+    let data = served.registry.blob_data_path(layer);
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+
+    let env = Env::new();
+    let (_, err) = env.fail(&["pull", &served.image("bad:1")]);
+    assert!(
+        err.contains(layer.as_str()) || err.contains("digest"),
+        "{err}"
+    );
+    assert!(
+        env.committed_layers().is_empty(),
+        "{:?}",
+        env.committed_layers()
+    );
+    assert!(!env.committed_blobs().contains(&layer[7..].to_string()));
+    assert!(env.ok(&["images", "-q"]).trim().is_empty());
+    let tmp = env.image_dir().join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "tmp not cleaned: {left:?}");
+}
+
+#[test]
+fn cut_connections_resume_or_fail_cleanly() {
+    let served = Served::start(Auth::None, &[(&busybox(), "cut:1")]);
+    // Cut twice, 300 kB into a response: the reader resumes with Range requests.
+    let flaky = CuttingProxy::start(&served.registry.host(), 300_000, 2).unwrap();
+    let env = Env::new();
+    let image = format!("{}/cut:1", flaky.host());
+    env.ok(&["pull", "-q", &image]);
+    assert!(flaky.cuts() >= 1, "the proxy never cut");
+    assert_eq!(
+        env.ok(&["run", "--rm", &image, "echo", "resumed"]),
+        "resumed\n"
+    );
+
+    // Cut on every connection before anything useful passes: the pull gives up after its
+    // retries with an error and keeps nothing.
+    let dead = CuttingProxy::start(&served.registry.host(), 100, 1000).unwrap();
+    let env2 = Env::new();
+    let (_, err) = env2.fail(&["pull", &format!("{}/cut:1", dead.host())]);
+    assert!(!err.is_empty());
+    assert!(env2.committed_layers().is_empty());
+    assert!(env2.ok(&["images", "-q"]).trim().is_empty());
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn killed_pull_leaves_nothing_trusted_and_a_later_pull_works() {
+    // A big, incompressible layer so the pull is still running when it is killed.
+    let mut noise = vec![0u8; 48 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let big = busybox().layer(
+        LayerBuilder::new().file("noise", noise, 0o644),
+        Compression::Gzip,
+    );
+    let served = Served::start(Auth::None, &[(&big, "big:1")]);
+    // Throttle with a proxy that cuts often: slow enough to be killed midway.
+    let env = Env::new();
+    let image = served.image("big:1");
+    let mut child = env.cmd().args(["pull", "-q", &image]).spawn().unwrap();
+    let tmp = env.image_dir().join("tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let busy = std::fs::read_dir(&tmp)
+            .map(|r| r.count() > 0)
+            .unwrap_or(false);
+        if busy || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SAFETY: kill(2) on the pid of the child this test spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    assert!(
+        env.ok(&["images", "-q"]).trim().is_empty(),
+        "a killed pull recorded an image"
+    );
+    // Whatever was committed is complete: every committed blob verifies.
+    for hex in env.committed_blobs() {
+        let data = std::fs::read(env.image_dir().join("blobs/sha256").join(&hex)).unwrap();
+        assert_eq!(kit::sha256_digest(&data), format!("sha256:{hex}"));
+    }
+    env.ok(&["pull", "-q", &image]);
+    assert_eq!(
+        env.ok(&["run", "--rm", &image, "sh", "-c", "wc -c < /noise"])
+            .trim(),
+        (48 << 20).to_string()
+    );
+    // prune removes the leftovers of the killed pull.
+    env.ok(&["image", "prune", "-f"]);
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "tmp after prune: {left:?}");
+}
+
+#[test]
+fn concurrent_pulls_of_one_image_both_succeed() {
+    let served = Served::start(Auth::None, &[(&busybox(), "same:1")]);
+    let image = served.image("same:1");
+    let env2 = Env::new();
+    let spawned: Vec<_> = (0..3)
+        .map(|_| {
+            env2.cmd()
+                .args(["pull", "-q", &image])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in spawned {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(env2.ok(&["images", "-q"]).trim().lines().count(), 1);
+    assert_eq!(env2.committed_layers().len(), 1);
+    assert_eq!(env2.ok(&["run", "--rm", &image, "echo", "one"]), "one\n");
+}
+
+#[test]
+fn hostile_layers_never_write_outside_the_store() {
+    let target = tempfile::tempdir().unwrap();
+    let victim = target.path().join("victim");
+    kit::hostile_target_prepare(&victim).unwrap();
+    let images: Vec<(ImageBuilder, String)> = kit::Hostile::ALL
+        .iter()
+        .map(|k| (kit::hostile(*k, &victim), format!("hostile-{}:1", k.name())))
+        .collect();
+    let refs: Vec<(&ImageBuilder, &str)> = images.iter().map(|(i, n)| (i, n.as_str())).collect();
+    let served = Served::start(Auth::None, &refs);
+    let env = Env::new();
+    for (_, name) in &images {
+        let out = env.run(&["pull", "-q", &served.image(name)]);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!err.trim().is_empty(), "{name}: failed without a message");
+        }
+        kit::hostile_target_check(&victim).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    }
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn tag_rmi_and_prune() {
+    let other = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new().file("x", "x\n", 0o644),
+            Compression::Gzip,
+        )
+        .cmd(["/x"]);
+    let served = Served::start(Auth::None, &[(&busybox(), "a:1"), (&other, "b:1")]);
+    let env = Env::new();
+    let a = served.image("a:1");
+    env.ok(&["pull", "-q", &a]);
+    env.ok(&["pull", "-q", &served.image("b:1")]);
+    env.ok(&["tag", &a, "mine/app:v2"]);
+    let rows = json_lines(&env.ok(&["images", "--format", "json"]));
+    assert!(
+        rows.iter()
+            .any(|r| r["Repository"] == "mine/app" && r["Tag"] == "v2"),
+        "{rows:?}"
+    );
+    assert_eq!(
+        env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}", "mine/app"])
+            .trim(),
+        "mine/app:v2"
+    );
+
+    // A container that uses the image keeps it from rmi and prune.
+    env.ok(&["run", "--name", "keeper", "mine/app:v2", "true"]);
+    let out = env.ok(&["rmi", "mine/app:v2"]);
+    assert!(out.contains("Untagged: mine/app:v2"), "{out}");
+    let (_, err) = env.fail(&["rmi", &a]);
+    assert!(
+        err.contains("keeper") || err.contains("in use") || err.contains("used"),
+        "{err}"
+    );
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("keeper") && ps.contains("Exited (0)"), "{ps}");
+    env.ok(&["rm", "keeper"]);
+    let out = env.ok(&["rmi", &a]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+
+    // b is unused: prune -a removes it and every layer and blob.
+    let pruned = env.ok(&["image", "prune", "-a", "-f"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    assert!(env.ok(&["images", "-q"]).trim().is_empty());
+    assert!(
+        env.committed_layers().is_empty(),
+        "{:?}",
+        env.committed_layers()
+    );
+    assert!(
+        env.committed_blobs().is_empty(),
+        "{:?}",
+        env.committed_blobs()
+    );
+    let (_, err) = env.fail(&["rmi", "nothere:1"]);
+    assert!(err.contains("nothere"), "{err}");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn save_load_round_trip_and_skopeo_interchange() {
+    let served = Served::start(Auth::None, &[(&busybox(), "s:1")]);
+    let env = Env::new();
+    let image = served.image("s:1");
+    env.ok(&["pull", "-q", &image]);
+    let archive = env.dir.path().join("saved.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), &image]);
+
+    let fresh = Env::new();
+    let out = fresh.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {image}")), "{out}");
+    let a: Value = serde_json::from_str(&env.ok(&["image", "inspect", &image])).unwrap();
+    let b: Value = serde_json::from_str(&fresh.ok(&["image", "inspect", &image])).unwrap();
+    assert_eq!(a[0]["Id"], b[0]["Id"]);
+    assert_eq!(a[0]["RootFS"], b[0]["RootFS"]);
+    assert_eq!(
+        fresh.ok(&["run", "--rm", &image, "echo", "loaded"]),
+        "loaded\n"
+    );
+
+    // skopeo reads our archive as a docker-archive and as an OCI archive...
+    let oci = env.dir.path().join("from-save");
+    let st = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("oci:{}:x", oci.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = std::process::Command::new("skopeo")
+        .args(["inspect", &format!("oci-archive:{}", archive.display())])
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // ...and we load what skopeo writes.
+    let skopeo_archive = env.dir.path().join("skopeo.tar");
+    let st = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            &format!("oci:{}:x", oci.display()),
+            &format!("docker-archive:{}:sk/busybox:7", skopeo_archive.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let third = Env::new();
+    let out = third.ok(&["load", "-i", skopeo_archive.to_str().unwrap()]);
+    assert!(out.contains("sk/busybox:7"), "{out}");
+    assert_eq!(
+        third.ok(&["run", "--rm", "sk/busybox:7", "echo", "skopeo"]),
+        "skopeo\n"
+    );
+
+    // A truncated archive is refused and loads nothing.
+    let bytes = std::fs::read(&archive).unwrap();
+    let cut = env.dir.path().join("cut.tar");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let fourth = Env::new();
+    fourth.fail(&["load", "-i", cut.to_str().unwrap()]);
+    assert!(fourth.ok(&["images", "-q"]).trim().is_empty());
+}
+
+#[test]
+fn import_a_rootfs_tarball_and_push_it() {
+    let env = Env::new();
+    let rootfs = env.dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::fs::write(rootfs.join("hello"), "imported\n").unwrap();
+    let tarball = env.dir.path().join("rootfs.tar");
+    let st = std::process::Command::new("tar")
+        .args([
+            "-C",
+            rootfs.to_str().unwrap(),
+            "-cf",
+            tarball.to_str().unwrap(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let id = env.ok(&[
+        "import",
+        "-c",
+        "CMD [\"/bin/sh\", \"-c\", \"cat /hello\"]",
+        "-c",
+        "ENV GREETING=hi",
+        tarball.to_str().unwrap(),
+        "imported:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(env.ok(&["run", "--rm", "imported:1"]), "imported\n");
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "imported:1",
+            "/bin/sh",
+            "-c",
+            "echo $GREETING"
+        ]),
+        "hi\n"
+    );
+
+    // push to a registry, then pull it into a fresh store: same image id and manifest.
+    let served = Served::start(Auth::None, &[]);
+    let target = served.image("pushed/imported:1");
+    env.ok(&["tag", "imported:1", &target]);
+    let out = env.ok(&["push", &target]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    let fresh = Env::new();
+    fresh.ok(&["pull", "-q", &target]);
+    let a: Value = serde_json::from_str(&env.ok(&["image", "inspect", &target])).unwrap();
+    let b: Value = serde_json::from_str(&fresh.ok(&["image", "inspect", &target])).unwrap();
+    assert_eq!(a[0]["Id"], b[0]["Id"]);
+    assert_eq!(fresh.ok(&["run", "--rm", &target]), "imported\n");
+    // A second push finds every blob already there.
+    let again = env.run(&["push", &target]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("Layer already exists"));
+}
+
+#[test]
+fn basic_auth_needs_login() {
+    let served = Served::start(
+        Auth::htpasswd("alice", "s3cret"),
+        &[(&busybox(), "private:1")],
+    );
+    let env = Env::new();
+    let image = served.image("private:1");
+    let (_, err) = env.fail(&["pull", &image]);
+    assert!(
+        err.to_lowercase().contains("unauthorized") || err.contains("login"),
+        "{err}"
+    );
+    let host = served.registry.host();
+    let (_, err) = env.fail(&["login", "-u", "alice", "-p", "wrong", &host]);
+    assert!(!err.is_empty());
+    let out = env
+        .cmd()
+        .args(["login", "-u", "alice", "--password-stdin", &host])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"s3cret\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Login Succeeded"));
+    let config = std::fs::read_to_string(env.config_dir.join("config.json")).unwrap();
+    assert!(config.contains(&host), "{config}");
+    env.ok(&["pull", "-q", &image]);
+    assert!(env
+        .ok(&["logout", &host])
+        .contains("Removing login credentials"));
+    let fresh = Env::new();
+    fresh.fail(&["pull", &image]);
+}
+
+#[test]
+fn token_auth_with_login() {
+    let served = Served::start(Auth::token("bob", "hunter2"), &[(&busybox(), "tok:1")]);
+    let env = Env::new();
+    let image = served.image("tok:1");
+    env.fail(&["pull", &image]);
+    env.ok(&[
+        "login",
+        "-u",
+        "bob",
+        "-p",
+        "hunter2",
+        &served.registry.host(),
+    ]);
+    env.ok(&["pull", "-q", &image]);
+    assert!(served.registry.tokens_issued() > 0);
+    assert_eq!(env.ok(&["run", "--rm", &image, "echo", "token"]), "token\n");
+}
+
+#[test]
+fn mirrors_from_the_engine_config_serve_docker_hub_names() {
+    // docker.io/library/busybox is asked for; only the loopback mirror is ever contacted.
+    let served = Served::start(Auth::None, &[(&busybox(), "library/busybox:latest")]);
+    let env = Env::new();
+    std::fs::write(
+        &env.engine_config,
+        format!(
+            "[registries.mirrors]\n\"docker.io\" = [\"{}\"]\n",
+            served.registry.host()
+        ),
+    )
+    .unwrap();
+    env.ok(&["pull", "-q", "busybox"]);
+    let rows = json_lines(&env.ok(&["images", "--format", "json"]));
+    assert_eq!(rows[0]["Repository"], "busybox");
+    assert_eq!(
+        env.ok(&["run", "--rm", "busybox", "echo", "mirrored"]),
+        "mirrored\n"
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let env = Env::new();
+    let (code, err) = env.fail(&["pull", "Not/A:Valid:Ref"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Not/A:Valid:Ref"), "{err}");
+    let (_, err) = env.fail(&["image", "inspect", "missing:1"]);
+    assert!(err.contains("missing:1"), "{err}");
+    let (_, err) = env.fail(&["tag", "missing:1", "x:1"]);
+    assert!(err.contains("missing"), "{err}");
+    std::fs::write(&env.engine_config, "[registries]\nbogus = 1\n").unwrap();
+    let (_, err) = env.fail(&["images"]);
+    assert!(err.contains("bogus"), "{err}");
+}

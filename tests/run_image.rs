@@ -1,0 +1,283 @@
+//! `pelagos run IMAGE` in the foreground: the image config applied, Docker's flags honoured,
+//! Docker's defaults (capabilities, seccomp, masked and read-only paths, private /dev) in
+//! force, output and exit codes passed through, nothing left after `--rm`.
+
+mod cli_support;
+
+use cli_support::{Env, Served};
+use pelagos_testkit::images::{self as kit, Compression, LayerBuilder};
+use pelagos_testkit::registry::Auth;
+
+/// One registry and a store holding an image with a full config, shared by a test.
+fn setup() -> (Served, Env, String) {
+    let app = kit::busybox()
+        .unwrap()
+        .layer(
+            LayerBuilder::new()
+                .file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n", 0o644)
+                .file("etc/group", "root:x:0:\napp:x:1000:\nstaff:x:50:app\n", 0o644)
+                .dir("srv", 0o755)
+                .file("srv/greeting", "hello\n", 0o644),
+            Compression::Gzip,
+        )
+        .entrypoint(["/bin/sh", "-c"])
+        .cmd(["echo \"$GREETING from $(pwd) as $(id -u):$(id -g)\""])
+        .env("GREETING", "hi")
+        .workdir("/srv")
+        .user("app")
+        .stop_signal("SIGQUIT");
+    let served = Served::start(Auth::None, &[(&app, "app:1")]);
+    let env = Env::new();
+    let image = served.image("app:1");
+    env.ok(&["pull", "-q", &image]);
+    (served, env, image)
+}
+
+fn status_field(env: &Env, image: &str, extra: &[&str], field: &str) -> String {
+    let mut args = vec!["run", "--rm", "--entrypoint", ""];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image, "grep", field, "/proc/self/status"]);
+    let out = env.ok(&args);
+    out.split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn image_config_and_overrides() {
+    let (_served, env, image) = setup();
+    assert_eq!(
+        env.ok(&["run", "--rm", &image]),
+        "hi from /srv as 1000:1000\n"
+    );
+    // Arguments replace Cmd, keep the entrypoint.
+    assert_eq!(
+        env.ok(&["run", "--rm", &image, "echo $GREETING-$HOSTNAME"])
+            .trim()
+            .len(),
+        15
+    );
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "-e",
+            "GREETING=yo",
+            "-w",
+            "/tmp",
+            "-u",
+            "0:50",
+            &image
+        ]),
+        "yo from /tmp as 0:50\n"
+    );
+    // A missing working directory is created, owned by the user.
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "-w",
+            "/new/dir",
+            &image,
+            "stat -c %u /new/dir"
+        ]),
+        "1000\n"
+    );
+    // Supplementary groups from /etc/group; --entrypoint drops the image's Cmd.
+    assert_eq!(
+        env.ok(&["run", "--rm", "--entrypoint", "id", &image, "-G"]),
+        "1000 50\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "run",
+            "--rm",
+            "--hostname",
+            "box",
+            "--entrypoint",
+            "hostname",
+            &image
+        ]),
+        "box\n"
+    );
+    let env_out = env.ok(&["run", "--rm", "--entrypoint", "env", &image]);
+    assert!(
+        env_out.contains("PATH=") && env_out.contains("HOSTNAME="),
+        "{env_out}"
+    );
+    let (code, err) = env.fail(&["run", "--rm", "-u", "ghost", &image]);
+    assert_eq!(code, 125);
+    assert!(err.contains("unable to find user ghost"), "{err}");
+    let (code, _) = env.fail(&["run", "--rm", "--entrypoint", "/no/such/binary", &image]);
+    assert_eq!(code, 127);
+    let (code, _) = env.fail(&["run", "--rm", "--entrypoint", "/etc/passwd", &image]);
+    assert_eq!(code, 126);
+    let (code, _) = env.fail(&["run", "--rm", "--entrypoint", "nosuchcommand", &image]);
+    assert_eq!(code, 127);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn docker_default_confinement() {
+    let (_served, env, image) = setup();
+    // Default seccomp profile, Docker's 14 capabilities, no no_new_privs.
+    assert_eq!(status_field(&env, &image, &["-u", "0"], "Seccomp:"), "2");
+    assert_eq!(
+        status_field(&env, &image, &["-u", "0"], "CapBnd:"),
+        "00000000a80425fb"
+    );
+    assert_eq!(status_field(&env, &image, &["-u", "0"], "NoNewPrivs:"), "0");
+    assert_eq!(
+        status_field(
+            &env,
+            &image,
+            &["-u", "0", "--security-opt", "seccomp=unconfined"],
+            "Seccomp:"
+        ),
+        "0"
+    );
+    assert_eq!(
+        status_field(
+            &env,
+            &image,
+            &["-u", "0", "--security-opt", "no-new-privileges"],
+            "NoNewPrivs:"
+        ),
+        "1"
+    );
+    assert_eq!(
+        status_field(
+            &env,
+            &image,
+            &["-u", "0", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
+            "CapEff:"
+        ),
+        "0000000000001000"
+    );
+    // Masked and read-only paths, a private /dev, read-only /sys.
+    let script = "cat /proc/kcore | wc -c; ls /dev | wc -l; \
+        echo 1 > /proc/sys/kernel/printk 2>/dev/null || echo ro-proc; \
+        touch /sys/x 2>/dev/null || echo ro-sys; mount | grep -c ' /dev/shm '";
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        script,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "kcore masked: {out}");
+    let dev_entries: usize = lines[1].parse().unwrap();
+    assert!(dev_entries < 20, "private /dev: {out}");
+    assert!(
+        lines.contains(&"ro-proc") && lines.contains(&"ro-sys"),
+        "{out}"
+    );
+    assert_eq!(lines.last(), Some(&"1"));
+    // --read-only root, with /dev/shm still writable.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "-u",
+        "0",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "touch /x 2>/dev/null || echo ro-root; touch /dev/shm/x && echo shm-ok",
+    ]);
+    assert_eq!(out, "ro-root\nshm-ok\n");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn networks_none_and_host() {
+    let (_served, env, image) = setup();
+    // none: only lo, and it is up.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "ls /sys/class/net; cat /sys/class/net/lo/flags",
+    ]);
+    assert_eq!(out, "lo\n0x9\n");
+    // host: the host's interfaces (at least as many as here) and its hostname.
+    let host_ifaces = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "ls /sys/class/net | wc -l; hostname",
+    ]);
+    let mut lines = out.lines();
+    assert_eq!(lines.next().unwrap().parse::<usize>().unwrap(), host_ifaces);
+    assert_eq!(
+        lines.next().unwrap(),
+        nix::unistd::gethostname().unwrap().to_string_lossy()
+    );
+    let (code, err) = env.fail(&["run", "--rm", "--network", "bridge9", &image]);
+    assert_eq!(code, 125);
+    assert!(err.contains("bridge9"), "{err}");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn without_rm_the_container_is_kept_until_rm() {
+    let (_served, env, image) = setup();
+    let out = env.run(&["run", "--name", "kept", &image, "exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("kept") && ps.contains("Exited (3)"), "{ps}");
+    assert!(env.ok(&["ps"]).lines().count() == 1, "not running");
+    let (_, err) = env.fail(&["run", "--name", "kept", &image]);
+    assert!(err.contains("already in use"), "{err}");
+    let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "kept"])).unwrap();
+    assert_eq!(inspect[0]["State"]["ExitCode"], 3);
+    assert_eq!(inspect[0]["Name"], "/kept");
+    // The upper layer keeps what the container wrote, not mounted while stopped.
+    let id = inspect[0]["Id"].as_str().unwrap().to_string();
+    let upper = env.root.join("containers").join(&id).join("upper");
+    assert!(upper.is_dir());
+    assert_eq!(env.ok(&["rm", "kept"]).trim(), "kept");
+    env.assert_no_container_leftovers();
+    let (_, err) = env.fail(&["rm", "kept"]);
+    assert!(err.contains("no such container"), "{err}");
+}
+
+#[test]
+fn invalid_flags_fail_before_anything_is_made() {
+    let (_served, env, image) = setup();
+    for (args, needle) in [
+        (vec!["--cap-add", "CAP_BOGUS"], "CAP_BOGUS"),
+        (
+            vec!["--security-opt", "seccomp=/nonexistent.json"],
+            "/nonexistent.json",
+        ),
+        (vec!["--security-opt", "weird"], "weird"),
+        (vec!["--name=-bad"], "-bad"),
+        (vec!["-w", "relative"], "relative"),
+        (vec!["--pull", "sometimes"], "sometimes"),
+    ] {
+        let mut full = vec!["run", "--rm"];
+        full.extend(args.iter().copied());
+        full.push(&image);
+        let (code, err) = env.fail(&full);
+        assert_eq!(code, 125, "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        env.assert_no_container_leftovers();
+    }
+}
