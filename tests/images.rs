@@ -231,6 +231,33 @@ fn multi_platform_index_picks_the_host_or_the_asked_platform() {
 }
 
 #[test]
+fn an_image_of_many_layers_runs() {
+    // 90 layers: their absolute diff paths would not fit in one mount option page.
+    let mut tall = busybox();
+    for i in 0..89 {
+        tall = tall.layer(
+            LayerBuilder::new().file(&format!("layer-{i:02}"), format!("{i}\n"), 0o644),
+            Compression::Gzip,
+        );
+    }
+    let served = Served::start(Auth::None, &[(&tall, "tall:1")]);
+    let env = Env::new();
+    let image = served.image("tall:1");
+    env.ok(&["pull", "-q", &image]);
+    assert_eq!(env.committed_layers().len(), 90);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        &image,
+        "sh",
+        "-c",
+        "ls / | grep -c layer-; cat /layer-00 /layer-88",
+    ]);
+    assert_eq!(out, "89\n0\n88\n");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
 fn corrupt_blob_is_refused_and_nothing_is_kept() {
     let served = Served::start(Auth::None, &[(&busybox(), "bad:1")]);
     let layer = &served.built[0].layer_digests[0];

@@ -248,6 +248,7 @@ fn without_rm_the_container_is_kept_until_rm() {
     let inspect: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "kept"])).unwrap();
     assert_eq!(inspect[0]["State"]["ExitCode"], 3);
     assert_eq!(inspect[0]["Name"], "/kept");
+    assert_eq!(inspect[0]["Config"]["StopSignal"], "SIGQUIT");
     // The upper layer keeps what the container wrote, not mounted while stopped.
     let id = inspect[0]["Id"].as_str().unwrap().to_string();
     let upper = env.root.join("containers").join(&id).join("upper");

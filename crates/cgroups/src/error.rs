@@ -7,6 +7,15 @@ use std::path::PathBuf;
 /// Errors of the cgroup v2 manager.
 #[derive(thiserror::Error, Debug)]
 pub enum CgroupError {
+    /// systemd refused or failed a request about the container's scope.
+    #[error("systemd: unit {unit}: {message}")]
+    Systemd {
+        /// The scope.
+        unit: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// `/proc/self/mountinfo` lists no cgroup2 filesystem.
     #[error("no cgroup2 filesystem is mounted (checked /proc/self/mountinfo); pelagos supports cgroup v2 only")]
     NoV2Mount,

@@ -8,9 +8,10 @@
 //! the container's processes and cgroup.
 //!
 //! It deliberately does not do cgroup v1 (not even on hybrid hosts, where it uses the cgroup2
-//! mount at `/sys/fs/cgroup/unified` and reports v1-only controllers as unavailable), does not
-//! talk to systemd over D-Bus (systemd paths are only mapped to their directories), and does not
-//! emulate limits the kernel cannot enforce: they are errors unless the caller opts out.
+//! mount at `/sys/fs/cgroup/unified` and reports v1-only controllers as unavailable) and does not
+//! emulate limits the kernel cannot enforce: they are errors unless the caller opts out. With
+//! `--systemd-cgroup` and systemd running, [`systemd`] has systemd create the scope over D-Bus;
+//! without systemd, `slice:prefix:name` paths are plain directories.
 
 mod bpf;
 mod cgroup;
@@ -22,6 +23,8 @@ mod host;
 mod path;
 mod resources;
 mod stats;
+
+pub mod systemd;
 
 pub use cgroup::Cgroup;
 pub use devices::default_device_rules;

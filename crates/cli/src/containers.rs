@@ -172,7 +172,7 @@ pub fn inspect(cli: &Cli, a: &InspectArgs) -> Result<i32> {
                 "Path": r.command.first().cloned().unwrap_or_default(),
                 "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
                 "Image": r.image_id,
-                "Config": {"Image": r.image},
+                "Config": {"Image": r.image, "StopSignal": r.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into())},
                 "State": {
                     "Status": r.state,
                     "Running": r.state == "running",

@@ -77,6 +77,8 @@ struct CreateGuard {
     dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
     pid: Option<i32>,
+    /// A systemd scope started for the container (stopped again on failure).
+    systemd_scope: Option<String>,
 }
 
 impl Drop for CreateGuard {
@@ -89,6 +91,9 @@ impl Drop for CreateGuard {
         if let Some(cg) = &self.cgroup {
             let _ = cg.kill_all();
             let _ = cg.destroy();
+        }
+        if let Some(rel) = &self.systemd_scope {
+            let _ = pelagos_cgroups::systemd::stop_scope(rel);
         }
         if let Some(dir) = &self.dir {
             let _ = fs::remove_dir_all(dir);
@@ -241,6 +246,7 @@ impl Runtime {
             dir: Some(dir.clone()),
             cgroup: None,
             pid: None,
+            systemd_scope: None,
         };
 
         let annotations = spec.annotations().clone().unwrap_or_default();
@@ -248,6 +254,11 @@ impl Runtime {
             .get(SKIP_UNAVAILABLE_ANNOTATION)
             .is_some_and(|v| v == "true");
         let linux = spec.linux().clone().unwrap_or_default();
+        // With systemd running, systemd makes the cgroup: a scope around the init's pid,
+        // started right after the clone. Until then the init waits for Go.
+        let systemd_scope =
+            opts.cgroup_manager == CgroupManager::Systemd && pelagos_cgroups::systemd::is_running();
+        let mut scope_resources = None;
         let cgroup = match opts.cgroup_manager {
             CgroupManager::Disabled => None,
             m => {
@@ -272,13 +283,20 @@ impl Runtime {
                 for w in warnings {
                     tracing_warn(&w);
                 }
-                cg.create()?;
-                guard.cgroup = Some(cg.clone());
-                cg.apply(&res, skip_unavailable)?;
+                if systemd_scope {
+                    scope_resources = Some(res);
+                } else {
+                    cg.create()?;
+                    guard.cgroup = Some(cg.clone());
+                    cg.apply(&res, skip_unavailable)?;
+                }
                 Some(cg)
             }
         };
-        let cgroup_fd = cgroup.as_ref().map(|c| c.open_dir_fd()).transpose()?;
+        let cgroup_fd = match (&cgroup, systemd_scope) {
+            (Some(c), false) => Some(c.open_dir_fd()?),
+            _ => None,
+        };
 
         // Freeze the config: later edits of the bundle must not affect this container.
         // The bytes as read when nothing was changed since: no second serialization.
@@ -311,11 +329,17 @@ impl Runtime {
         let restore = enter_parent_namespaces(&bundle)?;
         // With a joined user namespace the init unshares the new ones after joining it, so
         // they belong to it (a new pid namespace is refused in that case by NamespacePlan).
-        let flags = if ns.joins(LinuxNamespaceType::User) {
+        let mut flags = if ns.joins(LinuxNamespaceType::User) {
             CloneFlags::empty()
         } else {
             ns.clone_flags()
         };
+        // A cgroup namespace is rooted where its creator is: with a systemd scope the init
+        // is moved after the clone, so it unshares its cgroup namespace once it is there.
+        let late_cgroupns = systemd_scope && flags.contains(CloneFlags::CLONE_NEWCGROUP);
+        if late_cgroupns {
+            flags.remove(CloneFlags::CLONE_NEWCGROUP);
+        }
         let forked = sys::clone3(
             flags.bits() as u64,
             cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
@@ -341,6 +365,7 @@ impl Runtime {
                     session_keyring: (!opts.no_new_keyring).then(|| opts.id.clone()),
                     cgroup_dir: cgroup.as_ref().map(|c| c.path().to_path_buf()),
                     has_runtime_hooks,
+                    late_cgroupns,
                 })
             }
             sys::Forked::Parent(pid) => pid,
@@ -350,6 +375,17 @@ impl Runtime {
         drop(child_sock);
         drop(console);
 
+        if let (Some(cg), Some(res)) = (&cgroup, &scope_resources) {
+            pelagos_cgroups::systemd::start_scope(
+                cg.relative(),
+                pid,
+                &format!("pelagos container {}", opts.id),
+                res,
+            )?;
+            guard.systemd_scope = Some(cg.relative().to_string());
+            guard.cgroup = Some(cg.clone());
+            cg.apply(res, skip_unavailable)?;
+        }
         if ns.creates(LinuxNamespaceType::User) {
             write_id_maps(pid, &linux)?;
         }
@@ -372,6 +408,7 @@ impl Runtime {
                 .map(|c| c.relative().to_string())
                 .unwrap_or_default(),
             cgroup_owned_levels: cgroup.as_ref().map(|c| c.owned_levels()).unwrap_or(0),
+            systemd_scope,
             own_pid_ns: ns.creates(LinuxNamespaceType::Pid),
             started: false,
         };
@@ -412,6 +449,7 @@ impl Runtime {
         guard.dir = None;
         guard.cgroup = None;
         guard.pid = None;
+        guard.systemd_scope = None;
         Ok(Created {
             id: opts.id.clone(),
             pid,
@@ -584,7 +622,12 @@ impl Runtime {
             let cg = Cgroup::from_saved(&saved.cgroup, saved.cgroup_owned_levels)?;
             // Processes outside the init's pid namespace may linger: end them too.
             let _ = cg.kill_all();
-            cg.destroy()?;
+            if saved.systemd_scope {
+                // systemd owns the scope's cgroup and removes it when the unit stops.
+                pelagos_cgroups::systemd::stop_scope(&saved.cgroup)?;
+            } else {
+                cg.destroy()?;
+            }
         }
         if let Some(h) = hooks.and_then(|h| h.poststop().as_ref()) {
             let json = state_json(saved, Status::Stopped);

@@ -60,6 +60,9 @@ pub struct SavedState {
     /// How many levels of the cgroup path create made (removed again on delete).
     #[serde(default)]
     pub cgroup_owned_levels: usize,
+    /// The cgroup is a systemd scope (created and removed through systemd's D-Bus API).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd_scope: bool,
     /// Whether the container has its own pid namespace (then killing init kills all).
     pub own_pid_ns: bool,
     /// Set once `start` ran (or for `run`), so a pid alive without fifo reads as running.

@@ -40,6 +40,9 @@ pub struct ContainerRecord {
     /// `--rm`: removed when it exits.
     #[serde(default)]
     pub auto_remove: bool,
+    /// The signal `stop` sends first (the image's StopSignal, default SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
 }
 
 /// The directory of all container records.
@@ -289,6 +292,7 @@ mod tests {
             exit_code: None,
             finished: None,
             auto_remove: false,
+            stop_signal: None,
         }
     }
 

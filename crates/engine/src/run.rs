@@ -79,6 +79,7 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
             exit_code: None,
             finished: None,
             auto_remove: req.remove,
+            stop_signal: image_config.as_ref().and_then(|c| c.stop_signal().clone()),
         },
         req.name.as_deref(),
     )?;

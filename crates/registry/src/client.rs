@@ -2,12 +2,13 @@
 //! blobs, checks logins and pushes, on top of oci-client's protocol implementation.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use pelagos_image::reference::DOCKER_HUB_API_HOST;
 use pelagos_image::{Algorithm, Digest, Reference};
@@ -21,6 +22,7 @@ use crate::manifest::{
 };
 use crate::platform::Platform;
 use crate::reader::{BlobReader, RetryPolicy};
+use crate::tls::{self, Trust};
 
 const USER_AGENT: &str = concat!("pelagos/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -76,6 +78,11 @@ struct Inner {
 pub(crate) struct Endpoint {
     pub host: String,
     pub scheme: &'static str,
+    /// CA roots the clients trust: none for a plain-HTTP endpoint until the registry turns
+    /// out to send the client to an HTTPS URL (see [`Client::on_endpoint`]).
+    pub trust: Trust,
+    /// Certificates from `<certs_dir>/<host>/` among the roots.
+    pub certs_d: usize,
     pub oci: oci_client::Client,
     pub http: reqwest::Client,
     pub auth: RegistryAuth,
@@ -145,30 +152,57 @@ impl Client {
         if let Some(ep) = map.get(host) {
             return Ok(ep.clone());
         }
-        let ep = self.build_endpoint(host)?;
+        let ep = self.build_endpoint(host, false)?;
         map.insert(host.to_owned(), ep.clone());
         Ok(ep)
     }
 
-    fn build_endpoint(&self, host: &str) -> Result<Endpoint, RegistryError> {
-        let insecure = self.inner.config.is_insecure(host);
-        let certs = if insecure {
-            Vec::new()
+    /// Replaces the client for a plain-HTTP `host` with one that trusts the system's and the
+    /// host's certs.d roots, for the HTTPS URLs the registry sends clients to.
+    fn endpoint_with_roots(&self, host: &str) -> Result<Endpoint, RegistryError> {
+        let mut map = self
+            .inner
+            .endpoints
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(ep) = map.get(host).filter(|ep| ep.trust == Trust::Roots) {
+            return Ok(ep.clone());
+        }
+        let ep = self.build_endpoint(host, true)?;
+        map.insert(host.to_owned(), ep.clone());
+        Ok(ep)
+    }
+
+    /// Builds the clients for `host`. An HTTPS endpoint trusts the system's roots (read once
+    /// per process) and `<certs_dir>/<host>/*.crt`; a plain-HTTP one trusts nothing unless
+    /// `with_roots`, so that it reads no certificate at all.
+    fn build_endpoint(&self, host: &str, with_roots: bool) -> Result<Endpoint, RegistryError> {
+        let config = &self.inner.config;
+        let plain = config.is_insecure(host);
+        let trust = if plain && !with_roots {
+            Trust::Nothing
         } else {
-            load_certs(&self.inner.config.certs_dir, host)?
+            Trust::Roots
+        };
+        let extra = match trust {
+            Trust::Nothing => Vec::new(),
+            Trust::Roots => tls::load_certs(&config.certs_dir, host)?,
         };
         let cert_err = |message: String| RegistryError::Certificate {
             host: host.to_owned(),
-            path: self.inner.config.certs_dir.join(host),
+            path: config.certs_dir.join(host),
             message,
         };
+        let roots = tls::endpoint_roots(trust, extra).map_err(cert_err)?;
         let oci_config = ClientConfig {
-            protocol: if insecure {
+            protocol: if plain {
                 ClientProtocol::Http
             } else {
                 ClientProtocol::Https
             },
-            extra_root_certificates: certs.clone(),
+            // "Only these roots", always non-empty: otherwise reqwest reads the system's
+            // certificates again for every client (see `tls`).
+            tls_certs_only: roots.oci,
             // Platform choice is done here (variants, error listing what exists).
             platform_resolver: None,
             // One POST and one streamed PUT per blob (what containerd does) instead of a PATCH
@@ -181,19 +215,11 @@ impl Client {
         };
         let oci = oci_client::Client::try_from(oci_config)
             .map_err(|e| cert_err(format!("cannot set up the HTTP client: {e}")))?;
-        let mut http = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT);
-        let reqwest_certs = certs
-            .iter()
-            .map(|c| reqwest::Certificate::from_pem(&c.data))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| cert_err(e.to_string()))?;
-        if !reqwest_certs.is_empty() {
-            http = http.tls_certs_merge(reqwest_certs);
-        }
-        let http = http
+            .read_timeout(READ_TIMEOUT)
+            .tls_backend_preconfigured(roots.rustls)
             .build()
             .map_err(|e| cert_err(format!("cannot set up the HTTP client: {e}")))?;
         let auth = match self.inner.auth.get(host) {
@@ -202,11 +228,89 @@ impl Client {
         };
         Ok(Endpoint {
             host: host.to_owned(),
-            scheme: if insecure { "http" } else { "https" },
+            scheme: if plain { "http" } else { "https" },
+            trust,
+            certs_d: roots.certs_d,
             oci,
             http,
             auth,
         })
+    }
+
+    /// Runs `op` on the endpoint of `host`. A plain-HTTP endpoint starts without CA roots, so
+    /// an HTTPS URL the registry sends the client to (a token service, a redirected blob) fails:
+    /// with a certificate error, or as a 401 when oci-client's token request failed (it drops
+    /// that error). Either way `op` runs once more on an endpoint with the roots. Errors then
+    /// get a hint naming the CA roots tried or why plain HTTP was used.
+    pub(crate) async fn on_endpoint<T, F, Fut>(&self, host: &str, op: F) -> Result<T, RegistryError>
+    where
+        F: Fn(Endpoint) -> Fut,
+        Fut: Future<Output = Result<T, RegistryError>>,
+    {
+        let ep = self.endpoint(host)?;
+        let (mut trust, mut certs_d) = (ep.trust, ep.certs_d);
+        let mut result = op(ep).await;
+        if trust == Trust::Nothing {
+            if let Err(
+                e @ (RegistryError::UntrustedCertificate { .. }
+                | RegistryError::Unauthorized { .. }),
+            ) = &result
+            {
+                tracing::debug!(%host, error = %e, "retrying with CA roots: the plain-HTTP registry may have sent the client to an HTTPS URL");
+                let ep = self.endpoint_with_roots(host)?;
+                (trust, certs_d) = (ep.trust, ep.certs_d);
+                result = op(ep).await;
+            }
+        }
+        result.map_err(|e| self.explain(host, trust, certs_d, e))
+    }
+
+    /// Adds to a certificate error which roots were tried, and to the answer of an HTTPS
+    /// server to a plain-HTTP request why pelagos used plain HTTP.
+    fn explain(&self, host: &str, trust: Trust, certs_d: usize, e: RegistryError) -> RegistryError {
+        let dir = self.inner.config.certs_dir.join(host);
+        match e {
+            RegistryError::UntrustedCertificate { host: h, message } => {
+                let tried = match (trust, certs_d) {
+                    (Trust::Nothing, _) => "none (plain-HTTP endpoint)".to_owned(),
+                    (Trust::Roots, 0) => format!(
+                        "the system's (no {}/*.crt; put the registry's CA certificate there to trust it)",
+                        dir.display()
+                    ),
+                    (Trust::Roots, n) => format!(
+                        "the system's and {n} from {}/*.crt",
+                        dir.display()
+                    ),
+                };
+                RegistryError::UntrustedCertificate {
+                    host: h,
+                    message: format!("{message} (CA roots tried: {tried})"),
+                }
+            }
+            RegistryError::Http {
+                host: h,
+                url,
+                status: 400,
+                message,
+            } if url.starts_with("http:") && message.contains("HTTPS server") => {
+                let hint = if self.inner.config.listed_insecure(host) {
+                    "registries.insecure lists it; remove it from there for HTTPS".to_owned()
+                } else {
+                    format!(
+                        "it is a loopback registry without CA certificates in {}; put the \
+                         registry's CA certificate there (ca.crt) for HTTPS",
+                        dir.display()
+                    )
+                };
+                RegistryError::Http {
+                    host: h,
+                    url,
+                    status: 400,
+                    message: format!("{message} (pelagos spoke plain HTTP to {host}: {hint})"),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Resolves a tag or digest to an image manifest for `platform`.
@@ -239,64 +343,8 @@ impl Client {
         reference: &Reference,
         platform: &Platform,
     ) -> Result<ResolvedImage, RegistryError> {
-        let ep = self.endpoint(host)?;
-        ep.prepare().await;
-        let repo = &reference.repository;
-        let label = reference.familiar();
-        let top_ref = match (&reference.digest, &reference.tag) {
-            (Some(d), _) => ep.oci_ref_digest(repo, d),
-            (None, tag) => oci_client::Reference::with_tag(
-                host.to_owned(),
-                repo.clone(),
-                tag.clone()
-                    .unwrap_or_else(|| pelagos_image::reference::DEFAULT_TAG.to_owned()),
-            ),
-        };
-        let what = format!("manifest {label}");
-        let top = fetch_manifest(&ep, &top_ref, &what).await?;
-        let top_digest = match &reference.digest {
-            Some(pinned) => {
-                verify_bytes(&top, pinned, host, &what)?;
-                pinned.clone()
-            }
-            None => Digest::of_bytes(Algorithm::Sha256, &top),
-        };
-        let parsed = parse_manifest(&top, &label, host)?;
-        let (manifest, manifest_digest, index_digest, chosen_platform, parsed) = match parsed {
-            Parsed::Index { entries, .. } => {
-                let entry = choose(&entries, platform, &label)?;
-                let d = &entry.descriptor;
-                let child_what =
-                    format!("manifest {label}@{} ({})", d.digest, entry_platform(&entry));
-                let child_ref = ep.oci_ref_digest(repo, &d.digest);
-                let child = fetch_manifest(&ep, &child_ref, &child_what).await?;
-                verify_bytes(&child, &d.digest, host, &child_what)?;
-                if child.len() as u64 != d.size {
-                    return Err(RegistryError::SizeMismatch {
-                        what: format!("manifest from {host}"),
-                        digest: d.digest.clone(),
-                        expected: d.size,
-                        actual: child.len() as u64,
-                    });
-                }
-                let parsed = parse_manifest(&child, &label, host)?;
-                let p = entry.platform.clone().unwrap_or_else(Platform::host);
-                (child, d.digest.clone(), Some(top_digest), p, parsed)
-            }
-            other => (top, top_digest, None, Platform::host(), other),
-        };
-        let (manifest_media_type, config, layers) = image_parts(parsed, &label)?;
-        Ok(ResolvedImage {
-            reference: reference.clone(),
-            endpoint: host.to_owned(),
-            manifest_digest,
-            manifest_media_type,
-            manifest,
-            index_digest,
-            config,
-            layers,
-            platform: chosen_platform,
-        })
+        self.on_endpoint(host, |ep| resolve_on(ep, reference, platform))
+            .await
     }
 
     /// Fetches a small blob (the image config) into memory from the endpoint that served the
@@ -307,61 +355,19 @@ impl Client {
         desc: &BlobDescriptor,
     ) -> Result<Vec<u8>, RegistryError> {
         let host = image.endpoint.as_str();
-        let what = format!("blob {} from {host}", desc.digest);
         if desc.size > MAX_IN_MEMORY_BLOB {
             return Err(RegistryError::Protocol {
                 host: host.to_owned(),
                 message: format!(
-                    "{what}: {} bytes is too large to fetch into memory (limit {MAX_IN_MEMORY_BLOB})",
-                    desc.size
+                    "blob {} from {host}: {} bytes is too large to fetch into memory (limit {MAX_IN_MEMORY_BLOB})",
+                    desc.digest, desc.size
                 ),
             });
         }
-        let ep = self.endpoint(host)?;
-        ep.prepare().await;
-        let r = ep.oci_ref_digest(&image.reference.repository, &desc.digest);
-        let ctx = Context { host, what: &what };
-        let digest_str = desc.digest.to_string();
-        let mut stream = ep
-            .oci
-            .pull_blob_stream(&r, digest_str.as_str())
-            .await
-            .map_err(|e| from_oci(e, &ctx))?;
-        // Capacity from the descriptor is bounded by MAX_IN_MEMORY_BLOB above.
-        let mut buf = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0));
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    if buf.len() as u64 + bytes.len() as u64 > desc.size {
-                        return Err(RegistryError::SizeExceeded {
-                            registry: host.to_owned(),
-                            digest: desc.digest.clone(),
-                            expected: desc.size,
-                        });
-                    }
-                    buf.extend_from_slice(&bytes);
-                }
-                // oci-client's own end-of-stream digest check fails after the last byte; the
-                // check below says the same thing with pelagos' error.
-                Err(_) if buf.len() as u64 == desc.size => break,
-                Err(e) => {
-                    return Err(RegistryError::Transport {
-                        host: host.to_owned(),
-                        message: format!("{what}: {}", io_chain(&e)),
-                    })
-                }
-            }
-        }
-        if buf.len() as u64 != desc.size {
-            return Err(RegistryError::SizeMismatch {
-                what: format!("blob from {host}"),
-                digest: desc.digest.clone(),
-                expected: desc.size,
-                actual: buf.len() as u64,
-            });
-        }
-        verify_bytes(&buf, &desc.digest, host, &what)?;
-        Ok(buf)
+        self.on_endpoint(host, |ep| {
+            fetch_blob_on(ep, &image.reference.repository, desc)
+        })
+        .await
     }
 
     /// A blocking [`std::io::Read`] of a blob, for a worker thread (`spawn_blocking` or a std
@@ -398,131 +404,8 @@ impl Client {
         } else {
             registry
         };
-        let ep = self.endpoint(host)?;
-        let url = format!("{}://{host}/v2/", ep.scheme);
-        let what = format!("GET {url}");
-        let send = |req: reqwest::RequestBuilder| {
-            let what = what.clone();
-            async move { req.send().await.map_err(|e| from_reqwest(&e, host, &what)) }
-        };
-        let resp = send(ep.http.get(&url)).await?;
-        let status = resp.status().as_u16();
-        if resp.status().is_success() {
-            return Ok(());
-        }
-        if status != 401 {
-            return Err(status_error(
-                host.to_owned(),
-                &what,
-                url,
-                status,
-                body_text(resp).await,
-            ));
-        }
-        let challenge = resp
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .map(parse_challenge);
-        let refused = |detail: String| RegistryError::Unauthorized {
-            registry: registry.to_owned(),
-            detail,
-        };
-        match challenge {
-            Some(c) if c.scheme.eq_ignore_ascii_case("basic") => {
-                let resp = send(
-                    ep.http
-                        .get(&url)
-                        .basic_auth(&creds.username, Some(&creds.password)),
-                )
-                .await?;
-                match resp.status().as_u16() {
-                    s if (200..300).contains(&s) => Ok(()),
-                    401 | 403 => Err(refused(format!(
-                        "the registry refused the user name or password for {:?}",
-                        creds.username
-                    ))),
-                    s => Err(status_error(
-                        host.to_owned(),
-                        &what,
-                        url,
-                        s,
-                        body_text(resp).await,
-                    )),
-                }
-            }
-            Some(c) if c.scheme.eq_ignore_ascii_case("bearer") => {
-                let realm = c.param("realm").ok_or_else(|| RegistryError::Protocol {
-                    host: host.to_owned(),
-                    message: format!("{url}: Bearer challenge without a realm"),
-                })?;
-                let mut query = vec![
-                    ("account", creds.username.as_str()),
-                    ("client_id", "pelagos"),
-                    ("offline_token", "true"),
-                ];
-                if let Some(service) = c.param("service") {
-                    query.push(("service", service));
-                }
-                let token_what = format!("token request to {realm}");
-                let resp = ep
-                    .http
-                    .get(realm)
-                    .query(&query)
-                    .basic_auth(&creds.username, Some(&creds.password))
-                    .send()
-                    .await
-                    .map_err(|e| from_reqwest(&e, host, &token_what))?;
-                match resp.status().as_u16() {
-                    s if (200..300).contains(&s) => {}
-                    401 | 403 => {
-                        return Err(refused(format!(
-                            "the token service {realm} refused the user name or password for {:?}",
-                            creds.username
-                        )))
-                    }
-                    s => {
-                        return Err(status_error(
-                            host.to_owned(),
-                            &token_what,
-                            realm.to_owned(),
-                            s,
-                            body_text(resp).await,
-                        ))
-                    }
-                }
-                let body = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| from_reqwest(&e, host, &token_what))?;
-                let token = parse_token(&body).ok_or_else(|| RegistryError::Protocol {
-                    host: host.to_owned(),
-                    message: format!(
-                        "{token_what}: the answer has no \"token\" or \"access_token\""
-                    ),
-                })?;
-                let resp = send(ep.http.get(&url).bearer_auth(token)).await?;
-                match resp.status().as_u16() {
-                    s if (200..300).contains(&s) => Ok(()),
-                    401 | 403 => Err(refused(
-                        "the registry refused the token its token service issued".into(),
-                    )),
-                    s => Err(status_error(
-                        host.to_owned(),
-                        &what,
-                        url,
-                        s,
-                        body_text(resp).await,
-                    )),
-                }
-            }
-            _ => Err(RegistryError::Protocol {
-                host: host.to_owned(),
-                message: format!(
-                    "{url} answered 401 without a Basic or Bearer WWW-Authenticate challenge"
-                ),
-            }),
-        }
+        self.on_endpoint(host, |ep| login_on(ep, registry, creds))
+            .await
     }
 
     /// Uploads a blob from `path` unless the registry already has it (HEAD first). Returns
@@ -535,59 +418,62 @@ impl Client {
         path: &Path,
     ) -> Result<bool, RegistryError> {
         let host = target.api_host();
-        let ep = self.endpoint(host)?;
-        ep.prepare().await;
         let what = format!("blob {} for {}", desc.digest, target.name());
-        let ctx = Context { host, what: &what };
-        let r = ep.oci_ref_digest(&target.repository, &desc.digest);
-        let digest_str = desc.digest.to_string();
-        match ep.oci.blob_exists(&r, &digest_str).await {
-            Ok(true) => return Ok(false),
-            Ok(false) => {}
-            Err(e) => match from_oci(e, &ctx) {
-                // The check runs with a pull token, which some registries refuse for a
-                // repository that does not exist yet; the upload asks for push access and
-                // reports a real refusal.
-                RegistryError::Unauthorized { .. } => {}
-                other => return Err(other),
-            },
-        }
-        let file_err = |source: std::io::Error| RegistryError::BlobFile {
-            path: path.to_owned(),
-            source,
-        };
-        let meta = tokio::fs::metadata(path).await.map_err(file_err)?;
-        if meta.len() != desc.size {
-            return Err(RegistryError::SizeMismatch {
-                what: format!("file {}", path.display()),
-                digest: desc.digest.clone(),
-                expected: desc.size,
-                actual: meta.len(),
-            });
-        }
-        let file = tokio::fs::File::open(path).await.map_err(file_err)?;
-        let failure: Arc<Mutex<Option<RegistryError>>> = Arc::default();
-        let stream = file_stream(
-            file,
-            desc.clone(),
-            path.to_owned(),
-            host.to_owned(),
-            failure.clone(),
-        );
-        let pushed = ep
-            .oci
-            .push_blob_stream(&r, stream, &digest_str, Some(desc.size))
-            .await;
-        // A failure of the file itself (read error, wrong content) is the real cause.
-        let own = failure
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(e) = own {
-            return Err(e);
-        }
-        pushed.map_err(|e| from_oci(e, &ctx))?;
-        Ok(true)
+        let what = what.as_str();
+        self.on_endpoint(host, |ep| async move {
+            ep.prepare().await;
+            let ctx = Context { host, what };
+            let r = ep.oci_ref_digest(&target.repository, &desc.digest);
+            let digest_str = desc.digest.to_string();
+            match ep.oci.blob_exists(&r, &digest_str).await {
+                Ok(true) => return Ok(false),
+                Ok(false) => {}
+                Err(e) => match from_oci(e, &ctx) {
+                    // The check runs with a pull token, which some registries refuse for a
+                    // repository that does not exist yet; the upload asks for push access and
+                    // reports a real refusal.
+                    RegistryError::Unauthorized { .. } => {}
+                    other => return Err(other),
+                },
+            }
+            let file_err = |source: std::io::Error| RegistryError::BlobFile {
+                path: path.to_owned(),
+                source,
+            };
+            let meta = tokio::fs::metadata(path).await.map_err(file_err)?;
+            if meta.len() != desc.size {
+                return Err(RegistryError::SizeMismatch {
+                    what: format!("file {}", path.display()),
+                    digest: desc.digest.clone(),
+                    expected: desc.size,
+                    actual: meta.len(),
+                });
+            }
+            let file = tokio::fs::File::open(path).await.map_err(file_err)?;
+            let failure: Arc<Mutex<Option<RegistryError>>> = Arc::default();
+            let stream = file_stream(
+                file,
+                desc.clone(),
+                path.to_owned(),
+                host.to_owned(),
+                failure.clone(),
+            );
+            let pushed = ep
+                .oci
+                .push_blob_stream(&r, stream, &digest_str, Some(desc.size))
+                .await;
+            // A failure of the file itself (read error, wrong content) is the real cause.
+            let own = failure
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take();
+            if let Some(e) = own {
+                return Err(e);
+            }
+            pushed.map_err(|e| from_oci(e, &ctx))?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Uploads a manifest (or index) under the target's tag (or digest) and returns its digest.
@@ -619,22 +505,271 @@ impl Client {
                 message: format!("{what}: media type {media_type:?} is not a valid header value"),
             }
         })?;
-        let ep = self.endpoint(host)?;
-        ep.prepare().await;
-        let r = match &target.tag {
-            Some(tag) => oci_client::Reference::with_tag(
-                host.to_owned(),
-                target.repository.clone(),
-                tag.clone(),
-            ),
-            None => ep.oci_ref_digest(&target.repository, &digest),
-        };
-        ep.oci
-            .push_manifest_raw(&r, bytes.to_vec(), content_type)
-            .await
-            .map_err(|e| from_oci(e, &Context { host, what: &what }))?;
-        Ok(digest)
+        let (what, digest, content_type) = (what.as_str(), &digest, &content_type);
+        self.on_endpoint(host, |ep| async move {
+            ep.prepare().await;
+            let r = match &target.tag {
+                Some(tag) => oci_client::Reference::with_tag(
+                    host.to_owned(),
+                    target.repository.clone(),
+                    tag.clone(),
+                ),
+                None => ep.oci_ref_digest(&target.repository, digest),
+            };
+            ep.oci
+                .push_manifest_raw(&r, bytes.to_vec(), content_type.clone())
+                .await
+                .map_err(|e| from_oci(e, &Context { host, what }))?;
+            Ok(digest.clone())
+        })
+        .await
     }
+}
+
+/// [`Client::login`] at one endpoint.
+async fn login_on(ep: Endpoint, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
+    let host = ep.host.as_str();
+    let url = format!("{}://{host}/v2/", ep.scheme);
+    let what = format!("GET {url}");
+    let send = |req: reqwest::RequestBuilder| {
+        let what = what.clone();
+        async move { req.send().await.map_err(|e| from_reqwest(&e, host, &what)) }
+    };
+    let resp = send(ep.http.get(&url)).await?;
+    let status = resp.status().as_u16();
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    if status != 401 {
+        return Err(status_error(
+            host.to_owned(),
+            &what,
+            url,
+            status,
+            body_text(resp).await,
+        ));
+    }
+    let challenge = resp
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(parse_challenge);
+    let refused = |detail: String| RegistryError::Unauthorized {
+        registry: registry.to_owned(),
+        detail,
+    };
+    match challenge {
+        Some(c) if c.scheme.eq_ignore_ascii_case("basic") => {
+            let resp = send(
+                ep.http
+                    .get(&url)
+                    .basic_auth(&creds.username, Some(&creds.password)),
+            )
+            .await?;
+            match resp.status().as_u16() {
+                s if (200..300).contains(&s) => Ok(()),
+                401 | 403 => Err(refused(format!(
+                    "the registry refused the user name or password for {:?}",
+                    creds.username
+                ))),
+                s => Err(status_error(
+                    host.to_owned(),
+                    &what,
+                    url,
+                    s,
+                    body_text(resp).await,
+                )),
+            }
+        }
+        Some(c) if c.scheme.eq_ignore_ascii_case("bearer") => {
+            let realm = c.param("realm").ok_or_else(|| RegistryError::Protocol {
+                host: host.to_owned(),
+                message: format!("{url}: Bearer challenge without a realm"),
+            })?;
+            let mut query = vec![
+                ("account", creds.username.as_str()),
+                ("client_id", "pelagos"),
+                ("offline_token", "true"),
+            ];
+            if let Some(service) = c.param("service") {
+                query.push(("service", service));
+            }
+            let token_what = format!("token request to {realm}");
+            let resp = ep
+                .http
+                .get(realm)
+                .query(&query)
+                .basic_auth(&creds.username, Some(&creds.password))
+                .send()
+                .await
+                .map_err(|e| from_reqwest(&e, host, &token_what))?;
+            match resp.status().as_u16() {
+                s if (200..300).contains(&s) => {}
+                401 | 403 => {
+                    return Err(refused(format!(
+                        "the token service {realm} refused the user name or password for {:?}",
+                        creds.username
+                    )))
+                }
+                s => {
+                    return Err(status_error(
+                        host.to_owned(),
+                        &token_what,
+                        realm.to_owned(),
+                        s,
+                        body_text(resp).await,
+                    ))
+                }
+            }
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| from_reqwest(&e, host, &token_what))?;
+            let token = parse_token(&body).ok_or_else(|| RegistryError::Protocol {
+                host: host.to_owned(),
+                message: format!("{token_what}: the answer has no \"token\" or \"access_token\""),
+            })?;
+            let resp = send(ep.http.get(&url).bearer_auth(token)).await?;
+            match resp.status().as_u16() {
+                s if (200..300).contains(&s) => Ok(()),
+                401 | 403 => Err(refused(
+                    "the registry refused the token its token service issued".into(),
+                )),
+                s => Err(status_error(
+                    host.to_owned(),
+                    &what,
+                    url,
+                    s,
+                    body_text(resp).await,
+                )),
+            }
+        }
+        _ => Err(RegistryError::Protocol {
+            host: host.to_owned(),
+            message: format!(
+                "{url} answered 401 without a Basic or Bearer WWW-Authenticate challenge"
+            ),
+        }),
+    }
+}
+
+/// [`Client::resolve`] at one endpoint.
+async fn resolve_on(
+    ep: Endpoint,
+    reference: &Reference,
+    platform: &Platform,
+) -> Result<ResolvedImage, RegistryError> {
+    ep.prepare().await;
+    let host = ep.host.as_str();
+    let repo = &reference.repository;
+    let label = reference.familiar();
+    let top_ref = match (&reference.digest, &reference.tag) {
+        (Some(d), _) => ep.oci_ref_digest(repo, d),
+        (None, tag) => oci_client::Reference::with_tag(
+            host.to_owned(),
+            repo.clone(),
+            tag.clone()
+                .unwrap_or_else(|| pelagos_image::reference::DEFAULT_TAG.to_owned()),
+        ),
+    };
+    let what = format!("manifest {label}");
+    let top = fetch_manifest(&ep, &top_ref, &what).await?;
+    let top_digest = match &reference.digest {
+        Some(pinned) => {
+            verify_bytes(&top, pinned, host, &what)?;
+            pinned.clone()
+        }
+        None => Digest::of_bytes(Algorithm::Sha256, &top),
+    };
+    let parsed = parse_manifest(&top, &label, host)?;
+    let (manifest, manifest_digest, index_digest, chosen_platform, parsed) = match parsed {
+        Parsed::Index { entries, .. } => {
+            let entry = choose(&entries, platform, &label)?;
+            let d = &entry.descriptor;
+            let child_what = format!("manifest {label}@{} ({})", d.digest, entry_platform(&entry));
+            let child_ref = ep.oci_ref_digest(repo, &d.digest);
+            let child = fetch_manifest(&ep, &child_ref, &child_what).await?;
+            verify_bytes(&child, &d.digest, host, &child_what)?;
+            if child.len() as u64 != d.size {
+                return Err(RegistryError::SizeMismatch {
+                    what: format!("manifest from {host}"),
+                    digest: d.digest.clone(),
+                    expected: d.size,
+                    actual: child.len() as u64,
+                });
+            }
+            let parsed = parse_manifest(&child, &label, host)?;
+            let p = entry.platform.clone().unwrap_or_else(Platform::host);
+            (child, d.digest.clone(), Some(top_digest), p, parsed)
+        }
+        other => (top, top_digest, None, Platform::host(), other),
+    };
+    let (manifest_media_type, config, layers) = image_parts(parsed, &label)?;
+    Ok(ResolvedImage {
+        reference: reference.clone(),
+        endpoint: host.to_owned(),
+        manifest_digest,
+        manifest_media_type,
+        manifest,
+        index_digest,
+        config,
+        layers,
+        platform: chosen_platform,
+    })
+}
+
+/// [`Client::fetch_blob`] at one endpoint.
+async fn fetch_blob_on(
+    ep: Endpoint,
+    repository: &str,
+    desc: &BlobDescriptor,
+) -> Result<Vec<u8>, RegistryError> {
+    let host = ep.host.as_str();
+    let what = format!("blob {} from {host}", desc.digest);
+    ep.prepare().await;
+    let r = ep.oci_ref_digest(repository, &desc.digest);
+    let ctx = Context { host, what: &what };
+    let digest_str = desc.digest.to_string();
+    let mut stream = ep
+        .oci
+        .pull_blob_stream(&r, digest_str.as_str())
+        .await
+        .map_err(|e| from_oci(e, &ctx))?;
+    // Capacity from the descriptor is bounded by MAX_IN_MEMORY_BLOB above.
+    let mut buf = Vec::with_capacity(usize::try_from(desc.size).unwrap_or(0));
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => {
+                if buf.len() as u64 + bytes.len() as u64 > desc.size {
+                    return Err(RegistryError::SizeExceeded {
+                        registry: host.to_owned(),
+                        digest: desc.digest.clone(),
+                        expected: desc.size,
+                    });
+                }
+                buf.extend_from_slice(&bytes);
+            }
+            // oci-client's own end-of-stream digest check fails after the last byte; the
+            // check below says the same thing with pelagos' error.
+            Err(_) if buf.len() as u64 == desc.size => break,
+            Err(e) => {
+                return Err(RegistryError::Transport {
+                    host: host.to_owned(),
+                    message: format!("{what}: {}", io_chain(&e)),
+                })
+            }
+        }
+    }
+    if buf.len() as u64 != desc.size {
+        return Err(RegistryError::SizeMismatch {
+            what: format!("blob from {host}"),
+            digest: desc.digest.clone(),
+            expected: desc.size,
+            actual: buf.len() as u64,
+        });
+    }
+    verify_bytes(&buf, &desc.digest, host, &what)?;
+    Ok(buf)
 }
 
 /// The parts of an image manifest; schema 1, a nested index, and configs or layers of media
@@ -795,65 +930,6 @@ fn choose(
             })
         }
     }
-}
-
-/// The PEM certificates of `<certs_dir>/<host>/*.crt`, each file checked so that a bad one is
-/// named; a missing directory means none.
-fn load_certs(certs_dir: &Path, host: &str) -> Result<Vec<Certificate>, RegistryError> {
-    let dir = certs_dir.join(host);
-    let err = |path: &Path, message: String| RegistryError::Certificate {
-        host: host.to_owned(),
-        path: path.to_owned(),
-        message,
-    };
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(err(&dir, format!("cannot read the directory: {e}"))),
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-        .collect();
-    files.sort();
-    let mut certs = Vec::new();
-    for file in files {
-        let text = std::fs::read(&file).map_err(|e| err(&file, format!("cannot read: {e}")))?;
-        let pems = split_pem(&text);
-        if pems.is_empty() {
-            return Err(err(
-                &file,
-                "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into(),
-            ));
-        }
-        for pem in pems {
-            reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| err(&file, format!("invalid certificate: {e}")))?;
-            certs.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: pem,
-            });
-        }
-    }
-    Ok(certs)
-}
-
-/// Splits a PEM bundle into single certificates (a .crt file may hold a chain).
-fn split_pem(text: &[u8]) -> Vec<Vec<u8>> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = String::from_utf8_lossy(text);
-    let mut out = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find(BEGIN) {
-        let Some(end) = rest[start..].find(END) else {
-            break;
-        };
-        let stop = start + end + END.len();
-        out.push(format!("{}\n", &rest[start..stop]).into_bytes());
-        rest = &rest[stop..];
-    }
-    out
 }
 
 async fn body_text(resp: reqwest::Response) -> String {
@@ -1090,16 +1166,6 @@ mod tests {
     }
 
     #[test]
-    fn pem_split() {
-        let one = "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----";
-        let text = format!("junk\n{one}\n# comment\n{one}\n");
-        let parts = split_pem(text.as_bytes());
-        assert_eq!(parts.len(), 2);
-        assert_eq!(parts[0], format!("{one}\n").into_bytes());
-        assert!(split_pem(b"nothing here").is_empty());
-    }
-
-    #[test]
     fn platform_choice_lists_what_exists() {
         let d = |c: char| BlobDescriptor {
             media_type: OCI_MANIFEST.into(),
@@ -1173,24 +1239,6 @@ mod tests {
         let msg = image_parts(parsed, "w:1").unwrap_err().to_string();
         assert!(
             msg.contains(&format!("layer {d1}")) && msg.contains(wasm),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn certs_dir_is_per_host() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(load_certs(dir.path(), "reg.example.com:5000")
-            .unwrap()
-            .is_empty());
-        let host_dir = dir.path().join("reg.example.com:5000");
-        std::fs::create_dir(&host_dir).unwrap();
-        std::fs::write(host_dir.join("ca.crt"), "not a cert").unwrap();
-        let msg = load_certs(dir.path(), "reg.example.com:5000")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("ca.crt") && msg.contains("reg.example.com:5000"),
             "{msg}"
         );
     }

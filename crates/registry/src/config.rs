@@ -3,12 +3,12 @@
 //!
 //! ```toml
 //! [registries]
-//! # Registries reached over plain HTTP: host, host:port, or an IP network in CIDR form.
-//! # A host without a port matches it on every port. Loopback registries (localhost,
-//! # 127.0.0.0/8, ::1, any port) always use plain HTTP and need no entry.
+//! # Registries reached over plain HTTP, always: host, host:port, or an IP network in CIDR
+//! # form. A host without a port matches it on every port.
 //! insecure = ["myreg.local:5000", "10.0.0.0/8"]
 //! # Directory of extra CA certificates, Docker's certs.d layout:
-//! # <certs_dir>/<host[:port]>/*.crt (PEM). Default /etc/pelagos/certs.d.
+//! # <certs_dir>/<host[:port]>/*.crt (PEM), trusted for that host on top of the system's
+//! # roots. Default /etc/pelagos/certs.d.
 //! certs_dir = "/etc/pelagos/certs.d"
 //!
 //! [registries.mirrors]
@@ -17,6 +17,13 @@
 //! # with a scheme: "http://" makes it plain HTTP.
 //! "docker.io" = ["mirror.local:5000"]
 //! ```
+//!
+//! Which scheme a registry gets (see [`RegistryConfig::is_insecure`]):
+//! * listed in `insecure` (by name, `host:port` or CIDR): plain HTTP, always;
+//! * a loopback host (`localhost`, 127.0.0.0/8, `::1`, any port): plain HTTP, unless
+//!   `<certs_dir>/<host[:port]>/` holds a `.crt` file, which makes it HTTPS with those roots
+//!   (as Docker does when certs.d is configured for a local registry);
+//! * anything else: HTTPS, with the system's roots and the host's certs.d roots.
 //!
 //! Other tables of the file belong to other parts of pelagos and are ignored; unknown keys
 //! inside `[registries]` are errors, so that a typo does not silently do nothing.
@@ -75,14 +82,26 @@ impl RegistryConfig {
     }
 
     /// Whether `host` (`host[:port]`, as in a reference or a mirror list) is reached over plain
-    /// HTTP: loopback always, otherwise when an `insecure` entry names it or, for an IP
-    /// address, a CIDR entry contains it. Host names are not resolved for CIDR matching.
+    /// HTTP: when an `insecure` entry names it or, for an IP address, a CIDR entry contains it
+    /// (host names are not resolved for CIDR matching); and for a loopback host without a
+    /// certs.d directory ([`RegistryConfig::has_ca_certs`], which reads the file system).
     pub fn is_insecure(&self, host: &str) -> bool {
-        let (name, port) = split_host_port(host);
-        let ip = parse_ip(name);
-        if name.eq_ignore_ascii_case("localhost") || ip.is_some_and(|ip| ip.is_loopback()) {
+        if self.listed_insecure(host) {
             return true;
         }
+        is_loopback(host) && !self.has_ca_certs(host)
+    }
+
+    /// Whether `<certs_dir>/<host>/` holds at least one `.crt` file (an unreadable directory
+    /// counts as holding one, so that the error reading it is reported, not skipped).
+    pub fn has_ca_certs(&self, host: &str) -> bool {
+        crate::tls::crt_files(&self.certs_dir.join(host)).map_or(true, |f| !f.is_empty())
+    }
+
+    /// Whether an `insecure` entry names `host` or contains its address.
+    pub(crate) fn listed_insecure(&self, host: &str) -> bool {
+        let (name, port) = split_host_port(host);
+        let ip = parse_ip(name);
         let name_lower = name.to_ascii_lowercase();
         self.insecure.iter().any(|entry| {
             let entry = entry.trim();
@@ -292,6 +311,12 @@ pub(crate) fn split_host_port(s: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// `localhost`, 127.0.0.0/8 or `::1`, with or without a port.
+fn is_loopback(host: &str) -> bool {
+    let (name, _) = split_host_port(host);
+    name.eq_ignore_ascii_case("localhost") || parse_ip(name).is_some_and(|ip| ip.is_loopback())
+}
+
 fn parse_ip(s: &str) -> Option<IpAddr> {
     s.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
@@ -386,8 +411,12 @@ driver = "overlay"
     }
 
     #[test]
-    fn loopback_is_always_plain_http() {
-        let c = RegistryConfig::default();
+    fn loopback_is_plain_http_unless_it_has_a_certs_d_directory() {
+        let certs = tempfile::tempdir().unwrap();
+        let c = RegistryConfig {
+            certs_dir: certs.path().to_owned(),
+            ..RegistryConfig::default()
+        };
         for h in [
             "localhost",
             "localhost:5000",
@@ -407,6 +436,24 @@ driver = "overlay"
         ] {
             assert!(!c.is_insecure(h), "{h}");
         }
+        // An empty directory, or one without a .crt file, changes nothing.
+        let host_dir = certs.path().join("127.0.0.1:5000");
+        std::fs::create_dir(&host_dir).unwrap();
+        std::fs::write(host_dir.join("ca.pem"), "not a .crt").unwrap();
+        assert!(c.is_insecure("127.0.0.1:5000"));
+        assert!(!c.has_ca_certs("127.0.0.1:5000"));
+        // A .crt makes that host:port HTTPS, and only it.
+        std::fs::write(host_dir.join("ca.crt"), "checked when the client is built").unwrap();
+        assert!(c.has_ca_certs("127.0.0.1:5000"));
+        assert!(!c.is_insecure("127.0.0.1:5000"));
+        assert!(c.is_insecure("127.0.0.1:5001"));
+        assert!(c.is_insecure("127.0.0.1"));
+        // `insecure` wins over certs.d.
+        let listed = RegistryConfig {
+            insecure: vec!["127.0.0.1:5000".into()],
+            ..c.clone()
+        };
+        assert!(listed.is_insecure("127.0.0.1:5000"));
     }
 
     #[test]

@@ -136,6 +136,15 @@ pub enum RegistryError {
         /// Description, including the URL where known.
         message: String,
     },
+    /// The server's TLS certificate did not verify against the trusted CA roots (the system's
+    /// and the host's certs.d ones). Not retried: another attempt gets the same certificate.
+    #[error("{host}: TLS certificate not trusted: {message}")]
+    UntrustedCertificate {
+        /// Registry host.
+        host: String,
+        /// What was being done, rustls' reason, and which roots were tried.
+        message: String,
+    },
     /// The registry answered with an HTTP error status.
     #[error("{host}: HTTP {status} for {url}: {message}")]
     Http {
@@ -367,8 +376,45 @@ pub(crate) fn from_reqwest(e: &reqwest::Error, host: &str, what: &str) -> Regist
         message.push_str(&s.to_string());
         source = s.source();
     }
-    RegistryError::Transport {
-        host: host.to_owned(),
-        message: format!("{what}: {message}"),
+    let message = format!("{what}: {message}");
+    if is_certificate_error(e) {
+        RegistryError::UntrustedCertificate {
+            host: host.to_owned(),
+            message,
+        }
+    } else {
+        RegistryError::Transport {
+            host: host.to_owned(),
+            message,
+        }
     }
+}
+
+/// Whether rustls refused the server's certificate somewhere in `e`'s chain. rustls' error
+/// travels inside an `io::Error`, whose `source()` skips it, so each `io::Error` is opened.
+fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let is_cert = |r: &rustls::Error| {
+        matches!(
+            r,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    };
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err.downcast_ref::<rustls::Error>().is_some_and(is_cert) {
+            return true;
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if inner.downcast_ref::<rustls::Error>().is_some_and(is_cert)
+                || is_certificate_error(inner)
+            {
+                return true;
+            }
+        }
+        current = err.source();
+    }
+    false
 }

@@ -12,7 +12,9 @@
 //! uploads) is oci-client's; this crate adds what it lacks: platform matching with variants,
 //! mirrors, per-host TLS settings, Docker's credential file, resumption, and a `/v2/` login
 //! check. TLS uses rustls with the ring provider, installed as the process default on first
-//! use of [`Client::new`].
+//! use of [`Client::new`]. The system's CA roots are read once per process, and only when an
+//! HTTPS endpoint is first used: a pull from a plain-HTTP registry reads no certificate
+//! (see [`system_roots_loaded`]).
 
 mod auth;
 mod client;
@@ -21,6 +23,7 @@ mod error;
 mod manifest;
 mod platform;
 mod reader;
+mod tls;
 
 pub use auth::{AuthFile, Credentials, DOCKER_HUB_AUTH_KEY};
 pub use client::{Client, ResolvedImage, MAX_IN_MEMORY_BLOB};
@@ -32,3 +35,4 @@ pub use manifest::{
 };
 pub use platform::Platform;
 pub use reader::{BlobReader, RetryPolicy};
+pub use tls::system_roots_loaded;

@@ -142,28 +142,32 @@ impl BlobReader {
         desc: BlobDescriptor,
         offset: u64,
     ) -> Result<(BoxStream<'static, io::Result<Bytes>>, bool), RegistryError> {
-        let ep = client.endpoint(&host)?;
-        ep.prepare().await;
-        let r = ep.oci_ref_digest(&repository, &desc.digest);
-        let digest = desc.digest.to_string();
-        let what = format!("blob {digest} from {host}");
-        let resp = ep
-            .oci
-            .pull_blob_stream_partial(&r, digest.as_str(), offset, None)
+        let (repository, desc) = (repository.as_str(), &desc);
+        client
+            .on_endpoint(&host, |ep| async move {
+                ep.prepare().await;
+                let r = ep.oci_ref_digest(repository, &desc.digest);
+                let digest = desc.digest.to_string();
+                let what = format!("blob {digest} from {}", ep.host);
+                let resp = ep
+                    .oci
+                    .pull_blob_stream_partial(&r, digest.as_str(), offset, None)
+                    .await
+                    .map_err(|e| {
+                        from_oci(
+                            e,
+                            &Context {
+                                host: &ep.host,
+                                what: &what,
+                            },
+                        )
+                    })?;
+                Ok(match resp {
+                    BlobResponse::Partial(s) => (s.stream, true),
+                    BlobResponse::Full(s) => (s.stream, false),
+                })
+            })
             .await
-            .map_err(|e| {
-                from_oci(
-                    e,
-                    &Context {
-                        host: &host,
-                        what: &what,
-                    },
-                )
-            })?;
-        Ok(match resp {
-            BlobResponse::Partial(s) => (s.stream, true),
-            BlobResponse::Full(s) => (s.stream, false),
-        })
     }
 
     /// Records a failed attempt: a fatal error ends the reader; a retryable one sleeps the

@@ -1,6 +1,6 @@
 //! Starts a real distribution registry (`docker-registry`, distribution 2.8) on loopback for
-//! tests — anonymous, htpasswd or token auth with an in-process token issuer — plus a TCP proxy
-//! that cuts responses short to test resumed downloads.
+//! tests — anonymous, htpasswd or token auth with an in-process token issuer, plain HTTP or
+//! HTTPS with a test CA — plus a TCP proxy that cuts responses short to test resumed downloads.
 //!
 //! Everything a [`Registry`] creates lives in its own temporary directory and ports, so tests
 //! run in parallel; dropping it kills the registry process (by its pid), stops the token
@@ -13,6 +13,11 @@
 //! # let layout = std::path::Path::new("/tmp/layout");
 //! reg.push_oci_layout(layout, "demo/app:1", false)?;   // skopeo copy oci:... docker://HOST/demo/app:1
 //! println!("pull from {}/demo/app:1", reg.host());
+//!
+//! // HTTPS: a test CA and a certificate for 127.0.0.1; clients trust `tls.ca_cert`.
+//! let (reg, tls) = Registry::start_tls(Auth::None)?;
+//! # let certs_dir = std::path::Path::new("/tmp/certs.d");
+//! tls.install_ca(certs_dir, &reg.host())?;            // <certs_dir>/127.0.0.1:PORT/ca.crt
 //! # Ok(()) }
 //! ```
 
@@ -85,11 +90,141 @@ impl Auth {
     }
 }
 
+/// The TLS material of a registry started with [`Registry::start_tls`]: files in the
+/// registry's temporary directory, removed when the [`Registry`] is dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The test CA's certificate (PEM): what a client must trust.
+    pub ca_cert: PathBuf,
+    /// The server's certificate (PEM), for the IP address 127.0.0.1 (subject alternative
+    /// name), signed by the CA.
+    pub server_cert: PathBuf,
+    /// The server's private key (PEM).
+    pub server_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Copies the CA certificate to `<certs_dir>/<host>/ca.crt`, Docker's certs.d layout (the
+    /// directories are created); returns the file's path.
+    pub fn install_ca(&self, certs_dir: &Path, host: &str) -> anyhow::Result<PathBuf> {
+        let dir = certs_dir.join(host);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dest = dir.join("ca.crt");
+        std::fs::copy(&self.ca_cert, &dest)
+            .with_context(|| format!("copying {} to {}", self.ca_cert.display(), dest.display()))?;
+        Ok(dest)
+    }
+}
+
+/// Generates a self-signed test CA, `<dir>/<name>.crt` and `<dir>/<name>.key` (PEM, EC P-256,
+/// valid for two days), with the openssl CLI; returns (certificate, key).
+pub fn generate_ca(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path_str(&key),
+        "-out",
+        &path_str(&cert),
+        "-days",
+        "2",
+        "-subj",
+        &format!("/CN=pelagos-testkit {name}"),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ])?;
+    Ok((cert, key))
+}
+
+/// A CA (`ca.crt`) and a certificate for 127.0.0.1 signed by it (`server.crt`, `server.key`)
+/// in `dir`.
+fn generate_server_tls(dir: &Path) -> anyhow::Result<TlsFiles> {
+    let (ca_cert, ca_key) = generate_ca(dir, "ca")?;
+    let server_key = dir.join("server.key");
+    let server_csr = dir.join("server.csr");
+    let server_cert = dir.join("server.crt");
+    let ext = dir.join("server-ext.cnf");
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &path_str(&server_key),
+        "-out",
+        &path_str(&server_csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    // webpki checks the IP address against the subject alternative names only.
+    std::fs::write(
+        &ext,
+        "subjectAltName = IP:127.0.0.1\nbasicConstraints = critical, CA:FALSE\n\
+         keyUsage = critical, digitalSignature\nextendedKeyUsage = serverAuth\n",
+    )?;
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &path_str(&server_csr),
+        "-CA",
+        &path_str(&ca_cert),
+        "-CAkey",
+        &path_str(&ca_key),
+        "-set_serial",
+        &format!("0x{}", random_hex(8)),
+        "-days",
+        "2",
+        "-extfile",
+        &path_str(&ext),
+        "-out",
+        &path_str(&server_cert),
+    ])?;
+    Ok(TlsFiles {
+        ca_cert,
+        server_cert,
+        server_key,
+    })
+}
+
+fn path_str(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Runs the openssl CLI; a failure carries its stderr.
+fn openssl(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .context("running openssl")?;
+    if !out.status.success() {
+        bail!(
+            "openssl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// A running `docker-registry` on 127.0.0.1 with filesystem storage in a temporary directory.
 pub struct Registry {
     child: Child,
     port: u16,
     auth: Auth,
+    tls: Option<TlsFiles>,
     issuer: Option<TokenIssuer>,
     storage: PathBuf,
     log: PathBuf,
@@ -108,8 +243,24 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// Starts a registry on an ephemeral port and waits until `/v2/` answers.
+    /// Starts a plain-HTTP registry on an ephemeral port and waits until `/v2/` answers.
     pub fn start(auth: Auth) -> anyhow::Result<Registry> {
+        Registry::start_inner(auth, false)
+    }
+
+    /// Starts an HTTPS registry: a fresh test CA and a certificate for 127.0.0.1 signed by it
+    /// (distribution's `http.tls`). Clients must trust [`TlsFiles::ca_cert`]; the token issuer
+    /// of [`Auth::Token`] stays plain HTTP.
+    pub fn start_tls(auth: Auth) -> anyhow::Result<(Registry, TlsFiles)> {
+        let reg = Registry::start_inner(auth, true)?;
+        let tls = reg
+            .tls
+            .clone()
+            .ok_or_else(|| anyhow!("TLS registry without TLS files"))?;
+        Ok((reg, tls))
+    }
+
+    fn start_inner(auth: Auth, with_tls: bool) -> anyhow::Result<Registry> {
         if !Path::new(REGISTRY_BIN).exists() {
             bail!("{REGISTRY_BIN} not found: install Debian's docker-registry package");
         }
@@ -157,6 +308,21 @@ impl Registry {
             ),
             None => auth_yaml,
         };
+        let tls = if with_tls {
+            let tls_dir = dir.path().join("tls");
+            std::fs::create_dir(&tls_dir)?;
+            Some(generate_server_tls(&tls_dir)?)
+        } else {
+            None
+        };
+        let tls_yaml = match &tls {
+            Some(t) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                t.server_cert.display(),
+                t.server_key.display()
+            ),
+            None => String::new(),
+        };
         let log = dir.path().join("registry.log");
         let mut dir = dir;
         // The port is picked by binding :0 and released before the registry binds it, so
@@ -168,7 +334,7 @@ impl Registry {
             std::fs::write(
                 &config,
                 format!(
-                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n{auth_yaml}",
+                    "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: {}\n{tls_yaml}{auth_yaml}",
                     storage.display(),
                     random_hex(16)
                 ),
@@ -186,6 +352,7 @@ impl Registry {
                 child,
                 port,
                 auth: auth.clone(),
+                tls: tls.clone(),
                 issuer: None,
                 storage: storage.clone(),
                 log: log.clone(),
@@ -219,7 +386,9 @@ impl Registry {
                 );
             }
             if let Ok(status) = http_status(&self.host(), "/v2/") {
-                if status == 200 || status == 401 {
+                // An HTTPS server answers a plain-HTTP request with 400 ("Client sent an HTTP
+                // request to an HTTPS server"): listening, which is all this waits for.
+                if status == 200 || status == 401 || (self.tls.is_some() && status == 400) {
                     return Ok(());
                 }
             }
@@ -243,6 +412,20 @@ impl Registry {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `https` for a registry from [`Registry::start_tls`], else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The TLS files of a registry from [`Registry::start_tls`].
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The port.
@@ -286,8 +469,9 @@ impl Registry {
             .unwrap_or(0)
     }
 
-    /// `skopeo copy oci:<layout>[:<ref>] docker://HOST/<name_tag>`, with
-    /// `--dest-tls-verify=false` and the registry's credentials; `all` adds `--all` (copy a
+    /// `skopeo copy oci:<layout>[:<ref>] docker://HOST/<name_tag>`, with the registry's
+    /// credentials and `--dest-tls-verify=false` (plain HTTP) or `--dest-cert-dir` holding the
+    /// test CA (HTTPS, verified); `all` adds `--all` (copy a
     /// whole multi-platform index). The layout's `<ref>` is the tag of `name_tag` when
     /// `index.json` has an entry of that name (`org.opencontainers.image.ref.name`), else none
     /// (a layout holding a single image).
@@ -322,9 +506,22 @@ impl Registry {
             )?;
         }
         let mut cmd = Command::new("skopeo");
-        cmd.arg("--policy")
-            .arg(&policy)
-            .args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        cmd.arg("--policy").arg(&policy).args(["copy", "--quiet"]);
+        match &self.tls {
+            Some(tls) => {
+                // skopeo trusts the *.crt files of --dest-cert-dir (and reads *.cert/*.key
+                // pairs there as client certificates, so the directory holds the CA only).
+                let cert_dir = self.dir.path().join("skopeo-certs");
+                if !cert_dir.exists() {
+                    std::fs::create_dir(&cert_dir)?;
+                    std::fs::copy(&tls.ca_cert, cert_dir.join("ca.crt"))?;
+                }
+                cmd.arg("--dest-cert-dir").arg(&cert_dir);
+            }
+            None => {
+                cmd.arg("--dest-tls-verify=false");
+            }
+        }
         if let Some((user, password)) = self.auth.credentials() {
             cmd.arg("--dest-creds").arg(format!("{user}:{password}"));
         }
@@ -452,20 +649,6 @@ impl TokenIssuer {
         let key_der = dir.join("token-key.der");
         let cert_pem = dir.join("token-cert.pem");
         let cert_der = dir.join("token-cert.der");
-        let openssl = |args: &[&str]| -> anyhow::Result<()> {
-            let out = Command::new("openssl")
-                .args(args)
-                .output()
-                .context("running openssl")?;
-            if !out.status.success() {
-                bail!(
-                    "openssl {} failed: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            Ok(())
-        };
         let p = |p: &Path| p.display().to_string();
         openssl(&[
             "genpkey",

@@ -40,6 +40,8 @@ pub struct InitContext<'a> {
     /// container has no cgroup namespace.
     pub cgroup_dir: Option<PathBuf>,
     pub has_runtime_hooks: bool,
+    /// Unshare the cgroup namespace after Go (the runtime moved us into a systemd scope).
+    pub late_cgroupns: bool,
 }
 
 /// Entry point of the cloned child.
@@ -67,6 +69,10 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
     let spec = &ctx.bundle.spec;
     let ns = &ctx.bundle.namespaces;
     let (_, state_json) = ctx.sync.recv_payload()?;
+    if ctx.late_cgroupns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .sys(|| "unshare the cgroup namespace".into())?;
+    }
 
     for (t, path) in &ns.join {
         if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
