@@ -10,11 +10,13 @@
 //! It deliberately does not do cgroup v1 (not even on hybrid hosts, where it uses the cgroup2
 //! mount at `/sys/fs/cgroup/unified` and reports v1-only controllers as unavailable) and does not
 //! emulate limits the kernel cannot enforce: they are errors unless the caller opts out. With
-//! `--systemd-cgroup` and systemd running, [`systemd`] has systemd create the scope over D-Bus;
+//! `--systemd-cgroup` and systemd running, [`systemd`] has systemd create the scope over D-Bus
+//! (a minimal client of its own, `dbus.rs`);
 //! without systemd, `slice:prefix:name` paths are plain directories.
 
 mod bpf;
 mod cgroup;
+mod dbus;
 mod devices;
 mod error;
 mod freezer;

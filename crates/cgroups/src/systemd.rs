@@ -7,16 +7,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
-use zbus::blocking::{proxy::Builder, Connection, Proxy};
-use zbus::proxy::CacheProperties;
-use zbus::zvariant::{OwnedObjectPath, Value};
 
+use crate::dbus::{Arg, Bus, DbusError, Reply, Value};
 use crate::error::CgroupError;
 
 const DEST: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const UNIT: &str = "org.freedesktop.systemd1.Unit";
+const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
 /// How long systemd gets to start or stop a scope (it takes milliseconds).
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -47,27 +45,12 @@ pub fn unit_and_slice(rel: &str) -> Result<(String, String), CgroupError> {
     Ok((unit, slice))
 }
 
-fn manager_path() -> zbus::zvariant::ObjectPath<'static> {
-    zbus::zvariant::ObjectPath::from_static_str_unchecked(MANAGER_PATH)
+fn connect(unit: &str) -> Result<Bus, CgroupError> {
+    Bus::system(TIMEOUT).map_err(|e| err(unit, format!("connect to the system bus: {e}")))
 }
 
-fn connect(unit: &str) -> Result<Connection, CgroupError> {
-    Connection::system().map_err(|e| err(unit, format!("connect to the system bus: {e}")))
-}
-
-fn proxy<'a>(
-    conn: &'a Connection,
-    unit: &str,
-    path: zbus::zvariant::ObjectPath<'a>,
-    interface: &'a str,
-) -> Result<Proxy<'a>, CgroupError> {
-    Builder::new(conn)
-        .destination(DEST)
-        .and_then(|b| b.path(path))
-        .and_then(|b| b.interface(interface))
-        .map(|b| b.cache_properties(CacheProperties::No))
-        .and_then(|b| b.build())
-        .map_err(|e| err(unit, e))
+fn manager_call(bus: &mut Bus, member: &str, args: &[Arg<'_>]) -> Result<Reply, DbusError> {
+    bus.call(DEST, MANAGER_PATH, MANAGER, member, args)
 }
 
 /// `cpu.shares` (2..262144) to systemd's `CPUWeight` (1..10000), the conversion runc and crun use.
@@ -80,8 +63,8 @@ fn shares_to_weight(shares: u64) -> u64 {
 
 /// The resource properties systemd itself should hold for the scope, so that a daemon-reload
 /// does not reset what the runtime writes into the scope's files.
-fn resource_properties(res: &LinuxResources) -> Vec<(&'static str, Value<'static>)> {
-    let mut props: Vec<(&'static str, Value<'static>)> = Vec::new();
+fn resource_properties(res: &LinuxResources) -> Vec<(&'static str, Value)> {
+    let mut props: Vec<(&'static str, Value)> = Vec::new();
     let as_max = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
     if let Some(m) = res.memory() {
         if let Some(limit) = m.limit() {
@@ -129,13 +112,12 @@ pub fn start_scope(
     res: &LinuxResources,
 ) -> Result<(), CgroupError> {
     let (unit, slice) = unit_and_slice(rel)?;
-    let conn = connect(&unit)?;
-    let manager = proxy(&conn, &unit, manager_path(), MANAGER)?;
-    let mut props: Vec<(&str, Value<'_>)> = vec![
-        ("Description", Value::from(description)),
-        ("Slice", Value::from(slice.as_str())),
+    let mut bus = connect(&unit)?;
+    let mut props: Vec<(&str, Value)> = vec![
+        ("Description", Value::Str(description.to_owned())),
+        ("Slice", Value::Str(slice)),
         ("Delegate", Value::Bool(true)),
-        ("PIDs", Value::from(vec![pid as u32])),
+        ("PIDs", Value::U32Array(vec![pid as u32])),
         ("DefaultDependencies", Value::Bool(false)),
         ("MemoryAccounting", Value::Bool(true)),
         ("CPUAccounting", Value::Bool(true)),
@@ -143,46 +125,46 @@ pub fn start_scope(
         ("IOAccounting", Value::Bool(true)),
     ];
     props.extend(resource_properties(res));
-    let aux: Vec<(&str, Vec<(&str, Value<'_>)>)> = Vec::new();
-    let _job: OwnedObjectPath = manager
-        .call(
-            "StartTransientUnit",
-            &(unit.as_str(), "replace", props, aux),
-        )
-        .map_err(|e| err(&unit, format!("StartTransientUnit: {e}")))?;
-    wait_state(&conn, &manager, &unit, |s| s == "active", "become active")
+    manager_call(
+        &mut bus,
+        "StartTransientUnit",
+        &[
+            Arg::Str(&unit),
+            Arg::Str("replace"),
+            Arg::Props(&props),
+            Arg::EmptyAux,
+        ],
+    )
+    .map_err(|e| err(&unit, format!("StartTransientUnit: {e}")))?;
+    wait_state(&mut bus, &unit, |s| s == "active", "become active")
 }
 
 /// Stops the scope (its processes are killed first by the caller) and waits until systemd
 /// has removed it. A unit systemd no longer knows is already stopped.
 pub fn stop_scope(rel: &str) -> Result<(), CgroupError> {
     let (unit, _) = unit_and_slice(rel)?;
-    let conn = connect(&unit)?;
-    let manager = proxy(&conn, &unit, manager_path(), MANAGER)?;
-    match manager.call::<_, _, OwnedObjectPath>("StopUnit", &(unit.as_str(), "replace")) {
+    let mut bus = connect(&unit)?;
+    match manager_call(
+        &mut bus,
+        "StopUnit",
+        &[Arg::Str(&unit), Arg::Str("replace")],
+    ) {
         Ok(_) => {}
-        Err(e) if is_no_such_unit(&e) => return Ok(()),
+        Err(e) if e.name == NO_SUCH_UNIT => return Ok(()),
         Err(e) => return Err(err(&unit, format!("StopUnit: {e}"))),
     }
     wait_state(
-        &conn,
-        &manager,
+        &mut bus,
         &unit,
         |s| s == "inactive" || s == "failed",
         "stop",
     )
 }
 
-fn is_no_such_unit(e: &zbus::Error) -> bool {
-    matches!(e, zbus::Error::MethodError(name, _, _) if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
-}
-
 /// Polls the unit's ActiveState (scopes change state within milliseconds; polling avoids a
-/// signal subscription and its background machinery). A unit that vanished counts as
-/// "inactive".
+/// signal subscription). A unit that vanished counts as "inactive".
 fn wait_state(
-    conn: &Connection,
-    manager: &Proxy<'_>,
+    bus: &mut Bus,
     unit: &str,
     done: impl Fn(&str) -> bool,
     what: &str,
@@ -190,13 +172,28 @@ fn wait_state(
     let deadline = Instant::now() + TIMEOUT;
     let mut pause = Duration::from_micros(200);
     loop {
-        let state = match manager.call::<_, _, OwnedObjectPath>("GetUnit", &(unit,)) {
-            Ok(path) => {
-                let u = proxy(conn, unit, path.into(), UNIT)?;
-                u.get_property::<String>("ActiveState")
-                    .map_err(|e| err(unit, format!("read ActiveState: {e}")))?
-            }
-            Err(e) if is_no_such_unit(&e) => "inactive".to_owned(),
+        let state = match manager_call(bus, "GetUnit", &[Arg::Str(unit)]) {
+            Ok(Reply::Text(path)) => match bus.call(
+                DEST,
+                &path,
+                "org.freedesktop.DBus.Properties",
+                "Get",
+                &[
+                    Arg::Str("org.freedesktop.systemd1.Unit"),
+                    Arg::Str("ActiveState"),
+                ],
+            ) {
+                Ok(Reply::VariantText(s)) => s,
+                Ok(other) => {
+                    return Err(err(unit, format!("unexpected ActiveState reply {other:?}")))
+                }
+                Err(e) if e.name == "org.freedesktop.DBus.Error.UnknownObject" => {
+                    "inactive".to_owned()
+                }
+                Err(e) => return Err(err(unit, format!("read ActiveState: {e}"))),
+            },
+            Ok(other) => return Err(err(unit, format!("unexpected GetUnit reply {other:?}"))),
+            Err(e) if e.name == NO_SUCH_UNIT => "inactive".to_owned(),
             Err(e) => return Err(err(unit, format!("GetUnit: {e}"))),
         };
         if done(&state) {

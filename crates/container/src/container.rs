@@ -50,6 +50,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     /// Environment entries added to the process's (socket activation's LISTEN_FDS/LISTEN_PID).
     pub extra_env: Vec<String>,
+    /// Keep compiled seccomp filters in this directory and reuse them (see
+    /// `pelagos_seccomp::compile_cached`); `None` compiles at every create.
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 /// The runtime's view of its state directory (`--root`).
@@ -225,7 +228,10 @@ impl Runtime {
             ));
         }
         let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(pelagos_seccomp::compile(s)?),
+            Some(s) => Some(match &opts.seccomp_cache {
+                Some(dir) => pelagos_seccomp::compile_cached(s, dir)?,
+                None => pelagos_seccomp::compile(s)?,
+            }),
             None => None,
         };
 

@@ -110,6 +110,7 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         &upper,
         &work,
         &rootfs,
+        req.remove,
     )?;
 
     let hostname = match (&req.spec.hostname, req.spec.network) {
@@ -188,6 +189,8 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         id: id.clone(),
         bundle: dir.clone(),
         cgroup_manager: CgroupManager::Cgroupfs,
+        // Every container of an image gets the same Docker profile: compile it once.
+        seccomp_cache: Some(engine.options.root.join("cache/seccomp")),
         ..Default::default()
     };
     let mut created = runtime.create_with_spec(&opts, oci, true)?;

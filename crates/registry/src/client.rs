@@ -248,7 +248,7 @@ impl Client {
         Fut: Future<Output = Result<T, RegistryError>>,
     {
         let ep = self.endpoint(host)?;
-        let (mut trust, mut certs_d) = (ep.trust, ep.certs_d);
+        let (mut trust, mut certs_d, plain) = (ep.trust, ep.certs_d, ep.scheme == "http");
         let mut result = op(ep).await;
         if trust == Trust::Nothing {
             if let Err(
@@ -262,17 +262,22 @@ impl Client {
                 result = op(ep).await;
             }
         }
-        result.map_err(|e| self.explain(host, trust, certs_d, e))
+        result.map_err(|e| self.explain(host, (trust, certs_d, plain), e))
     }
 
     /// Adds to a certificate error which roots were tried, and to the answer of an HTTPS
     /// server to a plain-HTTP request why pelagos used plain HTTP.
-    fn explain(&self, host: &str, trust: Trust, certs_d: usize, e: RegistryError) -> RegistryError {
+    fn explain(
+        &self,
+        host: &str,
+        (trust, certs_d, plain): (Trust, usize, bool),
+        e: RegistryError,
+    ) -> RegistryError {
         let dir = self.inner.config.certs_dir.join(host);
         match e {
             RegistryError::UntrustedCertificate { host: h, message } => {
                 let tried = match (trust, certs_d) {
-                    (Trust::Nothing, _) => "none (plain-HTTP endpoint)".to_owned(),
+                    (Trust::Nothing, _) => "none".to_owned(),
                     (Trust::Roots, 0) => format!(
                         "the system's (no {}/*.crt; put the registry's CA certificate there to trust it)",
                         dir.display()
@@ -282,9 +287,17 @@ impl Client {
                         dir.display()
                     ),
                 };
+                // reqwest names the first URL of a redirect chain, which for a plain-HTTP
+                // endpoint is not where the certificate came from.
+                let origin = if plain {
+                    "; the registry is plain HTTP, so the certificate is that of an HTTPS URL \
+                     it sent the client to (a redirect or its token service)"
+                } else {
+                    ""
+                };
                 RegistryError::UntrustedCertificate {
                     host: h,
-                    message: format!("{message} (CA roots tried: {tried})"),
+                    message: format!("{message} (CA roots tried: {tried}{origin})"),
                 }
             }
             RegistryError::Http {

@@ -21,8 +21,9 @@
 //! Which scheme a registry gets (see [`RegistryConfig::is_insecure`]):
 //! * listed in `insecure` (by name, `host:port` or CIDR): plain HTTP, always;
 //! * a loopback host (`localhost`, 127.0.0.0/8, `::1`, any port): plain HTTP, unless
-//!   `<certs_dir>/<host[:port]>/` holds a `.crt` file, which makes it HTTPS with those roots
-//!   (as Docker does when certs.d is configured for a local registry);
+//!   `<certs_dir>/<host[:port]>/` holds a `.crt` file, which makes it HTTPS trusting those
+//!   roots besides the system's (as Docker does when certs.d is configured for a local
+//!   registry);
 //! * anything else: HTTPS, with the system's roots and the host's certs.d roots.
 //!
 //! Other tables of the file belong to other parts of pelagos and are ignored; unknown keys

@@ -12,9 +12,9 @@
 //! uploads) is oci-client's; this crate adds what it lacks: platform matching with variants,
 //! mirrors, per-host TLS settings, Docker's credential file, resumption, and a `/v2/` login
 //! check. TLS uses rustls with the ring provider, installed as the process default on first
-//! use of [`Client::new`]. The system's CA roots are read once per process, and only when an
-//! HTTPS endpoint is first used: a pull from a plain-HTTP registry reads no certificate
-//! (see [`system_roots_loaded`]).
+//! use of [`Client::new`]. The system's CA roots are read once per process and shared, when
+//! the first HTTPS endpoint is built; plain-HTTP endpoints get none (see
+//! [`system_roots_loaded`]).
 
 mod auth;
 mod client;

@@ -19,7 +19,8 @@ pub struct Platform {
 impl Platform {
     /// The platform of the running machine (Linux, this binary's architecture).
     pub fn host() -> Platform {
-        let (architecture, variant) = host_arch();
+        // One table of Go architecture names for the whole project: the image store's.
+        let (_, architecture, variant) = pelagos_image::host_platform();
         Platform {
             os: "linux".to_owned(),
             architecture: architecture.to_owned(),
@@ -108,22 +109,6 @@ impl Platform {
             (None, None) => true,
             _ => self.effective_variant() == entry.effective_variant(),
         }
-    }
-}
-
-fn host_arch() -> (&'static str, Option<&'static str>) {
-    match std::env::consts::ARCH {
-        "x86_64" => ("amd64", None),
-        "aarch64" => ("arm64", Some("v8")),
-        "arm" => ("arm", Some("v7")),
-        "x86" => ("386", None),
-        "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
-        "powerpc64" => ("ppc64", None),
-        "s390x" => ("s390x", None),
-        "riscv64" => ("riscv64", None),
-        "loongarch64" => ("loong64", None),
-        "mips64" if cfg!(target_endian = "little") => ("mips64le", None),
-        other => (other, None),
     }
 }
 

@@ -70,7 +70,11 @@ fn system_roots() -> &'static SystemRoots {
     })
 }
 
-/// Whether this process has read the system's CA roots (they are read only for HTTPS).
+/// Whether this crate has read the system's CA roots in this process. It reads them once, when
+/// the first HTTPS endpoint is built (or a plain-HTTP registry sends a client to an HTTPS URL);
+/// plain HTTP alone never does. (oci-client's `Client` constructor also builds a throwaway
+/// default reqwest client, which reads them once per registry endpoint; nothing in its API
+/// avoids that.)
 pub fn system_roots_loaded() -> bool {
     SYSTEM_ROOTS.get().is_some()
 }
@@ -224,12 +228,18 @@ mod tests {
     }
 
     #[test]
-    fn placeholder_root_is_a_usable_anchor_for_reqwest() {
+    fn placeholder_root_is_accepted_by_reqwest() {
         // reqwest refuses to build a client whose "only" roots do not parse.
-        let der = CertificateDer::from_pem_slice(PLACEHOLDER_ROOT.as_bytes()).unwrap();
-        RootCertStore::empty().add(der).unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let roots = endpoint_roots(Trust::Nothing, Vec::new()).unwrap();
         assert_eq!(roots.oci.len(), 1);
+        let cert = reqwest::Certificate::from_pem(&roots.oci[0].data).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([cert])
+            .build()
+            .unwrap();
+        let der = CertificateDer::from_pem_slice(PLACEHOLDER_ROOT.as_bytes()).unwrap();
+        RootCertStore::empty().add(der).unwrap();
     }
 
     #[test]

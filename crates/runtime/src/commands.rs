@@ -112,6 +112,7 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions>
         cgroup_manager,
         detach: false,
         no_new_keyring: f.no_new_keyring,
+        seccomp_cache: None,
     })
 }
 

@@ -17,7 +17,7 @@ use crate::error::SeccompError;
 use crate::flags::kernel_flags;
 
 /// The kernel's `BPF_MAXINSNS`.
-const BPF_MAXINSNS: usize = 4096;
+pub(crate) const BPF_MAXINSNS: usize = 4096;
 /// Syscall arguments a rule can compare (`args[0..6]`).
 const MAX_SYSCALL_ARGS: usize = 6;
 /// Syscalls the runtime issues between loading the filter and the agent owning the listener fd;
@@ -49,6 +49,25 @@ impl std::fmt::Debug for CompiledFilter {
 }
 
 impl CompiledFilter {
+    /// Reassembles a filter read back from the cache.
+    pub(crate) fn from_parts(
+        program: Vec<libc::sock_filter>,
+        flags: libc::c_ulong,
+        notify: bool,
+        listener_path: Option<PathBuf>,
+        listener_metadata: Option<String>,
+        skipped_syscalls: Vec<String>,
+    ) -> CompiledFilter {
+        CompiledFilter {
+            program,
+            flags,
+            notify,
+            listener_path,
+            listener_metadata,
+            skipped_syscalls,
+        }
+    }
+
     /// Whether a rule with `SCMP_ACT_NOTIFY` made it into the filter; [`load`](Self::load) then
     /// returns a listener fd that must be sent to [`listener_path`](Self::listener_path).
     pub fn uses_notify(&self) -> bool {

@@ -13,6 +13,7 @@
 //! for syscalls newer than the profile (runc's "patchbpf"); unknown syscalls get the default
 //! action.
 
+mod cache;
 mod compile;
 mod docker;
 mod error;
@@ -22,6 +23,7 @@ mod load;
 mod notify;
 mod validate;
 
+pub use cache::compile_cached;
 pub use compile::{compile, CompiledFilter};
 pub use docker::{docker_default, docker_profile};
 pub use error::SeccompError;

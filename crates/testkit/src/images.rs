@@ -2397,6 +2397,26 @@ mod tests {
         let owned = find(&ents, "owned");
         assert_eq!((owned.uid, owned.gid, owned.mode), (7, 8, 0o4755));
         assert_eq!(owned.mtime, 42);
+        // A header given as is: only its checksum is fixed up.
+        let mut h = tar::Header::new_gnu();
+        h.set_path("hdr").unwrap();
+        h.set_size(3);
+        h.set_mode(0o640);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        let raw = read_tar(
+            &LayerBuilder::new()
+                .raw_header(h, "abc")
+                .tar_bytes()
+                .unwrap(),
+        );
+        assert_eq!(
+            (raw[0].path.as_slice(), raw[0].data.as_slice()),
+            (&b"hdr"[..], &b"abc"[..])
+        );
+        assert_eq!(raw[0].mode, 0o640);
         assert!(ents.iter().any(|e| e.path.starts_with(b"../xxx")));
     }
 
