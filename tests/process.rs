@@ -511,6 +511,48 @@ fn terminal_without_console_socket_is_refused() {
 }
 
 #[test]
+fn foreground_run_and_exec_proxy_a_terminal() {
+    // run and exec in the foreground with terminal:true and no --console-socket: the runtime
+    // receives the pty master itself (a message carrying the pty's name, as on a console
+    // socket) and proxies it to its own stdio. script(1) gives the runtime a terminal.
+    let c = Container::new("proc-tty-fg");
+    c.bundle.edit(|cfg| {
+        cfg["process"]["terminal"] = json!(true);
+        cfg["process"]["args"] = json!(["sh", "-c", "tty; test -t 1 && echo tty-out; sleep 30"]);
+    });
+    let rt = runtime_bin();
+    let root = c.root.display().to_string();
+    let run = format!("{} --root {root} run {}", rt.display(), c.id);
+    let child = Command::new("script")
+        .args(["-qec", &run, "/dev/null"])
+        .current_dir(&c.bundle.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    wait_until("the container runs", || {
+        let out = c.rt(&["state", &c.id]);
+        out.status.success() && out.stdout_text().contains("\"running\"")
+    });
+    let exec = format!("{} --root {root} exec -t {} tty", rt.display(), c.id);
+    let out = Command::new("script")
+        .args(["-qec", &exec, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("script exec");
+    let exec_text = String::from_utf8_lossy(&out.stdout).into_owned();
+    c.rt_ok(&["kill", &c.id, "KILL"]);
+    let run_out = child.wait_with_output().expect("wait script");
+    let run_text = String::from_utf8_lossy(&run_out.stdout);
+    assert!(
+        run_text.contains("/dev/pts/0") && run_text.contains("tty-out"),
+        "{run_text}"
+    );
+    assert!(exec_text.contains("/dev/pts/1"), "{exec_text}");
+    c.assert_gone();
+}
+
+#[test]
 fn preserve_fds_passes_fd_3() {
     let c = Container::new("proc-preserve");
     let path = c.bundle.dir.join("fd3.txt");

@@ -282,3 +282,54 @@ fn invalid_flags_fail_before_anything_is_made() {
         env.assert_no_container_leftovers();
     }
 }
+
+#[test]
+fn stdin_only_with_i_and_a_terminal_with_t() {
+    use std::io::Write;
+    let (_served, env, image) = setup();
+    let run_with_input = |args: &[&str]| {
+        let mut child = env
+            .cmd()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"from stdin\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let with_i = run_with_input(&["run", "--rm", "-i", "--entrypoint", "cat", &image]);
+    assert_eq!(String::from_utf8_lossy(&with_i.stdout), "from stdin\n");
+    let without = run_with_input(&["run", "--rm", "--entrypoint", "cat", &image]);
+    assert!(without.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&without.stdout),
+        "",
+        "stdin is /dev/null without -i"
+    );
+    // -t: the process gets a pty as its controlling terminal (script(1) gives us one).
+    let cmd = format!(
+        "{} run --rm -t --entrypoint sh {image} -c 'tty; test -t 0 && echo is-a-tty'",
+        env!("CARGO_BIN_EXE_pelagos")
+    );
+    let scripted = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("PELAGOS_ROOT", &env.root)
+        .env("PELAGOS_RUNROOT", &env.runroot)
+        .env("PELAGOS_CONFIG", &env.engine_config)
+        .env("PELAGOS_CGROUP_PARENT", &env.cgroup_parent)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&scripted.stdout);
+    assert!(
+        text.contains("/dev/pts/0") && text.contains("is-a-tty"),
+        "{text}"
+    );
+    env.assert_no_container_leftovers();
+}

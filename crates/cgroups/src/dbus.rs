@@ -98,9 +98,8 @@ struct Writer(Vec<u8>);
 
 impl Writer {
     fn align(&mut self, n: usize) {
-        while self.0.len() % n != 0 {
-            self.0.push(0);
-        }
+        let padded = self.0.len().div_ceil(n) * n;
+        self.0.resize(padded, 0);
     }
     fn u8(&mut self, v: u8) {
         self.0.push(v);

@@ -445,8 +445,7 @@ impl Runtime {
             }
         }
         if let Some(r) = pty_receiver {
-            let (_, fd) = r.recv_with_fd()?;
-            pty_master = fd;
+            pty_master = Some(r.recv_console()?);
         }
         saved.save(&dir)?;
         if let Some(pf) = &opts.pid_file {

@@ -151,7 +151,7 @@ impl Runtime {
                     return Err(e);
                 }
                 let pty_master = match pty_receiver {
-                    Some(r) => r.recv_with_fd()?.1,
+                    Some(r) => Some(r.recv_console()?),
                     None => None,
                 };
                 if let Some(pf) = &opts.pid_file {

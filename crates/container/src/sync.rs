@@ -133,7 +133,37 @@ impl SyncSocket {
         }
     }
 
+    /// Receive the pty master the init sends over the console socket pair. Its payload is the
+    /// pty's name (runc's console-socket message, which external `--console-socket` listeners
+    /// read too), not a sync message.
+    pub fn recv_console(&self) -> Result<OwnedFd> {
+        let (buf, fd) = self.recv_raw()?;
+        match fd {
+            Some(fd) => Ok(fd),
+            None if buf.is_empty() => Err(Error::Child(PEER_GONE.into())),
+            None => Err(Error::Child(format!(
+                "console message without a descriptor: {:?}",
+                String::from_utf8_lossy(&buf)
+            ))),
+        }
+    }
+
     fn recv_full(&self) -> Result<(Msg, Vec<u8>, Option<OwnedFd>)> {
+        let (buf, fd) = self.recv_raw()?;
+        if buf.is_empty() {
+            return Err(Error::Child(PEER_GONE.into()));
+        }
+        match Msg::from_byte(buf[0]) {
+            Some(Msg::Failed) => Err(Error::Child(
+                String::from_utf8_lossy(&buf[1..]).into_owned(),
+            )),
+            Some(m) => Ok((m, buf[1..].to_vec(), fd)),
+            None => Err(Error::Child(format!("unexpected sync message {}", buf[0]))),
+        }
+    }
+
+    /// One datagram: its bytes and the descriptor it carried, if any.
+    fn recv_raw(&self) -> Result<(Vec<u8>, Option<OwnedFd>)> {
         let mut buf = vec![0u8; 65536];
         let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
         let (len, fd) = loop {
@@ -163,16 +193,8 @@ impl SyncSocket {
                 Err(e) => return Err(e).sys(|| "sync socket receive".into()),
             }
         };
-        if len == 0 {
-            return Err(Error::Child(PEER_GONE.into()));
-        }
-        match Msg::from_byte(buf[0]) {
-            Some(Msg::Failed) => Err(Error::Child(
-                String::from_utf8_lossy(&buf[1..len]).into_owned(),
-            )),
-            Some(m) => Ok((m, buf[1..len].to_vec(), fd)),
-            None => Err(Error::Child(format!("unexpected sync message {}", buf[0]))),
-        }
+        buf.truncate(len);
+        Ok((buf, fd))
     }
 
     /// Wait for a specific message.

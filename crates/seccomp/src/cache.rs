@@ -44,7 +44,10 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 fn encode(f: &CompiledFilter) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&(f.flags as u64).to_le_bytes());
+    // c_ulong is u64 on the 64-bit targets pelagos builds for; the file keeps 8 bytes.
+    #[allow(clippy::useless_conversion)]
+    let flags = u64::from(f.flags);
+    out.extend_from_slice(&flags.to_le_bytes());
     out.push(u8::from(f.notify));
     let path = f.listener_path().map(|p| p.to_string_lossy().into_owned());
     put_str(&mut out, path.as_deref().unwrap_or(""));
@@ -116,7 +119,7 @@ fn decode(bytes: &[u8]) -> Option<CompiledFilter> {
     }
     Some(CompiledFilter::from_parts(
         program,
-        flags as libc::c_ulong,
+        libc::c_ulong::try_from(flags).ok()?,
         notify,
         (!path.is_empty()).then(|| PathBuf::from(path)),
         (!metadata.is_empty()).then_some(metadata),
