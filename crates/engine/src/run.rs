@@ -61,6 +61,10 @@ fn mkdir(path: &Path) -> Result<()> {
 /// Runs `image` as described by `req`, waits for it and returns its exit code (128+signal
 /// when killed). Must be called from a single-threaded process (see `pelagos_container`).
 pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) -> Result<i32> {
+    // A Ctrl-C or SIGTERM while the container is being set up must not kill us between the
+    // overlay mount and the cleanup: hold such signals until the wait, which forwards them to
+    // the container (whose init unblocks every signal before it execs).
+    hold_termination_signals()?;
     // Until the container's record names the image, a prune could take its layers.
     let lease = engine.images().lease()?;
     let config = engine.images().config(image)?;
@@ -215,6 +219,21 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
     }
     drop(cleanup);
     Ok(code)
+}
+
+fn hold_termination_signals() -> Result<()> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(s);
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| Error::io("block termination signals", e.into()))
 }
 
 /// Docker gives a container without `-i` an empty stdin.
