@@ -337,7 +337,7 @@ fn stdin_only_with_i_and_a_terminal_with_t() {
 #[test]
 fn sigterm_to_the_cli_ends_the_container_and_cleans_up() {
     let (_served, env, image) = setup();
-    let child = env
+    let mut child = env
         .cmd()
         .args([
             "run",
@@ -352,22 +352,18 @@ fn sigterm_to_the_cli_ends_the_container_and_cleans_up() {
         .spawn()
         .unwrap();
     let pid = child.id() as i32;
-    let mut stdout = child.stdout.unwrap();
+    let mut stdout = child.stdout.take().unwrap();
     let mut first = [0u8; 3];
     std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
     assert_eq!(&first, b"up\n");
     // SAFETY: kill(2) on the pid of the child this test spawned.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let mut status = 0;
-    // SAFETY: waitpid on our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(
-        libc::WIFEXITED(status),
-        "the CLI died of the signal: {status:#x}"
-    );
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), None, "the CLI died of the signal");
     assert_eq!(
-        libc::WEXITSTATUS(status),
-        42,
+        status.code(),
+        Some(42),
         "the container's trap ran and its code came back"
     );
     env.assert_no_container_leftovers();
