@@ -368,3 +368,68 @@ fn sigterm_to_the_cli_ends_the_container_and_cleans_up() {
     );
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn volumes_tmpfs_ulimits_and_limits() {
+    let (_served, env, image) = setup();
+    let host = env.dir.path().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("from-host"), "host data\n").unwrap();
+    let ro = env.dir.path().join("readonly");
+    std::fs::create_dir_all(&ro).unwrap();
+    let v = format!("{}:/data", host.display());
+    let m = format!("type=bind,source={},target=/ro,readonly", ro.display());
+    let script = "cat /data/from-host; echo written > /data/from-container; \
+        touch /ro/x 2>/dev/null || echo ro-bind; \
+        grep ' /scratch ' /proc/mounts | cut -d' ' -f3; \
+        grep ' /dev/shm ' /proc/mounts | grep -o 'size=[0-9]*k'; \
+        grep 'Max open files' /proc/self/limits | tr -s ' ' | cut -d' ' -f4,5";
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        "-v",
+        &v,
+        "--mount",
+        &m,
+        "--tmpfs",
+        "/scratch:size=1m",
+        "--shm-size",
+        "8m",
+        "--ulimit",
+        "nofile=512:1024",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        script,
+    ]);
+    assert_eq!(
+        out, "host data\nro-bind\ntmpfs\nsize=8192k\n512 1024\n",
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("from-container")).unwrap(),
+        "written\n"
+    );
+    // -v creates a missing host directory, as Docker does.
+    let made = env.dir.path().join("made-by-run");
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/m", made.display()),
+        &image,
+        "true",
+    ]);
+    assert!(made.is_dir());
+    // A limit this host's cgroup v2 tree cannot enforce (hugetlb only) is an error naming the
+    // controller, and nothing is left.
+    let (code, err) = env.fail(&["run", "--rm", "--pids-limit", "10", &image, "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("pids"), "{err}");
+    let (_, err) = env.fail(&["run", "--rm", "-v", "named:/data", &image, "true"]);
+    assert!(err.contains("named volumes"), "{err}");
+    env.assert_no_container_leftovers();
+}

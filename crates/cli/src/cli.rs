@@ -295,6 +295,39 @@ pub struct RunArgs {
     /// Give extended privileges to this container.
     #[arg(long)]
     pub privileged: bool,
+    /// Bind mount a host directory: HOST:CONTAINER[:ro|rw|propagation].
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// Attach a filesystem mount: type=bind|tmpfs,source=..,target=..[,readonly].
+    #[arg(long = "mount")]
+    pub mounts: Vec<String>,
+    /// Mount a tmpfs directory: PATH[:OPTIONS].
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Ulimit options: NAME=SOFT[:HARD].
+    #[arg(long = "ulimit")]
+    pub ulimits: Vec<String>,
+    /// Size of /dev/shm.
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Memory limit.
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory + swap limit; -1 for unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (-1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
     /// Set platform if server is multi-platform capable.
     #[arg(long)]
     pub platform: Option<String>,
@@ -311,11 +344,30 @@ pub struct RunArgs {
     /// Suppress the pull output.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Image.
-    pub image: String,
-    /// Command and arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The image, then the command and its arguments. One list, so that everything after the
+    /// image belongs to the command even when it looks like a flag (`sh -c ...`), as in Docker.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image named on the command line.
+    pub fn image(&self) -> &str {
+        self.image_and_command
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// The command after the image.
+    pub fn command(&self) -> &[String] {
+        self.image_and_command.get(1..).unwrap_or_default()
+    }
 }
 
 #[derive(Args, Debug)]

@@ -35,33 +35,33 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
     }
     env.extend(a.env.iter().cloned());
     let image = match a.pull.as_str() {
-        "always" => images::pull_image(&engine, &a.image, a.platform.as_deref(), a.quiet)?,
-        "missing" | "never" => match engine.images().get(&a.image) {
+        "always" => images::pull_image(&engine, a.image(), a.platform.as_deref(), a.quiet)?,
+        "missing" | "never" => match engine.images().get(a.image()) {
             Ok(image) => image,
             Err(_) if a.pull == "missing" => {
                 if !a.quiet {
                     let _ = writeln!(
                         std::io::stderr(),
                         "Unable to find image '{}' locally",
-                        pelagos_image::Reference::parse(&a.image)
+                        pelagos_image::Reference::parse(a.image())
                             .map(|r| r.familiar())
-                            .unwrap_or_else(|_| a.image.clone())
+                            .unwrap_or_else(|_| a.image().to_string())
                     );
                 }
-                images::pull_image(&engine, &a.image, a.platform.as_deref(), a.quiet)?
+                images::pull_image(&engine, a.image(), a.platform.as_deref(), a.quiet)?
             }
             Err(e) => return Err(e).context("--pull never"),
         },
         other => bail!("invalid --pull {other:?}: expected always, missing or never"),
     };
     let req = RunRequest {
-        image_name: a.image.clone(),
+        image_name: a.image().to_string(),
         name: a.name.clone(),
         user: a.user.clone(),
         remove: a.rm,
         interactive: a.interactive,
         spec: SpecOptions {
-            cmd: a.command.clone(),
+            cmd: a.command().to_vec(),
             entrypoint: a.entrypoint.clone(),
             env,
             workdir: a.workdir.clone(),
@@ -73,6 +73,19 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
             network,
             tty: a.tty,
             privileged: a.privileged,
+            volumes: a.volumes.clone(),
+            mounts: a.mounts.clone(),
+            tmpfs: a.tmpfs.clone(),
+            ulimits: a.ulimits.clone(),
+            shm_size: a.shm_size.clone(),
+            limits: pelagos_engine::flags::Limits {
+                memory: a.memory.clone(),
+                memory_swap: a.memory_swap.clone(),
+                cpus: a.cpus.clone(),
+                cpu_shares: a.cpu_shares,
+                cpuset_cpus: a.cpuset_cpus.clone(),
+                pids_limit: a.pids_limit,
+            },
         },
     };
     let _ = std::io::stdout().flush();

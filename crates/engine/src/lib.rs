@@ -12,6 +12,7 @@
 
 pub mod containers;
 pub mod error;
+pub mod flags;
 pub mod overlay;
 pub mod pull;
 pub mod push;

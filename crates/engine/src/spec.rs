@@ -151,6 +151,18 @@ pub struct SpecOptions {
     pub tty: bool,
     /// `--privileged`: every capability, no seccomp, no masked paths, host devices.
     pub privileged: bool,
+    /// `-v HOST:CONTAINER[:OPTS]`.
+    pub volumes: Vec<String>,
+    /// `--mount type=bind|tmpfs,...`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs PATH[:OPTS]`.
+    pub tmpfs: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    pub ulimits: Vec<String>,
+    /// `--shm-size`.
+    pub shm_size: Option<String>,
+    /// `--memory`, `--cpus`, `--pids-limit`...
+    pub limits: crate::flags::Limits,
 }
 
 /// The command line of a container: Docker's entrypoint/cmd rules. `--entrypoint` drops
@@ -358,7 +370,27 @@ pub fn build(input: &SpecInput<'_>, opts: &SpecOptions) -> Result<Spec> {
         json!({"destination": dest, "type": "bind", "source": src,
                "options": ["rbind", "rprivate"]})
     };
-    let mounts = vec![
+    let shm_size = match &opts.shm_size {
+        Some(t) => crate::flags::parse_bytes("--shm-size", t)?,
+        None => 64 << 20,
+    };
+    let mut user_mounts = Vec::new();
+    for v in &opts.volumes {
+        user_mounts.push(crate::flags::volume(v)?);
+    }
+    for m in &opts.mounts {
+        user_mounts.push(crate::flags::mount(m)?);
+    }
+    for t in &opts.tmpfs {
+        user_mounts.push(crate::flags::tmpfs(t)?);
+    }
+    let rlimits = opts
+        .ulimits
+        .iter()
+        .map(|u| crate::flags::ulimit(u))
+        .collect::<Result<Vec<_>>>()?;
+    let limits = crate::flags::resources(&opts.limits)?;
+    let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc",
                "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -372,11 +404,19 @@ pub fn build(input: &SpecInput<'_>, opts: &SpecOptions) -> Result<Spec> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]}),
         bind("/etc/resolv.conf", input.etc.resolv_conf),
         bind("/etc/hostname", input.etc.hostname),
         bind("/etc/hosts", input.etc.hosts),
     ];
+    // A user mount replaces a default one at the same place (Docker: `--tmpfs /dev/shm`,
+    // `-v ./hosts:/etc/hosts`).
+    mounts.retain(|m| {
+        !user_mounts
+            .iter()
+            .any(|u| u["destination"] == m["destination"])
+    });
+    mounts.extend(user_mounts);
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": input.cgroups_path,
@@ -387,6 +427,11 @@ pub fn build(input: &SpecInput<'_>, opts: &SpecOptions) -> Result<Spec> {
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     } else {
         linux["resources"] = json!({"devices": [{"allow": true, "access": "rwm"}]});
+    }
+    if let Some(Value::Object(limits)) = limits {
+        for (k, v) in limits {
+            linux["resources"][k] = v;
+        }
     }
     let mut spec = json!({
         "ociVersion": pelagos_container::OCI_VERSION,
@@ -406,6 +451,7 @@ pub fn build(input: &SpecInput<'_>, opts: &SpecOptions) -> Result<Spec> {
                 "permitted": caps_json,
             },
             "noNewPrivileges": security.no_new_privileges,
+            "rlimits": rlimits,
         },
         "root": {"path": input.rootfs, "readonly": opts.read_only},
         "hostname": input.hostname,
