@@ -706,3 +706,153 @@ fn bad_input_gets_clear_errors() {
     let (_, err) = env.fail(&["images"]);
     assert!(err.contains("bogus"), "{err}");
 }
+
+/// A GnuPG home and a `pass` store for `docker-credential-pass`; the gpg-agent it starts is
+/// stopped on drop.
+struct PassStore {
+    dir: tempfile::TempDir,
+}
+
+impl PassStore {
+    fn new() -> PassStore {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PassStore { dir };
+        std::fs::create_dir_all(store.gnupg()).unwrap();
+        std::fs::set_permissions(
+            store.gnupg(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let gen = store
+            .command("gpg")
+            .args(["--batch", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args([
+                "--quick-gen-key",
+                "pelagos test <test@pelagos.invalid>",
+                "default",
+                "default",
+                "never",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            gen.status.success(),
+            "{}",
+            String::from_utf8_lossy(&gen.stderr)
+        );
+        let init = store
+            .command("pass")
+            .args(["init", "test@pelagos.invalid"])
+            .output()
+            .unwrap();
+        assert!(
+            init.status.success(),
+            "{}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        store
+    }
+
+    fn gnupg(&self) -> std::path::PathBuf {
+        self.dir.path().join("gnupg")
+    }
+
+    fn command(&self, program: &str) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
+        self.apply(&mut c);
+        c
+    }
+
+    fn apply(&self, c: &mut std::process::Command) {
+        c.env("GNUPGHOME", self.gnupg())
+            .env("PASSWORD_STORE_DIR", self.dir.path().join("store"));
+    }
+
+    fn entries(&self) -> String {
+        let out = self.command("pass").arg("ls").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PassStore {
+    fn drop(&mut self) {
+        let _ = self
+            .command("gpgconf")
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+#[test]
+fn login_through_a_credential_helper() {
+    // Docker's credsStore: the secret goes to docker-credential-pass (a real helper, over a
+    // real pass/GnuPG store), config.json only records that a login exists.
+    let served = Served::start(Auth::htpasswd("carol", "helper-pw"), &[(&busybox(), "h:1")]);
+    let host = served.registry.host();
+    let image = served.image("h:1");
+    let store = PassStore::new();
+    let env = Env::new();
+    std::fs::write(
+        env.config_dir.join("config.json"),
+        r#"{"credsStore": "pass"}"#,
+    )
+    .unwrap();
+    let run = |args: &[&str], stdin: &[u8]| {
+        use std::io::Write;
+        let mut c = env.cmd();
+        store.apply(&mut c);
+        let mut child = c
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(
+        &["login", "-u", "carol", "--password-stdin", &host],
+        b"helper-pw\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.config_dir.join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["credsStore"], "pass");
+    assert_eq!(config["auths"][&host], serde_json::json!({}), "{config}");
+    assert!(!config.to_string().contains("helper-pw"));
+    assert!(
+        store.entries().contains(&host.replace(':', "")[..9]) || !store.entries().trim().is_empty()
+    );
+    let out = run(&["pull", "-q", &image], b"");
+    assert!(
+        out.status.success(),
+        "pull with helper credentials: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["logout", &host], b"");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Removing login credentials"));
+    assert!(
+        !store.entries().contains("carol"),
+        "logout erased it: {}",
+        store.entries()
+    );
+    let fresh = Env::new();
+    std::fs::write(
+        fresh.config_dir.join("config.json"),
+        r#"{"credsStore": "pass"}"#,
+    )
+    .unwrap();
+    let mut c = fresh.cmd();
+    store.apply(&mut c);
+    let out = c.args(["pull", &image]).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "the helper's secret was erased by logout"
+    );
+}

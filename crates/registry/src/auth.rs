@@ -4,9 +4,10 @@
 //! Shape: `{"auths": {"<server>": {"auth": base64("user:password")}}, ...}`. Docker Hub's key is
 //! `https://index.docker.io/v1/`; other registries are keyed by `host[:port]` (older clients wrote
 //! `https://host/` or `http://host/v1/`, which are matched too). Entries holding plain
-//! `username`/`password` fields instead of `auth` are read as well. Credential helpers
-//! (`credsStore`, `credHelpers`) and identity tokens are not used: such fields are kept intact on
-//! write but no helper is ever run.
+//! `username`/`password` fields instead of `auth` are read as well. Credential helpers work as
+//! in Docker: `credHelpers["<host>"]` or else `credsStore` names `docker-credential-<name>`,
+//! which `get`/`store`/`erase` run with the server URL (or a JSON credential) on stdin; the
+//! file then only records an empty `auths` entry. Identity tokens are not used.
 
 use std::fmt;
 use std::fs;
@@ -111,6 +112,15 @@ impl AuthFile {
     /// `localhost:5000`), or `None` (anonymous).
     pub fn get(&self, registry: &str) -> Option<Credentials> {
         let wanted = normalize_registry(registry);
+        if let Some(helper) = self.helper_for(&wanted) {
+            match helper_get(&helper, &server_key(&wanted)) {
+                Ok(Some(c)) => return Some(c),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%helper, registry = %wanted, error = %e, "credential helper failed");
+                }
+            }
+        }
         // An exact key wins over one that only normalises to the same host.
         let exact = self.auths().find(|(k, _)| **k == server_key(&wanted));
         let entry = exact.or_else(|| {
@@ -138,6 +148,18 @@ impl AuthFile {
         let wanted = normalize_registry(registry);
         let key = server_key(&wanted);
         let path = self.path.clone();
+        if let Some(helper) = self.helper_for(&wanted) {
+            let input = serde_json::json!({
+                "ServerURL": key, "Username": creds.username, "Secret": creds.password,
+            });
+            run_helper(&helper, "store", input.to_string().as_bytes())
+                .map_err(|m| auth_err(&path, m))?;
+            // As the docker CLI does: the secret lives in the helper, the file says "logged in".
+            let auths = self.auths_mut()?;
+            auths.retain(|k, _| normalize_registry(&key_host(k)) != wanted);
+            auths.insert(key, Value::Object(Map::new()));
+            return self.save().map_err(|m| auth_err(&path, m));
+        }
         let auths = self.auths_mut()?;
         // Keep unknown fields of an existing entry (e.g. "email"), drop plain-text secrets.
         let mut entry = match auths.remove(&key) {
@@ -158,16 +180,47 @@ impl AuthFile {
     pub fn remove(&mut self, registry: &str) -> Result<bool, RegistryError> {
         let wanted = normalize_registry(registry);
         let path = self.path.clone();
+        let mut erased = false;
+        if let Some(helper) = self.helper_for(&wanted) {
+            erased = helper_get(&helper, &server_key(&wanted))
+                .ok()
+                .flatten()
+                .is_some();
+            if erased {
+                run_helper(&helper, "erase", server_key(&wanted).as_bytes())
+                    .map_err(|m| auth_err(&path, m))?;
+            }
+        }
         let Some(Value::Object(auths)) = self.doc.get_mut("auths") else {
             return Ok(false);
         };
         let before = auths.len();
         auths.retain(|k, _| normalize_registry(&key_host(k)) != wanted);
         if auths.len() == before {
-            return Ok(false);
+            return Ok(erased);
         }
         self.save().map_err(|m| auth_err(&path, m))?;
         Ok(true)
+    }
+
+    /// The credential helper for a registry: `credHelpers` by host, else `credsStore`.
+    fn helper_for(&self, wanted: &str) -> Option<String> {
+        let by_host = self.doc.get("credHelpers").and_then(Value::as_object);
+        let hub_alias = (wanted == "docker.io").then_some("index.docker.io");
+        let specific = by_host.and_then(|m| {
+            [Some(server_key(wanted).as_str()), Some(wanted), hub_alias]
+                .into_iter()
+                .flatten()
+                .find_map(|k| m.get(k).and_then(Value::as_str).map(str::to_owned))
+        });
+        specific
+            .or_else(|| {
+                self.doc
+                    .get("credsStore")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .filter(|h| !h.is_empty())
     }
 
     fn auths(&self) -> impl Iterator<Item = (&String, &Value)> {
@@ -300,6 +353,63 @@ fn normalize_registry(registry: &str) -> String {
 }
 
 /// The key docker writes for a normalised registry.
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin; its stdout, or an error
+/// naming the helper with what it printed.
+fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("credential helper {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .map_err(|e| format!("credential helper {program}: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("credential helper {program}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(format!(
+            "credential helper {program} {action} failed: {}",
+            if stdout.is_empty() {
+                stderr.trim()
+            } else {
+                &stdout
+            }
+        ))
+    }
+}
+
+/// `get` from a helper: `None` when it has nothing for the server.
+fn helper_get(helper: &str, server: &str) -> Result<Option<Credentials>, String> {
+    match run_helper(helper, "get", server.as_bytes()) {
+        Ok(text) => {
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| format!("credential helper {helper}: invalid answer: {e}"))?;
+            let field = |k: &str| {
+                v.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (username, password) = (field("Username"), field("Secret"));
+            Ok((!password.is_empty()).then_some(Credentials { username, password }))
+        }
+        Err(e) if e.contains("credentials not found") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn server_key(registry: &str) -> String {
     if registry == "docker.io" {
         DOCKER_HUB_AUTH_KEY.to_owned()
