@@ -856,3 +856,60 @@ fn login_through_a_credential_helper() {
         "the helper's secret was erased by logout"
     );
 }
+
+#[test]
+fn images_filters_and_history() {
+    let labelled = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new().file("a", "a\n", 0o644),
+            Compression::Gzip,
+        )
+        .layer(
+            LayerBuilder::new().file("b", "bb\n", 0o644),
+            Compression::Gzip,
+        )
+        .label("team", "blue")
+        .cmd(["/a"]);
+    let served = Served::start(Auth::None, &[(&busybox(), "bb:1"), (&labelled, "lab:1")]);
+    let env = Env::new();
+    env.ok(&["pull", "-q", &served.image("bb:1")]);
+    env.ok(&["pull", "-q", &served.image("lab:1")]);
+    let host = served.registry.host();
+    let refs = |args: &[&str]| -> Vec<String> {
+        let mut full = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        full.extend_from_slice(args);
+        let mut v: Vec<String> = env.ok(&full).lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        refs(&["-f", "label=team=blue"]),
+        vec![format!("{host}/lab:1")]
+    );
+    assert_eq!(refs(&["-f", "label=team=red"]), Vec::<String>::new());
+    assert_eq!(
+        refs(&["-f", &format!("reference={host}/b*")]),
+        vec![format!("{host}/bb:1")]
+    );
+    assert_eq!(refs(&["-f", "dangling=true"]), Vec::<String>::new());
+    // Moving the tag leaves the old image dangling.
+    env.ok(&["tag", &served.image("lab:1"), &served.image("bb:1")]);
+    let dangling = env.ok(&["images", "-q", "-f", "dangling=true"]);
+    assert_eq!(dangling.trim(), &served.built[0].config_digest[7..19]);
+    let (_, err) = env.fail(&["images", "-f", "colour=blue"]);
+    assert!(err.contains("colour"), "{err}");
+
+    // history: newest first, one row per history entry, layer sizes in Docker's units.
+    let rows: Vec<Value> = env
+        .ok(&["history", "--format", "json", &served.image("lab:1")])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0]["ID"], served.built[1].config_digest[7..19]);
+    assert_eq!(rows[0]["Size"], "3B");
+    assert_eq!(rows[1]["ID"], "<missing>");
+    assert_eq!(rows[1]["Size"], "2B");
+    let table = env.ok(&["image", "history", &served.image("lab:1")]);
+    assert!(table.starts_with("IMAGE"), "{table}");
+}

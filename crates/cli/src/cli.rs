@@ -52,6 +52,8 @@ pub enum Command {
     Image(ImageCommand),
     /// Remove one or more images.
     Rmi(RmiArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE.
     Tag(TagArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default).
@@ -85,6 +87,8 @@ pub enum ImageCommand {
     Ls(ImagesArgs),
     /// Display detailed information on one or more images.
     Inspect(InspectArgs),
+    /// Show the history of an image.
+    History(HistoryArgs),
     /// Remove one or more images.
     #[command(alias = "remove")]
     Rm(RmiArgs),
@@ -138,8 +142,26 @@ pub struct ImagesArgs {
     /// Format: "table", "json" or a Go-template subset like '{{.Repository}}:{{.Tag}}'.
     #[arg(long)]
     pub format: Option<String>,
+    /// Filter: dangling=true|false, reference=PATTERN, label=KEY[=VALUE].
+    #[arg(short, long = "filter")]
+    pub filters: Vec<String>,
     /// Only images of this repository (optionally :tag).
     pub repository: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct HistoryArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Format: "table", "json" or a Go-template subset.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Image.
+    pub image: String,
 }
 
 #[derive(Args, Debug)]

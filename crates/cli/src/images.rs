@@ -12,8 +12,8 @@ use pelagos_registry::{Credentials, Platform};
 use serde_json::{json, Value};
 
 use crate::cli::{
-    Cli, ImagesArgs, ImportArgs, InspectArgs, LoadArgs, LoginArgs, LogoutArgs, PruneArgs, PullArgs,
-    PushArgs, RmiArgs, SaveArgs, TagArgs,
+    Cli, HistoryArgs, ImagesArgs, ImportArgs, InspectArgs, LoadArgs, LoginArgs, LogoutArgs,
+    PruneArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
 use crate::format::{human_size, render, since};
 use crate::{engine, progress};
@@ -186,9 +186,16 @@ pub fn list(cli: &Cli, a: &ImagesArgs) -> Result<i32> {
         .repository
         .as_deref()
         .is_some_and(|r| r.rsplit('/').next().is_some_and(|last| last.contains(':')));
+    let filters = ImageFilters::parse(&a.filters)?;
     let mut all_rows = Vec::new();
     for image in &images {
+        if !filters.keeps_image(&engine, image)? {
+            continue;
+        }
         for row in rows(image) {
+            if !filters.keeps_row(&row) {
+                continue;
+            }
             if let Some(f) = &filter {
                 if row["Repository"] != f.familiar_name() {
                     continue;
@@ -599,4 +606,207 @@ pub fn logout(cli: &Cli, a: &LogoutArgs) -> Result<i32> {
         out!("Not logged in to {server}");
     }
     Ok(0)
+}
+
+/// `docker images --filter`: dangling, reference (glob on `repo:tag`), label.
+#[derive(Default)]
+struct ImageFilters {
+    dangling: Option<bool>,
+    references: Vec<String>,
+    labels: Vec<(String, Option<String>)>,
+}
+
+impl ImageFilters {
+    fn parse(list: &[String]) -> Result<ImageFilters> {
+        let mut f = ImageFilters::default();
+        for item in list {
+            let (k, v) = item.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("bad format of filter {item:?} (expected name=value)")
+            })?;
+            match k {
+                "dangling" => {
+                    f.dangling = Some(match v {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => bail!("invalid filter 'dangling={v}': expected true or false"),
+                    })
+                }
+                "reference" => f.references.push(v.to_string()),
+                "label" => f.labels.push(match v.split_once('=') {
+                    Some((lk, lv)) => (lk.to_string(), Some(lv.to_string())),
+                    None => (v.to_string(), None),
+                }),
+                other => {
+                    bail!("invalid filter {other:?}: supported are dangling, reference, label")
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    fn keeps_image(&self, engine: &Engine, image: &ImageRecord) -> Result<bool> {
+        if let Some(d) = self.dangling {
+            if image.repo_tags.is_empty() != d {
+                return Ok(false);
+            }
+        }
+        if !self.labels.is_empty() {
+            let config = engine.images().config(image)?;
+            let labels = config
+                .config()
+                .as_ref()
+                .and_then(|c| c.labels().clone())
+                .unwrap_or_default();
+            for (k, v) in &self.labels {
+                match (labels.get(k), v) {
+                    (None, _) => return Ok(false),
+                    (Some(have), Some(want)) if have != want => return Ok(false),
+                    _ => {}
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn keeps_row(&self, row: &Value) -> bool {
+        if self.references.is_empty() {
+            return true;
+        }
+        let repo = row["Repository"].as_str().unwrap_or_default();
+        let tag = row["Tag"].as_str().unwrap_or_default();
+        let full = format!("{repo}:{tag}");
+        self.references
+            .iter()
+            .any(|p| glob_match(p, &full) || glob_match(p, repo))
+    }
+}
+
+/// Shell-style `*` and `?` matching, where `*` does not cross a `/` (Docker's path.Match).
+fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                go(&p[1..], t) || (t.first().is_some_and(|c| *c != b'/') && go(p, &t[1..]))
+            }
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+/// `docker history`: the config's history, newest first, with the size of each layer.
+pub fn history(cli: &Cli, a: &HistoryArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let image = engine.images().get(&a.image)?;
+    let raw: Value = serde_json::from_slice(&engine.images().config_bytes(&image)?)
+        .context("image config is not JSON")?;
+    let entries = raw["history"].as_array().cloned().unwrap_or_default();
+    let mut layer_sizes = Vec::new();
+    for chain in &image.chain_ids {
+        layer_sizes.push(engine.images().layer(chain)?.map(|l| l.size).unwrap_or(0));
+    }
+    let mut layer_index = 0;
+    let mut rows = Vec::new();
+    for (i, h) in entries.iter().enumerate() {
+        let empty = h["empty_layer"].as_bool().unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            let s = layer_sizes.get(layer_index).copied().unwrap_or(0);
+            layer_index += 1;
+            s
+        };
+        let newest = i + 1 == entries.len();
+        let id = if newest {
+            image.id.to_string()
+        } else {
+            "<missing>".to_string()
+        };
+        let created_by = h["created_by"].as_str().unwrap_or_default().to_string();
+        rows.push(json!({
+            "ID": if a.no_trunc || !newest { id.clone() } else { id[7..19].to_string() },
+            "CreatedAt": h["created"].as_str().unwrap_or_default(),
+            "CreatedSince": since(h["created"].as_str()),
+            "CreatedBy": created_by,
+            "Size": human_size(size),
+            "Comment": h["comment"].as_str().unwrap_or_default(),
+        }));
+    }
+    if entries.is_empty() {
+        // Images without history (imports, some builders): one row per layer.
+        for size in &layer_sizes {
+            rows.push(
+                json!({"ID": "<missing>", "CreatedAt": "", "CreatedSince": "N/A",
+                "CreatedBy": "", "Size": human_size(*size), "Comment": ""}),
+            );
+        }
+        if let Some(last) = rows.last_mut() {
+            last["ID"] = json!(if a.no_trunc {
+                image.id.to_string()
+            } else {
+                image.id.hex()[..12].to_string()
+            });
+        }
+    }
+    rows.reverse();
+    if a.quiet {
+        for r in &rows {
+            out!("{}", r["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    match a.format.as_deref() {
+        Some("json") => {
+            for r in &rows {
+                out!("{}", serde_json::to_string(r)?);
+            }
+        }
+        Some(t) if t != "table" => {
+            for r in &rows {
+                out!(
+                    "{}",
+                    render(t.strip_prefix("table ").unwrap_or(t), r).map_err(anyhow::Error::msg)?
+                );
+            }
+        }
+        _ => {
+            let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()];
+            for r in &rows {
+                let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                let mut by = s("CreatedBy");
+                if !a.no_trunc && by.chars().count() > 45 {
+                    by = by.chars().take(44).collect::<String>() + "…";
+                }
+                table.push(vec![
+                    s("ID"),
+                    s("CreatedSince"),
+                    by,
+                    s("Size"),
+                    s("Comment"),
+                ]);
+            }
+            print_table(&table);
+        }
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_like_docker() {
+        assert!(glob_match("busy*", "busybox:latest"));
+        assert!(glob_match("*:1", "app:1"));
+        assert!(!glob_match("*", "a/b:1"));
+        assert!(glob_match("a/*", "a/b"));
+        assert!(glob_match("b?sybox", "busybox"));
+    }
 }

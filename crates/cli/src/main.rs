@@ -70,6 +70,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Push(a) | C::Image(I::Push(a)) => images::push(cli, a),
         C::Images(a) | C::Image(I::Ls(a)) => images::list(cli, a),
         C::Image(I::Inspect(a)) => images::inspect(cli, a),
+        C::History(a) | C::Image(I::History(a)) => images::history(cli, a),
         C::Rmi(a) | C::Image(I::Rm(a)) => images::remove(cli, a),
         C::Tag(a) | C::Image(I::Tag(a)) => images::tag(cli, a),
         C::Image(I::Prune(a)) => images::prune(cli, a),
