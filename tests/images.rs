@@ -913,3 +913,21 @@ fn images_filters_and_history() {
     let table = env.ok(&["image", "history", &served.image("lab:1")]);
     assert!(table.starts_with("IMAGE"), "{table}");
 }
+
+#[test]
+fn version_and_info_report_the_setup() {
+    let served = Served::start(Auth::None, &[(&busybox(), "i:1")]);
+    let env = Env::new();
+    env.ok(&["pull", "-q", &served.image("i:1")]);
+    let info: Value = serde_json::from_str(&env.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(info["Images"], 1);
+    assert_eq!(info["Containers"], 0);
+    assert_eq!(info["DockerRootDir"], env.root.display().to_string());
+    assert_eq!(info["CgroupVersion"], "2");
+    let version = env.ok(&["version", "--format", "{{.Version}} {{.OciRuntimeSpec}}"]);
+    assert_eq!(
+        version.trim(),
+        format!("{} 1.2.0", env!("CARGO_PKG_VERSION"))
+    );
+    assert!(env.ok(&["info"]).contains("Storage Driver: overlay"));
+}

@@ -74,6 +74,17 @@ pub enum Command {
     Rm(RmArgs),
     /// Return low-level information on images or containers.
     Inspect(InspectArgs),
+    /// Show the pelagos version information.
+    Version(FormatArgs),
+    /// Display system-wide information.
+    Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FormatArgs {
+    /// Format: "json" or a Go-template subset ('{{.Version}}').
+    #[arg(short, long)]
+    pub format: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,6 +6,7 @@ mod containers;
 mod format;
 mod images;
 mod progress;
+mod system;
 
 use std::io::Write;
 
@@ -83,5 +84,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Ps(a) => containers::ps(cli, a),
         C::Rm(a) => containers::remove(cli, a),
         C::Inspect(a) => containers::inspect(cli, a),
+        C::Version(a) => system::version(a),
+        C::Info(a) => system::info(cli, a),
     }
 }
