@@ -429,7 +429,140 @@ fn volumes_tmpfs_ulimits_and_limits() {
     let (code, err) = env.fail(&["run", "--rm", "--pids-limit", "10", &image, "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("pids"), "{err}");
-    let (_, err) = env.fail(&["run", "--rm", "-v", "named:/data", &image, "true"]);
-    assert!(err.contains("named volumes"), "{err}");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn named_and_anonymous_volumes() {
+    let (_served, env, image) = setup();
+    let vols = |env: &Env| -> Vec<String> {
+        env.ok(&["volume", "ls", "-q"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    // A named volume is made on first use, filled from the image (copy-up), and outlives
+    // the container.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        "-v",
+        "state:/srv",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "cat /srv/greeting; echo kept > /srv/new",
+    ]);
+    assert_eq!(out, "hello\n");
+    assert_eq!(vols(&env), vec!["state".to_string()]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "state:/data:ro",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        "cat /data/new; touch /data/x 2>/dev/null || echo ro",
+    ]);
+    assert_eq!(out, "kept\nro\n");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["volume", "inspect", "state"])).unwrap();
+    assert_eq!(inspect[0]["Driver"], "local");
+    let mountpoint = inspect[0]["Mountpoint"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{mountpoint}/new")).unwrap(),
+        "kept\n"
+    );
+
+    // Anonymous volumes (-v /path, --mount type=volume) go with --rm.
+    env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "/scratch",
+        "--mount",
+        "type=volume,target=/more",
+        &image,
+        "true",
+    ]);
+    assert_eq!(vols(&env), vec!["state".to_string()]);
+
+    // A kept container holds its volumes: rm refuses, rm -v takes the anonymous ones.
+    env.ok(&[
+        "run",
+        "--name",
+        "holder",
+        "-v",
+        "state:/srv",
+        "-v",
+        "/anon",
+        &image,
+        "true",
+    ]);
+    assert_eq!(vols(&env).len(), 2);
+    let (_, err) = env.fail(&["volume", "rm", "state"]);
+    assert!(err.contains("in use"), "{err}");
+    env.ok(&["rm", "-v", "holder"]);
+    assert_eq!(vols(&env), vec!["state".to_string()]);
+
+    // prune: anonymous only by default, named ones with -a.
+    env.ok(&["volume", "create", "--label", "k=v", "spare"]);
+    assert!(env
+        .ok(&["volume", "prune", "-f"])
+        .contains("Total reclaimed space"));
+    assert_eq!(vols(&env).len(), 2);
+    let pruned = env.ok(&["volume", "prune", "-f", "-a"]);
+    assert!(
+        pruned.contains("state") && pruned.contains("spare"),
+        "{pruned}"
+    );
+    assert!(vols(&env).is_empty());
+    let (_, err) = env.fail(&["run", "--rm", "-v", "./rel:/x", &image, "true"]);
+    assert!(err.contains("./rel"), "{err}");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn image_volumes_get_anonymous_volumes() {
+    let img = kit::busybox()
+        .unwrap()
+        .layer(
+            LayerBuilder::new()
+                .dir("cache", 0o755)
+                .file("cache/seed", "seed\n", 0o644),
+            Compression::Gzip,
+        )
+        .volume("/cache");
+    let served = Served::start(Auth::None, &[(&img, "vol:1")]);
+    let env = Env::new();
+    let image = served.image("vol:1");
+    env.ok(&["pull", "-q", &image]);
+    env.ok(&[
+        "run",
+        "--name",
+        "v1",
+        &image,
+        "sh",
+        "-c",
+        "cat /cache/seed; mount | grep -c ' /cache '",
+    ]);
+    let listing = env.ok(&["volume", "ls", "--format", "json"]);
+    let inspect: serde_json::Value = serde_json::from_str(listing.lines().next().unwrap()).unwrap();
+    assert_eq!(inspect["Labels"]["com.docker.volume.anonymous"], "");
+    let mp = inspect["Mountpoint"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(format!("{mp}/seed")).unwrap(),
+        "seed\n"
+    );
+    env.ok(&["rm", "-v", "v1"]);
+    assert!(env.ok(&["volume", "ls", "-q"]).trim().is_empty());
+    // A user mount over the VOLUME path replaces the anonymous one.
+    env.ok(&["run", "--rm", "--tmpfs", "/cache", &image, "true"]);
+    assert!(env.ok(&["volume", "ls", "-q"]).trim().is_empty());
     env.assert_no_container_leftovers();
 }

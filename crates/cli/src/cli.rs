@@ -74,10 +74,58 @@ pub enum Command {
     Rm(RmArgs),
     /// Return low-level information on images or containers.
     Inspect(InspectArgs),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Show the pelagos version information.
     Version(FormatArgs),
     /// Display system-wide information.
     Info(FormatArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCommand {
+    /// Create a volume.
+    Create(VolumeCreateArgs),
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls(VolumeLsArgs),
+    /// Display detailed information on one or more volumes.
+    Inspect(InspectArgs),
+    /// Remove one or more volumes.
+    #[command(alias = "remove")]
+    Rm(VolumeRmArgs),
+    /// Remove unused volumes (anonymous ones; all with -a).
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeCreateArgs {
+    /// Set metadata for a volume (KEY=VALUE).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Volume name (a random one when omitted).
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeLsArgs {
+    /// Only display volume names.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Format: "json" or a Go-template subset ('{{.Name}}').
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeRmArgs {
+    /// Force the removal of volumes in use.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Volumes.
+    #[arg(required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -421,6 +469,9 @@ pub struct RmArgs {
     /// Force the removal of a running container.
     #[arg(short, long)]
     pub force: bool,
+    /// Remove anonymous volumes associated with the container.
+    #[arg(short, long)]
+    pub volumes: bool,
     /// Containers.
     #[arg(required = true)]
     pub containers: Vec<String>,

@@ -158,7 +158,7 @@ pub fn remove(cli: &Cli, a: &RmArgs) -> Result<i32> {
     let engine = engine(cli)?;
     let mut failed = false;
     for name in &a.containers {
-        match remove_container(&engine, name, a.force) {
+        match remove_container(&engine, name, a.force, a.volumes) {
             Ok(_) => {
                 let _ = writeln!(std::io::stdout(), "{name}");
             }

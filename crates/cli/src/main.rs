@@ -7,6 +7,7 @@ mod format;
 mod images;
 mod progress;
 mod system;
+mod volumes;
 
 use std::io::Write;
 
@@ -85,6 +86,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Rm(a) => containers::remove(cli, a),
         C::Inspect(a) => containers::inspect(cli, a),
         C::Version(a) => system::version(a),
+        C::Volume(v) => volumes::dispatch(cli, v),
         C::Info(a) => system::info(cli, a),
     }
 }

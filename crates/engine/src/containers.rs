@@ -43,6 +43,12 @@ pub struct ContainerRecord {
     /// The signal `stop` sends first (the image's StopSignal, default SIGTERM).
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// Volumes the container mounts (named and anonymous).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// The anonymous ones among them (removed with `--rm` or `rm -v`).
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
 }
 
 /// The directory of all container records.
@@ -254,6 +260,11 @@ impl Containers {
         }
     }
 
+    /// Volumes some container uses (what `volume rm`/`prune` must keep).
+    pub fn volumes_in_use(&self) -> Result<std::collections::HashSet<String>> {
+        Ok(self.list()?.into_iter().flat_map(|r| r.volumes).collect())
+    }
+
     /// Image ids some container uses (what `image rm`/`prune` must keep).
     pub fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
         Ok(self.list()?.into_iter().map(|r| r.image_id).collect())
@@ -293,6 +304,8 @@ mod tests {
             finished: None,
             auto_remove: false,
             stop_signal: None,
+            volumes: Vec::new(),
+            anonymous_volumes: Vec::new(),
         }
     }
 

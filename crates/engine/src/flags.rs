@@ -1,4 +1,5 @@
-//! `docker run` flags that become mounts, rlimits and cgroup limits: `-v`, `--mount`,
+//! `docker run` flags that become mounts, rlimits and cgroup limits: `-v` (host paths; volume
+//! names are turned into their directories by `run.rs` first), `--mount`,
 //! `--tmpfs`, `--ulimit`, `--memory`, `--memory-swap`, `--cpus`, `--cpu-shares`,
 //! `--cpuset-cpus`, `--pids-limit`, `--shm-size`, parsed with Docker's syntax and errors.
 
@@ -63,7 +64,7 @@ fn check_destination(flag: &str, value: &str, dest: &str) -> Result<()> {
 }
 
 /// `-v /host:/ctr[:opts]`. The host directory is created when missing (Docker's legacy
-/// behaviour for `-v`); a name instead of a host path (a named volume) is refused for now.
+/// behaviour for `-v`).
 pub fn volume(value: &str) -> Result<Value> {
     let parts: Vec<&str> = value.split(':').collect();
     let (source, dest, opts) = match parts.as_slice() {
@@ -73,7 +74,7 @@ pub fn volume(value: &str) -> Result<Value> {
             return Err(bad(
                 "-v",
                 value,
-                "anonymous volumes are not supported yet: give HOST:CONTAINER",
+                "expected HOST:CONTAINER (anonymous and named volumes are made by the engine)",
             ))
         }
         _ => return Err(bad("-v", value, "expected HOST:CONTAINER[:OPTIONS]")),

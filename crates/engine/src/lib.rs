@@ -19,6 +19,7 @@ pub mod push;
 pub mod run;
 pub mod spec;
 pub mod user;
+pub mod volumes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,6 +61,7 @@ pub struct Engine {
     pub options: EngineOptions,
     images: Arc<ImageStore>,
     containers: containers::Containers,
+    volumes: volumes::Volumes,
     registries: RegistryConfig,
 }
 
@@ -68,11 +70,13 @@ impl Engine {
     pub fn open(options: EngineOptions) -> Result<Engine> {
         let images = ImageStore::open(options.root.join("image"))?;
         let containers = containers::Containers::open(options.root.join("containers"))?;
+        let volumes = volumes::Volumes::open(options.root.join("volumes"))?;
         let registries = RegistryConfig::load(&options.config_file)?;
         Ok(Engine {
             options,
             images: Arc::new(images),
             containers,
+            volumes,
             registries,
         })
     }
@@ -90,6 +94,11 @@ impl Engine {
     /// The container records.
     pub fn containers(&self) -> &containers::Containers {
         &self.containers
+    }
+
+    /// The volumes.
+    pub fn volumes(&self) -> &volumes::Volumes {
+        &self.volumes
     }
 
     /// Registry settings from the configuration file.

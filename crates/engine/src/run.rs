@@ -36,6 +36,8 @@ struct Cleanup<'a> {
     id: String,
     rootfs: PathBuf,
     remove: bool,
+    /// Anonymous volumes made for this container: removed with it (`--rm`, or a failed start).
+    anonymous_volumes: Vec<String>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -43,6 +45,9 @@ impl Drop for Cleanup<'_> {
         let _ = overlay::unmount(&self.rootfs);
         if self.remove {
             let _ = self.engine.containers().remove(&self.id);
+            for v in &self.anonymous_volumes {
+                let _ = self.engine.volumes().remove(v, true, &|_| false);
+            }
         }
     }
 }
@@ -84,6 +89,8 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
             finished: None,
             auto_remove: req.remove,
             stop_signal: image_config.as_ref().and_then(|c| c.stop_signal().clone()),
+            volumes: Vec::new(),
+            anonymous_volumes: Vec::new(),
         },
         req.name.as_deref(),
     )?;
@@ -96,6 +103,7 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         rootfs: rootfs.clone(),
         // Until the container has run, a failure removes everything whatever --rm says.
         remove: true,
+        anonymous_volumes: Vec::new(),
     };
 
     let (upper, work) = (dir.join("upper"), dir.join("work"));
@@ -167,6 +175,22 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         engine.options.cgroup_parent.trim_end_matches('/'),
         id
     );
+    // Named and anonymous volumes become bind mounts of their directories (filled from the
+    // image on first use); the image's VOLUMEs get anonymous ones, as in Docker.
+    let mut spec_opts = req.spec.clone();
+    let image_volumes: Vec<String> = image_config
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let used = prepare_volumes(engine, &rootfs, &mut spec_opts, &image_volumes)?;
+    cleanup.anonymous_volumes = used.anonymous.clone();
+    let mut record_now = record.clone();
+    record_now.volumes = used.all.clone();
+    record_now.anonymous_volumes = used.anonymous.clone();
+    engine.containers().update(&record_now)?;
+    let record = record_now;
     let oci = spec::build(
         &SpecInput {
             rootfs: &rootfs,
@@ -182,7 +206,7 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
             cgroups_path: &cgroups_path,
             annotations,
         },
-        &req.spec,
+        &spec_opts,
     )?;
 
     if !req.interactive {
@@ -236,6 +260,115 @@ fn hold_termination_signals() -> Result<()> {
         .map_err(|e| Error::io("block termination signals", e.into()))
 }
 
+/// The volumes a container uses.
+struct UsedVolumes {
+    all: Vec<String>,
+    anonymous: Vec<String>,
+}
+
+/// Rewrites `-v NAME:/dst`, `-v /dst` and `--mount type=volume` into binds of volume
+/// directories, creating (and copying up into) volumes as needed, plus anonymous volumes for
+/// the image's VOLUME paths nobody mounted over.
+fn prepare_volumes(
+    engine: &Engine,
+    rootfs: &Path,
+    opts: &mut SpecOptions,
+    image_volumes: &[String],
+) -> Result<UsedVolumes> {
+    let mut used = UsedVolumes {
+        all: Vec::new(),
+        anonymous: Vec::new(),
+    };
+    let attach = |name: Option<&str>, dest: &str, used: &mut UsedVolumes| -> Result<String> {
+        let (v, new) = engine.volumes().create(name, Default::default())?;
+        if new {
+            crate::volumes::copy_up(rootfs, dest, &v.mountpoint)?;
+        }
+        if v.is_anonymous() {
+            used.anonymous.push(v.name.clone());
+        }
+        used.all.push(v.name.clone());
+        Ok(v.mountpoint.to_string_lossy().into_owned())
+    };
+    let mut rewritten = Vec::new();
+    for spec in &opts.volumes {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let out = match parts.as_slice() {
+            [dest] if dest.starts_with('/') => format!("{}:{dest}", attach(None, dest, &mut used)?),
+            [src, dest, rest @ ..] if !src.starts_with('/') && !src.is_empty() => {
+                crate::volumes::validate_name(src).map_err(|_| {
+                    Error::InvalidOption(format!(
+                        "invalid -v {spec:?}: {src:?} is neither an absolute host path nor a \
+                         volume name"
+                    ))
+                })?;
+                let mut s = format!("{}:{dest}", attach(Some(src), dest, &mut used)?);
+                for r in rest {
+                    s.push(':');
+                    s.push_str(r);
+                }
+                s
+            }
+            _ => spec.clone(),
+        };
+        rewritten.push(out);
+    }
+    opts.volumes = rewritten;
+    let mut mounts = Vec::new();
+    for m in &opts.mounts {
+        if !m.split(',').any(|f| f == "type=volume") {
+            mounts.push(m.clone());
+            continue;
+        }
+        let (mut source, mut target, mut ro) = (None, None, false);
+        for field in m.split(',') {
+            let (k, v) = field.split_once('=').unwrap_or((field, ""));
+            match k {
+                "type" => {}
+                "source" | "src" => source = Some(v),
+                "target" | "destination" | "dst" => target = Some(v),
+                "readonly" | "ro" => ro = matches!(v, "" | "true" | "1"),
+                other => {
+                    return Err(Error::InvalidOption(format!(
+                        "invalid --mount {m:?}: unknown field {other:?} for a volume"
+                    )))
+                }
+            }
+        }
+        let target = target.ok_or_else(|| {
+            Error::InvalidOption(format!("invalid --mount {m:?}: target is required"))
+        })?;
+        let dir = attach(source.filter(|s| !s.is_empty()), target, &mut used)?;
+        opts.volumes
+            .push(format!("{dir}:{target}{}", if ro { ":ro" } else { "" }));
+    }
+    opts.mounts = mounts;
+    // The image's VOLUMEs that no user mount covers.
+    let covered = |dest: &str| {
+        opts.volumes
+            .iter()
+            .any(|v| v.split(':').nth(1) == Some(dest))
+            || opts.tmpfs.iter().any(|t| t.split(':').next() == Some(dest))
+            || opts.mounts.iter().any(|m| {
+                m.split(',').any(|f| {
+                    f.split_once('=').is_some_and(|(k, v)| {
+                        matches!(k, "target" | "destination" | "dst") && v == dest
+                    })
+                })
+            })
+    };
+    let mut extra = Vec::new();
+    for dest in image_volumes {
+        let dest = dest.trim_end_matches('/');
+        if !dest.starts_with('/') || covered(dest) {
+            continue;
+        }
+        extra.push(format!("{}:{dest}", attach(None, dest, &mut used)?));
+    }
+    opts.volumes.extend(extra);
+    Ok(used)
+}
+
 /// Docker gives a container without `-i` an empty stdin.
 fn stdin_from_dev_null() -> Result<()> {
     let null = fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
@@ -246,7 +379,12 @@ fn stdin_from_dev_null() -> Result<()> {
 
 /// Removes a stopped container's record and files (`pelagos rm`); with `force` a container
 /// whose runtime state still exists is killed and deleted first.
-pub fn remove_container(engine: &Engine, name_or_id: &str, force: bool) -> Result<String> {
+pub fn remove_container(
+    engine: &Engine,
+    name_or_id: &str,
+    force: bool,
+    remove_volumes: bool,
+) -> Result<String> {
     let record = engine.containers().get(name_or_id)?;
     let runtime = engine.runtime();
     if runtime.load(&record.id).is_ok() {
@@ -261,5 +399,10 @@ pub fn remove_container(engine: &Engine, name_or_id: &str, force: bool) -> Resul
     let rootfs = engine.containers().dir_of(&record.id).join("rootfs");
     overlay::unmount(&rootfs)?;
     engine.containers().remove(&record.id)?;
+    if remove_volumes {
+        for v in &record.anonymous_volumes {
+            engine.volumes().remove(v, true, &|_| false)?;
+        }
+    }
     Ok(record.id)
 }

@@ -23,7 +23,7 @@ pub struct ResolvedUser {
 
 /// Opens `path` (absolute inside the container) beneath `root`, resolving `..` and symlinks as
 /// if `root` were `/`.
-fn open_in_root(root: &OwnedFd, path: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
+pub(crate) fn open_in_root(root: &OwnedFd, path: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     rustix::fs::openat2(
@@ -36,7 +36,7 @@ fn open_in_root(root: &OwnedFd, path: &str, flags: OFlags) -> std::io::Result<Ow
     .map_err(std::io::Error::from)
 }
 
-fn open_root(rootfs: &Path) -> Result<OwnedFd> {
+pub(crate) fn open_root(rootfs: &Path) -> Result<OwnedFd> {
     rustix::fs::open(
         rootfs,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,

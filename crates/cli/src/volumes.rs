@@ -1,0 +1,92 @@
+//! Volume commands: create, ls, inspect, rm, prune.
+
+use std::io::Write;
+
+use anyhow::{bail, Result};
+
+use crate::cli::{Cli, VolumeCommand};
+use crate::format::{human_size, render};
+use crate::images::print_table;
+
+pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
+    let engine = crate::engine(cli)?;
+    let volumes = engine.volumes();
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        VolumeCommand::Create(a) => {
+            let mut labels = std::collections::BTreeMap::new();
+            for l in &a.labels {
+                let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                labels.insert(k.to_string(), v.to_string());
+            }
+            let (v, _) = volumes.create(a.name.as_deref(), labels)?;
+            writeln!(out, "{}", v.name)?;
+        }
+        VolumeCommand::Ls(a) => {
+            let all = volumes.list()?;
+            if a.quiet {
+                for v in &all {
+                    writeln!(out, "{}", v.name)?;
+                }
+                return Ok(0);
+            }
+            match a.format.as_deref() {
+                Some("json") => {
+                    for v in &all {
+                        writeln!(out, "{}", serde_json::to_string(v)?)?;
+                    }
+                }
+                Some(t) => {
+                    for v in &all {
+                        let value = serde_json::to_value(v)?;
+                        writeln!(out, "{}", render(t, &value).map_err(anyhow::Error::msg)?)?;
+                    }
+                }
+                None => {
+                    let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
+                    rows.extend(all.iter().map(|v| vec![v.driver.clone(), v.name.clone()]));
+                    drop(out);
+                    print_table(&rows);
+                }
+            }
+        }
+        VolumeCommand::Inspect(a) => {
+            let mut values = Vec::new();
+            for n in &a.names {
+                values.push(serde_json::to_value(volumes.get(n)?)?);
+            }
+            drop(out);
+            crate::images::print_inspect(&values, a.format.as_deref())?;
+        }
+        VolumeCommand::Rm(a) => {
+            let used = engine.containers().volumes_in_use()?;
+            let mut failed = false;
+            for n in &a.names {
+                match volumes.remove(n, a.force, &|v| used.contains(v)) {
+                    Ok(()) => writeln!(out, "{n}")?,
+                    Err(e) => {
+                        let _ = writeln!(std::io::stderr(), "Error: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            return Ok(i32::from(failed));
+        }
+        VolumeCommand::Prune(a) => {
+            if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                bail!("volume prune removes data: confirm with -f");
+            }
+            let used = engine.containers().volumes_in_use()?;
+            let (removed, bytes) = volumes.prune(a.all, &|v| used.contains(v))?;
+            if !removed.is_empty() {
+                writeln!(out, "Deleted Volumes:")?;
+                for r in &removed {
+                    writeln!(out, "{r}")?;
+                }
+                writeln!(out)?;
+            }
+            writeln!(out, "Total reclaimed space: {}", human_size(bytes))?;
+        }
+    }
+    Ok(0)
+}
