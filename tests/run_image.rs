@@ -72,7 +72,7 @@ fn image_config_and_overrides() {
         ]),
         "yo from /tmp as 0:50\n"
     );
-    // A missing working directory is created, owned by the user.
+    // A missing working directory is created, owned by root as dockerd does.
     assert_eq!(
         env.ok(&[
             "run",
@@ -82,7 +82,7 @@ fn image_config_and_overrides() {
             &image,
             "stat -c %u /new/dir"
         ]),
-        "1000\n"
+        "0\n"
     );
     // Supplementary groups from /etc/group; --entrypoint drops the image's Cmd.
     assert_eq!(

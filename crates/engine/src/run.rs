@@ -162,7 +162,8 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         .or_else(|| image_config.as_ref().and_then(|c| c.working_dir().clone()))
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
-    user::ensure_workdir(&rootfs, &cwd, &resolved_user)?;
+    // dockerd creates a missing working directory owned by root, whoever the user is.
+    user::ensure_workdir(&rootfs, &cwd, &user::ResolvedUser::default())?;
 
     let mut annotations = serde_json::Map::new();
     annotations.insert(
