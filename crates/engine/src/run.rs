@@ -222,7 +222,9 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         seccomp_cache: Some(engine.options.root.join("cache/seccomp")),
         ..Default::default()
     };
-    let mut created = runtime.create_with_spec(&opts, oci, true)?;
+    let mut created = runtime
+        .create_with_spec(&opts, oci, true)
+        .map_err(unenforceable_as_flag)?;
     if let Err(e) = runtime.start_created(&mut created) {
         let _ = runtime.delete_created(created);
         return Err(e.into());
@@ -259,6 +261,36 @@ fn hold_termination_signals() -> Result<()> {
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
         .map_err(|e| Error::io("block termination signals", e.into()))
+}
+
+/// The runtime's hint for a limit the host cannot enforce names an OCI annotation; a CLI user
+/// asked with a flag, so name the flag instead.
+fn unenforceable_as_flag(e: pelagos_container::Error) -> Error {
+    let pelagos_container::Error::CgroupUnenforceable(
+        pelagos_cgroups::CgroupError::ControllerUnavailable {
+            controller,
+            mount,
+            offers,
+            field,
+        },
+    ) = &e
+    else {
+        return e.into();
+    };
+    let flag = match field.trim_start_matches("linux.resources.") {
+        "memory.limit" => "--memory",
+        "memory.swap" => "--memory-swap",
+        "cpu.quota" | "cpu.period" => "--cpus",
+        "cpu.shares" => "--cpu-shares",
+        "cpu.cpus" => "--cpuset-cpus",
+        "pids.limit" => "--pids-limit",
+        _ => return e.into(),
+    };
+    Error::InvalidOption(format!(
+        "{flag} cannot be enforced on this host: its cgroup v2 tree ({}) has no \"{controller}\" \
+         controller (it offers: {offers}); run without {flag}",
+        mount.display()
+    ))
 }
 
 /// The volumes a container uses.
