@@ -26,8 +26,17 @@ fn pull_lists_inspects_and_runs() {
     let built = &served.built[0];
     let env = Env::new();
     let image = served.image("busybox:1");
-    let out = env.ok(&["pull", &image]);
-    assert_eq!(out.trim(), image);
+    let pulled = env.run(&["pull", &image]);
+    assert!(pulled.status.success());
+    assert_eq!(String::from_utf8_lossy(&pulled.stdout).trim(), image);
+    // Not a terminal: Docker's plain status lines on stderr.
+    let status = String::from_utf8_lossy(&pulled.stderr);
+    assert!(
+        status.contains("Pulling fs layer")
+            && status.contains("Pull complete")
+            && status.contains(&format!("Digest: {}", built.manifest_digest)),
+        "{status}"
+    );
 
     // images: the row, its digest, and the size of the unpacked layer.
     let rows = json_lines(&env.ok(&["images", "--format", "json"]));
@@ -930,4 +939,60 @@ fn version_and_info_report_the_setup() {
         format!("{} 1.2.0", env!("CARGO_PKG_VERSION"))
     );
     assert!(env.ok(&["info"]).contains("Storage Driver: overlay"));
+}
+
+#[test]
+fn a_full_disk_fails_the_pull_and_leaves_the_store_usable() {
+    // The store on a 6 MiB tmpfs: a 12 MB incompressible layer cannot fit.
+    let mut noise = vec![0u8; 12 << 20];
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let big = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new().file("noise", noise, 0o644),
+            Compression::Gzip,
+        )
+        .cmd(["/noise"]);
+    let small = ImageBuilder::new()
+        .layer(
+            LayerBuilder::new().file("small", "small\n", 0o644),
+            Compression::Gzip,
+        )
+        .cmd(["/small"]);
+    let served = Served::start(Auth::None, &[(&big, "big:1"), (&small, "small:1")]);
+    let env = Env::new();
+    std::fs::create_dir_all(&env.root).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &env.root,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=6m"),
+    )
+    .unwrap();
+    let (_, err) = env.fail(&["pull", &served.image("big:1")]);
+    assert!(
+        err.contains("No space left") || err.contains("space"),
+        "{err}"
+    );
+    assert!(env.ok(&["images", "-q"]).trim().is_empty());
+    assert!(
+        env.committed_layers().is_empty(),
+        "{:?}",
+        env.committed_layers()
+    );
+    let tmp = env.image_dir().join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|r| r.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "tmp not cleaned: {left:?}");
+    // The space came back: a small image pulls and is listed.
+    env.ok(&["pull", "-q", &served.image("small:1")]);
+    assert_eq!(env.ok(&["images", "-q"]).trim().lines().count(), 1);
+    nix::mount::umount2(&env.root, nix::mount::MntFlags::MNT_DETACH).unwrap();
 }

@@ -428,7 +428,10 @@ fn volumes_tmpfs_ulimits_and_limits() {
     // controller, and nothing is left.
     let (code, err) = env.fail(&["run", "--rm", "--pids-limit", "10", &image, "true"]);
     assert_eq!(code, 125);
-    assert!(err.contains("--pids-limit") && err.contains("\"pids\""), "{err}");
+    assert!(
+        err.contains("--pids-limit") && err.contains("\"pids\""),
+        "{err}"
+    );
     env.assert_no_container_leftovers();
 }
 
