@@ -569,3 +569,43 @@ fn image_volumes_get_anonymous_volumes() {
     assert!(env.ok(&["volume", "ls", "-q"]).trim().is_empty());
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn system_df_and_prune() {
+    let (_served, env, image) = setup();
+    env.ok(&[
+        "run",
+        "--name",
+        "stopped1",
+        "-u",
+        "0",
+        &image,
+        "sh -c 'head -c 100000 /dev/zero > /big'",
+    ]);
+    env.ok(&["volume", "create", "keep"]);
+    env.ok(&["run", "--rm", "-v", "/anon", &image, "true"]);
+    let rows: Vec<serde_json::Value> = env
+        .ok(&["system", "df", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |t: &str| rows.iter().find(|r| r["Type"] == t).unwrap().clone();
+    assert_eq!(row("Images")["TotalCount"], 1);
+    assert_eq!(
+        row("Images")["Active"],
+        1,
+        "the stopped container uses the image"
+    );
+    assert_eq!(row("Containers")["TotalCount"], 1);
+    assert!(row("Containers")["SizeBytes"].as_u64().unwrap() >= 100_000);
+    assert_eq!(row("Local Volumes")["TotalCount"], 1);
+    let pruned = env.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert!(env.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    // system prune -a: the image is unused now; named volumes stay without `volume prune -a`.
+    let out = env.ok(&["system", "prune", "-a", "-f", "--volumes"]);
+    assert!(out.contains("Deleted Images:"), "{out}");
+    assert!(env.ok(&["images", "-q"]).trim().is_empty());
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "keep");
+    env.assert_no_container_leftovers();
+}

@@ -77,10 +77,53 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Manage pelagos: disk usage, pruning, information.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Show the pelagos version information.
     Version(FormatArgs),
     /// Display system-wide information.
     Info(FormatArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContainerCommand {
+    /// List containers.
+    #[command(alias = "list")]
+    Ls(PsArgs),
+    /// Remove one or more containers.
+    Rm(RmArgs),
+    /// Remove all stopped containers.
+    Prune(PruneArgs),
+    /// Display detailed information on one or more containers.
+    Inspect(InspectArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCommand {
+    /// Show disk usage.
+    Df(FormatArgs),
+    /// Remove stopped containers, dangling (with -a: unused) images and, with --volumes,
+    /// anonymous volumes.
+    Prune(SystemPruneArgs),
+    /// Display system-wide information.
+    Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images, not just dangling ones.
+    #[arg(short, long)]
+    pub all: bool,
+    /// Prune anonymous volumes too.
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -87,6 +87,13 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Inspect(a) => containers::inspect(cli, a),
         C::Version(a) => system::version(a),
         C::Volume(v) => volumes::dispatch(cli, v),
+        C::Container(cli::ContainerCommand::Ls(a)) => containers::ps(cli, a),
+        C::Container(cli::ContainerCommand::Rm(a)) => containers::remove(cli, a),
+        C::Container(cli::ContainerCommand::Inspect(a)) => containers::inspect(cli, a),
+        C::Container(cli::ContainerCommand::Prune(a)) => system::container_prune(cli, a),
+        C::System(cli::SystemCommand::Df(a)) => system::df(cli, a),
+        C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
+        C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),
         C::Info(a) => system::info(cli, a),
     }
 }
