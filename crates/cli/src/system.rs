@@ -225,9 +225,10 @@ pub fn df(cli: &Cli, a: &FormatArgs) -> Result<i32> {
     let mut used_layers: HashSet<String> = HashSet::new();
     for image in &images {
         for chain in &image.chain_ids {
-            if !layer_size.contains_key(&chain.to_string()) {
-                let size = engine.images().layer(chain)?.map(|l| l.size).unwrap_or(0);
-                layer_size.insert(chain.to_string(), size);
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                layer_size.entry(chain.to_string())
+            {
+                slot.insert(engine.images().layer(chain)?.map(|l| l.size).unwrap_or(0));
             }
             if used_images.contains(&image.id.to_string()) {
                 used_layers.insert(chain.to_string());
