@@ -609,3 +609,85 @@ fn system_df_and_prune() {
     assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "keep");
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn commit_turns_a_containers_changes_into_an_image() {
+    let (_served, env, image) = setup();
+    // Additions, a deletion of an image file, a directory replaced (opaque), a hard link, a
+    // symlink, an owner and a mode.
+    let script = "echo new > /added; ln /added /added-link; ln -s /added /added-sym; \
+        rm /etc/group; rm -rf /srv && mkdir /srv && echo only > /srv/only; \
+        mkdir /owned && chown 1000:50 /owned && chmod 0710 /owned";
+    env.ok(&[
+        "run",
+        "--name",
+        "work",
+        "-u",
+        "0",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        script,
+    ]);
+    let id = env.ok(&[
+        "commit",
+        "-m",
+        "my change",
+        "-a",
+        "tester",
+        "-c",
+        "ENV COMMITTED=yes",
+        "work",
+        "committed:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let check =
+        "cat /added /added-link; readlink /added-sym; ls /srv; test -e /etc/group || echo gone; \
+        stat -c '%u:%g %a' /owned; stat -c %h /added; echo $COMMITTED";
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        "--entrypoint",
+        "sh",
+        "committed:1",
+        "-c",
+        check,
+    ]);
+    assert_eq!(
+        out, "new\nnew\n/added\nonly\ngone\n1000:50 710\n2\nyes\n",
+        "{out}"
+    );
+    let history = env.ok(&["history", "--format", "{{.Comment}}", "committed:1"]);
+    assert_eq!(history.lines().next(), Some("my change"));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", "committed:1"])).unwrap();
+    assert_eq!(inspect[0]["Author"], "tester");
+    assert_eq!(
+        inspect[0]["RootFS"]["Layers"].as_array().unwrap().len(),
+        3,
+        "base layers + 1"
+    );
+    // The committed image shares the base's layers and saves/loads like any other.
+    let archive = env.dir.path().join("c.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), "committed:1"]);
+    let fresh = Env::new();
+    fresh.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(
+        fresh.ok(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "cat",
+            "committed:1",
+            "/srv/only"
+        ]),
+        "only\n"
+    );
+    let (_, err) = env.fail(&["commit", "nosuch"]);
+    assert!(err.contains("nosuch"), "{err}");
+    env.ok(&["rm", "work"]);
+    env.assert_no_container_leftovers();
+}

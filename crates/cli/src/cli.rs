@@ -74,6 +74,8 @@ pub enum Command {
     Rm(RmArgs),
     /// Return low-level information on images or containers.
     Inspect(InspectArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -89,6 +91,23 @@ pub enum Command {
     Info(FormatArgs),
 }
 
+#[derive(Args, Debug)]
+pub struct CommitArgs {
+    /// Author.
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long = "change")]
+    pub changes: Vec<String>,
+    /// Commit message.
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Container.
+    pub container: String,
+    /// REPOSITORY[:TAG]
+    pub reference: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// List containers.
@@ -98,6 +117,8 @@ pub enum ContainerCommand {
     Rm(RmArgs),
     /// Remove all stopped containers.
     Prune(PruneArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
     /// Display detailed information on one or more containers.
     Inspect(InspectArgs),
 }

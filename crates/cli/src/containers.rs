@@ -7,7 +7,7 @@ use pelagos_engine::run::{remove_container, run_foreground, RunRequest};
 use pelagos_engine::spec::SpecOptions;
 use serde_json::json;
 
-use crate::cli::{Cli, InspectArgs, PsArgs, RmArgs, RunArgs};
+use crate::cli::{Cli, CommitArgs, InspectArgs, PsArgs, RmArgs, RunArgs};
 use crate::{engine, images};
 
 /// `KEY=VALUE` lines of an env file (Docker's `--env-file`: `#` comments, blank lines, bare
@@ -204,5 +204,26 @@ pub fn inspect(cli: &Cli, a: &InspectArgs) -> Result<i32> {
     if !missing.is_empty() {
         bail!("No such object: {}", missing.join(", "));
     }
+    Ok(0)
+}
+
+pub fn commit(cli: &Cli, a: &CommitArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let tag = a
+        .reference
+        .as_deref()
+        .map(pelagos_image::Reference::parse)
+        .transpose()?;
+    let image = pelagos_engine::commit::commit(
+        &engine,
+        &a.container,
+        &pelagos_engine::commit::CommitOptions {
+            tag,
+            changes: a.changes.clone(),
+            message: a.message.clone(),
+            author: a.author.clone(),
+        },
+    )?;
+    let _ = writeln!(std::io::stdout(), "{}", image.id);
     Ok(0)
 }

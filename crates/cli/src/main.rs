@@ -91,6 +91,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Container(cli::ContainerCommand::Rm(a)) => containers::remove(cli, a),
         C::Container(cli::ContainerCommand::Inspect(a)) => containers::inspect(cli, a),
         C::Container(cli::ContainerCommand::Prune(a)) => system::container_prune(cli, a),
+        C::Commit(a) | C::Container(cli::ContainerCommand::Commit(a)) => containers::commit(cli, a),
         C::System(cli::SystemCommand::Df(a)) => system::df(cli, a),
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
         C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),

@@ -10,6 +10,7 @@
 //! (`/var/lib/pelagos`), runtime state under [`EngineOptions::runroot`] (`/run/pelagos`),
 //! registry settings in [`EngineOptions::config_file`] (`/etc/pelagos/config.toml`).
 
+pub mod commit;
 pub mod containers;
 pub mod error;
 pub mod flags;

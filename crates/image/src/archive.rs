@@ -817,8 +817,68 @@ pub fn import(
     changes: &[String],
     message: Option<&str>,
 ) -> Result<ImageRecord, StoreError> {
+    let (os, arch, variant) = host_platform();
+    let mut base = json!({"architecture": arch, "os": os, "config": {}});
+    if let (Some(v), Some(obj)) = (variant, base.as_object_mut()) {
+        obj.insert("variant".to_owned(), Value::String(v.to_owned()));
+    }
+    append_layer(
+        store,
+        base,
+        &[],
+        input,
+        tag,
+        changes,
+        message.unwrap_or("Imported from -"),
+        None,
+    )
+}
+
+/// `docker commit`: `base` plus one layer read from `layer` (a tar in OCI form: whiteouts as
+/// `.wh.` entries, plain or compressed), with `changes` applied to the config, a history entry
+/// with `message` and `author`. The new image shares every layer of `base`.
+pub fn commit(
+    store: &ImageStore,
+    base: &ImageRecord,
+    layer: impl Read,
+    tag: Option<&Reference>,
+    changes: &[String],
+    message: Option<&str>,
+    author: Option<&str>,
+) -> Result<ImageRecord, StoreError> {
+    let config: Value = serde_json::from_slice(&store.config_bytes(base)?)
+        .map_err(|e| StoreError::Archive(format!("config of {}: {e}", base.id)))?;
+    append_layer(
+        store,
+        config,
+        &base.layers,
+        layer,
+        tag,
+        changes,
+        message.unwrap_or(""),
+        author,
+    )
+}
+
+/// The common part of import and commit: store `input` as a gzip layer on top of
+/// `base_layers`, extend `config` (diff_ids, history, created, `changes`), write config and
+/// manifest, record the image.
+#[allow(clippy::too_many_arguments)]
+fn append_layer(
+    store: &ImageStore,
+    mut config: Value,
+    base_layers: &[LayerBlob],
+    input: impl Read,
+    tag: Option<&Reference>,
+    changes: &[String],
+    comment: &str,
+    author: Option<&str>,
+) -> Result<ImageRecord, StoreError> {
     // Refuse bad arguments before reading anything.
-    let mut run_config = Map::new();
+    let mut run_config = match config.get("config") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
     changes::apply(&mut run_config, changes)?;
     if let Some(t) = tag {
         tag_ref(&t.to_string())?;
@@ -827,7 +887,7 @@ pub fn import(
 
     // Pass 1: decompress, hash the tar (the diff_id) and recompress it with
     // gzip into tmp/, hashing the blob.
-    let tmp = store.blobs().temp_path("import");
+    let tmp = store.blobs().temp_path("layer");
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -873,28 +933,57 @@ pub fn import(
     };
 
     // Pass 2: unpack (which also proves it is a tar) and store the blob.
+    let mut diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().and_then(|s| Digest::parse(s).ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if diff_ids.len() != base_layers.len() {
+        return Err(StoreError::Archive(format!(
+            "the base image lists {} layers but its config {} diff_ids",
+            base_layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let parent = crate::images::chain_ids(&diff_ids).last().cloned();
     let reader = File::open(&tmp).map_err(io_err("open", &tmp))?;
-    store.ingest_layer(BufReader::new(reader), &blob, &diff_id, None, &mut |_| {})?;
+    store.ingest_layer(
+        BufReader::new(reader),
+        &blob,
+        &diff_id,
+        parent.as_ref(),
+        &mut |_| {},
+    )?;
     drop(guard);
+    diff_ids.push(diff_id);
 
-    let (os, arch, variant) = host_platform();
     let created = fsutil::rfc3339_now();
-    let comment = message.unwrap_or("Imported from -");
-    let mut config = json!({
-        "architecture": arch,
-        "os": os,
-        "created": created,
-        "comment": comment,
-        "config": Value::Object(run_config),
-        "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
-        "history": [ { "created": created, "comment": comment } ],
+    let mut history = json!({ "created": created, "comment": comment });
+    if let Some(a) = author {
+        history["author"] = Value::String(a.to_owned());
+        config["author"] = Value::String(a.to_owned());
+    }
+    config["created"] = Value::String(created);
+    config["config"] = Value::Object(run_config);
+    config["rootfs"] = json!({
+        "type": "layers",
+        "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
     });
-    if let (Some(v), Some(obj)) = (variant, config.as_object_mut()) {
-        obj.insert("variant".to_owned(), Value::String(v.to_owned()));
+    match config.get_mut("history").and_then(Value::as_array_mut) {
+        Some(h) => h.push(history),
+        None => config["history"] = json!([history]),
+    }
+    if !comment.is_empty() {
+        config["comment"] = Value::String(comment.to_owned());
     }
     let config_bytes = to_json(&config, "image config")?;
     let config_digest = Digest::of_bytes(Algorithm::Sha256, &config_bytes);
     store_blob(store, &config_digest, &config_bytes)?;
+    let mut layers: Vec<LayerBlob> = base_layers.to_vec();
+    layers.push(blob);
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.to_owned()),
@@ -905,13 +994,16 @@ pub fn import(
             annotations: None,
             platform: None,
         },
-        layers: vec![Descriptor {
-            media_type: Some(blob.media_type.clone()),
-            digest: blob.digest.clone(),
-            size: blob.size,
-            annotations: None,
-            platform: None,
-        }],
+        layers: layers
+            .iter()
+            .map(|l| Descriptor {
+                media_type: Some(l.media_type.clone()),
+                digest: l.digest.clone(),
+                size: l.size,
+                annotations: None,
+                platform: None,
+            })
+            .collect(),
     };
     let manifest_bytes = to_json(&manifest, "manifest")?;
     let manifest_digest = Digest::of_bytes(Algorithm::Sha256, &manifest_bytes);
@@ -920,8 +1012,8 @@ pub fn import(
         manifest_digest,
         manifest_media_type: media::OCI_MANIFEST.to_owned(),
         config_digest,
-        layers: vec![blob],
-        diff_ids: vec![diff_id],
+        layers,
+        diff_ids,
         repo_tag: tag.cloned(),
         repo_digest: None,
     })
