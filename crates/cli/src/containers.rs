@@ -94,7 +94,6 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
 
 pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    let runtime = engine.runtime();
     let mut rows = vec![vec![
         "CONTAINER ID".to_string(),
         "IMAGE".into(),
@@ -104,10 +103,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
         "NAMES".into(),
     ]];
     for r in engine.containers().list()? {
-        let live = runtime
-            .load(&r.id)
-            .map(|s| runtime.status(&s) != pelagos_container::Status::Stopped)
-            .unwrap_or(false);
+        let live = engine.is_running(&r.id);
         if !a.all && !live {
             continue;
         }

@@ -241,7 +241,6 @@ pub fn df(cli: &Cli, a: &FormatArgs) -> Result<i32> {
         .filter(|(k, _)| !used_layers.contains(*k))
         .map(|(_, v)| v)
         .sum();
-    let runtime = engine.runtime();
     let mut c_size = 0;
     let mut c_reclaimable = 0;
     let mut c_active = 0;
@@ -249,10 +248,7 @@ pub fn df(cli: &Cli, a: &FormatArgs) -> Result<i32> {
         let size =
             pelagos_engine::volumes::disk_usage(&engine.containers().dir_of(&c.id).join("upper"));
         c_size += size;
-        let running = runtime
-            .load(&c.id)
-            .map(|s| runtime.status(&s) != pelagos_container::Status::Stopped)
-            .unwrap_or(false);
+        let running = engine.is_running(&c.id);
         if running {
             c_active += 1;
         } else {

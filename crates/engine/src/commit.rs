@@ -177,11 +177,7 @@ pub struct CommitOptions {
 /// Commits a stopped container's changes as a new image on top of its own.
 pub fn commit(engine: &Engine, name_or_id: &str, opts: &CommitOptions) -> Result<ImageRecord> {
     let record = engine.containers().get(name_or_id)?;
-    let runtime = engine.runtime();
-    let running = runtime
-        .load(&record.id)
-        .map(|s| runtime.status(&s) != pelagos_container::Status::Stopped)
-        .unwrap_or(false);
+    let running = engine.is_running(&record.id);
     if running {
         return Err(Error::InvalidOption(format!(
             "container {} is running: stop it before committing it",

@@ -106,8 +106,8 @@ pub fn new_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn validate_name(name: &str) -> Result<()> {
+/// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub(crate) fn check_name(kind: &str, name: &str) -> Result<()> {
     let mut chars = name.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.len() >= 2
@@ -116,9 +116,14 @@ pub fn validate_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::InvalidOption(format!(
-            "invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            "invalid {kind} name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )))
     }
+}
+
+/// Docker's rule for container names.
+pub fn validate_name(name: &str) -> Result<()> {
+    check_name("container", name)
 }
 
 /// Current time in RFC 3339 with nanoseconds, as Docker prints it.

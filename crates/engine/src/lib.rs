@@ -122,6 +122,15 @@ impl Engine {
         pelagos_container::Runtime::new(&self.options.runroot)
     }
 
+    /// Whether the container's process runs (its runtime state exists and is not stopped).
+    pub fn is_running(&self, id: &str) -> bool {
+        let runtime = self.runtime();
+        runtime
+            .load(id)
+            .map(|s| runtime.status(&s) != pelagos_container::Status::Stopped)
+            .unwrap_or(false)
+    }
+
     /// Whether some container uses the image (for `image rm` and `image prune`).
     pub fn image_in_use_fn(&self) -> Result<impl Fn(&pelagos_image::Digest) -> bool> {
         let used = self.containers.images_in_use()?;

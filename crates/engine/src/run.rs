@@ -443,14 +443,10 @@ pub fn remove_container(
 /// `container prune`: removes every container that is not running (their anonymous volumes
 /// stay, as in Docker). Returns the removed ids and the bytes their directories held.
 pub fn prune_containers(engine: &Engine) -> Result<(Vec<String>, u64)> {
-    let runtime = engine.runtime();
     let mut removed = Vec::new();
     let mut bytes = 0;
     for r in engine.containers().list()? {
-        let running = runtime
-            .load(&r.id)
-            .map(|s| runtime.status(&s) != pelagos_container::Status::Stopped)
-            .unwrap_or(false);
+        let running = engine.is_running(&r.id);
         if running {
             continue;
         }

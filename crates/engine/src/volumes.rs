@@ -52,17 +52,7 @@ pub struct Volumes {
 
 /// Docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.len() >= 2
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidOption(format!(
-            "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
-    }
+    crate::containers::check_name("volume", name)
 }
 
 impl Volumes {

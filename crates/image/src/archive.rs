@@ -749,30 +749,7 @@ fn load_docker_entry(
     }
     store_blob(store, config_digest, config_bytes)?;
     ingest_layers(store, spool, &layers, &diff_ids, &entry.layers)?;
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.to_owned()),
-        config: Descriptor {
-            media_type: Some(media::OCI_CONFIG.to_owned()),
-            digest: config_digest.clone(),
-            size: config_bytes.len() as u64,
-            annotations: None,
-            platform: None,
-        },
-        layers: layers
-            .iter()
-            .map(|l| Descriptor {
-                media_type: Some(l.media_type.clone()),
-                digest: l.digest.clone(),
-                size: l.size,
-                annotations: None,
-                platform: None,
-            })
-            .collect(),
-    };
-    let manifest_bytes = to_json(&manifest, "manifest")?;
-    let manifest_digest = Digest::of_bytes(Algorithm::Sha256, &manifest_bytes);
-    store_blob(store, &manifest_digest, &manifest_bytes)?;
+    let manifest_digest = store_oci_manifest(store, config_digest, config_bytes.len(), &layers)?;
     store.put_image(NewImage {
         manifest_digest,
         manifest_media_type: media::OCI_MANIFEST.to_owned(),
@@ -858,6 +835,35 @@ pub fn commit(
         message.unwrap_or(""),
         author,
     )
+}
+
+/// Writes an OCI image manifest for a config and layers into the blob store; its digest.
+fn store_oci_manifest(
+    store: &ImageStore,
+    config_digest: &Digest,
+    config_size: usize,
+    layers: &[LayerBlob],
+) -> Result<Digest, StoreError> {
+    let descriptor = |media_type: &str, digest: &Digest, size: u64| Descriptor {
+        media_type: Some(media_type.to_owned()),
+        digest: digest.clone(),
+        size,
+        annotations: None,
+        platform: None,
+    };
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.to_owned()),
+        config: descriptor(media::OCI_CONFIG, config_digest, config_size as u64),
+        layers: layers
+            .iter()
+            .map(|l| descriptor(&l.media_type, &l.digest, l.size))
+            .collect(),
+    };
+    let manifest_bytes = to_json(&manifest, "manifest")?;
+    let manifest_digest = Digest::of_bytes(Algorithm::Sha256, &manifest_bytes);
+    store_blob(store, &manifest_digest, &manifest_bytes)?;
+    Ok(manifest_digest)
 }
 
 /// The common part of import and commit: store `input` as a gzip layer on top of
@@ -984,30 +990,7 @@ fn append_layer(
     store_blob(store, &config_digest, &config_bytes)?;
     let mut layers: Vec<LayerBlob> = base_layers.to_vec();
     layers.push(blob);
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.to_owned()),
-        config: Descriptor {
-            media_type: Some(media::OCI_CONFIG.to_owned()),
-            digest: config_digest.clone(),
-            size: config_bytes.len() as u64,
-            annotations: None,
-            platform: None,
-        },
-        layers: layers
-            .iter()
-            .map(|l| Descriptor {
-                media_type: Some(l.media_type.clone()),
-                digest: l.digest.clone(),
-                size: l.size,
-                annotations: None,
-                platform: None,
-            })
-            .collect(),
-    };
-    let manifest_bytes = to_json(&manifest, "manifest")?;
-    let manifest_digest = Digest::of_bytes(Algorithm::Sha256, &manifest_bytes);
-    store_blob(store, &manifest_digest, &manifest_bytes)?;
+    let manifest_digest = store_oci_manifest(store, &config_digest, config_bytes.len(), &layers)?;
     store.put_image(NewImage {
         manifest_digest,
         manifest_media_type: media::OCI_MANIFEST.to_owned(),
