@@ -691,3 +691,95 @@ fn commit_turns_a_containers_changes_into_an_image() {
     env.ok(&["rm", "work"]);
     env.assert_no_container_leftovers();
 }
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn detached_containers_and_their_lifecycle() {
+    let (_served, env, image) = setup();
+    // The image's StopSignal is SIGQUIT: `stop` sends that; `kill -s TERM` sends TERM.
+    let script = "echo started; trap 'echo bye; exit 3' TERM QUIT; while :; do sleep 0.05; done";
+    let id = env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--entrypoint",
+        "sh",
+        &image,
+        "-c",
+        script,
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert!(env.ok(&["ps"]).contains("web"));
+    wait_for("the first log line", || {
+        env.ok(&["logs", "web"]) == "started\n"
+    });
+    // exec joins it, with the image's user unless -u says otherwise.
+    assert_eq!(env.ok(&["exec", "web", "id", "-u"]), "1000\n");
+    assert_eq!(
+        env.ok(&[
+            "exec",
+            "-u",
+            "0",
+            "-e",
+            "X=1",
+            "web",
+            "sh",
+            "-c",
+            "echo $(id -u)$X"
+        ]),
+        "01\n"
+    );
+    let (code, _) = env.fail(&["exec", "web", "sh", "-c", "exit 4"]);
+    assert_eq!(code, 4);
+    // logs -f follows until the container stops.
+    let follower = env
+        .cmd()
+        .args(["logs", "-f", "web"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(env.ok(&["stop", "-t", "5", "web"]).trim(), "web");
+    let followed = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "started\nbye\n");
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Exited (3)"), "{ps}");
+    assert_eq!(env.ok(&["wait", "web"]).trim(), "3");
+    // start runs it again (same id, same upper layer); kill -s TERM ends it through its trap.
+    env.ok(&["start", "web"]);
+    wait_for("the second start", || {
+        env.ok(&["logs", "web"]).matches("started").count() == 2
+    });
+    env.ok(&["kill", "-s", "TERM", "web"]);
+    assert_eq!(env.ok(&["wait", "web"]).trim(), "3");
+    let (_, err) = env.fail(&["kill", "web"]);
+    assert!(err.contains("not running"), "{err}");
+    // rm -f of a running detached container.
+    env.ok(&["restart", "web"]);
+    assert!(env.ok(&["ps"]).contains("web"));
+    env.ok(&["rm", "-f", "web"]);
+    assert!(env.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    // --rm with -d: gone once it exits by itself.
+    env.ok(&["run", "-d", "--rm", &image, "true"]);
+    wait_for("the --rm container to go", || {
+        env.ok(&["ps", "-a", "-q"]).trim().is_empty()
+    });
+    // A command that does not exist: the error comes back to run -d, nothing is left.
+    let (code, err) = env.fail(&["run", "-d", "--entrypoint", "/nope", &image]);
+    assert_eq!(code, 127, "{err}");
+    wait_for("the failed container to go", || {
+        env.ok(&["ps", "-a", "-q"]).trim().is_empty()
+    });
+    env.assert_no_container_leftovers();
+}

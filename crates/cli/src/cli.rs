@@ -76,6 +76,20 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Create a new image from a container's changes.
     Commit(CommitArgs),
+    /// Start one or more stopped containers.
+    Start(NamesArgs),
+    /// Stop one or more running containers.
+    Stop(StopArgs),
+    /// Restart one or more containers.
+    Restart(StopArgs),
+    /// Kill one or more running containers.
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+    /// Execute a command in a running container.
+    Exec(ExecArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -89,6 +103,79 @@ pub enum Command {
     Version(FormatArgs),
     /// Display system-wide information.
     Info(FormatArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NamesArgs {
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container.
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send to the container.
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines to show from the end of the logs ("all" for everything).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show timestamps.
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Container.
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct ExecArgs {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Keep STDIN open.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set environment variables.
+    #[arg(short, long = "env")]
+    pub env: Vec<String>,
+    /// Username or UID.
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// The container, then the command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONTAINER COMMAND [ARG...]"
+    )]
+    pub container_and_command: Vec<String>,
 }
 
 #[derive(Args, Debug)]

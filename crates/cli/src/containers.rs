@@ -7,7 +7,10 @@ use pelagos_engine::run::{remove_container, run_foreground, RunRequest};
 use pelagos_engine::spec::SpecOptions;
 use serde_json::json;
 
-use crate::cli::{Cli, CommitArgs, InspectArgs, PsArgs, RmArgs, RunArgs};
+use crate::cli::{
+    Cli, CommitArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RmArgs, RunArgs,
+    StopArgs,
+};
 use crate::{engine, images};
 
 /// `KEY=VALUE` lines of an env file (Docker's `--env-file`: `#` comments, blank lines, bare
@@ -24,9 +27,6 @@ fn env_file(path: &std::path::Path) -> Result<Vec<String>> {
 }
 
 pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
-    if a.detach {
-        bail!("detached containers (-d) are not available yet: run in the foreground");
-    }
     let engine = engine(cli)?;
     let network = a.network.parse()?;
     let mut env = Vec::new();
@@ -89,6 +89,11 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
         },
     };
     let _ = std::io::stdout().flush();
+    if a.detach {
+        let id = pelagos_engine::monitor::run_detached(&engine, &image, &req)?;
+        let _ = writeln!(std::io::stdout(), "{id}");
+        return Ok(0);
+    }
     Ok(run_foreground(&engine, &image, &req)?)
 }
 
@@ -222,4 +227,113 @@ pub fn commit(cli: &Cli, a: &CommitArgs) -> Result<i32> {
     )?;
     let _ = writeln!(std::io::stdout(), "{}", image.id);
     Ok(0)
+}
+
+/// Runs `f` for each name, printing the name on success (Docker's output) and errors on
+/// stderr; exit code 1 if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> Result<i32> {
+    let mut failed = false;
+    for n in names {
+        match f(n) {
+            Ok(()) => {
+                let _ = writeln!(std::io::stdout(), "{n}");
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "Error: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+pub fn start(cli: &Cli, a: &NamesArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    each(&a.containers, |n| {
+        pelagos_engine::monitor::start(&engine, n)?;
+        Ok(())
+    })
+}
+
+pub fn stop(cli: &Cli, a: &StopArgs, restart: bool) -> Result<i32> {
+    let engine = engine(cli)?;
+    let timeout = std::time::Duration::from_secs(a.time);
+    each(&a.containers, |n| {
+        pelagos_engine::monitor::stop(&engine, n, timeout)?;
+        if restart {
+            pelagos_engine::monitor::start(&engine, n)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn kill(cli: &Cli, a: &KillArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    each(&a.containers, |n| {
+        pelagos_engine::monitor::kill(&engine, n, &a.signal)?;
+        Ok(())
+    })
+}
+
+pub fn wait(cli: &Cli, a: &NamesArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let mut failed = false;
+    for n in &a.containers {
+        match pelagos_engine::monitor::wait(&engine, n) {
+            Ok(code) => {
+                let _ = writeln!(std::io::stdout(), "{code}");
+            }
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let tail = match a.tail.as_str() {
+        "all" => None,
+        n => Some(
+            n.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}"))?,
+        ),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    pelagos_engine::monitor::logs(&engine, &a.container, tail, a.follow, &mut |e| {
+        let out: &mut dyn Write = if e.stream == "stderr" {
+            &mut stderr
+        } else {
+            &mut stdout
+        };
+        if a.timestamps {
+            write!(out, "{} ", e.time)?;
+        }
+        out.write_all(e.log.as_bytes())?;
+        out.flush()
+    })?;
+    Ok(0)
+}
+
+pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let (container, cmd) = a
+        .container_and_command
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("exec needs a container and a command"))?;
+    Ok(pelagos_engine::monitor::exec(
+        &engine,
+        container,
+        &pelagos_engine::monitor::ExecRequest {
+            cmd: cmd.to_vec(),
+            env: a.env.clone(),
+            user: a.user.clone(),
+            workdir: a.workdir.clone(),
+            tty: a.tty,
+            interactive: a.interactive,
+        },
+    )?)
 }

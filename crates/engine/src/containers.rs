@@ -49,6 +49,18 @@ pub struct ContainerRecord {
     /// The anonymous ones among them (removed with `--rm` or `rm -v`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// How it was run (with volumes resolved once `volumes_prepared`): what `start` repeats.
+    #[serde(default)]
+    pub run: Option<crate::run::RunRequest>,
+    /// Whether `run.spec` already has its volumes turned into binds.
+    #[serde(default)]
+    pub volumes_prepared: bool,
+    /// RFC 3339 time of the last start.
+    #[serde(default)]
+    pub started: Option<String>,
+    /// Pid of the monitor of a detached container.
+    #[serde(default)]
+    pub monitor_pid: Option<i32>,
 }
 
 /// The directory of all container records.
@@ -311,6 +323,10 @@ mod tests {
             stop_signal: None,
             volumes: Vec::new(),
             anonymous_volumes: Vec::new(),
+            run: None,
+            volumes_prepared: false,
+            started: None,
+            monitor_pid: None,
         }
     }
 

@@ -240,7 +240,8 @@ pub fn ulimit(value: &str) -> Result<Value> {
 }
 
 /// The cgroup limits of `docker run`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// `--memory`.
     pub memory: Option<String>,

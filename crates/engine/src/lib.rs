@@ -14,6 +14,7 @@ pub mod commit;
 pub mod containers;
 pub mod error;
 pub mod flags;
+pub mod monitor;
 pub mod overlay;
 pub mod pull;
 pub mod push;

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::spec::{self, EtcFiles, NetworkMode, SpecInput, SpecOptions};
 use crate::{overlay, user, Engine};
 
-/// A `docker run` in the foreground.
-#[derive(Debug, Clone, Default)]
+/// A `docker run`, kept in the container's record so that `start` can run it again.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RunRequest {
     /// The image as the user named it (recorded).
     pub image_name: String,
@@ -59,10 +59,6 @@ fn write(path: &Path, text: &str) -> Result<()> {
     fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))
 }
 
-fn mkdir(path: &Path) -> Result<()> {
-    fs::create_dir(path).map_err(|e| Error::io(format!("create {}", path.display()), e))
-}
-
 /// Runs `image` as described by `req`, waits for it and returns its exit code (128+signal
 /// when killed). Must be called from a single-threaded process (see `pelagos_container`).
 pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) -> Result<i32> {
@@ -70,15 +66,30 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
     // overlay mount and the cleanup: hold such signals until the wait, which forwards them to
     // the container (whose init unblocks every signal before it execs).
     hold_termination_signals()?;
+    let record = new_record(engine, image, req)?;
+    if !req.interactive {
+        stdin_from_dev_null()?;
+    }
+    let mut launched = launch(engine, image, record, true)?;
+    let pty = launched.created.pty_master.take();
+    let waited = pelagos_container::wait::wait_foreground(launched.created.pid, pty);
+    finish(engine, launched, waited)
+}
+
+/// Makes the record of a new container (its name reserved, the image's layers held).
+pub(crate) fn new_record(
+    engine: &Engine,
+    image: &ImageRecord,
+    req: &RunRequest,
+) -> Result<ContainerRecord> {
     // Until the container's record names the image, a prune could take its layers.
-    let lease = engine.images().lease()?;
+    let _lease = engine.images().lease()?;
     let config = engine.images().config(image)?;
     let image_config = config.config().clone();
-    let id = new_id()?;
     let command = spec::command_line(image_config.as_ref(), &req.spec)?;
-    let record = engine.containers().create(
+    engine.containers().create(
         ContainerRecord {
-            id: id.clone(),
+            id: new_id()?,
             name: String::new(),
             image: req.image_name.clone(),
             image_id: image.id.to_string(),
@@ -91,10 +102,37 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
             stop_signal: image_config.as_ref().and_then(|c| c.stop_signal().clone()),
             volumes: Vec::new(),
             anonymous_volumes: Vec::new(),
+            run: Some(req.clone()),
+            volumes_prepared: false,
+            started: None,
+            monitor_pid: None,
         },
         req.name.as_deref(),
-    )?;
-    drop(lease);
+    )
+}
+
+/// A started container and what undoes it.
+pub(crate) struct Launched<'a> {
+    pub(crate) created: pelagos_container::Created,
+    pub(crate) record: ContainerRecord,
+    cleanup: Cleanup<'a>,
+}
+
+/// Mounts the root filesystem, writes the /etc files, builds the spec and creates and starts
+/// the container with the caller's stdio. `is_new`: a failure removes the record too (a
+/// restarted container keeps it).
+pub(crate) fn launch<'a>(
+    engine: &'a Engine,
+    image: &ImageRecord,
+    record: ContainerRecord,
+    is_new: bool,
+) -> Result<Launched<'a>> {
+    let id = record.id.clone();
+    let req = record.run.clone().ok_or_else(|| {
+        Error::InvalidOption(format!("container {} has no run options", record.name))
+    })?;
+    let config = engine.images().config(image)?;
+    let image_config = config.config().clone();
     let dir = engine.containers().dir_of(&id);
     let rootfs = dir.join("rootfs");
     let mut cleanup = Cleanup {
@@ -102,18 +140,18 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         id: id.clone(),
         rootfs: rootfs.clone(),
         // Until the container has run, a failure removes everything whatever --rm says.
-        remove: true,
+        remove: is_new,
         anonymous_volumes: Vec::new(),
     };
 
     let (upper, work) = (dir.join("upper"), dir.join("work"));
     for d in [&upper, &work, &rootfs] {
-        mkdir(d)?;
+        mkdir_existing_ok(d)?;
     }
     let mut lowers = engine.images().lowerdirs(image)?;
     if lowers.is_empty() {
         let empty = dir.join("empty");
-        mkdir(&empty)?;
+        mkdir_existing_ok(&empty)?;
         lowers.push(empty.to_string_lossy().into_owned());
     }
     overlay::mount_overlay(
@@ -177,21 +215,32 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         id
     );
     // Named and anonymous volumes become bind mounts of their directories (filled from the
-    // image on first use); the image's VOLUMEs get anonymous ones, as in Docker.
-    let mut spec_opts = req.spec.clone();
-    let image_volumes: Vec<String> = image_config
+    // image on first use); the image's VOLUMEs get anonymous ones, as in Docker. Done once:
+    // a restarted container finds its volumes resolved in its record.
+    let mut record = record;
+    if !record.volumes_prepared {
+        let mut spec_opts = req.spec.clone();
+        let image_volumes: Vec<String> = image_config
+            .as_ref()
+            .and_then(|c| c.volumes().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let used = prepare_volumes(engine, &rootfs, &mut spec_opts, &image_volumes)?;
+        cleanup.anonymous_volumes = used.anonymous.clone();
+        record.volumes = used.all;
+        record.anonymous_volumes = used.anonymous;
+        record.volumes_prepared = true;
+        let mut resolved = req.clone();
+        resolved.spec = spec_opts;
+        record.run = Some(resolved);
+        engine.containers().update(&record)?;
+    }
+    let spec_opts = record
+        .run
         .as_ref()
-        .and_then(|c| c.volumes().clone())
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let used = prepare_volumes(engine, &rootfs, &mut spec_opts, &image_volumes)?;
-    cleanup.anonymous_volumes = used.anonymous.clone();
-    let mut record_now = record.clone();
-    record_now.volumes = used.all.clone();
-    record_now.anonymous_volumes = used.anonymous.clone();
-    engine.containers().update(&record_now)?;
-    let record = record_now;
+        .map(|r| r.spec.clone())
+        .unwrap_or_default();
     let oci = spec::build(
         &SpecInput {
             rootfs: &rootfs,
@@ -210,9 +259,6 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         &spec_opts,
     )?;
 
-    if !req.interactive {
-        stdin_from_dev_null()?;
-    }
     let runtime = engine.runtime();
     let opts = CreateOptions {
         id: id.clone(),
@@ -230,22 +276,50 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
         return Err(e.into());
     }
     cleanup.remove = req.remove;
-    let mut running = record.clone();
-    running.state = "running".into();
-    engine.containers().update(&running)?;
+    cleanup.anonymous_volumes = record.anonymous_volumes.clone();
+    record.state = "running".into();
+    record.exit_code = None;
+    record.finished = None;
+    record.started = Some(now_rfc3339());
+    engine.containers().update(&record)?;
+    Ok(Launched {
+        created,
+        record,
+        cleanup,
+    })
+}
 
-    let waited = pelagos_container::wait::wait_foreground(created.pid, created.pty_master.take());
-    let deleted = runtime.delete_created(created);
+/// After the container's process ended: delete it from the runtime, record how it ended (or
+/// remove it with `--rm`), unmount.
+pub(crate) fn finish(
+    engine: &Engine,
+    launched: Launched<'_>,
+    waited: pelagos_container::Result<i32>,
+) -> Result<i32> {
+    let Launched {
+        created,
+        mut record,
+        cleanup,
+    } = launched;
+    let deleted = engine.runtime().delete_created(created);
     let code = waited?;
     deleted?;
-    if !req.remove {
-        running.state = "exited".into();
-        running.exit_code = Some(code);
-        running.finished = Some(now_rfc3339());
-        engine.containers().update(&running)?;
+    if !record.auto_remove {
+        record.state = "exited".into();
+        record.exit_code = Some(code);
+        record.finished = Some(now_rfc3339());
+        engine.containers().update(&record)?;
     }
     drop(cleanup);
     Ok(code)
+}
+
+fn mkdir_existing_ok(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(format!("create {}", path.display()), e)),
+    }
 }
 
 fn hold_termination_signals() -> Result<()> {
@@ -420,13 +494,21 @@ pub fn remove_container(
 ) -> Result<String> {
     let record = engine.containers().get(name_or_id)?;
     let runtime = engine.runtime();
-    if runtime.load(&record.id).is_ok() {
+    if engine.is_running(&record.id) {
         if !force {
-            let saved = runtime.load(&record.id)?;
-            if runtime.status(&saved) != pelagos_container::Status::Stopped {
-                return Err(Error::ContainerRunning(record.name));
-            }
+            return Err(Error::ContainerRunning(record.name));
         }
+        // Kill it and let whoever watches it (its monitor, or a foreground `run`) record the
+        // end and clean up; a container with --rm is then gone already.
+        crate::monitor::stop(engine, &record.id, std::time::Duration::ZERO)?;
+        if matches!(
+            engine.containers().get(&record.id),
+            Err(Error::NoSuchContainer(_))
+        ) {
+            return Ok(record.id);
+        }
+    }
+    if runtime.load(&record.id).is_ok() {
         runtime.delete(&record.id, true)?;
     }
     let rootfs = engine.containers().dir_of(&record.id).join("rootfs");

@@ -102,7 +102,8 @@ const READONLY_PATHS: [&str; 5] = [
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Which network namespace the container gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NetworkMode {
     /// A new network namespace with only `lo`, up.
     #[default]
@@ -125,7 +126,8 @@ impl std::str::FromStr for NetworkMode {
 }
 
 /// The `docker run` options that shape the spec.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SpecOptions {
     /// Arguments after the image (replace the image's Cmd).
     pub cmd: Vec<String>,
