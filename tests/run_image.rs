@@ -783,3 +783,58 @@ fn detached_containers_and_their_lifecycle() {
     });
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn restart_policies() {
+    let (_served, env, image) = setup();
+    // on-failure:2: the first run and two restarts, then it stays exited.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        &image,
+        "echo run; exit 1",
+    ]);
+    wait_for("three runs", || {
+        env.ok(&["logs", "flaky"]) == "run\nrun\nrun\n"
+            && env.ok(&["ps", "-a"]).contains("Exited (1)")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    assert_eq!(
+        env.ok(&["logs", "flaky"]),
+        "run\nrun\nrun\n",
+        "no fourth run"
+    );
+    // always: restarted after a clean exit too, until stop.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        &image,
+        "echo tick; sleep 0.2",
+    ]);
+    wait_for("a restart", || {
+        env.ok(&["logs", "loop"]).matches("tick").count() >= 2
+    });
+    env.ok(&["stop", "-t", "1", "loop"]);
+    let ticks = env.ok(&["logs", "loop"]).matches("tick").count();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(
+        env.ok(&["logs", "loop"]).matches("tick").count(),
+        ticks,
+        "stop ends the policy"
+    );
+    let (code, err) = env.fail(&["run", "--rm", "-d", "--restart", "always", &image, "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("--restart and --rm"), "{err}");
+    let (_, err) = env.fail(&["run", "--restart", "bogus", &image, "true"]);
+    assert!(err.contains("bogus"), "{err}");
+    env.ok(&["rm", "flaky", "loop"]);
+    env.assert_no_container_leftovers();
+}

@@ -479,9 +479,12 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
-    /// Run container in background (not available yet).
+    /// Run container in background and print container ID.
     #[arg(short, long)]
     pub detach: bool,
+    /// Restart policy (detached containers): no, always, unless-stopped, on-failure[:N].
+    #[arg(long)]
+    pub restart: Option<String>,
     /// Assign a name to the container.
     #[arg(long)]
     pub name: Option<String>,

@@ -27,6 +27,17 @@ fn env_file(path: &std::path::Path) -> Result<Vec<String>> {
 }
 
 pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
+    if let Some(policy) = a.restart.as_deref() {
+        let policy = pelagos_engine::monitor::RestartPolicy::parse(policy)?;
+        if policy != pelagos_engine::monitor::RestartPolicy::No {
+            if a.rm {
+                bail!("conflicting options: --restart and --rm");
+            }
+            if !a.detach {
+                bail!("--restart needs -d: only a detached container has a monitor to restart it");
+            }
+        }
+    }
     let engine = engine(cli)?;
     let network = a.network.parse()?;
     let mut env = Vec::new();
@@ -60,6 +71,7 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
         user: a.user.clone(),
         remove: a.rm,
         interactive: a.interactive,
+        restart: a.restart.clone(),
         spec: SpecOptions {
             cmd: a.command().to_vec(),
             entrypoint: a.entrypoint.clone(),

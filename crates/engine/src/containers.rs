@@ -61,6 +61,12 @@ pub struct ContainerRecord {
     /// Pid of the monitor of a detached container.
     #[serde(default)]
     pub monitor_pid: Option<i32>,
+    /// `stop` was asked: the monitor must not restart it.
+    #[serde(default)]
+    pub stop_requested: bool,
+    /// How often the restart policy started it again.
+    #[serde(default)]
+    pub restart_count: u32,
 }
 
 /// The directory of all container records.
@@ -244,6 +250,28 @@ impl Containers {
         Ok(record)
     }
 
+    /// Changes a container's record under the lock, from its current state on disk, so that
+    /// concurrent changes of other fields (a `stop` request during a monitor's update) are
+    /// kept. Returns the new record; a record that is gone is [`Error::NoSuchContainer`].
+    pub fn modify(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord> {
+        let _lock = self.lock()?;
+        let path = self.dir_of(id).join(RECORD_FILE);
+        let mut record = match self.read(&path) {
+            Ok(r) => r,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchContainer(id.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        change(&mut record);
+        self.write_unlocked(&record)?;
+        Ok(record)
+    }
+
     /// Replaces a container's record atomically.
     pub fn update(&self, record: &ContainerRecord) -> Result<()> {
         let _lock = self.lock()?;
@@ -327,6 +355,8 @@ mod tests {
             volumes_prepared: false,
             started: None,
             monitor_pid: None,
+            stop_requested: false,
+            restart_count: 0,
         }
     }
 

@@ -37,10 +37,13 @@ pub fn run_detached(engine: &Engine, image: &ImageRecord, req: &RunRequest) -> R
 /// `start`: runs a stopped container again under a new monitor (same id, root filesystem
 /// changes and volumes). A running container is left alone.
 pub fn start(engine: &Engine, name_or_id: &str) -> Result<String> {
-    let record = engine.containers().get(name_or_id)?;
-    if engine.is_running(&record.id) {
-        return Ok(record.id);
+    let found = engine.containers().get(name_or_id)?;
+    if engine.is_running(&found.id) {
+        return Ok(found.id);
     }
+    let record = engine
+        .containers()
+        .modify(&found.id, |r| r.stop_requested = false)?;
     let image = engine.images().get(&record.image_id)?;
     let id = record.id.clone();
     spawn(engine, &image, record, false)?;
@@ -129,7 +132,55 @@ fn monitor_inner(
     is_new: bool,
     status: &mut Option<fs::File>,
 ) -> Result<()> {
-    let dir = engine.containers().dir_of(&record.id);
+    let id = record.id.clone();
+    let dir = engine.containers().dir_of(&id);
+    let policy = RestartPolicy::parse(
+        record
+            .run
+            .as_ref()
+            .and_then(|r| r.restart.as_deref())
+            .unwrap_or("no"),
+    )?;
+    let (mut record, mut is_new, mut restarts) = (record, is_new, 0u32);
+    loop {
+        let started = Instant::now();
+        let code = run_once(engine, image, record, is_new, status, &dir)?;
+        // Restart unless the policy says no, or someone stopped or removed the container.
+        let Ok(now) = engine.containers().get(&id) else {
+            return Ok(());
+        };
+        if now.stop_requested || !policy.wants(code, restarts) {
+            return Ok(());
+        }
+        // Docker's backoff: 100 ms doubling, from scratch after a run of 10 s or more.
+        if started.elapsed() >= Duration::from_secs(10) {
+            restarts = 0;
+        }
+        let delay = Duration::from_millis(100u64 << restarts.min(7));
+        std::thread::sleep(delay);
+        restarts += 1;
+        let Ok(again) = engine.containers().get(&id) else {
+            return Ok(());
+        };
+        if again.stop_requested {
+            return Ok(());
+        }
+        record = engine
+            .containers()
+            .modify(&id, |r| r.restart_count = again.restart_count + 1)?;
+        is_new = false;
+    }
+}
+
+/// One life of the container: create with the log pipes, start, copy output, record the end.
+fn run_once(
+    engine: &Engine,
+    image: &ImageRecord,
+    record: ContainerRecord,
+    is_new: bool,
+    status: &mut Option<fs::File>,
+    dir: &std::path::Path,
+) -> Result<i32> {
     // The container's stdio: /dev/null in, pipes out. The init inherits fds 0-2 at create.
     let null_in = dev_null(nix::fcntl::OFlag::O_RDONLY)?;
     let null_out = dev_null(nix::fcntl::OFlag::O_WRONLY)?;
@@ -150,8 +201,10 @@ fn monitor_inner(
     let mut launched = launched?;
     let pid = launched.created.pid;
     let pty = launched.created.pty_master.take();
-    launched.record.monitor_pid = Some(std::process::id() as i32);
-    engine.containers().update(&launched.record)?;
+    let me = std::process::id() as i32;
+    launched.record = engine
+        .containers()
+        .modify(&launched.record.id, |r| r.monitor_pid = Some(me))?;
     // The CLI waits for EOF on this pipe: say "ok" and close it.
     if let Some(mut s) = status.take() {
         let _ = s.write_all(b"ok");
@@ -167,8 +220,50 @@ fn monitor_inner(
         engine,
         launched,
         code.map_err(|e| pelagos_container::Error::Child(e.to_string())),
-    )?;
-    Ok(())
+    )
+}
+
+/// `--restart`: when the monitor starts a container again after it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Never (the default).
+    No,
+    /// After any exit.
+    Always,
+    /// After any exit (`stop` prevents it, as for every policy here).
+    UnlessStopped,
+    /// After a non-zero exit, at most this many times (0: no limit).
+    OnFailure(u32),
+}
+
+impl RestartPolicy {
+    /// Docker's syntax: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    pub fn parse(text: &str) -> Result<RestartPolicy> {
+        let bad = || {
+            Error::InvalidOption(format!(
+                "invalid --restart {text:?}: expected no, always, unless-stopped or on-failure[:N]"
+            ))
+        };
+        Ok(match text.split_once(':') {
+            None => match text {
+                "" | "no" => RestartPolicy::No,
+                "always" => RestartPolicy::Always,
+                "unless-stopped" => RestartPolicy::UnlessStopped,
+                "on-failure" => RestartPolicy::OnFailure(0),
+                _ => return Err(bad()),
+            },
+            Some(("on-failure", n)) => RestartPolicy::OnFailure(n.parse().map_err(|_| bad())?),
+            Some(_) => return Err(bad()),
+        })
+    }
+
+    fn wants(self, code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure(max) => code != 0 && (max == 0 || restarts < max),
+        }
+    }
 }
 
 /// Copies the container's output into the log until it exits; its exit code.
@@ -378,25 +473,58 @@ fn wait_recorded(engine: &Engine, id: &str, limit: Duration) -> Result<Option<i3
     }
 }
 
-/// `stop`: the image's StopSignal (SIGTERM by default), then SIGKILL after `timeout`.
+fn pid_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// `stop`: the image's StopSignal (SIGTERM by default), then SIGKILL after `timeout`; returns
+/// once the container's end is recorded and its monitor (which might otherwise restart it) is
+/// gone.
 pub fn stop(engine: &Engine, name_or_id: &str, timeout: Duration) -> Result<()> {
-    let record = engine.containers().get(name_or_id)?;
-    if !engine.is_running(&record.id) {
-        return Ok(());
-    }
+    let found = engine.containers().get(name_or_id)?;
+    // Tell the monitor not to restart it, whatever its policy.
+    let record = engine
+        .containers()
+        .modify(&found.id, |r| r.stop_requested = true)?;
+    let id = record.id.clone();
     let signal = pelagos_container::signal::parse_signal(
         record.stop_signal.as_deref().unwrap_or("SIGTERM"),
     )?;
     let runtime = engine.runtime();
-    let _ = runtime.kill(&record.id, signal, false);
-    let deadline = Instant::now() + timeout;
-    while engine.is_running(&record.id) && Instant::now() < deadline {
+    let begun = Instant::now();
+    let (mut signalled_pid, mut killed) = (None, false);
+    loop {
+        let live_pid = runtime
+            .load(&id)
+            .ok()
+            .filter(|_| engine.is_running(&id))
+            .map(|s| s.pid);
+        if let Some(pid) = live_pid {
+            // A monitor that restarted it just before seeing the request gets it stopped too.
+            if signalled_pid != Some(pid) {
+                let _ = runtime.kill(&id, signal, false);
+                signalled_pid = Some(pid);
+            } else if !killed && begun.elapsed() >= timeout {
+                let _ = runtime.kill(&id, libc::SIGKILL, true);
+                killed = true;
+            }
+        }
+        let monitor_alive = match engine.containers().get(&id) {
+            Ok(r) => r.monitor_pid.is_some_and(pid_alive),
+            Err(_) => false,
+        };
+        if live_pid.is_none() && !monitor_alive {
+            break;
+        }
+        if begun.elapsed() > timeout + Duration::from_secs(10) {
+            return Err(Error::InvalidOption(format!(
+                "container {} did not stop",
+                record.name
+            )));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    if engine.is_running(&record.id) {
-        let _ = runtime.kill(&record.id, libc::SIGKILL, true);
-    }
-    wait_recorded(engine, &record.id, Duration::from_secs(10))?;
+    wait_recorded(engine, &id, Duration::from_secs(10))?;
     Ok(())
 }
 
@@ -497,4 +625,24 @@ pub fn exec(engine: &Engine, name_or_id: &str, req: &ExecRequest) -> Result<i32>
 /// Whether a container's log exists (for `logs` of containers run in the foreground).
 pub fn has_log(engine: &Engine, id: &str) -> bool {
     engine.containers().dir_of(id).join(LOG_FILE).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_like_docker() {
+        assert_eq!(RestartPolicy::parse("no").unwrap(), RestartPolicy::No);
+        assert_eq!(
+            RestartPolicy::parse("on-failure:3").unwrap(),
+            RestartPolicy::OnFailure(3)
+        );
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+        assert!(!RestartPolicy::OnFailure(2).wants(0, 0));
+        assert!(RestartPolicy::OnFailure(2).wants(1, 1));
+        assert!(!RestartPolicy::OnFailure(2).wants(1, 2));
+        assert!(RestartPolicy::Always.wants(0, 100));
+    }
 }

@@ -28,6 +28,9 @@ pub struct RunRequest {
     pub interactive: bool,
     /// Everything that shapes the spec.
     pub spec: SpecOptions,
+    /// `--restart` (detached containers).
+    #[serde(default)]
+    pub restart: Option<String>,
 }
 
 /// Undoes a half-made container on every exit path.
@@ -106,6 +109,8 @@ pub(crate) fn new_record(
             volumes_prepared: false,
             started: None,
             monitor_pid: None,
+            stop_requested: false,
+            restart_count: 0,
         },
         req.name.as_deref(),
     )
@@ -277,11 +282,15 @@ pub(crate) fn launch<'a>(
     }
     cleanup.remove = req.remove;
     cleanup.anonymous_volumes = record.anonymous_volumes.clone();
-    record.state = "running".into();
-    record.exit_code = None;
-    record.finished = None;
-    record.started = Some(now_rfc3339());
-    engine.containers().update(&record)?;
+    let started = now_rfc3339();
+    let restart_count = record.restart_count;
+    let record = engine.containers().modify(&id, |r| {
+        r.state = "running".into();
+        r.exit_code = None;
+        r.finished = None;
+        r.started = Some(started);
+        r.restart_count = restart_count;
+    })?;
     Ok(Launched {
         created,
         record,
@@ -298,17 +307,19 @@ pub(crate) fn finish(
 ) -> Result<i32> {
     let Launched {
         created,
-        mut record,
+        record,
         cleanup,
     } = launched;
     let deleted = engine.runtime().delete_created(created);
     let code = waited?;
     deleted?;
     if !record.auto_remove {
-        record.state = "exited".into();
-        record.exit_code = Some(code);
-        record.finished = Some(now_rfc3339());
-        engine.containers().update(&record)?;
+        let finished = now_rfc3339();
+        engine.containers().modify(&record.id, |r| {
+            r.state = "exited".into();
+            r.exit_code = Some(code);
+            r.finished = Some(finished);
+        })?;
     }
     drop(cleanup);
     Ok(code)
