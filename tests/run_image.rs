@@ -838,3 +838,62 @@ fn restart_policies() {
     env.ok(&["rm", "flaky", "loop"]);
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn pause_top_and_stats() {
+    let (_served, env, image) = setup();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        &image,
+        "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; done",
+    ]);
+    wait_for("the loop to run", || {
+        env.run(&["exec", "busy", "cat", "/tmp/n"]).status.success()
+    });
+    // top: the container's processes, as the image's user.
+    let top = env.ok(&["top", "busy"]);
+    assert!(
+        top.starts_with("UID") && top.contains("1000") && top.contains("sh -c"),
+        "{top}"
+    );
+    // pause freezes it: the counter stands still; unpause lets it go on.
+    env.ok(&["pause", "busy"]);
+    let frozen_at = std::fs::read_to_string(
+        env.root
+            .join("containers")
+            .join(env.ok(&["inspect", "--format", "{{.Id}}", "busy"]).trim())
+            .join("upper/tmp/n"),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let still = std::fs::read_to_string(
+        env.root
+            .join("containers")
+            .join(env.ok(&["inspect", "--format", "{{.Id}}", "busy"]).trim())
+            .join("upper/tmp/n"),
+    )
+    .unwrap();
+    assert_eq!(frozen_at, still, "paused processes made progress");
+    env.ok(&["unpause", "busy"]);
+    // stats: a busy loop shows CPU use and its pids.
+    let row: serde_json::Value = serde_json::from_str(
+        env.ok(&["stats", "--no-stream", "--format", "json", "busy"])
+            .trim(),
+    )
+    .unwrap();
+    let cpu: f64 = row["CPUPerc"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(cpu > 10.0, "{row}");
+    assert_eq!(row["Name"], "busy");
+    env.ok(&["rm", "-f", "busy"]);
+    let (_, err) = env.fail(&["top", "busy"]);
+    assert!(err.contains("busy"), "{err}");
+    env.assert_no_container_leftovers();
+}

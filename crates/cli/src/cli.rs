@@ -90,6 +90,14 @@ pub enum Command {
     Logs(LogsArgs),
     /// Execute a command in a running container.
     Exec(ExecArgs),
+    /// Pause all processes within one or more containers.
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(NamesArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Display a live stream of containers' resource usage.
+    Stats(StatsArgs),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -109,6 +117,24 @@ pub enum Command {
 pub struct NamesArgs {
     /// Containers.
     #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// Container.
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print one sample and exit.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Format: "json" or a Go-template subset.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Containers (all running ones when none is given).
     pub containers: Vec<String>,
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::cli::{
     Cli, CommitArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RmArgs, RunArgs,
-    StopArgs,
+    StatsArgs, StopArgs, TopArgs,
 };
 use crate::{engine, images};
 
@@ -348,4 +348,132 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {
             interactive: a.interactive,
         },
     )?)
+}
+
+pub fn pause(cli: &Cli, a: &NamesArgs, freeze: bool) -> Result<i32> {
+    let engine = engine(cli)?;
+    each(&a.containers, |n| {
+        pelagos_engine::monitor::pause(&engine, n, freeze)?;
+        Ok(())
+    })
+}
+
+pub fn top(cli: &Cli, a: &TopArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let procs = pelagos_engine::monitor::top(&engine, &a.container)?;
+    let mut rows = vec![["UID", "PID", "PPID", "TIME", "CMD"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()];
+    for p in procs {
+        let secs = p.cpu_seconds as u64;
+        rows.push(vec![
+            p.uid.to_string(),
+            p.pid.to_string(),
+            p.ppid.to_string(),
+            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+            p.command,
+        ]);
+    }
+    images::print_table(&rows);
+    Ok(0)
+}
+
+/// One `stats` row from two samples `interval` apart (CPU % needs a delta).
+fn stats_row(
+    engine: &pelagos_engine::Engine,
+    name: &str,
+    interval: std::time::Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let (record, first) = pelagos_engine::monitor::stats(engine, name)?;
+    std::thread::sleep(interval);
+    let (_, second) = pelagos_engine::monitor::stats(engine, name)?;
+    let usage = |s: &pelagos_cgroups::Stats| s.cpu.as_ref().map(|c| c.usage_usec).unwrap_or(0);
+    let cpu = (usage(&second).saturating_sub(usage(&first))) as f64
+        / interval.as_micros().max(1) as f64
+        * 100.0;
+    let mem = second.memory.as_ref().and_then(|m| m.current);
+    let limit = second.memory.as_ref().and_then(|m| m.limit);
+    let pids = second.pids.as_ref().map(|p| p.current);
+    let human = |v: Option<u64>| {
+        v.map(crate::format::human_size)
+            .unwrap_or_else(|| "--".into())
+    };
+    Ok(serde_json::json!({
+        "ID": record.id[..12].to_string(),
+        "Name": record.name,
+        "CPUPerc": format!("{cpu:.2}%"),
+        "MemUsage": format!("{} / {}", human(mem), limit.map(crate::format::human_size).unwrap_or_else(|| "unlimited".into())),
+        "MemPerc": match (mem, limit) {
+            (Some(m), Some(l)) if l > 0 => format!("{:.2}%", m as f64 / l as f64 * 100.0),
+            _ => "--".into(),
+        },
+        "PIDs": pids.map(|p| p.to_string()).unwrap_or_else(|| "--".into()),
+    }))
+}
+
+pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let names: Vec<String> = if a.containers.is_empty() {
+        engine
+            .containers()
+            .list()?
+            .into_iter()
+            .filter(|r| engine.is_running(&r.id))
+            .map(|r| r.id)
+            .collect()
+    } else {
+        a.containers.clone()
+    };
+    loop {
+        let interval = std::time::Duration::from_millis(if a.no_stream { 200 } else { 1000 });
+        let mut rows = Vec::new();
+        for n in &names {
+            rows.push(stats_row(&engine, n, interval / names.len().max(1) as u32)?);
+        }
+        match a.format.as_deref() {
+            Some("json") => {
+                for r in &rows {
+                    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(r)?);
+                }
+            }
+            Some(t) => {
+                for r in &rows {
+                    let line = crate::format::render(t, r).map_err(anyhow::Error::msg)?;
+                    let _ = writeln!(std::io::stdout(), "{line}");
+                }
+            }
+            None => {
+                if !a.no_stream && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                    let _ = write!(std::io::stdout(), "\x1b[2J\x1b[H");
+                }
+                let mut table = vec![[
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "PIDS",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()];
+                for r in &rows {
+                    let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                    table.push(vec![
+                        s("ID"),
+                        s("Name"),
+                        s("CPUPerc"),
+                        s("MemUsage"),
+                        s("MemPerc"),
+                        s("PIDs"),
+                    ]);
+                }
+                images::print_table(&table);
+            }
+        }
+        if a.no_stream || names.is_empty() {
+            return Ok(0);
+        }
+    }
 }

@@ -646,3 +646,101 @@ mod tests {
         assert!(RestartPolicy::Always.wants(0, 100));
     }
 }
+
+/// `pause` / `unpause`: freeze or thaw every process of a running container.
+pub fn pause(engine: &Engine, name_or_id: &str, freeze: bool) -> Result<()> {
+    let record = engine.containers().get(name_or_id)?;
+    let runtime = engine.runtime();
+    if runtime.load(&record.id).is_err() {
+        return Err(Error::InvalidOption(format!(
+            "container {} is not running",
+            record.name
+        )));
+    }
+    if freeze {
+        runtime.pause(&record.id)?;
+    } else {
+        runtime.resume(&record.id)?;
+    }
+    Ok(())
+}
+
+/// One process of a container for `top`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProcessInfo {
+    /// Host pid.
+    pub pid: i32,
+    /// Parent's host pid.
+    pub ppid: i32,
+    /// Real uid.
+    pub uid: u32,
+    /// CPU time (user + system), seconds.
+    pub cpu_seconds: f64,
+    /// The command line.
+    pub command: String,
+}
+
+/// `top`: the container's processes (from its cgroup), read from /proc.
+pub fn top(engine: &Engine, name_or_id: &str) -> Result<Vec<ProcessInfo>> {
+    let record = engine.containers().get(name_or_id)?;
+    if !engine.is_running(&record.id) {
+        return Err(Error::InvalidOption(format!(
+            "container {} is not running",
+            record.name
+        )));
+    }
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let mut out = Vec::new();
+    for pid in engine.runtime().pids(&record.id)? {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // exited meanwhile
+        };
+        // Fields after the command (which may hold spaces and parentheses).
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let uid = fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|v| v.split_whitespace().next().and_then(|u| u.parse().ok()))
+            })
+            .unwrap_or(0);
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let command = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push(ProcessInfo {
+            pid,
+            ppid: num(1) as i32,
+            uid,
+            cpu_seconds: (num(11) + num(12)) as f64 / ticks,
+            command,
+        });
+    }
+    Ok(out)
+}
+
+/// `stats --no-stream`: the cgroup's usage of a running container.
+pub fn stats(
+    engine: &Engine,
+    name_or_id: &str,
+) -> Result<(ContainerRecord, pelagos_cgroups::Stats)> {
+    let record = engine.containers().get(name_or_id)?;
+    let runtime = engine.runtime();
+    let saved = runtime
+        .load(&record.id)
+        .map_err(|_| Error::InvalidOption(format!("container {} is not running", record.name)))?;
+    let cgroup = runtime.cgroup_of(&saved)?;
+    let stats = cgroup
+        .stats()
+        .map_err(|e| Error::InvalidOption(format!("stats of {}: {e}", record.name)))?;
+    Ok((record, stats))
+}
