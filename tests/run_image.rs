@@ -897,3 +897,30 @@ fn pause_top_and_stats() {
     assert!(err.contains("busy"), "{err}");
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn a_container_whose_monitor_died_can_still_be_stopped_and_removed() {
+    let (_served, env, image) = setup();
+    env.ok(&["run", "-d", "--name", "orphan", &image, "sleep 100"]);
+    let id = env
+        .ok(&["inspect", "--format", "{{.Id}}", "orphan"])
+        .trim()
+        .to_string();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.root.join("containers").join(&id).join("container.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let monitor = record["monitor_pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill(2) on the monitor this test's `run -d` started.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    wait_for("the monitor to go", || {
+        std::fs::read_to_string(format!("/proc/{monitor}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    });
+    env.ok(&["stop", "-t", "1", "orphan"]);
+    assert!(env.ok(&["ps", "-a"]).contains("Exited (137)"));
+    env.ok(&["rm", "orphan"]);
+    env.assert_no_container_leftovers();
+}

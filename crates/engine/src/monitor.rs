@@ -462,6 +462,11 @@ fn wait_recorded(engine: &Engine, id: &str, limit: Duration) -> Result<Option<i3
             Err(Error::NoSuchContainer(_)) => return Ok(None),
             Err(e) => return Err(e),
             Ok(r) if r.state != "running" && !engine.is_running(id) => return Ok(r.exit_code),
+            // Its monitor died (killed, or the machine's OOM killer): nobody will record the
+            // end, so do it here, as the monitor would have.
+            Ok(r) if r.monitor_pid.is_some_and(|p| !pid_alive(p)) && !engine.is_running(id) => {
+                return orphaned(engine, &r);
+            }
             Ok(_) => {}
         }
         if Instant::now() > deadline {
@@ -473,8 +478,35 @@ fn wait_recorded(engine: &Engine, id: &str, limit: Duration) -> Result<Option<i3
     }
 }
 
+/// Cleans up after a container whose monitor is gone: the runtime's state, the root
+/// filesystem mount, and the record says it exited (code unknown: 137, as if killed).
+fn orphaned(engine: &Engine, record: &ContainerRecord) -> Result<Option<i32>> {
+    let runtime = engine.runtime();
+    if runtime.load(&record.id).is_ok() {
+        runtime.delete(&record.id, true)?;
+    }
+    crate::overlay::unmount(&engine.containers().dir_of(&record.id).join("rootfs"))?;
+    if record.auto_remove {
+        engine.containers().remove(&record.id)?;
+        return Ok(None);
+    }
+    let finished = now_rfc3339();
+    let r = engine.containers().modify(&record.id, |r| {
+        r.state = "exited".into();
+        r.exit_code = Some(137);
+        r.finished = Some(finished);
+    })?;
+    Ok(r.exit_code)
+}
+
+/// Whether a process runs (a zombie waiting for its reaper does not).
 fn pid_alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 /// `stop`: the image's StopSignal (SIGTERM by default), then SIGKILL after `timeout`; returns
