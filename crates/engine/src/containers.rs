@@ -289,7 +289,8 @@ impl Containers {
         let mut f = fs::File::create(&tmp)
             .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
         f.write_all(&text)
-            .and_then(|_| f.sync_all())
+            // A --rm container's record dies with it: not worth a disk flush per change.
+            .and_then(|_| if record.auto_remove { Ok(()) } else { f.sync_all() })
             .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io(format!("rename {}", path.display()), e))
     }
