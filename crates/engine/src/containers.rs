@@ -290,7 +290,13 @@ impl Containers {
             .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
         f.write_all(&text)
             // A --rm container's record dies with it: not worth a disk flush per change.
-            .and_then(|_| if record.auto_remove { Ok(()) } else { f.sync_all() })
+            .and_then(|_| {
+                if record.auto_remove {
+                    Ok(())
+                } else {
+                    f.sync_all()
+                }
+            })
             .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io(format!("rename {}", path.display()), e))
     }
