@@ -24,6 +24,7 @@ mod fsutil;
 mod host;
 mod path;
 mod resources;
+mod size;
 mod stats;
 
 pub mod systemd;
@@ -33,6 +34,7 @@ pub use devices::default_device_rules;
 pub use error::CgroupError;
 pub use host::{available_controllers, v2_mountpoint};
 pub use path::DEFAULT_PARENT;
+pub use size::parse_size;
 pub use stats::{CpuStats, HugetlbStats, IoStat, MemoryEvents, MemoryStats, PidsStats, Stats};
 
 #[cfg(test)]

@@ -13,24 +13,13 @@ fn bad(flag: &str, value: &str, why: impl std::fmt::Display) -> Error {
     Error::InvalidOption(format!("invalid {flag} {value:?}: {why}"))
 }
 
-/// Docker's byte sizes: `512`, `64k`, `64m`, `1.5g` (binary units, as `docker run --memory`).
+/// Docker's byte sizes (`512`, `64m`, `1.5g`; binary units), never negative here.
 pub fn parse_bytes(flag: &str, text: &str) -> Result<i64> {
-    let t = text.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| bad(flag, text, "expected a size such as 512, 64m or 1.5g"))?;
-    if !n.is_finite() || n < 0.0 {
-        return Err(bad(flag, text, "a size cannot be negative"));
+    match pelagos_cgroups::parse_size(text) {
+        Some(n) if n >= 0 => Ok(n),
+        Some(_) => Err(bad(flag, text, "a size cannot be negative")),
+        None => Err(bad(flag, text, "expected a size such as 512, 64m or 1.5g")),
     }
-    Ok((n * mult as f64) as i64)
 }
 
 const PROPAGATIONS: [&str; 6] = [

@@ -401,30 +401,7 @@ fn send_pidfd(socket: Option<&Path>, pid: i32) -> Result<()> {
 }
 
 fn parse_bytes(text: &str) -> Result<i64> {
-    let t = text.trim();
-    if t == "-1" {
-        return Ok(-1);
-    }
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => {
-            let unit = t[i..].to_ascii_lowercase();
-            let m: i64 = match unit.trim_end_matches('b').trim_end_matches('i') {
-                "" => 1,
-                "k" => 1 << 10,
-                "m" => 1 << 20,
-                "g" => 1 << 30,
-                "t" => 1 << 40,
-                _ => bail!("invalid size {text:?}"),
-            };
-            (&t[..i], m)
-        }
-        None => (t, 1),
-    };
-    let n: i64 = num
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid size {text:?}"))?;
-    Ok(n * mult)
+    pelagos_cgroups::parse_size(text).ok_or_else(|| anyhow::anyhow!("invalid size {text:?}"))
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration> {
