@@ -12,7 +12,10 @@ pub enum Error {
     #[error("no such container: {0}")]
     NoSuchContainer(String),
     /// A container name already taken.
-    #[error("the container name \"{name}\" is already in use by container \"{id}\"")]
+    #[error(
+        "the container name \"{name}\" is already in use by container \"{id}\": remove it \
+         (pelagos rm {name}) or choose another --name"
+    )]
     NameInUse {
         /// The name.
         name: String,

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io::{BufRead, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use pelagos_image::ImageRecord;
 
 use crate::containers::{now_rfc3339, ContainerRecord};
 use crate::error::{Error, Result};
-use crate::run::{finish, launch, new_record, RunRequest};
+use crate::run::{dev_null, finish, launch, new_record, stdin_from_dev_null, RunRequest};
 use crate::Engine;
 
 /// The log file of a container.
@@ -28,7 +28,8 @@ fn sys(what: &str, e: nix::errno::Errno) -> Error {
 /// `run -d`: makes the record (so a taken name fails here), then hands the container to a
 /// monitor. Returns the id once the container runs, or the monitor's error.
 pub fn run_detached(engine: &Engine, image: &ImageRecord, req: &RunRequest) -> Result<String> {
-    let record = new_record(engine, image, req)?;
+    let config = engine.images().config(image)?;
+    let record = new_record(engine, image, config.config().as_ref(), req)?;
     let id = record.id.clone();
     spawn(engine, image, record, true)?;
     Ok(id)
@@ -59,6 +60,7 @@ fn spawn(
     record: ContainerRecord,
     is_new: bool,
 ) -> Result<()> {
+    let record_name = record.name.clone();
     let (status_r, status_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| sys("pipe", e))?;
     // SAFETY: the CLI is single-threaded here (no runtime threads left), so the child may run
@@ -83,26 +85,17 @@ fn spawn(
             let _ = fs::File::from(status_r).read_to_string(&mut word);
             match word.strip_prefix("ok") {
                 Some(_) => Ok(()),
-                None if word.is_empty() => Err(Error::InvalidOption(
-                    "the container monitor ended before the container started".into(),
-                )),
+                None if word.is_empty() => Err(Error::InvalidOption(format!(
+                    "the monitor of container {} ended before the container started (killed, or \
+                     out of memory?); `pelagos rm -f {}` removes what is left",
+                    record_name, record_name
+                ))),
                 None => Err(Error::InvalidOption(
                     word.trim_start_matches("err ").to_string(),
                 )),
             }
         }
     }
-}
-
-fn dev_null(flags: nix::fcntl::OFlag) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(
-        "/dev/null",
-        flags | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| sys("open /dev/null", e))?;
-    // SAFETY: open just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The monitor's life; returns its exit code.
@@ -141,10 +134,12 @@ fn monitor_inner(
             .and_then(|r| r.restart.as_deref())
             .unwrap_or("no"),
     )?;
+    let config = engine.images().config(image)?;
+    let image_config = config.config().as_ref();
     let (mut record, mut is_new, mut restarts) = (record, is_new, 0u32);
     loop {
         let started = Instant::now();
-        let code = run_once(engine, image, record, is_new, status, &dir)?;
+        let code = run_once(engine, image, image_config, record, is_new, status, &dir)?;
         // Restart unless the policy says no, or someone stopped or removed the container.
         let Ok(now) = engine.containers().get(&id) else {
             return Ok(());
@@ -176,6 +171,7 @@ fn monitor_inner(
 fn run_once(
     engine: &Engine,
     image: &ImageRecord,
+    image_config: Option<&oci_spec::image::Config>,
     record: ContainerRecord,
     is_new: bool,
     status: &mut Option<fs::File>,
@@ -192,7 +188,7 @@ fn run_once(
         nix::unistd::dup2(from.as_raw_fd(), to).map_err(|e| sys("dup2", e))?;
     }
     drop((out_w, err_w));
-    let launched = launch(engine, image, record, is_new);
+    let launched = launch(engine, image, image_config, record, is_new);
     // Our own 1 and 2 no longer lead to the pipes: they reach EOF when the container's
     // processes are gone.
     for to in [1, 2] {
@@ -636,8 +632,7 @@ pub fn exec(engine: &Engine, name_or_id: &str, req: &ExecRequest) -> Result<i32>
         process.set_user(user);
     }
     if !req.interactive {
-        let null = dev_null(nix::fcntl::OFlag::O_RDONLY)?;
-        nix::unistd::dup2(null.as_raw_fd(), 0).map_err(|e| sys("dup2", e))?;
+        stdin_from_dev_null()?;
     }
     let opts = pelagos_container::ExecOptions {
         process,
@@ -652,11 +647,6 @@ pub fn exec(engine: &Engine, name_or_id: &str, req: &ExecRequest) -> Result<i32>
         execed.pid,
         execed.pty_master.take(),
     )?)
-}
-
-/// Whether a container's log exists (for `logs` of containers run in the foreground).
-pub fn has_log(engine: &Engine, id: &str) -> bool {
-    engine.containers().dir_of(id).join(LOG_FILE).exists()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use oci_spec::image::Config as ImageConfig;
 use pelagos_container::{CgroupManager, CreateOptions};
 use pelagos_image::ImageRecord;
 
@@ -69,11 +70,12 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
     // overlay mount and the cleanup: hold such signals until the wait, which forwards them to
     // the container (whose init unblocks every signal before it execs).
     hold_termination_signals()?;
-    let record = new_record(engine, image, req)?;
+    let config = engine.images().config(image)?;
+    let record = new_record(engine, image, config.config().as_ref(), req)?;
     if !req.interactive {
         stdin_from_dev_null()?;
     }
-    let mut launched = launch(engine, image, record, true)?;
+    let mut launched = launch(engine, image, config.config().as_ref(), record, true)?;
     let pty = launched.created.pty_master.take();
     let waited = pelagos_container::wait::wait_foreground(launched.created.pid, pty);
     finish(engine, launched, waited)
@@ -83,13 +85,12 @@ pub fn run_foreground(engine: &Engine, image: &ImageRecord, req: &RunRequest) ->
 pub(crate) fn new_record(
     engine: &Engine,
     image: &ImageRecord,
+    image_config: Option<&ImageConfig>,
     req: &RunRequest,
 ) -> Result<ContainerRecord> {
     // Until the container's record names the image, a prune could take its layers.
     let _lease = engine.images().lease()?;
-    let config = engine.images().config(image)?;
-    let image_config = config.config().clone();
-    let command = spec::command_line(image_config.as_ref(), &req.spec)?;
+    let command = spec::command_line(image_config, &req.spec)?;
     engine.containers().create(
         ContainerRecord {
             id: new_id()?,
@@ -102,7 +103,7 @@ pub(crate) fn new_record(
             exit_code: None,
             finished: None,
             auto_remove: req.remove,
-            stop_signal: image_config.as_ref().and_then(|c| c.stop_signal().clone()),
+            stop_signal: image_config.and_then(|c| c.stop_signal().clone()),
             volumes: Vec::new(),
             anonymous_volumes: Vec::new(),
             run: Some(req.clone()),
@@ -129,6 +130,7 @@ pub(crate) struct Launched<'a> {
 pub(crate) fn launch<'a>(
     engine: &'a Engine,
     image: &ImageRecord,
+    image_config: Option<&ImageConfig>,
     record: ContainerRecord,
     is_new: bool,
 ) -> Result<Launched<'a>> {
@@ -136,8 +138,6 @@ pub(crate) fn launch<'a>(
     let req = record.run.clone().ok_or_else(|| {
         Error::InvalidOption(format!("container {} has no run options", record.name))
     })?;
-    let config = engine.images().config(image)?;
-    let image_config = config.config().clone();
     let dir = engine.containers().dir_of(&id);
     let rootfs = dir.join("rootfs");
     let mut cleanup = Cleanup {
@@ -193,7 +193,6 @@ pub(crate) fn launch<'a>(
 
     let user_spec = req.user.clone().unwrap_or_else(|| {
         image_config
-            .as_ref()
             .and_then(|c| c.user().clone())
             .unwrap_or_default()
     });
@@ -202,7 +201,7 @@ pub(crate) fn launch<'a>(
         .spec
         .workdir
         .clone()
-        .or_else(|| image_config.as_ref().and_then(|c| c.working_dir().clone()))
+        .or_else(|| image_config.and_then(|c| c.working_dir().clone()))
         .filter(|w| !w.is_empty())
         .unwrap_or_else(|| "/".into());
     // dockerd creates a missing working directory owned by root, whoever the user is.
@@ -226,7 +225,6 @@ pub(crate) fn launch<'a>(
     if !record.volumes_prepared {
         let mut spec_opts = req.spec.clone();
         let image_volumes: Vec<String> = image_config
-            .as_ref()
             .and_then(|c| c.volumes().clone())
             .unwrap_or_default()
             .into_iter()
@@ -239,7 +237,11 @@ pub(crate) fn launch<'a>(
         let mut resolved = req.clone();
         resolved.spec = spec_opts;
         record.run = Some(resolved);
-        engine.containers().update(&record)?;
+        // Volumes in use must be on record before anything mounts them (a `volume prune` is
+        // not to take them); without volumes the write waits for the "running" one below.
+        if !record.volumes.is_empty() {
+            engine.containers().update(&record)?;
+        }
     }
     let spec_opts = record
         .run
@@ -249,7 +251,7 @@ pub(crate) fn launch<'a>(
     let oci = spec::build(
         &SpecInput {
             rootfs: &rootfs,
-            image: image_config.as_ref(),
+            image: image_config,
             user: &resolved_user,
             hostname: &hostname,
             cwd: &cwd,
@@ -285,6 +287,10 @@ pub(crate) fn launch<'a>(
     let started = now_rfc3339();
     let restart_count = record.restart_count;
     let record = engine.containers().modify(&id, |r| {
+        r.volumes = record.volumes.clone();
+        r.anonymous_volumes = record.anonymous_volumes.clone();
+        r.volumes_prepared = record.volumes_prepared;
+        r.run = record.run.clone();
         r.state = "running".into();
         r.exit_code = None;
         r.finished = None;
@@ -487,9 +493,21 @@ fn prepare_volumes(
     Ok(used)
 }
 
-/// Docker gives a container without `-i` an empty stdin.
-fn stdin_from_dev_null() -> Result<()> {
-    let null = fs::File::open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
+/// `/dev/null`, opened close-on-exec.
+pub(crate) fn dev_null(flags: nix::fcntl::OFlag) -> Result<std::os::fd::OwnedFd> {
+    let fd = nix::fcntl::open(
+        "/dev/null",
+        flags | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::io("open /dev/null", e.into()))?;
+    // SAFETY: open just returned this descriptor; nothing else owns it.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// Docker gives a container (or an exec) without `-i` an empty stdin.
+pub(crate) fn stdin_from_dev_null() -> Result<()> {
+    let null = dev_null(nix::fcntl::OFlag::O_RDONLY)?;
     nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0)
         .map_err(|e| Error::io("redirect stdin", e.into()))?;
     Ok(())
