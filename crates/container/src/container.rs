@@ -187,6 +187,9 @@ impl Runtime {
         spec: Spec,
         for_run: bool,
     ) -> Result<Created> {
+        // The init is a clone of this process: never one whose executable a container could
+        // overwrite (CVE-2019-5736).
+        crate::sealed_exe::require()?;
         validate_id(&opts.id)?;
         let dir =
             std::path::absolute(&opts.bundle).io(|| format!("bundle {}", opts.bundle.display()))?;

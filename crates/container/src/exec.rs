@@ -48,6 +48,7 @@ const NS_ORDER: [LinuxNamespaceType; 8] = [
 
 impl Runtime {
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Execed> {
+        crate::sealed_exe::require()?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let saved = self.load(id)?;
         match self.status(&saved) {

@@ -23,6 +23,7 @@ pub mod init;
 pub mod mount_opts;
 pub mod namespaces;
 pub mod rootfs;
+pub mod sealed_exe;
 pub mod signal;
 pub mod spec;
 pub mod state;
