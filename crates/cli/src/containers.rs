@@ -26,6 +26,14 @@ fn env_file(path: &std::path::Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Docker's short id (12 characters) unless `full`; ids shorter than that as they are.
+fn display_id(id: &str, full: bool) -> &str {
+    match id.get(..12) {
+        Some(short) if !full => short,
+        _ => id,
+    }
+}
+
 pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
     if let Some(policy) = a.restart.as_deref() {
         let policy = pelagos_engine::monitor::RestartPolicy::parse(policy)?;
@@ -125,11 +133,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
             continue;
         }
         if a.quiet {
-            let id = if a.no_trunc {
-                r.id.clone()
-            } else {
-                r.id[..12].to_string()
-            };
+            let id = display_id(&r.id, a.no_trunc);
             let _ = writeln!(std::io::stdout(), "{id}");
             continue;
         }
@@ -149,11 +153,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
             command = command.chars().take(19).collect::<String>() + "…";
         }
         rows.push(vec![
-            if a.no_trunc {
-                r.id.clone()
-            } else {
-                r.id[..12].to_string()
-            },
+            display_id(&r.id, a.no_trunc).to_string(),
             r.image.clone(),
             format!("\"{command}\""),
             crate::format::since(Some(&r.created)),
@@ -400,7 +400,7 @@ fn stats_row(
             .unwrap_or_else(|| "--".into())
     };
     Ok(serde_json::json!({
-        "ID": record.id[..12].to_string(),
+        "ID": display_id(&record.id, false),
         "Name": record.name,
         "CPUPerc": format!("{cpu:.2}%"),
         "MemUsage": format!("{} / {}", human(mem), limit.map(crate::format::human_size).unwrap_or_else(|| "unlimited".into())),
@@ -420,7 +420,7 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<i32> {
             .list()?
             .into_iter()
             .filter(|r| engine.is_running(&r.id))
-            .map(|r| r.id)
+            .map(|r| r.id.into())
             .collect()
     } else {
         a.containers.clone()

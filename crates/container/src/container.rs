@@ -12,6 +12,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use pelagos_cgroups::Cgroup;
 
 use crate::error::{Error, IoContext, Result, SysContext};
+use crate::id::ContainerId;
 use crate::init::{self, InitContext, StartSignal};
 use crate::spec::Bundle;
 use crate::state::{self, SavedState, Status, EXEC_FIFO};
@@ -32,10 +33,10 @@ pub enum CgroupManager {
     Disabled,
 }
 
-/// Options of `create` (and `run`).
-#[derive(Debug, Clone, Default)]
+/// Options of `create` (and `run`); [`CreateOptions::new`] fills in the defaults.
+#[derive(Debug, Clone)]
 pub struct CreateOptions {
-    pub id: String,
+    pub id: ContainerId,
     pub bundle: PathBuf,
     /// config.json path when not `<bundle>/config.json`.
     pub config: Option<PathBuf>,
@@ -55,6 +56,26 @@ pub struct CreateOptions {
     pub seccomp_cache: Option<PathBuf>,
 }
 
+impl CreateOptions {
+    /// A container `id` from the bundle directory `bundle`, everything else at its default.
+    pub fn new(id: ContainerId, bundle: impl Into<PathBuf>) -> CreateOptions {
+        CreateOptions {
+            id,
+            bundle: bundle.into(),
+            config: None,
+            console_socket: None,
+            pid_file: None,
+            no_pivot: false,
+            preserve_fds: 0,
+            cgroup_manager: CgroupManager::default(),
+            detach: false,
+            no_new_keyring: false,
+            extra_env: Vec::new(),
+            seccomp_cache: None,
+        }
+    }
+}
+
 /// The runtime's view of its state directory (`--root`).
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -63,7 +84,7 @@ pub struct Runtime {
 
 /// A container created by `create`/`run` whose init is parked.
 pub struct Created {
-    pub id: String,
+    pub id: ContainerId,
     pub pid: i32,
     pub dir: PathBuf,
     /// `run` keeps the sync socket to start the init without the fifo.
@@ -104,47 +125,23 @@ impl Drop for CreateGuard {
     }
 }
 
-/// runc's rule for ids: letters, digits, `_ + - .`, not `.` or `..`.
-pub fn validate_id(id: &str) -> Result<()> {
-    let bad = |reason| Error::InvalidId {
-        id: id.to_string(),
-        reason,
-    };
-    if id.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if id == "." || id == ".." {
-        return Err(bad("it is a relative path"));
-    }
-    if id.len() > 1024 {
-        return Err(bad("it is too long"));
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
-    {
-        return Err(bad("only letters, digits and _ + - . are allowed"));
-    }
-    Ok(())
-}
-
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime { root: root.into() }
     }
 
-    pub fn container_dir(&self, id: &str) -> PathBuf {
-        self.root.join(id)
+    /// `<root>/<id>`: only a checked id names a directory, so none lies outside the root.
+    pub fn container_dir(&self, id: &ContainerId) -> PathBuf {
+        self.root.join(id.as_str())
     }
 
     /// Load a container's saved state; a missing one is `does not exist`.
-    pub fn load(&self, id: &str) -> Result<SavedState> {
-        validate_id(id).map_err(|_| Error::NotFound(id.to_string()))?;
+    pub fn load(&self, id: &ContainerId) -> Result<SavedState> {
         SavedState::load(&self.container_dir(id), id)
     }
 
     /// The frozen config taken at create.
-    pub fn load_config(&self, id: &str) -> Result<Spec> {
+    pub fn load_config(&self, id: &ContainerId) -> Result<Spec> {
         let path = self.container_dir(id).join(state::CONFIG_FILE);
         let data = fs::read(&path).io(|| format!("read {}", path.display()))?;
         serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
@@ -173,7 +170,6 @@ impl Runtime {
 
     /// `create`: set the container up and leave its init parked until `start`.
     pub fn create(&self, opts: &CreateOptions) -> Result<Created> {
-        validate_id(&opts.id)?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
         self.create_inner(opts, bundle, false)
@@ -187,10 +183,6 @@ impl Runtime {
         spec: Spec,
         for_run: bool,
     ) -> Result<Created> {
-        // The init is a clone of this process: never one whose executable a container could
-        // overwrite (CVE-2019-5736).
-        crate::sealed_exe::require()?;
-        validate_id(&opts.id)?;
         let dir =
             std::path::absolute(&opts.bundle).io(|| format!("bundle {}", opts.bundle.display()))?;
         let bundle = Bundle::from_spec(dir, spec)?;
@@ -199,7 +191,6 @@ impl Runtime {
 
     /// The first half of `run`: like create, but the init waits on the sync socket.
     pub fn create_for_run(&self, opts: &CreateOptions) -> Result<Created> {
-        validate_id(&opts.id)?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
         self.create_inner(opts, bundle, true)
@@ -211,6 +202,9 @@ impl Runtime {
         mut bundle: Bundle,
         for_run: bool,
     ) -> Result<Created> {
+        // The init is a clone of this process: never one whose executable a container could
+        // overwrite (CVE-2019-5736).
+        crate::sealed_exe::require()?;
         if !opts.extra_env.is_empty() {
             if let Some(p) = bundle.spec.process_mut() {
                 let mut env = p.env().clone().unwrap_or_default();
@@ -247,7 +241,7 @@ impl Runtime {
         match fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::AlreadyExists(opts.id.clone()))
+                return Err(Error::AlreadyExists(opts.id.to_string()))
             }
             Err(e) => return Err(e).io(|| format!("create {}", dir.display())),
         }
@@ -371,7 +365,7 @@ impl Runtime {
                     preserve_fds: opts.preserve_fds,
                     seccomp,
                     no_pivot: opts.no_pivot,
-                    session_keyring: (!opts.no_new_keyring).then(|| opts.id.clone()),
+                    session_keyring: (!opts.no_new_keyring).then(|| opts.id.to_string()),
                     cgroup_dir: cgroup.as_ref().map(|c| c.path().to_path_buf()),
                     has_runtime_hooks,
                     late_cgroupns,
@@ -470,7 +464,7 @@ impl Runtime {
     }
 
     /// `start`: let the parked init run the user's program.
-    pub fn start(&self, id: &str) -> Result<()> {
+    pub fn start(&self, id: &ContainerId) -> Result<()> {
         let mut saved = self.load(id)?;
         let status = self.status(&saved);
         if status != Status::Created {
@@ -566,7 +560,7 @@ impl Runtime {
     }
 
     /// `kill`: signal the init, or with `all` every process of the container.
-    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+    pub fn kill(&self, id: &ContainerId, signal: i32, all: bool) -> Result<()> {
         let saved = self.load(id)?;
         let status = self.status(&saved);
         if status == Status::Stopped {
@@ -591,7 +585,7 @@ impl Runtime {
 
     /// `delete`: remove a stopped container; with `force` stop it first. Deleting one that
     /// is already gone with `force` succeeds, as containerd expects.
-    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+    pub fn delete(&self, id: &ContainerId, force: bool) -> Result<()> {
         let saved = match self.load(id) {
             Ok(s) => s,
             Err(Error::NotFound(_)) if force => {
@@ -665,7 +659,7 @@ impl Runtime {
     }
 
     /// The state report of one container.
-    pub fn state(&self, id: &str) -> Result<String> {
+    pub fn state(&self, id: &ContainerId) -> Result<String> {
         let saved = self.load(id)?;
         let status = self.status(&saved);
         serde_json::to_string_pretty(&saved.report(status)).map_err(|e| Error::Spec(e.to_string()))
@@ -680,8 +674,11 @@ impl Runtime {
             Err(e) => return Err(e).io(|| format!("read {}", self.root.display())),
         };
         for entry in entries.flatten() {
-            let id = entry.file_name().to_string_lossy().into_owned();
-            if let Ok(saved) = SavedState::load(&entry.path(), &id) {
+            // A directory whose name breaks the id rule is no container of ours.
+            let Ok(id) = ContainerId::parse_os(&entry.file_name()) else {
+                continue;
+            };
+            if let Ok(saved) = SavedState::load(&self.container_dir(&id), &id) {
                 let status = self.status(&saved);
                 out.push((saved, status));
             }
@@ -690,7 +687,7 @@ impl Runtime {
         Ok(out)
     }
 
-    pub fn pause(&self, id: &str) -> Result<()> {
+    pub fn pause(&self, id: &ContainerId) -> Result<()> {
         let saved = self.load(id)?;
         match self.status(&saved) {
             Status::Running | Status::Created => {}
@@ -706,7 +703,7 @@ impl Runtime {
         self.cgroup_of(&saved)?.freeze().map_err(Into::into)
     }
 
-    pub fn resume(&self, id: &str) -> Result<()> {
+    pub fn resume(&self, id: &ContainerId) -> Result<()> {
         let saved = self.load(id)?;
         let status = self.status(&saved);
         if status != Status::Paused {
@@ -720,7 +717,7 @@ impl Runtime {
     }
 
     /// Host pids of the container's processes.
-    pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
+    pub fn pids(&self, id: &ContainerId) -> Result<Vec<i32>> {
         let saved = self.load(id)?;
         if saved.cgroup.is_empty() {
             return Ok(if saved.init_alive() {
@@ -895,18 +892,5 @@ fn tracing_warn(msg: &str) {
     match WARNING_SINK.get() {
         Some(sink) => sink(msg),
         None => eprintln!("warning: {msg}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        assert!(validate_id("abc-1.2_3+x").is_ok());
-        for bad in ["", ".", "..", "a/b", "a b", "ü"] {
-            assert!(validate_id(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -10,6 +10,7 @@ use pelagos_cgroups::Cgroup;
 
 use crate::container::{open_console, state_json, write_pid_file, Runtime};
 use crate::error::{Error, Result, SysContext};
+use crate::id::ContainerId;
 use crate::namespaces::{clone_flag, proc_name};
 use crate::state::Status;
 use crate::sync;
@@ -47,7 +48,7 @@ const NS_ORDER: [LinuxNamespaceType; 8] = [
 ];
 
 impl Runtime {
-    pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<Execed> {
+    pub fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<Execed> {
         crate::sealed_exe::require()?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let saved = self.load(id)?;

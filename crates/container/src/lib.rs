@@ -19,6 +19,7 @@ pub mod error;
 pub mod exec;
 pub mod features;
 pub mod hooks;
+pub mod id;
 pub mod init;
 pub mod mount_opts;
 pub mod namespaces;
@@ -31,9 +32,10 @@ pub mod sync;
 pub mod sys;
 pub mod wait;
 
-pub use container::{validate_id, CgroupManager, CreateOptions, Created, Runtime};
+pub use container::{CgroupManager, CreateOptions, Created, Runtime};
 pub use error::{Error, Result};
 pub use exec::ExecOptions;
+pub use id::ContainerId;
 pub use spec::Bundle;
 pub use state::{SavedState, Status};
 

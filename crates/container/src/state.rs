@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::id::ContainerId;
 use crate::sys;
 
 /// Where runc puts it and callers expect it: the state file inside the container's directory.
@@ -45,7 +46,7 @@ impl std::fmt::Display for Status {
 /// What the runtime remembers of a container between invocations.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SavedState {
-    pub id: String,
+    pub id: ContainerId,
     pub pid: i32,
     /// Start time of `pid` in clock ticks, to detect pid reuse.
     pub pid_start_time: u64,
@@ -87,11 +88,16 @@ pub struct StateReport<'a> {
 }
 
 impl SavedState {
-    pub fn load(dir: &Path, id: &str) -> Result<SavedState> {
+    pub fn load(dir: &Path, id: &ContainerId) -> Result<SavedState> {
         let path = dir.join(STATE_FILE);
         let data = match fs::read(&path) {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // An id longer than a file name may be (255 bytes) is valid for runc, but no
+            // container can have it.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENAMETOOLONG) =>
+            {
                 return Err(Error::NotFound(id.to_string()))
             }
             Err(e) => return Err(e).io(|| format!("read {}", path.display())),

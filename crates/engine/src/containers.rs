@@ -7,6 +7,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use pelagos_container::ContainerId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -17,8 +18,8 @@ pub const RECORD_FILE: &str = "container.json";
 /// What the engine remembers of a container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ContainerRecord {
-    /// 64 hex characters.
-    pub id: String,
+    /// 64 hex characters; checked when a record is read, since directories are named by it.
+    pub id: ContainerId,
     /// Unique name (Docker's `--name`, or a generated one).
     pub name: String,
     /// The image as the user named it.
@@ -124,6 +125,11 @@ pub fn new_id() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A fresh container id: 64 random hex characters.
+pub fn new_container_id() -> Result<ContainerId> {
+    Ok(ContainerId::parse(&new_id()?)?)
+}
+
 /// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub(crate) fn check_name(kind: &str, name: &str) -> Result<()> {
     let mut chars = name.chars();
@@ -157,9 +163,9 @@ impl Containers {
         Ok(Containers { dir })
     }
 
-    /// The directory of one container.
-    pub fn dir_of(&self, id: &str) -> PathBuf {
-        self.dir.join(id)
+    /// The directory of one container: only a checked id names one, so none lies outside.
+    pub fn dir_of(&self, id: &ContainerId) -> PathBuf {
+        self.dir.join(id.as_str())
     }
 
     fn lock(&self) -> Result<Lock> {
@@ -234,7 +240,7 @@ impl Containers {
                 if let Some(other) = taken.iter().find(|r| r.name == n) {
                     return Err(Error::NameInUse {
                         name: n.to_string(),
-                        id: other.id.clone(),
+                        id: other.id.to_string(),
                     });
                 }
                 n.to_string()
@@ -255,7 +261,7 @@ impl Containers {
     /// kept. Returns the new record; a record that is gone is [`Error::NoSuchContainer`].
     pub fn modify(
         &self,
-        id: &str,
+        id: &ContainerId,
         change: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord> {
         let _lock = self.lock()?;
@@ -302,7 +308,7 @@ impl Containers {
     }
 
     /// Removes a container's directory (its record, upper layer and files).
-    pub fn remove(&self, id: &str) -> Result<()> {
+    pub fn remove(&self, id: &ContainerId) -> Result<()> {
         let _lock = self.lock()?;
         let dir = self.dir_of(id);
         match fs::remove_dir_all(&dir) {
@@ -343,9 +349,9 @@ fn generate_name(id: &str, taken: impl Fn(&str) -> bool) -> String {
 mod tests {
     use super::*;
 
-    fn record(id: &str) -> ContainerRecord {
+    fn record(id: ContainerId) -> ContainerRecord {
         ContainerRecord {
-            id: id.into(),
+            id,
             name: String::new(),
             image: "busybox".into(),
             image_id: "sha256:aa".into(),
@@ -379,17 +385,21 @@ mod tests {
     fn names_are_unique_and_lookup_works() {
         let d = tempfile::tempdir().unwrap();
         let c = Containers::open(d.path()).unwrap();
-        let a = c.create(record(&new_id().unwrap()), Some("web")).unwrap();
+        let a = c
+            .create(record(new_container_id().unwrap()), Some("web"))
+            .unwrap();
         let err = c
-            .create(record(&new_id().unwrap()), Some("web"))
+            .create(record(new_container_id().unwrap()), Some("web"))
             .unwrap_err();
         assert!(err.to_string().contains("already in use"), "{err}");
-        let b = c.create(record(&new_id().unwrap()), None).unwrap();
+        let b = c.create(record(new_container_id().unwrap()), None).unwrap();
         assert!(b.name.contains('_'), "{}", b.name);
         assert_eq!(c.get("web").unwrap().id, a.id);
         assert_eq!(c.get(&b.id[..10]).unwrap().name, b.name);
         assert!(matches!(c.get("nope"), Err(Error::NoSuchContainer(_))));
-        assert!(c.create(record(&new_id().unwrap()), Some("-bad")).is_err());
+        assert!(c
+            .create(record(new_container_id().unwrap()), Some("-bad"))
+            .is_err());
         let mut a2 = a.clone();
         a2.state = "exited".into();
         a2.exit_code = Some(3);

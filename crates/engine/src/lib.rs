@@ -124,7 +124,7 @@ impl Engine {
     }
 
     /// Whether the container's process runs (its runtime state exists and is not stopped).
-    pub fn is_running(&self, id: &str) -> bool {
+    pub fn is_running(&self, id: &pelagos_container::ContainerId) -> bool {
         let runtime = self.runtime();
         runtime
             .load(id)

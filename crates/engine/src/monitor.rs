@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use pelagos_container::ContainerId;
 use pelagos_image::ImageRecord;
 
 use crate::containers::{now_rfc3339, ContainerRecord};
@@ -32,7 +33,7 @@ pub fn run_detached(engine: &Engine, image: &ImageRecord, req: &RunRequest) -> R
     let record = new_record(engine, image, config.config().as_ref(), req)?;
     let id = record.id.clone();
     spawn(engine, image, record, true)?;
-    Ok(id)
+    Ok(id.into())
 }
 
 /// `start`: runs a stopped container again under a new monitor (same id, root filesystem
@@ -40,7 +41,7 @@ pub fn run_detached(engine: &Engine, image: &ImageRecord, req: &RunRequest) -> R
 pub fn start(engine: &Engine, name_or_id: &str) -> Result<String> {
     let found = engine.containers().get(name_or_id)?;
     if engine.is_running(&found.id) {
-        return Ok(found.id);
+        return Ok(found.id.into());
     }
     let record = engine
         .containers()
@@ -48,7 +49,7 @@ pub fn start(engine: &Engine, name_or_id: &str) -> Result<String> {
     let image = engine.images().get(&record.image_id)?;
     let id = record.id.clone();
     spawn(engine, &image, record, false)?;
-    Ok(id)
+    Ok(id.into())
 }
 
 /// Forks the monitor (through an intermediate process, so it is nobody's child and has its
@@ -451,7 +452,7 @@ pub fn logs(
 }
 
 /// Waits until the monitor has recorded the end of the container (or removed it).
-fn wait_recorded(engine: &Engine, id: &str, limit: Duration) -> Result<Option<i32>> {
+fn wait_recorded(engine: &Engine, id: &ContainerId, limit: Duration) -> Result<Option<i32>> {
     let deadline = Instant::now() + limit;
     loop {
         match engine.containers().get(id) {

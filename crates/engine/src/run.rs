@@ -6,10 +6,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Config as ImageConfig;
-use pelagos_container::{CgroupManager, CreateOptions};
+use pelagos_container::{CgroupManager, ContainerId, CreateOptions};
 use pelagos_image::ImageRecord;
 
-use crate::containers::{new_id, now_rfc3339, ContainerRecord};
+use crate::containers::{new_container_id, now_rfc3339, ContainerRecord};
 use crate::error::{Error, Result};
 use crate::spec::{self, EtcFiles, NetworkMode, SpecInput, SpecOptions};
 use crate::{overlay, user, Engine};
@@ -37,7 +37,7 @@ pub struct RunRequest {
 /// Undoes a half-made container on every exit path.
 struct Cleanup<'a> {
     engine: &'a Engine,
-    id: String,
+    id: ContainerId,
     rootfs: PathBuf,
     remove: bool,
     /// Anonymous volumes made for this container: removed with it (`--rm`, or a failed start).
@@ -93,7 +93,7 @@ pub(crate) fn new_record(
     let command = spec::command_line(image_config, &req.spec)?;
     engine.containers().create(
         ContainerRecord {
-            id: new_id()?,
+            id: new_container_id()?,
             name: String::new(),
             image: req.image_name.clone(),
             image_id: image.id.to_string(),
@@ -172,8 +172,8 @@ pub(crate) fn launch<'a>(
         (Some(h), _) => h.clone(),
         (None, NetworkMode::Host) => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| id[..12].to_string()),
-        (None, NetworkMode::None) => id[..12].to_string(),
+            .unwrap_or_else(|_| short_id(&id)),
+        (None, NetworkMode::None) => short_id(&id),
     };
     let (hosts, hostname_file, resolv) = (
         dir.join("hosts"),
@@ -268,12 +268,10 @@ pub(crate) fn launch<'a>(
 
     let runtime = engine.runtime();
     let opts = CreateOptions {
-        id: id.clone(),
-        bundle: dir.clone(),
         cgroup_manager: CgroupManager::Cgroupfs,
         // Every container of an image gets the same Docker profile: compile it once.
         seccomp_cache: Some(engine.options.root.join("cache/seccomp")),
-        ..Default::default()
+        ..CreateOptions::new(id.clone(), dir.clone())
     };
     let mut created = runtime
         .create_with_spec(&opts, oci, true)
@@ -513,6 +511,11 @@ pub(crate) fn stdin_from_dev_null() -> Result<()> {
     Ok(())
 }
 
+/// Docker's 12-character short id (the default hostname).
+fn short_id(id: &ContainerId) -> String {
+    id.get(..12).unwrap_or(id).to_string()
+}
+
 /// Removes a stopped container's record and files (`pelagos rm`); with `force` a container
 /// whose runtime state still exists is killed and deleted first.
 pub fn remove_container(
@@ -534,7 +537,7 @@ pub fn remove_container(
             engine.containers().get(&record.id),
             Err(Error::NoSuchContainer(_))
         ) {
-            return Ok(record.id);
+            return Ok(record.id.into());
         }
     }
     if runtime.load(&record.id).is_ok() {
@@ -548,7 +551,7 @@ pub fn remove_container(
             engine.volumes().remove(v, true, &|_| false)?;
         }
     }
-    Ok(record.id)
+    Ok(record.id.into())
 }
 
 /// `container prune`: removes every container that is not running (their anonymous volumes

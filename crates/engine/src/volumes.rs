@@ -55,6 +55,17 @@ pub fn validate_name(name: &str) -> Result<()> {
     crate::containers::check_name("volume", name)
 }
 
+/// A name that passed [`validate_name`]: one path component, so the directory it names lies
+/// inside the volumes directory. Only these name directories.
+struct VolumeName(String);
+
+impl VolumeName {
+    fn parse(name: &str) -> Result<VolumeName> {
+        validate_name(name)?;
+        Ok(VolumeName(name.to_string()))
+    }
+}
+
 impl Volumes {
     /// The volumes under `dir` (created when missing).
     pub fn open(dir: impl Into<PathBuf>) -> Result<Volumes> {
@@ -63,8 +74,12 @@ impl Volumes {
         Ok(Volumes { dir })
     }
 
-    fn read(&self, name: &str) -> Result<Option<VolumeRecord>> {
-        let path = self.dir.join(name).join(RECORD);
+    fn dir_of(&self, name: &VolumeName) -> PathBuf {
+        self.dir.join(&name.0)
+    }
+
+    fn read(&self, name: &VolumeName) -> Result<Option<VolumeRecord>> {
+        let path = self.dir_of(name).join(RECORD);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -79,9 +94,12 @@ impl Volumes {
 
     /// The volume called `name`.
     pub fn get(&self, name: &str) -> Result<VolumeRecord> {
-        validate_name(name)?;
+        self.existing(&VolumeName::parse(name)?)
+    }
+
+    fn existing(&self, name: &VolumeName) -> Result<VolumeRecord> {
         self.read(name)?
-            .ok_or_else(|| Error::InvalidOption(format!("no such volume: {name}")))
+            .ok_or_else(|| Error::InvalidOption(format!("no such volume: {}", name.0)))
     }
 
     /// Every volume, by name.
@@ -90,8 +108,9 @@ impl Volumes {
         let entries = fs::read_dir(&self.dir)
             .map_err(|e| Error::io(format!("read {}", self.dir.display()), e))?;
         for e in entries.flatten() {
-            if let Some(name) = e.file_name().to_str() {
-                if let Ok(Some(v)) = self.read(name) {
+            // Temporary and trash entries (`.name.*`) break the rule and are skipped.
+            if let Some(Ok(name)) = e.file_name().to_str().map(VolumeName::parse) {
+                if let Ok(Some(v)) = self.read(&name) {
                     out.push(v);
                 }
             }
@@ -108,20 +127,18 @@ impl Volumes {
         labels: BTreeMap<String, String>,
     ) -> Result<(VolumeRecord, bool)> {
         let (name, mut labels) = match name {
-            Some(n) => {
-                validate_name(n)?;
-                (n.to_string(), labels)
-            }
+            Some(n) => (VolumeName::parse(n)?, labels),
             None => {
                 let mut l = labels;
                 l.insert(ANONYMOUS_LABEL.into(), String::new());
-                (new_id()?, l)
+                (VolumeName::parse(&new_id()?)?, l)
             }
         };
         if let Some(existing) = self.read(&name)? {
             return Ok((existing, false));
         }
-        let dir = self.dir.join(&name);
+        let dir = self.dir_of(&name);
+        let name = name.0;
         let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
         let data = tmp.join("_data");
@@ -156,14 +173,15 @@ impl Volumes {
 
     /// Removes a volume; refused while `in_use` says a container uses it, unless `force`.
     pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&str) -> bool) -> Result<()> {
-        self.get(name)?;
+        let checked = VolumeName::parse(name)?;
+        self.existing(&checked)?;
         if !force && in_use(name) {
             return Err(Error::InvalidOption(format!(
                 "remove {name}: volume is in use by a container (remove the container first)"
             )));
         }
         // Move aside first so that a half-removed volume is never seen as one.
-        let dir = self.dir.join(name);
+        let dir = self.dir_of(&checked);
         let trash = self.dir.join(format!(".{name}.{}.rm", std::process::id()));
         fs::rename(&dir, &trash).map_err(|e| Error::io(format!("remove volume {name}"), e))?;
         fs::remove_dir_all(&trash).map_err(|e| Error::io(format!("remove volume {name}"), e))

@@ -1,9 +1,12 @@
 //! runc's command line as clap structs: global flags, one struct per subcommand. Flags may
 //! come before or after the container id, as runc accepts.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::log::LogFormat;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,8 +22,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
     /// Log format: text or json.
-    #[arg(long = "log-format", global = true, default_value = "text")]
-    pub log_format: String,
+    #[arg(long = "log-format", global = true, default_value = "text", value_parser = LogFormat::parse)]
+    pub log_format: LogFormat,
     /// cgroupsPath is slice:prefix:name (systemd style).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
@@ -96,7 +99,8 @@ impl Command {
 
 #[derive(Args, Debug)]
 pub struct IdArg {
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -134,7 +138,8 @@ pub struct CreateArgs {
     /// Accepted and ignored: create always detaches.
     #[arg(short = 'd', long)]
     pub detach: bool,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
 }
 
 #[derive(Args, Debug)]
@@ -150,7 +155,8 @@ pub struct RunArgs {
     /// Do not become a child subreaper.
     #[arg(long = "no-subreaper")]
     pub no_subreaper: bool,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
 }
 
 #[derive(Args, Debug)]
@@ -158,7 +164,8 @@ pub struct KillArgs {
     /// Signal every process of the container.
     #[arg(short = 'a', long)]
     pub all: bool,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
     /// Signal name or number (default SIGTERM).
     #[arg(default_value = "SIGTERM")]
     pub signal: String,
@@ -169,7 +176,8 @@ pub struct DeleteArgs {
     /// Kill a running container first; succeed when it does not exist.
     #[arg(short = 'f', long)]
     pub force: bool,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
 }
 
 #[derive(Args, Debug)]
@@ -185,7 +193,8 @@ pub struct ListArgs {
 pub struct PsArgs {
     #[arg(short = 'f', long, default_value = "table")]
     pub format: String,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
     /// Arguments for ps(1) in table format (default -ef).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
@@ -231,7 +240,8 @@ pub struct ExecArgs {
     pub cgroup: Option<String>,
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
@@ -261,7 +271,8 @@ pub struct UpdateArgs {
     pub pids_limit: Option<i64>,
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
 }
 
 #[derive(Args, Debug)]
@@ -272,7 +283,8 @@ pub struct EventsArgs {
     /// Interval between stats, e.g. 5s.
     #[arg(long, default_value = "5s")]
     pub interval: String,
-    pub id: String,
+    /// Container id: letters, digits and _ + - .
+    pub id: OsString,
 }
 
 #[derive(Args, Debug)]

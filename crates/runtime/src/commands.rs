@@ -1,13 +1,14 @@
 //! One function per subcommand, each a thin mapping of flags onto the library.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use pelagos_container::{
-    signal::parse_signal, wait::wait_foreground, CgroupManager, CreateOptions, ExecOptions,
-    Runtime, Status,
+    signal::parse_signal, wait::wait_foreground, CgroupManager, ContainerId, CreateOptions,
+    ExecOptions, Runtime, Status,
 };
 
 use crate::cli::{Cli, Command, CreateFlags};
@@ -20,38 +21,39 @@ pub fn dispatch(cli: &Cli, log: &mut Logger) -> Result<i32> {
     };
     match cmd {
         Command::Create(a) => {
-            let opts = create_options(cli, &a.flags, &a.id)?;
+            let opts = create_options(cli, &a.flags, container_id(&a.id)?)?;
             let created = rt.create(&opts)?;
             send_pidfd(a.flags.pidfd_socket.as_deref(), created.pid)?;
             Ok(0)
         }
         Command::Start(a) => {
-            rt.start(&a.id)?;
+            rt.start(&container_id(&a.id)?)?;
             Ok(0)
         }
         Command::State(a) => {
-            outln!("{}", rt.state(&a.id)?);
+            outln!("{}", rt.state(&container_id(&a.id)?)?);
             Ok(0)
         }
         Command::Kill(a) => {
+            let id = container_id(&a.id)?;
             let sig = parse_signal(&a.signal)?;
-            rt.kill(&a.id, sig, a.all)?;
+            rt.kill(&id, sig, a.all)?;
             Ok(0)
         }
         Command::Delete(a) => {
-            rt.delete(&a.id, a.force)?;
+            rt.delete(&container_id(&a.id)?, a.force)?;
             Ok(0)
         }
         Command::Run(a) => run(cli, &rt, a, log),
         Command::Exec(a) => exec(&rt, a),
         Command::List(a) => list(&rt, &a.format, a.quiet),
-        Command::Ps(a) => ps(&rt, &a.id, &a.format, &a.ps_args),
+        Command::Ps(a) => ps(&rt, &container_id(&a.id)?, &a.format, &a.ps_args),
         Command::Pause(a) => {
-            rt.pause(&a.id)?;
+            rt.pause(&container_id(&a.id)?)?;
             Ok(0)
         }
         Command::Resume(a) => {
-            rt.resume(&a.id)?;
+            rt.resume(&container_id(&a.id)?)?;
             Ok(0)
         }
         Command::Update(a) => update(&rt, a),
@@ -70,7 +72,7 @@ pub fn dispatch(cli: &Cli, log: &mut Logger) -> Result<i32> {
     }
 }
 
-fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions> {
+fn create_options(cli: &Cli, f: &CreateFlags, id: ContainerId) -> Result<CreateOptions> {
     let cgroup_manager = match cli.cgroup_manager.as_deref() {
         None if cli.systemd_cgroup => CgroupManager::Systemd,
         None | Some("cgroupfs") => CgroupManager::Cgroupfs,
@@ -101,7 +103,7 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions>
         Vec::new()
     };
     Ok(CreateOptions {
-        id: id.to_string(),
+        id,
         bundle: f.bundle.clone(),
         config: f.config.clone(),
         console_socket: f.console_socket.clone(),
@@ -117,7 +119,7 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: &str) -> Result<CreateOptions>
 }
 
 fn run(cli: &Cli, rt: &Runtime, a: &crate::cli::RunArgs, log: &mut Logger) -> Result<i32> {
-    let mut opts = create_options(cli, &a.flags, &a.id)?;
+    let mut opts = create_options(cli, &a.flags, container_id(&a.id)?)?;
     opts.detach = a.detach;
     if !a.detach && !a.no_subreaper {
         // SAFETY: prctl with integer arguments only.
@@ -142,8 +144,9 @@ fn run(cli: &Cli, rt: &Runtime, a: &crate::cli::RunArgs, log: &mut Logger) -> Re
 }
 
 fn exec(rt: &Runtime, a: &crate::cli::ExecArgs) -> Result<i32> {
-    let spec = rt.load_config(&a.id).map_err(|e| match e {
-        pelagos_container::Error::Io { .. } => anyhow::anyhow!("container {} does not exist", a.id),
+    let id = container_id(&a.id)?;
+    let spec = rt.load_config(&id).map_err(|e| match e {
+        pelagos_container::Error::Io { .. } => anyhow::anyhow!("container {id} does not exist"),
         e => e.into(),
     })?;
     let process = crate::process_flags::exec_process(a, &spec)?;
@@ -158,7 +161,7 @@ fn exec(rt: &Runtime, a: &crate::cli::ExecArgs) -> Result<i32> {
         sub_cgroup: a.cgroup.clone(),
         ignore_paused: a.ignore_paused,
     };
-    let mut execed = rt.exec(&a.id, &opts)?;
+    let mut execed = rt.exec(&id, &opts)?;
     send_pidfd(a.pidfd_socket.as_deref(), execed.pid)?;
     if a.detach {
         return Ok(0);
@@ -220,7 +223,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
+fn ps(rt: &Runtime, id: &ContainerId, format: &str, ps_args: &[String]) -> Result<i32> {
     let pids = rt.pids(id)?;
     match format {
         "json" => outln!("{}", serde_json::to_string(&pids)?),
@@ -266,6 +269,7 @@ fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<i32> {
 
 fn update(rt: &Runtime, a: &crate::cli::UpdateArgs) -> Result<i32> {
     use oci_spec::runtime::LinuxResources;
+    let id = container_id(&a.id)?;
     let mut res: LinuxResources = match &a.resources {
         Some(p) if p.as_os_str() == "-" => {
             serde_json::from_reader(std::io::stdin()).context("invalid resources JSON on stdin")?
@@ -316,14 +320,14 @@ fn update(rt: &Runtime, a: &crate::cli::UpdateArgs) -> Result<i32> {
         set(&mut v, "blockIO", "weight", x.into());
     }
     res = serde_json::from_value(v).context("invalid resource values")?;
-    let saved = rt.load(&a.id)?;
+    let saved = rt.load(&id)?;
     if rt.status(&saved) == Status::Stopped {
-        bail!("container not running: {}", a.id);
+        bail!("container not running: {id}");
     }
     let cg = rt.cgroup_of(&saved)?;
     if res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         // New device rules replace the filter: keep the defaults and the config's devices.
-        let spec = rt.load_config(&a.id)?;
+        let spec = rt.load_config(&id)?;
         let devices = spec
             .linux()
             .as_ref()
@@ -343,25 +347,26 @@ fn update(rt: &Runtime, a: &crate::cli::UpdateArgs) -> Result<i32> {
 }
 
 fn events(rt: &Runtime, a: &crate::cli::EventsArgs) -> Result<i32> {
+    let id = container_id(&a.id)?;
     let interval = parse_duration(&a.interval)?;
     let mut last_oom = None;
     loop {
-        let saved = rt.load(&a.id)?;
+        let saved = rt.load(&id)?;
         if rt.status(&saved) == Status::Stopped {
-            bail!("container not running: {}", a.id);
+            bail!("container not running: {id}");
         }
         let cg = rt.cgroup_of(&saved)?;
         let stats = cg.stats()?;
         outln!(
             "{}",
-            serde_json::json!({"type": "stats", "id": a.id, "data": stats})
+            serde_json::json!({"type": "stats", "id": id.as_str(), "data": stats})
         );
         if a.stats {
             return Ok(0);
         }
         let oom = cg.oom_kill_count().ok();
         if last_oom.is_some() && oom > last_oom {
-            outln!("{}", serde_json::json!({"type": "oom", "id": a.id}));
+            outln!("{}", serde_json::json!({"type": "oom", "id": id.as_str()}));
         }
         last_oom = oom;
         std::thread::sleep(interval);
@@ -388,6 +393,12 @@ fn spec(a: &crate::cli::SpecArgs) -> Result<i32> {
     let text = serde_json::to_string_pretty(&spec)?;
     std::fs::write(&path, text + "\n").with_context(|| format!("write {}", path.display()))?;
     Ok(0)
+}
+
+/// The id argument of a verb, checked before any path is built from it (runc: `invalid id
+/// format`); ids that are not UTF-8 break the rule too.
+fn container_id(raw: &OsStr) -> Result<ContainerId> {
+    Ok(ContainerId::parse_os(raw)?)
 }
 
 fn send_pidfd(socket: Option<&Path>, pid: i32) -> Result<()> {

@@ -4,6 +4,23 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+/// `--log-format`: runc knows exactly these two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn parse(text: &str) -> Result<LogFormat, String> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("the log format must be text or json".into()),
+        }
+    }
+}
+
 pub struct Logger {
     file: Option<std::fs::File>,
     json: bool,
@@ -11,7 +28,7 @@ pub struct Logger {
 
 impl Logger {
     /// Open the log early so that every later failure lands in it.
-    pub fn open(path: Option<&PathBuf>, format: &str) -> Logger {
+    pub fn open(path: Option<&PathBuf>, format: LogFormat) -> Logger {
         let file = path.and_then(|p| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -21,7 +38,7 @@ impl Logger {
         });
         Logger {
             file,
-            json: format == "json",
+            json: format == LogFormat::Json,
         }
     }
 

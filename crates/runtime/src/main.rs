@@ -20,6 +20,9 @@ mod commands;
 mod log;
 mod process_flags;
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
 use clap::Parser;
 
 #[cfg(not(test))]
@@ -41,17 +44,24 @@ fn real_main() {
                 let _ = e.print(); // --help
                 std::process::exit(0);
             }
-            // A caller that passed flags we do not know still finds why in its --log.
-            let args: Vec<String> = std::env::args().collect();
+            // A caller that passed flags we do not know still finds why in its --log. The
+            // arguments may be any bytes: read them as the kernel gave them.
+            let args: Vec<OsString> = std::env::args_os().collect();
             let log = flag_value(&args, "--log").map(std::path::PathBuf::from);
-            let format = flag_value(&args, "--log-format").unwrap_or_else(|| "text".into());
-            let text = e.to_string();
+            let format = flag_value(&args, "--log-format")
+                .and_then(|f| f.to_str().and_then(|f| log::LogFormat::parse(f).ok()))
+                .unwrap_or(log::LogFormat::Text);
+            let text = match e.kind() {
+                // clap does not say which argument: name it.
+                clap::error::ErrorKind::InvalidUtf8 => not_utf8_message(&args),
+                _ => e.to_string(),
+            };
             let first = text
                 .lines()
                 .next()
                 .unwrap_or("invalid command line")
                 .to_string();
-            log::Logger::open(log.as_ref(), &format).error(first.trim_start_matches("error: "));
+            log::Logger::open(log.as_ref(), format).error(first.trim_start_matches("error: "));
             std::process::exit(1);
         }
     };
@@ -64,7 +74,7 @@ fn real_main() {
         );
         return;
     }
-    let mut logger = log::Logger::open(cli.log.as_ref(), &cli.log_format);
+    let mut logger = log::Logger::open(cli.log.as_ref(), cli.log_format);
     logger.install_warning_sink();
     if cli
         .command
@@ -88,14 +98,24 @@ fn real_main() {
     std::process::exit(code);
 }
 
+/// Which argument is not UTF-8, with its bytes shown lossily.
+fn not_utf8_message(args: &[OsString]) -> String {
+    match args.iter().find(|a| a.to_str().is_none()) {
+        Some(a) => format!("argument {:?} is not valid UTF-8", a.to_string_lossy()),
+        None => "an argument is not valid UTF-8".into(),
+    }
+}
+
 /// The value of a global flag given as `--flag value` or `--flag=value`.
-fn flag_value(args: &[String], flag: &str) -> Option<String> {
+fn flag_value(args: &[OsString], flag: &str) -> Option<OsString> {
     let prefix = format!("{flag}=");
     args.iter().enumerate().find_map(|(i, a)| {
         if a == flag {
             args.get(i + 1).cloned()
         } else {
-            a.strip_prefix(&prefix).map(str::to_string)
+            a.as_bytes()
+                .strip_prefix(prefix.as_bytes())
+                .map(|v| OsStr::from_bytes(v).to_os_string())
         }
     })
 }
