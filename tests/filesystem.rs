@@ -187,6 +187,41 @@ fn rro_and_rnosuid_reach_submounts() {
 }
 
 #[test]
+fn rnorelatime_and_rnostrictatime_reach_submounts() {
+    // The atime setting is one value per mount: rnorelatime leaves strictatime (mountinfo
+    // shows neither relatime nor noatime), rnostrictatime the default relatime.
+    let c = Container::new("fs-ratime");
+    add_mount(
+        &c,
+        json!({"destination": "/mnt/strict", "type": "bind", "source": "/dev",
+               "options": ["rbind", "rnorelatime"]}),
+    );
+    add_mount(
+        &c,
+        json!({"destination": "/mnt/relative", "type": "bind", "source": "/dev",
+               "options": ["rbind", "rnoatime", "rnostrictatime"]}),
+    );
+    let (_, mi) = container_mountinfo(&c, "true");
+    for mp in ["/mnt/strict", "/mnt/strict/shm"] {
+        let all = mounts_at(&mi, mp);
+        assert!(!all.is_empty(), "{mp} missing in the container");
+        for m in all {
+            assert!(
+                !m.has_opt("relatime") && !m.has_opt("noatime"),
+                "{mp} is not strictatime: {m:?}"
+            );
+        }
+    }
+    for mp in ["/mnt/relative", "/mnt/relative/shm"] {
+        let all = mounts_at(&mi, mp);
+        assert!(!all.is_empty(), "{mp} missing in the container");
+        for m in all {
+            assert!(m.has_opt("relatime"), "{mp} is not relatime: {m:?}");
+        }
+    }
+}
+
+#[test]
 fn tmpfs_with_size_and_mode() {
     let c = Container::new("fs-tmpfs");
     add_mount(
@@ -723,6 +758,24 @@ fn host_wide_sysctls_are_refused() {
 }
 
 #[test]
+fn hostname_and_domainname_sysctls_are_refused() {
+    // They conflict with the config's own hostname/domainname fields (runc refuses
+    // kernel.hostname for that reason); refused at create even with a new uts namespace.
+    for (key, field) in [
+        ("kernel.hostname", "hostname"),
+        ("kernel/domainname", "domainname"),
+    ] {
+        let c = Container::new("fs-sysctl-uts");
+        c.bundle
+            .edit(|cfg| cfg["linux"]["sysctl"] = json!({key: "from-sysctl"}));
+        let out = c.create();
+        let line = assert_one_line_error(&out, key);
+        assert!(line.contains("conflicts") && line.contains(field), "{line}");
+        c.assert_gone();
+    }
+}
+
+#[test]
 fn hostname_and_domainname() {
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let host_domain = std::fs::read_to_string("/proc/sys/kernel/domainname").unwrap();
@@ -847,4 +900,90 @@ fn dotdot_in_bind_destination_stays_inside() {
     assert!(out.status.success(), "{}", out.stderr_text());
     assert_eq!(out.stdout_text(), "inside\n");
     assert!(c.bundle.rootfs().join("tmp").join(&name).is_dir());
+}
+
+#[test]
+fn bind_through_a_symlink_into_proc_sys_is_refused() {
+    // The image has /pp -> /proc/sys; a bind mount at /pp/kernel/domainname would cover a
+    // procfs file. runc (1.1.12, 1.2) allows only a short list of /proc files as mount
+    // targets, and judges the destination where it really leads.
+    let c = Container::new("fs-proc-through-link");
+    std::os::unix::fs::symlink("/proc/sys", c.bundle.rootfs().join("pp")).unwrap();
+    std::fs::write(c.bundle.dir.join("fake"), "fake\n").unwrap();
+    add_mount(
+        &c,
+        json!({"destination": "/pp/kernel/domainname", "type": "bind",
+               "source": "fake", "options": ["bind"]}),
+    );
+    let out = c.create();
+    let line = assert_one_line_error(&out, "/pp/kernel/domainname");
+    assert!(
+        line.contains("inside /proc") && line.contains("/proc/sys/kernel/domainname"),
+        "{line}"
+    );
+    c.assert_gone();
+}
+
+#[test]
+fn mounts_on_proc_follow_runc_rules() {
+    // A tmpfs on /proc itself is refused: only proc (or a bind of a procfs) goes there.
+    let c = Container::new("fs-proc-tmpfs");
+    c.bundle.edit(|cfg| {
+        let mounts = cfg["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| m["destination"] != "/proc");
+        mounts.insert(
+            0,
+            json!({"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}),
+        );
+    });
+    let out = c.create();
+    let line = assert_one_line_error(&out, "/proc");
+    assert!(line.contains("only a proc mount"), "{line}");
+    c.assert_gone();
+
+    // A tmpfs over /proc/sys is refused; a bind over /proc/uptime (lxcfs's use) works.
+    let c = Container::new("fs-proc-sys-tmpfs");
+    add_mount(
+        &c,
+        json!({"destination": "/proc/sys", "type": "tmpfs", "source": "tmpfs"}),
+    );
+    let out = c.create();
+    let line = assert_one_line_error(&out, "/proc/sys");
+    assert!(line.contains("inside /proc"), "{line}");
+    c.assert_gone();
+
+    let c = Container::new("fs-proc-uptime");
+    std::fs::write(c.bundle.dir.join("uptime"), "12345.67 890.12\n").unwrap();
+    add_mount(
+        &c,
+        json!({"destination": "/proc/uptime", "type": "bind",
+               "source": "uptime", "options": ["bind", "ro"]}),
+    );
+    assert_eq!(sh_ok(&c, "cat /proc/uptime"), "12345.67 890.12\n");
+}
+
+#[test]
+fn dangling_symlink_at_a_mount_destination_is_named() {
+    // /link -> /nowhere/at/all: a bind mount at /link/file fails with an error naming the
+    // destination and the dangling link; nothing is created at the link's target.
+    let c = Container::new("fs-dangling");
+    let rootfs = c.bundle.rootfs();
+    std::os::unix::fs::symlink("/nowhere/at/all", rootfs.join("link")).unwrap();
+    std::fs::write(c.bundle.dir.join("file"), "x\n").unwrap();
+    add_mount(
+        &c,
+        json!({"destination": "/link/file", "type": "bind",
+               "source": "file", "options": ["bind"]}),
+    );
+    let out = c.create();
+    let line = assert_one_line_error(&out, "/link/file");
+    assert!(
+        line.contains("dangling") && line.contains("/link") && line.contains("/nowhere/at/all"),
+        "{line}"
+    );
+    c.assert_gone();
+    assert!(
+        !rootfs.join("nowhere").exists(),
+        "created at the link's target"
+    );
 }

@@ -418,24 +418,94 @@ fn start_container_failure_stops_the_container_before_its_process() {
 }
 
 #[test]
-fn poststart_failure_only_warns() {
+fn poststart_failure_fails_start_and_stops_the_container() {
+    // runtime-spec 1.2, the version pelagos reports (and runc): a failing poststart hook is an
+    // error; the runtime stops the container and skips the remaining poststart hooks. The
+    // container stays, stopped, for `delete` (which runs the poststop hooks).
     let c = Container::new("hooks-poststart-fail");
     let dir = hook_dir(&c);
     c.bundle.set_args(&["sleep", "1000"]);
     set_hooks(
         &c,
-        json!({"poststart": [false_hook(), marker_hook("poststart2", &dir)]}),
+        json!({
+            "poststart": [false_hook(), marker_hook("poststart2", &dir)],
+            "poststop": [marker_hook("poststop", &dir)],
+        }),
     );
     c.create_ok();
+    let pid = c.pid();
+    assert!(pid > 0 && pid_alive(pid));
     let out = c.rt(&["start", &c.id]);
-    assert_eq!(out.status.code(), Some(0), "{}", out.stderr_text());
+    let line = assert_one_line_error(&out, "poststart");
     assert!(
-        out.stderr_text().to_lowercase().contains("warn"),
-        "no warning: {:?}",
-        out.stderr_text()
+        line.contains("/bin/false") && line.contains(&c.id),
+        "{line}"
     );
-    assert_eq!(c.status(), "running");
-    assert_eq!(log_lines(&dir), ["poststart2"]);
+    assert!(
+        !pid_alive(pid),
+        "the container process survived the failed start"
+    );
+    assert_eq!(c.status(), "stopped");
+    assert!(log_lines(&dir).is_empty(), "{:?}", log_lines(&dir));
+    c.rt_ok(&["delete", &c.id]);
+    assert_eq!(log_lines(&dir), ["poststop"]);
+    c.assert_gone();
+}
+
+#[test]
+fn run_with_a_failing_poststart_hook_fails_and_cleans_up() {
+    let c = Container::new("hooks-run-poststart-fail");
+    let dir = hook_dir(&c);
+    c.bundle.set_args(&["sleep", "1000"]);
+    set_hooks(
+        &c,
+        json!({"poststart": [false_hook()], "poststop": [marker_hook("poststop", &dir)]}),
+    );
+    let out = c.rt(&["run", &c.id]);
+    assert_one_line_error(&out, "poststart");
+    assert_eq!(log_lines(&dir), ["poststop"]);
+    c.assert_gone();
+    assert!(
+        pids_with_arg(&c.id).is_empty(),
+        "a process of the container is left"
+    );
+}
+
+#[test]
+fn hook_without_env_inherits_the_runtime_env() {
+    // runc and crun: a hook without `env` gets the runtime's environment; with `env`, exactly
+    // that.
+    let c = Container::new("hooks-env-inherit");
+    let dir = hook_dir(&c);
+    let d = dir.display();
+    set_hooks(
+        &c,
+        json!({"createRuntime": [
+            {"path": "/bin/sh", "args": ["sh", "-c", format!("env > {d}/inherited")]},
+            {"path": "/bin/sh", "args": ["sh", "-c", format!("env > {d}/given")], "env": ["ONLY=this"]},
+        ]}),
+    );
+    let status = c
+        .command(&["create", "--bundle"])
+        .arg(&c.bundle.dir)
+        .arg(&c.id)
+        .env("PELAGOS_HOOK_PROBE", "from-the-caller")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let inherited = std::fs::read_to_string(dir.join("inherited")).unwrap();
+    assert!(
+        inherited
+            .lines()
+            .any(|l| l == "PELAGOS_HOOK_PROBE=from-the-caller"),
+        "{inherited}"
+    );
+    let given = std::fs::read_to_string(dir.join("given")).unwrap();
+    assert!(!given.contains("PELAGOS_HOOK_PROBE"), "{given}");
+    assert!(given.lines().any(|l| l == "ONLY=this"), "{given}");
 }
 
 #[test]

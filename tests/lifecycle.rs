@@ -855,3 +855,91 @@ fn exec_detach_with_pid_file() {
     c.assert_gone();
     wait_dead(pid);
 }
+
+/// A cgroup of the test's own with a `sleep` of the test's in it: what a tampered state.json
+/// points at. The process and the cgroup go on drop.
+struct Decoy {
+    dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+impl Decoy {
+    fn new(rel: &str) -> Decoy {
+        let dir = cgroup2_root().join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = std::process::Command::new("sleep")
+            .arg("1000")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let decoy = Decoy { dir, child };
+        std::fs::write(decoy.dir.join("cgroup.procs"), decoy.child.id().to_string()).unwrap();
+        decoy
+    }
+
+    fn untouched(&self) -> bool {
+        let events = std::fs::read_to_string(self.dir.join("cgroup.events")).unwrap_or_default();
+        pid_alive(self.child.id().into()) && events.lines().any(|l| l == "frozen 0")
+    }
+}
+
+impl Drop for Decoy {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.dir.join("cgroup.freeze"), "0");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Writes the original state.json back on drop (declared after the container, so it runs
+/// before the container's own cleanup).
+struct RestoreFile(std::path::PathBuf, String);
+
+impl Drop for RestoreFile {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, &self.1);
+    }
+}
+
+#[test]
+fn a_tampered_state_cgroup_is_not_trusted() {
+    let c = Container::new("tamper-cgroup");
+    c.bundle.set_args(&["sleep", "1000"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    let pid = c.pid();
+    let state_path = c.root.join(&c.id).join("state.json");
+    let original = std::fs::read_to_string(&state_path).unwrap();
+    let _restore = RestoreFile(state_path.clone(), original.clone());
+    let decoy_rel = format!("{}/{}-decoy", test_cgroup_parent(), c.id);
+    let decoy = Decoy::new(&decoy_rel);
+
+    let mut state: Value = serde_json::from_str(&original).unwrap();
+    for tampered in [decoy_rel.as_str(), "/../../decoy", "/"] {
+        state["cgroup"] = json!(tampered);
+        std::fs::write(&state_path, state.to_string()).unwrap();
+        for args in [
+            vec!["kill", "--all", &c.id, "KILL"],
+            vec!["pause", &c.id],
+            vec!["delete", "--force", &c.id],
+        ] {
+            let out = c.rt(&args);
+            let line = assert_one_line_error(&out, "not trusted");
+            assert!(line.contains(&c.id), "{line}");
+            assert!(
+                decoy.untouched(),
+                "{args:?} with cgroup {tampered:?} touched the decoy"
+            );
+            assert!(
+                pid_alive(pid),
+                "{args:?} with cgroup {tampered:?} stopped the container"
+            );
+        }
+    }
+    // Untampered, everything works again.
+    std::fs::write(&state_path, &original).unwrap();
+    c.rt_ok(&["delete", "--force", &c.id]);
+    c.assert_gone();
+    assert!(decoy.untouched());
+}

@@ -346,6 +346,25 @@ fn scheduler_policy_batch_and_idle() {
 }
 
 #[test]
+fn scheduler_flag_reset_on_fork_in_the_spec_spelling() {
+    // runtime-spec spells it SCHED_FLAG_RESET_ON_FORK (oci-spec-rs: SCHED_RESET_ON_FORK). With
+    // it, the process keeps its negative nice but its children start at nice 0.
+    let c = Container::new("proc-sched-reset");
+    c.bundle.edit(|cfg| {
+        cfg["process"]["scheduler"] = json!({
+            "policy": "SCHED_OTHER", "nice": -5, "flags": ["SCHED_FLAG_RESET_ON_FORK"]
+        });
+    });
+    let out = sh_ok(
+        &c,
+        "read -r own < /proc/$$/stat; set -- $own; shift 18; echo \"$1\"; \
+         awk '{print $19}' /proc/self/stat; true",
+    );
+    // (`; true`: sh would exec its last command instead of forking it.)
+    assert_eq!(out, "-5\n0\n");
+}
+
+#[test]
 fn io_priority_classes() {
     for (class, prio, want) in [
         ("IOPRIO_CLASS_BE", 6, "best-effort: prio 6"),

@@ -135,16 +135,77 @@ impl Runtime {
         self.root.join(id.as_str())
     }
 
-    /// Load a container's saved state; a missing one is `does not exist`.
+    /// Load a container's saved state; a missing one is `does not exist`. What state.json
+    /// names that the verbs act on (its id, its cgroup) is checked against the frozen config
+    /// first, so that an edited state.json cannot point kill, pause or delete elsewhere.
     pub fn load(&self, id: &ContainerId) -> Result<SavedState> {
-        SavedState::load(&self.container_dir(id), id)
+        let saved = SavedState::load(&self.container_dir(id), id)?;
+        self.check_saved_state(id, &saved)?;
+        Ok(saved)
+    }
+
+    /// state.json's cgroup must be the one create made for the frozen config's
+    /// `linux.cgroupsPath`: resolved the same way (cgroupfs or systemd form; `--cgroup-manager`
+    /// is not saved), so it is normalised, has no `..` and stays under the cgroup2 root. An
+    /// empty one (no cgroup) touches nothing.
+    fn check_saved_state(&self, id: &ContainerId, saved: &SavedState) -> Result<()> {
+        let untrusted = |reason: String| Error::UntrustedState {
+            id: id.to_string(),
+            reason,
+        };
+        if saved.id != *id {
+            return Err(untrusted(format!(
+                "state.json names the container {:?}",
+                saved.id
+            )));
+        }
+        if saved.cgroup.is_empty() {
+            return Ok(());
+        }
+        /// The one field of the frozen config this check needs.
+        #[derive(serde::Deserialize)]
+        struct Frozen {
+            linux: Option<FrozenLinux>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct FrozenLinux {
+            cgroups_path: Option<String>,
+        }
+        let path = self.container_dir(id).join(state::CONFIG_FILE);
+        let data = fs::read(&path)
+            .map_err(|e| untrusted(format!("cannot read {} to check it: {e}", path.display())))?;
+        let frozen: Frozen = serde_json::from_slice(&data)
+            .map_err(|e| untrusted(format!("cannot parse {} to check it: {e}", path.display())))?;
+        let given = frozen.linux.and_then(|l| l.cgroups_path);
+        let made_by = |systemd: bool| {
+            Cgroup::resolve(given.as_deref(), systemd, id.as_str())
+                .ok()
+                .is_some_and(|cg| cg.relative() == saved.cgroup)
+        };
+        let trusted = if saved.systemd_scope {
+            made_by(true)
+        } else {
+            made_by(false) || made_by(true)
+        };
+        if !trusted {
+            return Err(untrusted(format!(
+                "state.json names the cgroup {:?}, which is not the one linux.cgroupsPath {:?} of {} gives; \
+                 refusing to act on it (remove {} by hand once the container's processes are gone)",
+                saved.cgroup,
+                given.unwrap_or_default(),
+                path.display(),
+                self.container_dir(id).display()
+            )));
+        }
+        Ok(())
     }
 
     /// The frozen config taken at create.
     pub fn load_config(&self, id: &ContainerId) -> Result<Spec> {
         let path = self.container_dir(id).join(state::CONFIG_FILE);
         let data = fs::read(&path).io(|| format!("read {}", path.display()))?;
-        serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
+        crate::spec::parse_config(&data).map_err(|e| Error::InvalidConfig {
             path,
             reason: e.to_string(),
         })
@@ -528,8 +589,7 @@ impl Runtime {
         let _ = fs::remove_file(&fifo_path);
         saved.started = true;
         saved.save(&dir)?;
-        self.poststart(&saved, spec.hooks().as_ref());
-        Ok(())
+        self.poststart(&saved, spec.hooks().as_ref())
     }
 
     /// `run`'s start: signal the init over the sync socket.
@@ -543,15 +603,34 @@ impl Runtime {
         sock.wait_exec()?;
         created.saved.started = true;
         created.saved.save(&created.dir)?;
-        self.poststart(&created.saved, created.hooks.as_ref());
-        Ok(())
+        self.poststart(&created.saved, created.hooks.as_ref())
     }
 
-    fn poststart(&self, saved: &SavedState, hooks: Option<&oci_spec::runtime::Hooks>) {
-        if let Some(h) = hooks.and_then(|h| h.poststart().as_ref()) {
-            let json = state_json(saved, Status::Running);
-            hooks::run_all_warn(h, &json, &mut |w| tracing_warn(&format!("poststart: {w}")));
+    /// Run the poststart hooks. runtime-spec 1.2 (the version pelagos reports) makes a failing
+    /// one an error that stops the container, as runc does: the rest are skipped, the
+    /// container is killed and left `stopped` for `delete`.
+    fn poststart(
+        &self,
+        saved: &SavedState,
+        hooks: Option<&oci_spec::runtime::Hooks>,
+    ) -> Result<()> {
+        let Some(h) = hooks.and_then(|h| h.poststart().as_ref()) else {
+            return Ok(());
+        };
+        let json = state_json(saved, Status::Running);
+        if let Err(e) = hooks::run_all(h, &json) {
+            if let Err(kill) = self.force_stop(saved) {
+                tracing_warn(&format!(
+                    "stop container {} after its poststart hook failed: {kill}",
+                    saved.id
+                ));
+            }
+            return Err(Error::Poststart {
+                id: saved.id.to_string(),
+                source: Box::new(e),
+            });
         }
+        Ok(())
     }
 
     /// `run`'s delete: stop and remove a container created here, from what is in memory.

@@ -57,6 +57,17 @@ pub enum Error {
     Child(String),
     #[error("hook {path} failed: {reason}")]
     Hook { path: PathBuf, reason: String },
+    /// A poststart hook failed: runtime-spec 1.2 makes that an error, and the container is
+    /// stopped (runc does the same).
+    #[error("poststart {source}; container {id} was killed")]
+    Poststart {
+        id: String,
+        #[source]
+        source: Box<Error>,
+    },
+    /// `state.json` names something its container's frozen config does not: refuse to act on it.
+    #[error("state of container {id} is not trusted: {reason}")]
+    UntrustedState { id: String, reason: String },
     #[error("invalid signal {0:?}")]
     BadSignal(String),
 }

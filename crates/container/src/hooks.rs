@@ -1,5 +1,6 @@
-//! Running OCI hooks: the hook's path, args and env exactly as given, the container state JSON
-//! on stdin, and its timeout enforced.
+//! Running OCI hooks: the hook's path and args exactly as given, its env as given (or, when the
+//! hook has no `env`, the runtime's own, as runc and crun do), the container state JSON on
+//! stdin, and its timeout enforced.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -18,7 +19,7 @@ pub fn run_all(hooks: &[Hook], state_json: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Run each hook; failures are only warned about (poststart, poststop).
+/// Run each hook; failures are only warned about (poststop).
 pub fn run_all_warn(hooks: &[Hook], state_json: &[u8], warn: &mut dyn FnMut(String)) {
     for hook in hooks {
         if let Err(e) = run(hook, state_json) {
@@ -39,10 +40,15 @@ pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
             cmd.arg0(argv0).args(rest);
         }
     }
-    cmd.env_clear();
-    for kv in hook.env().as_deref().unwrap_or(&[]) {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    // No `env` at all: the hook inherits the runtime's environment (runc and crun do so, and
+    // hooks such as nvidia-container-runtime-hook rely on PATH from it). An `env`, even an
+    // empty one, is the hook's whole environment.
+    if let Some(env) = hook.env() {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     cmd.stdin(Stdio::piped());
@@ -105,6 +111,38 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         std::fs::remove_file(&out).unwrap();
         assert_eq!(text, "{\"id\":\"x\"} bar\n");
+    }
+
+    #[test]
+    fn hook_without_env_inherits_ours_and_an_empty_env_is_empty() {
+        // cargo sets CARGO_PKG_NAME for the test process; sh gives it no default of its own
+        // (as it does PATH).
+        let ours = std::env::var("CARGO_PKG_NAME").unwrap_or_default();
+        assert!(
+            !ours.is_empty(),
+            "run under cargo test: CARGO_PKG_NAME is not set"
+        );
+        let run_printing_var = |env: Option<Vec<String>>, tag: &str| {
+            let out =
+                std::env::temp_dir().join(format!("pelagos-hook-env-{tag}-{}", std::process::id()));
+            let mut b = HookBuilder::default().path("/bin/sh").args(vec![
+                "sh".to_string(),
+                "-c".to_string(),
+                format!(
+                    "printf %s \"${{CARGO_PKG_NAME-unset}}\" > {}",
+                    out.display()
+                ),
+            ]);
+            if let Some(env) = env {
+                b = b.env(env);
+            }
+            run(&b.build().unwrap(), b"{}").unwrap();
+            let text = std::fs::read_to_string(&out).unwrap();
+            std::fs::remove_file(&out).unwrap();
+            text
+        };
+        assert_eq!(run_printing_var(None, "inherit"), ours);
+        assert_eq!(run_printing_var(Some(vec![]), "empty"), "unset");
     }
 
     #[test]

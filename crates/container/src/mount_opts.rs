@@ -110,12 +110,17 @@ const RECURSIVE_OPTIONS: &[(&str, bool, u64)] = &[
     ("rsymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
-/// The atime family, recursive: these replace the whole MOUNT_ATTR__ATIME field.
+/// The atime family, recursive: these replace the whole MOUNT_ATTR__ATIME field. The kernel
+/// takes that field as one value (relatime, noatime or strictatime; clearing only part of it is
+/// EINVAL), so the negative words name the value they leave: `rnorelatime` updates atime on
+/// every access (strictatime), `rnostrictatime` goes back to the kernel's default (relatime).
 const RECURSIVE_ATIME: &[(&str, u64)] = &[
     ("rnoatime", MOUNT_ATTR_NOATIME),
     ("rstrictatime", MOUNT_ATTR_STRICTATIME),
+    ("rnorelatime", MOUNT_ATTR_STRICTATIME),
     ("rrelatime", MOUNT_ATTR_RELATIME),
     ("ratime", MOUNT_ATTR_RELATIME),
+    ("rnostrictatime", MOUNT_ATTR_RELATIME),
 ];
 
 /// Every option word `parse` understands (for the `features` report).
@@ -282,6 +287,13 @@ mod tests {
             o.rec_set,
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
         );
+        assert_eq!(o.rec_clr, MOUNT_ATTR_ATIME);
+        let o = parse(&["rbind", "rnorelatime"]);
+        assert_eq!(o.rec_set, MOUNT_ATTR_STRICTATIME);
+        assert_eq!(o.rec_clr, MOUNT_ATTR_ATIME);
+        assert!(o.unknown.is_empty());
+        let o = parse(&["rnoatime", "rnostrictatime"]);
+        assert_eq!(o.rec_set, MOUNT_ATTR_RELATIME);
         assert_eq!(o.rec_clr, MOUNT_ATTR_ATIME);
         let o = parse(&["rro", "rrw"]);
         assert_eq!(o.rec_set, 0);

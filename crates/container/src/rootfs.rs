@@ -187,32 +187,48 @@ impl Rootfs {
     /// Open `dest` (absolute inside the container) without leaving the rootfs, creating it
     /// (and its parents) as `create` says when missing.
     pub fn resolve(&self, dest: &Path, create: Option<Create>) -> Result<OwnedFd> {
-        let mut rel = relative(dest);
-        if rel.as_os_str().is_empty() {
-            rel = PathBuf::from(".");
-        }
+        self.resolve_part(dest, &relative(dest), create)
+    }
+
+    /// `resolve` of `rel`, a leading part of `dest`'s path (errors name `dest`).
+    fn resolve_part(&self, dest: &Path, rel: &Path, create: Option<Create>) -> Result<OwnedFd> {
+        let rel = if rel.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            rel
+        };
         match openat2(
             self.fd.as_raw_fd(),
-            &rel,
+            rel,
             libc::O_PATH,
             RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         ) {
             Ok(fd) => Ok(fd),
-            Err(Errno::ENOENT) if create.is_some() => self.create(&rel, create),
+            Err(Errno::ENOENT) if create.is_some() => self.create(dest, rel, create),
             Err(e) => Err(e).sys(|| format!("resolve {} in rootfs", dest.display())),
         }
     }
 
-    fn create(&self, rel: &Path, create: Option<Create>) -> Result<OwnedFd> {
+    fn create(&self, dest: &Path, rel: &Path, create: Option<Create>) -> Result<OwnedFd> {
         let parent_rel = rel.parent().unwrap_or(Path::new(""));
         let parent = if parent_rel.as_os_str().is_empty() {
             open_path_at(self.fd.as_raw_fd(), Path::new("."))?
         } else {
-            self.resolve(parent_rel, Some(Create::Dir))?
+            self.resolve_part(dest, parent_rel, Some(Create::Dir))?
         };
         let Some(name) = rel.file_name() else {
             return Ok(parent);
         };
+        // The name exists but did not resolve: a symlink to nowhere (inside the rootfs). Say so
+        // rather than fail later with ENOENT or ELOOP; nothing is created at its target.
+        if let Ok(target) = nix::fcntl::readlinkat(Some(parent.as_raw_fd()), name) {
+            return Err(Error::Spec(format!(
+                "{}: /{} is a dangling symlink (to {:?}) in the container's root filesystem",
+                dest.display(),
+                rel.display(),
+                target
+            )));
+        }
         match create {
             Some(Create::File) => {
                 match nix::fcntl::openat(
@@ -244,7 +260,66 @@ impl Rootfs {
             libc::O_PATH,
             RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         )
-        .sys(|| format!("resolve /{} in rootfs (a dangling symlink?)", rel.display()))
+        .sys(|| format!("resolve /{} in rootfs", rel.display()))
+    }
+
+    /// Where `dest` leads inside the container once its symlinks and `..` are resolved in the
+    /// rootfs (`/pp/x` with `/pp -> /proc/sys` is `/proc/sys/x`). The part that does not exist
+    /// yet is taken as written: create makes directories (never symlinks) there.
+    fn resolved_destination(&self, dest: &Path) -> Result<PathBuf> {
+        let rel = relative(dest);
+        let parts: Vec<Component> = rel.components().collect();
+        for existing in (0..=parts.len()).rev() {
+            let prefix: PathBuf = parts[..existing].iter().collect();
+            let fd = match self.resolve_part(dest, &prefix, None) {
+                Ok(fd) => fd,
+                Err(Error::Sys {
+                    source: Errno::ENOENT,
+                    ..
+                }) => continue,
+                Err(e) => return Err(e),
+            };
+            let mut inside = self.path_inside(&fd, dest)?;
+            for part in &parts[existing..] {
+                match part {
+                    Component::ParentDir => {
+                        inside.pop();
+                    }
+                    Component::Normal(name) => inside.push(name),
+                    _ => {}
+                }
+            }
+            return Ok(inside);
+        }
+        Ok(PathBuf::from("/"))
+    }
+
+    /// The path inside the container of a descriptor opened under the rootfs.
+    fn path_inside(&self, fd: &OwnedFd, dest: &Path) -> Result<PathBuf> {
+        let host = std::fs::read_link(fd_path(fd.as_raw_fd())).map_err(|e| Error::Io {
+            what: format!("find where {} resolves", dest.display()),
+            source: e,
+        })?;
+        match host.strip_prefix(&self.path) {
+            Ok(rest) => Ok(Path::new("/").join(rest)),
+            Err(_) => Err(Error::Spec(format!(
+                "mount destination {} resolves to {}, outside the root filesystem",
+                dest.display(),
+                host.display()
+            ))),
+        }
+    }
+
+    /// runc's rule (1.1.12 and 1.2) for destinations in /proc, applied where the destination
+    /// really leads: see [`check_proc_destination`].
+    fn check_proc_mount(&self, dest: &Path, typ: &str, bind_source: Option<&Path>) -> Result<()> {
+        let resolved = self.resolved_destination(dest)?;
+        check_proc_destination(dest, &resolved, typ, bind_source, || {
+            bind_source.is_some_and(|src| {
+                nix::sys::statfs::statfs(src)
+                    .is_ok_and(|st| st.filesystem_type().0 == PROC_SUPER_MAGIC)
+            })
+        })
     }
 
     /// Like `resolve` without creating; a missing path is `None` (masked and read-only paths
@@ -278,6 +353,7 @@ impl Rootfs {
             let source = self.source_path(m)?;
             let meta = std::fs::metadata(&source)
                 .map_err(|e| Error::Spec(format!("mount source {}: {e}", source.display())))?;
+            self.check_proc_mount(dest, typ, Some(&source))?;
             let target = self.resolve(
                 dest,
                 Some(if meta.is_dir() {
@@ -303,6 +379,7 @@ impl Rootfs {
                 dest.display()
             )));
         }
+        self.check_proc_mount(dest, typ, None)?;
         // A tmpfs over a directory the image has keeps that directory's mode unless the config
         // gives one (runc does the same; tmpfs would otherwise be 1777).
         let existing_mode =
@@ -808,6 +885,67 @@ fn open_path_at(dir: RawFd, path: &Path) -> Result<OwnedFd> {
     Ok(own(fd))
 }
 
+/// The only places under /proc a mount may cover: files lxcfs emulates, and a few knobs (the
+/// list of runc 1.2's `checkProcMount`).
+const PROC_MOUNT_TARGETS: [&str; 11] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid",
+    "/proc/sys/crypto/fips_enabled",
+];
+
+/// runc's rule for a mount whose destination `resolved` (symlinks followed in the rootfs) is
+/// /proc or below it: on /proc itself only a `proc` mount or a bind of a procfs; below it only
+/// the [`PROC_MOUNT_TARGETS`]. Anything else could cover procfs files that LSMs, sysctls or
+/// the masked paths rely on (e.g. a writable file bound over /proc/sys/...). Outside /proc: no
+/// rule.
+fn check_proc_destination(
+    dest: &Path,
+    resolved: &Path,
+    typ: &str,
+    bind_source: Option<&Path>,
+    source_is_procfs: impl FnOnce() -> bool,
+) -> Result<()> {
+    let Ok(below) = resolved.strip_prefix("/proc") else {
+        return Ok(());
+    };
+    let shown = if resolved == dest {
+        dest.display().to_string()
+    } else {
+        format!(
+            "{} (which resolves to {})",
+            dest.display(),
+            resolved.display()
+        )
+    };
+    if below.as_os_str().is_empty() {
+        let ok = match bind_source {
+            Some(_) => source_is_procfs(),
+            None => typ == "proc",
+        };
+        if ok {
+            return Ok(());
+        }
+        return Err(Error::Spec(format!(
+            "mount destination {shown} is /proc: only a proc mount or a bind of a procfs may go there"
+        )));
+    }
+    if PROC_MOUNT_TARGETS.iter().any(|t| Path::new(t) == resolved) {
+        return Ok(());
+    }
+    Err(Error::Spec(format!(
+        "mount destination {shown} is inside /proc: only {} may be mounted over there",
+        PROC_MOUNT_TARGETS.join(", ")
+    )))
+}
+
 /// A fresh proc or sysfs must land on a directory of the image, not on something the image
 /// arranged to be a procfs (an over-mount trick).
 fn check_not_overmounted(target: &OwnedFd, dest: &Path) -> Result<()> {
@@ -859,6 +997,36 @@ mod tests {
         assert_eq!(relative(Path::new("/proc/sys")), PathBuf::from("proc/sys"));
         assert_eq!(relative(Path::new("/a/../b")), PathBuf::from("a/../b"));
         assert_eq!(relative(Path::new("/")), PathBuf::from(""));
+    }
+
+    #[test]
+    fn proc_destinations_follow_runc() {
+        let check = |resolved: &str, typ: &str, bind: bool, procfs: bool| {
+            let src = Path::new("/src");
+            check_proc_destination(
+                Path::new("/d"),
+                Path::new(resolved),
+                typ,
+                bind.then_some(src),
+                || procfs,
+            )
+        };
+        assert!(check("/proc", "proc", false, false).is_ok());
+        assert!(check("/proc", "bind", true, true).is_ok());
+        assert!(check("/proc", "bind", true, false).is_err());
+        assert!(check("/proc", "tmpfs", false, false).is_err());
+        assert!(check("/proc/uptime", "bind", true, false).is_ok());
+        assert!(check("/proc/sys/kernel/ns_last_pid", "bind", true, false).is_ok());
+        assert!(check("/proc/net/dev", "bind", true, false).is_ok());
+        let err = check("/proc/sys/kernel/domainname", "bind", true, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/d") && err.contains("inside /proc"), "{err}");
+        assert!(check("/proc/sys", "proc", false, false).is_err());
+        assert!(check("/proc/sys", "tmpfs", false, false).is_err());
+        assert!(check("/procfs", "tmpfs", false, false).is_ok());
+        assert!(check("/srv/proc", "proc", false, false).is_ok());
+        assert!(check("/", "tmpfs", false, false).is_ok());
     }
 
     #[test]

@@ -37,7 +37,7 @@ impl Bundle {
             path: config_path.clone(),
             reason: e.to_string(),
         })?;
-        let spec: Spec = serde_json::from_slice(&data).map_err(|e| Error::InvalidConfig {
+        let spec = parse_config(&data).map_err(|e| Error::InvalidConfig {
             path: config_path.clone(),
             reason: e.to_string(),
         })?;
@@ -185,6 +185,64 @@ impl Bundle {
     }
 }
 
+/// runtime-spec's names of the `process.scheduler.flags` that oci-spec-rs spells otherwise,
+/// with oci-spec-rs's spelling.
+const SCHED_FLAG_RESPELLINGS: [(&str, &str); 2] = [
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+];
+
+/// Parse config.json. oci-spec-rs 0.10 accepts only its own spelling of two scheduler flags
+/// (`SCHED_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN`); the spec's (`SCHED_FLAG_RESET_ON_FORK`,
+/// `SCHED_FLAG_DL_OVERRUN`) are what runc, crun and their callers write. Both are accepted:
+/// when the plain parse fails, the flags are respelled and the parse is tried again, so a
+/// config without them costs nothing extra. Used for the bundle and the frozen copy alike.
+pub fn parse_config(data: &[u8]) -> serde_json::Result<Spec> {
+    match serde_json::from_slice(data) {
+        Ok(spec) => Ok(spec),
+        Err(first) => {
+            let mut value: serde_json::Value = serde_json::from_slice(data)?;
+            if !respell_sched_flags(value.pointer_mut("/process/scheduler/flags")) {
+                return Err(first);
+            }
+            serde_json::from_value(value)
+        }
+    }
+}
+
+/// The same for a `Process` alone (`exec --process`).
+pub fn parse_process(data: &[u8]) -> serde_json::Result<oci_spec::runtime::Process> {
+    match serde_json::from_slice(data) {
+        Ok(process) => Ok(process),
+        Err(first) => {
+            let mut value: serde_json::Value = serde_json::from_slice(data)?;
+            if !respell_sched_flags(value.pointer_mut("/scheduler/flags")) {
+                return Err(first);
+            }
+            serde_json::from_value(value)
+        }
+    }
+}
+
+/// Rewrite the spec's flag names in a `scheduler.flags` array; whether anything changed.
+fn respell_sched_flags(flags: Option<&mut serde_json::Value>) -> bool {
+    let Some(serde_json::Value::Array(flags)) = flags else {
+        return false;
+    };
+    let mut changed = false;
+    for flag in flags.iter_mut() {
+        let Some(name) = flag.as_str() else { continue };
+        if let Some((_, ours)) = SCHED_FLAG_RESPELLINGS
+            .iter()
+            .find(|(spec, _)| *spec == name)
+        {
+            *flag = serde_json::Value::String((*ours).to_string());
+            changed = true;
+        }
+    }
+    changed
+}
+
 fn validate_version(version: &str) -> Result<()> {
     let major = version.split('.').next().unwrap_or("");
     if major != "1" {
@@ -268,8 +326,16 @@ pub(crate) fn validate_sysctl(key: &str, ns: &NamespacePlan) -> Result<()> {
         LinuxNamespaceType::Ipc
     } else if key_dots.starts_with("net.") {
         LinuxNamespaceType::Network
-    } else if key_dots == "kernel.hostname" || key_dots == "kernel.domainname" {
-        LinuxNamespaceType::Uts
+    } else if let Some(field) = match key_dots.as_str() {
+        "kernel.hostname" => Some("hostname"),
+        "kernel.domainname" => Some("domainname"),
+        _ => None,
+    } {
+        // Namespaced, but the config has a field of its own for it: two sources for one value
+        // would be ambiguous (runc refuses kernel.hostname the same way).
+        return Err(Error::Spec(format!(
+            "sysctl {key:?} is not allowed: it conflicts with the config's {field:?} field; set {field} instead"
+        )));
     } else {
         return Err(Error::Spec(format!(
             "sysctl {key:?} is not namespaced and cannot be set for a container"
@@ -311,12 +377,57 @@ mod tests {
         assert!(validate_sysctl("fs.mqueue.msg_max", &p).is_ok());
         let err = validate_sysctl("kernel.panic", &p).unwrap_err().to_string();
         assert!(err.contains("not namespaced"), "{err}");
-        let err = validate_sysctl("kernel.hostname", &p)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("uts"), "{err}");
+        let uts = plan(&[LinuxNamespaceType::Uts]);
+        for key in ["kernel.hostname", "kernel/domainname"] {
+            let err = validate_sysctl(key, &uts).unwrap_err().to_string();
+            assert!(err.contains("conflicts"), "{err}");
+        }
         let p = plan(&[LinuxNamespaceType::Ipc]);
         assert!(validate_sysctl("net.core.somaxconn", &p).is_err());
+    }
+
+    #[test]
+    fn scheduler_flags_in_the_spec_spelling_and_in_oci_spec_rs_spelling() {
+        use oci_spec::runtime::LinuxSchedulerFlag as F;
+        let config = |flags: &str| {
+            format!(
+                r#"{{"ociVersion":"1.2.0","process":{{"cwd":"/","args":["true"],"user":{{"uid":0,"gid":0}},"scheduler":{{"policy":"SCHED_OTHER","flags":[{flags}]}}}}}}"#
+            )
+        };
+        let flags_of = |text: String| {
+            parse_config(text.as_bytes())
+                .unwrap()
+                .process()
+                .as_ref()
+                .and_then(|p| p.scheduler().clone())
+                .and_then(|s| s.flags().clone())
+                .unwrap()
+        };
+        let spec_names = r#""SCHED_FLAG_RESET_ON_FORK","SCHED_FLAG_RECLAIM","SCHED_FLAG_DL_OVERRUN","SCHED_FLAG_KEEP_POLICY","SCHED_FLAG_KEEP_PARAMS","SCHED_FLAG_UTIL_CLAMP_MIN","SCHED_FLAG_UTIL_CLAMP_MAX""#;
+        let all = vec![
+            F::SchedResetOnFork,
+            F::SchedFlagReclaim,
+            F::SchedFlagDLOverrun,
+            F::SchedFlagKeepPolicy,
+            F::SchedFlagKeepParams,
+            F::SchedFlagUtilClampMin,
+            F::SchedFlagUtilClampMax,
+        ];
+        assert_eq!(flags_of(config(spec_names)), all);
+        assert_eq!(
+            flags_of(config(r#""SCHED_RESET_ON_FORK","SCHED_FLAG_D_L_OVERRUN""#)),
+            [F::SchedResetOnFork, F::SchedFlagDLOverrun]
+        );
+        let err = parse_config(config(r#""SCHED_FLAG_BOGUS""#).as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("SCHED_FLAG_BOGUS"), "{err}");
+        let process = parse_process(
+            br#"{"cwd":"/","args":["true"],"user":{"uid":0,"gid":0},"scheduler":{"policy":"SCHED_OTHER","flags":["SCHED_FLAG_RESET_ON_FORK"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            process.scheduler().as_ref().and_then(|s| s.flags().clone()),
+            Some(vec![F::SchedResetOnFork])
+        );
     }
 
     #[test]

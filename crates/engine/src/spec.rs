@@ -239,27 +239,38 @@ pub fn capability_name(name: &str) -> Result<String> {
     }
 }
 
-/// Docker's capability arithmetic: defaults, minus `--cap-drop`, plus `--cap-add` (`ALL` works in
-/// both; an add wins over a drop of the same capability).
+/// Docker's capability arithmetic (moby's `TweakCapabilities`): `--cap-add ALL` is every
+/// capability except those dropped; else `--cap-drop ALL` keeps only the added ones; else the
+/// defaults minus the dropped plus the added (an add wins over a drop of the same one).
 pub fn capabilities(opts: &SpecOptions) -> Result<Vec<String>> {
     if opts.privileged {
         return Ok(ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect());
     }
-    let is_all = |c: &String| c.eq_ignore_ascii_case("all");
-    let mut set: BTreeSet<String> = if opts.cap_drop.iter().any(is_all) {
-        BTreeSet::new()
-    } else {
-        DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect()
+    let is_all = |c: &&String| c.eq_ignore_ascii_case("all");
+    let names = |list: &[String]| -> Result<BTreeSet<String>> {
+        list.iter()
+            .filter(|c| !is_all(c))
+            .map(|c| capability_name(c))
+            .collect()
     };
-    for c in opts.cap_drop.iter().filter(|c| !is_all(c)) {
-        set.remove(&capability_name(c)?);
-    }
-    if opts.cap_add.iter().any(is_all) {
-        set.extend(ALL_CAPABILITIES.iter().map(|c| c.to_string()));
-    }
-    for c in opts.cap_add.iter().filter(|c| !is_all(c)) {
-        set.insert(capability_name(c)?);
-    }
+    let drops = names(&opts.cap_drop)?;
+    let adds = names(&opts.cap_add)?;
+    let set: BTreeSet<String> = if opts.cap_add.iter().any(|c| is_all(&c)) {
+        ALL_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| !drops.contains(c))
+            .collect()
+    } else if opts.cap_drop.iter().any(|c| is_all(&c)) {
+        adds
+    } else {
+        DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| !drops.contains(c))
+            .chain(adds)
+            .collect()
+    };
     Ok(set.into_iter().collect())
 }
 
@@ -560,6 +571,24 @@ mod tests {
         o.cap_drop = strings(&["mknod"]);
         o.cap_add.clear();
         assert!(!capabilities(&o).unwrap().contains(&"CAP_MKNOD".to_string()));
+        // With ALL added, drops still apply (Docker's TweakCapabilities).
+        o.cap_add = strings(&["ALL"]);
+        o.cap_drop = strings(&["sys_admin", "CAP_NET_RAW"]);
+        let caps = capabilities(&o).unwrap();
+        assert_eq!(caps.len(), ALL_CAPABILITIES.len() - 2);
+        assert!(!caps.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_NET_RAW".to_string()));
+        assert!(caps.contains(&"CAP_SYS_PTRACE".to_string()));
+        // An add wins over a drop of the same capability.
+        o.cap_add = strings(&["NET_RAW"]);
+        o.cap_drop = strings(&["net_raw", "chown"]);
+        let caps = capabilities(&o).unwrap();
+        assert!(caps.contains(&"CAP_NET_RAW".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        // A bad name in a drop is refused even with ALL added.
+        o.cap_add = strings(&["ALL"]);
+        o.cap_drop = strings(&["CAP_NOPE"]);
+        assert!(capabilities(&o).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub fn exec_process(args: &ExecArgs, spec: &Spec) -> Result<Process> {
         } else {
             std::fs::read(path).with_context(|| format!("read process file {}", path.display()))?
         };
-        let p: Process = serde_json::from_slice(&data)
+        let p = pelagos_container::spec::parse_process(&data)
             .with_context(|| format!("invalid process JSON {}", path.display()))?;
         return Ok(p);
     }
