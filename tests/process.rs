@@ -885,3 +885,139 @@ fn seccomp_notify_for_exec_processes() {
     );
     assert_eq!(exec_msg["state"]["id"], c.id.as_str());
 }
+
+/// An allow-list with only what `execve` and busybox's `echo` need: the runtime may make no
+/// syscall of its own once the filter is on (close_range, getcwd, umask, sigaction... before).
+fn execve_only_profile() -> Value {
+    json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "defaultErrnoRet": 1,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{
+            "names": ["execve", "brk", "arch_prctl", "set_tid_address", "set_robust_list",
+                      "rseq", "prlimit64", "mprotect", "getrandom", "readlink", "getuid",
+                      "prctl", "write", "exit", "exit_group"],
+            "action": "SCMP_ACT_ALLOW"
+        }]
+    })
+}
+
+#[test]
+fn seccomp_is_the_last_step_before_execve() {
+    let c = Container::new("proc-seccomp-last");
+    set_seccomp(&c, execve_only_profile());
+    c.bundle.set_args(&["echo", "ran"]);
+    // run: the Start message, then execve.
+    let out = c.rt(&["run", &c.id]);
+    assert!(out.status.success(), "run: {}", out.stderr_text());
+    assert_eq!(out.stdout_text(), "ran\n");
+    // create + start: the exec fifo, then execve.
+    let c = Container::new("proc-seccomp-last-fifo");
+    set_seccomp(&c, execve_only_profile());
+    c.bundle.set_args(&["echo", "ran"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    c.wait_status("stopped");
+    assert_eq!(c.container_stdout(), "ran\n");
+    // exec into a running container under the same profile.
+    let c = Container::new("proc-seccomp-last-exec");
+    c.bundle.set_args(&["sleep", "30"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    let mut cfg = c.bundle.config.borrow().clone();
+    cfg["linux"]["seccomp"] = execve_only_profile();
+    let frozen = c.root.join(&c.id).join("config.json");
+    std::fs::write(&frozen, cfg.to_string()).unwrap();
+    let out = c.rt(&["exec", &c.id, "echo", "exec-ran"]);
+    assert!(out.status.success(), "exec: {}", out.stderr_text());
+    assert_eq!(out.stdout_text(), "exec-ran\n");
+}
+
+#[test]
+fn seccomp_notify_listener_reaches_the_agent_during_create() {
+    let c = Container::new("proc-seccomp-notify-create");
+    let sock = c.bundle.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    set_seccomp(
+        &c,
+        json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock,
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }),
+    );
+    c.bundle.set_args(&["sh", "-c", "mkdir /tmp/n; echo rc=$?"]);
+    c.create_ok();
+    // Before `start`: the runtime connected and sent during create, so the connection and
+    // its message are already queued on our socket.
+    listener.set_nonblocking(true).unwrap();
+    let queued = listener.accept();
+    assert!(
+        queued.is_ok(),
+        "the agent had no connection when create returned"
+    );
+    let (stream, _) = queued.unwrap();
+    stream.set_nonblocking(false).unwrap();
+    // Sent already: a runtime that sends only at start would leave this read waiting.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (bytes, fd) = recv_one_fd(&stream);
+    let msg: Value = serde_json::from_slice(&bytes).expect("containerProcessState JSON");
+    assert_eq!(msg["state"]["id"], c.id.as_str(), "{msg}");
+    assert_eq!(msg["state"]["status"], "creating", "{msg}");
+    let agent = std::thread::spawn(move || serve_notifications(&fd));
+    c.rt_ok(&["start", &c.id]);
+    c.wait_status("stopped");
+    let answered = agent.join().expect("agent");
+    assert!(!answered.is_empty());
+    assert_eq!(c.container_stdout(), "rc=1\n");
+}
+
+#[test]
+fn home_comes_from_the_containers_passwd() {
+    let c = Container::new("proc-home");
+    c.bundle.edit(|cfg| {
+        cfg["process"]["env"] = json!(["PATH=/bin"]);
+    });
+    c.bundle.set_args(&["sh", "-c", "echo $HOME"]);
+    let out = c.rt(&["run", &c.id]);
+    assert_eq!(out.stdout_text(), "/root\n", "{}", out.stderr_text());
+    // A user without a passwd entry gets /; an explicit HOME is kept.
+    let c = Container::new("proc-home-none");
+    c.bundle.edit(|cfg| {
+        cfg["process"]["env"] = json!(["PATH=/bin"]);
+        cfg["process"]["user"] = json!({"uid": 4321, "gid": 4321});
+    });
+    c.bundle.set_args(&["sh", "-c", "echo $HOME"]);
+    let out = c.rt(&["run", &c.id]);
+    assert_eq!(out.stdout_text(), "/\n", "{}", out.stderr_text());
+    // exec: the same rule, for the exec'd process's user.
+    let c = Container::new("proc-home-exec");
+    c.bundle
+        .edit(|cfg| cfg["process"]["env"] = json!(["PATH=/bin"]));
+    c.bundle.set_args(&["sleep", "30"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    let out = c.rt(&["exec", &c.id, "sh", "-c", "echo $HOME"]);
+    assert_eq!(out.stdout_text(), "/root\n", "{}", out.stderr_text());
+    let out = c.rt(&["exec", "--env", "HOME=/x", &c.id, "sh", "-c", "echo $HOME"]);
+    assert_eq!(out.stdout_text(), "/x\n", "{}", out.stderr_text());
+}
+
+#[test]
+fn exec_processes_lead_their_own_session() {
+    let c = Container::new("proc-exec-setsid");
+    c.bundle.set_args(&["sleep", "30"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    // Fields 1 and 6 of /proc/PID/stat: pid and session id (comm "(sh)" has no spaces).
+    let out = c.rt(&["exec", &c.id, "sh", "-c", "cut -d' ' -f1,6 /proc/$$/stat"]);
+    let text = out.stdout_text();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(fields.len(), 2, "{text} {}", out.stderr_text());
+    assert_eq!(
+        fields[0], fields[1],
+        "the exec'd shell is its session's leader"
+    );
+}

@@ -41,13 +41,19 @@ fn host_fds(pid: i64) -> Vec<(String, String)> {
     v
 }
 
+/// The config's environment, plus the HOME the runtime adds from the container's passwd
+/// when the config has none (root's, /root, in the test rootfs).
 fn config_env(c: &Container) -> Vec<String> {
-    c.bundle.config.borrow()["process"]["env"]
+    let mut env: Vec<String> = c.bundle.config.borrow()["process"]["env"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
-        .collect()
+        .collect();
+    if !env.iter().any(|v| v.starts_with("HOME=")) {
+        env.push("HOME=/root".to_string());
+    }
+    env
 }
 
 #[test]

@@ -481,8 +481,11 @@ impl Runtime {
 
         let mut pty_master = None;
         loop {
-            match parent_sock.recv()? {
-                Msg::RunHooks => {
+            match parent_sock.recv_with_fd()? {
+                (Msg::SeccompFd, Some(listener)) => {
+                    crate::seccomp_agent::hand_over(seccomp.as_ref(), listener, pid, &state_json)?;
+                }
+                (Msg::RunHooks, _) => {
                     if let Some(h) = spec.hooks() {
                         #[allow(deprecated)]
                         if let Some(pre) = h.prestart() {
@@ -494,8 +497,8 @@ impl Runtime {
                     }
                     parent_sock.send(Msg::HooksDone)?;
                 }
-                Msg::Ready => break,
-                other => {
+                (Msg::Ready, _) => break,
+                (other, _) => {
                     return Err(Error::Child(format!(
                         "sync protocol: unexpected {other:?} during create"
                     )))

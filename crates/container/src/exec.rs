@@ -137,7 +137,15 @@ impl Runtime {
         match forked {
             sys::Forked::Child => {
                 drop(parent_sock);
-                let err = match exec_child(p, &linux, &ns_fds, console, seccomp, opts, &state) {
+                let err = match exec_child(
+                    p,
+                    &linux,
+                    &ns_fds,
+                    console,
+                    seccomp.as_ref(),
+                    opts,
+                    &child_sock,
+                ) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
@@ -148,7 +156,9 @@ impl Runtime {
             sys::Forked::Parent(pid) => {
                 drop(child_sock);
                 drop(console);
-                if let Err(e) = parent_sock.wait_exec() {
+                if let Err(e) =
+                    wait_exec_serving_notify(&parent_sock, seccomp.as_ref(), pid, &state)
+                {
                     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
                     return Err(e);
                 }
@@ -171,9 +181,9 @@ fn exec_child(
     linux: &oci_spec::runtime::Linux,
     ns_fds: &[(LinuxNamespaceType, OwnedFd)],
     console: Option<OwnedFd>,
-    seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    seccomp: Option<&pelagos_seccomp::CompiledFilter>,
     opts: &ExecOptions,
-    state: &[u8],
+    sync: &sync::SyncSocket,
 ) -> Result<init::Never> {
     // Nobody in the container may read this process's memory or open its exe while it is
     // still the runtime (CVE-2019-5736 class); execve resets this.
@@ -186,8 +196,6 @@ fn exec_child(
     {
         init::process::set_cpu_affinity(&initial)?;
     }
-    // listenerPath is a host path: connect before joining the container's mount namespace.
-    let listener = init::connect_seccomp_listener(seccomp.as_ref())?;
     for (t, fd) in ns_fds {
         if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
             continue;
@@ -201,7 +209,9 @@ fn exec_child(
             nix::unistd::setresuid(u, u, u).sys(|| "setuid 0 in the user namespace".into())?;
         }
     }
-    let exe = init::prepare_process(p, linux)?;
+    let prepared = init::launch::prepare_process(p, linux)?;
+    // Its own session, as runc and crun give exec'd processes (with a terminal, the pty's).
+    let _ = nix::unistd::setsid();
     if let Some(console) = &console {
         let size = p
             .console_size()
@@ -210,12 +220,32 @@ fn exec_child(
         init::tty::setup(console, size, false)?;
     }
     drop(console);
-    init::exec_process(
-        p,
-        &exe,
-        seccomp.as_ref(),
-        listener,
-        opts.preserve_fds,
-        state,
-    )
+    let plan = init::launch::SeccompPlan {
+        filter: seccomp,
+        notify_to: Some(sync),
+    };
+    init::launch::exec_process(p, &prepared, plan, opts.preserve_fds)
+}
+
+/// Wait for the exec child to `execve` (end-of-file on the sync socket), handing a notify
+/// listener fd it sends on the way to the seccomp agent.
+fn wait_exec_serving_notify(
+    sock: &sync::SyncSocket,
+    seccomp: Option<&pelagos_seccomp::CompiledFilter>,
+    pid: i32,
+    state: &[u8],
+) -> Result<()> {
+    loop {
+        match sock.recv_with_fd() {
+            Ok((sync::Msg::SeccompFd, Some(fd))) => {
+                crate::seccomp_agent::hand_over(seccomp, fd, pid, state)?
+            }
+            Ok((m, _)) => {
+                return Err(Error::Child(format!(
+                    "sync protocol: unexpected {m:?} during exec"
+                )))
+            }
+            Err(e) => return sync::exec_happened(e),
+        }
+    }
 }

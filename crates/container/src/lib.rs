@@ -25,6 +25,7 @@ pub mod mount_opts;
 pub mod namespaces;
 pub mod rootfs;
 pub mod sealed_exe;
+mod seccomp_agent;
 pub mod signal;
 pub mod spec;
 pub mod state;

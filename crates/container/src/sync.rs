@@ -26,6 +26,8 @@ pub enum Msg {
     Failed = 5,
     /// parent → child (`run` only): start now, without the fifo.
     Start = 6,
+    /// child → parent: the listener fd of an `SCMP_ACT_NOTIFY` filter, for the agent.
+    SeccompFd = 7,
 }
 
 impl Msg {
@@ -37,12 +39,21 @@ impl Msg {
             4 => Msg::Ready,
             5 => Msg::Failed,
             6 => Msg::Start,
+            7 => Msg::SeccompFd,
             _ => return None,
         })
     }
 }
 
 const PEER_GONE: &str = "container init exited unexpectedly during setup";
+
+/// A receive error seen while waiting for the peer's execve: end-of-file means it exec'd.
+pub fn exec_happened(e: Error) -> Result<()> {
+    match e {
+        Error::Child(m) if m == PEER_GONE => Ok(()),
+        e => Err(e),
+    }
+}
 
 /// One end of the sync socket.
 pub struct SyncSocket {
@@ -127,8 +138,7 @@ impl SyncSocket {
     /// happened; a `Failed` message carries why it did not.
     pub fn wait_exec(&self) -> Result<()> {
         match self.recv_full() {
-            Err(Error::Child(m)) if m == PEER_GONE => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => exec_happened(e),
             Ok((m, ..)) => Err(Error::Child(format!("unexpected sync message {m:?}"))),
         }
     }

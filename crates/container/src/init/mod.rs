@@ -2,13 +2,16 @@
 //! copy of the runtime's memory, builds the rootfs, parks until `start`, then becomes the
 //! user's program. It never returns: success ends in execve, failure in a message and _exit.
 
+pub mod launch;
 pub mod process;
 pub mod tty;
+
+pub use launch::reserve_preserved_fds;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Process};
+use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::error::{Error, Result, SysContext};
 use crate::rootfs::{self, Create, Rootfs};
@@ -114,8 +117,6 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         }
         StartSignal::Sync => None,
     };
-    // The seccomp agent's listenerPath is a host path: connect before pivot_root hides it.
-    let seccomp_listener = connect_seccomp_listener(ctx.seccomp.as_ref())?;
 
     let linux = spec.linux().clone().unwrap_or_default();
     let creates_mnt = ns.creates(LinuxNamespaceType::Mount);
@@ -206,7 +207,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
     }
 
     let prepared = match spec.process() {
-        Some(p) => Some(prepare_process(p, &linux)?),
+        Some(p) => Some(launch::prepare_process(p, &linux)?),
         None => None,
     };
     if let (Some(p), Some(console)) = (spec.process(), &ctx.console) {
@@ -219,6 +220,11 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         }
     }
     let _ = nix::unistd::setsid();
+    // A notify filter goes on now, so the agent has its listener before `create` returns.
+    let notify_filter = ctx.seccomp.as_ref().filter(|f| f.listener_path().is_some());
+    if let Some(filter) = notify_filter {
+        launch::load_notify_filter_early(filter, &ctx.sync)?;
+    }
     ctx.sync.send(Msg::Ready)?;
 
     let start_fd = match fifo {
@@ -241,14 +247,11 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
                 .replace("\"status\":\"creating\"", "\"status\":\"created\"");
             hooks::run_all(&h, started.as_bytes())?;
         }
-        exec_process(
-            process,
-            &exe,
-            ctx.seccomp.as_ref(),
-            seccomp_listener,
-            ctx.preserve_fds,
-            &state_json,
-        )
+        let seccomp = launch::SeccompPlan {
+            filter: ctx.seccomp.as_ref().filter(|_| notify_filter.is_none()),
+            notify_to: None,
+        };
+        launch::exec_process(process, &exe, seccomp, ctx.preserve_fds)
     };
     let err = match started() {
         Ok(never) => match never {},
@@ -260,214 +263,6 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         let _ = nix::unistd::write(fd, err.to_string().as_bytes());
     }
     Err(err)
-}
-
-/// The notify agent's connected socket and our pid as the host sees it (the agent reads
-/// /proc/PID with it; inside a new pid namespace getpid() would say 1).
-pub(crate) struct SeccompListener {
-    sock: OwnedFd,
-    host_pid: i32,
-}
-
-/// Connect to the notify agent's socket (`listenerPath`), if the filter has one. Callers do
-/// this while the host's filesystem and /proc are still visible and every syscall is allowed.
-pub(crate) fn connect_seccomp_listener(
-    seccomp: Option<&pelagos_seccomp::CompiledFilter>,
-) -> Result<Option<SeccompListener>> {
-    let Some(path) = seccomp.and_then(|s| s.listener_path()) else {
-        return Ok(None);
-    };
-    let sock = pelagos_seccomp::connect_listener(path)?;
-    let host_pid = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        .unwrap_or(std::process::id() as i32);
-    Ok(Some(SeccompListener { sock, host_pid }))
-}
-
-/// Checks and settings that can fail visibly before the container reports ready: the
-/// program exists, rlimits, scheduler, I/O priority, personality, CPU affinity.
-pub(crate) fn prepare_process(p: &Process, linux: &oci_spec::runtime::Linux) -> Result<PathBuf> {
-    let args = p.args().as_deref().unwrap_or(&[]);
-    let arg0 = args
-        .first()
-        .ok_or_else(|| Error::Spec("process.args must not be empty".into()))?;
-    let env = p.env().as_deref().unwrap_or(&[]);
-    let exe = process::find_executable(arg0, env)?;
-    if let Some(r) = p.rlimits() {
-        process::set_rlimits(r)?;
-    }
-    if let Some(s) = p.scheduler() {
-        process::set_scheduler(s)?;
-    }
-    if let Some(io) = p.io_priority() {
-        process::set_io_priority(io.class(), io.priority())?;
-    }
-    if let Some(pers) = linux.personality() {
-        process::set_personality(pers)?;
-    }
-    if let Some(mp) = linux.memory_policy() {
-        process::set_memory_policy(mp)?;
-    }
-    if let Some(aff) = p.exec_cpu_affinity() {
-        if let Some(cpus) = aff.cpu_affinity_final() {
-            process::set_cpu_affinity(cpus)?;
-        }
-    }
-    Ok(exe)
-}
-
-/// The last steps, shared by the init and by `exec`: security settings in the order that
-/// keeps them enforceable, fds closed, signals reset, then execve. Never returns on success.
-pub(crate) fn exec_process(
-    p: &Process,
-    exe: &Path,
-    seccomp: Option<&pelagos_seccomp::CompiledFilter>,
-    listener: Option<SeccompListener>,
-    preserve_fds: i32,
-    state_json: &[u8],
-) -> Result<Never> {
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    let load_seccomp = |listener: &Option<SeccompListener>| -> Result<()> {
-        let Some(filter) = seccomp else { return Ok(()) };
-        let notify_fd = filter.load()?;
-        if let (Some(fd), Some(sock)) = (notify_fd, listener) {
-            let state: serde_json::Value =
-                serde_json::from_slice(state_json).unwrap_or(serde_json::Value::Null);
-            pelagos_seccomp::send_listener_fd(
-                &sock.sock,
-                &fd,
-                sock.host_pid,
-                filter.listener_metadata(),
-                &state,
-            )?;
-        }
-        Ok(())
-    };
-
-    process::drop_bounding(p)?;
-    if !nnp {
-        // Without no_new_privs the filter needs CAP_SYS_ADMIN: load it while we have it.
-        load_seccomp(&listener)?;
-    }
-    process::switch_user(p)?;
-    process::set_capabilities(p)?;
-    if nnp {
-        process::set_no_new_privs()?;
-    }
-    nix::unistd::chdir(p.cwd()).sys(|| format!("chdir to cwd {}", p.cwd().display()))?;
-    // A leaked directory fd as cwd would show as "(unreachable)/…" (CVE-2024-21626 class).
-    match nix::unistd::getcwd() {
-        Ok(cwd) if cwd.is_absolute() => {}
-        _ => {
-            return Err(Error::Spec(format!(
-                "cwd {} is not inside the container",
-                p.cwd().display()
-            )))
-        }
-    }
-    let umask = p.user().umask().unwrap_or(0o022);
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
-        umask as libc::mode_t,
-    ));
-    if nnp {
-        load_seccomp(&listener)?;
-    }
-    drop(listener);
-    if let Some(profile) = p.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
-        set_apparmor_exec(profile)?;
-    }
-    prepare_fds(preserve_fds)?;
-    reset_signals();
-
-    let args = cstrings(p.args().as_deref(), "process.args")?;
-    let env = cstrings(p.env().as_deref(), "process.env")?;
-    let path = crate::sys::cstr(exe).map_err(|_| Error::Spec("exec path contains NUL".into()))?;
-    let err = match nix::unistd::execve(&path, &args, &env) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    };
-    Err(Error::Spec(format!("exec {}: {err}", exe.display())))
-}
-
-fn cstrings(list: Option<&[String]>, what: &str) -> Result<Vec<std::ffi::CString>> {
-    list.unwrap_or(&[])
-        .iter()
-        .map(|a| std::ffi::CString::new(a.as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(|_| Error::Spec(format!("{what} contains a NUL byte")))
-}
-
-/// Close-on-exec every descriptor but stdio and the preserved ones, which lose the flag.
-fn prepare_fds(preserve_fds: i32) -> Result<()> {
-    let first_closed = 3 + preserve_fds.max(0) as u32;
-    let placeholders = PLACEHOLDER_FDS
-        .lock()
-        .map(|v| v.clone())
-        .unwrap_or_default();
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first_closed,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    nix::errno::Errno::result(ret).sys(|| "mark descriptors close-on-exec".into())?;
-    for fd in 3..first_closed as i32 {
-        if placeholders.contains(&fd) {
-            continue; // stays close-on-exec: the caller had nothing there
-        }
-        let _ = nix::fcntl::fcntl(
-            fd,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-        );
-    }
-    Ok(())
-}
-
-/// Descriptors in the preserved range that the caller left closed, filled by
-/// [`reserve_preserved_fds`] so the runtime's own descriptors cannot land there and leak.
-static PLACEHOLDER_FDS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
-
-/// Occupy every closed descriptor number in 3..3+`preserve_fds` with a close-on-exec
-/// /dev/null before the runtime opens anything of its own. Call first thing in create/exec.
-pub fn reserve_preserved_fds(preserve_fds: i32) -> Result<()> {
-    let mut placeholders = Vec::new();
-    for fd in 3..3 + preserve_fds.max(0) {
-        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD) != Err(nix::errno::Errno::EBADF) {
-            continue;
-        }
-        let null = nix::fcntl::open(
-            "/dev/null",
-            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )
-        .sys(|| "open /dev/null".into())?;
-        if null != fd {
-            nix::unistd::dup3(null, fd, nix::fcntl::OFlag::O_CLOEXEC)
-                .sys(|| format!("reserve fd {fd}"))?;
-            let _ = nix::unistd::close(null);
-        }
-        placeholders.push(fd);
-    }
-    if let Ok(mut v) = PLACEHOLDER_FDS.lock() {
-        *v = placeholders;
-    }
-    Ok(())
-}
-
-/// The runtime ignores SIGPIPE (Rust's default) and may block signals: the container's
-/// program must start with default dispositions and an empty mask.
-fn reset_signals() {
-    // SAFETY: resetting a disposition to SIG_DFL installs no handler code.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    );
 }
 
 /// Block until `start` opens the exec fifo, then tell it so with one byte. The write end
@@ -511,23 +306,6 @@ fn join_session_keyring(name: &str) -> Result<()> {
         Ok(_) | Err(nix::errno::Errno::ENOSYS) => Ok(()),
         Err(e) => Err(e).sys(|| "join a new session keyring".into()),
     }
-}
-
-/// Ask AppArmor to confine the program we are about to exec (validated to be enabled).
-fn set_apparmor_exec(profile: &str) -> Result<()> {
-    if !crate::spec::apparmor_enabled() {
-        return Err(Error::Unsupported(
-            "process.apparmorProfile",
-            "AppArmor is not enabled on this host".into(),
-        ));
-    }
-    let text = format!("exec {profile}");
-    std::fs::write("/proc/self/attr/apparmor/exec", &text)
-        .or_else(|_| std::fs::write("/proc/self/attr/exec", &text))
-        .map_err(|e| Error::Io {
-            what: format!("set AppArmor profile {profile:?}"),
-            source: e,
-        })
 }
 
 fn open_o_path(path: &Path) -> Result<OwnedFd> {

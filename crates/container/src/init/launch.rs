@@ -1,0 +1,326 @@
+//! The last steps of a container's process, shared by the init and by `exec`: what can fail is
+//! prepared (and reported) before the container is ready; at start the security settings go on
+//! in the order that keeps each enforceable, and the seccomp filter comes last, right before
+//! `execve`, so a profile only has to allow the program's own syscalls.
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Process;
+
+use super::{process, Never};
+use crate::error::{Error, Result, SysContext};
+use crate::sync::{Msg, SyncSocket};
+
+/// What `execve` needs, built before the container reports ready: the program found on the
+/// container's `PATH`, its arguments and environment (with `HOME`) as C strings, so that
+/// nothing allocates or reads files once the seccomp filter is on.
+pub struct PreparedProcess {
+    exe: CString,
+    exe_display: PathBuf,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+/// Checks and settings that can fail visibly before the container reports ready: the
+/// program exists, rlimits, scheduler, I/O priority, personality, CPU affinity. Runs inside
+/// the container's root (after pivot_root, or after joining its mount namespace).
+pub(crate) fn prepare_process(
+    p: &Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<PreparedProcess> {
+    let args = p.args().as_deref().unwrap_or(&[]);
+    let arg0 = args
+        .first()
+        .ok_or_else(|| Error::Spec("process.args must not be empty".into()))?;
+    let mut env = p.env().clone().unwrap_or_default();
+    let exe = process::find_executable(arg0, &env)?;
+    if !env.iter().any(|kv| kv.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(p.user().uid())));
+    }
+    apply_process_attributes(p, linux)?;
+    Ok(PreparedProcess {
+        exe: crate::sys::cstr(&exe).map_err(|_| Error::Spec("exec path contains NUL".into()))?,
+        exe_display: exe,
+        args: cstrings(args, "process.args")?,
+        env: cstrings(&env, "process.env")?,
+    })
+}
+
+fn apply_process_attributes(p: &Process, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    if let Some(r) = p.rlimits() {
+        process::set_rlimits(r)?;
+    }
+    if let Some(s) = p.scheduler() {
+        process::set_scheduler(s)?;
+    }
+    if let Some(io) = p.io_priority() {
+        process::set_io_priority(io.class(), io.priority())?;
+    }
+    if let Some(pers) = linux.personality() {
+        process::set_personality(pers)?;
+    }
+    if let Some(mp) = linux.memory_policy() {
+        process::set_memory_policy(mp)?;
+    }
+    if let Some(aff) = p.exec_cpu_affinity() {
+        if let Some(cpus) = aff.cpu_affinity_final() {
+            process::set_cpu_affinity(cpus)?;
+        }
+    }
+    Ok(())
+}
+
+/// The home directory of `uid` in the container's `/etc/passwd`, `/` without one (as runc).
+/// The file is the container's: opened without blocking (a fifo there must not park the
+/// init), only a regular file, at most 4 MiB read.
+fn home_of(uid: u32) -> String {
+    read_container_passwd()
+        .and_then(|text| home_in_passwd(&text, uid))
+        .unwrap_or_else(|| "/".to_string())
+}
+
+fn read_container_passwd() -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open("/etc/passwd")
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(4 << 20).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The sixth field of the first passwd line whose third field is `uid`.
+fn home_in_passwd(text: &str, uid: u32) -> Option<String> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() >= 6 && fields[2].parse() == Ok(uid) && !fields[5].is_empty())
+            .then(|| fields[5].to_string())
+    })
+}
+
+/// When the seccomp filter goes on, and who hears of a notify listener.
+pub(crate) struct SeccompPlan<'a> {
+    /// The filter still to load (None: there is none, or it was loaded at create).
+    pub filter: Option<&'a pelagos_seccomp::CompiledFilter>,
+    /// Where the listener fd of an `SCMP_ACT_NOTIFY` filter goes: the runtime, which hands
+    /// it to the agent at `listenerPath`.
+    pub notify_to: Option<&'a SyncSocket>,
+}
+
+/// The final steps: capabilities, user, working directory, descriptors, signals, then the
+/// seccomp filter and `execve`. Never returns on success.
+///
+/// With `noNewPrivileges` (or when the process keeps CAP_SYS_ADMIN) the filter is the last
+/// thing before `execve`. Without either, loading it needs CAP_SYS_ADMIN, so it goes on
+/// before the user and capability switch (runc's order); the profile must then also allow
+/// setgroups/setresgid/setresuid/capset/prctl/chdir/getcwd.
+pub(crate) fn exec_process(
+    p: &Process,
+    prepared: &PreparedProcess,
+    seccomp: SeccompPlan<'_>,
+    preserve_fds: i32,
+) -> Result<Never> {
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    let filter_last = nnp || keeps_sys_admin(p);
+    process::drop_bounding(p)?;
+    if !filter_last {
+        load_seccomp(&seccomp)?;
+    }
+    process::switch_user(p)?;
+    process::set_capabilities(p)?;
+    enter_cwd(p.cwd())?;
+    let umask = p.user().umask().unwrap_or(0o022);
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        umask as libc::mode_t,
+    ));
+    if let Some(profile) = p.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
+        set_apparmor_exec(profile)?;
+    }
+    prepare_fds(preserve_fds)?;
+    reset_signals();
+    let argv: Vec<&std::ffi::CStr> = prepared.args.iter().map(CString::as_c_str).collect();
+    let envp: Vec<&std::ffi::CStr> = prepared.env.iter().map(CString::as_c_str).collect();
+    if nnp {
+        process::set_no_new_privs()?;
+    }
+    if filter_last {
+        load_seccomp(&seccomp)?;
+    }
+    let err = match nix::unistd::execve(&prepared.exe, &argv, &envp) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    Err(Error::Spec(format!(
+        "exec {}: {err}",
+        prepared.exe_display.display()
+    )))
+}
+
+/// chdir to the process's cwd, as the process's user, and check that it is inside the
+/// container: a leaked directory fd as cwd would show as "(unreachable)/…" (CVE-2024-21626).
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    nix::unistd::chdir(cwd).sys(|| format!("chdir to cwd {}", cwd.display()))?;
+    match nix::unistd::getcwd() {
+        Ok(now) if now.is_absolute() => Ok(()),
+        _ => Err(Error::Spec(format!(
+            "cwd {} is not inside the container",
+            cwd.display()
+        ))),
+    }
+}
+
+/// Whether the process's effective set keeps CAP_SYS_ADMIN: then it may load the filter
+/// itself without no_new_privs, at the very end.
+fn keeps_sys_admin(p: &Process) -> bool {
+    p.capabilities()
+        .as_ref()
+        .and_then(|c| c.effective().as_ref())
+        .is_some_and(|e| e.contains(&oci_spec::runtime::Capability::SysAdmin))
+}
+
+/// Load the filter (if any); a notify listener goes to the runtime over the sync socket.
+fn load_seccomp(plan: &SeccompPlan<'_>) -> Result<()> {
+    let Some(filter) = plan.filter else {
+        return Ok(());
+    };
+    let notify_fd = filter.load()?;
+    if let (Some(fd), Some(sock)) = (notify_fd, plan.notify_to) {
+        sock.send_fd(Msg::SeccompFd, fd.as_raw_fd())?;
+        // Close-on-exec: execve closes it; no close(2) the profile would have to allow.
+        std::mem::forget(fd);
+    }
+    Ok(())
+}
+
+/// Load an `SCMP_ACT_NOTIFY` filter now (during create, as runc does) and send its listener
+/// fd to the runtime, which hands it to the agent before `create` returns: an agent may wait
+/// for it before it calls `start`. The rest of the init's work then runs under the filter.
+pub(crate) fn load_notify_filter_early(
+    filter: &pelagos_seccomp::CompiledFilter,
+    sync: &SyncSocket,
+) -> Result<()> {
+    load_seccomp(&SeccompPlan {
+        filter: Some(filter),
+        notify_to: Some(sync),
+    })
+}
+
+fn cstrings(list: &[String], what: &str) -> Result<Vec<CString>> {
+    list.iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Spec(format!("{what} contains a NUL byte")))
+}
+
+/// Close-on-exec every descriptor but stdio and the preserved ones, which lose the flag.
+fn prepare_fds(preserve_fds: i32) -> Result<()> {
+    let first_closed = 3 + preserve_fds.max(0) as u32;
+    let placeholders = PLACEHOLDER_FDS
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on our own descriptors.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first_closed,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    nix::errno::Errno::result(ret).sys(|| "mark descriptors close-on-exec".into())?;
+    for fd in 3..first_closed as i32 {
+        if placeholders.contains(&fd) {
+            continue; // stays close-on-exec: the caller had nothing there
+        }
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        );
+    }
+    Ok(())
+}
+
+/// Descriptors in the preserved range that the caller left closed, filled by
+/// [`reserve_preserved_fds`] so the runtime's own descriptors cannot land there and leak.
+static PLACEHOLDER_FDS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Occupy every closed descriptor number in 3..3+`preserve_fds` with a close-on-exec
+/// /dev/null before the runtime opens anything of its own. Call first thing in create/exec.
+pub fn reserve_preserved_fds(preserve_fds: i32) -> Result<()> {
+    let mut placeholders = Vec::new();
+    for fd in 3..3 + preserve_fds.max(0) {
+        if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD) != Err(nix::errno::Errno::EBADF) {
+            continue;
+        }
+        let null = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .sys(|| "open /dev/null".into())?;
+        if null != fd {
+            nix::unistd::dup3(null, fd, nix::fcntl::OFlag::O_CLOEXEC)
+                .sys(|| format!("reserve fd {fd}"))?;
+            let _ = nix::unistd::close(null);
+        }
+        placeholders.push(fd);
+    }
+    if let Ok(mut v) = PLACEHOLDER_FDS.lock() {
+        *v = placeholders;
+    }
+    Ok(())
+}
+
+/// The runtime ignores SIGPIPE (Rust's default) and may block signals: the container's
+/// program must start with default dispositions and an empty mask.
+fn reset_signals() {
+    // SAFETY: resetting a disposition to SIG_DFL installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// Ask AppArmor to confine the program we are about to exec (validated to be enabled).
+fn set_apparmor_exec(profile: &str) -> Result<()> {
+    if !crate::spec::apparmor_enabled() {
+        return Err(Error::Unsupported(
+            "process.apparmorProfile",
+            "AppArmor is not enabled on this host".into(),
+        ));
+    }
+    let text = format!("exec {profile}");
+    std::fs::write("/proc/self/attr/apparmor/exec", &text)
+        .or_else(|_| std::fs::write("/proc/self/attr/exec", &text))
+        .map_err(|e| Error::Io {
+            what: format!("set AppArmor profile {profile:?}"),
+            source: e,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn home_comes_from_the_passwd_entry() {
+        let passwd = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n\
+                      nohome:x:7:7:::/bin/sh\n";
+        assert_eq!(home_in_passwd(passwd, 0).as_deref(), Some("/root"));
+        assert_eq!(home_in_passwd(passwd, 1000).as_deref(), Some("/home/bob"));
+        assert_eq!(home_in_passwd(passwd, 7), None);
+        assert_eq!(home_in_passwd(passwd, 42), None);
+        assert_eq!(home_in_passwd("garbage\n::::\n", 0), None);
+    }
+}
