@@ -340,3 +340,101 @@ fn cgroup_namespace_makes_the_own_cgroup_root() {
     let out = sh_ok(&c, "grep '^0::' /proc/self/cgroup");
     assert_eq!(out, format!("0::{}/{}\n", test_cgroup_parent(), c.id));
 }
+
+#[test]
+fn without_a_mount_namespace_the_process_sees_the_host_filesystem() {
+    // runc: no mount namespace, no rootfs setup (no pivot, no chroot, mounts ignored); the
+    // process runs in the runtime's filesystem.
+    let marker = std::env::temp_dir().join(unique("pelagos-it-nomnt-marker"));
+    std::fs::write(&marker, "host file\n").unwrap();
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let _marker = Remove(marker.clone());
+    let c = Container::new("ns-nomnt");
+    c.bundle.edit(|cfg| {
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+        cfg["linux"]["maskedPaths"] = json!([]);
+        cfg["linux"]["readonlyPaths"] = json!([]);
+    });
+    let out = sh_ok(
+        &c,
+        &format!("cat {}; readlink /proc/self/ns/mnt", marker.display()),
+    );
+    assert_eq!(out, format!("host file\n{}\n", host_ns("mnt")));
+    c.assert_gone();
+
+    // What it could not hide without one is refused, as runc does.
+    let c = Container::new("ns-nomnt-masked");
+    c.bundle.edit(|cfg| {
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "mount");
+    });
+    let out = c.create();
+    assert!(!out.status.success());
+    let err = out.stderr_text();
+    assert!(
+        err.contains("maskedPaths") && err.contains("mount namespace"),
+        "{err}"
+    );
+    c.assert_gone();
+}
+
+#[test]
+fn a_joined_mount_namespace_gets_the_rootfs() {
+    let holder = Holder::new(&["--mount"], &["mnt"]);
+    let c = Container::new("ns-join-mnt");
+    std::fs::write(c.bundle.rootfs().join("marker"), "in the rootfs\n").unwrap();
+    c.bundle.edit(|cfg| {
+        let list = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "mount");
+        list.push(json!({"type": "mount", "path": holder.ns("mnt")}));
+    });
+    let out = sh_ok(&c, "cat /marker; readlink /proc/self/ns/mnt");
+    assert_eq!(
+        out,
+        format!("in the rootfs\n{}\n", ns_link_of(&holder.ns("mnt"), "mnt"))
+    );
+}
+
+#[test]
+fn hostname_is_set_in_a_joined_uts_namespace() {
+    let holder = Holder::new(&["--uts"], &["uts"]);
+    let c = Container::new("ns-join-uts-host");
+    c.bundle.edit(|cfg| {
+        cfg["hostname"] = json!("joined-host");
+        let list = cfg["linux"]["namespaces"].as_array_mut().unwrap();
+        list.retain(|n| n["type"] != "uts");
+        list.push(json!({"type": "uts", "path": holder.ns("uts")}));
+    });
+    assert_eq!(sh_ok(&c, "hostname"), "joined-host\n");
+    // Set in the joined namespace itself: its holder sees it.
+    let seen = Command::new("nsenter")
+        .arg(format!("--uts={}", holder.ns("uts").display()))
+        .arg("hostname")
+        .output()
+        .expect("nsenter");
+    assert_eq!(String::from_utf8_lossy(&seen.stdout), "joined-host\n");
+
+    // Without any uts namespace of its own, a hostname is refused (runc's rule).
+    let c = Container::new("ns-no-uts-host");
+    c.bundle.edit(|cfg| {
+        cfg["hostname"] = json!("nope");
+        cfg["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "uts");
+    });
+    let out = c.create();
+    assert!(!out.status.success());
+    assert!(out.stderr_text().contains("uts"), "{}", out.stderr_text());
+    c.assert_gone();
+}

@@ -371,13 +371,34 @@ impl Runtime {
             ),
         };
         fs::write(dir.join(state::CONFIG_FILE), &frozen).io(|| "save config".into())?;
+        let ns = &bundle.namespaces;
+        let host_root = if ns.creates(LinuxNamespaceType::User) {
+            crate::userns::host_root(&linux)
+        } else {
+            None
+        };
         let start = if for_run {
             StartSignal::Sync
         } else {
-            let fifo = dir.join(EXEC_FIFO);
-            nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o622))
-                .sys(|| format!("mkfifo {}", fifo.display()))?;
-            StartSignal::Fifo(fifo)
+            StartSignal::Fifo(create_exec_fifo(&dir.join(EXEC_FIFO), host_root)?)
+        };
+        if ns.creates(LinuxNamespaceType::User) {
+            let uid = spec.process().as_ref().map_or(0, |p| p.user().uid());
+            let maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
+            if let Some(host_uid) = crate::userns::host_id(maps, uid) {
+                crate::userns::chown_stdio(host_uid)?;
+            }
+        }
+        // The init cannot open bind sources its mapped root may not reach: the runtime opens
+        // them in the init's mount namespace right after the clone and sends them over.
+        let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+        let bind_sources = if ns.creates(LinuxNamespaceType::User)
+            && ns.creates(LinuxNamespaceType::Mount)
+            && mounts.iter().any(crate::rootfs::is_bind)
+        {
+            Some(bind_source_pair()?)
+        } else {
+            None
         };
 
         let (console, pty_receiver) = open_console(terminal, opts.console_socket.as_deref())?;
@@ -389,7 +410,6 @@ impl Runtime {
             pre || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
         });
 
-        let ns = &bundle.namespaces;
         let restore = enter_parent_namespaces(&bundle)?;
         // With a joined user namespace the init unshares the new ones after joining it, so
         // they belong to it (a new pid namespace is refused in that case by NamespacePlan).
@@ -418,6 +438,7 @@ impl Runtime {
         let pid = match forked {
             sys::Forked::Child => {
                 drop(parent_sock);
+                let bind_sources = bind_sources.map(|(_, init_end)| init_end);
                 init::run(InitContext {
                     bundle: &bundle,
                     sync: child_sock,
@@ -430,6 +451,7 @@ impl Runtime {
                     cgroup_dir: cgroup.as_ref().map(|c| c.path().to_path_buf()),
                     has_runtime_hooks,
                     late_cgroupns,
+                    bind_sources,
                 })
             }
             sys::Forked::Parent(pid) => pid,
@@ -452,6 +474,12 @@ impl Runtime {
         }
         if ns.creates(LinuxNamespaceType::User) {
             write_id_maps(pid, &linux)?;
+        }
+        if let Some((runtime_end, init_end)) = bind_sources {
+            drop(init_end);
+            let mnt_ns = namespaces::open_ns(Path::new(&format!("/proc/{pid}/ns/mnt")))?;
+            crate::userns::send_bind_sources(mounts, &bundle.dir, &mnt_ns, &runtime_end)?;
+            // Closing our end tells the init that every source was sent.
         }
         if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
             fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
@@ -867,8 +895,8 @@ pub(crate) fn state_json(saved: &SavedState, status: Status) -> Vec<u8> {
     serde_json::to_vec(&saved.report(status)).unwrap_or_default()
 }
 
-/// Namespaces the runtime itself must enter so the init is born in them (pid and time are
-/// "for children" namespaces), and a way back so hooks still run in the runtime's.
+/// Namespaces the runtime itself enters so the init is born in them, and a way back so hooks
+/// still run in the runtime's.
 struct ParentNamespaces {
     saved: Vec<(CloneFlags, OwnedFd)>,
 }
@@ -881,32 +909,49 @@ impl ParentNamespaces {
     }
 }
 
+/// The joined namespaces the runtime enters before the clone, with the file of its own to
+/// come back to. pid and time apply "for children". ipc, uts, net and cgroup are joined here,
+/// with the runtime's privileges, because an init born in a new user namespace may not enter
+/// a namespace the host's user namespace owns (runc's nsexec also joins them before it
+/// unshares the user namespace). User and mount are joined by the init.
+const JOINED_BY_RUNTIME: [(LinuxNamespaceType, &str); 6] = [
+    (LinuxNamespaceType::Pid, "/proc/self/ns/pid_for_children"),
+    (LinuxNamespaceType::Time, "/proc/self/ns/time_for_children"),
+    (LinuxNamespaceType::Ipc, "/proc/self/ns/ipc"),
+    (LinuxNamespaceType::Uts, "/proc/self/ns/uts"),
+    (LinuxNamespaceType::Network, "/proc/self/ns/net"),
+    (LinuxNamespaceType::Cgroup, "/proc/self/ns/cgroup"),
+];
+
 fn enter_parent_namespaces(bundle: &Bundle) -> Result<ParentNamespaces> {
     let ns = &bundle.namespaces;
-    let mut saved = Vec::new();
-    let for_children = [
-        (LinuxNamespaceType::Pid, "/proc/self/ns/pid_for_children"),
-        (LinuxNamespaceType::Time, "/proc/self/ns/time_for_children"),
-    ];
-    for (t, own) in for_children {
-        let joined = ns.join.iter().find(|(j, _)| *j == t);
+    let mut entered = ParentNamespaces { saved: Vec::new() };
+    for (t, own) in JOINED_BY_RUNTIME {
+        let joined = ns.joined(t);
         let create_time = t == LinuxNamespaceType::Time && ns.creates(t);
         if joined.is_none() && !create_time {
             continue;
         }
-        saved.push((
-            namespaces::clone_flag(t),
-            namespaces::open_ns(Path::new(own))?,
-        ));
-        if let Some((_, path)) = joined {
-            namespaces::join(t, path)?;
-        } else {
-            nix::sched::unshare(namespaces::clone_flag(t))
-                .sys(|| "unshare time namespace".into())?;
-            write_time_offsets(bundle)?;
+        let own = match namespaces::open_ns(Path::new(own)) {
+            Ok(fd) => fd,
+            Err(e) => {
+                entered.restore();
+                return Err(e);
+            }
+        };
+        entered.saved.push((namespaces::clone_flag(t), own));
+        let res = match joined {
+            Some(j) => j.enter(),
+            None => nix::sched::unshare(namespaces::clone_flag(t))
+                .sys(|| "unshare time namespace".into())
+                .and_then(|()| write_time_offsets(bundle)),
+        };
+        if let Err(e) = res {
+            entered.restore();
+            return Err(e);
         }
     }
-    Ok(ParentNamespaces { saved })
+    Ok(entered)
 }
 
 fn write_time_offsets(bundle: &Bundle) -> Result<()> {
@@ -949,6 +994,53 @@ fn write_id_maps(pid: i32, linux: &oci_spec::runtime::Linux) -> Result<()> {
         .io(|| format!("write uid_map {:?}", linux.uid_mappings()))?;
     fs::write(format!("/proc/{pid}/gid_map"), fmt(linux.gid_mappings()))
         .io(|| format!("write gid_map {:?}", linux.gid_mappings()))
+}
+
+/// `mkfifo exec.fifo`, 0622 whatever the umask (runc), owned by the container's root when it
+/// is not host root (runc chowns it the same way), and opened `O_PATH` for the init.
+fn create_exec_fifo(path: &Path, host_root: Option<(u32, u32)>) -> Result<OwnedFd> {
+    let mode = nix::sys::stat::Mode::from_bits_truncate(0o622);
+    nix::unistd::mkfifo(path, mode).sys(|| format!("mkfifo {}", path.display()))?;
+    let fd = nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .sys(|| format!("open {}", path.display()))?;
+    // SAFETY: a fresh descriptor from a successful open.
+    let fd: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+    // O_PATH descriptors take no fchmod/fchown: go through the magic link, which names
+    // exactly this inode.
+    let by_fd = sys::fd_path(fd.as_raw_fd());
+    nix::sys::stat::fchmodat(
+        None,
+        by_fd.as_str(),
+        mode,
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .sys(|| format!("chmod {}", path.display()))?;
+    if let Some((uid, gid)) = host_root {
+        nix::unistd::fchownat(
+            None,
+            by_fd.as_str(),
+            Some(uid.into()),
+            Some(gid.into()),
+            nix::fcntl::AtFlags::empty(),
+        )
+        .sys(|| format!("chown {} to the container's root", path.display()))?;
+    }
+    Ok(fd)
+}
+
+/// The socket pair bind mount sources travel on: (runtime's end, init's end).
+fn bind_source_pair() -> Result<(OwnedFd, OwnedFd)> {
+    nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .sys(|| "socketpair for bind mount sources".into())
 }
 
 /// Write the pid file atomically (callers poll for it).

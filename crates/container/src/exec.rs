@@ -36,12 +36,16 @@ pub struct Execed {
     pub pty_master: Option<OwnedFd>,
 }
 
+/// Join order. ipc, uts, net and cgroup before user: with the runtime's privileges, since a
+/// namespace the container joined by path may belong to the host's user namespace, which a
+/// process in the container's user namespace may not enter (runc 1.2's nsexec also joins what
+/// it can before the user namespace). Mount after user, last.
 const NS_ORDER: [LinuxNamespaceType; 8] = [
-    LinuxNamespaceType::User,
     LinuxNamespaceType::Ipc,
     LinuxNamespaceType::Uts,
     LinuxNamespaceType::Network,
     LinuxNamespaceType::Cgroup,
+    LinuxNamespaceType::User,
     LinuxNamespaceType::Mount,
     LinuxNamespaceType::Pid,
     LinuxNamespaceType::Time,

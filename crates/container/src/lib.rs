@@ -31,6 +31,7 @@ pub mod spec;
 pub mod state;
 pub mod sync;
 pub mod sys;
+pub mod userns;
 pub mod wait;
 
 pub use container::{CgroupManager, CreateOptions, Created, Runtime};

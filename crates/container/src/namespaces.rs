@@ -3,6 +3,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType};
@@ -13,7 +14,31 @@ use crate::error::{Error, Result, SysContext};
 #[derive(Debug, Clone, Default)]
 pub struct NamespacePlan {
     pub new: Vec<LinuxNamespaceType>,
-    pub join: Vec<(LinuxNamespaceType, PathBuf)>,
+    /// In [`JOIN_ORDER`].
+    pub join: Vec<JoinedNamespace>,
+}
+
+/// A namespace joined by path, opened (as the runtime, host root) and type-checked when the
+/// config is validated: joining goes through this handle, so a path the container's mapped
+/// root cannot reach still works, and the file cannot be swapped between check and join.
+#[derive(Debug, Clone)]
+pub struct JoinedNamespace {
+    pub typ: LinuxNamespaceType,
+    pub path: PathBuf,
+    fd: Arc<OwnedFd>,
+}
+
+impl JoinedNamespace {
+    /// setns into it.
+    pub fn enter(&self) -> Result<()> {
+        nix::sched::setns(&*self.fd, clone_flag(self.typ)).sys(|| {
+            format!(
+                "join {} namespace {}",
+                proc_name(self.typ),
+                self.path.display()
+            )
+        })
+    }
 }
 
 pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
@@ -69,8 +94,12 @@ impl NamespacePlan {
             }
             match ns.path() {
                 Some(p) if !p.as_os_str().is_empty() => {
-                    check_ns_path(t, p)?;
-                    plan.join.push((t, p.clone()));
+                    let fd = open_checked(t, p)?;
+                    plan.join.push(JoinedNamespace {
+                        typ: t,
+                        path: p.clone(),
+                        fd: Arc::new(fd),
+                    });
                 }
                 _ => plan.new.push(t),
             }
@@ -82,7 +111,7 @@ impl NamespacePlan {
             ));
         }
         plan.join
-            .sort_by_key(|(t, _)| JOIN_ORDER.iter().position(|o| o == t).unwrap_or(0));
+            .sort_by_key(|j| JOIN_ORDER.iter().position(|o| *o == j.typ).unwrap_or(0));
         Ok(plan)
     }
 
@@ -91,7 +120,11 @@ impl NamespacePlan {
     }
 
     pub fn joins(&self, t: LinuxNamespaceType) -> bool {
-        self.join.iter().any(|(j, _)| *j == t)
+        self.joined(t).is_some()
+    }
+
+    pub fn joined(&self, t: LinuxNamespaceType) -> Option<&JoinedNamespace> {
+        self.join.iter().find(|j| j.typ == t)
     }
 
     pub fn has(&self, t: LinuxNamespaceType) -> bool {
@@ -108,8 +141,8 @@ impl NamespacePlan {
     }
 }
 
-/// A joined namespace's path must be a namespace file of the right type.
-fn check_ns_path(t: LinuxNamespaceType, path: &Path) -> Result<()> {
+/// Open a joined namespace's path; it must be a namespace file of the right type.
+fn open_checked(t: LinuxNamespaceType, path: &Path) -> Result<OwnedFd> {
     let fd = open_ns(path)?;
     let flag = clone_flag(t).bits();
     // NS_GET_NSTYPE = _IO(0xb7, 0x3)
@@ -129,7 +162,7 @@ fn check_ns_path(t: LinuxNamespaceType, path: &Path) -> Result<()> {
             proc_name(t)
         )));
     }
-    Ok(())
+    Ok(fd)
 }
 
 pub fn open_ns(path: &Path) -> Result<OwnedFd> {
@@ -141,13 +174,6 @@ pub fn open_ns(path: &Path) -> Result<OwnedFd> {
     .sys(|| format!("open namespace {}", path.display()))?;
     // SAFETY: `open` returned a fresh descriptor that nothing else owns.
     Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
-}
-
-/// setns into the namespace at `path`.
-pub fn join(t: LinuxNamespaceType, path: &Path) -> Result<()> {
-    let fd = open_ns(path)?;
-    nix::sched::setns(&fd, clone_flag(t))
-        .sys(|| format!("join {} namespace {}", proc_name(t), path.display()))
 }
 
 #[cfg(test)]

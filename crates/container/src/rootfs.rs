@@ -335,8 +335,15 @@ impl Rootfs {
         }
     }
 
-    /// Perform one `mounts[]` entry.
-    pub fn mount_entry(&self, m: &Mount, cgroup_bind: Option<&Path>) -> Result<()> {
+    /// Perform one `mounts[]` entry. A bind mount's source comes as `opened_source` when the
+    /// runtime opened it for us (a container whose root is not host root, see
+    /// `userns::send_bind_sources`); it is mounted through that handle.
+    pub fn mount_entry(
+        &self,
+        m: &Mount,
+        cgroup_bind: Option<&Path>,
+        opened_source: Option<&OwnedFd>,
+    ) -> Result<()> {
         let dest = m.destination();
         let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
         let typ = m.typ().as_deref().unwrap_or("");
@@ -350,7 +357,10 @@ impl Rootfs {
                     dest.display()
                 )));
             }
-            let source = self.source_path(m)?;
+            let source = match opened_source {
+                Some(fd) => PathBuf::from(fd_path(fd.as_raw_fd())),
+                None => crate::userns::bind_source(m, &self.bundle)?,
+            };
             let meta = std::fs::metadata(&source)
                 .map_err(|e| Error::Spec(format!("mount source {}: {e}", source.display())))?;
             self.check_proc_mount(dest, typ, Some(&source))?;
@@ -559,20 +569,6 @@ impl Rootfs {
         Ok(())
     }
 
-    fn source_path(&self, m: &Mount) -> Result<PathBuf> {
-        let src = m.source().as_ref().ok_or_else(|| {
-            Error::Spec(format!(
-                "bind mount {} has no source",
-                m.destination().display()
-            ))
-        })?;
-        Ok(if src.is_absolute() {
-            src.clone()
-        } else {
-            self.bundle.join(src)
-        })
-    }
-
     fn is_symlink(&self, dest: &Path) -> bool {
         let rel = relative(dest);
         let (parent, name) = match (rel.parent(), rel.file_name()) {
@@ -716,6 +712,16 @@ impl Rootfs {
                 none(),
             )
             .sys(what)?;
+            // A device node needs neither set-id programs nor exec (crun mounts them so;
+            // runc's plain bind keeps whatever the host's /dev has).
+            let node = self.resolve(path, None)?;
+            sys::mount_setattr(
+                node.as_raw_fd(),
+                false,
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+                0,
+            )
+            .sys(|| format!("make device {} nosuid,noexec", path.display()))?;
         }
         Ok(())
     }
@@ -842,6 +848,15 @@ const DEFAULT_DEVICES: [(&str, (u64, u64)); 6] = [
     ("/dev/urandom", (1, 9)),
     ("/dev/tty", (5, 0)),
 ];
+
+/// Whether a `mounts[]` entry is a bind mount (type `bind`, or option `bind`/`rbind`).
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
 
 fn typ_or(typ: &str, bind: bool) -> &str {
     if bind {

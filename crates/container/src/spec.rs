@@ -84,18 +84,20 @@ impl Bundle {
         if let Some(process) = spec.process() {
             validate_process(process)?;
         }
+        // runc's rule: a uts namespace of the container's own, new or joined (then the
+        // names are set in the joined one).
         if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
-            && !ns.creates(LinuxNamespaceType::Uts)
+            && !ns.has(LinuxNamespaceType::Uts)
         {
             return Err(Error::Spec(
-                "hostname is set but the container has no new uts namespace".into(),
+                "hostname is set but the container has no uts namespace (new or joined)".into(),
             ));
         }
         if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
-            && !ns.creates(LinuxNamespaceType::Uts)
+            && !ns.has(LinuxNamespaceType::Uts)
         {
             return Err(Error::Spec(
-                "domainname is set but the container has no new uts namespace".into(),
+                "domainname is set but the container has no uts namespace (new or joined)".into(),
             ));
         }
         for m in spec.mounts().as_deref().unwrap_or(&[]) {
@@ -113,14 +115,21 @@ impl Bundle {
             }
             crate::mount_opts::MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
         }
-        if !ns.has(LinuxNamespaceType::Mount) {
-            return Err(Error::Spec(
-                "linux.namespaces must include a mount namespace: the root filesystem, mounts and masked paths need one".into(),
-            ));
-        }
         let Some(linux) = spec.linux() else {
             return Ok(());
         };
+        // Without a mount namespace runc leaves root and mounts alone and runs the process
+        // in the runtime's filesystem, but refuses what it could not hide.
+        let restricts = linux.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+            || linux
+                .readonly_paths()
+                .as_ref()
+                .is_some_and(|p| !p.is_empty());
+        if restricts && !ns.has(LinuxNamespaceType::Mount) {
+            return Err(Error::Spec(
+                "linux.maskedPaths/readonlyPaths need a mount namespace (new or joined)".into(),
+            ));
+        }
         let user_ns = ns.has(LinuxNamespaceType::User);
         let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
             || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
@@ -468,6 +477,16 @@ mod tests {
         let host = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"hostname":"x","linux":{"namespaces":[{"type":"pid"}]}}"#;
         let err = bundle_with(host).unwrap_err().to_string();
         assert!(err.contains("uts"), "{err}");
+        let joined_uts = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"hostname":"x","linux":{"namespaces":[{"type":"uts","path":"/proc/self/ns/uts"}]}}"#;
+        assert!(bundle_with(joined_uts).is_ok());
+        let no_mnt = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"pid"}]}}"#;
+        assert!(bundle_with(no_mnt).is_ok());
+        let masked = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"pid"}],"maskedPaths":["/proc/kcore"]}}"#;
+        let err = bundle_with(masked).unwrap_err().to_string();
+        assert!(
+            err.contains("maskedPaths") && err.contains("mount namespace"),
+            "{err}"
+        );
         let ok = r#"{"ociVersion":"1.2.0","root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"mount"}]}}"#;
         assert!(bundle_with(ok).is_ok());
     }

@@ -14,15 +14,17 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::error::{Error, Result, SysContext};
+use crate::hooks;
 use crate::rootfs::{self, Create, Rootfs};
 use crate::spec::Bundle;
 use crate::sync::{Msg, SyncSocket};
-use crate::{hooks, namespaces};
 
 /// How the parked init learns that it may start.
 pub enum StartSignal {
     /// `create`: block opening the exec fifo for writing until `start` opens it for reading.
-    Fifo(PathBuf),
+    /// An `O_PATH` handle the runtime opened: the state directory may be closed to the
+    /// container's mapped root (a 0700 `--root`), as in runc.
+    Fifo(OwnedFd),
     /// `run`: the runtime, still our parent, sends `Start` on the sync socket.
     Sync,
 }
@@ -45,6 +47,9 @@ pub struct InitContext<'a> {
     pub has_runtime_hooks: bool,
     /// Unshare the cgroup namespace after Go (the runtime moved us into a systemd scope).
     pub late_cgroupns: bool,
+    /// Where the runtime sends the bind mount sources it opened for us (a container whose
+    /// root is not host root: `userns::send_bind_sources`).
+    pub bind_sources: Option<OwnedFd>,
 }
 
 /// Entry point of the cloned child.
@@ -77,11 +82,11 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
             .sys(|| "unshare the cgroup namespace".into())?;
     }
 
-    for (t, path) in &ns.join {
-        if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
-            continue; // entered by the runtime before clone
+    // The others were entered by the runtime before the clone (`enter_parent_namespaces`).
+    for t in [LinuxNamespaceType::User, LinuxNamespaceType::Mount] {
+        if let Some(joined) = ns.joined(t) {
+            joined.enter()?;
         }
-        namespaces::join(*t, path)?;
     }
     if ns.joins(LinuxNamespaceType::User) {
         // Namespaces created after joining the user namespace belong to it.
@@ -112,51 +117,16 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
 
     // Handles that must be taken while the host's filesystem is still visible.
     let fifo = match &ctx.start {
-        StartSignal::Fifo(path) => {
-            Some((open_o_path(path)?, open_o_path(Path::new("/proc/self/fd"))?))
-        }
+        StartSignal::Fifo(fifo) => Some((fifo, open_o_path(Path::new("/proc/self/fd"))?)),
         StartSignal::Sync => None,
     };
 
     let linux = spec.linux().clone().unwrap_or_default();
-    let creates_mnt = ns.creates(LinuxNamespaceType::Mount);
-    let rootfs = if creates_mnt {
-        let r = Rootfs::prepare(
-            &ctx.bundle.rootfs,
-            &ctx.bundle.dir,
-            !ns.has(LinuxNamespaceType::User),
-        )?;
-        let cgroup_bind = if ns.creates(LinuxNamespaceType::Cgroup) {
-            None
-        } else {
-            ctx.cgroup_dir.as_deref()
-        };
-        let mounts = spec.mounts().as_deref().unwrap_or(&[]);
-        for m in mounts {
-            r.mount_entry(m, cgroup_bind)?;
-        }
-        let dev_from_host = mounts.iter().any(|m| {
-            m.destination() == Path::new("/dev")
-                && (m.typ().as_deref() == Some("bind")
-                    || m.options()
-                        .iter()
-                        .flatten()
-                        .any(|o| o == "bind" || o == "rbind"))
-        });
-        r.create_devices(linux.devices().as_deref().unwrap_or(&[]), !dev_from_host)?;
-        if !dev_from_host {
-            let has_devpts = mounts
-                .iter()
-                .any(|m| m.destination() == Path::new("/dev/pts"));
-            r.dev_symlinks(has_devpts)?;
-        }
-        if let Some(p) = spec.process() {
-            r.resolve(p.cwd(), Some(Create::Dir))?;
-        }
-        let dev_null = rootfs::host_dev_null()?;
-        r.mask_paths(linux.masked_paths().as_deref().unwrap_or(&[]), &dev_null)?;
-        r.readonly_paths(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
-        Some(r)
+    // As runc: the rootfs is built in the container's mount namespace, new or joined;
+    // without one the process sees the runtime's filesystem (validation refused masked
+    // and read-only paths then).
+    let rootfs = if ns.has(LinuxNamespaceType::Mount) {
+        Some(build_rootfs(ctx, &linux)?)
     } else {
         None
     };
@@ -220,6 +190,9 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         }
     }
     let _ = nix::unistd::setsid();
+    if let Some((fifo, proc_fd)) = &fifo {
+        probe_fifo(fifo, proc_fd)?;
+    }
     // A notify filter goes on now, so the agent has its listener before `create` returns.
     let notify_filter = ctx.seccomp.as_ref().filter(|f| f.listener_path().is_some());
     if let Some(filter) = notify_filter {
@@ -228,7 +201,7 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
     ctx.sync.send(Msg::Ready)?;
 
     let start_fd = match fifo {
-        Some((fifo, proc_fd)) => Some(wait_fifo(&fifo, &proc_fd, ctx.preserve_fds)?),
+        Some((fifo, proc_fd)) => Some(wait_fifo(fifo, &proc_fd, ctx.preserve_fds)?),
         None => {
             ctx.sync.expect(Msg::Start)?;
             None
@@ -263,6 +236,68 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         let _ = nix::unistd::write(fd, err.to_string().as_bytes());
     }
     Err(err)
+}
+
+/// Step 8 of the init: mounts, devices, cwd, masked and read-only paths, in the container's
+/// mount namespace, before pivot_root.
+fn build_rootfs(ctx: &InitContext<'_>, linux: &oci_spec::runtime::Linux) -> Result<Rootfs> {
+    let spec = &ctx.bundle.spec;
+    let ns = &ctx.bundle.namespaces;
+    let r = Rootfs::prepare(
+        &ctx.bundle.rootfs,
+        &ctx.bundle.dir,
+        !ns.has(LinuxNamespaceType::User),
+    )?;
+    let cgroup_bind = if ns.creates(LinuxNamespaceType::Cgroup) {
+        None
+    } else {
+        ctx.cgroup_dir.as_deref()
+    };
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let sources = match &ctx.bind_sources {
+        Some(sock) => crate::userns::receive_bind_sources(sock, mounts.len())?,
+        None => Vec::new(),
+    };
+    for (i, m) in mounts.iter().enumerate() {
+        let source = sources.get(i).and_then(|s| s.as_ref());
+        r.mount_entry(m, cgroup_bind, source)?;
+    }
+    let dev_from_host = mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev") && rootfs::is_bind(m));
+    r.create_devices(linux.devices().as_deref().unwrap_or(&[]), !dev_from_host)?;
+    if !dev_from_host {
+        let has_devpts = mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/dev/pts"));
+        r.dev_symlinks(has_devpts)?;
+    }
+    if let Some(p) = spec.process() {
+        r.resolve(p.cwd(), Some(Create::Dir))?;
+    }
+    let dev_null = rootfs::host_dev_null()?;
+    r.mask_paths(linux.masked_paths().as_deref().unwrap_or(&[]), &dev_null)?;
+    r.readonly_paths(linux.readonly_paths().as_deref().unwrap_or(&[]))?;
+    Ok(r)
+}
+
+/// Before reporting Ready, make sure the blocking open of the exec fifo can only wait, not
+/// fail: the same open without blocking must fail with ENXIO (no reader yet) and nothing
+/// else. Otherwise the init would die after `create` returned success, leaving a container
+/// `start` can only call stopped.
+fn probe_fifo(fifo: &OwnedFd, proc_fd: &OwnedFd) -> Result<()> {
+    let name = fifo.as_raw_fd().to_string();
+    match nix::fcntl::openat(
+        Some(proc_fd.as_raw_fd()),
+        name.as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        Err(nix::errno::Errno::ENXIO) => Ok(()),
+        // A reader already: the blocking open will not block either.
+        Ok(fd) => nix::unistd::close(fd).sys(|| "close exec fifo probe".into()),
+        Err(e) => Err(e).sys(|| "open exec fifo".into()),
+    }
 }
 
 /// Block until `start` opens the exec fifo, then tell it so with one byte. The write end
