@@ -504,25 +504,35 @@ impl OverwriteAttack {
         assert!(status.success(), "{args:?}: {text}");
     }
 
-    /// Wait for the attack script's verdict (it ends by itself within about 20 s).
-    fn verdict(&self) -> String {
+    /// The attack script's verdict once it has one, or what it left when the attacked
+    /// process `pid` is gone (bounded: the script ends by itself within about 20 s).
+    fn settle(&self, pid: i64) -> String {
         let result = self.c.bundle.rootfs().join("result");
-        for _ in 0..600 {
-            let text = std::fs::read_to_string(&result).unwrap_or_default();
-            if !text.is_empty() && text.trim() != "started" {
-                return text.trim().to_string();
+        let read = || {
+            std::fs::read_to_string(&result)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        for _ in 0..1200 {
+            let text = read();
+            if !text.is_empty() && text != "started" {
+                return text;
+            }
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return read();
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!(
-            "the payload never reported (result: {:?}); did it run?",
-            std::fs::read_to_string(&result).ok()
-        );
+        read()
     }
 
-    /// The attack ran (the payload was loaded by the binary the kernel ran) and failed.
-    fn assert_binary_unchanged(&self) {
-        let verdict = self.verdict();
+    /// The container's processes could not write the runtime binary: no `written` verdict
+    /// and the file's digest unchanged. (With the old runtime the payload ran in the runtime
+    /// binary and wrote it; now `/proc/self/exe` is the sealed launch stub.)
+    fn assert_binary_unchanged(&self, pid: i64) {
+        let verdict = self.settle(pid);
+        eprintln!("attack verdict: {verdict:?}");
         assert_ne!(verdict, "written", "the container wrote the runtime binary");
         assert_eq!(
             sha256(&self.victim),
@@ -530,6 +540,29 @@ impl OverwriteAttack {
             "the runtime binary changed (verdict {verdict:?}); kept in {}",
             self.dir.path().display()
         );
+    }
+
+    fn init_pid(&self) -> i64 {
+        self.c.state()["pid"].as_i64().unwrap_or(0)
+    }
+
+    /// `exec --detach` of `args`; the exec'd process's pid.
+    fn exec_detached(&self, args: &[&str]) -> i64 {
+        let pid_file = self.dir.path().join(unique("exec.pid"));
+        let mut full = vec![
+            "exec",
+            "--detach",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            &self.c.id,
+        ];
+        full.extend_from_slice(args);
+        self.victim_ok(&full);
+        std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+            .unwrap_or(0)
     }
 }
 
@@ -582,8 +615,9 @@ fn the_runtime_binary_cannot_be_overwritten_through_create_and_start() {
         a.c.bundle.dir.to_str().unwrap(),
         &a.c.id,
     ]);
+    let pid = a.init_pid();
     a.victim_ok(&["start", &a.c.id]);
-    a.assert_binary_unchanged();
+    a.assert_binary_unchanged(pid);
 }
 
 #[test]
@@ -597,7 +631,7 @@ fn the_runtime_binary_cannot_be_overwritten_through_run() {
         a.c.bundle.dir.to_str().unwrap(),
         &a.c.id,
     ]);
-    a.assert_binary_unchanged();
+    a.assert_binary_unchanged(a.init_pid());
 }
 
 #[test]
@@ -611,14 +645,14 @@ fn the_runtime_binary_cannot_be_overwritten_through_exec() {
         a.c.bundle.dir.to_str().unwrap(),
         &a.c.id,
     ]);
-    a.victim_ok(&["exec", "--detach", &a.c.id, "/evil-symlink.sh"]);
-    a.assert_binary_unchanged();
+    let pid = a.exec_detached(&["/evil-symlink.sh"]);
+    a.assert_binary_unchanged(pid);
 }
 
-/// Static and dynamic builds alike, no payload: the runtime binary, run inside the container
-/// by an exec'd `#!/proc/self/exe --log=/fifo` script, blocks opening its log (a fifo); a
-/// second process of the container takes a handle on its `/proc/PID/exe`, lets it finish, and
-/// writes through the handle once nothing executes the file.
+/// Static and dynamic builds alike, no payload: whatever the kernel runs for an exec'd
+/// `#!/proc/self/exe --log=/fifo` script (the old runtime blocked opening its log, a fifo), a
+/// second process of the container takes a handle on its `/proc/PID/exe`, lets it finish
+/// (opening the fifo), and writes through the handle once nothing executes the file.
 #[test]
 fn a_handle_on_the_runtime_binary_held_inside_cannot_write_it() {
     let a = OverwriteAttack::without_payload("sec-5736-held");
@@ -630,13 +664,10 @@ fn a_handle_on_the_runtime_binary_held_inside_cannot_write_it() {
     nix_mkfifo(&rootfs.join("fifo"));
     std::fs::write(
         rootfs.join("watch.sh"),
-        r#"for i in $(seq 1 200); do
-    pid=$(grep -l fifo /proc/[0-9]*/cmdline 2>/dev/null | grep -v self | head -n 1 | cut -d/ -f3)
-    [ -n "$pid" ] && break
-    sleep 0.1
-done
-exec 3< /proc/$pid/exe || { echo no-handle > /result; exit 1; }
-cat /fifo > /dev/null
+        r#"pid=$1
+[ -e /proc/$pid/exe ] || { echo no-process > /result; exit 0; }
+exec 3< /proc/$pid/exe
+exec 4<> /fifo
 while [ -e /proc/$pid ]; do sleep 0.1; done
 exec sh /attack.sh 3
 "#,
@@ -650,9 +681,17 @@ exec sh /attack.sh 3
         a.c.bundle.dir.to_str().unwrap(),
         &a.c.id,
     ]);
-    a.victim_ok(&["exec", "--detach", &a.c.id, "/evil-fifo.sh"]);
-    a.victim_ok(&["exec", "--detach", &a.c.id, "sh", "/watch.sh"]);
-    a.assert_binary_unchanged();
+    let runtime_pid = a.exec_detached(&["/evil-fifo.sh"]);
+    let pid = pid_in_container(runtime_pid).unwrap_or_else(|| "gone".to_string());
+    let watcher = a.exec_detached(&["sh", "/watch.sh", &pid]);
+    a.assert_binary_unchanged(watcher);
+}
+
+/// The pid of host process `pid` in its innermost pid namespace (NSpid's last field).
+fn pid_in_container(pid: i64) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last().map(str::to_string)
 }
 
 fn nix_mkfifo(path: &Path) {

@@ -113,16 +113,6 @@ pub enum Command {
     Info(FormatArgs),
 }
 
-impl Command {
-    /// Verbs that clone a container's processes from this one (a monitor is a fork of it).
-    pub fn starts_containers(&self) -> bool {
-        matches!(
-            self,
-            Command::Run(_) | Command::Start(_) | Command::Restart(_) | Command::Exec(_)
-        )
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct NamesArgs {
     /// Containers.

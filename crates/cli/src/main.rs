@@ -19,14 +19,6 @@ pub const EXIT_RUN_FAILED: i32 = 125;
 
 fn main() {
     let cli = cli::Cli::parse();
-    if cli.command.starts_containers() {
-        // Containers' processes are clones of this one: run from a read-only handle on the
-        // binary (re-executing once), so none of them can overwrite it (CVE-2019-5736).
-        if let Err(e) = pelagos_container::sealed_exe::ensure() {
-            let _ = writeln!(std::io::stderr(), "Error: {e}");
-            std::process::exit(EXIT_RUN_FAILED);
-        }
-    }
     let code = match dispatch(&cli) {
         Ok(code) => code,
         Err(e) => {

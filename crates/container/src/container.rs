@@ -263,9 +263,9 @@ impl Runtime {
         mut bundle: Bundle,
         for_run: bool,
     ) -> Result<Created> {
-        // The init is a clone of this process: never one whose executable a container could
-        // overwrite (CVE-2019-5736).
-        crate::sealed_exe::require()?;
+        // The init makes its final execve from the sealed launch stub (CVE-2019-5736): made
+        // here, before the clone, so a long-lived caller makes it once.
+        crate::init::launch::launch_stub()?;
         if !opts.extra_env.is_empty() {
             if let Some(p) = bundle.spec.process_mut() {
                 let mut env = p.env().clone().unwrap_or_default();

@@ -53,7 +53,8 @@ const NS_ORDER: [LinuxNamespaceType; 8] = [
 
 impl Runtime {
     pub fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<Execed> {
-        crate::sealed_exe::require()?;
+        // The sealed launch stub the child execs into (CVE-2019-5736), made before the clone.
+        init::launch::launch_stub()?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let saved = self.load(id)?;
         match self.status(&saved) {
@@ -228,7 +229,11 @@ fn exec_child(
         filter: seccomp,
         notify_to: Some(sync),
     };
-    init::launch::exec_process(p, &prepared, plan, opts.preserve_fds)
+    let report = init::launch::Report {
+        sync: Some(sync.raw()),
+        fifo: None,
+    };
+    init::launch::exec_process(p, &prepared, plan, opts.preserve_fds, report)
 }
 
 /// Wait for the exec child to `execve` (end-of-file on the sync socket), handing a notify

@@ -24,7 +24,6 @@ pub mod init;
 pub mod mount_opts;
 pub mod namespaces;
 pub mod rootfs;
-pub mod sealed_exe;
 mod seccomp_agent;
 pub mod signal;
 pub mod spec;

@@ -87,16 +87,6 @@ pub enum Command {
     Restore(PassThrough),
 }
 
-impl Command {
-    /// Verbs whose child process enters a container: they run from a sealed executable.
-    pub fn enters_container(&self) -> bool {
-        matches!(
-            self,
-            Command::Create(_) | Command::Run(_) | Command::Exec(_)
-        )
-    }
-}
-
 #[derive(Args, Debug)]
 pub struct IdArg {
     /// Container id: letters, digits and _ + - .

@@ -76,18 +76,6 @@ fn real_main() {
     }
     let mut logger = log::Logger::open(cli.log.as_ref(), cli.log_format);
     logger.install_warning_sink();
-    if cli
-        .command
-        .as_ref()
-        .is_some_and(cli::Command::enters_container)
-    {
-        // Returns once this process runs from a read-only handle on its binary; the first
-        // time, it re-executes the binary through one (CVE-2019-5736).
-        if let Err(e) = pelagos_container::sealed_exe::ensure() {
-            logger.error(&e.to_string());
-            std::process::exit(1);
-        }
-    }
     let code = match commands::dispatch(&cli, &mut logger) {
         Ok(code) => code,
         Err(e) => {

@@ -4,8 +4,8 @@
 //! `execve`, so a profile only has to allow the program's own syscalls.
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use oci_spec::runtime::Process;
 
@@ -18,7 +18,6 @@ use crate::sync::{Msg, SyncSocket};
 /// nothing allocates or reads files once the seccomp filter is on.
 pub struct PreparedProcess {
     exe: CString,
-    exe_display: PathBuf,
     args: Vec<CString>,
     env: Vec<CString>,
 }
@@ -42,7 +41,6 @@ pub(crate) fn prepare_process(
     apply_process_attributes(p, linux)?;
     Ok(PreparedProcess {
         exe: crate::sys::cstr(&exe).map_err(|_| Error::Spec("exec path contains NUL".into()))?,
-        exe_display: exe,
         args: cstrings(args, "process.args")?,
         env: cstrings(&env, "process.env")?,
     })
@@ -115,27 +113,35 @@ pub(crate) struct SeccompPlan<'a> {
     pub notify_to: Option<&'a SyncSocket>,
 }
 
-/// The final steps: capabilities, user, working directory, descriptors, signals, then the
-/// seccomp filter and `execve`. Never returns on success.
+/// The final steps: bounding set, user, capabilities carried over, working directory, umask,
+/// descriptors, signals; then the sealed launch stub is exec'd to set the exact capability
+/// sets, no_new_privs and the seccomp filter and make the `execve` (CVE-2019-5736: the
+/// process that runs the container's command is never a copy of the runtime). Never returns
+/// on success.
 ///
 /// With `noNewPrivileges` (or when the process keeps CAP_SYS_ADMIN) the filter is the last
-/// thing before `execve`. Without either, loading it needs CAP_SYS_ADMIN, so it goes on
+/// thing before `execve`. Without either, loading it needs CAP_SYS_ADMIN, so it goes on here
 /// before the user and capability switch (runc's order); the profile must then also allow
-/// setgroups/setresgid/setresuid/capset/prctl/chdir/getcwd.
+/// setgroups/setresgid/setresuid/capset/prctl/chdir/getcwd/execveat.
 pub(crate) fn exec_process(
     p: &Process,
     prepared: &PreparedProcess,
     seccomp: SeccompPlan<'_>,
     preserve_fds: i32,
+    report: Report,
 ) -> Result<Never> {
+    let stub = launch_stub()?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     let filter_last = nnp || keeps_sys_admin(p);
+    let masks = process::capability_masks(p)?;
+    let stub_filter = seccomp.filter.filter(|_| filter_last);
+    let plan = write_plan(prepared, masks, nnp, stub_filter)?;
     process::drop_bounding(p)?;
     if !filter_last {
         load_seccomp(&seccomp)?;
     }
     process::switch_user(p)?;
-    process::set_capabilities(p)?;
+    process::carry_capabilities(masks)?;
     enter_cwd(p.cwd())?;
     let umask = p.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
@@ -146,22 +152,182 @@ pub(crate) fn exec_process(
     }
     prepare_fds(preserve_fds)?;
     reset_signals();
-    let argv: Vec<&std::ffi::CStr> = prepared.args.iter().map(CString::as_c_str).collect();
-    let envp: Vec<&std::ffi::CStr> = prepared.env.iter().map(CString::as_c_str).collect();
+    let sync = seccomp.notify_to.map(|s| s.raw()).or(report.sync);
+    exec_stub(stub, &plan, sync, report.fifo)
+}
+
+/// Where the launch stub reports a failure: the sync socket (run, exec) as a `Failed`
+/// message, and/or `start`'s exec fifo as text.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Report {
+    pub sync: Option<RawFd>,
+    pub fifo: Option<RawFd>,
+}
+
+/// The stub, embedded at build time (`build.rs`, `stub/launch.rs`).
+static LAUNCH_STUB: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pelagos-launch"));
+
+/// The stub in a sealed memfd, made once per process before the first clone (create, exec):
+/// every child inherits the descriptor; nothing can change its contents.
+static LAUNCH_STUB_FD: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// The sealed launch stub's descriptor (made on first use; call before cloning a child).
+pub fn launch_stub() -> Result<RawFd> {
+    if let Some(fd) = LAUNCH_STUB_FD.get() {
+        return Ok(fd.as_raw_fd());
+    }
+    let fd = sealed_memfd(c"pelagos-launch", LAUNCH_STUB, true)?;
+    Ok(LAUNCH_STUB_FD.get_or_init(|| fd).as_raw_fd())
+}
+
+/// A memfd holding `bytes`; with `seal`, sealed against any change.
+fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8], seal: bool) -> Result<OwnedFd> {
+    // MFD_EXEC: the stub stays executable where vm.memfd_noexec asks for noexec memfds.
+    const MFD_EXEC: libc::c_uint = 0x10;
+    let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
+    // SAFETY: memfd_create reads a NUL-terminated name that lives for the call.
+    let mut fd = unsafe { libc::memfd_create(name.as_ptr(), flags | MFD_EXEC) };
+    if fd < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINVAL {
+        // Kernels before 6.3 do not know MFD_EXEC; their memfds are executable anyway.
+        // SAFETY: as above.
+        fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+    }
+    let fd = nix::errno::Errno::result(fd).sys(|| "memfd_create for the launch stub".into())?;
+    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+    let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(memfd);
+    std::io::Write::write_all(&mut file, bytes).map_err(|e| Error::Io {
+        what: "write the launch stub".into(),
+        source: e,
+    })?;
+    let memfd = OwnedFd::from(file);
+    if seal {
+        let seals =
+            libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
+        nix::fcntl::fcntl(
+            memfd.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(seals)),
+        )
+        .sys(|| "seal the launch stub".into())?;
+    }
+    Ok(memfd)
+}
+
+const PLAN_MAGIC: u32 = 0x314e_4c50; // "PLN1", as stub/launch.rs
+const PLAN_NO_NEW_PRIVS: u32 = 1;
+const PLAN_SECCOMP: u32 = 2;
+const PLAN_NOTIFY: u32 = 4;
+
+/// The plan the stub reads (little-endian): magic, flags, the four capability masks
+/// (effective, permitted, inheritable, ambient), seccomp flags, the BPF program (count, then
+/// 8-byte instructions), the executable path, then argv and envp. A string is its length
+/// (with its NUL) as u32, its bytes, padding to 8; a list is its count, padding to 8, room for
+/// count + 1 pointers (the stub fills them in its private mapping), then its strings.
+fn write_plan(
+    prepared: &PreparedProcess,
+    caps: [u64; 4],
+    nnp: bool,
+    filter: Option<&pelagos_seccomp::CompiledFilter>,
+) -> Result<OwnedFd> {
+    let mut out = Vec::with_capacity(4096);
+    let mut flags = 0;
     if nnp {
-        process::set_no_new_privs()?;
+        flags |= PLAN_NO_NEW_PRIVS;
     }
-    if filter_last {
-        load_seccomp(&seccomp)?;
+    if let Some(f) = filter {
+        flags |= PLAN_SECCOMP;
+        if f.uses_notify() {
+            flags |= PLAN_NOTIFY;
+        }
     }
-    let err = match nix::unistd::execve(&prepared.exe, &argv, &envp) {
-        Ok(never) => match never {},
-        Err(e) => e,
+    out.extend_from_slice(&PLAN_MAGIC.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    for mask in caps {
+        out.extend_from_slice(&mask.to_le_bytes());
+    }
+    let program = filter.map(|f| f.instructions()).unwrap_or(&[]);
+    let seccomp_flags = filter.map(|f| f.flags() as u32).unwrap_or(0);
+    out.extend_from_slice(&seccomp_flags.to_le_bytes());
+    out.extend_from_slice(&(program.len() as u32).to_le_bytes());
+    for insn in program {
+        out.extend_from_slice(&insn.code.to_le_bytes());
+        out.push(insn.jt);
+        out.push(insn.jf);
+        out.extend_from_slice(&insn.k.to_le_bytes());
+    }
+    pad8(&mut out);
+    put_cstr(&mut out, &prepared.exe);
+    put_list(&mut out, &prepared.args);
+    put_list(&mut out, &prepared.env);
+    sealed_memfd(c"pelagos-launch-plan", &out, false)
+}
+
+fn pad8(out: &mut Vec<u8>) {
+    out.resize(out.len().next_multiple_of(8), 0);
+}
+
+fn put_cstr(out: &mut Vec<u8>, s: &CString) {
+    let bytes = s.as_bytes_with_nul();
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+    pad8(out);
+}
+
+fn put_list(out: &mut Vec<u8>, list: &[CString]) {
+    out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+    pad8(out);
+    out.resize(out.len() + (list.len() + 1) * 8, 0);
+    for s in list {
+        put_cstr(out, s);
+    }
+}
+
+/// execveat(stub, "", ["pelagos-launch", PLAN, SYNC, FIFO], [], AT_EMPTY_PATH), with the
+/// plan and the report descriptors open across the exec (the stub closes or marks them).
+fn exec_stub(
+    stub: RawFd,
+    plan: &OwnedFd,
+    sync: Option<RawFd>,
+    fifo: Option<RawFd>,
+) -> Result<Never> {
+    for fd in [Some(plan.as_raw_fd()), sync, fifo].into_iter().flatten() {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .sys(|| "pass a descriptor to the launch stub".into())?;
+    }
+    let number = |fd: Option<RawFd>| CString::new(fd.unwrap_or(-1).to_string());
+    let args = [
+        CString::new("pelagos-launch"),
+        number(Some(plan.as_raw_fd())),
+        number(sync),
+        number(fifo),
+    ]
+    .into_iter()
+    .collect::<std::result::Result<Vec<CString>, _>>()
+    .map_err(|_| Error::Spec("launch stub arguments".into()))?;
+    let argv: Vec<*const libc::c_char> = args
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: argv and envp are NULL-terminated arrays of NUL-terminated strings that outlive
+    // the call; on success it does not return.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            stub,
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
     };
-    Err(Error::Spec(format!(
-        "exec {}: {err}",
-        prepared.exe_display.display()
-    )))
+    let err = nix::errno::Errno::result(ret).map(drop);
+    err.sys(|| "exec the launch stub".into())?;
+    Err(Error::Spec("execveat returned without error".into()))
 }
 
 /// chdir to the process's cwd, as the process's user, and check that it is inside the

@@ -224,7 +224,12 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
             filter: ctx.seccomp.as_ref().filter(|_| notify_filter.is_none()),
             notify_to: None,
         };
-        launch::exec_process(process, &exe, seccomp, ctx.preserve_fds)
+        // `run` reads the sync socket until the exec; `start` reads the fifo.
+        let report = launch::Report {
+            sync: start_fd.is_none().then(|| ctx.sync.raw()),
+            fifo: start_fd.as_ref().map(|fd| fd.as_raw_fd()),
+        };
+        launch::exec_process(process, &exe, seccomp, ctx.preserve_fds, report)
     };
     let err = match started() {
         Ok(never) => match never {},

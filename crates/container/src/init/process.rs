@@ -228,28 +228,35 @@ pub fn drop_bounding(process: &Process) -> Result<()> {
     Ok(())
 }
 
-/// After the user switch: effective, permitted, inheritable and ambient sets.
-pub fn set_capabilities(process: &Process) -> Result<()> {
-    let empty = HashSet::new();
-    let c = process.capabilities();
-    let (eff, perm, inh, amb) = match c {
-        Some(c) => (
-            to_caps(c.effective())?,
-            to_caps(c.permitted())?,
-            to_caps(c.inheritable())?,
-            to_caps(c.ambient())?,
-        ),
-        None => (empty.clone(), empty.clone(), empty.clone(), empty),
+/// The process's capability sets as masks: effective, permitted, inheritable, and ambient
+/// (only those also permitted and inheritable, the others skipped as runc does).
+pub fn capability_masks(process: &Process) -> Result<[u64; 4]> {
+    let Some(c) = process.capabilities() else {
+        return Ok([0; 4]);
     };
-    let err = |set: &str, e: caps::errors::CapsError, want: &HashSet<caps::Capability>| {
-        Error::Spec(format!("set {set} capabilities {want:?}: {e}"))
+    let mask = |set: &Option<Capabilities>| -> Result<u64> {
+        Ok(to_caps(set)?.iter().fold(0u64, |m, c| m | c.bitmask()))
     };
-    capset(&eff, &perm, &inh)?;
-    caps::clear(None, caps::CapSet::Ambient).map_err(|e| err("ambient", e, &amb))?;
-    for cap in &amb {
-        // An ambient capability must be permitted and inheritable; skip others as runc does.
-        if perm.contains(cap) && inh.contains(cap) {
-            caps::raise(None, caps::CapSet::Ambient, *cap).map_err(|e| err("ambient", e, &amb))?;
+    let (eff, perm, inh) = (
+        mask(c.effective())?,
+        mask(c.permitted())?,
+        mask(c.inheritable())?,
+    );
+    Ok([eff, perm, inh, mask(c.ambient())? & perm & inh])
+}
+
+/// After the user switch, before the launch stub's exec: the process's effective and
+/// permitted sets, and every permitted capability also inheritable and ambient, so that all
+/// of them survive that exec for any user; the stub then sets the exact sets.
+pub fn carry_capabilities(masks: [u64; 4]) -> Result<()> {
+    let [eff, perm, inh, _] = masks;
+    capset_masks(eff, perm, inh | perm)?;
+    caps::clear(None, caps::CapSet::Ambient)
+        .map_err(|e| Error::Spec(format!("clear ambient capabilities: {e}")))?;
+    for cap in caps::all() {
+        if perm & cap.bitmask() != 0 {
+            caps::raise(None, caps::CapSet::Ambient, cap)
+                .map_err(|e| Error::Spec(format!("carry {cap} as ambient: {e}")))?;
         }
     }
     Ok(())
@@ -257,11 +264,7 @@ pub fn set_capabilities(process: &Process) -> Result<()> {
 
 /// One capset(2) for all three sets: set one at a time, an intermediate state can be
 /// invalid (effective not within permitted) and the kernel refuses it.
-fn capset(
-    eff: &HashSet<caps::Capability>,
-    perm: &HashSet<caps::Capability>,
-    inh: &HashSet<caps::Capability>,
-) -> Result<()> {
+fn capset_masks(e: u64, p: u64, i: u64) -> Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -275,8 +278,6 @@ fn capset(
         inheritable: u32,
     }
     const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    let mask = |s: &HashSet<caps::Capability>| s.iter().fold(0u64, |m, c| m | c.bitmask());
-    let (e, p, i) = (mask(eff), mask(perm), mask(inh));
     let mut hdr = Header {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -295,20 +296,9 @@ fn capset(
     ];
     // SAFETY: capset reads a v3 header and two data structs that live for the call.
     let ret = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut Header, data.as_ptr()) };
-    nix::errno::Errno::result(ret).map(drop).sys(|| {
-        format!(
-            "set capabilities (effective {eff:?}, permitted {perm:?}, inheritable {inh:?}); \
-             a capability missing from the runtime's own bounding set cannot be granted"
-        )
-    })
-}
-
-pub fn set_no_new_privs() -> Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    let ret = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     nix::errno::Errno::result(ret)
         .map(drop)
-        .sys(|| "set no_new_privs".into())
+        .sys(|| "capset".into())
 }
 
 /// Find the program to exec the way execvp does, with the container's PATH.
