@@ -698,3 +698,238 @@ fn nix_mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().expect("mkfifo");
     assert!(status.success());
 }
+
+// ---- /dev/console: the pty is bound onto the inode checked (CVE-2025-52565 class) --------
+
+/// A container with a terminal served on a console socket and no /dev tmpfs in its config, so
+/// that its /dev/console is whatever the image put there (`plant` makes it, in the rootfs).
+struct ImageConsole {
+    c: Container,
+    socket: std::path::PathBuf,
+    _listener: std::os::unix::net::UnixListener,
+}
+
+impl ImageConsole {
+    fn new(name: &str, plant: impl FnOnce(&Path)) -> ImageConsole {
+        let c = Container::new(name);
+        plant(&c.bundle.rootfs());
+        c.bundle.edit(|cfg| {
+            cfg["mounts"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|m| m["destination"] != "/dev");
+            cfg["process"]["terminal"] = json!(true);
+        });
+        let socket = c.bundle.dir.join("console.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        ImageConsole {
+            c,
+            socket,
+            _listener: listener,
+        }
+    }
+
+    /// `create --console-socket`, bounded: a create that blocks (opening a fifo planted at
+    /// /dev/console would) is killed and fails the test.
+    fn create(&self) -> std::process::Output {
+        let stdout = std::fs::File::create(self.c.bundle.dir.join("stdout")).unwrap();
+        let stderr = std::fs::File::create(self.c.bundle.dir.join("stderr")).unwrap();
+        let mut child = self
+            .c
+            .command(&[
+                "create",
+                "--bundle",
+                self.c.bundle.dir.to_str().unwrap(),
+                "--console-socket",
+                self.socket.to_str().unwrap(),
+                &self.c.id,
+            ])
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn runtime");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("create with /dev/console from the image hangs");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let read = |name: &str| std::fs::read(self.c.bundle.dir.join(name)).unwrap_or_default();
+        std::process::Output {
+            status,
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+        }
+    }
+}
+
+#[test]
+fn dev_console_of_the_image_must_be_a_file_or_device_reached_without_symlinks() {
+    let image_passwd = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n";
+    let symlink_to = |target: &'static str| {
+        move |rootfs: &Path| std::os::unix::fs::symlink(target, rootfs.join("dev/console")).unwrap()
+    };
+    type Plant = Box<dyn FnOnce(&Path)>;
+    let cases: Vec<(&str, Plant, &str)> = vec![
+        (
+            "sec-console-passwd",
+            Box::new(symlink_to("/etc/passwd")),
+            "symbolic link",
+        ),
+        (
+            "sec-console-rel",
+            Box::new(symlink_to("../etc/passwd")),
+            "symbolic link",
+        ),
+        (
+            "sec-console-proc",
+            Box::new(symlink_to("/proc/sys/kernel/hostname")),
+            "symbolic link",
+        ),
+        (
+            "sec-console-fifo",
+            Box::new(|rootfs: &Path| nix_mkfifo(&rootfs.join("dev/console"))),
+            "a fifo",
+        ),
+        (
+            "sec-console-dir",
+            Box::new(|rootfs: &Path| std::fs::create_dir(rootfs.join("dev/console")).unwrap()),
+            "a directory",
+        ),
+        // /dev itself a symlink to a directory holding a regular "console".
+        (
+            "sec-console-devlink",
+            Box::new(|rootfs: &Path| {
+                std::fs::remove_dir(rootfs.join("dev")).unwrap();
+                std::fs::create_dir(rootfs.join("devices")).unwrap();
+                std::fs::write(rootfs.join("devices/console"), "").unwrap();
+                std::os::unix::fs::symlink("devices", rootfs.join("dev")).unwrap();
+            }),
+            "symbolic link",
+        ),
+    ];
+    for (name, plant, reason) in cases {
+        let ic = ImageConsole::new(name, plant);
+        check_console_refused(&ic, name, reason);
+        // The symlink's targets are what they were, seen by a container of the same image
+        // (no terminal): no pty covers them.
+        assert_eq!(
+            std::fs::read_to_string(ic.c.bundle.rootfs().join("etc/passwd")).unwrap(),
+            image_passwd
+        );
+        if name == "sec-console-passwd" || name == "sec-console-proc" {
+            ic.c.bundle
+                .edit(|cfg| cfg["process"]["terminal"] = json!(false));
+            let seen = sh_ok(
+                &ic.c,
+                "cat /etc/passwd /proc/sys/kernel/hostname; \
+                 grep -c -e ' /etc/passwd ' -e ' /proc/sys/kernel/hostname ' /proc/self/mountinfo || true",
+            );
+            assert_eq!(seen, format!("{image_passwd}pelagos-test\n0\n"), "{name}");
+        }
+    }
+}
+
+fn check_console_refused(ic: &ImageConsole, name: &str, reason: &str) {
+    let out = ic.create();
+    let err = out.stderr_text();
+    assert!(!out.status.success(), "{name}: create succeeded");
+    assert!(
+        err.contains("/dev/console") && err.contains(reason),
+        "{name}: {err}"
+    );
+    eprintln!("{name}: {}", err.trim());
+    ic.c.assert_gone();
+}
+
+/// A /dev/console that is a file of a kernel interface (here bound there by the config from
+/// the host's procfs) is not covered either.
+#[test]
+fn dev_console_on_procfs_is_not_covered() {
+    let ic = ImageConsole::new("sec-console-procfs", |rootfs| {
+        std::fs::write(rootfs.join("dev/console"), "").unwrap()
+    });
+    ic.c.bundle.edit(|cfg| {
+        cfg["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/dev/console",
+            "type": "bind",
+            "source": "/proc/sys/kernel/ostype",
+            "options": ["bind", "ro"]
+        }))
+    });
+    check_console_refused(&ic, "sec-console-procfs", "procfs");
+}
+
+/// The working case of the same path: the image's own regular /dev/console is covered by the
+/// pty (a character device of the pty major, 136) and the file itself is left as it was.
+#[test]
+fn dev_console_of_the_image_is_covered_by_the_pty() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let ic = ImageConsole::new("sec-console-file", |rootfs| {
+        std::fs::write(rootfs.join("dev/console"), "image console\n").unwrap()
+    });
+    ic.c.bundle.set_args(&[
+        "sh",
+        "-c",
+        "stat -c '%F %t' /dev/console; echo console-ok > /dev/console",
+    ]);
+    let out = ic.create();
+    assert!(out.status.success(), "{}", out.stderr_text());
+    let listener = &ic._listener;
+    let (stream, _) = listener.accept().expect("the runtime connects");
+    let mut buf = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let msg = nix::sys::socket::recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .expect("recvmsg");
+    let master = msg
+        .cmsgs()
+        .unwrap()
+        .find_map(|m| match m {
+            nix::sys::socket::ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .expect("the pty master");
+    // SAFETY: SCM_RIGHTS just installed this descriptor in our table; nothing else owns it.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    ic.c.rt_ok(&["start", &ic.c.id]);
+    let mut text = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
+            continue;
+        }
+        let mut chunk = [0u8; 512];
+        match nix::unistd::read(master.as_raw_fd(), &mut chunk) {
+            Ok(0) | Err(nix::errno::Errno::EIO) => break,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => panic!("read the pty: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&text).replace('\r', "");
+    assert_eq!(text, "character special file 88\nconsole-ok\n");
+    ic.c.wait_status("stopped");
+    assert_eq!(
+        std::fs::read_to_string(ic.c.bundle.rootfs().join("dev/console")).unwrap(),
+        "image console\n"
+    );
+}

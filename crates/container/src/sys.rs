@@ -1,5 +1,5 @@
 //! Thin wrappers over the Linux syscalls that `nix` does not cover (clone3, openat2,
-//! mount_setattr, pidfds, pivot_root helpers); each is a few lines around `libc::syscall`.
+//! mount_setattr, open_tree/move_mount, pidfds, pivot_root helpers); each is a few lines around `libc::syscall`.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -141,6 +141,40 @@ pub fn mount_setattr(fd: RawFd, recursive: bool, set: u64, clr: u64) -> nix::Res
             flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// open_tree(2) with `OPEN_TREE_CLONE` on the object `fd` refers to (AT_EMPTY_PATH): a
+/// detached bind mount of exactly that file, reached without any path lookup.
+pub fn open_tree_clone(fd: RawFd) -> nix::Result<OwnedFd> {
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as u32;
+    // SAFETY: the path is an empty NUL-terminated string and `fd` a descriptor the caller
+    // keeps open for the call; the kernel returns a new descriptor that nothing else owns.
+    let ret = unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) };
+    let tree = Errno::result(ret)? as RawFd;
+    // SAFETY: the syscall succeeded, so `tree` is a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(tree) })
+}
+
+/// move_mount(2) of the detached mount `tree` onto the object `target` refers to (both by
+/// descriptor): the mount lands on that inode whatever its path has become since it was opened.
+pub fn move_mount_onto(tree: &OwnedFd, target: &OwnedFd) -> nix::Result<()> {
+    // SAFETY: both paths are empty NUL-terminated strings and both descriptors are open for
+    // the duration of the call (borrowed from owners).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
         )
     };
     Errno::result(ret).map(drop)
