@@ -132,6 +132,8 @@ impl Runtime {
                     .sys(|| format!("join the container's {} namespace", proc_name(*t)))?;
             }
         }
+        // Parsed here, once: the child only applies the masks.
+        let caps = init::process::CapabilitySets::of(p);
         let forked = sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
         if !matches!(forked, Ok(sys::Forked::Child)) {
             for (t, fd) in &own_ns {
@@ -144,6 +146,7 @@ impl Runtime {
                 drop(parent_sock);
                 let err = match exec_child(
                     p,
+                    &caps,
                     &linux,
                     &ns_fds,
                     console,
@@ -183,6 +186,7 @@ impl Runtime {
 #[allow(clippy::too_many_arguments)]
 fn exec_child(
     p: &Process,
+    caps: &init::process::CapabilitySets,
     linux: &oci_spec::runtime::Linux,
     ns_fds: &[(LinuxNamespaceType, OwnedFd)],
     console: Option<OwnedFd>,
@@ -233,7 +237,7 @@ fn exec_child(
         sync: Some(sync.raw()),
         fifo: None,
     };
-    init::launch::exec_process(p, &prepared, plan, opts.preserve_fds, report)
+    init::launch::exec_process(p, caps, &prepared, plan, opts.preserve_fds, report)
 }
 
 /// Wait for the exec child to `execve` (end-of-file on the sync socket), handing a notify

@@ -17,6 +17,8 @@ pub struct Bundle {
     pub rootfs: PathBuf,
     pub spec: Spec,
     pub namespaces: NamespacePlan,
+    /// `process.capabilities` as kernel masks, parsed once here for the init.
+    pub capabilities: crate::init::process::CapabilitySets,
     /// config.json as read, when loaded from a file (saved as the frozen copy verbatim).
     pub raw_config: Option<Vec<u8>>,
 }
@@ -67,11 +69,17 @@ impl Bundle {
         }
         let linux = spec.linux().clone().unwrap_or_default();
         let namespaces = NamespacePlan::from_spec(linux.namespaces().as_deref().unwrap_or(&[]))?;
+        let capabilities = spec
+            .process()
+            .as_ref()
+            .map(crate::init::process::CapabilitySets::of)
+            .unwrap_or_default();
         let bundle = Bundle {
             dir,
             rootfs,
             spec,
             namespaces,
+            capabilities,
             raw_config: None,
         };
         bundle.validate()?;

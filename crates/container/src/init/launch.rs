@@ -125,6 +125,7 @@ pub(crate) struct SeccompPlan<'a> {
 /// setgroups/setresgid/setresuid/capset/prctl/chdir/getcwd/execveat.
 pub(crate) fn exec_process(
     p: &Process,
+    caps: &process::CapabilitySets,
     prepared: &PreparedProcess,
     seccomp: SeccompPlan<'_>,
     preserve_fds: i32,
@@ -132,16 +133,15 @@ pub(crate) fn exec_process(
 ) -> Result<Never> {
     let stub = launch_stub()?;
     let nnp = p.no_new_privileges().unwrap_or(false);
-    let filter_last = nnp || keeps_sys_admin(p);
-    let masks = process::capability_masks(p)?;
+    let filter_last = nnp || caps.effective & (1 << 21) != 0; // CAP_SYS_ADMIN kept
     let stub_filter = seccomp.filter.filter(|_| filter_last);
-    let plan = write_plan(prepared, masks, nnp, stub_filter)?;
-    process::drop_bounding(p)?;
+    let plan = write_plan(prepared, caps.masks(), nnp, stub_filter)?;
+    process::drop_bounding(caps)?;
     if !filter_last {
         load_seccomp(&seccomp)?;
     }
     process::switch_user(p)?;
-    process::carry_capabilities(masks)?;
+    process::carry_capabilities(caps)?;
     enter_cwd(p.cwd())?;
     let umask = p.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
@@ -341,15 +341,6 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
             cwd.display()
         ))),
     }
-}
-
-/// Whether the process's effective set keeps CAP_SYS_ADMIN: then it may load the filter
-/// itself without no_new_privs, at the very end.
-fn keeps_sys_admin(p: &Process) -> bool {
-    p.capabilities()
-        .as_ref()
-        .and_then(|c| c.effective().as_ref())
-        .is_some_and(|e| e.contains(&oci_spec::runtime::Capability::SysAdmin))
 }
 
 /// Load the filter (if any); a notify listener goes to the runtime over the sync socket.

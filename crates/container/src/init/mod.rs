@@ -229,7 +229,8 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
             sync: start_fd.is_none().then(|| ctx.sync.raw()),
             fifo: start_fd.as_ref().map(|fd| fd.as_raw_fd()),
         };
-        launch::exec_process(process, &exe, seccomp, ctx.preserve_fds, report)
+        let caps = &ctx.bundle.capabilities;
+        launch::exec_process(process, caps, &exe, seccomp, ctx.preserve_fds, report)
     };
     let err = match started() {
         Ok(never) => match never {},

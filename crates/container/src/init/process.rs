@@ -1,8 +1,6 @@
 //! Per-process attributes applied just before exec: rlimits, scheduler, I/O priority,
 //! personality, memory policy, CPU affinity, user and groups, capabilities.
 
-use std::collections::HashSet;
-
 use oci_spec::runtime::{
     Capabilities, IOPriorityClass, LinuxPersonality, LinuxPersonalityDomain, PosixRlimit,
     PosixRlimitType, Process, Scheduler,
@@ -195,69 +193,155 @@ pub fn switch_user(process: &Process) -> Result<()> {
     Ok(())
 }
 
-fn to_caps(set: &Option<Capabilities>) -> Result<HashSet<caps::Capability>> {
-    let mut out = HashSet::new();
-    for c in set.iter().flatten() {
-        let name = serde_json::to_value(c).map_err(|e| Error::Spec(e.to_string()))?;
-        let name = name.as_str().unwrap_or_default();
-        match name.parse::<caps::Capability>() {
-            Ok(cap) => {
-                out.insert(cap);
-            }
-            // Known to the spec but not to this kernel's capability library: skip, as runc
-            // does for capabilities the running kernel does not have.
-            Err(_) => continue,
-        }
-    }
-    Ok(out)
+/// A process's capability sets as kernel bit masks, parsed once in the runtime (at
+/// validation for the init, before the clone for exec): the cloned child only applies them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapabilitySets {
+    /// None: `process.capabilities` is absent, the bounding set stays as it is.
+    pub bounding: Option<u64>,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    /// Only capabilities also permitted and inheritable (the others are skipped, as runc).
+    pub ambient: u64,
 }
 
-/// The bounding set is dropped before switching user (that needs CAP_SETPCAP).
-pub fn drop_bounding(process: &Process) -> Result<()> {
-    let Some(c) = process.capabilities() else {
+impl CapabilitySets {
+    pub fn of(process: &Process) -> CapabilitySets {
+        let Some(c) = process.capabilities() else {
+            return CapabilitySets::default();
+        };
+        let mask = |set: &Option<Capabilities>| {
+            set.iter().flatten().fold(0u64, |m, c| m | 1 << number(*c))
+        };
+        let (effective, permitted, inheritable) = (
+            mask(c.effective()),
+            mask(c.permitted()),
+            mask(c.inheritable()),
+        );
+        CapabilitySets {
+            bounding: Some(mask(c.bounding())),
+            effective,
+            permitted,
+            inheritable,
+            ambient: mask(c.ambient()) & permitted & inheritable,
+        }
+    }
+
+    /// The exact sets for the launch stub: effective, permitted, inheritable, ambient.
+    pub fn masks(&self) -> [u64; 4] {
+        [
+            self.effective,
+            self.permitted,
+            self.inheritable,
+            self.ambient,
+        ]
+    }
+}
+
+/// The kernel's number of a capability (linux/capability.h).
+fn number(c: oci_spec::runtime::Capability) -> u32 {
+    use oci_spec::runtime::Capability as C;
+    match c {
+        C::Chown => 0,
+        C::DacOverride => 1,
+        C::DacReadSearch => 2,
+        C::Fowner => 3,
+        C::Fsetid => 4,
+        C::Kill => 5,
+        C::Setgid => 6,
+        C::Setuid => 7,
+        C::Setpcap => 8,
+        C::LinuxImmutable => 9,
+        C::NetBindService => 10,
+        C::NetBroadcast => 11,
+        C::NetAdmin => 12,
+        C::NetRaw => 13,
+        C::IpcLock => 14,
+        C::IpcOwner => 15,
+        C::SysModule => 16,
+        C::SysRawio => 17,
+        C::SysChroot => 18,
+        C::SysPtrace => 19,
+        C::SysPacct => 20,
+        C::SysAdmin => 21,
+        C::SysBoot => 22,
+        C::SysNice => 23,
+        C::SysResource => 24,
+        C::SysTime => 25,
+        C::SysTtyConfig => 26,
+        C::Mknod => 27,
+        C::Lease => 28,
+        C::AuditWrite => 29,
+        C::AuditControl => 30,
+        C::Setfcap => 31,
+        C::MacOverride => 32,
+        C::MacAdmin => 33,
+        C::Syslog => 34,
+        C::WakeAlarm => 35,
+        C::BlockSuspend => 36,
+        C::AuditRead => 37,
+        C::Perfmon => 38,
+        C::Bpf => 39,
+        C::CheckpointRestore => 40,
+    }
+}
+
+/// The bounding set is dropped before switching user (that needs CAP_SETPCAP). Capabilities
+/// this kernel does not know (EINVAL) end the loop: they are not in any set.
+pub fn drop_bounding(sets: &CapabilitySets) -> Result<()> {
+    let Some(keep) = sets.bounding else {
         return Ok(());
     };
-    let keep = to_caps(c.bounding())?;
-    let last = caps::runtime::thread_all_supported();
-    for cap in last {
-        if !keep.contains(&cap) {
-            caps::drop(None, caps::CapSet::Bounding, cap)
-                .map_err(|e| Error::Spec(format!("drop {cap} from the bounding set: {e}")))?;
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+        match nix::errno::Errno::result(ret) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINVAL) => break,
+            Err(e) => return Err(e).sys(|| format!("drop capability {cap} from the bounding set")),
         }
     }
     Ok(())
 }
 
-/// The process's capability sets as masks: effective, permitted, inheritable, and ambient
-/// (only those also permitted and inheritable, the others skipped as runc does).
-pub fn capability_masks(process: &Process) -> Result<[u64; 4]> {
-    let Some(c) = process.capabilities() else {
-        return Ok([0; 4]);
-    };
-    let mask = |set: &Option<Capabilities>| -> Result<u64> {
-        Ok(to_caps(set)?.iter().fold(0u64, |m, c| m | c.bitmask()))
-    };
-    let (eff, perm, inh) = (
-        mask(c.effective())?,
-        mask(c.permitted())?,
-        mask(c.inheritable())?,
-    );
-    Ok([eff, perm, inh, mask(c.ambient())? & perm & inh])
-}
-
 /// After the user switch, before the launch stub's exec: the process's effective and
 /// permitted sets, and every permitted capability also inheritable and ambient, so that all
 /// of them survive that exec for any user; the stub then sets the exact sets.
-pub fn carry_capabilities(masks: [u64; 4]) -> Result<()> {
-    let [eff, perm, inh, _] = masks;
-    capset_masks(eff, perm, inh | perm)?;
-    caps::clear(None, caps::CapSet::Ambient)
-        .map_err(|e| Error::Spec(format!("clear ambient capabilities: {e}")))?;
-    for cap in caps::all() {
-        if perm & cap.bitmask() != 0 {
-            caps::raise(None, caps::CapSet::Ambient, cap)
-                .map_err(|e| Error::Spec(format!("carry {cap} as ambient: {e}")))?;
-        }
+pub fn carry_capabilities(sets: &CapabilitySets) -> Result<()> {
+    let (eff, perm) = (sets.effective, sets.permitted);
+    capset_masks(eff, perm, sets.inheritable | perm).map_err(|e| {
+        Error::Spec(format!(
+            "set capabilities (effective {eff:#x}, permitted {perm:#x}): {e}; a capability \
+             missing from the runtime's own bounding set cannot be granted"
+        ))
+    })?;
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    nix::errno::Errno::result(ret).sys(|| "clear ambient capabilities".into())?;
+    for cap in (0..64u32).filter(|c| perm & (1 << c) != 0) {
+        // SAFETY: prctl with integer arguments only.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        nix::errno::Errno::result(ret).sys(|| format!("carry capability {cap} as ambient"))?;
     }
     Ok(())
 }
@@ -420,11 +504,29 @@ mod tests {
     }
 
     #[test]
-    fn capability_names_map() {
-        let caps: Capabilities = serde_json::from_str(r#"["CAP_CHOWN","CAP_KILL"]"#).unwrap();
-        let set = to_caps(&Some(caps)).unwrap();
-        assert!(set.contains(&caps::Capability::CAP_CHOWN));
-        assert!(set.contains(&caps::Capability::CAP_KILL));
-        assert_eq!(set.len(), 2);
+    fn capability_sets_are_kernel_bit_masks() {
+        let p: Process = serde_json::from_str(
+            r#"{"cwd":"/","user":{"uid":0,"gid":0},"capabilities":{
+                "bounding":["CAP_CHOWN","CAP_KILL","CAP_SYS_ADMIN","CAP_CHECKPOINT_RESTORE"],
+                "effective":["CAP_KILL"],"permitted":["CAP_KILL","CAP_NET_RAW"],
+                "inheritable":["CAP_NET_RAW"],"ambient":["CAP_NET_RAW","CAP_KILL"]}}"#,
+        )
+        .unwrap();
+        let sets = CapabilitySets::of(&p);
+        assert_eq!(sets.bounding, Some(1 | 1 << 5 | 1 << 21 | 1 << 40));
+        assert_eq!(sets.effective, 1 << 5);
+        assert_eq!(sets.permitted, 1 << 5 | 1 << 13);
+        // Ambient only where also permitted and inheritable: KILL is not inheritable.
+        assert_eq!(sets.ambient, 1 << 13);
+        // Every variant maps to the kernel's number, as the caps crate knows them.
+        for cap in caps::all() {
+            let name = cap.to_string();
+            let oci: oci_spec::runtime::Capability =
+                serde_json::from_value(serde_json::Value::String(name.clone())).unwrap();
+            assert_eq!(number(oci), cap.index() as u32, "{name}");
+        }
+        let none: Process =
+            serde_json::from_str(r#"{"cwd":"/","user":{"uid":0,"gid":0}}"#).unwrap();
+        assert_eq!(CapabilitySets::of(&none), CapabilitySets::default());
     }
 }
