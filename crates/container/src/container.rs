@@ -19,8 +19,7 @@ use crate::state::{self, SavedState, Status, EXEC_FIFO};
 use crate::sync::{self, Msg, SyncSocket};
 use crate::{hooks, namespaces, sys};
 
-/// Annotation by which a user opts out of cgroup limits this host cannot enforce.
-pub const SKIP_UNAVAILABLE_ANNOTATION: &str = "run.pelagos.cgroup.skip-unavailable";
+pub use crate::annotations::SKIP_UNAVAILABLE_ANNOTATION;
 
 /// How the container's cgroup is managed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -103,6 +102,26 @@ struct CreateGuard {
     pid: Option<i32>,
     /// A systemd scope started for the container (stopped again on failure).
     systemd_scope: Option<String>,
+}
+
+impl CreateGuard {
+    /// Armed for the state directory just made; the cgroup and the init are added as made.
+    fn new(dir: PathBuf) -> CreateGuard {
+        CreateGuard {
+            dir: Some(dir),
+            cgroup: None,
+            pid: None,
+            systemd_scope: None,
+        }
+    }
+
+    /// The container is created: keep everything.
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroup = None;
+        self.pid = None;
+        self.systemd_scope = None;
+    }
 }
 
 impl Drop for CreateGuard {
@@ -257,302 +276,60 @@ impl Runtime {
         self.create_inner(opts, bundle, true)
     }
 
+    /// The create sequence, one function per step of docs/architecture.md ("create, step by
+    /// step"). From `make_state_dir` on, `guard` undoes everything made so far on any error.
     fn create_inner(
         &self,
         opts: &CreateOptions,
         mut bundle: Bundle,
         for_run: bool,
     ) -> Result<Created> {
-        // The init makes its final execve from the sealed launch stub (CVE-2019-5736): made
-        // here, before the clone, so a long-lived caller makes it once.
-        crate::init::launch::launch_stub()?;
-        if !opts.extra_env.is_empty() {
-            if let Some(p) = bundle.spec.process_mut() {
-                let mut env = p.env().clone().unwrap_or_default();
-                env.extend(opts.extra_env.iter().cloned());
-                p.set_env(Some(env));
-            }
-        }
-        let spec = &bundle.spec;
-        let terminal = spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
-        if terminal && opts.console_socket.is_none() && (!for_run || opts.detach) {
-            return Err(Error::Spec(
-                "cannot allocate a tty when pelagos-runtime detaches without --console-socket"
-                    .into(),
-            ));
-        }
-        let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-            Some(s) => Some(match &opts.seccomp_cache {
-                Some(dir) => pelagos_seccomp::compile_cached(s, dir)?,
-                None => pelagos_seccomp::compile(s)?,
-            }),
+        let prepared = prepare_bundle(opts, &mut bundle, for_run)?;
+        let linux = &prepared.linux;
+        let dir = self.make_state_dir(&opts.id)?;
+        let mut guard = CreateGuard::new(dir.clone());
+        let cg = make_cgroup(opts, &bundle.spec, linux, &mut guard)?;
+        let handles = write_frozen_config_and_fifo(opts, &bundle, linux, &dir, for_run)?;
+        let channels = open_console_and_sync(opts, prepared.terminal)?;
+        let mut init = clone_init(opts, &bundle, &cg, prepared.seccomp, handles, channels)?;
+        guard.pid = Some(init.pid);
+        configure_init(opts, &bundle, linux, &cg, &mut init, &mut guard)?;
+        let (saved, state_json) = send_go(opts, &bundle, &cg, &init)?;
+        serve_init_until_ready(&bundle.spec, &init, &state_json)?;
+        // `run` with a terminal and no console socket: the pty master comes to us.
+        let pty_master = match init.pty_receiver.take() {
+            Some(r) => Some(r.recv_console()?),
             None => None,
         };
+        persist_state(&saved, &dir, opts.pid_file.as_deref())?;
+        guard.disarm();
+        Ok(Created {
+            id: opts.id.clone(),
+            pid: init.pid,
+            dir,
+            sync: for_run.then_some(init.sync),
+            pty_master,
+            saved,
+            hooks: bundle.spec.hooks().clone(),
+        })
+    }
 
+    /// Step 5: `mkdir <root>` (recursive) and `<root>/<id>`, both 0711; an existing container
+    /// directory is `already exists`. The guard takes over from here.
+    fn make_state_dir(&self, id: &ContainerId) -> Result<PathBuf> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o711)
             .create(&self.root)
             .io(|| format!("create state root {}", self.root.display()))?;
-        let dir = self.container_dir(&opts.id);
+        let dir = self.container_dir(id);
         match fs::DirBuilder::new().mode(0o711).create(&dir) {
-            Ok(()) => {}
+            Ok(()) => Ok(dir),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::AlreadyExists(opts.id.to_string()))
+                Err(Error::AlreadyExists(id.to_string()))
             }
-            Err(e) => return Err(e).io(|| format!("create {}", dir.display())),
+            Err(e) => Err(e).io(|| format!("create {}", dir.display())),
         }
-        let mut guard = CreateGuard {
-            dir: Some(dir.clone()),
-            cgroup: None,
-            pid: None,
-            systemd_scope: None,
-        };
-
-        let annotations = spec.annotations().clone().unwrap_or_default();
-        let skip_unavailable = annotations
-            .get(SKIP_UNAVAILABLE_ANNOTATION)
-            .is_some_and(|v| v == "true");
-        let linux = spec.linux().clone().unwrap_or_default();
-        // With systemd running, systemd makes the cgroup: a scope around the init's pid,
-        // started right after the clone. Until then the init waits for Go.
-        let systemd_scope =
-            opts.cgroup_manager == CgroupManager::Systemd && pelagos_cgroups::systemd::is_running();
-        let mut scope_resources = None;
-        let cgroup = match opts.cgroup_manager {
-            CgroupManager::Disabled => None,
-            m => {
-                let path = linux
-                    .cgroups_path()
-                    .as_ref()
-                    .map(|p| p.to_string_lossy().into_owned());
-                let mut cg =
-                    Cgroup::resolve(path.as_deref(), m == CgroupManager::Systemd, &opts.id)?;
-                let res = effective_resources(
-                    linux.resources().as_ref(),
-                    linux.devices().as_deref().unwrap_or(&[]),
-                );
-                let warnings = cg
-                    .check_resources(&res, skip_unavailable)
-                    .map_err(|e| match e {
-                        e @ pelagos_cgroups::CgroupError::ControllerUnavailable { .. } => {
-                            Error::CgroupUnenforceable(e)
-                        }
-                        e => e.into(),
-                    })?;
-                for w in warnings {
-                    tracing_warn(&w);
-                }
-                if systemd_scope {
-                    scope_resources = Some(res);
-                } else {
-                    cg.create()?;
-                    guard.cgroup = Some(cg.clone());
-                    cg.apply(&res, skip_unavailable)?;
-                }
-                Some(cg)
-            }
-        };
-        let cgroup_fd = match (&cgroup, systemd_scope) {
-            (Some(c), false) => Some(c.open_dir_fd()?),
-            _ => None,
-        };
-
-        // Freeze the config: later edits of the bundle must not affect this container.
-        // The bytes as read when nothing was changed since: no second serialization.
-        let frozen = match (&bundle.raw_config, opts.extra_env.is_empty()) {
-            (Some(raw), true) => std::borrow::Cow::Borrowed(raw.as_slice()),
-            _ => std::borrow::Cow::Owned(
-                serde_json::to_vec(spec).map_err(|e| Error::Spec(e.to_string()))?,
-            ),
-        };
-        fs::write(dir.join(state::CONFIG_FILE), &frozen).io(|| "save config".into())?;
-        let ns = &bundle.namespaces;
-        let host_root = if ns.creates(LinuxNamespaceType::User) {
-            crate::userns::host_root(&linux)
-        } else {
-            None
-        };
-        let start = if for_run {
-            StartSignal::Sync
-        } else {
-            StartSignal::Fifo(create_exec_fifo(&dir.join(EXEC_FIFO), host_root)?)
-        };
-        if ns.creates(LinuxNamespaceType::User) {
-            let uid = spec.process().as_ref().map_or(0, |p| p.user().uid());
-            let maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
-            if let Some(host_uid) = crate::userns::host_id(maps, uid) {
-                crate::userns::chown_stdio(host_uid)?;
-            }
-        }
-        // The init cannot open bind sources its mapped root may not reach: the runtime opens
-        // them in the init's mount namespace right after the clone and sends them over.
-        let mounts = spec.mounts().as_deref().unwrap_or(&[]);
-        let bind_sources = if ns.creates(LinuxNamespaceType::User)
-            && ns.creates(LinuxNamespaceType::Mount)
-            && mounts.iter().any(crate::rootfs::is_bind)
-        {
-            Some(bind_source_pair()?)
-        } else {
-            None
-        };
-
-        let (console, pty_receiver) = open_console(terminal, opts.console_socket.as_deref())?;
-
-        let (parent_sock, child_sock) = sync::pair()?;
-        let has_runtime_hooks = spec.hooks().as_ref().is_some_and(|h| {
-            #[allow(deprecated)]
-            let pre = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
-            pre || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
-        });
-
-        let restore = enter_parent_namespaces(&bundle)?;
-        // With a joined user namespace the init unshares the new ones after joining it, so
-        // they belong to it (a new pid namespace is refused in that case by NamespacePlan).
-        let mut flags = if ns.joins(LinuxNamespaceType::User) {
-            CloneFlags::empty()
-        } else {
-            ns.clone_flags()
-        };
-        // A cgroup namespace is rooted where its creator is: with a systemd scope the init
-        // is moved after the clone, so it unshares its cgroup namespace once it is there.
-        let late_cgroupns = systemd_scope && flags.contains(CloneFlags::CLONE_NEWCGROUP);
-        if late_cgroupns {
-            flags.remove(CloneFlags::CLONE_NEWCGROUP);
-        }
-        let forked = sys::clone3(
-            flags.bits() as u64,
-            cgroup_fd.as_ref().map(|f| f.as_raw_fd()),
-        );
-        let forked = match forked {
-            Ok(f) => f,
-            Err(e) => {
-                restore.restore();
-                return Err(e).sys(|| "clone the container init".into());
-            }
-        };
-        let pid = match forked {
-            sys::Forked::Child => {
-                drop(parent_sock);
-                let bind_sources = bind_sources.map(|(_, init_end)| init_end);
-                init::run(InitContext {
-                    bundle: &bundle,
-                    sync: child_sock,
-                    start,
-                    console,
-                    preserve_fds: opts.preserve_fds,
-                    seccomp,
-                    no_pivot: opts.no_pivot,
-                    session_keyring: (!opts.no_new_keyring).then(|| opts.id.to_string()),
-                    cgroup_dir: cgroup.as_ref().map(|c| c.path().to_path_buf()),
-                    has_runtime_hooks,
-                    late_cgroupns,
-                    bind_sources,
-                })
-            }
-            sys::Forked::Parent(pid) => pid,
-        };
-        restore.restore();
-        guard.pid = Some(pid);
-        drop(child_sock);
-        drop(console);
-
-        if let (Some(cg), Some(res)) = (&cgroup, &scope_resources) {
-            pelagos_cgroups::systemd::start_scope(
-                cg.relative(),
-                pid,
-                &format!("pelagos container {}", opts.id),
-                res,
-            )?;
-            guard.systemd_scope = Some(cg.relative().to_string());
-            guard.cgroup = Some(cg.clone());
-            cg.apply(res, skip_unavailable)?;
-        }
-        if ns.creates(LinuxNamespaceType::User) {
-            write_id_maps(pid, &linux)?;
-        }
-        if let Some((runtime_end, init_end)) = bind_sources {
-            drop(init_end);
-            let mnt_ns = namespaces::open_ns(Path::new(&format!("/proc/{pid}/ns/mnt")))?;
-            crate::userns::send_bind_sources(mounts, &bundle.dir, &mnt_ns, &runtime_end)?;
-            // Closing our end tells the init that every source was sent.
-        }
-        if let Some(score) = spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
-            fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
-                .io(|| format!("set oomScoreAdj {score}"))?;
-        }
-        let pid_start_time = sys::process_start_time(pid).unwrap_or(0);
-        let saved = SavedState {
-            id: opts.id.clone(),
-            pid,
-            pid_start_time,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: state::now_rfc3339_nano(),
-            annotations,
-            owner: String::new(),
-            cgroup: cgroup
-                .as_ref()
-                .map(|c| c.relative().to_string())
-                .unwrap_or_default(),
-            cgroup_owned_levels: cgroup.as_ref().map(|c| c.owned_levels()).unwrap_or(0),
-            systemd_scope,
-            own_pid_ns: ns.creates(LinuxNamespaceType::Pid),
-            started: false,
-        };
-        let state_json = state_json(&saved, Status::Creating);
-        parent_sock.send_payload(Msg::Go, &state_json)?;
-
-        let mut pty_master = None;
-        loop {
-            match parent_sock.recv_with_fd()? {
-                (Msg::SeccompFd, Some(listener)) => {
-                    crate::seccomp_agent::hand_over(seccomp.as_ref(), listener, pid, &state_json)?;
-                }
-                (Msg::RunHooks, _) => {
-                    if let Some(h) = spec.hooks() {
-                        #[allow(deprecated)]
-                        if let Some(pre) = h.prestart() {
-                            hooks::run_all(pre, &state_json)?;
-                        }
-                        if let Some(cr) = h.create_runtime() {
-                            hooks::run_all(cr, &state_json)?;
-                        }
-                    }
-                    parent_sock.send(Msg::HooksDone)?;
-                }
-                (Msg::Ready, _) => break,
-                (other, _) => {
-                    return Err(Error::Child(format!(
-                        "sync protocol: unexpected {other:?} during create"
-                    )))
-                }
-            }
-        }
-        if let Some(r) = pty_receiver {
-            pty_master = Some(r.recv_console()?);
-        }
-        saved.save(&dir)?;
-        if let Some(pf) = &opts.pid_file {
-            write_pid_file(pf, pid)?;
-        }
-        guard.dir = None;
-        guard.cgroup = None;
-        guard.pid = None;
-        guard.systemd_scope = None;
-        Ok(Created {
-            id: opts.id.clone(),
-            pid,
-            dir,
-            sync: for_run.then_some(parent_sock),
-            pty_master,
-            saved,
-            hooks: spec.hooks().clone(),
-        })
     }
 
     /// `start`: let the parked init run the user's program.
@@ -848,6 +625,466 @@ impl Runtime {
         }
         Ok(Cgroup::from_relative(&saved.cgroup)?)
     }
+}
+
+/// What `prepare_bundle` settles before anything is made on the host.
+struct Prepared {
+    terminal: bool,
+    /// The filter the init will load.
+    seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    linux: oci_spec::runtime::Linux,
+}
+
+/// Steps 3-4, before anything is made on the host: the launch stub, `extra_env` added to the
+/// process, a terminal nobody could receive refused, seccomp compiled.
+fn prepare_bundle(opts: &CreateOptions, bundle: &mut Bundle, for_run: bool) -> Result<Prepared> {
+    // The init makes its final execve from the sealed launch stub (CVE-2019-5736): made
+    // here, before the clone, so a long-lived caller makes it once.
+    crate::init::launch::launch_stub()?;
+    if !opts.extra_env.is_empty() {
+        if let Some(p) = bundle.spec.process_mut() {
+            let mut env = p.env().clone().unwrap_or_default();
+            env.extend(opts.extra_env.iter().cloned());
+            p.set_env(Some(env));
+        }
+    }
+    let spec = &bundle.spec;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && (!for_run || opts.detach) {
+        return Err(Error::Spec(
+            "cannot allocate a tty when pelagos-runtime detaches without --console-socket".into(),
+        ));
+    }
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(match &opts.seccomp_cache {
+            Some(dir) => pelagos_seccomp::compile_cached(s, dir)?,
+            None => pelagos_seccomp::compile(s)?,
+        }),
+        None => None,
+    };
+    let linux = spec.linux().clone().unwrap_or_default();
+    Ok(Prepared {
+        terminal,
+        seccomp,
+        linux,
+    })
+}
+
+/// The container's cgroup as `make_cgroup` left it.
+struct CgroupSetup {
+    cgroup: Option<Cgroup>,
+    /// The directory the init is cloned into (`CLONE_INTO_CGROUP`); none with a systemd scope.
+    fd: Option<OwnedFd>,
+    /// systemd makes the cgroup: a scope around the init's pid, started after the clone.
+    systemd_scope: bool,
+    /// The resources to apply once that scope exists.
+    scope_resources: Option<oci_spec::runtime::LinuxResources>,
+    skip_unavailable: bool,
+}
+
+/// Step 6: resolve and check the cgroup, then create it, apply the limits and open its
+/// directory for the clone; with a systemd scope all that waits for the init's pid.
+fn make_cgroup(
+    opts: &CreateOptions,
+    spec: &Spec,
+    linux: &oci_spec::runtime::Linux,
+    guard: &mut CreateGuard,
+) -> Result<CgroupSetup> {
+    let skip_unavailable = spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(SKIP_UNAVAILABLE_ANNOTATION))
+        .is_some_and(|v| v == "true");
+    // With systemd running, systemd makes the cgroup: a scope around the init's pid,
+    // started right after the clone. Until then the init waits for Go.
+    let systemd_scope =
+        opts.cgroup_manager == CgroupManager::Systemd && pelagos_cgroups::systemd::is_running();
+    let mut setup = CgroupSetup {
+        cgroup: None,
+        fd: None,
+        systemd_scope,
+        scope_resources: None,
+        skip_unavailable,
+    };
+    if opts.cgroup_manager == CgroupManager::Disabled {
+        return Ok(setup);
+    }
+    let (mut cg, res) = checked_cgroup(opts, linux, skip_unavailable)?;
+    if systemd_scope {
+        setup.scope_resources = Some(res);
+    } else {
+        cg.create()?;
+        guard.cgroup = Some(cg.clone());
+        cg.apply(&res, skip_unavailable)?;
+        setup.fd = Some(cg.open_dir_fd()?);
+    }
+    setup.cgroup = Some(cg);
+    Ok(setup)
+}
+
+/// Resolve the cgroup's path and check `linux.resources` against the host (warnings go to
+/// the warning sink), before anything is made.
+fn checked_cgroup(
+    opts: &CreateOptions,
+    linux: &oci_spec::runtime::Linux,
+    skip_unavailable: bool,
+) -> Result<(Cgroup, oci_spec::runtime::LinuxResources)> {
+    let path = linux
+        .cgroups_path()
+        .as_ref()
+        .map(|p| p.to_string_lossy().into_owned());
+    let systemd = opts.cgroup_manager == CgroupManager::Systemd;
+    let cg = Cgroup::resolve(path.as_deref(), systemd, &opts.id)?;
+    let res = effective_resources(
+        linux.resources().as_ref(),
+        linux.devices().as_deref().unwrap_or(&[]),
+    );
+    let warnings = cg
+        .check_resources(&res, skip_unavailable)
+        .map_err(|e| match e {
+            e @ pelagos_cgroups::CgroupError::ControllerUnavailable { .. } => {
+                Error::CgroupUnenforceable(e)
+            }
+            e => e.into(),
+        })?;
+    for w in warnings {
+        tracing_warn(&w);
+    }
+    Ok((cg, res))
+}
+
+/// What the init gets, made before the clone, to learn when to start and to receive its bind
+/// mount sources.
+struct InitHandles {
+    /// (runtime's end, init's end) of the pair bind mount sources travel on.
+    bind_sources: Option<(OwnedFd, OwnedFd)>,
+    start: StartSignal,
+}
+
+/// Step 7: freeze config.json into the state directory, make the exec fifo (`create` only),
+/// give fds 0-2 to the container's user, and open the pair for bind mount sources.
+fn write_frozen_config_and_fifo(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    linux: &oci_spec::runtime::Linux,
+    dir: &Path,
+    for_run: bool,
+) -> Result<InitHandles> {
+    freeze_config(opts, bundle, dir)?;
+    let ns = &bundle.namespaces;
+    let host_root = if ns.creates(LinuxNamespaceType::User) {
+        crate::userns::host_root(linux)
+    } else {
+        None
+    };
+    let start = if for_run {
+        StartSignal::Sync
+    } else {
+        StartSignal::Fifo(create_exec_fifo(&dir.join(EXEC_FIFO), host_root)?)
+    };
+    if ns.creates(LinuxNamespaceType::User) {
+        chown_stdio_to_process_user(&bundle.spec, linux)?;
+    }
+    // The init cannot open bind sources its mapped root may not reach: the runtime opens
+    // them in the init's mount namespace right after the clone and sends them over.
+    let mounts = bundle.spec.mounts().as_deref().unwrap_or(&[]);
+    let bind_sources = if ns.creates(LinuxNamespaceType::User)
+        && ns.creates(LinuxNamespaceType::Mount)
+        && mounts.iter().any(crate::rootfs::is_bind)
+    {
+        Some(bind_source_pair()?)
+    } else {
+        None
+    };
+    Ok(InitHandles {
+        bind_sources,
+        start,
+    })
+}
+
+/// Freeze the config: later edits of the bundle must not affect this container. The bytes as
+/// read when nothing was changed since: no second serialization.
+fn freeze_config(opts: &CreateOptions, bundle: &Bundle, dir: &Path) -> Result<()> {
+    let frozen = match (&bundle.raw_config, opts.extra_env.is_empty()) {
+        (Some(raw), true) => std::borrow::Cow::Borrowed(raw.as_slice()),
+        _ => std::borrow::Cow::Owned(
+            serde_json::to_vec(&bundle.spec).map_err(|e| Error::Spec(e.to_string()))?,
+        ),
+    };
+    fs::write(dir.join(state::CONFIG_FILE), &frozen).io(|| "save config".into())
+}
+
+/// With a new user namespace: fds 0-2 owned by host root go to the host uid of
+/// `process.user.uid` (`userns::chown_stdio`, runc's `fixStdioPermissions`).
+fn chown_stdio_to_process_user(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let uid = spec.process().as_ref().map_or(0, |p| p.user().uid());
+    let maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    match crate::userns::host_id(maps, uid) {
+        Some(host_uid) => crate::userns::chown_stdio(host_uid),
+        None => Ok(()),
+    }
+}
+
+/// The console and sync sockets, each with the runtime's end and the init's.
+struct Channels {
+    init_sync: SyncSocket,
+    sync: SyncSocket,
+    /// `run` in the foreground with a terminal: where the pty master arrives.
+    pty_receiver: Option<SyncSocket>,
+    console: Option<OwnedFd>,
+}
+
+/// Steps 8-9: the console (`--console-socket`, or for `run` a private pair to receive the pty
+/// master) and the sync socketpair.
+fn open_console_and_sync(opts: &CreateOptions, terminal: bool) -> Result<Channels> {
+    let (console, pty_receiver) = open_console(terminal, opts.console_socket.as_deref())?;
+    let (sync, init_sync) = sync::pair()?;
+    Ok(Channels {
+        init_sync,
+        sync,
+        pty_receiver,
+        console,
+    })
+}
+
+/// The runtime's side of the init once it is cloned.
+struct Cloned {
+    pid: i32,
+    sync: SyncSocket,
+    pty_receiver: Option<SyncSocket>,
+    seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    bind_sources: Option<(OwnedFd, OwnedFd)>,
+    /// The runtime's copy of the exec fifo handle, kept open until create returns.
+    _start: StartSignal,
+}
+
+/// Steps 10-11: enter the parent-side namespaces, `clone3` the init into its new namespaces and
+/// its cgroup, restore ours. The child does not return from here: it becomes the init.
+fn clone_init(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    cg: &CgroupSetup,
+    seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    handles: InitHandles,
+    ch: Channels,
+) -> Result<Cloned> {
+    let restore = enter_parent_namespaces(bundle)?;
+    let (flags, late_cgroupns) = init_clone_flags(bundle, cg.systemd_scope);
+    let forked = sys::clone3(flags.bits() as u64, cg.fd.as_ref().map(|f| f.as_raw_fd()));
+    let forked = match forked {
+        Ok(f) => f,
+        Err(e) => {
+            restore.restore();
+            return Err(e).sys(|| "clone the container init".into());
+        }
+    };
+    let pid = match forked {
+        sys::Forked::Child => become_init(opts, bundle, cg, late_cgroupns, seccomp, handles, ch),
+        sys::Forked::Parent(pid) => pid,
+    };
+    restore.restore();
+    drop(ch.init_sync);
+    drop(ch.console);
+    Ok(Cloned {
+        pid,
+        sync: ch.sync,
+        pty_receiver: ch.pty_receiver,
+        seccomp,
+        bind_sources: handles.bind_sources,
+        _start: handles.start,
+    })
+}
+
+/// The `CLONE_NEW*` flags of the clone, and whether the init unshares its cgroup namespace
+/// itself, late (once moved into its systemd scope).
+fn init_clone_flags(bundle: &Bundle, systemd_scope: bool) -> (CloneFlags, bool) {
+    let ns = &bundle.namespaces;
+    // With a joined user namespace the init unshares the new ones after joining it, so
+    // they belong to it (a new pid namespace is refused in that case by NamespacePlan).
+    let mut flags = if ns.joins(LinuxNamespaceType::User) {
+        CloneFlags::empty()
+    } else {
+        ns.clone_flags()
+    };
+    // A cgroup namespace is rooted where its creator is: with a systemd scope the init
+    // is moved after the clone, so it unshares its cgroup namespace once it is there.
+    let late_cgroupns = systemd_scope && flags.contains(CloneFlags::CLONE_NEWCGROUP);
+    if late_cgroupns {
+        flags.remove(CloneFlags::CLONE_NEWCGROUP);
+    }
+    (flags, late_cgroupns)
+}
+
+/// The child's side of `clone_init`: close the runtime's ends and run the init, which never
+/// returns (nothing of the runtime's, the guard included, is dropped in this copy).
+fn become_init(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    cg: &CgroupSetup,
+    late_cgroupns: bool,
+    seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    handles: InitHandles,
+    ch: Channels,
+) -> ! {
+    drop(ch.sync);
+    let bind_sources = handles.bind_sources.map(|(_, init_end)| init_end);
+    init::run(InitContext {
+        bundle,
+        sync: ch.init_sync,
+        start: handles.start,
+        console: ch.console,
+        preserve_fds: opts.preserve_fds,
+        seccomp,
+        no_pivot: opts.no_pivot,
+        session_keyring: (!opts.no_new_keyring).then(|| opts.id.to_string()),
+        cgroup_dir: cg.cgroup.as_ref().map(|c| c.path().to_path_buf()),
+        has_runtime_hooks: has_runtime_hooks(&bundle.spec),
+        late_cgroupns,
+        bind_sources,
+    })
+}
+
+/// Whether the runtime has `prestart` or `createRuntime` hooks to run for the init.
+fn has_runtime_hooks(spec: &Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        #[allow(deprecated)]
+        let pre = h.prestart().as_ref().is_some_and(|v| !v.is_empty());
+        pre || h.create_runtime().as_ref().is_some_and(|v| !v.is_empty())
+    })
+}
+
+/// Step 12, while the init waits for Go: move it into its systemd scope, write its id maps,
+/// send it the bind mount sources, set its OOM score.
+fn configure_init(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    linux: &oci_spec::runtime::Linux,
+    cg: &CgroupSetup,
+    init: &mut Cloned,
+    guard: &mut CreateGuard,
+) -> Result<()> {
+    let pid = init.pid;
+    start_systemd_scope(opts, cg, pid, guard)?;
+    if bundle.namespaces.creates(LinuxNamespaceType::User) {
+        write_id_maps(pid, linux)?;
+    }
+    if let Some((runtime_end, init_end)) = init.bind_sources.take() {
+        drop(init_end);
+        let mnt_ns = namespaces::open_ns(Path::new(&format!("/proc/{pid}/ns/mnt")))?;
+        let mounts = bundle.spec.mounts().as_deref().unwrap_or(&[]);
+        crate::userns::send_bind_sources(mounts, &bundle.dir, &mnt_ns, &runtime_end)?;
+        // Closing our end tells the init that every source was sent.
+    }
+    let process = bundle.spec.process().as_ref();
+    if let Some(score) = process.and_then(|p| p.oom_score_adj()) {
+        fs::write(format!("/proc/{pid}/oom_score_adj"), score.to_string())
+            .io(|| format!("set oomScoreAdj {score}"))?;
+    }
+    Ok(())
+}
+
+/// With a systemd scope: start it around the init's pid (the guard stops it on failure),
+/// then apply the limits to its cgroup.
+fn start_systemd_scope(
+    opts: &CreateOptions,
+    cg: &CgroupSetup,
+    pid: i32,
+    guard: &mut CreateGuard,
+) -> Result<()> {
+    let (Some(c), Some(res)) = (&cg.cgroup, &cg.scope_resources) else {
+        return Ok(());
+    };
+    pelagos_cgroups::systemd::start_scope(
+        c.relative(),
+        pid,
+        &format!("pelagos container {}", opts.id),
+        res,
+    )?;
+    guard.systemd_scope = Some(c.relative().to_string());
+    guard.cgroup = Some(c.clone());
+    c.apply(res, cg.skip_unavailable)?;
+    Ok(())
+}
+
+/// End of step 12: the state (status `creating`, what hooks get on stdin) goes to the init
+/// with Go, after the init's start time is read.
+fn send_go(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    cg: &CgroupSetup,
+    init: &Cloned,
+) -> Result<(SavedState, Vec<u8>)> {
+    let cgroup = cg.cgroup.as_ref();
+    let saved = SavedState {
+        id: opts.id.clone(),
+        pid: init.pid,
+        pid_start_time: sys::process_start_time(init.pid).unwrap_or(0),
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339_nano(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        owner: String::new(),
+        cgroup: cgroup.map(|c| c.relative().to_string()).unwrap_or_default(),
+        cgroup_owned_levels: cgroup.map(|c| c.owned_levels()).unwrap_or(0),
+        systemd_scope: cg.systemd_scope,
+        own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
+        started: false,
+    };
+    let state_json = state_json(&saved, Status::Creating);
+    init.sync.send_payload(Msg::Go, &state_json)?;
+    Ok((saved, state_json))
+}
+
+/// Step 13: serve the init until it is parked: hand a seccomp listener to the agent, run the
+/// runtime's hooks when asked. Ready ends it; anything else (Failed, end-of-file) is an error.
+fn serve_init_until_ready(spec: &Spec, init: &Cloned, state_json: &[u8]) -> Result<()> {
+    loop {
+        match init.sync.recv_with_fd()? {
+            (Msg::SeccompFd, Some(listener)) => {
+                let filter = init.seccomp.as_ref();
+                crate::seccomp_agent::hand_over(filter, listener, init.pid, state_json)?;
+            }
+            (Msg::RunHooks, _) => {
+                run_runtime_hooks(spec, state_json)?;
+                init.sync.send(Msg::HooksDone)?;
+            }
+            (Msg::Ready, _) => return Ok(()),
+            (other, _) => {
+                return Err(Error::Child(format!(
+                    "sync protocol: unexpected {other:?} during create"
+                )))
+            }
+        }
+    }
+}
+
+/// `prestart` (deprecated) then `createRuntime` hooks, in the runtime's namespaces.
+fn run_runtime_hooks(spec: &Spec, state_json: &[u8]) -> Result<()> {
+    let Some(h) = spec.hooks() else {
+        return Ok(());
+    };
+    #[allow(deprecated)]
+    if let Some(pre) = h.prestart() {
+        hooks::run_all(pre, state_json)?;
+    }
+    if let Some(cr) = h.create_runtime() {
+        hooks::run_all(cr, state_json)?;
+    }
+    Ok(())
+}
+
+/// Step 15: state.json, then the pid file (callers poll for it), the last things before the
+/// guard is disarmed.
+fn persist_state(saved: &SavedState, dir: &Path, pid_file: Option<&Path>) -> Result<()> {
+    saved.save(dir)?;
+    if let Some(pf) = pid_file {
+        write_pid_file(pf, saved.pid)?;
+    }
+    Ok(())
 }
 
 /// The resources to apply: the config's, with device rules completed as runc does — the

@@ -35,7 +35,7 @@ pub enum Error {
     /// A limit this host cannot enforce: say how to opt out.
     #[error(
         "cgroup: {0}; to run without this limit, set the annotation {annotation}=true",
-        annotation = crate::container::SKIP_UNAVAILABLE_ANNOTATION
+        annotation = crate::annotations::SKIP_UNAVAILABLE_ANNOTATION
     )]
     CgroupUnenforceable(pelagos_cgroups::CgroupError),
     #[error("{0}")]

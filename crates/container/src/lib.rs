@@ -14,6 +14,7 @@
 //! It deliberately does not pull images, set up networks or keep a daemon: those live in
 //! other crates. cgroup and seccomp mechanics are in `pelagos-cgroups` and `pelagos-seccomp`.
 
+pub mod annotations;
 pub mod container;
 pub mod error;
 pub mod exec;

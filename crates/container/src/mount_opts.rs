@@ -2,6 +2,7 @@
 //! propagation, recursive mount_setattr attributes and the filesystem data string.
 
 use nix::mount::MsFlags;
+use oci_spec::runtime::Mount;
 
 use crate::error::{Error, Result};
 use crate::sys::*;
@@ -122,6 +123,16 @@ const RECURSIVE_ATIME: &[(&str, u64)] = &[
     ("ratime", MOUNT_ATTR_RELATIME),
     ("rnostrictatime", MOUNT_ATTR_RELATIME),
 ];
+
+/// Whether a `mounts[]` entry is a bind mount (type `bind`, or option `bind`/`rbind`). It lives
+/// here, with the options, so that `userns` need not import `rootfs`, which imports `userns`.
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .iter()
+            .flatten()
+            .any(|o| o == "bind" || o == "rbind")
+}
 
 /// Every option word `parse` understands (for the `features` report).
 pub fn known_options() -> Vec<&'static str> {

@@ -11,6 +11,7 @@ use nix::sys::stat::{Mode, SFlag};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount};
 
 use crate::error::{Error, Result, SysContext};
+pub use crate::mount_opts::is_bind;
 use crate::mount_opts::MountOptions;
 use crate::sys::{self, fd_path, openat2, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS};
 
@@ -848,15 +849,6 @@ const DEFAULT_DEVICES: [(&str, (u64, u64)); 6] = [
     ("/dev/urandom", (1, 9)),
     ("/dev/tty", (5, 0)),
 ];
-
-/// Whether a `mounts[]` entry is a bind mount (type `bind`, or option `bind`/`rbind`).
-pub fn is_bind(m: &Mount) -> bool {
-    m.typ().as_deref() == Some("bind")
-        || m.options()
-            .iter()
-            .flatten()
-            .any(|o| o == "bind" || o == "rbind")
-}
 
 fn typ_or(typ: &str, bind: bool) -> &str {
     if bind {

@@ -116,7 +116,7 @@ pub fn send_bind_sources(
 fn open_bind_sources(mounts: &[Mount], bundle: &Path) -> Result<Vec<(usize, OwnedFd)>> {
     let mut opened = Vec::new();
     for (index, m) in mounts.iter().enumerate() {
-        if !crate::rootfs::is_bind(m) {
+        if !crate::mount_opts::is_bind(m) {
             continue;
         }
         let source = bind_source(m, bundle)?;

@@ -69,20 +69,46 @@ pub fn run(ctx: InitContext<'_>) -> ! {
 
 pub enum Never {}
 
+/// The init's sequence, one function per step of docs/architecture.md ("The init, step by
+/// step"), in that order.
 fn setup(ctx: &InitContext<'_>) -> Result<Never> {
     // Until execve this process is the runtime: nothing in the container may read its
     // memory, environment or exe (CVE-2019-5736 class). execve resets the flag.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let spec = &ctx.bundle.spec;
-    let ns = &ctx.bundle.namespaces;
     let (_, state_json) = ctx.sync.recv_payload()?;
+    join_namespaces(ctx)?;
+    become_root_in_user_namespace(ctx)?;
+    set_names_and_keyring(ctx)?;
+    let fifo = open_host_handles(ctx)?;
+    let linux = ctx.bundle.spec.linux().clone().unwrap_or_default();
+    // As runc: the rootfs is built in the container's mount namespace, new or joined;
+    // without one the process sees the runtime's filesystem (validation refused masked
+    // and read-only paths then).
+    let rootfs = if ctx.bundle.namespaces.has(LinuxNamespaceType::Mount) {
+        Some(build_rootfs(ctx, &linux)?)
+    } else {
+        None
+    };
+    write_sysctls(&linux)?;
+    run_create_hooks(ctx, &state_json)?;
+    if let Some(r) = &rootfs {
+        pivot_and_set_root_flags(ctx, r, &linux)?;
+    }
+    let prepared = prepare_process_and_terminal(ctx, &linux)?;
+    let start_fd = park(ctx, fifo)?;
+    start(ctx, prepared, start_fd, &state_json)
+}
+
+/// Steps 3-4, after Go: a late cgroup namespace (systemd scope), then the user and mount
+/// namespaces by path (the runtime entered the others before the clone,
+/// `enter_parent_namespaces`), then the new ones when the user namespace was joined.
+fn join_namespaces(ctx: &InitContext<'_>) -> Result<()> {
+    let ns = &ctx.bundle.namespaces;
     if ctx.late_cgroupns {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
             .sys(|| "unshare the cgroup namespace".into())?;
     }
-
-    // The others were entered by the runtime before the clone (`enter_parent_namespaces`).
     for t in [LinuxNamespaceType::User, LinuxNamespaceType::Mount] {
         if let Some(joined) = ns.joined(t) {
             joined.enter()?;
@@ -93,91 +119,125 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
         let flags = ns.clone_flags() & !nix::sched::CloneFlags::CLONE_NEWUSER;
         nix::sched::unshare(flags).sys(|| "unshare namespaces".into())?;
     }
-    if ns.has(LinuxNamespaceType::User) {
-        let root_g = nix::unistd::Gid::from_raw(0);
-        let root_u = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_g, root_g, root_g)
-            .sys(|| "setgid 0 in the user namespace".into())?;
-        nix::unistd::setresuid(root_u, root_u, root_u)
-            .sys(|| "setuid 0 in the user namespace".into())?;
+    Ok(())
+}
+
+/// Step 5: root (0, 0) in the container's user namespace, new or joined, for what follows.
+fn become_root_in_user_namespace(ctx: &InitContext<'_>) -> Result<()> {
+    if !ctx.bundle.namespaces.has(LinuxNamespaceType::User) {
+        return Ok(());
     }
+    let root_g = nix::unistd::Gid::from_raw(0);
+    let root_u = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresgid(root_g, root_g, root_g)
+        .sys(|| "setgid 0 in the user namespace".into())?;
+    nix::unistd::setresuid(root_u, root_u, root_u).sys(|| "setuid 0 in the user namespace".into())
+}
+
+/// Step 6: hostname, domainname, `lo` up in a new network namespace, `umask(0)`, and a new
+/// session keyring (unless `--no-new-keyring`).
+fn set_names_and_keyring(ctx: &InitContext<'_>) -> Result<()> {
+    let spec = &ctx.bundle.spec;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).sys(|| format!("set hostname {h:?}"))?;
     }
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         set_domainname(d)?;
     }
-    if ns.creates(LinuxNamespaceType::Network) {
+    if ctx.bundle.namespaces.creates(LinuxNamespaceType::Network) {
         loopback_up()?;
     }
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if let Some(name) = &ctx.session_keyring {
         join_session_keyring(name)?;
     }
+    Ok(())
+}
 
-    // Handles that must be taken while the host's filesystem is still visible.
-    let fifo = match &ctx.start {
+/// The exec fifo's handle and `/proc/self/fd` to reopen it through.
+type FifoHandles<'a> = (&'a OwnedFd, OwnedFd);
+
+/// Step 7: handles that must be taken while the host's filesystem is still visible:
+/// `/proc/self/fd` for the exec fifo (`create` only).
+fn open_host_handles<'a>(ctx: &'a InitContext<'_>) -> Result<Option<FifoHandles<'a>>> {
+    Ok(match &ctx.start {
         StartSignal::Fifo(fifo) => Some((fifo, open_o_path(Path::new("/proc/self/fd"))?)),
         StartSignal::Sync => None,
-    };
+    })
+}
 
-    let linux = spec.linux().clone().unwrap_or_default();
-    // As runc: the rootfs is built in the container's mount namespace, new or joined;
-    // without one the process sees the runtime's filesystem (validation refused masked
-    // and read-only paths then).
-    let rootfs = if ns.has(LinuxNamespaceType::Mount) {
-        Some(build_rootfs(ctx, &linux)?)
-    } else {
-        None
+/// Step 9: sysctls go through the host's /proc, still mounted: /proc/sys acts on the
+/// namespaces of the writer, which are the container's.
+fn write_sysctls(linux: &oci_spec::runtime::Linux) -> Result<()> {
+    let Some(sysctl) = linux.sysctl() else {
+        return Ok(());
     };
-
-    // Sysctls go through the host's /proc, still mounted: /proc/sys acts on the namespaces
-    // of the writer, which are the container's.
-    if let Some(sysctl) = linux.sysctl() {
-        for (key, value) in sysctl {
-            let path = format!("/proc/sys/{}", key.replace('.', "/"));
-            std::fs::write(&path, value).map_err(|e| Error::Io {
-                what: format!("set sysctl {key}={value}"),
-                source: e,
-            })?;
-        }
+    for (key, value) in sysctl {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|e| Error::Io {
+            what: format!("set sysctl {key}={value}"),
+            source: e,
+        })?;
     }
+    Ok(())
+}
 
+/// Steps 10-11, after the mounts and before the pivot: the runtime's `prestart` and
+/// `createRuntime` hooks (RunHooks, wait for HooksDone), then the `createContainer` hooks.
+fn run_create_hooks(ctx: &InitContext<'_>, state_json: &[u8]) -> Result<()> {
     if ctx.has_runtime_hooks {
         ctx.sync.send(Msg::RunHooks)?;
         ctx.sync.expect(Msg::HooksDone)?;
     }
+    let spec = &ctx.bundle.spec;
     if let Some(h) = spec
         .hooks()
         .as_ref()
         .and_then(|h| h.create_container().clone())
     {
-        hooks::run_all(&h, &state_json)?;
+        hooks::run_all(&h, state_json)?;
     }
+    Ok(())
+}
 
-    if let Some(r) = &rootfs {
-        r.pivot(ctx.no_pivot)?;
-        if let Some(word) = linux.rootfs_propagation() {
-            let flags = rootfs::propagation_flags(word)?;
-            if !flags.is_empty() {
-                nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-                    .sys(|| format!("set rootfs propagation {word}"))?;
-            }
-        }
-        if spec
-            .root()
-            .as_ref()
-            .and_then(|r| r.readonly())
-            .unwrap_or(false)
-        {
-            let root = rootfs::open_path(Path::new("/"))?;
-            crate::sys::mount_setattr(root.as_raw_fd(), false, crate::sys::MOUNT_ATTR_RDONLY, 0)
-                .sys(|| "make the root filesystem read-only".into())?;
+/// Steps 12-13: `pivot_root` (or `MS_MOVE` + `chroot`), then `linux.rootfsPropagation` on `/`
+/// and `root.readonly`.
+fn pivot_and_set_root_flags(
+    ctx: &InitContext<'_>,
+    r: &Rootfs,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<()> {
+    r.pivot(ctx.no_pivot)?;
+    if let Some(word) = linux.rootfs_propagation() {
+        let flags = rootfs::propagation_flags(word)?;
+        if !flags.is_empty() {
+            nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
+                .sys(|| format!("set rootfs propagation {word}"))?;
         }
     }
+    let spec = &ctx.bundle.spec;
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        let root = rootfs::open_path(Path::new("/"))?;
+        crate::sys::mount_setattr(root.as_raw_fd(), false, crate::sys::MOUNT_ATTR_RDONLY, 0)
+            .sys(|| "make the root filesystem read-only".into())?;
+    }
+    Ok(())
+}
 
+/// Steps 14-15, in the final root: find the executable and set the process's limits
+/// (`prepare_process`, so a bad one fails `create`), then the terminal.
+fn prepare_process_and_terminal(
+    ctx: &InitContext<'_>,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<launch::PreparedProcess>> {
+    let spec = &ctx.bundle.spec;
     let prepared = match spec.process() {
-        Some(p) => Some(launch::prepare_process(p, &linux)?),
+        Some(p) => Some(launch::prepare_process(p, linux)?),
         None => None,
     };
     if let (Some(p), Some(console)) = (spec.process(), &ctx.console) {
@@ -189,59 +249,89 @@ fn setup(ctx: &InitContext<'_>) -> Result<Never> {
             tty::setup(console, size, true)?;
         }
     }
+    Ok(prepared)
+}
+
+/// A seccomp filter with a notify listener: loaded while parking, not at the exec.
+fn notify_filter<'a>(ctx: &'a InitContext<'_>) -> Option<&'a pelagos_seccomp::CompiledFilter> {
+    ctx.seccomp.as_ref().filter(|f| f.listener_path().is_some())
+}
+
+/// Steps 16-17: `setsid`, probe the fifo, load a notify filter (so the agent has its
+/// listener before `create` returns), send Ready; then wait for `start` (the fifo, whose
+/// write end is returned) or for Start (`run`).
+fn park(ctx: &InitContext<'_>, fifo: Option<FifoHandles<'_>>) -> Result<Option<OwnedFd>> {
     let _ = nix::unistd::setsid();
     if let Some((fifo, proc_fd)) = &fifo {
         probe_fifo(fifo, proc_fd)?;
     }
-    // A notify filter goes on now, so the agent has its listener before `create` returns.
-    let notify_filter = ctx.seccomp.as_ref().filter(|f| f.listener_path().is_some());
-    if let Some(filter) = notify_filter {
+    if let Some(filter) = notify_filter(ctx) {
         launch::load_notify_filter_early(filter, &ctx.sync)?;
     }
     ctx.sync.send(Msg::Ready)?;
-
-    let start_fd = match fifo {
+    Ok(match fifo {
         Some((fifo, proc_fd)) => Some(wait_fifo(fifo, &proc_fd, ctx.preserve_fds)?),
         None => {
             ctx.sync.expect(Msg::Start)?;
             None
         }
-    };
-    let started = || -> Result<Never> {
-        let (Some(process), Some(exe)) = (spec.process(), prepared) else {
-            return Err(Error::Spec("process is not set in config.json".into()));
-        };
-        if let Some(h) = spec
-            .hooks()
-            .as_ref()
-            .and_then(|h| h.start_container().clone())
-        {
-            let started = String::from_utf8_lossy(&state_json)
-                .replace("\"status\":\"creating\"", "\"status\":\"created\"");
-            hooks::run_all(&h, started.as_bytes())?;
-        }
-        let seccomp = launch::SeccompPlan {
-            filter: ctx.seccomp.as_ref().filter(|_| notify_filter.is_none()),
-            notify_to: None,
-        };
-        // `run` reads the sync socket until the exec; `start` reads the fifo.
-        let report = launch::Report {
-            sync: start_fd.is_none().then(|| ctx.sync.raw()),
-            fifo: start_fd.as_ref().map(|fd| fd.as_raw_fd()),
-        };
-        let caps = &ctx.bundle.capabilities;
-        launch::exec_process(process, caps, &exe, seccomp, ctx.preserve_fds, report)
-    };
-    let err = match started() {
+    })
+}
+
+/// Steps 18-20, after `start`: a failure is also written to the exec fifo, where `start` is
+/// reading until end-of-file: what it reads after the first byte is why the container did
+/// not start.
+fn start(
+    ctx: &InitContext<'_>,
+    prepared: Option<launch::PreparedProcess>,
+    start_fd: Option<OwnedFd>,
+    state_json: &[u8],
+) -> Result<Never> {
+    let err = match exec_started(ctx, prepared, start_fd.as_ref(), state_json) {
         Ok(never) => match never {},
         Err(e) => e,
     };
-    // `start` is reading the fifo until end-of-file: what it reads after the first byte is
-    // why the container did not start.
     if let Some(fd) = &start_fd {
         let _ = nix::unistd::write(fd, err.to_string().as_bytes());
     }
     Err(err)
+}
+
+/// No `process` is an error now (not at create); the `startContainer` hooks (status
+/// `created`), then `launch::exec_process`.
+fn exec_started(
+    ctx: &InitContext<'_>,
+    prepared: Option<launch::PreparedProcess>,
+    start_fd: Option<&OwnedFd>,
+    state_json: &[u8],
+) -> Result<Never> {
+    let spec = &ctx.bundle.spec;
+    let (Some(process), Some(exe)) = (spec.process(), prepared) else {
+        return Err(Error::Spec("process is not set in config.json".into()));
+    };
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().clone())
+    {
+        let started = String::from_utf8_lossy(state_json)
+            .replace("\"status\":\"creating\"", "\"status\":\"created\"");
+        hooks::run_all(&h, started.as_bytes())?;
+    }
+    let seccomp = launch::SeccompPlan {
+        filter: ctx
+            .seccomp
+            .as_ref()
+            .filter(|_| notify_filter(ctx).is_none()),
+        notify_to: None,
+    };
+    // `run` reads the sync socket until the exec; `start` reads the fifo.
+    let report = launch::Report {
+        sync: start_fd.is_none().then(|| ctx.sync.raw()),
+        fifo: start_fd.map(|fd| fd.as_raw_fd()),
+    };
+    let caps = &ctx.bundle.capabilities;
+    launch::exec_process(process, caps, &exe, seccomp, ctx.preserve_fds, report)
 }
 
 /// Step 8 of the init: mounts, devices, cwd, masked and read-only paths, in the container's
