@@ -133,7 +133,7 @@ impl Runtime {
             }
         }
         // Parsed here, once: the child only applies the masks.
-        let caps = init::process::CapabilitySets::of(p);
+        let caps = crate::capabilities::CapabilitySets::of(p);
         let forked = sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
         if !matches!(forked, Ok(sys::Forked::Child)) {
             for (t, fd) in &own_ns {
@@ -186,7 +186,7 @@ impl Runtime {
 #[allow(clippy::too_many_arguments)]
 fn exec_child(
     p: &Process,
-    caps: &init::process::CapabilitySets,
+    caps: &crate::capabilities::CapabilitySets,
     linux: &oci_spec::runtime::Linux,
     ns_fds: &[(LinuxNamespaceType, OwnedFd)],
     console: Option<OwnedFd>,

@@ -15,6 +15,7 @@
 //! other crates. cgroup and seccomp mechanics are in `pelagos-cgroups` and `pelagos-seccomp`.
 
 pub mod annotations;
+pub mod capabilities;
 pub mod container;
 pub mod error;
 pub mod exec;

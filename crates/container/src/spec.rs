@@ -18,7 +18,7 @@ pub struct Bundle {
     pub spec: Spec,
     pub namespaces: NamespacePlan,
     /// `process.capabilities` as kernel masks, parsed once here for the init.
-    pub capabilities: crate::init::process::CapabilitySets,
+    pub capabilities: crate::capabilities::CapabilitySets,
     /// config.json as read, when loaded from a file (saved as the frozen copy verbatim).
     pub raw_config: Option<Vec<u8>>,
 }
@@ -72,7 +72,7 @@ impl Bundle {
         let capabilities = spec
             .process()
             .as_ref()
-            .map(crate::init::process::CapabilitySets::of)
+            .map(crate::capabilities::CapabilitySets::of)
             .unwrap_or_default();
         let bundle = Bundle {
             dir,
@@ -182,7 +182,7 @@ impl Bundle {
             ));
         }
         if let Some(p) = linux.personality() {
-            crate::init::process::personality_value(p)?;
+            personality_value(p)?;
         }
         if let Some(devices) = linux.devices() {
             for d in devices {
@@ -367,6 +367,20 @@ pub(crate) fn validate_sysctl(key: &str, ns: &NamespacePlan) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The personality(2) value for `linux.personality` (flags are not defined by the spec yet).
+pub fn personality_value(p: &oci_spec::runtime::LinuxPersonality) -> Result<libc::c_ulong> {
+    if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+        return Err(Error::Unsupported(
+            "linux.personality.flags",
+            format!("{:?}", p.flags()),
+        ));
+    }
+    Ok(match p.domain() {
+        oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0x0000,
+        oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 0x0008,
+    })
 }
 
 #[cfg(test)]

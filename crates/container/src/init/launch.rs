@@ -125,7 +125,7 @@ pub(crate) struct SeccompPlan<'a> {
 /// setgroups/setresgid/setresuid/capset/prctl/chdir/getcwd/execveat.
 pub(crate) fn exec_process(
     p: &Process,
-    caps: &process::CapabilitySets,
+    caps: &crate::capabilities::CapabilitySets,
     prepared: &PreparedProcess,
     seccomp: SeccompPlan<'_>,
     preserve_fds: i32,
