@@ -419,6 +419,25 @@ __attribute__((constructor)) static void take_the_binary(void) {
 }
 "#;
 
+/// As PAYLOAD_C, but the attack goes on in the background and the hook itself succeeds, so
+/// the runtime carries on and leaves (a hook's process is a fork of the init).
+const PAYLOAD_BACKGROUND_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+__attribute__((constructor)) static void take_the_binary(void) {
+    int fd = open("/proc/self/exe", O_PATH);
+    char arg[16];
+    snprintf(arg, sizeof arg, "%d", fd);
+    if (fork() == 0) {
+        setsid();
+        execl("/bin/busybox", "sh", "/attack.sh", arg, (char *)0);
+    }
+    _exit(0);
+}
+"#;
+
 /// Tries while the host's runtime still executes the file (ETXTBSY, up to ~20 s), then the
 /// last error is the result. `written` means the host binary was replaced.
 const ATTACK_SH: &str = r#"fd=$1
@@ -445,10 +464,14 @@ struct OverwriteAttack {
 impl OverwriteAttack {
     /// With the payload preloaded (for a dynamic runtime).
     fn new(name: &str) -> OverwriteAttack {
+        OverwriteAttack::with_payload(name, PAYLOAD_C)
+    }
+
+    fn with_payload(name: &str, payload: &str) -> OverwriteAttack {
         let a = OverwriteAttack::without_payload(name);
         let rootfs = a.c.bundle.rootfs();
         let src = a.dir.path().join("payload.c");
-        std::fs::write(&src, PAYLOAD_C).unwrap();
+        std::fs::write(&src, payload).unwrap();
         let built = Command::new("cc")
             .args(["-shared", "-fPIC", "-o"])
             .arg(rootfs.join("payload.so"))
@@ -488,6 +511,12 @@ impl OverwriteAttack {
     /// Run the victim copy with `--root` of the test container. Its stderr goes to a file:
     /// a container's processes inherit it and may outlive the call.
     fn victim_ok(&self, args: &[&str]) {
+        let (ok, text) = self.victim(args);
+        assert!(ok, "{args:?}: {text}");
+    }
+
+    /// Run the victim copy; whether it succeeded, and its stderr.
+    fn victim(&self, args: &[&str]) -> (bool, String) {
         let stderr_path = self.dir.path().join("stderr");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let status = Command::new(&self.victim)
@@ -501,7 +530,7 @@ impl OverwriteAttack {
             .status()
             .expect("spawn the victim runtime");
         let text = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        assert!(status.success(), "{args:?}: {text}");
+        (status.success(), text)
     }
 
     /// The attack script's verdict once it has one, or what it left when the attacked
@@ -932,4 +961,27 @@ fn dev_console_of_the_image_is_covered_by_the_pty() {
         std::fs::read_to_string(ic.c.bundle.rootfs().join("dev/console")).unwrap(),
         "image console\n"
     );
+}
+
+/// A startContainer hook runs in the container after pivot_root, so its file is the image's;
+/// its process is a fork of the init, i.e. of the runtime. A hook file `#!/proc/self/exe`
+/// must not make the kernel run the runtime's binary in the container.
+#[test]
+fn the_runtime_binary_cannot_be_overwritten_through_a_start_container_hook() {
+    let a = OverwriteAttack::with_payload("sec-5736-hook", PAYLOAD_BACKGROUND_C);
+    a.c.bundle.edit(|cfg| {
+        cfg["process"]["args"] = json!(["sleep", "60"]);
+        cfg["hooks"] = json!({"startContainer": [{"path": "/evil.sh"}]});
+    });
+    a.victim_ok(&[
+        "create",
+        "--bundle",
+        a.c.bundle.dir.to_str().unwrap(),
+        &a.c.id,
+    ]);
+    let pid = a.init_pid();
+    // The hook fails now (the kernel runs the launch stub for it, not the runtime): start
+    // reports it; before, the hook "succeeded" and the payload ran on in the background.
+    let (_started, _) = a.victim(&["start", &a.c.id]);
+    a.assert_binary_unchanged(pid);
 }

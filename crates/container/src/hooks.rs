@@ -2,7 +2,10 @@
 //! hook has no `env`, the runtime's own, as runc and crun do), the container state JSON on
 //! stdin, and its timeout enforced.
 
+use std::ffi::CString;
 use std::io::Write;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,6 +13,80 @@ use std::time::{Duration, Instant};
 use oci_spec::runtime::Hook;
 
 use crate::error::{Error, Result};
+
+/// A hook's exec through the launch stub: `--exec PATH ARGV...` and its environment, made
+/// before the fork.
+struct StubExec {
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl StubExec {
+    fn new(hook: &Hook) -> std::result::Result<StubExec, std::ffi::NulError> {
+        let path = CString::new(hook.path().as_os_str().as_bytes())?;
+        let mut args = vec![
+            CString::new("pelagos-launch")?,
+            CString::new("--exec")?,
+            path,
+        ];
+        match hook.args().as_deref() {
+            Some([first, rest @ ..]) => {
+                args.push(CString::new(first.as_bytes())?);
+                for a in rest {
+                    args.push(CString::new(a.as_bytes())?);
+                }
+            }
+            _ => args.push(CString::new(hook.path().as_os_str().as_bytes())?),
+        }
+        let env: Vec<CString> = match hook.env() {
+            Some(env) => env
+                .iter()
+                .map(|kv| CString::new(kv.as_bytes()))
+                .collect::<std::result::Result<_, _>>()?,
+            None => std::env::vars_os()
+                .map(|(k, v)| {
+                    let mut kv = k.into_vec();
+                    kv.push(b'=');
+                    kv.extend(v.into_vec());
+                    CString::new(kv)
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        };
+        let nul = std::iter::once(std::ptr::null());
+        let argv = args.iter().map(|a| a.as_ptr()).chain(nul.clone()).collect();
+        let envp = env.iter().map(|e| e.as_ptr()).chain(nul).collect();
+        let mut strings = args;
+        strings.extend(env);
+        Ok(StubExec {
+            _strings: strings,
+            argv,
+            envp,
+        })
+    }
+
+    /// In the forked child: execveat the stub; returns only on failure.
+    fn exec(&self, stub: RawFd) -> std::io::Result<()> {
+        // SAFETY: argv/envp are NULL-terminated arrays of strings owned by self, alive here.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                stub,
+                c"".as_ptr(),
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+// SAFETY: the raw pointers point into `_strings`, owned by the same value and never mutated;
+// std's pre_exec closure must be Send + Sync.
+unsafe impl Send for StubExec {}
+// SAFETY: as above: read-only.
+unsafe impl Sync for StubExec {}
 
 /// Run each hook in order; the first failure stops the list and is returned.
 pub fn run_all(hooks: &[Hook], state_json: &[u8]) -> Result<()> {
@@ -28,13 +105,35 @@ pub fn run_all_warn(hooks: &[Hook], state_json: &[u8], warn: &mut dyn FnMut(Stri
     }
 }
 
+/// Run hooks from the container's init (createContainer, startContainer): the hook's process is
+/// a fork of the init, so it execs through the sealed launch stub, never as a copy of the
+/// runtime (a hook file in the container naming `#!/proc/self/exe` must not run the runtime's
+/// binary there: CVE-2019-5736).
+pub fn run_all_in_container(hooks: &[Hook], state_json: &[u8]) -> Result<()> {
+    let stub = crate::init::launch::launch_stub()?;
+    for hook in hooks {
+        run_with(hook, state_json, Some(stub))?;
+    }
+    Ok(())
+}
+
 pub fn run(hook: &Hook, state_json: &[u8]) -> Result<()> {
+    run_with(hook, state_json, None)
+}
+
+fn run_with(hook: &Hook, state_json: &[u8], stub: Option<RawFd>) -> Result<()> {
     let path = hook.path();
     let fail = |reason: String| Error::Hook {
         path: path.clone(),
         reason,
     };
     let mut cmd = Command::new(path);
+    if let Some(stub) = stub {
+        let exec = StubExec::new(hook).map_err(|e| fail(e.to_string()))?;
+        // SAFETY: the closure runs in the forked child before exec; it only calls execveat
+        // with strings built before the fork (the init is single-threaded).
+        unsafe { cmd.pre_exec(move || exec.exec(stub)) };
+    }
     if let Some(args) = hook.args() {
         if let Some((argv0, rest)) = args.split_first() {
             cmd.arg0(argv0).args(rest);

@@ -8,6 +8,7 @@
 //!
 //! Built by `crates/container/build.rs` with rustc alone (no_std, no libc, static, no PIE) and
 //! embedded in the library. Usage (only by the library):
+//!   pelagos-launch --exec PATH ARGV0 [ARGS...]   (hooks the init runs: execve as given)
 //!   pelagos-launch PLAN_FD SYNC_FD FIFO_FD
 //! PLAN_FD holds the plan (layout in `crates/container/src/init/launch.rs`, `write_plan`).
 //! SYNC_FD (or -1) is the sync socket: errors go there as a `Failed` message, a notify
@@ -200,6 +201,9 @@ impl Plan {
 unsafe extern "C" fn launch_main(sp: *const usize) -> ! {
     // SAFETY: the kernel's initial stack layout.
     let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const u8) };
+    if argc >= 4 && is_exec_flag(argv) {
+        exec_as_given(argc, argv);
+    }
     if argc < 4 {
         exit(126);
     }
@@ -222,6 +226,34 @@ unsafe extern "C" fn launch_main(sp: *const usize) -> ! {
         Some(never) => match never {},
         None => report.fail(b"parse the launch plan", b"", -22),
     }
+}
+
+/// argv[1] == "--exec".
+fn is_exec_flag(argv: *const *const u8) -> bool {
+    // SAFETY: argv[1] exists (argc >= 4) and is NUL-terminated.
+    let arg = unsafe { *argv.add(1) };
+    let want = b"--exec\0";
+    (0..want.len()).all(|i| unsafe { *arg.add(i) } == want[i])
+}
+
+/// `--exec PATH ARGV0 ARGS...`: execve(PATH, [ARGV0, ARGS...], our environment). Used for the
+/// hooks the init runs inside the container's namespaces.
+fn exec_as_given(argc: usize, argv: *const *const u8) -> ! {
+    // SAFETY: the kernel's initial stack layout: envp follows argv's NULL.
+    let (path, args, envp) = unsafe { (*argv.add(2), argv.add(3), argv.add(argc + 1)) };
+    // SAFETY: NUL-terminated path, NULL-terminated arrays from the kernel's stack.
+    let r = unsafe { syscall3(SYS_EXECVE, path as usize, args as usize, envp as usize) };
+    let report = Report {
+        sync_fd: -1,
+        fifo_fd: -1,
+    };
+    let mut len = 0;
+    // SAFETY: path is NUL-terminated.
+    while unsafe { *path.add(len) } != 0 {
+        len += 1;
+    }
+    // SAFETY: len bytes before the NUL.
+    report.fail(b"exec hook", unsafe { core::slice::from_raw_parts(path, len) }, r)
 }
 
 fn parse_int(mut p: *const u8) -> isize {
@@ -455,6 +487,16 @@ unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
         }
     }
     0
+}
+
+#[no_mangle]
+unsafe extern "C" fn strlen(s: *const u8) -> usize {
+    let mut n = 0;
+    // SAFETY: the caller passes a NUL-terminated string.
+    while unsafe { core::ptr::read_volatile(s.add(n)) } != 0 {
+        n += 1;
+    }
+    n
 }
 
 #[no_mangle]

@@ -195,7 +195,7 @@ fn run_create_hooks(ctx: &InitContext<'_>, state_json: &[u8]) -> Result<()> {
         .as_ref()
         .and_then(|h| h.create_container().clone())
     {
-        hooks::run_all(&h, state_json)?;
+        hooks::run_all_in_container(&h, state_json)?;
     }
     Ok(())
 }
@@ -316,7 +316,7 @@ fn exec_started(
     {
         let started = String::from_utf8_lossy(state_json)
             .replace("\"status\":\"creating\"", "\"status\":\"created\"");
-        hooks::run_all(&h, started.as_bytes())?;
+        hooks::run_all_in_container(&h, started.as_bytes())?;
     }
     let seccomp = launch::SeccompPlan {
         filter: ctx
