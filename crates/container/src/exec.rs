@@ -134,6 +134,11 @@ impl Runtime {
         }
         // Parsed here, once: the child only applies the masks.
         let caps = crate::capabilities::CapabilitySets::of(p);
+        let personality = linux
+            .personality()
+            .as_ref()
+            .map(crate::spec::personality_value)
+            .transpose()?;
         let forked = sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
         if !matches!(forked, Ok(sys::Forked::Child)) {
             for (t, fd) in &own_ns {
@@ -147,6 +152,7 @@ impl Runtime {
                 let err = match exec_child(
                     p,
                     &caps,
+                    personality,
                     &linux,
                     &ns_fds,
                     console,
@@ -187,6 +193,7 @@ impl Runtime {
 fn exec_child(
     p: &Process,
     caps: &crate::capabilities::CapabilitySets,
+    personality: Option<libc::c_ulong>,
     linux: &oci_spec::runtime::Linux,
     ns_fds: &[(LinuxNamespaceType, OwnedFd)],
     console: Option<OwnedFd>,
@@ -218,7 +225,7 @@ fn exec_child(
             nix::unistd::setresuid(u, u, u).sys(|| "setuid 0 in the user namespace".into())?;
         }
     }
-    let prepared = init::launch::prepare_process(p, linux)?;
+    let prepared = init::launch::prepare_process(p, linux, personality)?;
     // Its own session, as runc and crun give exec'd processes (with a terminal, the pty's).
     let _ = nix::unistd::setsid();
     if let Some(console) = &console {

@@ -11,7 +11,7 @@ use crate::sys::*;
 const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
 
 /// A mount's options, split by how the kernel takes them.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
     /// Flags for mount(2) (for a bind mount: applied by a remount after the bind).
     pub flags: MsFlags,

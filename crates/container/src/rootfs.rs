@@ -339,14 +339,15 @@ impl Rootfs {
     /// Perform one `mounts[]` entry. A bind mount's source comes as `opened_source` when the
     /// runtime opened it for us (a container whose root is not host root, see
     /// `userns::send_bind_sources`); it is mounted through that handle.
+    /// Mount `m` with its options `opts`, parsed once at validation (`spec::Parsed`).
     pub fn mount_entry(
         &self,
         m: &Mount,
+        opts: &MountOptions,
         cgroup_bind: Option<&Path>,
         opened_source: Option<&OwnedFd>,
     ) -> Result<()> {
         let dest = m.destination();
-        let opts = MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
         let typ = m.typ().as_deref().unwrap_or("");
         let bind = opts.bind || typ == "bind";
         let what = || format!("mount {} on {}", typ_or(typ, bind), dest.display());
@@ -374,14 +375,7 @@ impl Rootfs {
                 }),
             )?;
             let target_path = fd_path(target.as_raw_fd());
-            return self.bind_onto(
-                &source,
-                &target_path,
-                opts.recursive_bind,
-                dest,
-                &opts,
-                what,
-            );
+            return self.bind_onto(&source, &target_path, opts.recursive_bind, dest, opts, what);
         }
 
         if (typ == "proc" || typ == "sysfs") && self.is_symlink(dest) {
@@ -427,7 +421,7 @@ impl Rootfs {
             "cgroup" | "cgroup2" => {
                 if let Some(dir) = cgroup_bind {
                     // No cgroup namespace: show the container its own cgroup by a bind mount.
-                    return self.bind_onto(dir, &target_path, true, dest, &opts, what);
+                    return self.bind_onto(dir, &target_path, true, dest, opts, what);
                 }
                 mount(
                     Some("cgroup2"),
@@ -488,7 +482,7 @@ impl Rootfs {
                             &target_path,
                             true,
                             dest,
-                            &opts,
+                            opts,
                             what,
                         );
                     }
@@ -514,7 +508,7 @@ impl Rootfs {
                 }
             }
         }
-        self.finish_mount(dest, &opts, 0, 0)
+        self.finish_mount(dest, opts, 0, 0)
     }
 
     /// Bind `source` onto the opened destination `target_path`, then apply the options' flags

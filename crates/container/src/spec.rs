@@ -19,6 +19,10 @@ pub struct Bundle {
     pub namespaces: NamespacePlan,
     /// `process.capabilities` as kernel masks, parsed once here for the init.
     pub capabilities: crate::capabilities::CapabilitySets,
+    /// What the init applies, parsed here once (validation), never again in the child:
+    /// each `mounts[]` entry's options, in order; `linux.rootfsPropagation`'s flags;
+    /// `linux.personality`'s persona.
+    pub parsed: Parsed,
     /// config.json as read, when loaded from a file (saved as the frozen copy verbatim).
     pub raw_config: Option<Vec<u8>>,
 }
@@ -74,9 +78,11 @@ impl Bundle {
             .as_ref()
             .map(crate::capabilities::CapabilitySets::of)
             .unwrap_or_default();
+        let parsed = Parsed::of(&spec)?;
         let bundle = Bundle {
             dir,
             rootfs,
+            parsed,
             spec,
             namespaces,
             capabilities,
@@ -121,7 +127,6 @@ impl Bundle {
                     format!("id-mapped mount at {}", m.destination().display()),
                 ));
             }
-            crate::mount_opts::MountOptions::parse(m.options().as_deref().unwrap_or(&[]))?;
         }
         let Some(linux) = spec.linux() else {
             return Ok(());
@@ -171,18 +176,13 @@ impl Bundle {
                 "this host has no resctrl filesystem".into(),
             ));
         }
-        if let Some(prop) = linux.rootfs_propagation() {
-            crate::rootfs::propagation_flags(prop)?;
-        }
+        // rootfsPropagation, personality and mount options are checked by `Parsed::of`.
         if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())
             && !ns.creates(LinuxNamespaceType::Time)
         {
             return Err(Error::Spec(
                 "linux.timeOffsets need a new time namespace".into(),
             ));
-        }
-        if let Some(p) = linux.personality() {
-            personality_value(p)?;
         }
         if let Some(devices) = linux.devices() {
             for d in devices {
@@ -370,6 +370,40 @@ pub(crate) fn validate_sysctl(key: &str, ns: &NamespacePlan) -> Result<()> {
 }
 
 /// The personality(2) value for `linux.personality` (flags are not defined by the spec yet).
+/// The parts of a config the init applies, parsed once in the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct Parsed {
+    /// `mounts[i]`'s options, for every i.
+    pub mount_options: Vec<crate::mount_opts::MountOptions>,
+    pub rootfs_propagation: Option<nix::mount::MsFlags>,
+    pub personality: Option<libc::c_ulong>,
+}
+
+impl Parsed {
+    fn of(spec: &Spec) -> Result<Parsed> {
+        let mount_options = spec
+            .mounts()
+            .iter()
+            .flatten()
+            .map(|m| crate::mount_opts::MountOptions::parse(m.options().as_deref().unwrap_or(&[])))
+            .collect::<Result<Vec<_>>>()?;
+        let linux = spec.linux().as_ref();
+        let rootfs_propagation = linux
+            .and_then(|l| l.rootfs_propagation().as_deref())
+            .map(crate::rootfs::propagation_flags)
+            .transpose()?;
+        let personality = linux
+            .and_then(|l| l.personality().as_ref())
+            .map(personality_value)
+            .transpose()?;
+        Ok(Parsed {
+            mount_options,
+            rootfs_propagation,
+            personality,
+        })
+    }
+}
+
 pub fn personality_value(p: &oci_spec::runtime::LinuxPersonality) -> Result<libc::c_ulong> {
     if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
         return Err(Error::Unsupported(

@@ -28,6 +28,7 @@ pub struct PreparedProcess {
 pub(crate) fn prepare_process(
     p: &Process,
     linux: &oci_spec::runtime::Linux,
+    personality: Option<libc::c_ulong>,
 ) -> Result<PreparedProcess> {
     let args = p.args().as_deref().unwrap_or(&[]);
     let arg0 = args
@@ -38,7 +39,7 @@ pub(crate) fn prepare_process(
     if !env.iter().any(|kv| kv.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(p.user().uid())));
     }
-    apply_process_attributes(p, linux)?;
+    apply_process_attributes(p, linux, personality)?;
     Ok(PreparedProcess {
         exe: crate::sys::cstr(&exe).map_err(|_| Error::Spec("exec path contains NUL".into()))?,
         args: cstrings(args, "process.args")?,
@@ -46,7 +47,11 @@ pub(crate) fn prepare_process(
     })
 }
 
-fn apply_process_attributes(p: &Process, linux: &oci_spec::runtime::Linux) -> Result<()> {
+fn apply_process_attributes(
+    p: &Process,
+    linux: &oci_spec::runtime::Linux,
+    personality: Option<libc::c_ulong>,
+) -> Result<()> {
     if let Some(r) = p.rlimits() {
         process::set_rlimits(r)?;
     }
@@ -56,8 +61,8 @@ fn apply_process_attributes(p: &Process, linux: &oci_spec::runtime::Linux) -> Re
     if let Some(io) = p.io_priority() {
         process::set_io_priority(io.class(), io.priority())?;
     }
-    if let Some(pers) = linux.personality() {
-        process::set_personality(pers)?;
+    if let Some(persona) = personality {
+        process::set_personality(persona)?;
     }
     if let Some(mp) = linux.memory_policy() {
         process::set_memory_policy(mp)?;

@@ -208,12 +208,18 @@ fn pivot_and_set_root_flags(
     linux: &oci_spec::runtime::Linux,
 ) -> Result<()> {
     r.pivot(ctx.no_pivot)?;
-    if let Some(word) = linux.rootfs_propagation() {
-        let flags = rootfs::propagation_flags(word)?;
-        if !flags.is_empty() {
-            nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
-                .sys(|| format!("set rootfs propagation {word}"))?;
-        }
+    if let Some(flags) = ctx
+        .bundle
+        .parsed
+        .rootfs_propagation
+        .filter(|f| !f.is_empty())
+    {
+        nix::mount::mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).sys(|| {
+            format!(
+                "set rootfs propagation {}",
+                linux.rootfs_propagation().as_deref().unwrap_or_default()
+            )
+        })?;
     }
     let spec = &ctx.bundle.spec;
     if spec
@@ -237,7 +243,11 @@ fn prepare_process_and_terminal(
 ) -> Result<Option<launch::PreparedProcess>> {
     let spec = &ctx.bundle.spec;
     let prepared = match spec.process() {
-        Some(p) => Some(launch::prepare_process(p, linux)?),
+        Some(p) => Some(launch::prepare_process(
+            p,
+            linux,
+            ctx.bundle.parsed.personality,
+        )?),
         None => None,
     };
     if let (Some(p), Some(console)) = (spec.process(), &ctx.console) {
@@ -356,7 +366,13 @@ fn build_rootfs(ctx: &InitContext<'_>, linux: &oci_spec::runtime::Linux) -> Resu
     };
     for (i, m) in mounts.iter().enumerate() {
         let source = sources.get(i).and_then(|s| s.as_ref());
-        r.mount_entry(m, cgroup_bind, source)?;
+        let opts = ctx.bundle.parsed.mount_options.get(i).ok_or_else(|| {
+            Error::Spec(format!(
+                "mount {} was not validated",
+                m.destination().display()
+            ))
+        })?;
+        r.mount_entry(m, opts, cgroup_bind, source)?;
     }
     let dev_from_host = mounts
         .iter()

@@ -1,9 +1,7 @@
 //! Per-process attributes applied just before exec: rlimits, scheduler, I/O priority,
 //! personality, memory policy, CPU affinity, user and groups, capabilities.
 
-use oci_spec::runtime::{
-    IOPriorityClass, LinuxPersonality, PosixRlimit, PosixRlimitType, Process, Scheduler,
-};
+use oci_spec::runtime::{IOPriorityClass, PosixRlimit, PosixRlimitType, Process, Scheduler};
 
 use crate::error::{Error, Result, SysContext};
 
@@ -126,13 +124,13 @@ pub fn set_io_priority(class: IOPriorityClass, priority: i64) -> Result<()> {
         .sys(|| format!("set io priority {class:?} {priority}"))
 }
 
-pub fn set_personality(p: &LinuxPersonality) -> Result<()> {
-    let v = crate::spec::personality_value(p)?;
+/// personality(2) with a persona parsed at validation (`spec::personality_value`).
+pub fn set_personality(v: libc::c_ulong) -> Result<()> {
     // SAFETY: personality(2) takes an integer persona.
     let ret = unsafe { libc::personality(v) };
     nix::errno::Errno::result(ret)
         .map(drop)
-        .sys(|| format!("set personality {:?}", p.domain()))
+        .sys(|| format!("set personality {v:#x}"))
 }
 
 /// Parse a CPU list such as "0-2,5" into a CpuSet.
