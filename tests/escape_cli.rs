@@ -17,22 +17,9 @@ use std::time::{Duration, Instant};
 
 use cli_support::Env;
 
-/// Preloaded by the container's dynamic loader into the only dynamic program the image has,
-/// the CLI binary the kernel runs for `#!/proc/self/exe`: takes an `O_PATH` handle on it and
-/// execs the attack script, so that nothing in the container executes the binary any more.
-const PAYLOAD_C: &str = r#"
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-__attribute__((constructor)) static void take_the_binary(void) {
-    int fd = open("/proc/self/exe", O_PATH);
-    char arg[16];
-    snprintf(arg, sizeof arg, "%d", fd);
-    execl("/bin/busybox", "sh", "/attack.sh", arg, (char *)0);
-    _exit(99);
-}
-"#;
+/// The payload library shared with tests/security.rs: preloaded into the CLI binary the
+/// kernel runs for `#!/proc/self/exe`, it keeps a handle on it and execs the attack script.
+const PAYLOAD_C: &str = include_str!("payloads/take_the_binary.c");
 
 /// Reports `started` in `/out/$ATTACK.result`, waits (up to ~20 s) for the test's `/out/go`
 /// (every host process executing the binary is gone by then), then writes through the handle,

@@ -400,43 +400,10 @@ fn masking_uses_the_host_dev_null_not_the_containers() {
 
 // ---- CVE-2019-5736: the runtime binary cannot be overwritten from a container ------------
 
-/// A shared library that the container's dynamic loader preloads into any dynamic program
-/// run inside it: it takes an `O_PATH` handle on `/proc/self/exe` (the program the kernel ran
-/// for `#!/proc/self/exe`) and execs `/attack.sh` with it, so that nothing in the container
-/// executes the binary any more. The script then tries to write through the handle until the
-/// runtime on the host has let go of the file too.
-const PAYLOAD_C: &str = r#"
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-__attribute__((constructor)) static void take_the_binary(void) {
-    int fd = open("/proc/self/exe", O_PATH);
-    char arg[16];
-    snprintf(arg, sizeof arg, "%d", fd);
-    execl("/bin/busybox", "sh", "/attack.sh", arg, (char *)0);
-    _exit(99);
-}
-"#;
-
-/// As PAYLOAD_C, but the attack goes on in the background and the hook itself succeeds, so
-/// the runtime carries on and leaves (a hook's process is a fork of the init).
-const PAYLOAD_BACKGROUND_C: &str = r#"
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <stdio.h>
-#include <unistd.h>
-__attribute__((constructor)) static void take_the_binary(void) {
-    int fd = open("/proc/self/exe", O_PATH);
-    char arg[16];
-    snprintf(arg, sizeof arg, "%d", fd);
-    if (fork() == 0) {
-        setsid();
-        execl("/bin/busybox", "sh", "/attack.sh", arg, (char *)0);
-    }
-    _exit(0);
-}
-"#;
+/// The payload library (`tests/payloads/take_the_binary.c`): preloaded into the program the
+/// kernel runs for `#!/proc/self/exe`, it keeps a handle on that program's file and execs
+/// `/attack.sh` with it. Built in the test with `cc`; `-DBACKGROUND` for hooks.
+const PAYLOAD_C: &str = include_str!("payloads/take_the_binary.c");
 
 /// Tries while the host's runtime still executes the file (ETXTBSY, up to ~20 s), then the
 /// last error is the result. `written` means the host binary was replaced.
@@ -464,15 +431,17 @@ struct OverwriteAttack {
 impl OverwriteAttack {
     /// With the payload preloaded (for a dynamic runtime).
     fn new(name: &str) -> OverwriteAttack {
-        OverwriteAttack::with_payload(name, PAYLOAD_C)
+        OverwriteAttack::with_payload(name, &[])
     }
 
-    fn with_payload(name: &str, payload: &str) -> OverwriteAttack {
+    /// With the payload built with `defines` (e.g. `-DBACKGROUND`).
+    fn with_payload(name: &str, defines: &[&str]) -> OverwriteAttack {
         let a = OverwriteAttack::without_payload(name);
         let rootfs = a.c.bundle.rootfs();
         let src = a.dir.path().join("payload.c");
-        std::fs::write(&src, payload).unwrap();
+        std::fs::write(&src, PAYLOAD_C).unwrap();
         let built = Command::new("cc")
+            .args(defines)
             .args(["-shared", "-fPIC", "-o"])
             .arg(rootfs.join("payload.so"))
             .arg(&src)
@@ -968,7 +937,7 @@ fn dev_console_of_the_image_is_covered_by_the_pty() {
 /// must not make the kernel run the runtime's binary in the container.
 #[test]
 fn the_runtime_binary_cannot_be_overwritten_through_a_start_container_hook() {
-    let a = OverwriteAttack::with_payload("sec-5736-hook", PAYLOAD_BACKGROUND_C);
+    let a = OverwriteAttack::with_payload("sec-5736-hook", &["-DBACKGROUND"]);
     a.c.bundle.edit(|cfg| {
         cfg["process"]["args"] = json!(["sleep", "60"]);
         cfg["hooks"] = json!({"startContainer": [{"path": "/evil.sh"}]});
