@@ -484,6 +484,17 @@ impl OverwriteAttack {
         assert!(ok, "{args:?}: {text}");
     }
 
+    /// `create` or `run --detach` of the test's bundle by the victim copy.
+    fn victim_bundle_ok(&self, verb: &str) {
+        let bundle = self.c.bundle.dir.to_str().unwrap();
+        let mut args = vec![verb];
+        if verb == "run" {
+            args.push("--detach");
+        }
+        args.extend(["--bundle", bundle, &self.c.id]);
+        self.victim_ok(&args);
+    }
+
     /// Run the victim copy; whether it succeeded, and its stderr.
     fn victim(&self, args: &[&str]) -> (bool, String) {
         let stderr_path = self.dir.path().join("stderr");
@@ -607,12 +618,7 @@ fn dynamic_libraries(exe: &Path) -> Vec<std::path::PathBuf> {
 fn the_runtime_binary_cannot_be_overwritten_through_create_and_start() {
     let a = OverwriteAttack::new("sec-5736-start");
     a.c.bundle.set_args(&["/evil.sh"]);
-    a.victim_ok(&[
-        "create",
-        "--bundle",
-        a.c.bundle.dir.to_str().unwrap(),
-        &a.c.id,
-    ]);
+    a.victim_bundle_ok("create");
     let pid = a.init_pid();
     a.victim_ok(&["start", &a.c.id]);
     a.assert_binary_unchanged(pid);
@@ -622,13 +628,7 @@ fn the_runtime_binary_cannot_be_overwritten_through_create_and_start() {
 fn the_runtime_binary_cannot_be_overwritten_through_run() {
     let a = OverwriteAttack::new("sec-5736-run");
     a.c.bundle.set_args(&["/evil-link.sh"]);
-    a.victim_ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        a.c.bundle.dir.to_str().unwrap(),
-        &a.c.id,
-    ]);
+    a.victim_bundle_ok("run");
     a.assert_binary_unchanged(a.init_pid());
 }
 
@@ -636,13 +636,7 @@ fn the_runtime_binary_cannot_be_overwritten_through_run() {
 fn the_runtime_binary_cannot_be_overwritten_through_exec() {
     let a = OverwriteAttack::new("sec-5736-exec");
     a.c.bundle.set_args(&["sleep", "60"]);
-    a.victim_ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        a.c.bundle.dir.to_str().unwrap(),
-        &a.c.id,
-    ]);
+    a.victim_bundle_ok("run");
     let pid = a.exec_detached(&["/evil-symlink.sh"]);
     a.assert_binary_unchanged(pid);
 }
@@ -672,13 +666,7 @@ exec sh /attack.sh 3
     )
     .unwrap();
     a.c.bundle.set_args(&["sleep", "60"]);
-    a.victim_ok(&[
-        "run",
-        "--detach",
-        "--bundle",
-        a.c.bundle.dir.to_str().unwrap(),
-        &a.c.id,
-    ]);
+    a.victim_bundle_ok("run");
     let runtime_pid = a.exec_detached(&["/evil-fifo.sh"]);
     let pid = pid_in_container(runtime_pid).unwrap_or_else(|| "gone".to_string());
     let watcher = a.exec_detached(&["sh", "/watch.sh", &pid]);
@@ -942,12 +930,7 @@ fn the_runtime_binary_cannot_be_overwritten_through_a_start_container_hook() {
         cfg["process"]["args"] = json!(["sleep", "60"]);
         cfg["hooks"] = json!({"startContainer": [{"path": "/evil.sh"}]});
     });
-    a.victim_ok(&[
-        "create",
-        "--bundle",
-        a.c.bundle.dir.to_str().unwrap(),
-        &a.c.id,
-    ]);
+    a.victim_bundle_ok("create");
     let pid = a.init_pid();
     // The hook fails now (the kernel runs the launch stub for it, not the runtime): start
     // reports it; before, the hook "succeeded" and the payload ran on in the background.
