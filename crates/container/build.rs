@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    // The stub's entry point and syscall numbers are x86_64's (`stub/launch.rs`).
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    assert!(
+        arch == "x86_64",
+        "pelagos-container's launch stub is written for x86_64, not {arch}"
+    );
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let src = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"))

@@ -38,6 +38,11 @@ impl CapabilitySets {
         }
     }
 
+    /// Whether the effective set keeps capability number `cap`.
+    pub fn keeps_effective(&self, cap: u32) -> bool {
+        self.effective & (1 << cap) != 0
+    }
+
     /// The exact sets for the launch stub: effective, permitted, inheritable, ambient.
     pub fn masks(&self) -> [u64; 4] {
         [
@@ -48,6 +53,10 @@ impl CapabilitySets {
         ]
     }
 }
+
+/// CAP_SYS_ADMIN's number: with it kept, the process may load its seccomp filter last
+/// without no_new_privs.
+pub const CAP_SYS_ADMIN: u32 = 21;
 
 /// The kernel's number of a capability (linux/capability.h).
 fn number(c: oci_spec::runtime::Capability) -> u32 {

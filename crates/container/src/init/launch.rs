@@ -138,7 +138,7 @@ pub(crate) fn exec_process(
 ) -> Result<Never> {
     let stub = launch_stub()?;
     let nnp = p.no_new_privileges().unwrap_or(false);
-    let filter_last = nnp || caps.effective & (1 << 21) != 0; // CAP_SYS_ADMIN kept
+    let filter_last = nnp || caps.keeps_effective(crate::capabilities::CAP_SYS_ADMIN);
     let stub_filter = seccomp.filter.filter(|_| filter_last);
     let plan = write_plan(prepared, caps.masks(), nnp, stub_filter)?;
     process::drop_bounding(caps)?;
@@ -181,12 +181,18 @@ pub fn launch_stub() -> Result<RawFd> {
     if let Some(fd) = LAUNCH_STUB_FD.get() {
         return Ok(fd.as_raw_fd());
     }
-    let fd = sealed_memfd(c"pelagos-launch", LAUNCH_STUB, true)?;
+    let fd = memfd_holding(c"pelagos-launch", LAUNCH_STUB, Seal::Yes)?;
     Ok(LAUNCH_STUB_FD.get_or_init(|| fd).as_raw_fd())
 }
 
-/// A memfd holding `bytes`; with `seal`, sealed against any change.
-fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8], seal: bool) -> Result<OwnedFd> {
+enum Seal {
+    Yes,
+    No,
+}
+
+/// An executable memfd named `name` holding `bytes`, with `Seal::Yes` sealed against any
+/// change.
+fn memfd_holding(name: &std::ffi::CStr, bytes: &[u8], seal: Seal) -> Result<OwnedFd> {
     // MFD_EXEC: the stub stays executable where vm.memfd_noexec asks for noexec memfds.
     const MFD_EXEC: libc::c_uint = 0x10;
     let flags = libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING;
@@ -197,23 +203,35 @@ fn sealed_memfd(name: &std::ffi::CStr, bytes: &[u8], seal: bool) -> Result<Owned
         // SAFETY: as above.
         fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
     }
-    let fd = nix::errno::Errno::result(fd).sys(|| "memfd_create for the launch stub".into())?;
+    let what = name.to_string_lossy();
+    let fd = match nix::errno::Errno::result(fd) {
+        Ok(fd) => fd,
+        // vm.memfd_noexec=2 refuses executable memfds outright.
+        Err(nix::errno::Errno::EACCES) => {
+            return Err(Error::Spec(format!(
+                "memfd_create {what}: the kernel refuses executable memfds \
+                 (vm.memfd_noexec=2?); pelagos execs every container process through a sealed \
+                 memfd (its CVE-2019-5736 defence): set vm.memfd_noexec to 0 or 1"
+            )))
+        }
+        Err(e) => return Err(e).sys(|| format!("memfd_create {what}")),
+    };
     // SAFETY: memfd_create returned a new descriptor that nothing else owns.
     let memfd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(memfd);
     std::io::Write::write_all(&mut file, bytes).map_err(|e| Error::Io {
-        what: "write the launch stub".into(),
+        what: format!("write {what}"),
         source: e,
     })?;
     let memfd = OwnedFd::from(file);
-    if seal {
+    if let Seal::Yes = seal {
         let seals =
             libc::F_SEAL_WRITE | libc::F_SEAL_GROW | libc::F_SEAL_SHRINK | libc::F_SEAL_SEAL;
         nix::fcntl::fcntl(
             memfd.as_raw_fd(),
             nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::from_bits_truncate(seals)),
         )
-        .sys(|| "seal the launch stub".into())?;
+        .sys(|| format!("seal {what}"))?;
     }
     Ok(memfd)
 }
@@ -264,7 +282,7 @@ fn write_plan(
     put_cstr(&mut out, &prepared.exe);
     put_list(&mut out, &prepared.args);
     put_list(&mut out, &prepared.env);
-    sealed_memfd(c"pelagos-launch-plan", &out, false)
+    memfd_holding(c"pelagos-launch-plan", &out, Seal::No)
 }
 
 fn pad8(out: &mut Vec<u8>) {
