@@ -845,19 +845,25 @@ fn serve_notifications(fd: &OwnedFd) -> Vec<i64> {
     answered
 }
 
-#[test]
-fn seccomp_notify_for_exec_processes() {
-    let c = Container::new("proc-seccomp-notify-exec");
+/// A notify filter on mkdir with its agent's socket in the bundle: the listening socket.
+fn with_mkdir_agent(c: &Container) -> UnixListener {
     let sock = c.bundle.dir.join("agent.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     set_seccomp(
-        &c,
+        c,
         json!({
             "defaultAction": "SCMP_ACT_ALLOW",
             "listenerPath": sock,
             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
         }),
     );
+    listener
+}
+
+#[test]
+fn seccomp_notify_for_exec_processes() {
+    let c = Container::new("proc-seccomp-notify-exec");
+    let listener = with_mkdir_agent(&c);
     c.bundle.set_args(&["sleep", "30"]);
     let agent = std::thread::spawn(move || {
         let (init_msg, _init_fd) = agent_accept(&listener);
@@ -936,16 +942,7 @@ fn seccomp_is_the_last_step_before_execve() {
 #[test]
 fn seccomp_notify_listener_reaches_the_agent_during_create() {
     let c = Container::new("proc-seccomp-notify-create");
-    let sock = c.bundle.dir.join("agent.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    set_seccomp(
-        &c,
-        json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "listenerPath": sock,
-            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
-        }),
-    );
+    let listener = with_mkdir_agent(&c);
     c.bundle.set_args(&["sh", "-c", "mkdir /tmp/n; echo rc=$?"]);
     c.create_ok();
     // Before `start`: the runtime connected and sent during create, so the connection and
