@@ -101,3 +101,25 @@ impl<T> IoContext<T> for std::io::Result<T> {
         })
     }
 }
+
+impl Error {
+    /// The kind of this error, by variant.
+    pub fn kind(&self) -> crate::kind::ErrorKind {
+        use crate::kind::ErrorKind as K;
+        match self {
+            Error::NotFound(_) => K::NotFound,
+            Error::AlreadyExists(_)
+            | Error::NotRunning(_)
+            | Error::Paused(_)
+            | Error::NotStopped { .. }
+            | Error::BadStatus { .. } => K::Conflict,
+            Error::InvalidId { .. }
+            | Error::InvalidConfig { .. }
+            | Error::Spec(_)
+            | Error::Unsupported(..)
+            | Error::BadSignal(_) => K::InvalidArgument,
+            Error::CgroupUnenforceable(_) => K::Unenforceable,
+            _ => K::Internal,
+        }
+    }
+}

@@ -23,6 +23,7 @@ pub mod features;
 pub mod hooks;
 pub mod id;
 pub mod init;
+pub mod kind;
 pub mod mount_opts;
 pub mod namespaces;
 pub mod rootfs;
@@ -39,6 +40,7 @@ pub use container::{CgroupManager, CreateOptions, Created, Runtime};
 pub use error::{Error, Result};
 pub use exec::ExecOptions;
 pub use id::ContainerId;
+pub use kind::ErrorKind;
 pub use spec::Bundle;
 pub use state::{SavedState, Status};
 
