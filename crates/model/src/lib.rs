@@ -11,6 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod kind;
+pub mod launch;
 pub mod names;
 pub mod protocol;
 pub mod record;
