@@ -15,6 +15,7 @@ pub mod launch;
 pub mod names;
 pub mod protocol;
 pub mod record;
+pub mod spawn;
 pub mod state;
 pub mod store;
 
