@@ -397,6 +397,22 @@ impl Client {
         }
     }
 
+    /// After the socket polled readable: reads once and returns every complete frame (`None`
+    /// when the monitor closed the connection and nothing is left).
+    pub fn read_available(&mut self) -> Result<Option<Vec<Frame<Reply>>>> {
+        self.reader
+            .fill(self.sock.as_fd())
+            .map_err(|e| Error::io("read from the monitor", e))?;
+        let mut frames = Vec::new();
+        while let Some(f) = self.reader.next_frame()? {
+            frames.push(f);
+        }
+        if frames.is_empty() && self.reader.at_eof() {
+            return Ok(None);
+        }
+        Ok(Some(frames))
+    }
+
     /// The next control reply, skipping nothing: data frames before it are an error.
     pub fn reply(&mut self) -> Result<(Reply, Vec<OwnedFd>)> {
         match self.next_frame()? {
