@@ -1,30 +1,20 @@
-//! Container commands: run (foreground), ps, rm, inspect.
+//! Container commands: run, ps, rm, inspect, start, stop, restart, kill, wait, logs, exec,
+//! pause, unpause, top, stats, commit. Thin: flags become the engine's typed requests, the
+//! engine's views are printed as Docker prints them.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 
 use anyhow::{bail, Context, Result};
-use pelagos_engine::run::{remove_container, run_foreground, RunRequest};
-use pelagos_engine::spec::SpecOptions;
-use serde_json::json;
+use pelagos_engine::container::{self as verbs, start::StartOutcome};
+use pelagos_model::protocol::{Attach, ExecSpec, WaitCondition};
 
 use crate::cli::{
     Cli, CommitArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RmArgs, RunArgs,
     StatsArgs, StopArgs, TopArgs,
 };
+use crate::relay::{self, Ended, RelayOptions};
 use crate::{engine, images};
-
-/// `KEY=VALUE` lines of an env file (Docker's `--env-file`: `#` comments, blank lines, bare
-/// `KEY` taken from our environment).
-fn env_file(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("read env file {}", path.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim_start)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect())
-}
 
 /// Docker's short id (12 characters) unless `full`; ids shorter than that as they are.
 fn display_id(id: &str, full: bool) -> &str {
@@ -34,29 +24,15 @@ fn display_id(id: &str, full: bool) -> &str {
     }
 }
 
-pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
-    if let Some(policy) = a.restart.as_deref() {
-        let policy = pelagos_engine::monitor::RestartPolicy::parse(policy)?;
-        if policy != pelagos_engine::monitor::RestartPolicy::No {
-            if a.rm {
-                bail!("conflicting options: --restart and --rm");
-            }
-            if !a.detach {
-                bail!("--restart needs -d: only a detached container has a monitor to restart it");
-            }
-        }
-    }
-    let engine = engine(cli)?;
-    let network = a.network.parse()?;
-    let mut env = Vec::new();
-    for f in &a.env_file {
-        env.extend(env_file(f)?);
-    }
-    env.extend(a.env.iter().cloned());
-    let image = match a.pull.as_str() {
-        "always" => images::pull_image(&engine, a.image(), a.platform.as_deref(), a.quiet)?,
+/// The image to run, pulled as `--pull` says.
+fn run_image(
+    engine: &pelagos_engine::Engine,
+    a: &RunArgs,
+) -> Result<pelagos_image::ImageRecord> {
+    match a.pull.as_str() {
+        "always" => images::pull_image(engine, a.image(), a.platform.as_deref(), a.quiet),
         "missing" | "never" => match engine.images().get(a.image()) {
-            Ok(image) => image,
+            Ok(image) => Ok(image),
             Err(_) if a.pull == "missing" => {
                 if !a.quiet {
                     let _ = writeln!(
@@ -67,121 +43,122 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
                             .unwrap_or_else(|_| a.image().to_string())
                     );
                 }
-                images::pull_image(&engine, a.image(), a.platform.as_deref(), a.quiet)?
+                images::pull_image(engine, a.image(), a.platform.as_deref(), a.quiet)
             }
-            Err(e) => return Err(e).context("--pull never"),
+            Err(e) => Err(e).context("--pull never"),
         },
         other => bail!("invalid --pull {other:?}: expected always, missing or never"),
-    };
-    let req = RunRequest {
-        image_name: a.image().to_string(),
-        name: a.name.clone(),
-        user: a.user.clone(),
-        remove: a.rm,
-        interactive: a.interactive,
-        restart: a.restart.clone(),
-        spec: SpecOptions {
-            cmd: a.command().to_vec(),
-            entrypoint: a.entrypoint.clone(),
-            env,
-            workdir: a.workdir.clone(),
-            hostname: a.hostname.clone(),
-            read_only: a.read_only,
-            cap_add: a.cap_add.clone(),
-            cap_drop: a.cap_drop.clone(),
-            security_opt: a.security_opt.clone(),
-            network,
-            tty: a.tty,
-            privileged: a.privileged,
-            volumes: a.volumes.clone(),
-            mounts: a.mounts.clone(),
-            tmpfs: a.tmpfs.clone(),
-            ulimits: a.ulimits.clone(),
-            shm_size: a.shm_size.clone(),
-            limits: pelagos_engine::flags::Limits {
-                memory: a.memory.clone(),
-                memory_swap: a.memory_swap.clone(),
-                cpus: a.cpus.clone(),
-                cpu_shares: a.cpu_shares,
-                cpuset_cpus: a.cpuset_cpus.clone(),
-                pids_limit: a.pids_limit,
-            },
-        },
-    };
+    }
+}
+
+/// `run`: flags are parsed and checked before anything is pulled or created; then create,
+/// start (attached first in the foreground) and relay until the container exits.
+pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
+    let request = crate::run_config::create_request(a)?;
+    verbs::create::validate(&request)?;
+    let engine = engine(cli)?;
+    let image = run_image(&engine, a)?;
+    let record = verbs::create::create(&engine, &image, request)?;
+    let id = record.id.to_string();
     let _ = std::io::stdout().flush();
     if a.detach {
-        let id = pelagos_engine::monitor::run_detached(&engine, &image, &req)?;
+        verbs::start::start(&engine, &id, None)?;
         let _ = writeln!(std::io::stdout(), "{id}");
         return Ok(0);
     }
-    Ok(run_foreground(&engine, &image, &req)?)
+    let attach = Attach {
+        stdin: a.interactive,
+        stdout: true,
+        stderr: true,
+        logs: false,
+        detach_keys: a.detach_keys.clone(),
+    };
+    match verbs::start::start(&engine, &id, Some(attach))? {
+        StartOutcome::Started(mut started) => {
+            let opts = RelayOptions {
+                stdin: a.interactive,
+                tty: a.tty,
+                sig_proxy: a.sig_proxy,
+            };
+            match relay::relay_attached(&mut started.client, opts)? {
+                Ended::Exited(code) => Ok(code),
+                Ended::Detached => Ok(0),
+            }
+        }
+        StartOutcome::AlreadyRunning => bail!("container {id} was started by someone else"),
+    }
 }
 
 pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    let mut rows = vec![vec![
-        "CONTAINER ID".to_string(),
-        "IMAGE".into(),
-        "COMMAND".into(),
-        "CREATED".into(),
-        "STATUS".into(),
-        "NAMES".into(),
-    ]];
-    for r in engine.containers().list()? {
-        let live = engine.is_running(&r.id);
-        if !a.all && !live {
-            continue;
-        }
+    let mut rows = vec![[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
+    let mut out = std::io::stdout().lock();
+    for r in verbs::list::list(&engine, a.all)? {
         if a.quiet {
-            let id = display_id(&r.id, a.no_trunc);
-            let _ = writeln!(std::io::stdout(), "{id}");
+            let _ = writeln!(out, "{}", display_id(&r.id, a.no_trunc));
             continue;
         }
-        let status = if live {
-            "Up".to_string()
-        } else {
-            match r.exit_code {
-                Some(c) => format!(
-                    "Exited ({c}) {}",
-                    crate::format::since(r.finished.as_deref())
-                ),
-                None => "Created".into(),
-            }
-        };
-        let mut command = r.command.join(" ");
+        let mut command = r.command.clone();
         if !a.no_trunc && command.chars().count() > 20 {
             command = command.chars().take(19).collect::<String>() + "…";
         }
+        let created = verbs::list::human_duration(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64 - r.created)
+                .unwrap_or(0)
+                .max(0) as u64,
+        );
         rows.push(vec![
             display_id(&r.id, a.no_trunc).to_string(),
             r.image.clone(),
             format!("\"{command}\""),
-            crate::format::since(Some(&r.created)),
-            status,
-            r.name.clone(),
+            format!("{created} ago"),
+            r.status.clone(),
+            String::new(),
+            r.names.first().map(|n| n.trim_start_matches('/')).unwrap_or_default().to_string(),
         ]);
     }
+    drop(out);
     if !a.quiet {
         images::print_table(&rows);
     }
     Ok(0)
 }
 
-pub fn remove(cli: &Cli, a: &RmArgs) -> Result<i32> {
-    let engine = engine(cli)?;
+/// Prints each name whose result is Ok (Docker's output) and each error on stderr; 1 if any
+/// failed.
+fn report(names: &[String], results: Vec<pelagos_engine::Result<()>>) -> i32 {
     let mut failed = false;
-    for name in &a.containers {
-        match remove_container(&engine, name, a.force, a.volumes) {
-            Ok(_) => {
-                let _ = writeln!(std::io::stdout(), "{name}");
+    for (n, r) in names.iter().zip(results) {
+        match r {
+            Ok(()) => {
+                let _ = writeln!(std::io::stdout(), "{n}");
             }
             Err(e) => {
-                let _ = writeln!(std::io::stderr(), "Error: {e}");
+                let _ = writeln!(std::io::stderr(), "Error response from daemon: {e}");
                 failed = true;
             }
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    i32::from(failed)
+}
+
+pub fn remove(cli: &Cli, a: &RmArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let results = verbs::remove::remove_many(&engine, &a.containers, a.force, a.volumes);
+    Ok(report(&a.containers, results))
 }
 
 /// `inspect`: containers first, then images, as Docker resolves names.
@@ -190,23 +167,8 @@ pub fn inspect(cli: &Cli, a: &InspectArgs) -> Result<i32> {
     let mut values = Vec::new();
     let mut missing = Vec::new();
     for name in &a.names {
-        if let Ok(r) = engine.containers().get(name) {
-            values.push(json!({
-                "Id": r.id,
-                "Name": format!("/{}", r.name),
-                "Created": r.created,
-                "Path": r.command.first().cloned().unwrap_or_default(),
-                "Args": r.command.iter().skip(1).collect::<Vec<_>>(),
-                "Image": r.image_id,
-                "Config": {"Image": r.image, "StopSignal": r.stop_signal.clone().unwrap_or_else(|| "SIGTERM".into())},
-                "State": {
-                    "Status": r.state,
-                    "Running": r.state == "running",
-                    "ExitCode": r.exit_code.unwrap_or(0),
-                    "FinishedAt": r.finished.clone().unwrap_or_default(),
-                },
-                "HostConfig": {"AutoRemove": r.auto_remove},
-            }));
+        if let Ok(v) = verbs::inspect::inspect(&engine, name) {
+            values.push(v);
         } else if let Ok(image) = engine.images().get(name) {
             values.push(images::inspect_value(&engine, &image)?);
         } else {
@@ -261,42 +223,45 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> Resu
 
 pub fn start(cli: &Cli, a: &NamesArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    each(&a.containers, |n| {
-        pelagos_engine::monitor::start(&engine, n)?;
-        Ok(())
-    })
+    let results = a
+        .containers
+        .iter()
+        .map(|n| verbs::start::start(&engine, n, None).map(|_| ()))
+        .collect();
+    Ok(report(&a.containers, results))
 }
 
 pub fn stop(cli: &Cli, a: &StopArgs, restart: bool) -> Result<i32> {
     let engine = engine(cli)?;
-    let timeout = std::time::Duration::from_secs(a.time);
-    each(&a.containers, |n| {
-        pelagos_engine::monitor::stop(&engine, n, timeout)?;
-        if restart {
-            pelagos_engine::monitor::start(&engine, n)?;
+    let timeout = a.time.map(i64::from);
+    let mut results = verbs::stop::stop_many(&engine, &a.containers, timeout);
+    if restart {
+        for (n, r) in a.containers.iter().zip(results.iter_mut()) {
+            if r.is_ok() {
+                *r = verbs::start::start(&engine, n, None).map(|_| ());
+            }
         }
-        Ok(())
-    })
+    }
+    Ok(report(&a.containers, results))
 }
 
 pub fn kill(cli: &Cli, a: &KillArgs) -> Result<i32> {
+    let signal = verbs::kill::parse_signal(&a.signal)?;
     let engine = engine(cli)?;
-    each(&a.containers, |n| {
-        pelagos_engine::monitor::kill(&engine, n, &a.signal)?;
-        Ok(())
-    })
+    let results = verbs::kill::kill_many(&engine, &a.containers, signal);
+    Ok(report(&a.containers, results))
 }
 
 pub fn wait(cli: &Cli, a: &NamesArgs) -> Result<i32> {
     let engine = engine(cli)?;
     let mut failed = false;
     for n in &a.containers {
-        match pelagos_engine::monitor::wait(&engine, n) {
+        match verbs::wait::wait(&engine, n, WaitCondition::NotRunning) {
             Ok(code) => {
                 let _ = writeln!(std::io::stdout(), "{code}");
             }
             Err(e) => {
-                let _ = writeln!(std::io::stderr(), "Error: {e}");
+                let _ = writeln!(std::io::stderr(), "Error response from daemon: {e}");
                 failed = true;
             }
         }
@@ -305,62 +270,90 @@ pub fn wait(cli: &Cli, a: &NamesArgs) -> Result<i32> {
 }
 
 pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
-    let engine = engine(cli)?;
     let tail = match a.tail.as_str() {
-        "all" => None,
+        "all" | "-1" => None,
         n => Some(
             n.parse::<usize>()
-                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}"))?,
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: expected a number or all"))?,
         ),
+    };
+    let engine = engine(cli)?;
+    let options = pelagos_model::logs::ReadOptions {
+        tail,
+        since: None,
+        until: None,
+        stdout: true,
+        stderr: true,
     };
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
-    pelagos_engine::monitor::logs(&engine, &a.container, tail, a.follow, &mut |e| {
-        let out: &mut dyn Write = if e.stream == "stderr" {
-            &mut stderr
-        } else {
-            &mut stdout
+    verbs::logs::logs(&engine, &a.container, &options, a.follow, &mut |e| {
+        let out: &mut dyn Write = match e.stream {
+            pelagos_model::logs::Stream::Stderr => &mut stderr,
+            _ => &mut stdout,
         };
         if a.timestamps {
-            write!(out, "{} ", e.time)?;
+            write!(
+                out,
+                "{} ",
+                humantime::format_rfc3339_nanos(e.time)
+            )?;
         }
-        out.write_all(e.log.as_bytes())?;
+        out.write_all(&e.bytes)?;
         out.flush()
     })?;
     Ok(0)
 }
 
 pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {
-    let engine = engine(cli)?;
     let (container, cmd) = a
         .container_and_command
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("exec needs a container and a command"))?;
-    Ok(pelagos_engine::monitor::exec(
-        &engine,
-        container,
-        &pelagos_engine::monitor::ExecRequest {
-            cmd: cmd.to_vec(),
-            env: a.env.clone(),
-            user: a.user.clone(),
-            workdir: a.workdir.clone(),
-            tty: a.tty,
-            interactive: a.interactive,
-        },
-    )?)
+    let engine = engine(cli)?;
+    let spec = ExecSpec {
+        cmd: cmd.to_vec(),
+        env: a.env.clone(),
+        user: a.user.clone(),
+        workdir: a.workdir.clone(),
+        tty: a.tty,
+        attach_stdin: a.interactive,
+        privileged: a.privileged,
+        detach: a.detach,
+        console_size: if a.tty { relay::window_size() } else { None },
+    };
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let mut stdio = Vec::new();
+    if !a.tty && !a.detach {
+        if a.interactive {
+            stdio.push(stdin.as_fd());
+        }
+        stdio.push(stdout.as_fd());
+        stdio.push(stderr.as_fd());
+    }
+    let mut session = verbs::exec::exec(&engine, container, spec, &stdio)?;
+    if a.detach {
+        return Ok(0);
+    }
+    if let Some(master) = session.pty.take() {
+        relay::relay_pty(master, session.socket().as_fd(), a.interactive)?;
+    }
+    Ok(session.wait()?)
 }
 
 pub fn pause(cli: &Cli, a: &NamesArgs, freeze: bool) -> Result<i32> {
     let engine = engine(cli)?;
-    each(&a.containers, |n| {
-        pelagos_engine::monitor::pause(&engine, n, freeze)?;
-        Ok(())
-    })
+    let results = a
+        .containers
+        .iter()
+        .map(|n| verbs::pause::pause(&engine, n, freeze))
+        .collect();
+    Ok(report(&a.containers, results))
 }
 
 pub fn top(cli: &Cli, a: &TopArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    let procs = pelagos_engine::monitor::top(&engine, &a.container)?;
+    let procs = verbs::top::top(&engine, &a.container)?;
     let mut rows = vec![["UID", "PID", "PPID", "TIME", "CMD"]
         .iter()
         .map(|s| s.to_string())
@@ -385,9 +378,9 @@ fn stats_row(
     name: &str,
     interval: std::time::Duration,
 ) -> anyhow::Result<serde_json::Value> {
-    let (record, first) = pelagos_engine::monitor::stats(engine, name)?;
+    let (record, first) = pelagos_engine::container::stats::stats(engine, name)?;
     std::thread::sleep(interval);
-    let (_, second) = pelagos_engine::monitor::stats(engine, name)?;
+    let (_, second) = pelagos_engine::container::stats::stats(engine, name)?;
     let usage = |s: &pelagos_cgroups::Stats| s.cpu.as_ref().map(|c| c.usage_usec).unwrap_or(0);
     let cpu = (usage(&second).saturating_sub(usage(&first))) as f64
         / interval.as_micros().max(1) as f64
@@ -415,12 +408,9 @@ fn stats_row(
 pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<i32> {
     let engine = engine(cli)?;
     let names: Vec<String> = if a.containers.is_empty() {
-        engine
-            .containers()
-            .list()?
+        pelagos_engine::container::list::list(&engine, false)?
             .into_iter()
-            .filter(|r| engine.is_running(&r.id))
-            .map(|r| r.id.into())
+            .map(|r| r.id)
             .collect()
     } else {
         a.containers.clone()

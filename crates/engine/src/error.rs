@@ -1,30 +1,17 @@
-//! The engine's error type: every variant names what failed (image, container, file).
+//! The engine's error type: every variant names what failed and has a kind
+//! ([`pelagos_model::ErrorKind`]) from which front ends pick exit codes and HTTP statuses.
 
-use std::path::PathBuf;
+use pelagos_model::ErrorKind;
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A user option that cannot be honoured.
+    /// Bad input from a user or a request.
     #[error("{0}")]
-    InvalidOption(String),
-    /// No such container.
-    #[error("no such container: {0}")]
-    NoSuchContainer(String),
-    /// A container name already taken.
-    #[error(
-        "the container name \"{name}\" is already in use by container \"{id}\": remove it \
-         (pelagos rm {name}) or choose another --name"
-    )]
-    NameInUse {
-        /// The name.
-        name: String,
-        /// Who has it.
-        id: String,
-    },
-    /// The container cannot be removed in its state.
-    #[error("cannot remove container {0}: it is running (stop it first, or use --force)")]
-    ContainerRunning(String),
+    Invalid(String),
+    /// The request conflicts with the container's state.
+    #[error("{0}")]
+    Conflict(String),
     /// An image too tall for one overlayfs mount.
     #[error("image has {0} layers: more than one overlayfs mount can stack")]
     TooManyLayers(usize),
@@ -36,17 +23,12 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
-    /// A spec that does not deserialize.
-    #[error("building the container spec: {0}")]
-    Spec(String),
-    /// The record of a container is unreadable.
-    #[error("container record {path}: {reason}")]
-    Record {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
+    /// From the model: records, names, config, a monitor's answer.
+    #[error(transparent)]
+    Model(#[from] pelagos_model::Error),
+    /// From the spec builder.
+    #[error(transparent)]
+    Spec(#[from] pelagos_spec::Error),
     /// From the image store.
     #[error(transparent)]
     Store(#[from] pelagos_image::StoreError),
@@ -57,7 +39,7 @@ pub enum Error {
     #[error(transparent)]
     Runtime(#[from] pelagos_container::Error),
     /// A background task failed to run to its end.
-    #[error("internal task failed: {0}")]
+    #[error("internal error: {0}")]
     Task(String),
 }
 
@@ -67,6 +49,22 @@ impl Error {
         Error::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    /// The kind, from the variant.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Invalid(_) | Error::TooManyLayers(_) => ErrorKind::InvalidArgument,
+            Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Io { .. } | Error::Task(_) => ErrorKind::Internal,
+            Error::Model(e) => e.kind(),
+            Error::Spec(e) => e.kind(),
+            Error::Store(pelagos_image::StoreError::NotFound(_))
+            | Error::Store(pelagos_image::StoreError::ImageNotFound(_)) => ErrorKind::NotFound,
+            Error::Store(_) => ErrorKind::Internal,
+            Error::Registry(_) => ErrorKind::Internal,
+            Error::Runtime(e) => e.kind(),
         }
     }
 }

@@ -3,24 +3,23 @@
 //! * [`pull`] / [`push`]: images between registries ([`pelagos_registry`]) and the local store
 //!   ([`pelagos_image::ImageStore`]), layers downloaded in parallel and unpacked as they arrive;
 //! * [`spec`]: the OCI spec Docker would build for an image and `docker run` flags;
-//! * [`overlay`]: overlayfs root filesystems over the store's layers;
-//! * [`containers`] and [`run`]: container records and running a container in the foreground.
+//! * [`container`]: the container verbs (create, start, stop, kill, rm, wait, exec, attach,
+//!   logs, inspect, ps, top, stats), each a client of the container's monitor
+//!   (`pelagos-monitor`, started with `posix_spawn`);
+//! * [`volumes`]: named and anonymous volumes.
+//!
+//! The engine is the control plane: thread-safe, no process-global effects (no fork, no
+//! signal masks, no chdir, no fds 0-2), so a tokio daemon calls it as the CLI does.
 //!
 //! Paths: images, layers and container records under [`EngineOptions::root`]
 //! (`/var/lib/pelagos`), runtime state under [`EngineOptions::runroot`] (`/run/pelagos`),
 //! registry settings in [`EngineOptions::config_file`] (`/etc/pelagos/config.toml`).
 
 pub mod commit;
-pub mod containers;
+pub mod container;
 pub mod error;
-pub mod flags;
-pub mod monitor;
-pub mod overlay;
 pub mod pull;
 pub mod push;
-pub mod run;
-pub mod spec;
-pub mod user;
 pub mod volumes;
 
 use std::path::PathBuf;
@@ -43,6 +42,9 @@ pub struct EngineOptions {
     pub auth_file: PathBuf,
     /// cgroup under which containers are placed (`/pelagos`).
     pub cgroup_parent: String,
+    /// The `pelagos-monitor` program (`None`: `$PELAGOS_MONITOR`, else next to the running
+    /// program, else `/usr/libexec/pelagos/pelagos-monitor`).
+    pub monitor_program: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -53,6 +55,7 @@ impl Default for EngineOptions {
             config_file: PathBuf::from("/etc/pelagos/config.toml"),
             auth_file: AuthFile::default_path(),
             cgroup_parent: "/pelagos".into(),
+            monitor_program: None,
         }
     }
 }
@@ -62,7 +65,7 @@ pub struct Engine {
     /// Where things are.
     pub options: EngineOptions,
     images: Arc<ImageStore>,
-    containers: containers::Containers,
+    containers: pelagos_model::store::Containers,
     volumes: volumes::Volumes,
     registries: RegistryConfig,
 }
@@ -71,7 +74,8 @@ impl Engine {
     /// Opens (creating when missing) the stores under the configured paths.
     pub fn open(options: EngineOptions) -> Result<Engine> {
         let images = ImageStore::open(options.root.join("image"))?;
-        let containers = containers::Containers::open(options.root.join("containers"))?;
+        let containers =
+            pelagos_model::store::Containers::open(options.root.join("containers"))?;
         let volumes = volumes::Volumes::open(options.root.join("volumes"))?;
         let registries = RegistryConfig::load(&options.config_file)?;
         Ok(Engine {
@@ -94,7 +98,7 @@ impl Engine {
     }
 
     /// The container records.
-    pub fn containers(&self) -> &containers::Containers {
+    pub fn containers(&self) -> &pelagos_model::store::Containers {
         &self.containers
     }
 
@@ -123,13 +127,17 @@ impl Engine {
         pelagos_container::Runtime::new(&self.options.runroot)
     }
 
-    /// Whether the container's process runs (its runtime state exists and is not stopped).
-    pub fn is_running(&self, id: &pelagos_container::ContainerId) -> bool {
-        let runtime = self.runtime();
-        runtime
-            .load(id)
-            .map(|s| runtime.status(&s) != pelagos_container::Status::Stopped)
-            .unwrap_or(false)
+    /// The monitor program to start.
+    pub fn monitor_program(&self) -> Result<PathBuf> {
+        locate_program(self.options.monitor_program.as_deref(), "PELAGOS_MONITOR", "pelagos-monitor")
+    }
+
+    /// The container init for `--init`, installed once under the root.
+    pub fn init_program(&self) -> Result<PathBuf> {
+        let dir = self.options.root.join("bin");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        pelagos_init::install(&dir).map_err(|e| Error::Task(format!("install the init: {e}")))
     }
 
     /// Whether some container uses the image (for `image rm` and `image prune`).
@@ -137,6 +145,31 @@ impl Engine {
         let used = self.containers.images_in_use()?;
         Ok(move |d: &pelagos_image::Digest| used.contains(&d.to_string()))
     }
+}
+
+/// A helper program: the configured path, else the environment variable, else next to the
+/// running program, else under /usr/libexec/pelagos.
+fn locate_program(configured: Option<&std::path::Path>, env: &str, name: &str) -> Result<PathBuf> {
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os(env) {
+        return Ok(PathBuf::from(p));
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(name)));
+    for candidate in beside
+        .into_iter()
+        .chain([PathBuf::from("/usr/libexec/pelagos").join(name)])
+    {
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(Error::Task(format!(
+        "cannot find {name}: install it next to the pelagos program or set {env}"
+    )))
 }
 
 /// A tokio runtime for one network operation of a single-threaded tool. Its threads end

@@ -1,0 +1,72 @@
+//! `create`: a typed, validated request becomes a record (status Created). Everything that
+//! can be checked is checked before the record exists, so bad input leaves nothing behind.
+
+use pelagos_image::ImageRecord;
+use pelagos_model::config::{ContainerConfig, HealthConfig, HostConfig, NetworkingConfig};
+use pelagos_model::names::{new_container_id, now_rfc3339};
+use pelagos_model::record::ContainerRecord;
+use pelagos_model::state::ContainerState;
+
+use crate::error::Result;
+use crate::Engine;
+
+/// What Docker's `POST /containers/create` carries (and `pelagos create`/`run` build).
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// `--name` (Docker's rule; a free generated one when `None`).
+    pub name: Option<String>,
+    /// The image as the user named it.
+    pub image_name: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub networking: NetworkingConfig,
+}
+
+/// Checks a request without creating anything (what `create` does first).
+pub fn validate(req: &CreateRequest) -> Result<()> {
+    if let Some(n) = &req.name {
+        pelagos_model::names::validate_name(n.strip_prefix('/').unwrap_or(n))?;
+    }
+    pelagos_model::validate::validate(&req.config, &req.host_config)?;
+    Ok(())
+}
+
+/// Docker's `Healthcheck` of the image config (not part of the OCI image spec).
+fn image_healthcheck(engine: &Engine, image: &ImageRecord) -> Option<HealthConfig> {
+    let raw = engine.images().config_bytes(image).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+    serde_json::from_value(value.get("config")?.get("Healthcheck")?.clone()).ok()
+}
+
+/// Creates the record of a new container from `image` (present in the store).
+pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Result<ContainerRecord> {
+    validate(&req)?;
+    // Until the record names the image, a prune could take its layers.
+    let _lease = engine.images().lease()?;
+    let image_config = engine.images().config(image)?;
+    let command = pelagos_spec::command_line(image_config.config().as_ref(), &req.config)?;
+    let mut config = req.config;
+    config.image = req.image_name.clone();
+    if config.healthcheck.is_none() {
+        config.healthcheck = image_healthcheck(engine, image);
+    }
+    if config.stop_signal.is_none() {
+        config.stop_signal = image_config.config().as_ref().and_then(|c| c.stop_signal().clone());
+    }
+    let record = ContainerRecord {
+        id: new_container_id()?,
+        name: String::new(),
+        created: now_rfc3339(),
+        image: req.image_name,
+        image_id: image.id.to_string(),
+        command,
+        config,
+        host_config: req.host_config,
+        networking: req.networking,
+        state: ContainerState::default(),
+        mounts: Vec::new(),
+        volumes_prepared: false,
+        anonymous_volumes: Vec::new(),
+    };
+    Ok(engine.containers().create(record, req.name.as_deref())?)
+}

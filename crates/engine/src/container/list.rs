@@ -1,0 +1,136 @@
+//! `ps`: Docker's container summaries (the rows of `GET /containers/json`), each record
+//! reconciled first so that what is shown is true.
+
+use pelagos_model::record::ContainerRecord;
+use pelagos_model::state::{HealthStatus, Status};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::Engine;
+
+/// One row, with the API's field names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    pub command: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub state: String,
+    /// Docker's human status: `Up 3 minutes (Paused)`, `Exited (0) 2 seconds ago`.
+    pub status: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The containers (running ones only unless `all`), newest first.
+pub fn list(engine: &Engine, all: bool) -> Result<Vec<ContainerSummary>> {
+    let mut out = Vec::new();
+    for record in engine.containers().list()? {
+        let Ok(record) = super::reconcile::truthful(engine, record) else {
+            continue; // removed while we looked
+        };
+        if !all && !record.state.status.is_live() {
+            continue;
+        }
+        out.push(summary(&record));
+    }
+    Ok(out)
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time (0 when unparsable).
+pub fn unix_seconds(time: &str) -> i64 {
+    humantime::parse_rfc3339_weak(time)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Docker's "3 minutes" for the time since `time`.
+pub fn human_since(time: Option<&str>) -> String {
+    let Some(t) = time.and_then(|t| humantime::parse_rfc3339_weak(t).ok()) else {
+        return "Less than a second".into();
+    };
+    let secs = std::time::SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    human_duration(secs)
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(secs: u64) -> String {
+    match secs {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 2 * 3600 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", s / 3600),
+        s if s < 7 * 24 * 3600 * 2 => format!("{} days", s / 86400),
+        s if s < 30 * 24 * 3600 * 2 => format!("{} weeks", s / (7 * 86400)),
+        s if s < 365 * 24 * 3600 * 2 => format!("{} months", s / (30 * 86400)),
+        s => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+/// Docker's STATUS column for a record.
+pub fn status_text(r: &ContainerRecord) -> String {
+    let up = || format!("Up {}", human_since(r.state.started_at.as_deref()));
+    let health = match r.state.health.as_ref().map(|h| h.status) {
+        Some(HealthStatus::Starting) => " (health: starting)",
+        Some(HealthStatus::Healthy) => " (healthy)",
+        Some(HealthStatus::Unhealthy) => " (unhealthy)",
+        None => "",
+    };
+    match r.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("{}{health}", up()),
+        Status::Paused => format!("{} (Paused)", up()),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            human_since(r.state.finished_at.as_deref())
+        ),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            human_since(r.state.finished_at.as_deref())
+        ),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn summary(r: &ContainerRecord) -> ContainerSummary {
+    ContainerSummary {
+        id: r.id.to_string(),
+        names: vec![format!("/{}", r.name)],
+        image: r.image.clone(),
+        image_id: r.image_id.clone(),
+        command: r.command.join(" "),
+        created: unix_seconds(&r.created),
+        state: r.state.status.as_str().into(),
+        status: status_text(r),
+        labels: r.config.labels.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(180), "3 minutes");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+    }
+}

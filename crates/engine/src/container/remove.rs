@@ -1,0 +1,109 @@
+//! `rm`: a container with a monitor is removed by its monitor (killing it first with
+//! `force`); one without is removed here under its owner lock. The record is renamed away
+//! before its files go, so a crash mid-way leaves no half-removed container visible.
+
+use pelagos_model::protocol::{Reply, Request};
+use pelagos_model::record::ContainerRecord;
+use pelagos_model::state::Status;
+
+use super::reconcile::Held;
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// Removes a container; `force` kills a running one, `volumes` removes its anonymous volumes.
+pub fn remove(engine: &Engine, name_or_id: &str, force: bool, volumes: bool) -> Result<()> {
+    let record = super::lookup(engine, name_or_id)?;
+    for _ in 0..50 {
+        if let Some(mut client) = super::monitor_of(engine, &record)? {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "cannot remove container {}: it is {}: stop it first, or use --force",
+                    record.name,
+                    record.state.status.as_str()
+                )));
+            }
+            return match client.call(&Request::Remove { volumes }) {
+                Ok(Reply::Removed) => Ok(()),
+                Ok(other) => Err(Error::Task(format!("the monitor answered {other:?} to rm"))),
+                // It ended meanwhile: finish below on the next round.
+                Err(_) if super::reconcile::gone(engine, &record) => continue,
+                Err(e) => Err(e.into()),
+            };
+        }
+        match engine.containers().try_own(&record.id) {
+            Ok(Some(lock)) => {
+                let now = match engine.containers().get(record.id.as_str()) {
+                    Ok(r) => r,
+                    Err(pelagos_model::Error::NoSuchContainer(_)) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                return delete_stopped(engine, &now, volumes, lock);
+            }
+            Ok(None) => {
+                // A start or another removal holds it: wait for that to finish, then look again.
+                drop(engine.containers().own_blocking(&record.id)?);
+            }
+            Err(pelagos_model::Error::NoSuchContainer(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Conflict(format!(
+        "container {} keeps changing state; try again",
+        record.name
+    )))
+}
+
+/// Removes every named container at once.
+pub fn remove_many(engine: &Engine, names: &[String], force: bool, volumes: bool) -> Vec<Result<()>> {
+    super::for_each_parallel(names, |n| remove(engine, n, force, volumes))
+}
+
+/// Removes a container nobody runs, holding its owner lock: marked Removing first, so that
+/// a crash anywhere below shows as "Removal In Progress" and the next `rm` finishes it.
+pub(crate) fn delete_stopped(
+    engine: &Engine,
+    record: &ContainerRecord,
+    volumes: bool,
+    lock: Held,
+) -> Result<()> {
+    engine
+        .containers()
+        .modify(&record.id, |r| r.state.status = Status::Removing)?;
+    super::reconcile::release_resources(engine, record)?;
+    let anonymous = record.anonymous_volumes.clone();
+    engine.containers().remove(&record.id)?;
+    drop(lock);
+    if volumes || record.host_config.auto_remove {
+        for v in anonymous {
+            let _ = engine.volumes().remove(&v, true, &|_| false);
+        }
+    }
+    Ok(())
+}
+
+/// `container prune`: removes every container that is not running; their ids and the bytes
+/// their writable layers held.
+pub fn prune(engine: &Engine) -> Result<(Vec<String>, u64)> {
+    let mut removed = Vec::new();
+    let mut bytes = 0;
+    for r in super::list::list(engine, true)? {
+        if matches!(r.state.as_str(), "running" | "paused" | "restarting") {
+            continue;
+        }
+        let Ok(id) = pelagos_container::ContainerId::parse(&r.id) else {
+            continue;
+        };
+        let upper = engine.containers().dir_of(&id).join("upper");
+        let size = crate::volumes::disk_usage(&upper);
+        match remove(engine, &r.id, false, false) {
+            Ok(()) => {
+                bytes += size;
+                removed.push(r.id);
+            }
+            // Started meanwhile: not prunable any more.
+            Err(e) if e.kind() == pelagos_model::ErrorKind::Conflict => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((removed, bytes))
+}

@@ -1,0 +1,35 @@
+//! `stop`, `kill`'s gentle sibling: the monitor sends the stop signal, SIGKILL after the
+//! timeout, ends any restart policy, and answers once the exit is recorded. Several
+//! containers are stopped at once.
+
+use pelagos_model::protocol::{Reply, Request};
+
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// Stops one container; `timeout` in seconds (`None`: its StopTimeout or 10). A container
+/// that is not running is left as it is.
+pub fn stop(engine: &Engine, name_or_id: &str, timeout: Option<i64>) -> Result<()> {
+    let record = super::lookup(engine, name_or_id)?;
+    let Some(mut client) = super::monitor_of(engine, &record)? else {
+        return Ok(());
+    };
+    match client.call(&Request::Stop {
+        signal: None,
+        timeout,
+    }) {
+        Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => Ok(()),
+        Ok(other) => Err(Error::Task(format!("the monitor answered {other:?} to stop"))),
+        // The monitor went away as it stopped (a `--rm` container removed on exit).
+        Err(e) if super::reconcile::gone(engine, &record) => {
+            let _ = e;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stops every named container at once; one result per name, in order.
+pub fn stop_many(engine: &Engine, names: &[String], timeout: Option<i64>) -> Vec<Result<()>> {
+    super::for_each_parallel(names, |n| stop(engine, n, timeout))
+}
