@@ -43,7 +43,8 @@ impl Env {
     /// `pelagos` with this env's paths.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_pelagos"));
-        c.env("PELAGOS_ROOT", &self.root)
+        c.env("PELAGOS_MONITOR", monitor_program())
+            .env("PELAGOS_ROOT", &self.root)
             .env("PELAGOS_RUNROOT", &self.runroot)
             .env("PELAGOS_CONFIG", &self.engine_config)
             .env("DOCKER_CONFIG", &self.config_dir)
@@ -107,7 +108,13 @@ impl Env {
             list(&self.root.join("containers")).is_empty(),
             "container records left"
         );
-        assert!(list(&self.runroot).is_empty(), "runtime state left");
+        let state: Vec<String> = list(&self.runroot)
+            .into_iter()
+            .filter(|n| n != "m")
+            .collect();
+        assert!(state.is_empty(), "runtime state left: {state:?}");
+        let sockets = list(&self.runroot.join("m"));
+        assert!(sockets.is_empty(), "monitor sockets left: {sockets:?}");
         let cg =
             Path::new("/sys/fs/cgroup/unified").join(self.cgroup_parent.trim_start_matches('/'));
         assert!(!cg.exists(), "cgroup {} left", cg.display());
@@ -138,6 +145,18 @@ impl Drop for Env {
         }
         let _ = std::fs::remove_dir(&cg);
     }
+}
+
+/// The `pelagos-monitor` program beside the `pelagos` under test (built by
+/// `cargo build --workspace`, which scripts/test runs first).
+pub fn monitor_program() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_pelagos")).with_file_name("pelagos-monitor");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p pelagos-monitor` first",
+        path.display()
+    );
+    path
 }
 
 fn list(dir: &Path) -> Vec<String> {

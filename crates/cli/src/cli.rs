@@ -140,9 +140,9 @@ pub struct StatsArgs {
 
 #[derive(Args, Debug)]
 pub struct StopArgs {
-    /// Seconds to wait before killing the container.
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait before killing the container (its --stop-timeout, else 10).
+    #[arg(short = 't', long = "time", alias = "timeout", allow_hyphen_values = true)]
+    pub time: Option<i32>,
     /// Containers.
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -194,6 +194,12 @@ pub struct ExecArgs {
     /// Working directory inside the container.
     #[arg(short, long)]
     pub workdir: Option<String>,
+    /// Give extended privileges to the command.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Detached mode: run the command in the background.
+    #[arg(short, long)]
+    pub detach: bool,
     /// The container, then the command and its arguments.
     #[arg(
         required = true,
@@ -508,9 +514,51 @@ pub struct RunArgs {
     /// Run container in background and print container ID.
     #[arg(short, long)]
     pub detach: bool,
-    /// Restart policy (detached containers): no, always, unless-stopped, on-failure[:N].
+    /// Restart policy: no, always, unless-stopped, on-failure[:N].
     #[arg(long)]
     pub restart: Option<String>,
+    /// Override the key sequence for detaching a container (default ctrl-p,ctrl-q).
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Proxy received signals to the process.
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// Logging driver: json-file, local or none.
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Log driver options (max-size, max-file).
+    #[arg(long = "log-opt")]
+    pub log_opts: Vec<String>,
+    /// Set metadata on a container (KEY=VALUE).
+    #[arg(short = 'l', long = "label")]
+    pub labels: Vec<String>,
+    /// Run an init inside the container that forwards signals and reaps processes.
+    #[arg(long)]
+    pub init: bool,
+    /// Signal to stop the container.
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long = "stop-timeout", allow_hyphen_values = true)]
+    pub stop_timeout: Option<i64>,
+    /// Command to run to check health.
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h).
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h).
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy.
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before counting retries (ms|s|m|h).
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Assign a name to the container.
     #[arg(long)]
     pub name: Option<String>,

@@ -6,6 +6,8 @@ mod containers;
 mod format;
 mod images;
 mod progress;
+mod relay;
+mod run_config;
 mod system;
 mod volumes;
 
@@ -24,7 +26,7 @@ fn main() {
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "Error: {e:#}");
             match &cli.command {
-                cli::Command::Run(_) => exit_code_of_run_error(&e),
+                cli::Command::Run(_) | cli::Command::Exec(_) => exit_code_of_run_error(&e),
                 _ => 1,
             }
         }
@@ -33,19 +35,27 @@ fn main() {
     std::process::exit(code);
 }
 
-/// Docker's codes: 127 when the command is not found, 126 when it cannot be invoked, 125
-/// for everything else that kept the container from running.
+/// Docker's codes, from the error's kind (never its text): 127 when the command is not
+/// found, 126 when it cannot be invoked, 125 for everything else that kept it from running.
 fn exit_code_of_run_error(e: &anyhow::Error) -> i32 {
-    let text = format!("{e:#}");
-    if text.contains("executable file not found")
-        || text.contains("no such file or directory") && text.contains("exec")
-    {
-        127
-    } else if text.contains("permission denied") && text.contains("exec") {
-        126
-    } else {
-        EXIT_RUN_FAILED
-    }
+    kind_of(e)
+        .map(pelagos_model::kind::exit_code)
+        .unwrap_or(EXIT_RUN_FAILED)
+}
+
+/// The kind of an error from the engine, the model or the runtime core.
+fn kind_of(e: &anyhow::Error) -> Option<pelagos_model::ErrorKind> {
+    e.chain().find_map(|cause| {
+        if let Some(e) = cause.downcast_ref::<pelagos_engine::Error>() {
+            Some(e.kind())
+        } else if let Some(e) = cause.downcast_ref::<pelagos_model::Error>() {
+            Some(e.kind())
+        } else {
+            cause
+                .downcast_ref::<pelagos_container::Error>()
+                .map(|e| e.kind())
+        }
+    })
 }
 
 /// Opens the engine with the global flags.
@@ -62,6 +72,7 @@ pub fn engine(cli: &cli::Cli) -> anyhow::Result<Engine> {
     if let cli::Command::Run(run) = &cli.command {
         opts.cgroup_parent = run.cgroup_parent.clone();
     }
+    opts.monitor_program = std::env::var_os("PELAGOS_MONITOR").map(Into::into);
     Ok(Engine::open(opts)?)
 }
 
