@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod kind;
 pub mod launch;
+pub mod logs;
 pub mod names;
 pub mod protocol;
 pub mod record;
