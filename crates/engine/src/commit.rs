@@ -176,10 +176,9 @@ pub struct CommitOptions {
 
 /// Commits a stopped container's changes as a new image on top of its own.
 pub fn commit(engine: &Engine, name_or_id: &str, opts: &CommitOptions) -> Result<ImageRecord> {
-    let record = engine.containers().get(name_or_id)?;
-    let running = engine.is_running(&record.id);
-    if running {
-        return Err(Error::InvalidOption(format!(
+    let record = crate::container::lookup(engine, name_or_id)?;
+    if record.state.status.is_live() {
+        return Err(Error::Conflict(format!(
             "container {} is running: stop it before committing it",
             record.name
         )));

@@ -42,7 +42,7 @@ pub async fn push(
     });
     for desc in &all {
         if !blobs.has(&desc.digest) {
-            return Err(Error::InvalidOption(format!(
+            return Err(Error::Invalid(format!(
                 "cannot push {}: blob {} is not in the store",
                 target, desc.digest
             )));
