@@ -1,10 +1,17 @@
 //! `pelagos` image commands against a real registry (Debian's docker-registry on loopback):
-//! pull, images, inspect, tag, rmi, prune, save/load, import, push, login/logout, and pulls
-//! that go wrong (corrupt blobs, cut connections, kill -9, hostile layers, bad input).
+//! pull, images, inspect, tag, rmi, prune, save/load, import, push, login/logout, pulls that
+//! go wrong (corrupt blobs, cut connections, kill -9, hostile layers, bad input), and
+//! concurrent pulls (processes and tasks of one engine) that fetch each blob once.
 
 mod cli_support;
 
+use std::sync::Arc;
+
 use cli_support::{Env, Served};
+use pelagos_engine::pull::{pull, NoProgress, Pulled};
+use pelagos_engine::{Engine, EngineOptions};
+use pelagos_image::Reference;
+use pelagos_registry::Platform;
 use pelagos_testkit::images::{self as kit, Compression, ImageBuilder, LayerBuilder};
 use pelagos_testkit::registry::{Auth, CuttingProxy};
 use serde_json::Value;
@@ -378,32 +385,273 @@ fn killed_pull_leaves_nothing_trusted_and_a_later_pull_works() {
     assert!(left.is_empty(), "tmp after prune: {left:?}");
 }
 
-#[test]
-fn concurrent_pulls_of_one_image_both_succeed() {
-    let served = Served::start(Auth::None, &[(&busybox(), "same:1")]);
-    let image = served.image("same:1");
-    let env2 = Env::new();
-    let spawned: Vec<_> = (0..3)
+/// `len` bytes that do not compress (xorshift from `seed`).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
         .map(|_| {
-            env2.cmd()
-                .args(["pull", "-q", &image])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// busybox with a layer of incompressible `/noiseN` per size, so that pulls take a while.
+fn busybox_with_noise(sizes: &[usize]) -> ImageBuilder {
+    sizes
+        .iter()
+        .enumerate()
+        .fold(busybox(), |image, (i, &size)| {
+            image.layer(
+                LayerBuilder::new().file(&format!("noise{i}"), noise(size, i as u64 + 7), 0o644),
+                Compression::Gzip,
+            )
+        })
+}
+
+/// The image's blobs (config and layers) that the proxy saw fetched other than once.
+fn blobs_not_fetched_once(proxy: &CuttingProxy, built: &kit::BuiltImage) -> Vec<(String, usize)> {
+    std::iter::once(&built.config_digest)
+        .chain(&built.layer_digests)
+        .map(|d| (d.clone(), proxy.blob_gets(d)))
+        .filter(|(_, gets)| *gets != 1)
+        .collect()
+}
+
+/// Neither claims nor temporary files are left in the store.
+fn assert_no_claims_left(env: &Env) {
+    for dir in ["locks", "tmp"] {
+        let left: Vec<_> = std::fs::read_dir(env.image_dir().join(dir))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir}/ after the pulls: {left:?}");
+    }
+}
+
+/// Polls `done` until it holds; fails after a minute rather than hang.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Whether process `pid` is blocked waiting for an flock (a `->` line of /proc/locks).
+fn waits_on_flock(pid: u32) -> bool {
+    let pid = pid.to_string();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&"->") && f.get(2) == Some(&"FLOCK") && f.get(5) == Some(&pid.as_str())
+        })
+}
+
+/// A spawned `pelagos`, killed (by its pid) if the test fails before it ends.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl KillOnDrop {
+    fn kill_9(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+            unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
+    fn output(mut self) -> std::process::Output {
+        self.0
+            .take()
+            .expect("child")
+            .wait_with_output()
+            .expect("wait")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.kill_9();
+    }
+}
+
+fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "pull failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn concurrent_pulls_fetch_each_blob_once() {
+    let served = Served::start(
+        Auth::None,
+        &[(&busybox_with_noise(&[4 << 20, 2 << 20]), "same:1")],
+    );
+    let built = &served.built[0];
+    let counting = CuttingProxy::passthrough(&served.registry.host()).unwrap();
+    let image = format!("{}/same:1", counting.host());
+    let env = Env::new();
+    let pulls: Vec<_> = (0..8)
+        .map(|_| {
+            KillOnDrop(Some(
+                env.cmd()
+                    .args(["pull", "-q", &image])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            ))
         })
         .collect();
-    for c in spawned {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for pull in pulls {
+        assert_success(&pull.output());
     }
-    assert_eq!(env2.ok(&["images", "-q"]).trim().lines().count(), 1);
-    assert_eq!(env2.committed_layers().len(), 1);
-    assert_eq!(env2.ok(&["run", "--rm", &image, "echo", "one"]), "one\n");
+    assert_eq!(blobs_not_fetched_once(&counting, built), vec![]);
+    // One consistent store: the image, each of its layers once, nothing in progress.
+    assert_eq!(env.ok(&["images", "-q"]).trim().lines().count(), 1);
+    assert_eq!(env.committed_layers().len(), built.diff_ids.len());
+    assert_no_claims_left(&env);
+    assert_eq!(
+        env.ok(&["run", "--rm", &image, "sh", "-c", "wc -c < /noise0"])
+            .trim(),
+        (4 << 20).to_string()
+    );
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn a_pull_killed_mid_download_does_not_block_a_waiting_pull() {
+    let served = Served::start(Auth::None, &[(&busybox_with_noise(&[8 << 20]), "killed:1")]);
+    // The first pull goes through a proxy that holds every response 1 MiB in: it stays
+    // mid-download, holding its claims, until it is killed.
+    let stalling = CuttingProxy::stalling(&served.registry.host(), 1 << 20).unwrap();
+    let env = Env::new();
+    let mut first = KillOnDrop(Some(
+        env.cmd()
+            .args(["pull", "-q", &format!("{}/killed:1", stalling.host())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_until("the first pull is mid-download", || stalling.stalled() > 0);
+    let image = served.image("killed:1");
+    let second = KillOnDrop(Some(
+        env.cmd()
+            .args(["pull", "-q", &image])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let second_pid = second.0.as_ref().map_or(0, |c| c.id());
+    wait_until("the second pull waits for the first one's claim", || {
+        waits_on_flock(second_pid)
+    });
+    first.kill_9();
+    // The kernel dropped the dead pull's locks: the waiting pull goes on and completes.
+    assert_success(&second.output());
+    assert_eq!(
+        env.ok(&["run", "--rm", &image, "sh", "-c", "wc -c < /noise0"])
+            .trim(),
+        (8 << 20).to_string()
+    );
+    // The dead pull's partial files went with the next opening of the store (`run`).
+    assert_no_claims_left(&env);
+    env.assert_no_container_leftovers();
+}
+
+/// The engine over `env`'s directories, as a daemon would hold it.
+fn engine_of(env: &Env) -> Arc<Engine> {
+    let options = EngineOptions {
+        root: env.root.clone(),
+        runroot: env.runroot.clone(),
+        config_file: env.engine_config.clone(),
+        auth_file: env.config_dir.join("config.json"),
+        cgroup_parent: env.cgroup_parent.clone(),
+    };
+    Arc::new(Engine::open(options).expect("open the engine"))
+}
+
+/// Starts a pull of `image` as a task of the current runtime.
+fn spawn_pull(
+    engine: &Arc<Engine>,
+    image: &str,
+) -> tokio::task::JoinHandle<pelagos_engine::Result<Pulled>> {
+    let engine = engine.clone();
+    let reference = Reference::parse(image).expect("reference");
+    tokio::spawn(
+        async move { pull(&engine, &reference, &Platform::host(), Arc::new(NoProgress)).await },
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn concurrent_pulls_in_one_process_fetch_each_blob_once() {
+    let served = Served::start(
+        Auth::None,
+        &[(&busybox_with_noise(&[3 << 20, 1 << 20]), "tasks:1")],
+    );
+    let built = &served.built[0];
+    let counting = CuttingProxy::passthrough(&served.registry.host()).unwrap();
+    let image = format!("{}/tasks:1", counting.host());
+    let env = Env::new();
+    let engine = engine_of(&env);
+    runtime().block_on(async {
+        let pulls: Vec<_> = (0..6).map(|_| spawn_pull(&engine, &image)).collect();
+        for p in pulls {
+            p.await.expect("pull task").expect("pull");
+        }
+    });
+    assert_eq!(blobs_not_fetched_once(&counting, built), vec![]);
+    assert_eq!(env.ok(&["images", "-q"]).trim().lines().count(), 1);
+    assert_eq!(env.committed_layers().len(), built.diff_ids.len());
+    assert_no_claims_left(&env);
+}
+
+#[test]
+fn a_dropped_pull_stops_its_downloads_and_gives_its_claims_up() {
+    let served = Served::start(
+        Auth::None,
+        &[(&busybox_with_noise(&[8 << 20]), "dropped:1")],
+    );
+    let built = &served.built[0];
+    let big = built.layer_digests.last().expect("layers");
+    let stalling = CuttingProxy::stalling(&served.registry.host(), 1 << 20).unwrap();
+    let counting = CuttingProxy::passthrough(&served.registry.host()).unwrap();
+    let env = Env::new();
+    let engine = engine_of(&env);
+    runtime().block_on(async {
+        let first = spawn_pull(&engine, &format!("{}/dropped:1", stalling.host()));
+        while stalling.stalled() == 0 {
+            assert!(
+                !first.is_finished(),
+                "the first pull ended before it stalled"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        first.abort();
+        assert!(first.await.expect_err("aborted").is_cancelled());
+        let second = spawn_pull(&engine, &format!("{}/dropped:1", counting.host()));
+        // The dropped pull's worker reads on, sees the pull cancelled and gives its claims
+        // up; had it finished its download instead, the second pull would fetch nothing.
+        stalling.release();
+        second.await.expect("pull task").expect("pull");
+    });
+    assert_eq!(counting.blob_gets(big), 1);
+    assert_eq!(env.ok(&["images", "-q"]).trim().lines().count(), 1);
+    assert_no_claims_left(&env);
 }
 
 #[test]

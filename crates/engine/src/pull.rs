@@ -1,11 +1,17 @@
 //! `pull`: resolve a reference, fetch the config, stream every missing layer from the registry
 //! through verification, decompression and unpacking (several at once), then record the image.
-//! Nothing is recorded before every digest has been checked.
+//! Nothing is recorded before every digest has been checked; concurrent pulls fetch each blob
+//! once.
 
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pelagos_image::{chain_ids, Digest, ImageRecord, LayerBlob, NewImage, Reference};
-use pelagos_registry::{BlobDescriptor, Platform, ResolvedImage};
+use pelagos_image::{
+    chain_ids, BlobClaim, Digest, ImageRecord, ImageStore, LayerBlob, LayerClaim, NewImage,
+    Reference,
+};
+use pelagos_registry::{BlobDescriptor, Client, Platform, ResolvedImage};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -90,6 +96,13 @@ fn layer_blob(d: &BlobDescriptor) -> LayerBlob {
 }
 
 /// Pulls `reference` for `platform` into the engine's store.
+///
+/// Concurrent pulls, in this process or others, fetch each blob once: every blob is claimed in
+/// the store before it is fetched ([`ImageStore::claim_layer`], [`BlobStore::claim`]), and a
+/// pull that finds a claim taken waits for it and then uses what the holder stored. Dropping
+/// the future stops its downloads at their next read and gives their claims up.
+///
+/// [`BlobStore::claim`]: pelagos_image::BlobStore::claim
 pub async fn pull(
     engine: &Engine,
     reference: &Reference,
@@ -111,91 +124,17 @@ pub async fn pull(
         layers: resolved.layers.len(),
     });
 
-    let config_bytes = if store.blobs().has(&resolved.config.digest) {
-        None
-    } else {
-        Some(client.fetch_blob(&resolved, &resolved.config).await?)
-    };
-    let config_json: Vec<u8> = match config_bytes {
-        Some(bytes) => bytes,
-        None => std::fs::read(store.blobs().blob_path(&resolved.config.digest))
-            .map_err(|e| Error::io(format!("read config {}", resolved.config.digest), e))?,
-    };
+    let config_json = config_blob(&client, &store, &resolved).await?;
     let diff_ids = diff_ids_of(&config_json, &resolved)?;
-    let chains = chain_ids(&diff_ids);
+    let downloaded = fetch_layers(&client, &store, &resolved, &diff_ids, &progress).await?;
 
-    let mut downloaded = false;
-    let limit = Arc::new(Semaphore::new(PARALLEL_LAYERS));
-    let mut tasks = Vec::new();
-    for (index, desc) in resolved.layers.iter().enumerate() {
-        let have_layer = store.layer(&chains[index])?.is_some();
-        if have_layer && store.blobs().has(&desc.digest) {
-            progress.event(PullEvent::LayerExists {
-                index,
-                digest: desc.digest.clone(),
-            });
-            continue;
-        }
-        downloaded = true;
-        let permit = limit
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::Task(e.to_string()))?;
-        let (client, store, resolved, progress) = (
-            client.clone(),
-            store.clone(),
-            resolved.clone(),
-            progress.clone(),
-        );
-        let desc = desc.clone();
-        let diff_id = diff_ids[index].clone();
-        let parent = index.checked_sub(1).map(|i| chains[i].clone());
-        let handle = tokio::runtime::Handle::current();
-        tasks.push(tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            progress.event(PullEvent::LayerStart {
-                index,
-                digest: desc.digest.clone(),
-                size: desc.size,
-            });
-            let reader = client.blob_reader(handle, &resolved, &desc);
-            let mut report = |done: u64| progress.event(PullEvent::LayerProgress { index, done });
-            let layer = store.ingest_layer(
-                reader,
-                &layer_blob(&desc),
-                &diff_id,
-                parent.as_ref(),
-                &mut report,
-            )?;
-            progress.event(PullEvent::LayerDone {
-                index,
-                digest: desc.digest.clone(),
-            });
-            Ok::<_, Error>(layer)
-        }));
+    // Layers and config first, then the manifest: a record only ever points at verified
+    // content.
+    if !store.blobs().has(&resolved.manifest_digest) {
+        store
+            .blobs()
+            .put_bytes(&resolved.manifest_digest, &resolved.manifest)?;
     }
-    let mut first_error = None;
-    for t in tasks {
-        let outcome = t
-            .await
-            .map_err(|e| Error::Task(e.to_string()))
-            .and_then(|r| r);
-        if let Err(e) = outcome {
-            first_error.get_or_insert(e);
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-
-    // Layers first, then config and manifest: a record only ever points at verified content.
-    store
-        .blobs()
-        .put_bytes(&resolved.config.digest, &config_json)?;
-    store
-        .blobs()
-        .put_bytes(&resolved.manifest_digest, &resolved.manifest)?;
     let existing = store.get(&resolved.config.digest.to_string()).ok();
     let image = store.put_image(NewImage {
         manifest_digest: resolved.manifest_digest.clone(),
@@ -215,6 +154,181 @@ pub async fn pull(
         digest: repo_digest_value,
         downloaded: downloaded || existing.is_none() || newly_tagged,
     })
+}
+
+/// The image config: read from the store, or fetched and stored under a claim, so that
+/// concurrent pulls fetch it once.
+async fn config_blob(
+    client: &Client,
+    store: &Arc<ImageStore>,
+    resolved: &ResolvedImage,
+) -> Result<Vec<u8>> {
+    let digest = resolved.config.digest.clone();
+    let claim = {
+        let (store, digest) = (store.clone(), digest.clone());
+        // Waiting for another pull's claim blocks.
+        tokio::task::spawn_blocking(move || store.blobs().claim(&digest))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??
+    };
+    match claim {
+        BlobClaim::Stored => std::fs::read(store.blobs().blob_path(&digest))
+            .map_err(|e| Error::io(format!("read config {digest}"), e)),
+        BlobClaim::Claimed(lock) => {
+            let bytes = client.fetch_blob(resolved, &resolved.config).await?;
+            lock.put_bytes(&bytes)?;
+            Ok(bytes)
+        }
+    }
+}
+
+/// Fetches, verifies and unpacks every layer not in the store, [`PARALLEL_LAYERS`] at a time.
+/// Returns whether any was missing when the pull began.
+async fn fetch_layers(
+    client: &Client,
+    store: &Arc<ImageStore>,
+    resolved: &Arc<ResolvedImage>,
+    diff_ids: &[Digest],
+    progress: &Arc<dyn PullProgress>,
+) -> Result<bool> {
+    let chains = chain_ids(diff_ids);
+    let cancel = CancelOnDrop::default();
+    let mut downloaded = false;
+    let limit = Arc::new(Semaphore::new(PARALLEL_LAYERS));
+    let mut tasks = Vec::new();
+    for (index, desc) in resolved.layers.iter().enumerate() {
+        let have_layer = store.layer(&chains[index])?.is_some();
+        if have_layer && store.blobs().has(&desc.digest) {
+            progress.event(PullEvent::LayerExists {
+                index,
+                digest: desc.digest.clone(),
+            });
+            continue;
+        }
+        downloaded = true;
+        let permit = limit
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Task(e.to_string()))?;
+        let job = LayerJob {
+            client: client.clone(),
+            store: store.clone(),
+            resolved: resolved.clone(),
+            progress: progress.clone(),
+            index,
+            desc: desc.clone(),
+            diff_id: diff_ids[index].clone(),
+            parent: index.checked_sub(1).map(|i| chains[i].clone()),
+            handle: tokio::runtime::Handle::current(),
+            cancel: cancel.0.clone(),
+        };
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            job.run()
+        }));
+    }
+    let mut first_error = None;
+    for t in tasks {
+        let outcome = t
+            .await
+            .map_err(|e| Error::Task(e.to_string()))
+            .and_then(|r| r);
+        if let Err(e) = outcome {
+            // The others need not finish: the pull fails anyway.
+            cancel.0.store(true, Ordering::SeqCst);
+            first_error.get_or_insert(e);
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(downloaded),
+    }
+}
+
+/// One layer to bring into the store, on a blocking thread.
+struct LayerJob {
+    client: Client,
+    store: Arc<ImageStore>,
+    resolved: Arc<ResolvedImage>,
+    progress: Arc<dyn PullProgress>,
+    index: usize,
+    desc: BlobDescriptor,
+    diff_id: Digest,
+    parent: Option<Digest>,
+    handle: tokio::runtime::Handle,
+    cancel: Arc<AtomicBool>,
+}
+
+impl LayerJob {
+    /// Claims the layer (waiting while another pull holds it) and ingests it unless the
+    /// holder stored it meanwhile; the blob comes from the store if it is there (the same
+    /// blob on another parent), else from the registry.
+    fn run(self) -> Result<()> {
+        let (index, digest) = (self.index, self.desc.digest.clone());
+        let blob = layer_blob(&self.desc);
+        let ingest = match self
+            .store
+            .claim_layer(&blob, &self.diff_id, self.parent.as_ref())?
+        {
+            LayerClaim::Present(_) => {
+                self.progress
+                    .event(PullEvent::LayerExists { index, digest });
+                return Ok(());
+            }
+            LayerClaim::Missing(ingest) => ingest,
+        };
+        self.progress.event(PullEvent::LayerStart {
+            index,
+            digest: digest.clone(),
+            size: self.desc.size,
+        });
+        let progress = &self.progress;
+        let mut report = |done: u64| progress.event(PullEvent::LayerProgress { index, done });
+        let source: Box<dyn Read> = if ingest.blob_stored() {
+            Box::new(self.store.blobs().open(&digest, Some(self.desc.size))?)
+        } else {
+            Box::new(
+                self.client
+                    .blob_reader(self.handle.clone(), &self.resolved, &self.desc),
+            )
+        };
+        let reader = Cancellable {
+            inner: source,
+            cancel: &self.cancel,
+        };
+        ingest.ingest(reader, &mut report)?;
+        self.progress.event(PullEvent::LayerDone { index, digest });
+        Ok(())
+    }
+}
+
+/// Set when the layer downloads should stop: when the pull's future is dropped (a cancelled
+/// request), whose blocking workers would otherwise finish downloads nobody waits for, and
+/// when one layer failed.
+#[derive(Default)]
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A reader that fails once the pull is cancelled, so that the ingest stops and gives its
+/// claim up.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the pull was cancelled"));
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// `rootfs.diff_ids` of an image config, checked against the manifest's layers.

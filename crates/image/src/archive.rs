@@ -4,11 +4,12 @@
 //! `load` never seeks its input: it spools the (decompressed) tar into the
 //! store's `tmp/`, indexes the members, and reads them from there. Every
 //! manifest, config and layer is verified against its digest (layers by
-//! [`ImageStore::ingest_layer`]), and the whole operation holds a [`Lease`]
+//! [`LayerIngest::ingest`]), and the whole operation holds a [`Lease`]
 //! so that garbage collection cannot remove a layer between its ingestion
 //! and the image record that references it.
 //!
 //! [`Lease`]: crate::Lease
+//! [`LayerIngest::ingest`]: crate::LayerIngest::ingest
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -22,7 +23,7 @@ use serde_json::{json, Map, Value};
 use crate::changes;
 use crate::digest::{Algorithm, Digest, Hasher, Verifier};
 use crate::error::{io_err, StoreError};
-use crate::fsutil;
+use crate::fsutil::{self, TempGuard};
 use crate::images::{
     chain_id, config_diff_ids, parse_config, ImageRecord, ImageStore, LayerBlob, NewImage,
     JSON_LIMIT,
@@ -30,7 +31,6 @@ use crate::images::{
 use crate::layers::{decoder, sniff};
 use crate::oci::{host_platform, media, select_platform, Descriptor, Index, Manifest};
 use crate::reference::Reference;
-use crate::store::TempGuard;
 
 /// containerd's annotation with an image's full name.
 const ANNOTATION_IMAGE_NAME: &str = "io.containerd.image.name";

@@ -37,7 +37,7 @@ impl Algorithm {
     }
 
     /// Length of the hex encoding of this algorithm's output.
-    pub fn hex_len(self) -> usize {
+    pub(crate) fn hex_len(self) -> usize {
         match self {
             Algorithm::Sha256 => 64,
             Algorithm::Sha512 => 128,

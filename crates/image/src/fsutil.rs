@@ -1,18 +1,44 @@
-//! Small filesystem helpers for crash-safe metadata: flock, atomic file
-//! replacement, directory fsync, no-replace renames, disk usage and timestamps.
+//! Small filesystem helpers for crash-safe metadata: flock, temporary-path guards, atomic
+//! file replacement, directory fsync, no-replace renames, disk usage and timestamps.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{FlockOperation, RenameFlags, CWD};
 use rustix::io::Errno;
 
 use crate::error::{io_err, StoreError};
-use crate::store::{BlobStore, TempGuard};
+
+/// Removes a temporary file or directory on drop unless it was renamed into place.
+#[derive(Debug)]
+pub(crate) struct TempGuard {
+    pub(crate) path: PathBuf,
+    armed: bool,
+}
+
+impl TempGuard {
+    pub(crate) fn new(path: PathBuf) -> TempGuard {
+        TempGuard { path, armed: true }
+    }
+
+    /// The path was renamed into place (or handed on): do not remove it.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            // Best effort: if this fails the entry is left for gc_tmp().
+            drop(remove_any(&self.path));
+        }
+    }
+}
 
 /// An flock held on a lock file; released when dropped (the fd is closed).
 #[derive(Debug)]
@@ -31,28 +57,60 @@ pub(crate) enum LockMode {
 
 /// Takes an flock on `path` (created if missing). flock locks belong to the
 /// open file description, so two threads of one process exclude each other
-/// just like two processes do.
+/// just like two processes do; the kernel drops them when their holder dies.
+///
+/// A lock file may be removed by its holder (see [`remove_held_lock`]); whoever
+/// was waiting on it then holds a lock on a name nobody else will open, so the
+/// lock counts only if `path` still names the locked file; otherwise it is
+/// taken again on the file now there.
 pub(crate) fn lock(path: &Path, mode: LockMode) -> Result<Option<FileLock>, StoreError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(io_err("open lock file", path))?;
     let op = match mode {
         LockMode::Shared => FlockOperation::LockShared,
         LockMode::Exclusive => FlockOperation::LockExclusive,
         LockMode::TryExclusive => FlockOperation::NonBlockingLockExclusive,
     };
     loop {
-        match rustix::fs::flock(&file, op) {
-            Ok(()) => return Ok(Some(FileLock { _file: file })),
-            Err(Errno::INTR) => continue,
-            Err(Errno::WOULDBLOCK) if matches!(mode, LockMode::TryExclusive) => return Ok(None),
-            Err(e) => return Err(io_err("flock", path)(e.into())),
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err("open lock file", path))?;
+        let locked = loop {
+            match rustix::fs::flock(&file, op) {
+                Ok(()) => break true,
+                Err(Errno::INTR) => continue,
+                Err(Errno::WOULDBLOCK) if matches!(mode, LockMode::TryExclusive) => break false,
+                Err(e) => return Err(io_err("flock", path)(e.into())),
+            }
+        };
+        if !locked {
+            return Ok(None);
+        }
+        if names_file(path, &file)? {
+            return Ok(Some(FileLock { _file: file }));
         }
     }
+}
+
+/// Whether `path` (still) names the open `file`.
+fn names_file(path: &Path, file: &File) -> Result<bool, StoreError> {
+    let held = file.metadata().map_err(io_err("stat", path))?;
+    match fs::metadata(path) {
+        Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("stat", path)(e)),
+    }
+}
+
+/// Removes the lock file `path` whose lock `held` this caller holds, then
+/// releases it: waiters wake on a removed file and take the lock anew (see
+/// [`lock`]), so lock files last only as long as someone uses them.
+pub(crate) fn remove_held_lock(path: &Path, held: FileLock) {
+    // Best effort: a lock file left behind is harmless and prune removes it.
+    drop(fs::remove_file(path));
+    drop(held);
 }
 
 /// Takes a blocking lock (never `None`).
@@ -76,12 +134,11 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_err("fsync directory", dir))
 }
 
-/// Replaces `dest` with `data` atomically: written to a temporary file in the
-/// store's `tmp/`, fsynced, renamed over `dest`, and the directory fsynced. A
-/// reader sees the old or the new content, never a mix; a crash leaves at
-/// worst a temporary file for `gc_tmp`.
-pub(crate) fn write_atomic(blobs: &BlobStore, dest: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let tmp = blobs.temp_path("json");
+/// Replaces `dest` with `data` atomically: written to the fresh temporary path
+/// `tmp` (in the store's `tmp/`), fsynced, renamed over `dest`, and the
+/// directory fsynced. A reader sees the old or the new content, never a mix; a
+/// crash leaves at worst a temporary file for `gc_tmp`.
+pub(crate) fn write_atomic(tmp: PathBuf, dest: &Path, data: &[u8]) -> Result<(), StoreError> {
     let mut guard = TempGuard::new(tmp.clone());
     let mut file = OpenOptions::new()
         .write(true)

@@ -148,7 +148,7 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 }
 
 /// The chain id of the layer `diff_id` on top of the layer `parent`.
-pub fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
+pub(crate) fn chain_id(parent: Option<&Digest>, diff_id: &Digest) -> Digest {
     match parent {
         None => diff_id.clone(),
         Some(p) => Digest::of_bytes(Algorithm::Sha256, format!("{p} {diff_id}").as_bytes()),
@@ -339,7 +339,11 @@ impl ImageStore {
             what: "repositories.json (serialising)".to_owned(),
             source,
         })?;
-        fsutil::write_atomic(&self.blobs, &self.repositories_path(), &data)
+        fsutil::write_atomic(
+            self.blobs.temp_path("json"),
+            &self.repositories_path(),
+            &data,
+        )
     }
 
     /// The record as stored (no tags filled in), if present.
@@ -374,7 +378,11 @@ impl ImageStore {
             what: format!("image record {} (serialising)", rec.id),
             source,
         })?;
-        fsutil::write_atomic(&self.blobs, &self.record_path(&rec.id), &data)
+        fsutil::write_atomic(
+            self.blobs.temp_path("json"),
+            &self.record_path(&rec.id),
+            &data,
+        )
     }
 
     /// Ids of all recorded images.
@@ -818,6 +826,7 @@ impl ImageStore {
         fsutil::fsync_dir(&self.images_dir())?;
         report.reclaimed += self.sweep(&remaining, None)?;
         report.reclaimed += self.blobs.gc_tmp_measured()?.1;
+        crate::locks::clean_locks(&self.root)?;
         report.deleted.sort();
         Ok(report)
     }

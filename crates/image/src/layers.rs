@@ -1,5 +1,5 @@
-//! Layer ingestion and the committed-layer tree: one streaming pass that
-//! stores, verifies, decompresses, hashes and unpacks a blob, then commits atomically.
+//! Layer ingestion and the committed-layer tree: under a claim on the blob and the layer,
+//! one streaming pass stores, verifies, decompresses, hashes and unpacks a blob, then commits.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -10,14 +10,15 @@ use sha2::{Digest as _, Sha256};
 
 use crate::digest::{Algorithm, Digest, Verifier, VerifyError};
 use crate::error::{io_err, StoreError};
-use crate::fsutil;
-use crate::images::{chain_id, ImageStore, LayerBlob, LayerInfo};
+use crate::fsutil::{self, TempGuard};
+use crate::images::{chain_id, ImageStore, LayerBlob, LayerInfo, Lease};
+use crate::locks::{self, ObjectKind, ObjectLock};
 use crate::oci::media;
-use crate::store::{BlobWriter, TempGuard};
+use crate::store::{BlobLock, BlobWriter};
 
 /// Length of the `layers/l/<short>` names: 12 base32 characters carry 60
 /// bits, and `l/<12>:` is 15 bytes, so 270 lower layers fit in one page.
-pub const SHORT_ID_LEN: usize = 12;
+pub(crate) const SHORT_ID_LEN: usize = 12;
 
 /// Reads the raw blob, copying every byte into the blob writer (which hashes
 /// and size-checks it) and reporting progress. A read error of the source is
@@ -179,6 +180,154 @@ pub(crate) fn short_id(chain: &Digest, attempt: u32) -> String {
     out
 }
 
+/// What [`ImageStore::claim_layer`] found.
+#[derive(Debug)]
+pub enum LayerClaim {
+    /// The layer is committed and its blob stored.
+    Present(LayerInfo),
+    /// Something is missing; the caller now holds the claim and should fetch
+    /// the blob and [`ingest`](LayerIngest::ingest) it.
+    Missing(Box<LayerIngest>),
+}
+
+/// The claim on one layer blob and the layer unpacked from it, ready to
+/// ingest; dropping it gives the claim up.
+#[derive(Debug)]
+pub struct LayerIngest {
+    store: ImageStore,
+    blob: LayerBlob,
+    diff_id: Digest,
+    parent: Option<Digest>,
+    chain: Digest,
+    /// The layer, when only its blob is missing.
+    existing: Option<LayerInfo>,
+    blob_lock: BlobLock,
+    _layer_lock: ObjectLock,
+    _lease: Lease,
+}
+
+impl LayerIngest {
+    /// Whether the blob is already stored (only the layer is missing: the
+    /// same blob sits on another parent elsewhere). Then it can be read from
+    /// the store instead of fetched.
+    pub fn blob_stored(&self) -> bool {
+        self.store.blobs.has(&self.blob.digest)
+    }
+
+    /// Streams the blob: tees the raw bytes into a temporary blob file while
+    /// verifying the blob's digest and size, decompresses per its media type
+    /// (gzip, zstd, tar; an unknown type is detected from the magic bytes, a
+    /// non-layer type such as a manifest or config is an error), hashes the
+    /// uncompressed stream and checks it equals the diff_id, unpacks it into a
+    /// temporary layer directory, and only when all of that succeeded commits
+    /// blob and layer. A layer already committed is not unpacked again (the
+    /// content is still verified and its blob stored). `progress` is called
+    /// with the raw bytes read so far. Consumes the reader to EOF.
+    pub fn ingest(
+        self,
+        reader: impl Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<LayerInfo, StoreError> {
+        let LayerIngest {
+            store,
+            blob,
+            diff_id,
+            parent,
+            chain,
+            existing,
+            blob_lock,
+            _layer_lock,
+            _lease,
+        } = self;
+        let declared = declared_compression(&blob)?;
+        let tmp_layer = match existing {
+            Some(_) => None,
+            None => Some(store.temp_layer_dir()?),
+        };
+        let diff_dir: Option<PathBuf> = tmp_layer.as_ref().map(|g| g.path.join("diff"));
+
+        let mut writer = blob_lock.writer(Some(blob.size))?;
+        let mut tee = Tee {
+            inner: reader,
+            sink: &mut writer,
+            total: 0,
+            progress,
+            read_error: None,
+            sink_failed: false,
+        };
+        let outcome = decode_and_unpack(
+            &mut tee,
+            declared,
+            &diff_id,
+            diff_dir.as_deref(),
+            &store.unpack,
+        );
+        // Read what is left, so that the blob digest can say whether a failure
+        // came from corrupt content (and so that the reader ends at EOF).
+        if !tee.sink_failed && tee.read_error.is_none() {
+            let _ = io::copy(&mut tee, &mut io::sink());
+        }
+        if let Some(source) = tee.read_error.take() {
+            return Err(StoreError::Read {
+                digest: blob.digest.clone(),
+                source,
+            });
+        }
+        let verified = writer.finish()?;
+        let stats = check_stream(outcome, &blob)?;
+
+        // The blob first: a committed layer always has its blob stored.
+        verified.commit()?;
+        match (existing, tmp_layer) {
+            (Some(info), _) => Ok(info),
+            (None, Some(guard)) => {
+                let stats = stats.unwrap_or_default();
+                let info = LayerInfo {
+                    chain_id: chain,
+                    diff_id,
+                    parent,
+                    short_id: String::new(),
+                    blob: Some(blob),
+                    size: stats.bytes,
+                };
+                store.commit_layer(guard, info, stats.entries)
+            }
+            (None, None) => Err(StoreError::LayerCorrupt {
+                chain_id: chain.clone(),
+                path: store.layer_dir(&chain),
+                reason: "internal error: no temporary layer directory".to_owned(),
+            }),
+        }
+    }
+}
+
+/// Turns the outcome of decoding and unpacking into the unpack statistics or
+/// the error that names what was wrong with the blob.
+fn check_stream(
+    outcome: Result<(Option<UnpackStats>, Result<u64, VerifyError>), StreamFail>,
+    blob: &LayerBlob,
+) -> Result<Option<UnpackStats>, StoreError> {
+    let (stats, diff_check) = outcome.map_err(|f| match f {
+        StreamFail::Decode(source) => StoreError::Decode {
+            blob: blob.digest.clone(),
+            source,
+        },
+        StreamFail::Unpack(source) => StoreError::Unpack {
+            blob: blob.digest.clone(),
+            source,
+        },
+    })?;
+    diff_check.map_err(|e| match e {
+        VerifyError::DigestMismatch { expected, actual } => StoreError::DiffIdMismatch {
+            blob: blob.digest.clone(),
+            expected,
+            actual,
+        },
+        other => StoreError::Verify(other),
+    })?;
+    Ok(stats)
+}
+
 impl ImageStore {
     /// The committed layer with this chain id, if any.
     pub fn layer(&self, chain_id: &Digest) -> Result<Option<LayerInfo>, StoreError> {
@@ -215,17 +364,51 @@ impl ImageStore {
         Ok(Some(info))
     }
 
-    /// Streams one layer blob: tees the raw bytes into a temporary blob file
-    /// while verifying `blob`'s digest and size, decompresses per
-    /// `blob.media_type` (gzip, zstd, tar; an unknown type is detected from the
-    /// magic bytes, a non-layer type such as a manifest or config is an error),
-    /// hashes the uncompressed stream and checks it equals `diff_id`, unpacks
-    /// it into a temporary layer directory, and only when all of that
-    /// succeeded commits blob and layer (on top of the layer `parent`, a
-    /// chain id, which may still be downloading). Returns the layer: the existing one if it was
-    /// already committed or a concurrent writer won. `progress` is called with
-    /// the raw bytes read so far. Consumes the reader to EOF.
-    pub fn ingest_layer(
+    /// Claims the right to store `blob` and unpack it as the layer `diff_id`
+    /// on top of the layer `parent` (a chain id, which may still be
+    /// downloading), first waiting (blocking the thread) while another thread
+    /// or process holds that right for the blob or the layer. Returns
+    /// [`LayerClaim::Present`] when both are, or by then have been, stored:
+    /// then nothing needs fetching. The claim holds a [`Lease`].
+    ///
+    /// Claims of one blob or layer exclude each other; the blob is claimed
+    /// before the layer, always, so claims never deadlock.
+    pub fn claim_layer(
+        &self,
+        blob: &LayerBlob,
+        diff_id: &Digest,
+        parent: Option<&Digest>,
+    ) -> Result<LayerClaim, StoreError> {
+        let lease = self.lease()?;
+        // The parent need not be committed yet: a layer's diff/ does not
+        // depend on it, and parallel downloads commit out of order.
+        // put_image checks the whole chain.
+        let chain = chain_id(parent, diff_id);
+        let blob_lock = self.blobs.lock(&blob.digest)?;
+        let layer_lock = locks::lock_object(&self.root, ObjectKind::Layer, &chain)?;
+        let existing = self.layer(&chain)?;
+        if let Some(info) = &existing {
+            if self.blobs.has(&blob.digest) {
+                return Ok(LayerClaim::Present(info.clone()));
+            }
+        }
+        Ok(LayerClaim::Missing(Box::new(LayerIngest {
+            store: self.clone(),
+            blob: blob.clone(),
+            diff_id: diff_id.clone(),
+            parent: parent.cloned(),
+            chain,
+            existing,
+            blob_lock,
+            _layer_lock: layer_lock,
+            _lease: lease,
+        })))
+    }
+
+    /// Streams one layer blob into the store: [`claim_layer`](Self::claim_layer),
+    /// then, unless the layer and its blob are present (the reader is then
+    /// left unread), [`LayerIngest::ingest`]. Returns the layer.
+    pub(crate) fn ingest_layer(
         &self,
         reader: impl Read,
         blob: &LayerBlob,
@@ -233,96 +416,20 @@ impl ImageStore {
         parent: Option<&Digest>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<LayerInfo, StoreError> {
-        let _lease = self.lease()?;
-        let declared = declared_compression(blob)?;
-        // The parent need not be committed yet: a layer's diff/ does not
-        // depend on it, and parallel downloads commit out of order.
-        // put_image checks the whole chain.
-        let chain = chain_id(parent, diff_id);
-        // Already committed: the blob is still stored and the content still
-        // verified, but not unpacked again.
-        let existing = self.layer(&chain)?;
+        match self.claim_layer(blob, diff_id, parent)? {
+            LayerClaim::Present(info) => Ok(info),
+            LayerClaim::Missing(ingest) => ingest.ingest(reader, progress),
+        }
+    }
 
-        let mut tmp_layer = None;
-        if existing.is_none() {
-            let path = self.blobs.temp_path("layer");
-            fs::create_dir(&path).map_err(io_err("create directory", &path))?;
-            let guard = TempGuard::new(path);
-            let diff = guard.path.join("diff");
-            fs::create_dir(&diff).map_err(io_err("create directory", &diff))?;
-            tmp_layer = Some(guard);
-        }
-        let diff_dir: Option<PathBuf> = tmp_layer.as_ref().map(|g| g.path.join("diff"));
-
-        let mut writer = self.blobs.writer(&blob.digest, Some(blob.size))?;
-        let mut tee = Tee {
-            inner: reader,
-            sink: &mut writer,
-            total: 0,
-            progress,
-            read_error: None,
-            sink_failed: false,
-        };
-        let outcome = decode_and_unpack(
-            &mut tee,
-            declared,
-            diff_id,
-            diff_dir.as_deref(),
-            &self.unpack,
-        );
-        // Read what is left, so that the blob digest can say whether a failure
-        // came from corrupt content (and so that the reader ends at EOF).
-        if !tee.sink_failed && tee.read_error.is_none() {
-            let _ = io::copy(&mut tee, &mut io::sink());
-        }
-        if let Some(source) = tee.read_error.take() {
-            return Err(StoreError::Read {
-                digest: blob.digest.clone(),
-                source,
-            });
-        }
-        let verified = writer.finish()?;
-        let (stats, diff_check) = outcome.map_err(|f| match f {
-            StreamFail::Decode(source) => StoreError::Decode {
-                blob: blob.digest.clone(),
-                source,
-            },
-            StreamFail::Unpack(source) => StoreError::Unpack {
-                blob: blob.digest.clone(),
-                source,
-            },
-        })?;
-        diff_check.map_err(|e| match e {
-            VerifyError::DigestMismatch { expected, actual } => StoreError::DiffIdMismatch {
-                blob: blob.digest.clone(),
-                expected,
-                actual,
-            },
-            other => StoreError::Verify(other),
-        })?;
-
-        // The blob first: a committed layer always has its blob stored.
-        verified.commit()?;
-        match (existing, tmp_layer) {
-            (Some(info), _) => Ok(info),
-            (None, Some(guard)) => {
-                let stats = stats.unwrap_or_default();
-                let info = LayerInfo {
-                    chain_id: chain,
-                    diff_id: diff_id.clone(),
-                    parent: parent.cloned(),
-                    short_id: String::new(),
-                    blob: Some(blob.clone()),
-                    size: stats.bytes,
-                };
-                self.commit_layer(guard, info, stats.entries)
-            }
-            (None, None) => Err(StoreError::LayerCorrupt {
-                chain_id: chain.clone(),
-                path: self.layer_dir(&chain),
-                reason: "internal error: no temporary layer directory".to_owned(),
-            }),
-        }
+    /// A fresh temporary layer directory with an empty `diff/`.
+    fn temp_layer_dir(&self) -> Result<TempGuard, StoreError> {
+        let path = self.blobs.temp_path("layer");
+        fs::create_dir(&path).map_err(io_err("create directory", &path))?;
+        let guard = TempGuard::new(path);
+        let diff = guard.path.join("diff");
+        fs::create_dir(&diff).map_err(io_err("create directory", &diff))?;
+        Ok(guard)
     }
 
     /// Makes the unpacked layer in `tmp` visible as `layers/<alg>/<hex>`.

@@ -19,14 +19,18 @@
 //!                                   long lowerdir= option strings)
 //!   images/<id hex>.json         image records
 //!   repositories.json            tags and repo digests -> image id
-//!   tmp/                         everything in progress; lock, gc.lock
+//!   locks/                       per-blob and per-layer claims of writers
+//!   tmp/                         everything in progress
+//!   lock, gc.lock                metadata and garbage-collection locks
 //!   ```
 //!
-//!   [`ImageStore::ingest_layer`] stores, verifies (blob digest and size,
+//!   [`LayerIngest::ingest`] stores, verifies (blob digest and size,
 //!   diff_id) and unpacks a layer in one streaming pass; nothing appears
 //!   under `blobs/`, `layers/` or `images/` before it is complete, verified
-//!   and fsynced, and concurrent pulls of one layer or image in several
-//!   processes all succeed. Lookup ([`ImageStore::get`]), tagging, `rmi`
+//!   and fsynced. [`ImageStore::claim_layer`] and [`BlobStore::claim`] make
+//!   concurrent pulls of one layer or image (threads or processes) fetch and
+//!   unpack each blob once: the first claims it, the others wait and then find
+//!   it stored. Lookup ([`ImageStore::get`]), tagging, `rmi`
 //!   ([`ImageStore::remove`]) and `image prune` ([`ImageStore::prune`])
 //!   follow Docker's rules; [`ImageStore::lowerdirs`] gives the overlayfs
 //!   lower directories of an image.
@@ -35,9 +39,10 @@
 //!   and `docker import` (a root filesystem tarball plus `--change`s).
 //!
 //! What it deliberately does not do:
-//! * no network: registries are `pelagos-registry`'s business; pulls hand
-//!   their streams to [`ImageStore::ingest_layer`] and their manifests to
-//!   [`BlobStore::put_stream`], holding a [`Lease`] until
+//! * no network: registries are `pelagos-registry`'s business; pulls claim
+//!   each layer ([`ImageStore::claim_layer`]) and hand the stream of a
+//!   missing one to [`LayerIngest::ingest`], claim the config
+//!   ([`BlobStore::claim`]), and hold a [`Lease`] until
 //!   [`ImageStore::put_image`];
 //! * no mounting: [`ImageStore::lowerdirs`] names the directories, the
 //!   engine mounts them;
@@ -53,19 +58,19 @@ mod error;
 mod fsutil;
 mod images;
 mod layers;
+mod locks;
 mod oci;
 pub mod reference;
 pub mod store;
 
 pub use digest::{Algorithm, Digest, DigestError, Verifier, VerifyError};
 pub use images::{
-    chain_id, chain_ids, ImageRecord, ImageStore, LayerBlob, LayerInfo, Lease, NewImage,
-    PruneReport, Removal,
+    chain_ids, ImageRecord, ImageStore, LayerBlob, LayerInfo, Lease, NewImage, PruneReport, Removal,
 };
-pub use layers::SHORT_ID_LEN;
+pub use layers::{LayerClaim, LayerIngest};
 pub use oci::{host_platform, media};
 pub use reference::{Reference, ReferenceError, ReferenceErrorKind};
-pub use store::{BlobStore, BlobWriter, StoreError, VerifiedBlob};
+pub use store::{BlobClaim, BlobLock, BlobStore, BlobWriter, StoreError, VerifiedBlob};
 
 #[cfg(test)]
 mod tests;

@@ -32,18 +32,18 @@ pub mod media {
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
     /// Whether `mt` names an image manifest (OCI or Docker).
-    pub fn is_manifest(mt: &str) -> bool {
+    pub(crate) fn is_manifest(mt: &str) -> bool {
         matches!(base(mt), OCI_MANIFEST | DOCKER_MANIFEST)
     }
 
     /// Whether `mt` names an index / manifest list.
-    pub fn is_index(mt: &str) -> bool {
+    pub(crate) fn is_index(mt: &str) -> bool {
         matches!(base(mt), OCI_INDEX | DOCKER_MANIFEST_LIST)
     }
 
     /// Whether `mt` is certainly not a layer: manifests, indexes, configs and
     /// other JSON documents.
-    pub fn is_non_layer(mt: &str) -> bool {
+    pub(crate) fn is_non_layer(mt: &str) -> bool {
         let b = base(mt);
         is_manifest(b)
             || is_index(b)

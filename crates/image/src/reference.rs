@@ -39,15 +39,15 @@ use crate::digest::{Digest, DigestError};
 /// The canonical name of Docker Hub.
 pub const DOCKER_HUB: &str = "docker.io";
 /// Legacy alias of Docker Hub, normalised to [`DOCKER_HUB`].
-pub const DOCKER_HUB_LEGACY: &str = "index.docker.io";
+pub(crate) const DOCKER_HUB_LEGACY: &str = "index.docker.io";
 /// Host that serves the registry API for Docker Hub.
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 /// Tag used when a reference has neither tag nor digest.
 pub const DEFAULT_TAG: &str = "latest";
 /// Maximum length of `registry/repository`.
-pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
+pub(crate) const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// Maximum length of a tag.
-pub const TAG_LENGTH_MAX: usize = 128;
+pub(crate) const TAG_LENGTH_MAX: usize = 128;
 
 /// A reference could not be parsed; names the input and the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,6 +7,7 @@
 //!   blobs/sha256/<64 hex>     verified content, named by its digest
 //!   blobs/sha512/<128 hex>
 //!   tmp/<pid>-<nanos>-<n>.tmp  writes in progress
+//!   locks/blob-<alg>-<hex>     claims of blobs being written (see below)
 //! ```
 //!
 //! [`BlobStore::put_stream`] copies a reader into a fresh file in `tmp/`,
@@ -15,7 +16,8 @@
 //! a path under `blobs/` only ever names complete, verified content; a reader
 //! can never observe a partial or unverified blob. A failed write removes its
 //! temporary file; a process killed mid-write leaves one behind in `tmp/`,
-//! which [`BlobStore::gc_tmp`] removes once its writer process is gone.
+//! which `gc_tmp` (run when an image store opens and by prune) removes once its
+//! writer process is gone.
 //!
 //! [`BlobStore::writer`] exposes the same steps to callers that produce the
 //! content themselves (a layer tee'd while it is unpacked): write, then
@@ -24,7 +26,11 @@
 //! Two concurrent puts of the same digest each write their own temporary file
 //! and both rename it over the same name; as both contents are verified to be
 //! identical, either winning is correct, and an already-open reader keeps the
-//! inode it opened.
+//! inode it opened. Writers whose content is costly to get (a download) first
+//! [`claim`](BlobStore::claim) the digest: one thread or process at a time
+//! holds the claim (an flock in `locks/`), the others wait and then find the
+//! blob stored. The claim travels with the writer and ends at
+//! [`VerifiedBlob::commit`], or when the writer is dropped or its process dies.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -35,6 +41,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::digest::{Algorithm, Digest, Verifier};
 use crate::error::io_err;
 pub use crate::error::StoreError;
+use crate::fsutil::{self, TempGuard};
+use crate::locks::{self, ObjectKind, ObjectLock};
 
 const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 const COPY_BUF: usize = 64 * 1024;
@@ -43,38 +51,6 @@ const COPY_BUF: usize = 64 * 1024;
 const TMP_MAX_AGE_WITHOUT_PROC: Duration = Duration::from_secs(24 * 60 * 60);
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Removes a temporary file or directory on drop unless it was renamed into place.
-#[derive(Debug)]
-pub(crate) struct TempGuard {
-    pub(crate) path: PathBuf,
-    armed: bool,
-}
-
-impl TempGuard {
-    pub(crate) fn new(path: PathBuf) -> TempGuard {
-        TempGuard { path, armed: true }
-    }
-
-    /// The path was renamed into place (or handed on): do not remove it.
-    pub(crate) fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            // Best effort: if this fails the entry is left for gc_tmp().
-            let res = match fs::symlink_metadata(&self.path) {
-                Ok(m) if m.is_dir() => fs::remove_dir_all(&self.path),
-                Ok(_) => fs::remove_file(&self.path),
-                Err(_) => Ok(()),
-            };
-            drop(res);
-        }
-    }
-}
 
 /// A content-addressed store of verified blobs under one root directory.
 #[derive(Debug, Clone)]
@@ -94,6 +70,8 @@ pub struct BlobWriter {
     verifier: Verifier,
     /// First failed write to the temporary file (disk full, ...).
     write_error: Option<io::Error>,
+    /// The claim on the digest, when the writer was made from one.
+    claim: Option<ObjectLock>,
 }
 
 impl Write for BlobWriter {
@@ -132,6 +110,7 @@ impl BlobWriter {
             guard,
             verifier,
             write_error,
+            claim,
         } = self;
         if let Some(source) = write_error {
             return Err(StoreError::Io {
@@ -146,6 +125,7 @@ impl BlobWriter {
             store,
             digest: expected,
             guard,
+            claim,
         })
     }
 }
@@ -156,6 +136,7 @@ pub struct VerifiedBlob {
     store: BlobStore,
     digest: Digest,
     guard: TempGuard,
+    claim: Option<ObjectLock>,
 }
 
 impl VerifiedBlob {
@@ -164,34 +145,106 @@ impl VerifiedBlob {
         &self.digest
     }
 
-    /// Renames the blob into `blobs/` (atomic) and fsyncs the directory.
-    /// A concurrent writer of the same digest may win the rename; as both
-    /// contents were verified to be identical, either is correct.
+    /// Renames the blob into `blobs/` (atomic), fsyncs the directory, and
+    /// then ends the claim, if any. An unclaimed concurrent writer of the same
+    /// digest may win the rename; as both contents were verified to be
+    /// identical, either is correct.
     pub fn commit(self) -> Result<PathBuf, StoreError> {
         let VerifiedBlob {
             store,
             digest,
             mut guard,
+            claim,
         } = self;
         let dest = store.blob_path(&digest);
         fs::rename(&guard.path, &dest).map_err(io_err("rename into place", &dest))?;
         guard.disarm();
         let dir = store.alg_dir(digest.algorithm());
-        crate::fsutil::fsync_dir(&dir)?;
+        fsutil::fsync_dir(&dir)?;
+        // Waiters wake to a durable blob.
+        drop(claim);
         Ok(dest)
     }
+}
+
+/// What [`BlobStore::claim`] found.
+#[derive(Debug)]
+pub enum BlobClaim {
+    /// The blob is stored (perhaps by the writer the claim waited for).
+    Stored,
+    /// The blob is missing, and the caller is now its only claimed writer.
+    Claimed(BlobLock),
+}
+
+/// The exclusive right to write one blob: other [`BlobStore::claim`]s of its
+/// digest, in this process or another, wait until it ends. It ends when the
+/// blob it becomes is committed, or when it (or its writer) is dropped or the
+/// process dies.
+#[derive(Debug)]
+pub struct BlobLock {
+    store: BlobStore,
+    digest: Digest,
+    lock: ObjectLock,
+}
+
+impl BlobLock {
+    /// The claimed digest.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Starts writing the claimed blob, which must be exactly
+    /// `expected_size` bytes if given; see [`BlobStore::writer`].
+    pub fn writer(self, expected_size: Option<u64>) -> Result<BlobWriter, StoreError> {
+        let mut writer = self.store.writer(&self.digest, expected_size)?;
+        writer.claim = Some(self.lock);
+        Ok(writer)
+    }
+
+    /// Stores the claimed blob from memory; see [`BlobStore::put_bytes`].
+    pub fn put_bytes(self, data: &[u8]) -> Result<PathBuf, StoreError> {
+        let digest = self.digest.clone();
+        copy_into(self.writer(Some(data.len() as u64))?, &digest, data)
+    }
+}
+
+/// Copies `reader` into `writer`, verifies and commits.
+fn copy_into<R: Read>(
+    mut writer: BlobWriter,
+    digest: &Digest,
+    mut reader: R,
+) -> Result<PathBuf, StoreError> {
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(StoreError::Read {
+                    digest: digest.clone(),
+                    source,
+                })
+            }
+        };
+        if writer.write_all(&buf[..n]).is_err() {
+            break; // finish() reports the overrun or the write error
+        }
+    }
+    writer.finish()?.commit()
 }
 
 impl BlobStore {
     /// Opens (creating if needed) a store rooted at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Result<BlobStore, StoreError> {
         let store = BlobStore { root: root.into() };
-        for alg in ALGORITHMS {
-            let dir = store.alg_dir(alg);
+        let dirs = ALGORITHMS
+            .map(|alg| store.alg_dir(alg))
+            .into_iter()
+            .chain([store.tmp_dir(), locks::locks_dir(&store.root)]);
+        for dir in dirs {
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         }
-        let tmp = store.tmp_dir();
-        fs::create_dir_all(&tmp).map_err(io_err("create directory", &tmp))?;
         Ok(store)
     }
 
@@ -226,7 +279,7 @@ impl BlobStore {
     }
 
     /// Starts writing a blob that must hash to `expected` and, if given, be
-    /// exactly `expected_size` bytes.
+    /// exactly `expected_size` bytes, without a claim (see [`claim`](Self::claim)).
     pub fn writer(
         &self,
         expected: &Digest,
@@ -240,6 +293,33 @@ impl BlobStore {
             guard,
             verifier: Verifier::new(expected.clone(), expected_size),
             write_error: None,
+            claim: None,
+        })
+    }
+
+    /// Claims the right to write `digest`, first waiting (blocking the
+    /// thread) while another thread or process holds it. Returns
+    /// [`BlobClaim::Stored`] when the blob is, or by then has been, stored.
+    /// Use it before fetching content that is costly to get, so that
+    /// concurrent fetches of one blob happen once.
+    pub fn claim(&self, digest: &Digest) -> Result<BlobClaim, StoreError> {
+        if self.has(digest) {
+            return Ok(BlobClaim::Stored);
+        }
+        let lock = self.lock(digest)?;
+        Ok(if self.has(digest) {
+            BlobClaim::Stored
+        } else {
+            BlobClaim::Claimed(lock)
+        })
+    }
+
+    /// Waits for the exclusive claim on `digest`, whether or not it is stored.
+    pub(crate) fn lock(&self, digest: &Digest) -> Result<BlobLock, StoreError> {
+        Ok(BlobLock {
+            store: self.clone(),
+            digest: digest.clone(),
+            lock: locks::lock_object(&self.root, ObjectKind::Blob, digest)?,
         })
     }
 
@@ -253,27 +333,9 @@ impl BlobStore {
         &self,
         expected: &Digest,
         expected_size: Option<u64>,
-        mut reader: R,
+        reader: R,
     ) -> Result<PathBuf, StoreError> {
-        let mut writer = self.writer(expected, expected_size)?;
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => {
-                    return Err(StoreError::Read {
-                        digest: expected.clone(),
-                        source,
-                    })
-                }
-            };
-            if writer.write_all(&buf[..n]).is_err() {
-                break; // finish() reports the overrun or the write error
-            }
-        }
-        writer.finish()?.commit()
+        copy_into(self.writer(expected, expected_size)?, expected, reader)
     }
 
     /// Convenience wrapper of [`put_stream`](Self::put_stream) for in-memory content.
@@ -374,7 +436,7 @@ impl BlobStore {
     ///
     /// Liveness is read from `/proc/<pid>`; where `/proc` is unavailable, only
     /// temporary files older than a day are removed.
-    pub fn gc_tmp(&self) -> Result<usize, StoreError> {
+    pub(crate) fn gc_tmp(&self) -> Result<usize, StoreError> {
         self.gc_tmp_measured().map(|(n, _)| n)
     }
 
@@ -411,7 +473,7 @@ impl BlobStore {
             if !abandoned {
                 continue;
             }
-            let size = crate::fsutil::disk_usage(&path)?;
+            let size = fsutil::disk_usage(&path)?;
             let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 fs::remove_dir_all(&path)
             } else {
@@ -562,6 +624,73 @@ mod tests {
         assert_eq!(s.list().unwrap(), vec![digest.clone()]);
         assert_eq!(s.verify(&digest).unwrap(), data.len() as u64);
         assert_eq!(count(&s.root().join("tmp")), 0);
+    }
+
+    #[test]
+    fn concurrent_claims_fetch_once() {
+        let (_d, s) = store();
+        let data: Arc<Vec<u8>> = Arc::new((0..100_000u32).map(|i| (i * 3) as u8).collect());
+        let digest = Digest::of_bytes(Algorithm::Sha256, &data);
+        let fetches = Arc::new(AtomicU64::new(0));
+        let threads = 8;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (root, data, digest, barrier, fetches) = (
+                    s.root().to_owned(),
+                    data.clone(),
+                    digest.clone(),
+                    barrier.clone(),
+                    fetches.clone(),
+                );
+                std::thread::spawn(move || {
+                    // Each its own store handle, as separate processes would have.
+                    let s = BlobStore::new(root).unwrap();
+                    barrier.wait();
+                    match s.claim(&digest).unwrap() {
+                        BlobClaim::Stored => {}
+                        BlobClaim::Claimed(lock) => {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            lock.put_bytes(&data).unwrap();
+                        }
+                    }
+                    s.verify(&digest).unwrap()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), data.len() as u64);
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        assert_eq!(count(&s.root().join("tmp")), 0);
+        assert_eq!(count(&s.root().join("locks")), 0, "lock file left");
+    }
+
+    #[test]
+    fn a_claim_given_up_or_failed_passes_to_the_next_writer() {
+        let (_d, s) = store();
+        let digest = Digest::of_bytes(Algorithm::Sha256, b"content");
+        let BlobClaim::Claimed(lock) = s.claim(&digest).unwrap() else {
+            panic!("an empty store has the blob");
+        };
+        drop(lock);
+        let BlobClaim::Claimed(lock) = s.claim(&digest).unwrap() else {
+            panic!("a claim given up stored the blob");
+        };
+        let err = lock.put_bytes(b"tampered").unwrap_err();
+        assert!(matches!(err, StoreError::Verify(_)), "{err}");
+        let BlobClaim::Claimed(lock) = s.claim(&digest).unwrap() else {
+            panic!("a rejected write stored the blob");
+        };
+        let mut writer = lock.writer(Some(7)).unwrap();
+        writer.write_all(b"content").unwrap();
+        writer.finish().unwrap().commit().unwrap();
+        assert!(matches!(s.claim(&digest).unwrap(), BlobClaim::Stored));
+        assert_nothing_in(&s.root().join("locks"));
+    }
+
+    fn assert_nothing_in(dir: &Path) {
+        assert_eq!(count(dir), 0, "{} is not empty", dir.display());
     }
 
     #[test]

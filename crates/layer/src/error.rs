@@ -14,7 +14,7 @@ pub enum LayerError {
     /// The destination directory could not be opened.
     #[error("layer destination {path:?}: {source}")]
     Destination {
-        /// The destination given to [`crate::unpack`].
+        /// The destination given to `unpack`.
         path: PathBuf,
         /// The underlying error.
         source: io::Error,

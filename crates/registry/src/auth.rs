@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::error::RegistryError;
 
 /// The key Docker uses for Docker Hub in `auths`.
-pub const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
+pub(crate) const DOCKER_HUB_AUTH_KEY: &str = "https://index.docker.io/v1/";
 
 /// A user name and password (or access token used as a password).
 #[derive(Clone, PartialEq, Eq)]

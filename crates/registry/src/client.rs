@@ -15,13 +15,13 @@ use pelagos_image::{Algorithm, Digest, Reference};
 
 use crate::auth::{AuthFile, Credentials};
 use crate::config::{normalize_registry_key, RegistryConfig};
-use crate::error::{from_oci, from_reqwest, status_error, Context, RegistryError};
+use crate::error::{from_oci, from_reqwest, io_chain, status_error, Context, RegistryError};
 use crate::manifest::{
     self, BlobDescriptor, IndexEntry, ParseError, Parsed, DOCKER_CONFIG, DOCKER_MANIFEST,
     LAYER_MEDIA_TYPES, OCI_CONFIG, OCI_MANIFEST,
 };
 use crate::platform::Platform;
-use crate::reader::{BlobReader, RetryPolicy};
+use crate::retry::RetryPolicy;
 use crate::tls::{self, Trust};
 
 const USER_AGENT: &str = concat!("pelagos/", env!("CARGO_PKG_VERSION"));
@@ -29,7 +29,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Per-read inactivity limit: a stalled blob stream fails (and is resumed) instead of hanging.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upper bound for [`Client::fetch_blob`], which holds the blob in memory (configs are KiBs).
-pub const MAX_IN_MEMORY_BLOB: u64 = 64 << 20;
+pub(crate) const MAX_IN_MEMORY_BLOB: u64 = 64 << 20;
 /// Upper bound for a manifest or index document.
 const MAX_MANIFEST_SIZE: usize = 4 << 20;
 /// Chunk size when streaming a file into a push.
@@ -76,25 +76,29 @@ struct Inner {
 
 #[derive(Clone)]
 pub(crate) struct Endpoint {
-    pub host: String,
-    pub scheme: &'static str,
+    pub(crate) host: String,
+    pub(crate) scheme: &'static str,
     /// CA roots the clients trust: none for a plain-HTTP endpoint until the registry turns
     /// out to send the client to an HTTPS URL (see [`Client::on_endpoint`]).
-    pub trust: Trust,
+    pub(crate) trust: Trust,
     /// Certificates from `<certs_dir>/<host>/` among the roots.
-    pub certs_d: usize,
-    pub oci: oci_client::Client,
-    pub http: reqwest::Client,
-    pub auth: RegistryAuth,
+    pub(crate) certs_d: usize,
+    pub(crate) oci: oci_client::Client,
+    pub(crate) http: reqwest::Client,
+    pub(crate) auth: RegistryAuth,
 }
 
 impl Endpoint {
     /// oci-client keeps credentials per registry; give it ours before each operation.
-    pub async fn prepare(&self) {
+    pub(crate) async fn prepare(&self) {
         self.oci.store_auth_if_needed(&self.host, &self.auth).await;
     }
 
-    pub fn oci_ref_digest(&self, repository: &str, digest: &Digest) -> oci_client::Reference {
+    pub(crate) fn oci_ref_digest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> oci_client::Reference {
         oci_client::Reference::with_digest(
             self.host.clone(),
             repository.to_owned(),
@@ -381,28 +385,6 @@ impl Client {
             fetch_blob_on(ep, &image.reference.repository, desc)
         })
         .await
-    }
-
-    /// A blocking [`std::io::Read`] of a blob, for a worker thread (`spawn_blocking` or a std
-    /// thread; never call its `read` from async code). It pulls from the endpoint that served
-    /// the manifest and resumes with an HTTP `Range` request from the offset reached when the
-    /// connection fails, with exponential backoff (see [`RetryPolicy`]). It does not verify the
-    /// digest (the caller hashes what it reads) but fails if the server sends more than
-    /// `desc.size` bytes. `handle` must belong to a multi-thread runtime (or a current-thread
-    /// runtime that another thread keeps driving).
-    pub fn blob_reader(
-        &self,
-        handle: tokio::runtime::Handle,
-        image: &ResolvedImage,
-        desc: &BlobDescriptor,
-    ) -> BlobReader {
-        BlobReader::new(
-            self.clone(),
-            handle,
-            image.endpoint.clone(),
-            image.reference.repository.clone(),
-            desc.clone(),
-        )
     }
 
     /// Checks credentials against the registry's `/v2/` endpoint, doing the token exchange
@@ -1019,21 +1001,6 @@ pub(crate) fn parse_challenge(value: &str) -> Challenge {
         scheme: scheme.to_owned(),
         params,
     }
-}
-
-/// An error and its sources on one line (reqwest hides the useful part in the chain).
-pub(crate) fn io_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    message
 }
 
 /// Streams a file in chunks for oci-client's push, hashing as it goes. The content is checked

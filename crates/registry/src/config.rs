@@ -36,9 +36,7 @@ use std::path::{Path, PathBuf};
 use crate::error::RegistryError;
 
 /// Default location of per-registry CA certificates.
-pub const DEFAULT_CERTS_DIR: &str = "/etc/pelagos/certs.d";
-/// Default location of the configuration file.
-pub const DEFAULT_CONFIG_PATH: &str = "/etc/pelagos/config.toml";
+pub(crate) const DEFAULT_CERTS_DIR: &str = "/etc/pelagos/certs.d";
 
 /// How pelagos reaches registries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +83,7 @@ impl RegistryConfig {
     /// Whether `host` (`host[:port]`, as in a reference or a mirror list) is reached over plain
     /// HTTP: when an `insecure` entry names it or, for an IP address, a CIDR entry contains it
     /// (host names are not resolved for CIDR matching); and for a loopback host without a
-    /// certs.d directory ([`RegistryConfig::has_ca_certs`], which reads the file system).
+    /// certs.d directory (`has_ca_certs`, which reads the file system).
     pub fn is_insecure(&self, host: &str) -> bool {
         if self.listed_insecure(host) {
             return true;
@@ -95,7 +93,7 @@ impl RegistryConfig {
 
     /// Whether `<certs_dir>/<host>/` holds at least one `.crt` file (an unreadable directory
     /// counts as holding one, so that the error reading it is reported, not skipped).
-    pub fn has_ca_certs(&self, host: &str) -> bool {
+    pub(crate) fn has_ca_certs(&self, host: &str) -> bool {
         crate::tls::crt_files(&self.certs_dir.join(host)).map_or(true, |f| !f.is_empty())
     }
 
@@ -119,7 +117,7 @@ impl RegistryConfig {
     }
 
     /// The mirrors configured for `registry` (`docker.io` for Docker Hub under any name).
-    pub fn mirrors_for(&self, registry: &str) -> &[String] {
+    pub(crate) fn mirrors_for(&self, registry: &str) -> &[String] {
         let key = normalize_registry_key(registry);
         self.mirrors.get(&key).map(Vec::as_slice).unwrap_or(&[])
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use pelagos_image::Digest;
 
-use crate::platform::Platform;
+use crate::platform::{Platform, PlatformError};
 
 /// Everything that can go wrong talking to a registry or reading pelagos' registry files.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +14,7 @@ pub enum RegistryError {
     /// The `[registries]` table of the configuration file is malformed.
     #[error("invalid registry configuration {source_name}: {message}")]
     Config {
-        /// The file (or `<string>` for [`crate::RegistryConfig::from_toml_str`]).
+        /// The file (or `<string>` for `RegistryConfig::from_toml_str`).
         source_name: String,
         /// What is wrong, naming the offending key.
         message: String,
@@ -178,13 +178,8 @@ pub enum RegistryError {
         last: Box<RegistryError>,
     },
     /// A platform string such as `linux/amd64` is malformed.
-    #[error("invalid platform {input:?}: {message}")]
-    InvalidPlatform {
-        /// The input.
-        input: String,
-        /// What is wrong.
-        message: String,
-    },
+    #[error(transparent)]
+    InvalidPlatform(#[from] PlatformError),
     /// A local file to push cannot be read.
     #[error("blob file {path}: {source}")]
     BlobFile {
@@ -417,4 +412,19 @@ fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
         current = err.source();
     }
     false
+}
+
+/// An error and its sources on one line (reqwest hides the useful part in the chain).
+pub(crate) fn io_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
 }

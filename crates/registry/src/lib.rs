@@ -23,16 +23,18 @@ mod error;
 mod manifest;
 mod platform;
 mod reader;
+mod retry;
 mod tls;
 
-pub use auth::{AuthFile, Credentials, DOCKER_HUB_AUTH_KEY};
-pub use client::{Client, ResolvedImage, MAX_IN_MEMORY_BLOB};
-pub use config::{RegistryConfig, DEFAULT_CERTS_DIR, DEFAULT_CONFIG_PATH};
+pub use auth::{AuthFile, Credentials};
+pub use client::{Client, ResolvedImage};
+pub use config::RegistryConfig;
 pub use error::RegistryError;
 pub use manifest::{
-    BlobDescriptor, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, DOCKER_SCHEMA1,
-    DOCKER_SCHEMA1_SIGNED, LAYER_MEDIA_TYPES, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST,
+    BlobDescriptor, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX,
+    OCI_MANIFEST,
 };
-pub use platform::Platform;
-pub use reader::{BlobReader, RetryPolicy};
+pub use platform::{Platform, PlatformError};
+pub use reader::BlobReader;
+pub use retry::RetryPolicy;
 pub use tls::system_roots_loaded;

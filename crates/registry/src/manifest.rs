@@ -11,13 +11,14 @@ pub use pelagos_image::media::{
 };
 
 /// Docker schema 1 manifest (refused).
-pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+pub(crate) const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 /// Docker schema 1 signed manifest (refused).
-pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+pub(crate) const DOCKER_SCHEMA1_SIGNED: &str =
+    "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
 /// Layer media types pelagos can unpack: OCI and Docker, uncompressed, gzip and zstd
 /// (including the OCI "non-distributable" variants, which are ordinary tars).
-pub const LAYER_MEDIA_TYPES: &[&str] = &[
+pub(crate) const LAYER_MEDIA_TYPES: &[&str] = &[
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
     "application/vnd.oci.image.layer.v1.tar+zstd",
@@ -108,8 +109,8 @@ pub(crate) enum Parsed {
 /// One entry of an index.
 #[derive(Debug, Clone)]
 pub(crate) struct IndexEntry {
-    pub descriptor: BlobDescriptor,
-    pub platform: Option<Platform>,
+    pub(crate) descriptor: BlobDescriptor,
+    pub(crate) platform: Option<Platform>,
 }
 
 /// Why a manifest document could not be used.

@@ -3,7 +3,15 @@
 
 use std::fmt;
 
-use crate::error::RegistryError;
+/// A platform string such as `linux/amd64` is malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform {input:?}: {message}")]
+pub struct PlatformError {
+    /// The input.
+    pub input: String,
+    /// What is wrong.
+    pub message: String,
+}
 
 /// An OS / CPU architecture / optional variant triple, as in an index entry's `platform`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -30,8 +38,8 @@ impl Platform {
 
     /// Parses `os/arch[/variant]`; architecture aliases (`x86_64`, `aarch64`, `armhf`) are
     /// normalised to GOARCH names.
-    pub fn parse(s: &str) -> Result<Platform, RegistryError> {
-        let err = |message: &str| RegistryError::InvalidPlatform {
+    pub fn parse(s: &str) -> Result<Platform, PlatformError> {
+        let err = |message: &str| PlatformError {
             input: s.to_owned(),
             message: message.to_owned(),
         };
@@ -123,7 +131,7 @@ impl fmt::Display for Platform {
 }
 
 impl std::str::FromStr for Platform {
-    type Err = RegistryError;
+    type Err = PlatformError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Platform::parse(s)
     }
@@ -162,11 +170,13 @@ mod tests {
             "linux/am d64",
         ] {
             let err = Platform::parse(s).unwrap_err();
-            assert!(
-                matches!(err, RegistryError::InvalidPlatform { .. }),
-                "{s}: {err}"
-            );
+            assert_eq!(err.input, s);
             assert!(err.to_string().contains(&format!("{s:?}")), "{err}");
+            let wrapped = crate::RegistryError::from(err);
+            assert!(
+                wrapped.to_string().starts_with("invalid platform"),
+                "{wrapped}"
+            );
         }
     }
 

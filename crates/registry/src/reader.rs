@@ -1,55 +1,39 @@
-//! A blocking, resuming blob reader: streams a blob through oci-client on a tokio runtime and,
-//! when the connection fails midway, continues with an HTTP `Range` request from the byte
-//! offset reached, with exponential backoff.
+//! A blocking, resuming blob reader ([`Client::blob_reader`]): streams a blob through
+//! oci-client on a tokio runtime and, when the connection fails midway, continues with an
+//! HTTP `Range` request from the byte offset reached, with exponential backoff.
 
 use std::io;
-use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use oci_client::client::BlobResponse;
 
-use crate::client::{io_chain, Client};
-use crate::error::{from_oci, Context, RegistryError};
+use crate::client::{Client, ResolvedImage};
+use crate::error::{from_oci, io_chain, Context, RegistryError};
 use crate::manifest::BlobDescriptor;
 
-/// How a [`BlobReader`] retries a failing download.
-///
-/// `max_attempts` bounds the number of consecutive requests that fail without delivering a
-/// single byte; an attempt that makes progress resets the count, so a long download over a
-/// flaky link keeps going as long as it advances. Between attempts the reader sleeps
-/// `initial_backoff`, doubling up to `max_backoff`. Only connection failures, 5xx, 408 and 429
-/// are retried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Consecutive failed attempts before giving up (at least 1).
-    pub max_attempts: u32,
-    /// Sleep before the first retry.
-    pub initial_backoff: Duration,
-    /// Longest sleep between attempts.
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Sleep after the `failures`-th consecutive failure (1-based).
-    pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(failures.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.initial_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
+impl Client {
+    /// A blocking [`std::io::Read`] of a blob, for a worker thread (`spawn_blocking` or a std
+    /// thread; never call its `read` from async code). It pulls from the endpoint that served
+    /// the manifest and resumes with an HTTP `Range` request from the offset reached when the
+    /// connection fails, with exponential backoff (see [`RetryPolicy`](crate::RetryPolicy)).
+    /// It does not verify the digest (the caller hashes what it reads) but fails if the server
+    /// sends more than `desc.size` bytes. `handle` must belong to a multi-thread runtime (or a
+    /// current-thread runtime that another thread keeps driving).
+    pub fn blob_reader(
+        &self,
+        handle: tokio::runtime::Handle,
+        image: &ResolvedImage,
+        desc: &BlobDescriptor,
+    ) -> BlobReader {
+        BlobReader::new(
+            self.clone(),
+            handle,
+            image.endpoint.clone(),
+            image.reference.repository.clone(),
+            desc.clone(),
+        )
     }
 }
 
@@ -91,7 +75,7 @@ impl std::fmt::Debug for BlobReader {
 }
 
 impl BlobReader {
-    pub(crate) fn new(
+    fn new(
         client: Client,
         handle: tokio::runtime::Handle,
         host: String,
@@ -304,20 +288,5 @@ impl io::Read for BlobReader {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let p = RetryPolicy::default();
-        assert_eq!(p.backoff(1), Duration::from_millis(200));
-        assert_eq!(p.backoff(2), Duration::from_millis(400));
-        assert_eq!(p.backoff(4), Duration::from_millis(1600));
-        assert_eq!(p.backoff(10), Duration::from_secs(5));
-        assert_eq!(p.backoff(100), Duration::from_secs(5));
     }
 }

@@ -92,11 +92,11 @@ pub(crate) enum Trust {
 /// The CA roots of one endpoint.
 pub(crate) struct EndpointRoots {
     /// For oci-client's `tls_certs_only`.
-    pub oci: Vec<Certificate>,
+    pub(crate) oci: Vec<Certificate>,
     /// For our own reqwest client.
-    pub rustls: rustls::ClientConfig,
+    pub(crate) rustls: rustls::ClientConfig,
     /// Certificates from certs.d.
-    pub certs_d: usize,
+    pub(crate) certs_d: usize,
 }
 
 /// The roots for `trust`, with `extra` (certs.d) added for [`Trust::Roots`].

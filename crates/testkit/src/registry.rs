@@ -1,6 +1,7 @@
 //! Starts a real distribution registry (`docker-registry`, distribution 2.8) on loopback for
 //! tests — anonymous, htpasswd or token auth with an in-process token issuer, plain HTTP or
-//! HTTPS with a test CA — plus a TCP proxy that cuts responses short to test resumed downloads.
+//! HTTPS with a test CA — plus a TCP proxy that cuts responses short (resumed downloads) or
+//! holds them midway (downloads in progress), and records the requests it relays.
 //!
 //! Everything a [`Registry`] creates lives in its own temporary directory and ports, so tests
 //! run in parallel; dropping it kills the registry process (by its pid), stops the token
@@ -26,7 +27,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -909,12 +910,53 @@ struct ProxyStats {
     connections: AtomicU32,
     cuts: AtomicU32,
     bytes_to_client: AtomicU64,
+    /// Request lines (`GET /v2/... HTTP/1.1`) in the order they reached the proxy.
+    requests: Mutex<Vec<String>>,
+    /// Connections held at the stall point right now.
+    stalled: AtomicU32,
+    /// Whether stalled connections may go on.
+    released: Mutex<bool>,
+    release: Condvar,
+}
+
+impl ProxyStats {
+    /// Holds the calling connection until [`CuttingProxy::release`].
+    fn stall(&self) {
+        self.stalled.fetch_add(1, Ordering::SeqCst);
+        let mut released = self.released.lock().unwrap_or_else(|p| p.into_inner());
+        while !*released {
+            released = self
+                .release
+                .wait(released)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        self.stalled.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn open_gate(&self) {
+        *self.released.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.release.notify_all();
+    }
+}
+
+/// How a [`CuttingProxy`] disturbs the responses it relays.
+#[derive(Debug, Clone, Copy)]
+struct Disturbance {
+    /// Cut a connection after this many response bytes...
+    cut_after: u64,
+    /// ... this many times in all.
+    times: u32,
+    /// Rename `Range` headers of requests.
+    hide_range: bool,
+    /// Hold each connection after this many response bytes until released.
+    stall_after: u64,
 }
 
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that cuts a connection once it has relayed
 /// `cut_after` bytes from the upstream (response bytes, headers included, counted per
 /// connection), `times` times in all; after that it relays normally. For interrupted-download
-/// tests.
+/// tests; [`CuttingProxy::stalling`] holds responses midway instead, and every proxy records
+/// the request lines it relays ([`CuttingProxy::requests`]).
 pub struct CuttingProxy {
     port: u16,
     stop: Arc<AtomicBool>,
@@ -935,7 +977,36 @@ impl std::fmt::Debug for CuttingProxy {
 impl CuttingProxy {
     /// Starts the proxy; `upstream` is `host:port`.
     pub fn start(upstream: &str, cut_after: u64, times: u32) -> anyhow::Result<CuttingProxy> {
-        CuttingProxy::start_inner(upstream, cut_after, times, false)
+        CuttingProxy::start_inner(
+            upstream,
+            Disturbance {
+                cut_after,
+                times,
+                hide_range: false,
+                stall_after: u64::MAX,
+            },
+        )
+    }
+
+    /// A proxy that never cuts: it only relays and records requests, e.g. to count how often
+    /// each blob is fetched.
+    pub fn passthrough(upstream: &str) -> anyhow::Result<CuttingProxy> {
+        CuttingProxy::stalling(upstream, u64::MAX)
+    }
+
+    /// A proxy that holds every connection once it has relayed `after` response bytes on it,
+    /// until [`CuttingProxy::release`] (or drop): a download stopped midway for as long as a
+    /// test needs, without timing. [`CuttingProxy::stalled`] tells when one is held.
+    pub fn stalling(upstream: &str, after: u64) -> anyhow::Result<CuttingProxy> {
+        CuttingProxy::start_inner(
+            upstream,
+            Disturbance {
+                cut_after: u64::MAX,
+                times: 0,
+                hide_range: false,
+                stall_after: after,
+            },
+        )
     }
 
     /// Like [`CuttingProxy::start`], and also hides `Range` headers from the upstream (renamed
@@ -946,15 +1017,18 @@ impl CuttingProxy {
         cut_after: u64,
         times: u32,
     ) -> anyhow::Result<CuttingProxy> {
-        CuttingProxy::start_inner(upstream, cut_after, times, true)
+        CuttingProxy::start_inner(
+            upstream,
+            Disturbance {
+                cut_after,
+                times,
+                hide_range: true,
+                stall_after: u64::MAX,
+            },
+        )
     }
 
-    fn start_inner(
-        upstream: &str,
-        cut_after: u64,
-        times: u32,
-        hide_range: bool,
-    ) -> anyhow::Result<CuttingProxy> {
+    fn start_inner(upstream: &str, how: Disturbance) -> anyhow::Result<CuttingProxy> {
         let upstream: SocketAddr = upstream
             .parse()
             .with_context(|| format!("upstream {upstream:?} is not an ip:port"))?;
@@ -983,7 +1057,7 @@ impl CuttingProxy {
                     }
                     let stats = stats2.clone();
                     std::thread::spawn(move || {
-                        relay(client, server, cut_after, times, hide_range, &stats);
+                        relay(client, server, how, &stats);
                     });
                 }
             })?;
@@ -1015,10 +1089,44 @@ impl CuttingProxy {
     pub fn bytes_relayed(&self) -> u64 {
         self.stats.bytes_to_client.load(Ordering::SeqCst)
     }
+
+    /// Connections held at the stall point right now (see [`CuttingProxy::stalling`]).
+    pub fn stalled(&self) -> u32 {
+        self.stats.stalled.load(Ordering::SeqCst)
+    }
+
+    /// Lets stalled connections go on; from now on nothing stalls.
+    pub fn release(&self) {
+        self.stats.open_gate();
+    }
+
+    /// The request lines relayed so far (`GET /v2/name/blobs/sha256:... HTTP/1.1`), in arrival
+    /// order. A request is recorded before it is forwarded, so once its response has arrived
+    /// it is here.
+    pub fn requests(&self) -> Vec<String> {
+        self.stats
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many `GET` requests fetched the blob `digest` (`sha256:...`).
+    pub fn blob_gets(&self, digest: &str) -> usize {
+        let suffix = format!("/blobs/{digest}");
+        self.requests()
+            .iter()
+            .filter(|r| {
+                let mut words = r.split(' ');
+                words.next() == Some("GET") && words.next().is_some_and(|p| p.ends_with(&suffix))
+            })
+            .count()
+    }
 }
 
 impl Drop for CuttingProxy {
     fn drop(&mut self) {
+        self.stats.open_gate();
         self.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(("127.0.0.1", self.port));
         if let Some(t) = self.thread.take() {
@@ -1036,26 +1144,28 @@ impl Drop for CuttingProxy {
     }
 }
 
-fn relay(
-    client: TcpStream,
-    server: TcpStream,
-    cut_after: u64,
-    times: u32,
-    hide_range: bool,
-    stats: &ProxyStats,
-) {
+fn relay(client: TcpStream, server: TcpStream, how: Disturbance, stats: &Arc<ProxyStats>) {
     let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
     // Requests flow unchanged, except for a hidden Range header.
+    let requests = stats.clone();
     let up = std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
+        let mut lines = RequestLines::default();
         loop {
             let n = match client_r.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if hide_range {
+            for line in lines.feed(&buf[..n]) {
+                requests
+                    .requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line);
+            }
+            if how.hide_range {
                 rename_range_headers(&mut buf[..n]);
             }
             if server_w.write_all(&buf[..n]).is_err() {
@@ -1067,6 +1177,7 @@ fn relay(
     let (mut server_r, mut client_w) = (server, client);
     let mut relayed = 0u64;
     let mut may_cut = true;
+    let mut may_stall = true;
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match server_r.read(&mut buf) {
@@ -1075,34 +1186,92 @@ fn relay(
         };
         let mut chunk = &buf[..n];
         let mut cut = false;
-        if may_cut && relayed + n as u64 >= cut_after {
+        if may_cut && relayed + n as u64 >= how.cut_after {
             let reserved = stats
                 .cuts
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| {
-                    (c < times).then_some(c + 1)
+                    (c < how.times).then_some(c + 1)
                 })
                 .is_ok();
             if reserved {
-                chunk = &chunk[..usize::try_from(cut_after - relayed).unwrap_or(n).min(n)];
+                let keep = how.cut_after - relayed;
+                chunk = &chunk[..usize::try_from(keep).unwrap_or(n).min(n)];
                 cut = true;
             } else {
                 may_cut = false;
             }
         }
-        if client_w.write_all(chunk).is_err() {
-            break;
+        if may_stall && relayed + chunk.len() as u64 >= how.stall_after {
+            let head = usize::try_from(how.stall_after.saturating_sub(relayed))
+                .unwrap_or(usize::MAX)
+                .min(chunk.len());
+            if send(&mut client_w, &chunk[..head], &mut relayed, stats).is_err() {
+                break;
+            }
+            chunk = &chunk[head..];
+            stats.stall();
+            may_stall = false;
         }
-        relayed += chunk.len() as u64;
-        stats
-            .bytes_to_client
-            .fetch_add(chunk.len() as u64, Ordering::SeqCst);
-        if cut {
+        if send(&mut client_w, chunk, &mut relayed, stats).is_err() || cut {
             break;
         }
     }
     let _ = client_w.shutdown(Shutdown::Both);
     let _ = server_r.shutdown(Shutdown::Both);
     let _ = up.join();
+}
+
+/// Writes a chunk of a response to the client and counts it.
+fn send(
+    client: &mut TcpStream,
+    chunk: &[u8],
+    relayed: &mut u64,
+    stats: &ProxyStats,
+) -> std::io::Result<()> {
+    client.write_all(chunk)?;
+    *relayed += chunk.len() as u64;
+    stats
+        .bytes_to_client
+        .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Picks HTTP request lines (`METHOD /path HTTP/1.x`) out of a client's byte stream, however
+/// it is split across reads. Header lines never look like one; the bodies of the requests a
+/// pull sends are empty (a pushed blob that happens to hold such a line would be miscounted).
+#[derive(Default)]
+struct RequestLines {
+    line: Vec<u8>,
+}
+
+impl RequestLines {
+    /// Longest line kept; request lines of registry clients are far shorter.
+    const MAX_LINE: usize = 8192;
+
+    fn feed(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut found = Vec::new();
+        for &b in bytes {
+            if b != b'\n' {
+                if self.line.len() < Self::MAX_LINE {
+                    self.line.push(b);
+                }
+                continue;
+            }
+            let text = String::from_utf8_lossy(&self.line);
+            let text = text.trim_end_matches('\r');
+            let mut words = text.split(' ');
+            let method = words.next().unwrap_or("");
+            let is_request = !method.is_empty()
+                && method.bytes().all(|c| c.is_ascii_uppercase())
+                && words.next().is_some_and(|p| p.starts_with('/'))
+                && words.next().is_some_and(|v| v.starts_with("HTTP/"));
+            if is_request {
+                found.push(text.to_owned());
+            }
+            self.line.clear();
+        }
+        found
+    }
 }
 
 /// Renames `Range:` header lines to `Rangx:` in place (same length). Requests are small and
@@ -1133,6 +1302,24 @@ mod tests {
             req,
             b"GET /x HTTP/1.1\r\nHost: a\r\nrangx: bytes=5-\r\nRangx: bytes=6-\r\n\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn request_lines_are_found_across_reads() {
+        let stream = b"GET /v2/ HTTP/1.1\r\nHost: a\r\n\r\nGET /v2/x/blobs/sha256:ab HTTP/1.1\r\nAccept: */*\r\n\r\nHEAD /v2/x/manifests/1 HTTP/1.1\r\n\r\n";
+        for split in [1, 7, 20, stream.len()] {
+            let mut lines = RequestLines::default();
+            let found: Vec<String> = stream.chunks(split).flat_map(|c| lines.feed(c)).collect();
+            assert_eq!(
+                found,
+                [
+                    "GET /v2/ HTTP/1.1",
+                    "GET /v2/x/blobs/sha256:ab HTTP/1.1",
+                    "HEAD /v2/x/manifests/1 HTTP/1.1"
+                ],
+                "split {split}"
+            );
+        }
     }
 
     #[test]

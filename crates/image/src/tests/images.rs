@@ -453,7 +453,7 @@ fn lowerdirs_are_topmost_first_and_140_layers_mount() {
             Path::new(&format!("../sha256/{}/diff", chain.hex())),
             "{dir}"
         );
-        assert_eq!(dir.len(), 2 + crate::SHORT_ID_LEN);
+        assert_eq!(dir.len(), 2 + crate::layers::SHORT_ID_LEN);
     }
 
     let work = f.dir.path().join("container");

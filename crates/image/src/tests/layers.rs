@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Barrier};
 
 use pelagos_layer::Compression;
@@ -13,6 +14,7 @@ use super::support::*;
 use crate::digest::{Digest, VerifyError};
 use crate::error::StoreError;
 use crate::images::{chain_id, ImageStore};
+use crate::layers::LayerClaim;
 use crate::oci::media;
 
 fn ingest(
@@ -75,7 +77,7 @@ fn ingest_round_trip_with_every_compression() {
         );
         assert_eq!(s2.layer(&info.chain_id).unwrap(), Some(info.clone()));
         let link = s2.layers_dir().join("l").join(&info.short_id);
-        assert_eq!(info.short_id.len(), crate::SHORT_ID_LEN);
+        assert_eq!(info.short_id.len(), crate::layers::SHORT_ID_LEN);
         assert_eq!(
             fs::read(link.join("bin/tool")).unwrap(),
             b"#!/bin/sh\necho hi\n",
@@ -309,6 +311,81 @@ fn concurrent_ingest_of_one_layer_all_succeed() {
 }
 
 #[test]
+fn concurrent_claims_of_one_layer_ingest_it_once() {
+    let f = fixture();
+    let l = Arc::new(layer(&[("f", &[5u8; 50_000][..])], Compression::Gzip));
+    let ingests = Arc::new(AtomicU32::new(0));
+    let threads = 6;
+    let barrier = Arc::new(Barrier::new(threads));
+    let root = f.store.root().to_path_buf();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (l, barrier, root, ingests) =
+                (l.clone(), barrier.clone(), root.clone(), ingests.clone());
+            std::thread::spawn(move || {
+                let s = ImageStore::open(&root).unwrap();
+                barrier.wait();
+                match s.claim_layer(&l.desc, &l.diff_id, None).unwrap() {
+                    LayerClaim::Present(info) => info,
+                    LayerClaim::Missing(ingest) => {
+                        ingests.fetch_add(1, Ordering::SeqCst);
+                        ingest.ingest(&l.blob[..], &mut |_| {}).unwrap()
+                    }
+                }
+            })
+        })
+        .collect();
+    let infos: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        ingests.load(Ordering::SeqCst),
+        1,
+        "the layer was fetched twice"
+    );
+    assert!(infos.iter().all(|i| i == &infos[0]));
+    assert_eq!(names(&root.join("locks")), Vec::<String>::new());
+    assert_eq!(names(&root.join("tmp")), Vec::<String>::new());
+}
+
+#[test]
+fn a_stored_blob_on_a_new_parent_is_read_from_the_store() {
+    let f = fixture();
+    let s = &f.store;
+    let base = layer(&[("base", b"1")], Compression::Gzip);
+    let top = layer(&[("top", b"2")], Compression::Gzip);
+    ingest(s, &top, None).unwrap();
+    let parent = ingest(s, &base, None).unwrap().chain_id;
+    // The same blob on top of another layer: a new layer, the blob is at hand.
+    let LayerClaim::Missing(claim) = s
+        .claim_layer(&top.desc, &top.diff_id, Some(&parent))
+        .unwrap()
+    else {
+        panic!("the layer on a new parent is present");
+    };
+    assert!(claim.blob_stored());
+    let stored = s
+        .blobs()
+        .open(&top.desc.digest, Some(top.desc.size))
+        .unwrap();
+    let info = claim.ingest(stored, &mut |_| {}).unwrap();
+    assert_eq!(info.chain_id, chain_id(Some(&parent), &top.diff_id));
+    assert!(matches!(
+        s.claim_layer(&top.desc, &top.diff_id, Some(&parent))
+            .unwrap(),
+        LayerClaim::Present(_)
+    ));
+    // A claim given up (a cancelled pull) leaves the next one free to ingest.
+    let other = layer(&[("other", b"3")], Compression::Gzip);
+    let LayerClaim::Missing(given_up) = s.claim_layer(&other.desc, &other.diff_id, None).unwrap()
+    else {
+        panic!("a new layer is present");
+    };
+    assert!(!given_up.blob_stored());
+    drop(given_up);
+    ingest(s, &other, None).unwrap();
+    assert_eq!(names(&s.root().join("locks")), Vec::<String>::new());
+}
+
+#[test]
 fn committed_layer_is_reused_and_its_blob_restored() {
     let f = fixture();
     let s = &f.store;
@@ -485,7 +562,8 @@ fn kill_9_mid_ingest_leaves_only_tmp_garbage() {
     child.0.kill().unwrap(); // SIGKILL
     child.0.wait().unwrap();
 
-    // Only tmp/ holds anything; nothing is visible.
+    // Only tmp/ and the killed writer's unheld lock files hold anything; nothing is visible.
+    assert!(!names(&root.join("locks")).is_empty());
     let l = slow_layer();
     assert_eq!(f.store.layer(&l.diff_id).unwrap(), None);
     assert_eq!(f.store.blobs().list().unwrap(), vec![]);

@@ -227,6 +227,7 @@ pub fn assert_empty(store: &ImageStore) {
     assert_eq!(names(&root.join("layers/l")), Vec::<String>::new(), "links");
     assert_eq!(names(&root.join("images")), Vec::<String>::new(), "images");
     assert_eq!(names(&root.join("tmp")), Vec::<String>::new(), "tmp");
+    assert_eq!(names(&root.join("locks")), Vec::<String>::new(), "locks");
 }
 
 /// Writes an OCI image layout directory holding `images` (each with an
