@@ -334,7 +334,7 @@ impl<R: Read> Read for Cancellable<'_, R> {
 /// `rootfs.diff_ids` of an image config, checked against the manifest's layers.
 fn diff_ids_of(config: &[u8], resolved: &ResolvedImage) -> Result<Vec<Digest>> {
     let parsed: serde_json::Value = serde_json::from_slice(config).map_err(|e| {
-        Error::InvalidOption(format!(
+        Error::Invalid(format!(
             "image config {} is not JSON: {e}",
             resolved.config.digest
         ))
@@ -342,7 +342,7 @@ fn diff_ids_of(config: &[u8], resolved: &ResolvedImage) -> Result<Vec<Digest>> {
     let ids = parsed["rootfs"]["diff_ids"]
         .as_array()
         .ok_or_else(|| {
-            Error::InvalidOption(format!(
+            Error::Invalid(format!(
                 "image config {} has no rootfs.diff_ids",
                 resolved.config.digest
             ))
@@ -352,7 +352,7 @@ fn diff_ids_of(config: &[u8], resolved: &ResolvedImage) -> Result<Vec<Digest>> {
             v.as_str()
                 .and_then(|s| Digest::parse(s).ok())
                 .ok_or_else(|| {
-                    Error::InvalidOption(format!(
+                    Error::Invalid(format!(
                         "image config {} has an invalid diff_id {v}",
                         resolved.config.digest
                     ))
@@ -360,7 +360,7 @@ fn diff_ids_of(config: &[u8], resolved: &ResolvedImage) -> Result<Vec<Digest>> {
         })
         .collect::<Result<Vec<Digest>>>()?;
     if ids.len() != resolved.layers.len() {
-        return Err(Error::InvalidOption(format!(
+        return Err(Error::Invalid(format!(
             "image {} lists {} layers but its config has {} diff_ids",
             resolved.manifest_digest,
             resolved.layers.len(),
