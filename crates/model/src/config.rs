@@ -469,7 +469,11 @@ mod tests {
         let again: CreateRequest = serde_json::from_str(&text).unwrap();
         assert_eq!(again, req);
         // Records keep the API's spellings.
-        for field in ["\"UTSMode\"", "\"ContainerIDFile\"", "\"BlkioDeviceReadIOps\""] {
+        for field in [
+            "\"UTSMode\"",
+            "\"ContainerIDFile\"",
+            "\"BlkioDeviceReadIOps\"",
+        ] {
             assert!(text.contains(field), "{field} in {text}");
         }
     }

@@ -5,8 +5,9 @@
 //! * [`record`], [`store`], [`state`]: container records on disk, their owner locks, states;
 //! * [`kind`]: error kinds that cross processes; [`protocol`]: the monitor's control socket;
 //! * [`names`]: ids, names, times;
-//! * [`flags`]: `docker run` flag values → the config; [`validate`]: every check before
-//!   anything exists; [`mounts`], [`security`]: Docker's mount and security-option rules;
+//! * [`flags`], [`run_flags`]: `docker run` flag values → the config ([`units`]: sizes,
+//!   durations); [`validate`]: every check before anything exists; [`mounts`], [`security`]:
+//!   Docker's mount and security-option rules;
 //! * [`volumes`]: named and anonymous volumes; [`rootfs`]: paths resolved inside a root.
 //!
 //! It does nothing process-global: no fork, no signals, no chdir. Safe to call from threads.
@@ -21,9 +22,11 @@ pub mod names;
 pub mod protocol;
 pub mod record;
 pub mod rootfs;
+pub mod run_flags;
 pub mod security;
 pub mod state;
 pub mod store;
+pub mod units;
 pub mod validate;
 pub mod volumes;
 

@@ -41,7 +41,11 @@ impl PlannedMount {
             name: name.to_string(),
             source: source.to_string(),
             destination: m.target.clone(),
-            driver: if m.kind == "volume" { "local".into() } else { String::new() },
+            driver: if m.kind == "volume" {
+                "local".into()
+            } else {
+                String::new()
+            },
             mode: self.mode.clone(),
             rw: !m.read_only,
             propagation,
@@ -206,7 +210,11 @@ pub fn check_mount(m: &Mount, source_must_exist: bool) -> Result<(), String> {
                     )
                 })?;
             }
-            if let Some(d) = m.volume_options.as_ref().and_then(|v| v.driver_config.as_ref()) {
+            if let Some(d) = m
+                .volume_options
+                .as_ref()
+                .and_then(|v| v.driver_config.as_ref())
+            {
                 if !matches!(d.name.as_str(), "" | "local") || !d.options.is_empty() {
                     return Err(wrap(format!(
                         "volume driver {:?} with options is not supported: only \"local\" \
@@ -277,8 +285,8 @@ pub fn planned_mounts(
         .chain(image_volumes);
     for dest in anonymous {
         let dest = clean(dest);
-        let covered = out.iter().any(|p| clean(&p.mount.target) == dest)
-            || tmpfs_targets.contains(&dest);
+        let covered =
+            out.iter().any(|p| clean(&p.mount.target) == dest) || tmpfs_targets.contains(&dest);
         if !dest.starts_with('/') || covered {
             continue;
         }
@@ -320,13 +328,27 @@ mod tests {
         assert_eq!(b.mount.bind_options.as_ref().unwrap().propagation, "rslave");
         assert_eq!(b.mode, "ro,rslave");
         let v = parse_bind("data:/d:nocopy").unwrap();
-        assert_eq!((v.mount.kind.as_str(), v.mount.source.as_str()), ("volume", "data"));
+        assert_eq!(
+            (v.mount.kind.as_str(), v.mount.source.as_str()),
+            ("volume", "data")
+        );
         assert!(!v.copies_up());
         let anon = parse_bind("/only").unwrap();
-        assert_eq!((anon.mount.kind.as_str(), anon.mount.source.as_str()), ("volume", ""));
+        assert_eq!(
+            (anon.mount.kind.as_str(), anon.mount.source.as_str()),
+            ("volume", "")
+        );
         assert!(anon.copies_up());
         assert_eq!(parse_bind("relpath:/x:zz").unwrap_err(), "invalid mode: zz");
-        for bad in ["", "/foo:rw", "a:b:c:d", "/x:relative", "/x:/", "/h:/c:ro,rw", ":/x"] {
+        for bad in [
+            "",
+            "/foo:rw",
+            "a:b:c:d",
+            "/x:relative",
+            "/x:/",
+            "/h:/c:ro,rw",
+            ":/x",
+        ] {
             assert!(parse_bind(bad).is_err(), "{bad}");
         }
         let err = parse_bind("data:/d:rshared").unwrap_err();
@@ -372,8 +394,10 @@ mod tests {
 
     #[test]
     fn planned_mounts_cover_image_volumes_once() {
-        let mut config = ContainerConfig::default();
-        config.volumes = Some([("/anon".to_string(), serde_json::json!({}))].into());
+        let config = ContainerConfig {
+            volumes: Some([("/anon".to_string(), serde_json::json!({}))].into()),
+            ..Default::default()
+        };
         let host = HostConfig {
             binds: vec!["/h:/data/".into()],
             tmpfs: [("/run".to_string(), String::new())].into(),

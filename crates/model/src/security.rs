@@ -94,7 +94,9 @@ pub struct SecurityOptions {
 }
 
 fn invalid(opt: &str, why: &str) -> Error {
-    Error::Invalid(format!("invalid --security-opt (SecurityOpt) {opt:?}: {why}"))
+    Error::Invalid(format!(
+        "invalid --security-opt (SecurityOpt) {opt:?}: {why}"
+    ))
 }
 
 /// Parses `SecurityOpt` with the daemon's rules (`key=value`, the legacy `key:value`,
@@ -123,13 +125,13 @@ pub fn security_options(list: &[String]) -> Result<SecurityOptions> {
             })?;
         match key {
             "no-new-privileges" => {
-                out.no_new_privileges = parse_bool(value)
-                    .ok_or_else(|| invalid(opt, "expected true or false"))?;
+                out.no_new_privileges =
+                    parse_bool(value).ok_or_else(|| invalid(opt, "expected true or false"))?;
             }
             "seccomp" if value == "unconfined" => out.seccomp = Seccomp::Unconfined,
             "seccomp" => {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value)
-                    .map_err(|e| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(value).map_err(
+                    |e| {
                         invalid(
                             &format!("seccomp={}", short(value)),
                             &format!(
@@ -137,7 +139,8 @@ pub fn security_options(list: &[String]) -> Result<SecurityOptions> {
                                  the file of --security-opt seccomp=FILE and sends its JSON)"
                             ),
                         )
-                    })?;
+                    },
+                )?;
                 out.seccomp = Seccomp::Profile(value.to_string());
             }
             "apparmor" if value.is_empty() => return Err(invalid(opt, "no profile named")),
@@ -199,8 +202,8 @@ mod tests {
         assert_eq!(s.seccomp, Seccomp::Unconfined);
         let s = security_options(&strings(&["no-new-privileges:false"])).unwrap();
         assert!(!s.no_new_privileges);
-        let s = security_options(&strings(&[r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#]))
-            .unwrap();
+        let s =
+            security_options(&strings(&[r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#])).unwrap();
         assert!(matches!(s.seccomp, Seccomp::Profile(_)));
         let err = security_options(&strings(&["seccomp=/does/not/exist"]))
             .unwrap_err()
@@ -213,7 +216,12 @@ mod tests {
                 .unwrap()
                 .systempaths_unconfined
         );
-        for bad in ["bogus", "label=type:x", "no-new-privileges=maybe", "foo=bar"] {
+        for bad in [
+            "bogus",
+            "label=type:x",
+            "no-new-privileges=maybe",
+            "foo=bar",
+        ] {
             assert!(security_options(&strings(&[bad])).is_err(), "{bad}");
         }
     }

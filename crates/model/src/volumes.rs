@@ -111,8 +111,7 @@ impl Volumes {
     }
 
     fn existing(&self, name: &VolumeName) -> Result<VolumeRecord> {
-        self.read(name)?
-            .ok_or_else(|| no_such_volume(&name.0))
+        self.read(name)?.ok_or_else(|| no_such_volume(&name.0))
     }
 
     /// Every volume, by name.
@@ -250,6 +249,12 @@ impl Volumes {
                 })?;
             }
             return Ok(p.mount_point(&m.source, ""));
+        }
+        if m.kind != "volume" {
+            return Err(Error::Invalid(format!(
+                "mount at {}: a {:?} mount has no host directory to prepare",
+                m.target, m.kind
+            )));
         }
         let labels = m
             .volume_options
@@ -407,7 +412,10 @@ mod tests {
         assert!(host_dir.is_dir(), "-v creates the host directory");
         let m = &prepared.mounts;
         assert_eq!(m.len(), 4);
-        assert_eq!((m[0].kind.as_str(), m[0].rw, m[0].mode.as_str()), ("bind", false, "ro"));
+        assert_eq!(
+            (m[0].kind.as_str(), m[0].rw, m[0].mode.as_str()),
+            ("bind", false, "ro")
+        );
         assert_eq!((m[1].kind.as_str(), m[1].name.as_str()), ("volume", "data"));
         let data = Path::new(&m[1].source);
         assert_eq!(fs::read_to_string(data.join("file")).unwrap(), "image data");

@@ -2,15 +2,19 @@
 //! Docker's rules and words; shared by the CLI and the daemon (whose request bodies never
 //! pass through [`crate::flags`]). Errors name the flag and the API field.
 
-use std::net::IpAddr;
-
 use crate::config::{ContainerConfig, HealthConfig, HostConfig, LogConfig};
 use crate::error::{Error, Result};
 use crate::mounts::{check_mount, check_target, clean, parse_bind};
 use crate::security::{capability_name, is_all, parse_bool, security_options};
 
-/// Docker's minimum memory limit (and reservation).
-pub const MIN_MEMORY: i64 = 6 << 20;
+mod namespaces;
+mod resources;
+
+pub use namespaces::{
+    cgroupns_mode, ipc_mode, network_mode, pid_mode, uts_mode, IpcMode, NamespaceMode, NetworkMode,
+};
+pub use resources::{check_resources, host_cpus, parse_cpu_list, HostCpus, MIN_MEMORY};
+
 /// Docker's minimum health-check interval, timeout and start period (1 ms).
 pub const MIN_HEALTH_DURATION: i64 = 1_000_000;
 /// Log drivers pelagos has.
@@ -63,9 +67,9 @@ pub fn validate(config: &ContainerConfig, host: &HostConfig) -> Result<()> {
     security_options(&host.security_opt)?;
     check_resources(host, &host_cpus())?;
     let network = network_mode(config, host)?;
-    check_namespaces(config, host)?;
-    check_sysctls(host, network)?;
-    check_network_files(host, network)?;
+    namespaces::check_namespaces(config, host)?;
+    namespaces::check_sysctls(host, network)?;
+    namespaces::check_network_files(host, network)?;
     check_unsupported(host)
 }
 
@@ -88,7 +92,8 @@ pub fn warnings(config: &ContainerConfig, host: &HostConfig) -> Vec<String> {
     if host.kernel_memory != 0 || host.kernel_memory_tcp != 0 {
         out.push("cgroup v2 has no kernel memory limit: KernelMemory discarded.".into());
     }
-    if matches!(network_mode(config, host), Ok(NetworkMode::Host)) && !host.port_bindings.is_empty() {
+    if matches!(network_mode(config, host), Ok(NetworkMode::Host)) && !host.port_bindings.is_empty()
+    {
         out.push("Published ports are discarded when using host network mode".into());
     }
     out
@@ -134,8 +139,12 @@ fn check_process(config: &ContainerConfig) -> Result<()> {
         return Err(invalid("-l, --label (Config.Labels)", "empty name"));
     }
     if let Some(s) = &config.stop_signal {
-        pelagos_container::signal::parse_signal(s)
-            .map_err(|_| invalid("--stop-signal (Config.StopSignal)", format!("invalid signal: {s}")))?;
+        pelagos_container::signal::parse_signal(s).map_err(|_| {
+            invalid(
+                "--stop-signal (Config.StopSignal)",
+                format!("invalid signal: {s}"),
+            )
+        })?;
     }
     if config.stop_timeout.is_some_and(|t| t < -1) {
         return Err(invalid(
@@ -177,8 +186,16 @@ pub fn check_health(h: &HealthConfig) -> Result<()> {
         }
     }
     let durations = [
-        ("--health-interval (Healthcheck.Interval)", "Interval", h.interval),
-        ("--health-timeout (Healthcheck.Timeout)", "Timeout", h.timeout),
+        (
+            "--health-interval (Healthcheck.Interval)",
+            "Interval",
+            h.interval,
+        ),
+        (
+            "--health-timeout (Healthcheck.Timeout)",
+            "Timeout",
+            h.timeout,
+        ),
         (
             "--health-start-period (Healthcheck.StartPeriod)",
             "StartPeriod",
@@ -261,9 +278,14 @@ pub fn check_log_config(log: &LogConfig) -> Result<()> {
     }
     for (key, value) in &log.config {
         match key.as_str() {
-            "max-size" => match crate::flags::parse_size(value) {
+            "max-size" => match crate::units::parse_size(value) {
                 Some(n) if n > 0 => {}
-                _ => return Err(invalid(FIELD, "max-size must be a positive size such as 10m")),
+                _ => {
+                    return Err(invalid(
+                        FIELD,
+                        "max-size must be a positive size such as 10m",
+                    ))
+                }
             },
             "max-file" => match value.parse::<i64>() {
                 Ok(n) if n >= 1 => {}
@@ -377,15 +399,13 @@ pub fn check_tmpfs_options(options: &str) -> Result<(), String> {
             return Err(format!("invalid tmpfs option {o:?}"));
         };
         let ok = match key {
-            "size" => {
-                value.strip_suffix('%').map_or_else(
-                    || crate::flags::parse_size(value).is_some(),
-                    |pct| pct.parse::<u32>().is_ok(),
-                )
-            }
+            "size" => value.strip_suffix('%').map_or_else(
+                || crate::units::parse_size(value).is_some(),
+                |pct| pct.parse::<u32>().is_ok(),
+            ),
             "mode" => u32::from_str_radix(value, 8).is_ok_and(|m| m <= 0o7777),
             "uid" | "gid" => value.parse::<u32>().is_ok(),
-            "nr_inodes" | "nr_blocks" => crate::flags::parse_size(value).is_some(),
+            "nr_inodes" | "nr_blocks" => crate::units::parse_size(value).is_some(),
             _ => return Err(format!("invalid tmpfs option {o:?}")),
         };
         if !ok {
@@ -421,435 +441,6 @@ fn check_ulimits(host: &HostConfig) -> Result<()> {
     Ok(())
 }
 
-/// The host's CPUs and memory nodes, for the resource checks.
-#[derive(Debug, Clone, Default)]
-pub struct HostCpus {
-    /// CPUs this process may run on (Docker's `NumCPU`).
-    pub count: usize,
-    /// Online CPU ids.
-    pub online: Vec<u32>,
-    /// Online NUMA nodes.
-    pub nodes: Vec<u32>,
-}
-
-/// What this host has.
-pub fn host_cpus() -> HostCpus {
-    let count = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
-        .map(|set| {
-            (0..nix::sched::CpuSet::count())
-                .filter(|i| set.is_set(*i).unwrap_or(false))
-                .count()
-        })
-        .unwrap_or(1);
-    let list = |path: &str, default: &str| {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|_| default.to_string());
-        parse_cpu_list(text.trim()).unwrap_or_default()
-    };
-    HostCpus {
-        count: count.max(1),
-        online: list("/sys/devices/system/cpu/online", &format!("0-{}", count.max(1) - 1)),
-        nodes: list("/sys/devices/system/node/online", "0"),
-    }
-}
-
-/// A cpuset list (`0-3,5`) as ids; `None` when malformed.
-pub fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
-    let mut out = Vec::new();
-    for part in text.split(',') {
-        let (a, b) = part.split_once('-').unwrap_or((part, part));
-        let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-        if a > b || b - a > 1 << 16 {
-            return None;
-        }
-        out.extend(a..=b);
-    }
-    Some(out)
-}
-
-/// Checks cgroup resources (Docker's `verifyPlatformContainerResources`) against `cpus`.
-pub fn check_resources(host: &HostConfig, cpus: &HostCpus) -> Result<()> {
-    check_memory(host)?;
-    check_cpu(host, cpus)?;
-    if host.blkio_weight != 0 && !(10..=1000).contains(&host.blkio_weight) {
-        return Err(invalid(
-            "--blkio-weight (HostConfig.BlkioWeight)",
-            "Range of blkio weight is from 10 to 1000",
-        ));
-    }
-    if !(-1000..=1000).contains(&host.oom_score_adj) {
-        return Err(invalid(
-            "--oom-score-adj (HostConfig.OomScoreAdj)",
-            format!(
-                "Invalid value {}, range for oom score adj is [-1000, 1000]",
-                host.oom_score_adj
-            ),
-        ));
-    }
-    if host.shm_size < 0 {
-        return Err(invalid(
-            "--shm-size (HostConfig.ShmSize)",
-            "SHM size can not be less than 0",
-        ));
-    }
-    Ok(())
-}
-
-fn check_memory(host: &HostConfig) -> Result<()> {
-    const MEMORY: &str = "-m, --memory (HostConfig.Memory)";
-    const SWAP: &str = "--memory-swap (HostConfig.MemorySwap)";
-    const RESERVATION: &str = "--memory-reservation (HostConfig.MemoryReservation)";
-    if host.memory < 0 {
-        return Err(invalid(MEMORY, "a memory limit cannot be negative"));
-    }
-    if host.memory > 0 && host.memory < MIN_MEMORY {
-        return Err(invalid(MEMORY, "Minimum memory limit allowed is 6MB"));
-    }
-    if host.memory_swap < -1 {
-        return Err(invalid(SWAP, "use -1 for unlimited swap"));
-    }
-    if host.memory_swap > 0 && host.memory == 0 {
-        return Err(invalid(
-            SWAP,
-            "You should always set the Memory limit when using Memoryswap limit, see usage",
-        ));
-    }
-    if host.memory_swap > 0 && host.memory_swap < host.memory {
-        return Err(invalid(
-            SWAP,
-            "Minimum memoryswap limit should be larger than memory limit, see usage",
-        ));
-    }
-    if host.memory_reservation < 0
-        || (host.memory_reservation > 0 && host.memory_reservation < MIN_MEMORY)
-    {
-        return Err(invalid(RESERVATION, "Minimum memory reservation allowed is 6MB"));
-    }
-    if host.memory > 0 && host.memory_reservation > host.memory {
-        return Err(invalid(
-            RESERVATION,
-            "Minimum memory limit can not be less than memory reservation limit, see usage",
-        ));
-    }
-    if let Some(s) = host.memory_swappiness.filter(|s| *s != -1) {
-        if !(0..=100).contains(&s) {
-            return Err(invalid(
-                "--memory-swappiness (HostConfig.MemorySwappiness)",
-                format!("Invalid value: {s}, valid memory swappiness range is 0-100"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_cpu(host: &HostConfig, cpus: &HostCpus) -> Result<()> {
-    const CPUS: &str = "--cpus (HostConfig.NanoCpus)";
-    let n = cpus.count;
-    if host.nano_cpus != 0 && !(10_000_000..=n as i64 * 1_000_000_000).contains(&host.nano_cpus) {
-        return Err(invalid(
-            CPUS,
-            format!("Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"),
-        ));
-    }
-    if host.nano_cpus > 0 && host.cpu_period > 0 {
-        return Err(invalid(
-            CPUS,
-            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
-        ));
-    }
-    if host.nano_cpus > 0 && host.cpu_quota > 0 {
-        return Err(invalid(
-            CPUS,
-            "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
-        ));
-    }
-    if host.cpu_period != 0 && !(1000..=1_000_000).contains(&host.cpu_period) {
-        return Err(invalid(
-            "--cpu-period (HostConfig.CpuPeriod)",
-            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
-        ));
-    }
-    if host.cpu_quota != 0 && host.cpu_quota != -1 && host.cpu_quota < 1000 {
-        return Err(invalid(
-            "--cpu-quota (HostConfig.CpuQuota)",
-            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
-        ));
-    }
-    if host.cpu_shares < 0 {
-        return Err(invalid(
-            "-c, --cpu-shares (HostConfig.CpuShares)",
-            format!(
-                "invalid CPU shares ({}): value must be a positive integer",
-                host.cpu_shares
-            ),
-        ));
-    }
-    let sets = [
-        (
-            "--cpuset-cpus (HostConfig.CpusetCpus)",
-            &host.cpuset_cpus,
-            &cpus.online,
-            "cpus",
-            "CPUs",
-        ),
-        (
-            "--cpuset-mems (HostConfig.CpusetMems)",
-            &host.cpuset_mems,
-            &cpus.nodes,
-            "mems",
-            "memory nodes",
-        ),
-    ];
-    for (field, asked, available, short, long) in sets {
-        if asked.is_empty() {
-            continue;
-        }
-        let ids = parse_cpu_list(asked)
-            .ok_or_else(|| invalid(field, format!("Invalid value {asked} for cpuset {short}")))?;
-        if ids.iter().any(|i| !available.contains(i)) {
-            return Err(invalid(
-                field,
-                format!(
-                    "Requested {long} are not available - requested {asked}, available: {}",
-                    format_cpu_list(available)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Ids as a cpuset list (`0-3,5`).
-fn format_cpu_list(ids: &[u32]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ids.len() {
-        let start = ids[i];
-        while i + 1 < ids.len() && ids[i + 1] == ids[i] + 1 {
-            i += 1;
-        }
-        out.push(if start == ids[i] {
-            start.to_string()
-        } else {
-            format!("{start}-{}", ids[i])
-        });
-        i += 1;
-    }
-    out.join(",")
-}
-
-/// The network a container gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NetworkMode {
-    /// A new network namespace with only `lo`.
-    #[default]
-    None,
-    /// The host's network namespace.
-    Host,
-}
-
-/// `HostConfig.NetworkMode` (and `Config.NetworkDisabled`): "none" (also "", pelagos'
-/// default until it has networks) or "host"; Docker's other modes are understood and
-/// refused with what to use instead.
-pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<NetworkMode> {
-    const FIELD: &str = "--network (HostConfig.NetworkMode)";
-    if config.network_disabled == Some(true) {
-        return Ok(NetworkMode::None);
-    }
-    let mode = host.network_mode.as_str();
-    match mode {
-        "" | "none" => Ok(NetworkMode::None),
-        "host" => Ok(NetworkMode::Host),
-        "default" | "bridge" => Err(invalid(
-            FIELD,
-            format!("{mode:?}: bridge networking is not supported yet: use --network none or host"),
-        )),
-        m if m.starts_with("container:") => {
-            if m.len() == "container:".len() {
-                return Err(invalid(FIELD, "container: needs a container name or id"));
-            }
-            Err(invalid(
-                FIELD,
-                format!("{m:?}: joining another container's network is not supported yet"),
-            ))
-        }
-        m => Err(invalid(
-            FIELD,
-            format!("{m:?}: user-defined networks are not supported yet: use none or host"),
-        )),
-    }
-}
-
-/// A namespace a container gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NamespaceMode {
-    /// Its own.
-    #[default]
-    Private,
-    /// The host's.
-    Host,
-}
-
-/// `--ipc`: Docker's modes; `none` is a private namespace without /dev/shm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IpcMode {
-    /// Its own (also "shareable": nothing joins it yet).
-    #[default]
-    Private,
-    /// Its own, without /dev/shm.
-    None,
-    /// The host's (and the host's /dev/shm).
-    Host,
-}
-
-fn container_mode(field: &str, value: &str) -> Error {
-    invalid(
-        field,
-        format!("{value:?}: joining another container's namespace is not supported yet"),
-    )
-}
-
-/// `HostConfig.PidMode`: "" or "host".
-pub fn pid_mode(host: &HostConfig) -> Result<NamespaceMode> {
-    simple_mode("--pid (HostConfig.PidMode)", "PID", &host.pid_mode, &[""])
-}
-
-/// `HostConfig.UTSMode`: "" or "host".
-pub fn uts_mode(host: &HostConfig) -> Result<NamespaceMode> {
-    simple_mode("--uts (HostConfig.UTSMode)", "UTS", &host.uts_mode, &[""])
-}
-
-/// `HostConfig.CgroupnsMode`: "", "private" or "host".
-pub fn cgroupns_mode(host: &HostConfig) -> Result<NamespaceMode> {
-    simple_mode(
-        "--cgroupns (HostConfig.CgroupnsMode)",
-        "cgroup namespace",
-        &host.cgroupns_mode,
-        &["", "private"],
-    )
-}
-
-fn simple_mode(field: &str, what: &str, value: &str, private: &[&str]) -> Result<NamespaceMode> {
-    match value {
-        "host" => Ok(NamespaceMode::Host),
-        v if private.contains(&v) => Ok(NamespaceMode::Private),
-        v if v.starts_with("container:") => Err(container_mode(field, v)),
-        v => Err(invalid(field, format!("invalid {what} mode: {v}"))),
-    }
-}
-
-/// `HostConfig.IpcMode`.
-pub fn ipc_mode(host: &HostConfig) -> Result<IpcMode> {
-    const FIELD: &str = "--ipc (HostConfig.IpcMode)";
-    match host.ipc_mode.as_str() {
-        "" | "private" | "shareable" => Ok(IpcMode::Private),
-        "none" => Ok(IpcMode::None),
-        "host" => Ok(IpcMode::Host),
-        v if v.starts_with("container:") => Err(container_mode(FIELD, v)),
-        v => Err(invalid(FIELD, format!("invalid IPC mode: {v}"))),
-    }
-}
-
-fn check_namespaces(config: &ContainerConfig, host: &HostConfig) -> Result<()> {
-    pid_mode(host)?;
-    ipc_mode(host)?;
-    cgroupns_mode(host)?;
-    if uts_mode(host)? == NamespaceMode::Host && !config.hostname.is_empty() {
-        return Err(Error::Invalid(
-            "Conflicting options: hostname and the UTS mode (--hostname and --uts host)".into(),
-        ));
-    }
-    if !matches!(host.userns_mode.as_str(), "" | "host") {
-        return Err(invalid(
-            "--userns (HostConfig.UsernsMode)",
-            format!("{:?}: user namespace remapping is not supported yet", host.userns_mode),
-        ));
-    }
-    Ok(())
-}
-
-/// Sysctls of the container's own namespaces (Docker's `ValidateSysctl` list).
-const IPC_SYSCTLS: [&str; 8] = [
-    "kernel.msgmax",
-    "kernel.msgmnb",
-    "kernel.msgmni",
-    "kernel.sem",
-    "kernel.shmall",
-    "kernel.shmmax",
-    "kernel.shmmni",
-    "kernel.shm_rmid_forced",
-];
-
-fn check_sysctls(host: &HostConfig, network: NetworkMode) -> Result<()> {
-    const FIELD: &str = "--sysctl (HostConfig.Sysctls)";
-    let ipc_host = ipc_mode(host)? == IpcMode::Host;
-    let uts_host = uts_mode(host)? == NamespaceMode::Host;
-    for key in host.sysctls.keys() {
-        let ipc = IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.");
-        let uts = matches!(key.as_str(), "kernel.domainname" | "kernel.hostname");
-        let net = key.starts_with("net.");
-        let refused = if ipc {
-            ipc_host.then_some("the host's IPC namespace")
-        } else if uts {
-            uts_host.then_some("the host's UTS namespace")
-        } else if net {
-            (network == NetworkMode::Host).then_some("the host's network namespace")
-        } else {
-            return Err(invalid(
-                FIELD,
-                format!(
-                    "sysctl '{key}' is not allowed: only the container's own namespaces' \
-                     (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*) can be set"
-                ),
-            ));
-        };
-        if let Some(ns) = refused {
-            return Err(invalid(FIELD, format!("sysctl '{key}' not allowed in {ns}")));
-        }
-    }
-    Ok(())
-}
-
-fn check_network_files(host: &HostConfig, network: NetworkMode) -> Result<()> {
-    for entry in &host.extra_hosts {
-        let (name, ip) = entry.split_once(':').ok_or_else(|| {
-            invalid(
-                "--add-host (HostConfig.ExtraHosts)",
-                format!("invalid IP address in add-host: {entry:?}: expected HOST:IP"),
-            )
-        })?;
-        if name.is_empty() || (ip != "host-gateway" && ip.parse::<IpAddr>().is_err()) {
-            return Err(invalid(
-                "--add-host (HostConfig.ExtraHosts)",
-                format!("invalid IP address in add-host: {ip:?}"),
-            ));
-        }
-        if ip == "host-gateway" {
-            return Err(invalid(
-                "--add-host (HostConfig.ExtraHosts)",
-                "host-gateway needs a bridge network: not supported yet",
-            ));
-        }
-    }
-    for dns in &host.dns {
-        if dns.parse::<IpAddr>().is_err() {
-            return Err(invalid(
-                "--dns (HostConfig.Dns)",
-                format!("{dns} is not an ip address"),
-            ));
-        }
-    }
-    if host.dns_search.iter().any(|d| d.is_empty() || d.len() > 255) {
-        return Err(invalid("--dns-search (HostConfig.DnsSearch)", "empty or too long"));
-    }
-    if network == NetworkMode::None && (!host.port_bindings.is_empty() || host.publish_all_ports) {
-        return Err(invalid(
-            "-p, --publish (HostConfig.PortBindings)",
-            "publishing ports needs a network: not possible with --network none",
-        ));
-    }
-    Ok(())
-}
-
 /// Fields that would be silently ignored: refused instead.
 fn check_unsupported(host: &HostConfig) -> Result<()> {
     let set = [
@@ -858,10 +449,19 @@ fn check_unsupported(host: &HostConfig) -> Result<()> {
             "--device-cgroup-rule (HostConfig.DeviceCgroupRules)",
             !host.device_cgroup_rules.is_empty(),
         ),
-        ("--gpus (HostConfig.DeviceRequests)", !host.device_requests.is_empty()),
-        ("--volumes-from (HostConfig.VolumesFrom)", !host.volumes_from.is_empty()),
+        (
+            "--gpus (HostConfig.DeviceRequests)",
+            !host.device_requests.is_empty(),
+        ),
+        (
+            "--volumes-from (HostConfig.VolumesFrom)",
+            !host.volumes_from.is_empty(),
+        ),
         ("--link (HostConfig.Links)", !host.links.is_empty()),
-        ("--storage-opt (HostConfig.StorageOpt)", !host.storage_opt.is_empty()),
+        (
+            "--storage-opt (HostConfig.StorageOpt)",
+            !host.storage_opt.is_empty(),
+        ),
         (
             "--blkio-weight-device (HostConfig.BlkioWeightDevice)",
             !host.blkio_weight_device.is_empty(),
@@ -922,14 +522,27 @@ mod tests {
             name: name.into(),
             maximum_retry_count: n,
         };
-        for ok in [policy("no", 0), policy("always", 0), policy("on-failure", 3)] {
+        for ok in [
+            policy("no", 0),
+            policy("always", 0),
+            policy("on-failure", 3),
+        ] {
             validate(&c, &host_with(|h| h.restart_policy = ok)).unwrap();
         }
-        let e = err(&c, &host_with(|h| h.restart_policy = policy("sometimes", 0)));
-        assert!(e.contains("unknown policy 'sometimes'") && e.contains("--restart"), "{e}");
+        let e = err(
+            &c,
+            &host_with(|h| h.restart_policy = policy("sometimes", 0)),
+        );
+        assert!(
+            e.contains("unknown policy 'sometimes'") && e.contains("--restart"),
+            "{e}"
+        );
         let e = err(&c, &host_with(|h| h.restart_policy = policy("always", 2)));
         assert!(e.contains("only be used with 'on-failure'"), "{e}");
-        let e = err(&c, &host_with(|h| h.restart_policy = policy("on-failure", -1)));
+        let e = err(
+            &c,
+            &host_with(|h| h.restart_policy = policy("on-failure", -1)),
+        );
         assert!(e.contains("cannot be negative"), "{e}");
         let e = err(
             &c,
@@ -961,7 +574,9 @@ mod tests {
         check_log_config(&log("", &[])).unwrap();
         check_log_config(&log("local", &[("max-size", "10m"), ("max-file", "3")])).unwrap();
         check_log_config(&log("json-file", &[("compress", "false")])).unwrap();
-        let e = check_log_config(&log("syslog", &[])).unwrap_err().to_string();
+        let e = check_log_config(&log("syslog", &[]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no log driver named 'syslog'"), "{e}");
         assert!(check_log_config(&log("none", &[("max-size", "1m")])).is_err());
         assert!(check_log_config(&log("json-file", &[("max-file", "0")])).is_err());
@@ -984,11 +599,19 @@ mod tests {
         check_health(&h(&["NONE"], 0)).unwrap();
         check_health(&h(&[], 0)).unwrap();
         check_health(&h(&["CMD", "/bin/check", "-q"], 0)).unwrap();
-        for bad in [&["CMD"][..], &["CMD-SHELL"], &["SHELL", "x"], &["NONE", "x"]] {
+        for bad in [
+            &["CMD"][..],
+            &["CMD-SHELL"],
+            &["SHELL", "x"],
+            &["NONE", "x"],
+        ] {
             assert!(check_health(&h(bad, 0)).is_err(), "{bad:?}");
         }
         let e = check_health(&h(&[], -1)).unwrap_err().to_string();
-        assert!(e.contains("--health-interval") && e.contains("negative"), "{e}");
+        assert!(
+            e.contains("--health-interval") && e.contains("negative"),
+            "{e}"
+        );
         let e = check_health(&h(&[], 999)).unwrap_err().to_string();
         assert!(e.contains("less than 1ms"), "{e}");
     }
@@ -1020,7 +643,9 @@ mod tests {
         assert!(e.contains("Duplicate mount point"), "{e}");
         validate(
             &c,
-            &host_with(|h| h.tmpfs = [("/run".to_string(), "rw,noexec,size=64m,mode=1777".into())].into()),
+            &host_with(|h| {
+                h.tmpfs = [("/run".to_string(), "rw,noexec,size=64m,mode=1777".into())].into()
+            }),
         )
         .unwrap();
         let e = err(
@@ -1049,53 +674,14 @@ mod tests {
     }
 
     #[test]
-    fn resources() {
-        let cpus = HostCpus {
-            count: 2,
-            online: vec![0, 1],
-            nodes: vec![0],
-        };
-        let check = |f: fn(&mut HostConfig)| check_resources(&host_with(f), &cpus);
-        check(|h| {
-            h.memory = 64 << 20;
-            h.memory_swap = -1;
-            h.nano_cpus = 1_500_000_000;
-            h.cpuset_cpus = "0-1".into();
-        })
-        .unwrap();
-        let e = check(|h| h.memory = 1 << 20).unwrap_err().to_string();
-        assert!(e.contains("--memory") && e.contains("Minimum memory limit allowed is 6MB"), "{e}");
-        let e = check(|h| {
-            h.memory = 64 << 20;
-            h.memory_swap = 32 << 20;
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("larger than memory limit"), "{e}");
-        assert!(check(|h| h.memory_swap = 64 << 20).is_err());
-        let e = check(|h| h.nano_cpus = 3_000_000_000).unwrap_err().to_string();
-        assert!(e.contains("Range of CPUs is from 0.01 to 2.00"), "{e}");
-        assert!(check(|h| h.nano_cpus = 1_000_000).is_err());
-        assert!(check(|h| {
-            h.nano_cpus = 1_000_000_000;
-            h.cpu_quota = 50_000;
-        })
-        .is_err());
-        let e = check(|h| h.cpuset_cpus = "0-7".into()).unwrap_err().to_string();
-        assert!(e.contains("requested 0-7, available: 0-1"), "{e}");
-        assert!(check(|h| h.cpuset_cpus = "x".into()).is_err());
-        assert!(check(|h| h.oom_score_adj = 1001).is_err());
-        assert!(check(|h| h.shm_size = -1).is_err());
-        assert_eq!(parse_cpu_list("0-2,5"), Some(vec![0, 1, 2, 5]));
-        assert_eq!(format_cpu_list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
-    }
-
-    #[test]
     fn namespaces_networks_and_sysctls() {
         let c = ContainerConfig::default();
         let host_net = host_with(|h| h.network_mode = "host".into());
         assert_eq!(network_mode(&c, &host_net).unwrap(), NetworkMode::Host);
-        assert_eq!(network_mode(&c, &HostConfig::default()).unwrap(), NetworkMode::None);
+        assert_eq!(
+            network_mode(&c, &HostConfig::default()).unwrap(),
+            NetworkMode::None
+        );
         for (mode, words) in [
             ("bridge", "not supported yet"),
             ("default", "not supported yet"),
@@ -1114,7 +700,11 @@ mod tests {
         };
         assert!(err(&named, &host_with(|h| h.uts_mode = "host".into())).contains("UTS mode"));
         let sysctl = |k: &str| [(k.to_string(), "1".to_string())].into();
-        validate(&c, &host_with(|h| h.sysctls = sysctl("net.ipv4.ip_forward"))).unwrap();
+        validate(
+            &c,
+            &host_with(|h| h.sysctls = sysctl("net.ipv4.ip_forward")),
+        )
+        .unwrap();
         let e = err(
             &c,
             &host_with(|h| {
@@ -1123,11 +713,22 @@ mod tests {
             }),
         );
         assert!(e.contains("host's network namespace"), "{e}");
-        assert!(err(&c, &host_with(|h| h.sysctls = sysctl("vm.swappiness"))).contains("not allowed"));
-        assert!(err(&c, &host_with(|h| h.extra_hosts = vec!["db:nope".into()])).contains("add-host"));
-        validate(&c, &host_with(|h| h.extra_hosts = vec!["db:10.0.0.2".into()])).unwrap();
+        assert!(
+            err(&c, &host_with(|h| h.sysctls = sysctl("vm.swappiness"))).contains("not allowed")
+        );
+        assert!(
+            err(&c, &host_with(|h| h.extra_hosts = vec!["db:nope".into()])).contains("add-host")
+        );
+        validate(
+            &c,
+            &host_with(|h| h.extra_hosts = vec!["db:10.0.0.2".into()]),
+        )
+        .unwrap();
         let e = err(&c, &host_with(|h| h.devices = vec![Default::default()]));
-        assert!(e.contains("--device") && e.contains("not supported yet"), "{e}");
+        assert!(
+            e.contains("--device") && e.contains("not supported yet"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1143,7 +744,9 @@ mod tests {
         assert!(with(|c| c.hostname = "bad_name".into()).is_err());
         assert!(with(|c| c.hostname = "a".repeat(65)).is_err());
         with(|c| c.hostname = "web-1.example".into()).unwrap();
-        let e = with(|c| c.stop_signal = Some("SIGNOPE".into())).unwrap_err().to_string();
+        let e = with(|c| c.stop_signal = Some("SIGNOPE".into()))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid signal: SIGNOPE"), "{e}");
         with(|c| c.stop_signal = Some("SIGUSR1".into())).unwrap();
     }
