@@ -1,10 +1,11 @@
 //! The Docker Engine API's container configuration as typed Rust: `Config`, `HostConfig`,
 //! `NetworkingConfig` and their parts, with the API's field names so that request bodies of
-//! API 1.41+ deserialize as they are and records print as Docker's inspect does.
+//! API 1.41+ deserialize as they are (unknown fields ignored, `null` read as empty) and
+//! records print as Docker's inspect does.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// Docker's `Config`: what the container runs (the image's config merged with the request).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub struct ContainerConfig {
     pub hostname: String,
     pub domainname: String,
+    /// `name|uid[:group|gid]`; empty: the image's.
     pub user: String,
     pub attach_stdin: bool,
     pub attach_stdout: bool,
@@ -21,26 +23,42 @@ pub struct ContainerConfig {
     pub tty: bool,
     pub open_stdin: bool,
     pub stdin_once: bool,
+    /// `KEY=VALUE`; a bare `KEY` removes the variable (the image's, say).
+    #[serde(deserialize_with = "null_default")]
     pub env: Vec<String>,
-    /// `None`: the image's.
+    /// `None`: the image's. A string in a request is a one-element list (Docker's StrSlice).
+    #[serde(deserialize_with = "str_slice")]
     pub cmd: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args_escaped: Option<bool>,
     pub image: String,
+    /// Anonymous volumes: container path → `{}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     pub working_dir: String,
-    /// `None`: the image's.
+    /// `None`: the image's; `[""]` clears it (`--entrypoint ""`).
+    #[serde(deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network_disabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub on_build: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (`None`: 10).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    #[serde(
+        deserialize_with = "str_slice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub shell: Option<Vec<String>>,
 }
 
 /// Docker's `HealthConfig` (durations in nanoseconds, 0 meaning the default).
@@ -48,6 +66,7 @@ pub struct ContainerConfig {
 #[serde(rename_all = "PascalCase", default)]
 pub struct HealthConfig {
     /// `[]` inherit, `["NONE"]` disable, `["CMD", args…]`, `["CMD-SHELL", command]`.
+    #[serde(deserialize_with = "null_default")]
     pub test: Vec<String>,
     pub interval: i64,
     pub timeout: i64,
@@ -64,16 +83,25 @@ pub struct RestartPolicy {
     pub maximum_retry_count: i64,
 }
 
-/// Docker's `LogConfig`: a driver (`json-file`, `local`, `none`) and its options.
+impl RestartPolicy {
+    /// Whether the container is never restarted ("" or "no").
+    pub fn is_none(&self) -> bool {
+        matches!(self.name.as_str(), "" | "no")
+    }
+}
+
+/// Docker's `LogConfig`: a driver (`json-file`, `local`, `none`; "" the default) and its
+/// options.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct LogConfig {
     #[serde(rename = "Type")]
     pub kind: String,
+    #[serde(deserialize_with = "null_default")]
     pub config: BTreeMap<String, String>,
 }
 
-/// One `Ulimits` entry.
+/// One `Ulimits` entry (`-1`: unlimited).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Ulimit {
@@ -87,11 +115,14 @@ pub struct Ulimit {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Mount {
     pub target: String,
+    /// A host path (bind), a volume name (volume; empty: anonymous), nothing (tmpfs).
     pub source: String,
     /// "bind", "volume", "tmpfs".
     #[serde(rename = "Type")]
     pub kind: String,
     pub read_only: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub consistency: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind_options: Option<BindOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +134,7 @@ pub struct Mount {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct BindOptions {
+    /// "", "private", "rprivate", "shared", "rshared", "slave", "rslave".
     pub propagation: String,
     pub non_recursive: bool,
 }
@@ -110,47 +142,197 @@ pub struct BindOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct VolumeOptions {
+    /// Do not copy the image's files into a new volume.
     pub no_copy: bool,
+    #[serde(deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_config: Option<Driver>,
+}
+
+/// A volume driver and its options (only `local` without options exists here).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Driver {
+    pub name: String,
+    #[serde(deserialize_with = "null_default")]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct TmpfsOptions {
+    /// Bytes; 0: the kernel's default (half the RAM).
     pub size_bytes: i64,
+    /// Permission bits (the API carries the number, `--mount tmpfs-mode=1777` is octal).
     pub mode: u32,
 }
+
+/// Docker's `DeviceMapping` (`--device`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+/// Docker's `ThrottleDevice` (`--device-read-bps` and friends).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
+}
+
+/// Docker's `WeightDevice` (`--blkio-weight-device`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// One host address of a published port (`-p 127.0.0.1:8080:80`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// `"80/tcp"` → where it is published on the host.
+pub type PortMap = BTreeMap<String, Vec<PortBinding>>;
 
 /// Docker's `HostConfig`, with `Resources` flattened into it as the API does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
+    /// `-v`: `host-path:dest[:opts]`, `volume:dest[:opts]`, `dest` (anonymous volume).
+    #[serde(deserialize_with = "null_default")]
     pub binds: Vec<String>,
+    #[serde(rename = "ContainerIDFile")]
+    pub container_id_file: String,
+    #[serde(deserialize_with = "null_default")]
     pub log_config: LogConfig,
+    /// "none", "host"; "", "default", "bridge", "container:NAME" and network names are
+    /// understood but not supported yet.
     pub network_mode: String,
+    #[serde(deserialize_with = "port_map")]
+    pub port_bindings: PortMap,
+    #[serde(deserialize_with = "null_default")]
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
+    pub volume_driver: String,
+    #[serde(deserialize_with = "null_default")]
+    pub volumes_from: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
     pub mounts: Vec<Mount>,
+    #[serde(deserialize_with = "null_default")]
     pub cap_add: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
     pub cap_drop: Vec<String>,
+    /// "", "private", "host".
+    pub cgroupns_mode: String,
+    #[serde(deserialize_with = "null_default")]
+    pub dns: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub dns_options: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub dns_search: Vec<String>,
+    /// `host:ip` lines for /etc/hosts.
+    #[serde(deserialize_with = "null_default")]
+    pub extra_hosts: Vec<String>,
+    /// Supplementary groups (names resolved in the container's /etc/group, or gids).
+    #[serde(deserialize_with = "null_default")]
+    pub group_add: Vec<String>,
+    /// "", "private", "shareable", "none", "host", "container:NAME".
+    pub ipc_mode: String,
+    pub cgroup: String,
+    #[serde(deserialize_with = "null_default")]
+    pub links: Vec<String>,
+    pub oom_score_adj: i64,
+    /// "", "host", "container:NAME".
+    pub pid_mode: String,
     pub privileged: bool,
+    pub publish_all_ports: bool,
     pub readonly_rootfs: bool,
+    #[serde(deserialize_with = "null_default")]
     pub security_opt: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub storage_opt: BTreeMap<String, String>,
     /// `--tmpfs`: destination → options.
+    #[serde(deserialize_with = "null_default")]
     pub tmpfs: BTreeMap<String, String>,
+    /// "", "host".
+    #[serde(rename = "UTSMode")]
+    pub uts_mode: String,
+    pub userns_mode: String,
+    /// Bytes of /dev/shm (0: 64 MiB).
     pub shm_size: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub sysctls: BTreeMap<String, String>,
+    pub runtime: String,
+    /// Paths masked in the container; `None`: Docker's defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    /// Paths made read-only in the container; `None`: Docker's defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
+    /// OCI annotations for the runtime (API 1.43).
+    #[serde(deserialize_with = "null_default")]
+    pub annotations: BTreeMap<String, String>,
+    /// Run an init (`--init`) as pid 1 that reaps and forwards signals.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
     // Resources.
-    pub memory: i64,
-    pub memory_swap: i64,
-    pub nano_cpus: i64,
     pub cpu_shares: i64,
+    /// Bytes (0: unlimited).
+    pub memory: i64,
+    pub cgroup_parent: String,
+    pub blkio_weight: u16,
+    #[serde(deserialize_with = "null_default")]
+    pub blkio_weight_device: Vec<WeightDevice>,
+    #[serde(deserialize_with = "null_default")]
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    #[serde(deserialize_with = "null_default")]
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadIOps", deserialize_with = "null_default")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteIOps", deserialize_with = "null_default")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
+    /// Microseconds.
     pub cpu_period: i64,
+    /// Microseconds per period.
     pub cpu_quota: i64,
+    pub cpu_realtime_period: i64,
+    pub cpu_realtime_runtime: i64,
     pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    #[serde(deserialize_with = "null_default")]
+    pub devices: Vec<DeviceMapping>,
+    #[serde(deserialize_with = "null_default")]
+    pub device_cgroup_rules: Vec<String>,
+    /// GPU requests and the like, kept as sent (not supported).
+    #[serde(deserialize_with = "null_default")]
+    pub device_requests: Vec<serde_json::Value>,
+    pub kernel_memory: i64,
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: i64,
+    /// Bytes of the soft limit.
+    pub memory_reservation: i64,
+    /// Memory plus swap in bytes (-1: unlimited swap; 0: not set).
+    pub memory_swap: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<i64>,
+    /// CPUs × 10⁹ (`--cpus 1.5` = 1500000000).
+    pub nano_cpus: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kill_disable: Option<bool>,
+    /// `None`: unchanged; 0 or -1: unlimited.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    #[serde(deserialize_with = "null_default")]
     pub ulimits: Vec<Ulimit>,
 }
 
@@ -158,5 +340,156 @@ pub struct HostConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkingConfig {
+    #[serde(deserialize_with = "null_default")]
     pub endpoints_config: BTreeMap<String, serde_json::Value>,
+}
+
+/// The body of `POST /containers/create`: `Config` with `HostConfig` and `NetworkingConfig`
+/// beside its fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    #[serde(flatten)]
+    pub config: ContainerConfig,
+    #[serde(deserialize_with = "null_default")]
+    pub host_config: HostConfig,
+    #[serde(deserialize_with = "null_default")]
+    pub networking_config: NetworkingConfig,
+}
+
+/// `null` (Go's nil slice, map or pointer) read as the type's default.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Docker's StrSlice: `null`, a string (one element) or a list of strings.
+fn str_slice<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StrSlice {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<StrSlice>::deserialize(d)?.map(|s| match s {
+        StrSlice::One(s) => vec![s],
+        StrSlice::Many(v) => v,
+    }))
+}
+
+/// A `PortMap` whose lists may be `null` (`{"2377/tcp": null}`).
+fn port_map<'de, D>(d: D) -> Result<PortMap, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let map: Option<BTreeMap<String, Option<Vec<PortBinding>>>> = Option::deserialize(d)?;
+    Ok(map
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `docker create --name web -e A=1 -v /tmp:/tmp:ro -m 64m --restart on-failure:3
+    /// busybox echo hi` (CLI 20.10, API 1.41) sends, with its nulls.
+    const DOCKER_CREATE_BODY: &str = r#"{
+      "Hostname": "", "Domainname": "", "User": "",
+      "AttachStdin": false, "AttachStdout": true, "AttachStderr": true,
+      "ExposedPorts": {"80/tcp": {}},
+      "Tty": false, "OpenStdin": false, "StdinOnce": false,
+      "Env": ["A=1"], "Cmd": ["echo", "hi"], "Image": "busybox",
+      "Volumes": {"/data": {}}, "WorkingDir": "", "Entrypoint": null,
+      "OnBuild": null, "Labels": {"com.example.vendor": "Acme"},
+      "StopSignal": "SIGTERM", "StopTimeout": 10,
+      "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 30000000000,
+                      "Timeout": 0, "Retries": 3, "StartPeriod": 0},
+      "HostConfig": {
+        "Binds": ["/tmp:/tmp:ro"], "ContainerIDFile": "",
+        "LogConfig": {"Type": "", "Config": {}},
+        "NetworkMode": "default",
+        "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}], "2377/tcp": null},
+        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3},
+        "AutoRemove": false, "VolumeDriver": "", "VolumesFrom": null,
+        "CapAdd": null, "CapDrop": null, "CgroupnsMode": "",
+        "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": null,
+        "GroupAdd": null, "IpcMode": "", "Cgroup": "", "Links": null,
+        "OomScoreAdj": 0, "PidMode": "", "Privileged": false,
+        "PublishAllPorts": false, "ReadonlyRootfs": false, "SecurityOpt": null,
+        "UTSMode": "", "UsernsMode": "", "ShmSize": 0, "ConsoleSize": [0, 0],
+        "Isolation": "", "CpuShares": 0, "Memory": 67108864, "NanoCpus": 0,
+        "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": null, "BlkioDeviceWriteBps": null,
+        "BlkioDeviceReadIOps": null, "BlkioDeviceWriteIOps": null,
+        "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+        "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": null,
+        "DeviceRequests": null, "KernelMemory": 0, "KernelMemoryTCP": 0,
+        "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": null,
+        "OomKillDisable": false, "PidsLimit": null, "Ulimits": null,
+        "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+        "MaskedPaths": null, "ReadonlyPaths": null, "Init": null
+      },
+      "NetworkingConfig": {"EndpointsConfig": {}}
+    }"#;
+
+    #[test]
+    fn a_docker_create_body_deserializes_and_round_trips() {
+        let req: CreateRequest = serde_json::from_str(DOCKER_CREATE_BODY).unwrap();
+        let (c, h) = (&req.config, &req.host_config);
+        assert_eq!(c.image, "busybox");
+        assert_eq!(c.cmd, Some(vec!["echo".to_string(), "hi".to_string()]));
+        assert_eq!(c.entrypoint, None);
+        assert!(c.on_build.is_empty());
+        assert_eq!(c.labels["com.example.vendor"], "Acme");
+        assert_eq!(c.stop_timeout, Some(10));
+        assert_eq!(c.healthcheck.as_ref().unwrap().retries, 3);
+        assert_eq!(h.binds, vec!["/tmp:/tmp:ro".to_string()]);
+        assert_eq!(h.memory, 64 << 20);
+        assert_eq!(h.network_mode, "default");
+        assert_eq!(h.restart_policy.name, "on-failure");
+        assert_eq!(h.restart_policy.maximum_retry_count, 3);
+        assert_eq!(h.port_bindings["80/tcp"][0].host_port, "8080");
+        assert!(h.port_bindings["2377/tcp"].is_empty());
+        assert!(h.cap_add.is_empty() && h.ulimits.is_empty() && h.extra_hosts.is_empty());
+        assert_eq!(h.pids_limit, None);
+        assert_eq!(h.oom_kill_disable, Some(false));
+        assert_eq!(h.masked_paths, None);
+        assert_eq!(h.init, None);
+
+        let text = serde_json::to_string(&req).unwrap();
+        let again: CreateRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(again, req);
+        // Records keep the API's spellings.
+        for field in [
+            "\"UTSMode\"",
+            "\"ContainerIDFile\"",
+            "\"BlkioDeviceReadIOps\"",
+        ] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
+    }
+
+    #[test]
+    fn strslices_and_nulls() {
+        let c: ContainerConfig =
+            serde_json::from_str(r#"{"Entrypoint": "", "Cmd": "sh", "Env": null}"#).unwrap();
+        assert_eq!(c.entrypoint, Some(vec![String::new()]));
+        assert_eq!(c.cmd, Some(vec!["sh".to_string()]));
+        assert!(c.env.is_empty());
+        let h: HostConfig =
+            serde_json::from_str(r#"{"LogConfig": null, "RestartPolicy": null, "Tmpfs": null}"#)
+                .unwrap();
+        assert_eq!(h, HostConfig::default());
+        let empty: CreateRequest = serde_json::from_str(r#"{"HostConfig": null}"#).unwrap();
+        assert_eq!(empty, CreateRequest::default());
+    }
 }
