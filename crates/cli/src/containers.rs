@@ -203,24 +203,6 @@ pub fn commit(cli: &Cli, a: &CommitArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Runs `f` for each name, printing the name on success (Docker's output) and errors on
-/// stderr; exit code 1 if any failed.
-fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> Result<i32> {
-    let mut failed = false;
-    for n in names {
-        match f(n) {
-            Ok(()) => {
-                let _ = writeln!(std::io::stdout(), "{n}");
-            }
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "Error: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    Ok(i32::from(failed))
-}
-
 pub fn start(cli: &Cli, a: &NamesArgs) -> Result<i32> {
     let engine = engine(cli)?;
     let results = a

@@ -62,7 +62,7 @@ pub fn version(a: &FormatArgs) -> Result<i32> {
 pub fn info(cli: &Cli, a: &FormatArgs) -> Result<i32> {
     let engine = crate::engine(cli)?;
     let images = engine.images().list()?.len();
-    let containers = engine.containers().list()?;
+    let containers = pelagos_engine::container::list::list(&engine, true)?;
     let stopped = containers.iter().filter(|c| c.state == "exited").count();
     let cgroup_root = pelagos_cgroups::v2_mountpoint()
         .map(|p| p.display().to_string())
@@ -147,7 +147,7 @@ pub fn container_prune(cli: &Cli, a: &PruneArgs) -> Result<i32> {
     if !confirm(a.force, "all stopped containers")? {
         return Ok(0);
     }
-    let (removed, bytes) = pelagos_engine::run::prune_containers(&engine)?;
+    let (removed, bytes) = pelagos_engine::container::remove::prune(&engine)?;
     let mut out = std::io::stdout().lock();
     if !removed.is_empty() {
         writeln!(out, "Deleted Containers:")?;
@@ -178,7 +178,7 @@ pub fn prune(cli: &Cli, a: &SystemPruneArgs) -> Result<i32> {
     if !confirm(a.force, &what)? {
         return Ok(0);
     }
-    let (containers, mut bytes) = pelagos_engine::run::prune_containers(&engine)?;
+    let (containers, mut bytes) = pelagos_engine::container::remove::prune(&engine)?;
     let in_use = engine.image_in_use_fn()?;
     let images = engine.images().prune(a.all, &in_use)?;
     bytes += images.reclaimed;
@@ -248,8 +248,7 @@ pub fn df(cli: &Cli, a: &FormatArgs) -> Result<i32> {
         let size =
             pelagos_engine::volumes::disk_usage(&engine.containers().dir_of(&c.id).join("upper"));
         c_size += size;
-        let running = engine.is_running(&c.id);
-        if running {
+        if c.state.status.is_live() {
             c_active += 1;
         } else {
             c_reclaimable += size;

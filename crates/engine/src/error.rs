@@ -26,9 +26,6 @@ pub enum Error {
     /// From the model: records, names, config, a monitor's answer.
     #[error(transparent)]
     Model(#[from] pelagos_model::Error),
-    /// From the spec builder.
-    #[error(transparent)]
-    Spec(#[from] pelagos_spec::Error),
     /// From the image store.
     #[error(transparent)]
     Store(#[from] pelagos_image::StoreError),
@@ -59,7 +56,6 @@ impl Error {
             Error::Conflict(_) => ErrorKind::Conflict,
             Error::Io { .. } | Error::Task(_) => ErrorKind::Internal,
             Error::Model(e) => e.kind(),
-            Error::Spec(e) => e.kind(),
             Error::Store(pelagos_image::StoreError::NotFound(_))
             | Error::Store(pelagos_image::StoreError::ImageNotFound(_)) => ErrorKind::NotFound,
             Error::Store(_) => ErrorKind::Internal,
