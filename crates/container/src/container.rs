@@ -13,11 +13,12 @@ use pelagos_cgroups::Cgroup;
 
 use crate::error::{Error, IoContext, Result, SysContext};
 use crate::id::ContainerId;
+use crate::init::launch::ParentDeath;
 use crate::init::{self, InitContext, StartSignal};
 use crate::spec::Bundle;
 use crate::state::{self, SavedState, Status, EXEC_FIFO};
 use crate::sync::{self, Msg, SyncSocket};
-use crate::{hooks, namespaces, sys};
+use crate::{hooks, namespaces, sys, threads};
 
 pub use crate::annotations::SKIP_UNAVAILABLE_ANNOTATION;
 
@@ -53,6 +54,14 @@ pub struct CreateOptions {
     /// Keep compiled seccomp filters in this directory and reuse them (see
     /// `pelagos_seccomp::compile_cached`); `None` compiles at every create.
     pub seccomp_cache: Option<PathBuf>,
+    /// A signal the container's process gets when the caller of `create` dies (a monitor
+    /// passes SIGKILL so that its container dies with it): `PR_SET_PDEATHSIG`, set right
+    /// before the process's execve, after the user switch (a credential change clears it).
+    /// If the caller is already gone by then (a `create` caller that exited before `start`),
+    /// the process is not started. An execve that raises privileges (a set-user-ID or
+    /// file-capability program, or root's permitted set growing to the bounding set without
+    /// no_new_privs) clears it again: the kernel's rule. `None` (runc's behaviour) sets nothing.
+    pub parent_death_signal: Option<i32>,
 }
 
 impl CreateOptions {
@@ -71,6 +80,7 @@ impl CreateOptions {
             no_new_keyring: false,
             extra_env: Vec::new(),
             seccomp_cache: None,
+            parent_death_signal: None,
         }
     }
 }
@@ -248,8 +258,12 @@ impl Runtime {
         }
     }
 
-    /// `create`: set the container up and leave its init parked until `start`.
+    /// `create`: set the container up and leave its init parked until `start`. Like every
+    /// create and `exec`, it clones the caller (fork semantics) and changes process-wide state
+    /// (namespaces, descriptors) for a moment: a caller with other threads gets
+    /// `Error::MultiThreaded`.
     pub fn create(&self, opts: &CreateOptions) -> Result<Created> {
+        threads::ensure_single_threaded("create")?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
         self.create_inner(opts, bundle, false)
@@ -263,6 +277,7 @@ impl Runtime {
         spec: Spec,
         for_run: bool,
     ) -> Result<Created> {
+        threads::ensure_single_threaded("create")?;
         let dir =
             std::path::absolute(&opts.bundle).io(|| format!("bundle {}", opts.bundle.display()))?;
         let bundle = Bundle::from_spec(dir, spec)?;
@@ -271,6 +286,7 @@ impl Runtime {
 
     /// The first half of `run`: like create, but the init waits on the sync socket.
     pub fn create_for_run(&self, opts: &CreateOptions) -> Result<Created> {
+        threads::ensure_single_threaded("create")?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let bundle = Bundle::load(&opts.bundle, opts.config.as_deref())?;
         self.create_inner(opts, bundle, true)
@@ -289,7 +305,8 @@ impl Runtime {
         let dir = self.make_state_dir(&opts.id)?;
         let mut guard = CreateGuard::new(dir.clone());
         let cg = make_cgroup(opts, &bundle.spec, linux, &mut guard)?;
-        let handles = write_frozen_config_and_fifo(opts, &bundle, linux, &dir, for_run)?;
+        let mut handles = write_frozen_config_and_fifo(opts, &bundle, linux, &dir, for_run)?;
+        handles.parent_death = prepared.parent_death;
         let channels = open_console_and_sync(opts, prepared.terminal)?;
         let mut init = clone_init(opts, &bundle, &cg, prepared.seccomp, handles, channels)?;
         guard.pid = Some(init.pid);
@@ -392,7 +409,7 @@ impl Runtime {
         }
         if !failure.is_empty() {
             let _ = fs::remove_file(&fifo_path);
-            return Err(Error::Child(String::from_utf8_lossy(&failure).into_owned()));
+            return Err(sync::decode_failure(&failure));
         }
         let _ = fs::remove_file(&fifo_path);
         saved.started = true;
@@ -633,10 +650,12 @@ struct Prepared {
     /// The filter the init will load.
     seccomp: Option<pelagos_seccomp::CompiledFilter>,
     linux: oci_spec::runtime::Linux,
+    parent_death: Option<ParentDeath>,
 }
 
 /// Steps 3-4, before anything is made on the host: the launch stub, `extra_env` added to the
-/// process, a terminal nobody could receive refused, seccomp compiled.
+/// process, a terminal nobody could receive refused, seccomp compiled, the parent death
+/// signal checked (with the caller's pidfd for the init).
 fn prepare_bundle(opts: &CreateOptions, bundle: &mut Bundle, for_run: bool) -> Result<Prepared> {
     // The init makes its final execve from the sealed launch stub (CVE-2019-5736): made
     // here, before the clone, so a long-lived caller makes it once.
@@ -667,10 +686,12 @@ fn prepare_bundle(opts: &CreateOptions, bundle: &mut Bundle, for_run: bool) -> R
         None => None,
     };
     let linux = spec.linux().clone().unwrap_or_default();
+    let parent_death = ParentDeath::of_caller(opts.parent_death_signal)?;
     Ok(Prepared {
         terminal,
         seccomp,
         linux,
+        parent_death,
     })
 }
 
@@ -763,6 +784,7 @@ struct InitHandles {
     /// (runtime's end, init's end) of the pair bind mount sources travel on.
     bind_sources: Option<(OwnedFd, OwnedFd)>,
     start: StartSignal,
+    parent_death: Option<ParentDeath>,
 }
 
 /// Step 7: freeze config.json into the state directory, make the exec fifo (`create` only),
@@ -803,6 +825,7 @@ fn write_frozen_config_and_fifo(
     Ok(InitHandles {
         bind_sources,
         start,
+        parent_death: None,
     })
 }
 
@@ -874,7 +897,10 @@ fn clone_init(
 ) -> Result<Cloned> {
     let restore = enter_parent_namespaces(bundle)?;
     let (flags, late_cgroupns) = init_clone_flags(bundle, cg.systemd_scope);
-    let forked = sys::clone3(flags.bits() as u64, cg.fd.as_ref().map(|f| f.as_raw_fd()));
+    let cgroup_fd = cg.fd.as_ref().map(|f| f.as_raw_fd());
+    // SAFETY: create checked that the caller is single-threaded; the child only runs
+    // `become_init`, which ends in execve or _exit.
+    let forked = unsafe { sys::clone3(flags.bits() as u64, cgroup_fd) };
     let forked = match forked {
         Ok(f) => f,
         Err(e) => {
@@ -945,6 +971,7 @@ fn become_init(
         has_runtime_hooks: has_runtime_hooks(&bundle.spec),
         late_cgroupns,
         bind_sources,
+        parent_death: handles.parent_death,
     })
 }
 
@@ -1133,7 +1160,8 @@ pub(crate) fn state_json(saved: &SavedState, status: Status) -> Vec<u8> {
 }
 
 /// Namespaces the runtime itself enters so the init is born in them, and a way back so hooks
-/// still run in the runtime's.
+/// still run in the runtime's. setns changes the whole (single-threaded) process: this runs
+/// only inside `create_inner`, behind create's single-thread check.
 struct ParentNamespaces {
     saved: Vec<(CloneFlags, OwnedFd)>,
 }

@@ -1,6 +1,7 @@
 //! `exec`: a new process inside a running container, entering all of its namespaces and its
 //! cgroup, under the same security settings as its init.
 
+use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -9,14 +10,15 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 use pelagos_cgroups::Cgroup;
 
 use crate::container::{open_console, state_json, write_pid_file, Runtime};
-use crate::error::{Error, Result, SysContext};
+use crate::error::{Error, Result, StageContext, SysContext};
 use crate::id::ContainerId;
+use crate::init::launch::{LastSteps, ParentDeath};
 use crate::namespaces::{clone_flag, proc_name};
 use crate::state::Status;
 use crate::sync;
-use crate::{init, sys};
+use crate::{init, sys, threads};
 
-/// Options of `exec`.
+/// Options of `exec`; [`ExecOptions::new`] fills in the defaults.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
     /// The complete process to run (from `--process` or built from the flags).
@@ -27,6 +29,28 @@ pub struct ExecOptions {
     /// A sub-cgroup of the container's cgroup to place the process in.
     pub sub_cgroup: Option<String>,
     pub ignore_paused: bool,
+    /// A signal the process gets when the caller of `exec` dies (`PR_SET_PDEATHSIG`, set
+    /// right before the process's execve); see `CreateOptions::parent_death_signal`.
+    pub parent_death_signal: Option<i32>,
+    /// Keep compiled seccomp filters in this directory and reuse them, as
+    /// `CreateOptions::seccomp_cache`; `None` compiles the container's filter at every exec.
+    pub seccomp_cache: Option<PathBuf>,
+}
+
+impl ExecOptions {
+    /// `process` in the container, everything else at its default.
+    pub fn new(process: Process) -> ExecOptions {
+        ExecOptions {
+            process,
+            pid_file: None,
+            console_socket: None,
+            preserve_fds: 0,
+            sub_cgroup: None,
+            ignore_paused: false,
+            parent_death_signal: None,
+            seccomp_cache: None,
+        }
+    }
 }
 
 /// A started exec process.
@@ -52,7 +76,11 @@ const NS_ORDER: [LinuxNamespaceType; 8] = [
 ];
 
 impl Runtime {
+    /// `exec`: a new process in the container. It clones the caller (fork semantics) and
+    /// enters the container's pid and time namespaces for a moment: a caller with other
+    /// threads gets `Error::MultiThreaded`.
     pub fn exec(&self, id: &ContainerId, opts: &ExecOptions) -> Result<Execed> {
+        threads::ensure_single_threaded("exec")?;
         // The sealed launch stub the child execs into (CVE-2019-5736), made before the clone.
         init::launch::launch_stub()?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
@@ -82,10 +110,12 @@ impl Runtime {
             )));
         }
         let terminal = p.terminal().unwrap_or(false);
-        let seccomp = match linux.seccomp() {
-            Some(s) => Some(pelagos_seccomp::compile(s)?),
-            None => None,
+        let seccomp = match (linux.seccomp(), &opts.seccomp_cache) {
+            (Some(s), Some(dir)) => Some(pelagos_seccomp::compile_cached(s, dir)?),
+            (Some(s), None) => Some(pelagos_seccomp::compile(s)?),
+            (None, _) => None,
         };
+        let parent_death = ParentDeath::of_caller(opts.parent_death_signal)?;
 
         // Open every namespace of the init that differs from ours, then re-check the pid.
         let mut ns_fds: Vec<(LinuxNamespaceType, OwnedFd)> = Vec::new();
@@ -122,7 +152,8 @@ impl Runtime {
         let state = state_json(&saved, Status::Running);
 
         // pid and time namespaces apply to children: enter them here, before clone, and
-        // return to ours afterwards (a library caller lives on).
+        // return to ours afterwards (a library caller lives on). A process-wide change, made
+        // only behind the single-thread check at the top.
         let mut own_ns = Vec::new();
         for (t, fd) in &ns_fds {
             if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
@@ -139,7 +170,9 @@ impl Runtime {
             .as_ref()
             .map(crate::spec::personality_value)
             .transpose()?;
-        let forked = sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+        // SAFETY: the caller is single-threaded (checked at the top); the child only runs
+        // `exec_child`, which ends in execve or _exit.
+        let forked = unsafe { sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
         if !matches!(forked, Ok(sys::Forked::Child)) {
             for (t, fd) in &own_ns {
                 let _ = nix::sched::setns(fd, clone_flag(*t));
@@ -149,21 +182,21 @@ impl Runtime {
         match forked {
             sys::Forked::Child => {
                 drop(parent_sock);
-                let err = match exec_child(
-                    p,
-                    &caps,
+                let child = ExecChild {
+                    caps: &caps,
                     personality,
-                    &linux,
-                    &ns_fds,
-                    console,
-                    seccomp.as_ref(),
+                    linux: &linux,
+                    ns_fds: &ns_fds,
+                    seccomp: seccomp.as_ref(),
+                    parent_death: parent_death.as_ref(),
                     opts,
-                    &child_sock,
-                ) {
+                    sync: &child_sock,
+                };
+                let err = match exec_child(child, console) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
-                let _ = child_sock.send_error(&err.to_string());
+                let _ = child_sock.send_failure(&err, "exec");
                 // SAFETY: leave the cloned copy without running the runtime's destructors.
                 unsafe { libc::_exit(127) }
             }
@@ -189,18 +222,22 @@ impl Runtime {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn exec_child(
-    p: &Process,
-    caps: &crate::capabilities::CapabilitySets,
+/// What the exec child needs, prepared by the caller before the clone.
+struct ExecChild<'a> {
+    caps: &'a crate::capabilities::CapabilitySets,
     personality: Option<libc::c_ulong>,
-    linux: &oci_spec::runtime::Linux,
-    ns_fds: &[(LinuxNamespaceType, OwnedFd)],
-    console: Option<OwnedFd>,
-    seccomp: Option<&pelagos_seccomp::CompiledFilter>,
-    opts: &ExecOptions,
-    sync: &sync::SyncSocket,
-) -> Result<init::Never> {
+    linux: &'a oci_spec::runtime::Linux,
+    ns_fds: &'a [(LinuxNamespaceType, OwnedFd)],
+    seccomp: Option<&'a pelagos_seccomp::CompiledFilter>,
+    parent_death: Option<&'a ParentDeath>,
+    opts: &'a ExecOptions,
+    sync: &'a sync::SyncSocket,
+}
+
+/// The cloned child of `exec`: join the container, prepare the process as the init does,
+/// exec through the launch stub. A failure names its stage.
+fn exec_child(c: ExecChild<'_>, console: Option<OwnedFd>) -> Result<Infallible> {
+    let p = &c.opts.process;
     // Nobody in the container may read this process's memory or open its exe while it is
     // still the runtime (CVE-2019-5736 class); execve resets this.
     // SAFETY: prctl with integer arguments only.
@@ -210,8 +247,38 @@ fn exec_child(
         .as_ref()
         .and_then(|a| a.initial().clone())
     {
-        init::process::set_cpu_affinity(&initial)?;
+        init::process::set_cpu_affinity(&initial).stage("process")?;
     }
+    join_container_namespaces(c.ns_fds).stage("namespaces")?;
+    let prepared = init::launch::prepare_process(p, c.linux, c.personality).stage("process")?;
+    // Its own session, as runc and crun give exec'd processes (with a terminal, the pty's).
+    let _ = nix::unistd::setsid();
+    if let Some(console) = &console {
+        let size = p
+            .console_size()
+            .as_ref()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        init::tty::setup(console, size, false).stage("terminal")?;
+    }
+    drop(console);
+    let last = LastSteps {
+        seccomp: init::launch::SeccompPlan {
+            filter: c.seccomp,
+            notify_to: Some(c.sync),
+        },
+        preserve_fds: c.opts.preserve_fds,
+        report: init::launch::Report {
+            sync: Some(c.sync.raw()),
+            fifo: None,
+        },
+        parent_death: c.parent_death,
+    };
+    init::launch::exec_process(p, c.caps, &prepared, last)
+}
+
+/// The container's namespaces but pid and time (entered before the clone), in `NS_ORDER`;
+/// root in its user namespace right after joining it.
+fn join_container_namespaces(ns_fds: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
     for (t, fd) in ns_fds {
         if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
             continue;
@@ -225,26 +292,7 @@ fn exec_child(
             nix::unistd::setresuid(u, u, u).sys(|| "setuid 0 in the user namespace".into())?;
         }
     }
-    let prepared = init::launch::prepare_process(p, linux, personality)?;
-    // Its own session, as runc and crun give exec'd processes (with a terminal, the pty's).
-    let _ = nix::unistd::setsid();
-    if let Some(console) = &console {
-        let size = p
-            .console_size()
-            .as_ref()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        init::tty::setup(console, size, false)?;
-    }
-    drop(console);
-    let plan = init::launch::SeccompPlan {
-        filter: seccomp,
-        notify_to: Some(sync),
-    };
-    let report = init::launch::Report {
-        sync: Some(sync.raw()),
-        fifo: None,
-    };
-    init::launch::exec_process(p, caps, &prepared, plan, opts.preserve_fds, report)
+    Ok(())
 }
 
 /// Wait for the exec child to `execve` (end-of-file on the sync socket), handing a notify

@@ -8,8 +8,13 @@
 //! `pelagos` CLI and `pelagos-dockerd` all call this crate.
 //!
 //! `create`, `run` and `exec` clone without a new stack (fork semantics) and run Rust code in
-//! the child: call them from a single-threaded process (the `pelagos-runtime` binary is one).
-//! A multi-threaded caller such as a daemon runs them in a helper process.
+//! the child, and (like the foreground wait) change process-wide state for a moment: they
+//! check that the calling process is single-threaded and fail with `Error::MultiThreaded`
+//! otherwise. A multi-threaded caller such as a daemon runs them in a helper process (the
+//! `pelagos-runtime` binary and a container's monitor are such processes).
+//!
+//! Every error has an [`ErrorKind`] decided by its variant; failures inside the container's
+//! processes cross to the caller with their kind, errno and setup stage (`Error::Process`).
 //!
 //! It deliberately does not pull images, set up networks or keep a daemon: those live in
 //! other crates. cgroup and seccomp mechanics are in `pelagos-cgroups` and `pelagos-seccomp`.
@@ -33,6 +38,7 @@ pub mod spec;
 pub mod state;
 pub mod sync;
 pub mod sys;
+mod threads;
 pub mod userns;
 pub mod wait;
 

@@ -1,5 +1,6 @@
 //! The tiny binary protocol between the runtime and the container's init over a
-//! SOCK_SEQPACKET socketpair: one tag byte, and for errors a UTF-8 message after it.
+//! SOCK_SEQPACKET socketpair: one tag byte, and for errors a failure report after it (kind,
+//! errno, stage, then the UTF-8 message).
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -9,6 +10,7 @@ use nix::sys::socket::{
 };
 
 use crate::error::{Error, Result, SysContext};
+use crate::kind::ErrorKind;
 
 /// Messages of the create protocol, in the order they normally flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +24,7 @@ pub enum Msg {
     HooksDone = 3,
     /// child → parent: the container is set up and parked waiting for start.
     Ready = 4,
-    /// child → parent: setup failed; the message follows the tag.
+    /// child → parent: setup failed; a failure report (`encode_failure`) follows the tag.
     Failed = 5,
     /// parent → child (`run` only): start now, without the fifo.
     Start = 6,
@@ -45,14 +47,63 @@ impl Msg {
     }
 }
 
-const PEER_GONE: &str = "container init exited unexpectedly during setup";
-
 /// A receive error seen while waiting for the peer's execve: end-of-file means it exec'd.
 pub fn exec_happened(e: Error) -> Result<()> {
     match e {
-        Error::Child(m) if m == PEER_GONE => Ok(()),
+        Error::InitExited => Ok(()),
         e => Err(e),
     }
+}
+
+/// The longest stage name a report carries.
+const STAGE_MAX: usize = 32;
+/// Kind byte, errno (i32, little-endian), stage length byte.
+const REPORT_HEADER: usize = 6;
+/// The most bytes of a report (the launch stub's buffer is smaller).
+const REPORT_MAX: usize = 8192;
+
+/// A failure as it crosses from a child to the runtime, after the `Failed` tag on the sync
+/// socket or after the start byte on the exec fifo: the kind's byte (`ErrorKind::code`), the
+/// errno as i32 little-endian (0: none), the stage's length (at most 32) and its bytes, then
+/// the message as UTF-8. `stub/launch.rs` writes the same layout. A failure without a stage
+/// of its own gets `default_stage`.
+pub fn encode_failure(err: &Error, default_stage: &str) -> Vec<u8> {
+    let stage = err.stage().unwrap_or(default_stage).as_bytes();
+    let stage = &stage[..stage.len().min(STAGE_MAX)];
+    let mut out = Vec::with_capacity(REPORT_HEADER + stage.len() + 128);
+    out.push(err.kind().code());
+    out.extend_from_slice(&err.errno().unwrap_or(0).to_le_bytes());
+    out.push(stage.len() as u8);
+    out.extend_from_slice(stage);
+    out.extend_from_slice(err.to_string().as_bytes());
+    out.truncate(REPORT_MAX);
+    out
+}
+
+/// The error a failure report describes ([`encode_failure`]); a report too short for its
+/// header is taken as text of kind `Internal`.
+pub fn decode_failure(report: &[u8]) -> Error {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let parsed = report
+        .split_first_chunk::<REPORT_HEADER>()
+        .and_then(|(head, rest)| {
+            let stage_len = head[5] as usize;
+            (stage_len <= rest.len()).then(|| {
+                let errno = i32::from_le_bytes([head[1], head[2], head[3], head[4]]);
+                Error::Process {
+                    kind: ErrorKind::from_code(head[0]),
+                    errno: (errno != 0).then_some(errno),
+                    stage: text(&rest[..stage_len]),
+                    message: text(&rest[stage_len..]),
+                }
+            })
+        });
+    parsed.unwrap_or_else(|| Error::Process {
+        kind: ErrorKind::Internal,
+        errno: None,
+        stage: String::new(),
+        message: text(report),
+    })
 }
 
 /// One end of the sync socket.
@@ -91,13 +142,10 @@ impl SyncSocket {
         Ok((m, payload))
     }
 
-    /// Report a failure with its message (the child's last word before exiting).
-    pub fn send_error(&self, text: &str) -> Result<()> {
-        let mut buf = Vec::with_capacity(text.len() + 1);
-        buf.push(Msg::Failed as u8);
-        buf.extend_from_slice(text.as_bytes());
-        buf.truncate(8192);
-        self.send_bytes(&buf)
+    /// Report a failure (the child's last word before exiting): kind, errno, the stage it
+    /// names or `default_stage`, and its message (`encode_failure`).
+    pub fn send_failure(&self, err: &Error, default_stage: &str) -> Result<()> {
+        self.send_payload(Msg::Failed, &encode_failure(err, default_stage))
     }
 
     fn send_bytes(&self, buf: &[u8]) -> Result<()> {
@@ -124,8 +172,8 @@ impl SyncSocket {
         Ok(())
     }
 
-    /// Receive the next message; a `Failed` from the peer becomes `Error::Child`, and the peer
-    /// closing its end (it died) is reported as such.
+    /// Receive the next message; a `Failed` from the peer becomes `Error::Process`, and the
+    /// peer closing its end (it died) `Error::InitExited`.
     pub fn recv(&self) -> Result<Msg> {
         self.recv_full().map(|(m, ..)| m)
     }
@@ -150,7 +198,7 @@ impl SyncSocket {
         let (buf, fd) = self.recv_raw()?;
         match fd {
             Some(fd) => Ok(fd),
-            None if buf.is_empty() => Err(Error::Child(PEER_GONE.into())),
+            None if buf.is_empty() => Err(Error::InitExited),
             None => Err(Error::Child(format!(
                 "console message without a descriptor: {:?}",
                 String::from_utf8_lossy(&buf)
@@ -161,12 +209,10 @@ impl SyncSocket {
     fn recv_full(&self) -> Result<(Msg, Vec<u8>, Option<OwnedFd>)> {
         let (buf, fd) = self.recv_raw()?;
         if buf.is_empty() {
-            return Err(Error::Child(PEER_GONE.into()));
+            return Err(Error::InitExited);
         }
         match Msg::from_byte(buf[0]) {
-            Some(Msg::Failed) => Err(Error::Child(
-                String::from_utf8_lossy(&buf[1..]).into_owned(),
-            )),
+            Some(Msg::Failed) => Err(decode_failure(&buf[1..])),
             Some(m) => Ok((m, buf[1..].to_vec(), fd)),
             None => Err(Error::Child(format!("unexpected sync message {}", buf[0]))),
         }
@@ -236,15 +282,69 @@ mod tests {
         let (a, b) = pair().unwrap();
         a.send(Msg::Go).unwrap();
         assert_eq!(b.recv().unwrap(), Msg::Go);
-        b.send_error("mount /proc: permission denied").unwrap();
-        let err = a.recv().unwrap_err().to_string();
-        assert_eq!(err, "mount /proc: permission denied");
+        let mount = Error::Sys {
+            what: "mount /proc".into(),
+            source: nix::errno::Errno::EACCES,
+        };
+        b.send_failure(&mount, "rootfs").unwrap();
+        let err = a.recv().unwrap_err();
+        assert_eq!(err.to_string(), mount.to_string());
+        assert_eq!(err.kind(), ErrorKind::Internal);
+        assert_eq!(err.errno(), Some(libc::EACCES));
+        assert_eq!(err.stage(), Some("rootfs"));
         drop(b);
-        assert!(a
-            .recv()
-            .unwrap_err()
-            .to_string()
-            .contains("exited unexpectedly"));
+        let gone = a.recv().unwrap_err();
+        assert!(matches!(gone, Error::InitExited));
+        assert!(gone.to_string().contains("exited unexpectedly"));
+        assert!(exec_happened(gone).is_ok());
+    }
+
+    #[test]
+    fn failure_reports_keep_kind_errno_stage_and_text() {
+        let missing = Error::ExecutableNotFound {
+            program: "nosuch".into(),
+            reason: "executable file not found in $PATH",
+        };
+        let staged = missing.at_stage("process");
+        let back = decode_failure(&encode_failure(&staged, "init"));
+        assert_eq!(back.kind(), ErrorKind::ExecutableNotFound);
+        assert_eq!(back.errno(), None);
+        assert_eq!(back.stage(), Some("process"));
+        assert_eq!(
+            back.to_string(),
+            "exec: \"nosuch\": executable file not found in $PATH"
+        );
+        // An error without a stage gets the default one; a long stage is cut.
+        let back = decode_failure(&encode_failure(&Error::Spec("bad".into()), "exec"));
+        assert_eq!(
+            (back.kind(), back.stage()),
+            (ErrorKind::InvalidArgument, Some("exec"))
+        );
+        let long = "s".repeat(100);
+        assert_eq!(
+            decode_failure(&encode_failure(&back, &long)).stage(),
+            Some("exec")
+        );
+        let unstaged = Error::Spec("x".into());
+        let cut = decode_failure(&encode_failure(&unstaged, &long));
+        assert_eq!(cut.stage().map(str::len), Some(STAGE_MAX));
+    }
+
+    #[test]
+    fn short_or_malformed_reports_are_internal_text() {
+        for bytes in [&b""[..], b"abc", &[4, 0, 0, 0, 0, 200, b'x']] {
+            let e = decode_failure(bytes);
+            assert_eq!(e.kind(), ErrorKind::Internal, "{bytes:?}");
+            assert_eq!(e.to_string(), String::from_utf8_lossy(bytes));
+        }
+        // The layout the launch stub writes by hand: kind 5, errno 2, stage "exec".
+        let mut stub = vec![5, 2, 0, 0, 0, 4];
+        stub.extend_from_slice(b"execexec /x: no such file or directory");
+        let e = decode_failure(&stub);
+        assert_eq!(e.kind(), ErrorKind::ExecutableNotFound);
+        assert_eq!(e.errno(), Some(2));
+        assert_eq!(e.stage(), Some("exec"));
+        assert_eq!(e.to_string(), "exec /x: no such file or directory");
     }
 
     #[test]

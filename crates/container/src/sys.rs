@@ -27,7 +27,7 @@ struct CloneArgs {
 pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Result of a fork-like clone: which side of it we are on.
-pub enum Forked {
+pub(crate) enum Forked {
     Parent(i32),
     Child,
 }
@@ -36,8 +36,14 @@ pub enum Forked {
 /// cgroup open at `cgroup_fd`. Needs Linux 5.7 (clone3 with CLONE_INTO_CGROUP); there is no
 /// fallback for older kernels.
 ///
-/// The caller must be single-threaded: the child continues on a copy of the parent's memory.
-pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<Forked> {
+/// # Safety
+///
+/// The calling process must be single-threaded (`threads::ensure_single_threaded`): the child
+/// continues on a copy of the parent's memory in which a lock another thread held (the
+/// allocator's, stdio's) would stay locked. On `Forked::Child` the caller must end the child
+/// with execve or `_exit`, never by returning into code that runs the parent's destructors
+/// or exit handlers a second time.
+pub(crate) unsafe fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<Forked> {
     let mut args = CloneArgs {
         flags,
         exit_signal: libc::SIGCHLD as u64,
@@ -48,8 +54,8 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<Forked> {
         args.cgroup = fd as u64;
     }
     // SAFETY: clone3 with stack == 0 behaves like fork(2): the child resumes here on a private
-    // copy of the address space. The runtime is single-threaded, so no lock can be held by
-    // another thread at the time of the copy.
+    // copy of the address space. The caller guarantees a single-threaded process (this
+    // function's contract), so no lock can be held by another thread at the time of the copy.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,

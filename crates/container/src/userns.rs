@@ -78,8 +78,9 @@ pub fn bind_source(m: &Mount, bundle: &Path) -> Result<PathBuf> {
 /// may bind from, with the flags the kernel locked when it copied the namespace (runc's
 /// parent opens them the same way; a tree cloned with `open_tree` in the host's namespace
 /// would arrive unlocked, and the container's root could then clear a host mount's
-/// read-only flag on its copy).
-pub fn send_bind_sources(
+/// read-only flag on its copy). It moves the whole process into that mount namespace and
+/// back (and resets its cwd): only `create` calls it, behind its single-thread check.
+pub(crate) fn send_bind_sources(
     mounts: &[Mount],
     bundle: &Path,
     mnt_ns: &OwnedFd,

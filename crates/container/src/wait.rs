@@ -1,6 +1,7 @@
 //! Waiting for a foreground process (`run`, `exec` without `--detach`): signals forwarded to
 //! it, its pty proxied to our stdio when the runtime holds the master, its exit status
-//! turned into ours (128 + signal when killed).
+//! turned into ours (128 + signal when killed). Process-plane only: it blocks signals for the
+//! process and reaps every child, so it refuses to run in a process with other threads.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
@@ -10,6 +11,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::error::{Result, SysContext};
+use crate::threads;
 
 const FORWARDED: [Signal; 8] = [
     Signal::SIGINT,
@@ -23,7 +25,14 @@ const FORWARDED: [Signal; 8] = [
 ];
 
 /// Wait for `pid` (our child) to exit, forwarding signals; returns its exit code.
+///
+/// For a process that owns its children and its signals, such as `pelagos-runtime run` or a
+/// container's monitor: it blocks the forwarded signals with sigprocmask (for good: they stay
+/// blocked, read from a signalfd), reaps every exited child (a subreaper's orphans too) and
+/// reads stdin. A caller with other threads, where the mask would cover one thread only and
+/// another thread's children would be reaped, gets `Error::MultiThreaded`.
 pub fn wait_foreground(pid: i32, pty_master: Option<OwnedFd>) -> Result<i32> {
+    threads::ensure_single_threaded("the foreground wait")?;
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(s);
@@ -33,8 +42,7 @@ pub fn wait_foreground(pid: i32, pty_master: Option<OwnedFd>) -> Result<i32> {
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .sys(|| "signalfd".into())?;
     let child = Pid::from_raw(pid);
-    // SIGCHLD may go to another thread of a multi-threaded caller: the pidfd says "exited"
-    // whatever thread gets the signal.
+    // The pidfd says "exited" even when SIGCHLD was already consumed before the mask was set.
     let pidfd = crate::sys::pidfd_open(pid).sys(|| format!("pidfd_open {pid}"))?;
     let _raw = pty_master
         .as_ref()

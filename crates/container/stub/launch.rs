@@ -4,7 +4,9 @@
 //! container's command (or a `#!/proc/self/exe` script) has the runtime's file as its
 //! executable. It sets the exact capability sets, no_new_privs and the seccomp filter, then
 //! execs the user's program: after the filter, only `execve` (and, for a notify filter, one
-//! `sendmsg`) happen.
+//! `sendmsg`) happen. With a parent death signal in the plan it sets `PR_SET_PDEATHSIG` after
+//! the last credential change (capset; the user switch happened before this exec) and, before
+//! the filter, checks through the caller's pidfd that the caller is still alive.
 //!
 //! Built by `crates/container/build.rs` with rustc alone (no_std, no libc, static, no PIE) and
 //! embedded in the library. Usage (only by the library):
@@ -12,7 +14,8 @@
 //!   pelagos-launch PLAN_FD SYNC_FD FIFO_FD
 //! PLAN_FD holds the plan (layout in `crates/container/src/init/launch.rs`, `write_plan`).
 //! SYNC_FD (or -1) is the sync socket: errors go there as a `Failed` message, a notify
-//! listener fd as `SeccompFd`. FIFO_FD (or -1) is `start`'s exec fifo: errors go there as text.
+//! listener fd as `SeccompFd`. FIFO_FD (or -1) is `start`'s exec fifo. An error is a failure
+//! report (`sync::encode_failure` in the library: kind byte, errno, stage, text) on both.
 //! Both are marked close-on-exec first, so their peers see end-of-file at the final execve.
 #![no_std]
 #![no_main]
@@ -32,6 +35,7 @@ global_asm!(
 const SYS_WRITE: usize = 1;
 const SYS_CLOSE: usize = 3;
 const SYS_FSTAT: usize = 5;
+const SYS_POLL: usize = 7;
 const SYS_MMAP: usize = 9;
 const SYS_SENDMSG: usize = 46;
 const SYS_EXECVE: usize = 59;
@@ -41,7 +45,7 @@ const SYS_PRCTL: usize = 157;
 const SYS_EXIT_GROUP: usize = 231;
 const SYS_SECCOMP: usize = 317;
 
-const PLAN_MAGIC: u32 = 0x314e_4c50; // "PLN1"
+const PLAN_MAGIC: u32 = 0x324e_4c50; // "PLN2"
 const FLAG_NO_NEW_PRIVS: u32 = 1;
 const FLAG_SECCOMP: u32 = 2;
 const FLAG_NOTIFY: u32 = 4;
@@ -49,6 +53,15 @@ const FLAG_NOTIFY: u32 = 4;
 /// The sync protocol's tags (crates/container/src/sync.rs).
 const MSG_FAILED: u8 = 5;
 const MSG_SECCOMP_FD: u8 = 7;
+
+/// `ErrorKind::code` of the kinds the stub reports (crates/container/src/kind.rs).
+const KIND_INVALID_ARGUMENT: u8 = 1;
+const KIND_NOT_EXECUTABLE: u8 = 4;
+const KIND_EXECUTABLE_NOT_FOUND: u8 = 5;
+const KIND_INTERNAL: u8 = 7;
+
+/// The stage of the final execve, whose errno tells the kind.
+const STAGE_EXEC: &[u8] = b"exec";
 
 unsafe fn syscall6(n: usize, a: usize, b: usize, c: usize, d: usize, e: usize, f: usize) -> isize {
     let ret: isize;
@@ -80,8 +93,10 @@ struct Report {
 }
 
 impl Report {
-    /// Report `what: errno text` (and the path for exec) and exit 127... as the init would.
-    fn fail(&self, what: &[u8], path: &[u8], errno: isize) -> ! {
+    /// Report `what: errno text` (and the path for exec) as a failure report of `stage`, and
+    /// exit 127... as the init would. `errno` is the syscall's negative return.
+    fn fail(&self, stage: &[u8], what: &[u8], path: &[u8], errno: isize) -> ! {
+        let errno = -errno;
         let mut buf = [0u8; 512];
         let mut n = 0;
         let mut put = |s: &[u8]| {
@@ -92,28 +107,48 @@ impl Report {
                 }
             }
         };
-        put(&[MSG_FAILED]);
+        // Tag, then the report: kind, errno (i32 LE), stage length, stage, text.
+        put(&[MSG_FAILED, kind_of(stage, errno)]);
+        put(&(errno as i32).to_le_bytes());
+        put(&[stage.len() as u8]);
+        put(stage);
+        let text_at = 7 + stage.len();
         put(what);
         if !path.is_empty() {
             put(b" ");
             put(path);
         }
         put(b": ");
-        put(errno_text(-errno));
-        // SAFETY: writes from a buffer we own.
+        put(errno_text(errno));
+        let at = |i: usize| buf.as_ptr() as usize + i;
+        // SAFETY: writes from a buffer we own, within its first n bytes.
         unsafe {
             if self.sync_fd >= 0 {
-                syscall3(SYS_WRITE, self.sync_fd as usize, buf.as_ptr() as usize, n);
+                syscall3(SYS_WRITE, self.sync_fd as usize, at(0), n);
             }
             if self.fifo_fd >= 0 {
-                syscall3(SYS_WRITE, self.fifo_fd as usize, buf.as_ptr() as usize + 1, n - 1);
+                syscall3(SYS_WRITE, self.fifo_fd as usize, at(1), n - 1);
             }
             if self.sync_fd < 0 && self.fifo_fd < 0 {
-                syscall3(SYS_WRITE, 2, buf.as_ptr() as usize + 1, n - 1);
+                syscall3(SYS_WRITE, 2, at(text_at), n - text_at);
                 syscall3(SYS_WRITE, 2, b"\n".as_ptr() as usize, 1);
             }
         }
         exit(127)
+    }
+}
+
+/// The kind of a failure (`ErrorKind` in the library): only the final execve's errno says
+/// more than "internal": the program is missing, or cannot be executed.
+fn kind_of(stage: &[u8], errno: isize) -> u8 {
+    if stage != STAGE_EXEC {
+        return KIND_INTERNAL;
+    }
+    match errno {
+        2 | 20 => KIND_EXECUTABLE_NOT_FOUND, // ENOENT, ENOTDIR (also a missing interpreter)
+        1 | 8 | 13 | 21 => KIND_NOT_EXECUTABLE, // EPERM, ENOEXEC, EACCES, EISDIR
+        7 => KIND_INVALID_ARGUMENT,           // E2BIG: the arguments are too long
+        _ => KIND_INTERNAL,
     }
 }
 
@@ -122,6 +157,7 @@ fn errno_text(errno: isize) -> &'static [u8] {
     match errno {
         1 => b"operation not permitted",
         2 => b"no such file or directory",
+        3 => b"no such process",
         7 => b"argument list too long",
         8 => b"exec format error",
         9 => b"bad file descriptor",
@@ -129,6 +165,7 @@ fn errno_text(errno: isize) -> &'static [u8] {
         13 => b"permission denied",
         14 => b"bad address",
         20 => b"not a directory",
+        21 => b"is a directory",
         22 => b"invalid argument",
         26 => b"text file busy",
         40 => b"too many levels of symbolic links",
@@ -218,13 +255,13 @@ unsafe extern "C" fn launch_main(sp: *const usize) -> ! {
         }
     }
     let Some(mut plan) = map_plan(plan_fd) else {
-        report.fail(b"read the launch plan", b"", -22);
+        report.fail(b"launch", b"read the launch plan", b"", -22);
     };
     // SAFETY: the plan descriptor is ours; the mapping stays.
     unsafe { syscall3(SYS_CLOSE, plan_fd as usize, 0, 0) };
     match run(&mut plan, &report) {
         Some(never) => match never {},
-        None => report.fail(b"parse the launch plan", b"", -22),
+        None => report.fail(b"launch", b"parse the launch plan", b"", -22),
     }
 }
 
@@ -253,7 +290,7 @@ fn exec_as_given(argc: usize, argv: *const *const u8) -> ! {
         len += 1;
     }
     // SAFETY: len bytes before the NUL.
-    report.fail(b"exec hook", unsafe { core::slice::from_raw_parts(path, len) }, r)
+    report.fail(b"hook", b"exec hook", unsafe { core::slice::from_raw_parts(path, len) }, r)
 }
 
 fn parse_int(mut p: *const u8) -> isize {
@@ -307,6 +344,8 @@ fn run(plan: &mut Plan, report: &Report) -> Option<core::convert::Infallible> {
     }
     let flags = plan.u32()?;
     let caps = [plan.u64()?, plan.u64()?, plan.u64()?, plan.u64()?];
+    let parent_death_signal = plan.u32()? as usize;
+    let caller_pidfd = plan.u32()? as i32 as isize;
     let seccomp_flags = plan.u32()? as usize;
     let bpf_count = plan.u32()? as usize;
     let bpf = plan.take(bpf_count.checked_mul(8)?)?;
@@ -322,15 +361,59 @@ fn run(plan: &mut Plan, report: &Report) -> Option<core::convert::Infallible> {
         // SAFETY: prctl with integer arguments.
         let r = unsafe { syscall6(SYS_PRCTL, 38 /* PR_SET_NO_NEW_PRIVS */, 1, 0, 0, 0, 0) };
         if r < 0 {
-            report.fail(b"set no_new_privs", b"", r);
+            report.fail(b"capabilities", b"set no_new_privs", b"", r);
         }
+    }
+    if parent_death_signal != 0 {
+        watch_parent(parent_death_signal, caller_pidfd, report);
     }
     if flags & FLAG_SECCOMP != 0 {
         load_seccomp(bpf, bpf_count, seccomp_flags, flags & FLAG_NOTIFY != 0, report);
     }
     // SAFETY: NUL-terminated path and NULL-terminated arrays inside the mapping.
     let r = unsafe { syscall3(SYS_EXECVE, exe as usize, argv as usize, envp as usize) };
-    report.fail(b"exec", exe_bytes, r)
+    report.fail(STAGE_EXEC, b"exec", exe_bytes, r)
+}
+
+/// `PR_SET_PDEATHSIG`, after every credential change (they clear it), then make sure the
+/// caller did not die before it was set: its pidfd polls readable once it has exited. The
+/// pidfd is closed here: the container's program never holds it.
+fn watch_parent(signal: usize, caller: isize, report: &Report) {
+    // SAFETY: prctl with integer arguments.
+    let r = unsafe { syscall6(SYS_PRCTL, 1 /* PR_SET_PDEATHSIG */, signal, 0, 0, 0, 0) };
+    if r < 0 {
+        report.fail(b"parent", b"set the parent death signal", b"", r);
+    }
+    if caller < 0 {
+        return;
+    }
+    #[repr(C)]
+    struct PollFd {
+        fd: i32,
+        events: i16,
+        revents: i16,
+    }
+    let mut pfd = PollFd {
+        fd: caller as i32,
+        events: 1, // POLLIN
+        revents: 0,
+    };
+    let r = loop {
+        // SAFETY: poll reads and writes one pollfd we own; timeout 0 never blocks.
+        let r = unsafe { syscall3(SYS_POLL, &mut pfd as *mut PollFd as usize, 1, 0) };
+        if r != -4 {
+            break r; // not EINTR
+        }
+    };
+    // SAFETY: closing the caller's pidfd, ours since the exec.
+    unsafe { syscall3(SYS_CLOSE, caller as usize, 0, 0) };
+    if r < 0 {
+        report.fail(b"parent", b"check that the container's creator is alive", b"", r);
+    }
+    if r > 0 {
+        let why = b"the process that created the container exited before its program started";
+        report.fail(b"parent", why, b"", -3 /* ESRCH */);
+    }
 }
 
 /// capset(2) with effective, permitted and inheritable, then the ambient set exactly.
@@ -348,20 +431,20 @@ fn set_capabilities(caps: [u64; 4], report: &Report) {
     // SAFETY: capset reads a v3 header and two data structs that live for the call.
     let r = unsafe { syscall3(SYS_CAPSET, header.as_ptr() as usize, data.as_ptr() as usize, 0) };
     if r < 0 {
-        report.fail(b"set capabilities", b"", r);
+        report.fail(b"capabilities", b"set capabilities", b"", r);
     }
     const PR_CAP_AMBIENT: usize = 47;
     // SAFETY: prctl with integer arguments.
     let r = unsafe { syscall6(SYS_PRCTL, PR_CAP_AMBIENT, 4 /* CLEAR_ALL */, 0, 0, 0, 0) };
     if r < 0 {
-        report.fail(b"clear ambient capabilities", b"", r);
+        report.fail(b"capabilities", b"clear ambient capabilities", b"", r);
     }
     for cap in 0..64 {
         if amb & (1 << cap) != 0 {
             // SAFETY: prctl with integer arguments.
             let r = unsafe { syscall6(SYS_PRCTL, PR_CAP_AMBIENT, 2 /* RAISE */, cap, 0, 0, 0) };
             if r < 0 {
-                report.fail(b"raise an ambient capability", b"", r);
+                report.fail(b"capabilities", b"raise an ambient capability", b"", r);
             }
         }
     }
@@ -381,7 +464,7 @@ fn load_seccomp(bpf: *mut u8, count: usize, flags: usize, notify: bool, report: 
     // SAFETY: the program lives in the mapping; the kernel copies it.
     let r = unsafe { syscall3(SYS_SECCOMP, 1, flags, &prog as *const SockFprog as usize) };
     if r < 0 {
-        report.fail(b"load the seccomp filter", b"", r);
+        report.fail(b"seccomp", b"load the seccomp filter", b"", r);
     }
     if notify && report.sync_fd >= 0 {
         send_listener(report.sync_fd, r, report);
@@ -434,7 +517,7 @@ fn send_listener(sock: isize, listener: isize, report: &Report) {
         syscall3(SYS_SENDMSG, sock as usize, &msg as *const Msghdr as usize, 0x4000 /* NOSIGNAL */)
     };
     if r < 0 {
-        report.fail(b"send the seccomp listener", b"", r);
+        report.fail(b"seccomp", b"send the seccomp listener", b"", r);
     }
 }
 

@@ -115,6 +115,9 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: ContainerId) -> Result<CreateO
         detach: false,
         no_new_keyring: f.no_new_keyring,
         seccomp_cache: None,
+        // runc sets none: the container outlives `pelagos-runtime run`'s process only when
+        // that process is killed outright, as with runc.
+        parent_death_signal: None,
     })
 }
 
@@ -160,6 +163,8 @@ fn exec(rt: &Runtime, a: &crate::cli::ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         sub_cgroup: a.cgroup.clone(),
         ignore_paused: a.ignore_paused,
+        parent_death_signal: None,
+        seccomp_cache: None,
     };
     let mut execed = rt.exec(&id, &opts)?;
     send_pidfd(a.pidfd_socket.as_deref(), execed.pid)?;

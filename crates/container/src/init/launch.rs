@@ -3,14 +3,15 @@
 //! in the order that keeps each enforceable, and the seccomp filter comes last, right before
 //! `execve`, so a profile only has to allow the program's own syscalls.
 
+use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use oci_spec::runtime::Process;
 
-use super::{process, Never};
-use crate::error::{Error, Result, SysContext};
+use super::process;
+use crate::error::{Error, Result, StageContext, SysContext};
 use crate::sync::{Msg, SyncSocket};
 
 /// What `execve` needs, built before the container reports ready: the program found on the
@@ -118,47 +119,89 @@ pub(crate) struct SeccompPlan<'a> {
     pub notify_to: Option<&'a SyncSocket>,
 }
 
+/// A signal for the container's process when the process that cloned it (the caller of
+/// create or exec) dies: `PR_SET_PDEATHSIG`, set by the launch stub after every credential
+/// change (those clear it), with the caller's pidfd to check that the caller is still alive
+/// once it is set: otherwise the stub exits instead of starting the program.
+pub(crate) struct ParentDeath {
+    signal: i32,
+    /// A pidfd of the caller (close-on-exec; the stub closes it before the final execve).
+    caller: OwnedFd,
+}
+
+impl ParentDeath {
+    /// For `parent_death_signal`, taken in the caller before the clone: a valid signal number
+    /// and a pidfd of the caller itself.
+    pub(crate) fn of_caller(signal: Option<i32>) -> Result<Option<ParentDeath>> {
+        let Some(signal) = signal else {
+            return Ok(None);
+        };
+        if !(1..=libc::SIGRTMAX()).contains(&signal) {
+            return Err(Error::BadSignal(format!(
+                "parent death signal {signal} (1 to {})",
+                libc::SIGRTMAX()
+            )));
+        }
+        let me = std::process::id() as i32;
+        let caller = crate::sys::pidfd_open(me).sys(|| format!("pidfd_open {me}"))?;
+        Ok(Some(ParentDeath { signal, caller }))
+    }
+}
+
+/// What the last steps need besides the process: when the seccomp filter goes on, how many
+/// descriptors stay open, where the launch stub reports, the parent death signal.
+pub(crate) struct LastSteps<'a> {
+    pub seccomp: SeccompPlan<'a>,
+    pub preserve_fds: i32,
+    pub report: Report,
+    pub parent_death: Option<&'a ParentDeath>,
+}
+
 /// The final steps: bounding set, user, capabilities carried over, working directory, umask,
 /// descriptors, signals; then the sealed launch stub is exec'd to set the exact capability
-/// sets, no_new_privs and the seccomp filter and make the `execve` (CVE-2019-5736: the
-/// process that runs the container's command is never a copy of the runtime). Never returns
-/// on success.
+/// sets, no_new_privs, the parent death signal and the seccomp filter and make the `execve`
+/// (CVE-2019-5736: the process that runs the container's command is never a copy of the
+/// runtime). Never returns on success; a failure names its stage.
 ///
 /// With `noNewPrivileges` (or when the process keeps CAP_SYS_ADMIN) the filter is the last
 /// thing before `execve`. Without either, loading it needs CAP_SYS_ADMIN, so it goes on here
 /// before the user and capability switch (runc's order); the profile must then also allow
-/// setgroups/setresgid/setresuid/capset/prctl/chdir/getcwd/execveat.
+/// setgroups/setresgid/setresuid/capset/prctl/chdir/getcwd/execveat (and, with a parent death
+/// signal, poll and close).
 pub(crate) fn exec_process(
     p: &Process,
     caps: &crate::capabilities::CapabilitySets,
     prepared: &PreparedProcess,
-    seccomp: SeccompPlan<'_>,
-    preserve_fds: i32,
-    report: Report,
-) -> Result<Never> {
-    let stub = launch_stub()?;
+    last: LastSteps<'_>,
+) -> Result<Infallible> {
+    let stub = launch_stub().stage("launch")?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     let filter_last = nnp || caps.keeps_effective(crate::capabilities::CAP_SYS_ADMIN);
-    let stub_filter = seccomp.filter.filter(|_| filter_last);
-    let plan = write_plan(prepared, caps.masks(), nnp, stub_filter)?;
-    process::drop_bounding(caps)?;
+    let stub_filter = last.seccomp.filter.filter(|_| filter_last);
+    let plan =
+        write_plan(prepared, caps.masks(), nnp, stub_filter, last.parent_death).stage("launch")?;
+    process::drop_bounding(caps).stage("capabilities")?;
     if !filter_last {
-        load_seccomp(&seccomp)?;
+        load_seccomp(&last.seccomp).stage("seccomp")?;
     }
-    process::switch_user(p)?;
-    process::carry_capabilities(caps)?;
-    enter_cwd(p.cwd())?;
+    process::switch_user(p).stage("user")?;
+    process::carry_capabilities(caps).stage("capabilities")?;
+    enter_cwd(p.cwd()).stage("cwd")?;
     let umask = p.user().umask().unwrap_or(0o022);
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
         umask as libc::mode_t,
     ));
     if let Some(profile) = p.apparmor_profile().as_deref().filter(|p| !p.is_empty()) {
-        set_apparmor_exec(profile)?;
+        set_apparmor_exec(profile).stage("apparmor")?;
     }
-    prepare_fds(preserve_fds)?;
+    prepare_fds(last.preserve_fds).stage("fds")?;
     reset_signals();
-    let sync = seccomp.notify_to.map(|s| s.raw()).or(report.sync);
-    exec_stub(stub, &plan, sync, report.fifo)
+    let report = Report {
+        sync: last.seccomp.notify_to.map(|s| s.raw()).or(last.report.sync),
+        fifo: last.report.fifo,
+    };
+    let caller = last.parent_death.map(|d| d.caller.as_raw_fd());
+    exec_stub(stub, &plan, report, caller).stage("launch")
 }
 
 /// Where the launch stub reports a failure: the sync socket (run, exec) as a `Failed`
@@ -236,21 +279,23 @@ fn memfd_holding(name: &std::ffi::CStr, bytes: &[u8], seal: Seal) -> Result<Owne
     Ok(memfd)
 }
 
-const PLAN_MAGIC: u32 = 0x314e_4c50; // "PLN1", as stub/launch.rs
+const PLAN_MAGIC: u32 = 0x324e_4c50; // "PLN2", as stub/launch.rs
 const PLAN_NO_NEW_PRIVS: u32 = 1;
 const PLAN_SECCOMP: u32 = 2;
 const PLAN_NOTIFY: u32 = 4;
 
 /// The plan the stub reads (little-endian): magic, flags, the four capability masks
-/// (effective, permitted, inheritable, ambient), seccomp flags, the BPF program (count, then
-/// 8-byte instructions), the executable path, then argv and envp. A string is its length
-/// (with its NUL) as u32, its bytes, padding to 8; a list is its count, padding to 8, room for
-/// count + 1 pointers (the stub fills them in its private mapping), then its strings.
+/// (effective, permitted, inheritable, ambient), the parent death signal (0: none) and the
+/// caller's pidfd (-1: none) as i32, seccomp flags, the BPF program (count, then 8-byte
+/// instructions), the executable path, then argv and envp. A string is its length (with its
+/// NUL) as u32, its bytes, padding to 8; a list is its count, padding to 8, room for count + 1
+/// pointers (the stub fills them in its private mapping), then its strings.
 fn write_plan(
     prepared: &PreparedProcess,
     caps: [u64; 4],
     nnp: bool,
     filter: Option<&pelagos_seccomp::CompiledFilter>,
+    parent_death: Option<&ParentDeath>,
 ) -> Result<OwnedFd> {
     let mut out = Vec::with_capacity(4096);
     let mut flags = 0;
@@ -268,6 +313,9 @@ fn write_plan(
     for mask in caps {
         out.extend_from_slice(&mask.to_le_bytes());
     }
+    let (signal, caller) = parent_death.map_or((0, -1), |d| (d.signal, d.caller.as_raw_fd()));
+    out.extend_from_slice(&signal.to_le_bytes());
+    out.extend_from_slice(&caller.to_le_bytes());
     let program = filter.map(|f| f.instructions()).unwrap_or(&[]);
     let seccomp_flags = filter.map(|f| f.flags() as u32).unwrap_or(0);
     out.extend_from_slice(&seccomp_flags.to_le_bytes());
@@ -306,14 +354,19 @@ fn put_list(out: &mut Vec<u8>, list: &[CString]) {
 }
 
 /// execveat(stub, "", ["pelagos-launch", PLAN, SYNC, FIFO], [], AT_EMPTY_PATH), with the
-/// plan and the report descriptors open across the exec (the stub closes or marks them).
+/// plan, the report descriptors and the caller's pidfd open across the exec (the stub closes
+/// or marks them).
 fn exec_stub(
     stub: RawFd,
     plan: &OwnedFd,
-    sync: Option<RawFd>,
-    fifo: Option<RawFd>,
-) -> Result<Never> {
-    for fd in [Some(plan.as_raw_fd()), sync, fifo].into_iter().flatten() {
+    report: Report,
+    caller: Option<RawFd>,
+) -> Result<Infallible> {
+    let Report { sync, fifo } = report;
+    for fd in [Some(plan.as_raw_fd()), sync, fifo, caller]
+        .into_iter()
+        .flatten()
+    {
         nix::fcntl::fcntl(
             fd,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
@@ -356,7 +409,10 @@ fn exec_stub(
 /// chdir to the process's cwd, as the process's user, and check that it is inside the
 /// container: a leaked directory fd as cwd would show as "(unreachable)/…" (CVE-2024-21626).
 fn enter_cwd(cwd: &Path) -> Result<()> {
-    nix::unistd::chdir(cwd).sys(|| format!("chdir to cwd {}", cwd.display()))?;
+    nix::unistd::chdir(cwd).map_err(|source| Error::Cwd {
+        path: cwd.to_path_buf(),
+        source,
+    })?;
     match nix::unistd::getcwd() {
         Ok(now) if now.is_absolute() => Ok(()),
         _ => Err(Error::Spec(format!(

@@ -8,16 +8,17 @@ pub mod tty;
 
 pub use launch::reserve_preserved_fds;
 
+use std::convert::Infallible;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::LinuxNamespaceType;
 
-use crate::error::{Error, Result, SysContext};
+use crate::error::{Error, Result, StageContext, SysContext};
 use crate::hooks;
 use crate::rootfs::{self, Create, Rootfs};
 use crate::spec::Bundle;
-use crate::sync::{Msg, SyncSocket};
+use crate::sync::{self, Msg, SyncSocket};
 
 /// How the parked init learns that it may start.
 pub enum StartSignal {
@@ -30,7 +31,7 @@ pub enum StartSignal {
 }
 
 /// Everything the init needs, prepared by the runtime before clone.
-pub struct InitContext<'a> {
+pub(crate) struct InitContext<'a> {
     pub bundle: &'a Bundle,
     pub sync: SyncSocket,
     pub start: StartSignal,
@@ -50,16 +51,18 @@ pub struct InitContext<'a> {
     /// Where the runtime sends the bind mount sources it opened for us (a container whose
     /// root is not host root: `userns::send_bind_sources`).
     pub bind_sources: Option<OwnedFd>,
+    /// `CreateOptions::parent_death_signal`, with the creator's pidfd.
+    pub parent_death: Option<launch::ParentDeath>,
 }
 
 /// Entry point of the cloned child.
-pub fn run(ctx: InitContext<'_>) -> ! {
+pub(crate) fn run(ctx: InitContext<'_>) -> ! {
     let err = match setup(&ctx) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     // After `start` nobody reads the sync socket: the container's stderr gets it too.
-    if ctx.sync.send_error(&err.to_string()).is_err() {
+    if ctx.sync.send_failure(&err, "init").is_err() {
         eprintln!("pelagos-runtime init: {err}");
     }
     // SAFETY: _exit ends this process without running the parent's atexit handlers or
@@ -67,36 +70,34 @@ pub fn run(ctx: InitContext<'_>) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-pub enum Never {}
-
 /// The init's sequence, one function per step of docs/architecture.md ("The init, step by
-/// step"), in that order.
-fn setup(ctx: &InitContext<'_>) -> Result<Never> {
+/// step"), in that order. A failure names its step (`Error::Process::stage`).
+fn setup(ctx: &InitContext<'_>) -> Result<Infallible> {
     // Until execve this process is the runtime: nothing in the container may read its
     // memory, environment or exe (CVE-2019-5736 class). execve resets the flag.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-    let (_, state_json) = ctx.sync.recv_payload()?;
-    join_namespaces(ctx)?;
-    become_root_in_user_namespace(ctx)?;
-    set_names_and_keyring(ctx)?;
-    let fifo = open_host_handles(ctx)?;
+    let (_, state_json) = ctx.sync.recv_payload().stage("sync")?;
+    join_namespaces(ctx).stage("namespaces")?;
+    become_root_in_user_namespace(ctx).stage("user")?;
+    set_names_and_keyring(ctx).stage("names")?;
+    let fifo = open_host_handles(ctx).stage("fifo")?;
     let linux = ctx.bundle.spec.linux().clone().unwrap_or_default();
     // As runc: the rootfs is built in the container's mount namespace, new or joined;
     // without one the process sees the runtime's filesystem (validation refused masked
     // and read-only paths then).
     let rootfs = if ctx.bundle.namespaces.has(LinuxNamespaceType::Mount) {
-        Some(build_rootfs(ctx, &linux)?)
+        Some(build_rootfs(ctx, &linux).stage("rootfs")?)
     } else {
         None
     };
-    write_sysctls(&linux)?;
-    run_create_hooks(ctx, &state_json)?;
+    write_sysctls(&linux).stage("sysctl")?;
+    run_create_hooks(ctx, &state_json).stage("hooks")?;
     if let Some(r) = &rootfs {
-        pivot_and_set_root_flags(ctx, r, &linux)?;
+        pivot_and_set_root_flags(ctx, r, &linux).stage("pivot")?;
     }
     let prepared = prepare_process_and_terminal(ctx, &linux)?;
-    let start_fd = park(ctx, fifo)?;
+    let start_fd = park(ctx, fifo).stage("park")?;
     start(ctx, prepared, start_fd, &state_json)
 }
 
@@ -243,11 +244,9 @@ fn prepare_process_and_terminal(
 ) -> Result<Option<launch::PreparedProcess>> {
     let spec = &ctx.bundle.spec;
     let prepared = match spec.process() {
-        Some(p) => Some(launch::prepare_process(
-            p,
-            linux,
-            ctx.bundle.parsed.personality,
-        )?),
+        Some(p) => Some(
+            launch::prepare_process(p, linux, ctx.bundle.parsed.personality).stage("process")?,
+        ),
         None => None,
     };
     if let (Some(p), Some(console)) = (spec.process(), &ctx.console) {
@@ -256,7 +255,7 @@ fn prepare_process_and_terminal(
                 .console_size()
                 .as_ref()
                 .map(|b| (b.height() as u16, b.width() as u16));
-            tty::setup(console, size, true)?;
+            tty::setup(console, size, true).stage("terminal")?;
         }
     }
     Ok(prepared)
@@ -289,20 +288,20 @@ fn park(ctx: &InitContext<'_>, fifo: Option<FifoHandles<'_>>) -> Result<Option<O
 }
 
 /// Steps 18-20, after `start`: a failure is also written to the exec fifo, where `start` is
-/// reading until end-of-file: what it reads after the first byte is why the container did
-/// not start.
+/// reading until end-of-file: what it reads after the first byte is the report of why the
+/// container did not start (`sync::encode_failure`).
 fn start(
     ctx: &InitContext<'_>,
     prepared: Option<launch::PreparedProcess>,
     start_fd: Option<OwnedFd>,
     state_json: &[u8],
-) -> Result<Never> {
+) -> Result<Infallible> {
     let err = match exec_started(ctx, prepared, start_fd.as_ref(), state_json) {
         Ok(never) => match never {},
         Err(e) => e,
     };
     if let Some(fd) = &start_fd {
-        let _ = nix::unistd::write(fd, err.to_string().as_bytes());
+        let _ = nix::unistd::write(fd, &sync::encode_failure(&err, "start"));
     }
     Err(err)
 }
@@ -314,7 +313,7 @@ fn exec_started(
     prepared: Option<launch::PreparedProcess>,
     start_fd: Option<&OwnedFd>,
     state_json: &[u8],
-) -> Result<Never> {
+) -> Result<Infallible> {
     let spec = &ctx.bundle.spec;
     let (Some(process), Some(exe)) = (spec.process(), prepared) else {
         return Err(Error::Spec("process is not set in config.json".into()));
@@ -326,7 +325,7 @@ fn exec_started(
     {
         let started = String::from_utf8_lossy(state_json)
             .replace("\"status\":\"creating\"", "\"status\":\"created\"");
-        hooks::run_all_in_container(&h, started.as_bytes())?;
+        hooks::run_all_in_container(&h, started.as_bytes()).stage("hooks")?;
     }
     let seccomp = launch::SeccompPlan {
         filter: ctx
@@ -340,8 +339,13 @@ fn exec_started(
         sync: start_fd.is_none().then(|| ctx.sync.raw()),
         fifo: start_fd.map(|fd| fd.as_raw_fd()),
     };
-    let caps = &ctx.bundle.capabilities;
-    launch::exec_process(process, caps, &exe, seccomp, ctx.preserve_fds, report)
+    let last = launch::LastSteps {
+        seccomp,
+        preserve_fds: ctx.preserve_fds,
+        report,
+        parent_death: ctx.parent_death.as_ref(),
+    };
+    launch::exec_process(process, &ctx.bundle.capabilities, &exe, last)
 }
 
 /// Step 8 of the init: mounts, devices, cwd, masked and read-only paths, in the container's

@@ -285,10 +285,13 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<std::path::PathBuf>
         // runc's words, which callers (Docker's exit codes 126/127) tell apart.
         return match std::fs::metadata(&p) {
             Ok(_) if runnable(&p) => Ok(p),
-            Ok(_) => Err(Error::Spec(format!("exec: {arg0:?}: permission denied"))),
-            Err(_) => Err(Error::Spec(format!(
-                "exec: {arg0:?}: no such file or directory"
-            ))),
+            Ok(_) => Err(Error::NotExecutable {
+                program: arg0.to_string(),
+            }),
+            Err(_) => Err(Error::ExecutableNotFound {
+                program: arg0.to_string(),
+                reason: "no such file or directory",
+            }),
         };
     }
     let path = env
@@ -302,9 +305,10 @@ pub fn find_executable(arg0: &str, env: &[String]) -> Result<std::path::PathBuf>
             return Ok(p);
         }
     }
-    Err(Error::Spec(format!(
-        "exec: {arg0:?}: executable file not found in $PATH"
-    )))
+    Err(Error::ExecutableNotFound {
+        program: arg0.to_string(),
+        reason: "executable file not found in $PATH",
+    })
 }
 
 /// set_mempolicy(2) from `linux.memoryPolicy`.
@@ -389,6 +393,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not found in $PATH"), "{err}");
-        assert!(find_executable("/etc/passwd", &env).is_err());
+        let kind = |arg0| find_executable(arg0, &env).unwrap_err().kind();
+        use crate::kind::ErrorKind;
+        assert_eq!(kind("no-such-prog"), ErrorKind::ExecutableNotFound);
+        assert_eq!(kind("/no/such/prog"), ErrorKind::ExecutableNotFound);
+        assert_eq!(kind("/etc/passwd"), ErrorKind::NotExecutable);
+        assert_eq!(kind("/etc"), ErrorKind::NotExecutable);
+        assert_eq!(
+            find_executable("/etc/passwd", &env)
+                .unwrap_err()
+                .to_string(),
+            "exec: \"/etc/passwd\": permission denied"
+        );
     }
 }
