@@ -413,7 +413,18 @@ fn assert_no_pidfd(pid: i32) {
 /// A monitor-like helper creates and starts the container with parent_death_signal=SIGKILL;
 /// SIGKILLing the helper kills the container's process.
 fn init_dies_with_its_creator() {
+    // With no_new_privs, and without it (Docker's default), where the final execve of a root
+    // process keeps the signal as long as it does not widen the permitted set.
+    for no_new_privileges in [true, false] {
+        init_dies_with_its_creator_nnp(no_new_privileges);
+    }
+}
+
+fn init_dies_with_its_creator_nnp(no_new_privileges: bool) {
     let l = Lib::new("lib-pdeath", &["sleep", "1000"]);
+    l.c.bundle.edit(|cfg| {
+        cfg["process"]["noNewPrivileges"] = serde_json::json!(no_new_privileges);
+    });
     let (child, line) = spawn_helper("run", &l);
     let init = pid_of(&line);
     let pidfd = pelagos_container::sys::pidfd_open(init).expect("pidfd of the init");

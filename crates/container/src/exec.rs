@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Process};
@@ -85,151 +85,206 @@ impl Runtime {
         init::launch::launch_stub()?;
         init::reserve_preserved_fds(opts.preserve_fds)?;
         let saved = self.load(id)?;
-        match self.status(&saved) {
-            Status::Running | Status::Created => {}
-            Status::Paused if opts.ignore_paused => {}
-            Status::Paused => return Err(Error::Paused(id.to_string())),
-            s => {
-                return Err(Error::BadStatus {
-                    action: "exec in",
-                    id: id.to_string(),
-                    status: s.to_string(),
-                })
-            }
-        }
+        check_exec_status(self.status(&saved), id, opts.ignore_paused)?;
         let spec = self.load_config(id)?;
         let linux = spec.linux().clone().unwrap_or_default();
-        let p = &opts.process;
-        if p.args().as_ref().is_none_or(|a| a.is_empty()) {
-            return Err(Error::Spec("exec: no command given".into()));
-        }
-        if !p.cwd().is_absolute() {
-            return Err(Error::Spec(format!(
-                "exec: cwd {} must be absolute",
-                p.cwd().display()
-            )));
-        }
-        let terminal = p.terminal().unwrap_or(false);
-        let seccomp = match (linux.seccomp(), &opts.seccomp_cache) {
-            (Some(s), Some(dir)) => Some(pelagos_seccomp::compile_cached(s, dir)?),
-            (Some(s), None) => Some(pelagos_seccomp::compile(s)?),
-            (None, _) => None,
-        };
-        let parent_death = ParentDeath::of_caller(opts.parent_death_signal)?;
-
-        // Open every namespace of the init that differs from ours, then re-check the pid.
-        let mut ns_fds: Vec<(LinuxNamespaceType, OwnedFd)> = Vec::new();
-        for t in NS_ORDER {
-            let theirs = format!("/proc/{}/ns/{}", saved.pid, proc_name(t));
-            let ours = format!("/proc/self/ns/{}", proc_name(t));
-            let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
-                continue;
-            };
-            use std::os::unix::fs::MetadataExt;
-            if a.ino() == b.ino() && a.dev() == b.dev() {
-                continue;
-            }
-            ns_fds.push((
-                t,
-                crate::namespaces::open_ns(std::path::Path::new(&theirs))?,
-            ));
-        }
+        let plan = plan_exec(&linux, opts)?;
+        let ns_fds = open_init_namespaces(saved.pid)?;
+        // The namespace files pin the init: make sure it is still the container's.
         if !saved.init_alive() {
             return Err(Error::NotRunning(id.to_string()));
         }
-        let cgroup_fd = if saved.cgroup.is_empty() {
-            None
-        } else {
-            let rel = match &opts.sub_cgroup {
-                Some(sub) => format!("{}/{}", saved.cgroup.trim_end_matches('/'), sub),
-                None => saved.cgroup.clone(),
-            };
-            Some(Cgroup::from_relative(&rel)?.open_dir_fd()?)
-        };
-
+        let cgroup_fd = exec_cgroup(&saved.cgroup, opts.sub_cgroup.as_deref())?;
+        let terminal = opts.process.terminal().unwrap_or(false);
         let (console, pty_receiver) = open_console(terminal, opts.console_socket.as_deref())?;
         let (parent_sock, child_sock) = sync::pair()?;
+        let child = ExecChild {
+            plan: &plan,
+            linux: &linux,
+            ns_fds: &ns_fds,
+            opts,
+            sync: &child_sock,
+        };
+        let pid = clone_exec_child(child, cgroup_fd.as_ref(), console)?;
+        drop(child_sock);
         let state = state_json(&saved, Status::Running);
+        let seccomp = plan.seccomp.as_ref();
+        if let Err(e) = wait_exec_serving_notify(&parent_sock, seccomp, pid, &state) {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(e);
+        }
+        let pty_master = match pty_receiver {
+            Some(r) => Some(r.recv_console()?),
+            None => None,
+        };
+        if let Some(pf) = &opts.pid_file {
+            write_pid_file(pf, pid)?;
+        }
+        Ok(Execed { pid, pty_master })
+    }
+}
 
-        // pid and time namespaces apply to children: enter them here, before clone, and
-        // return to ours afterwards (a library caller lives on). A process-wide change, made
-        // only behind the single-thread check at the top.
-        let mut own_ns = Vec::new();
-        for (t, fd) in &ns_fds {
-            if matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
-                let own = format!("/proc/self/ns/{}_for_children", proc_name(*t));
-                own_ns.push((*t, crate::namespaces::open_ns(std::path::Path::new(&own))?));
-                nix::sched::setns(fd, clone_flag(*t))
-                    .sys(|| format!("join the container's {} namespace", proc_name(*t)))?;
-            }
+/// `running` or `created`; `paused` only with `ignore_paused`.
+fn check_exec_status(status: Status, id: &ContainerId, ignore_paused: bool) -> Result<()> {
+    match status {
+        Status::Running | Status::Created => Ok(()),
+        Status::Paused if ignore_paused => Ok(()),
+        Status::Paused => Err(Error::Paused(id.to_string())),
+        s => Err(Error::BadStatus {
+            action: "exec in",
+            id: id.to_string(),
+            status: s.to_string(),
+        }),
+    }
+}
+
+/// What the caller settles before the clone, so the child only applies it.
+struct ExecPlan {
+    seccomp: Option<pelagos_seccomp::CompiledFilter>,
+    caps: crate::capabilities::CapabilitySets,
+    personality: Option<libc::c_ulong>,
+    parent_death: Option<ParentDeath>,
+}
+
+/// Check the process (a command, an absolute cwd) and parse what the child applies: the
+/// container's seccomp filter (from `seccomp_cache` when given), the capability masks, the
+/// personality, the parent death signal with the caller's pidfd.
+fn plan_exec(linux: &oci_spec::runtime::Linux, opts: &ExecOptions) -> Result<ExecPlan> {
+    let p = &opts.process;
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Spec("exec: no command given".into()));
+    }
+    if !p.cwd().is_absolute() {
+        return Err(Error::Spec(format!(
+            "exec: cwd {} must be absolute",
+            p.cwd().display()
+        )));
+    }
+    let seccomp = match (linux.seccomp(), &opts.seccomp_cache) {
+        (Some(s), Some(dir)) => Some(pelagos_seccomp::compile_cached(s, dir)?),
+        (Some(s), None) => Some(pelagos_seccomp::compile(s)?),
+        (None, _) => None,
+    };
+    let personality = linux
+        .personality()
+        .as_ref()
+        .map(crate::spec::personality_value)
+        .transpose()?;
+    Ok(ExecPlan {
+        seccomp,
+        caps: crate::capabilities::CapabilitySets::of(p),
+        personality,
+        parent_death: ParentDeath::of_caller(opts.parent_death_signal)?,
+    })
+}
+
+/// Every namespace of the init that differs from ours, opened, in `NS_ORDER`.
+fn open_init_namespaces(init: i32) -> Result<Vec<(LinuxNamespaceType, OwnedFd)>> {
+    use std::os::unix::fs::MetadataExt;
+    let mut ns_fds = Vec::new();
+    for t in NS_ORDER {
+        let theirs = format!("/proc/{init}/ns/{}", proc_name(t));
+        let ours = format!("/proc/self/ns/{}", proc_name(t));
+        let (Ok(a), Ok(b)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue;
+        };
+        if a.ino() == b.ino() && a.dev() == b.dev() {
+            continue;
         }
-        // Parsed here, once: the child only applies the masks.
-        let caps = crate::capabilities::CapabilitySets::of(p);
-        let personality = linux
-            .personality()
-            .as_ref()
-            .map(crate::spec::personality_value)
-            .transpose()?;
-        // SAFETY: the caller is single-threaded (checked at the top); the child only runs
-        // `exec_child`, which ends in execve or _exit.
-        let forked = unsafe { sys::clone3(0, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
-        if !matches!(forked, Ok(sys::Forked::Child)) {
-            for (t, fd) in &own_ns {
-                let _ = nix::sched::setns(fd, clone_flag(*t));
-            }
-        }
-        let forked = forked.sys(|| "clone the exec process".into())?;
-        match forked {
-            sys::Forked::Child => {
-                drop(parent_sock);
-                let child = ExecChild {
-                    caps: &caps,
-                    personality,
-                    linux: &linux,
-                    ns_fds: &ns_fds,
-                    seccomp: seccomp.as_ref(),
-                    parent_death: parent_death.as_ref(),
-                    opts,
-                    sync: &child_sock,
-                };
-                let err = match exec_child(child, console) {
-                    Ok(never) => match never {},
-                    Err(e) => e,
-                };
-                let _ = child_sock.send_failure(&err, "exec");
-                // SAFETY: leave the cloned copy without running the runtime's destructors.
-                unsafe { libc::_exit(127) }
-            }
-            sys::Forked::Parent(pid) => {
-                drop(child_sock);
-                drop(console);
-                if let Err(e) =
-                    wait_exec_serving_notify(&parent_sock, seccomp.as_ref(), pid, &state)
-                {
-                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-                    return Err(e);
-                }
-                let pty_master = match pty_receiver {
-                    Some(r) => Some(r.recv_console()?),
-                    None => None,
-                };
-                if let Some(pf) = &opts.pid_file {
-                    write_pid_file(pf, pid)?;
-                }
-                Ok(Execed { pid, pty_master })
-            }
+        ns_fds.push((t, crate::namespaces::open_ns(Path::new(&theirs))?));
+    }
+    Ok(ns_fds)
+}
+
+/// The directory of the container's cgroup (or of `sub` below it) for `CLONE_INTO_CGROUP`;
+/// none for a container without a cgroup.
+fn exec_cgroup(cgroup: &str, sub: Option<&str>) -> Result<Option<OwnedFd>> {
+    if cgroup.is_empty() {
+        return Ok(None);
+    }
+    let rel = match sub {
+        Some(sub) => format!("{}/{}", cgroup.trim_end_matches('/'), sub),
+        None => cgroup.to_string(),
+    };
+    Ok(Some(Cgroup::from_relative(&rel)?.open_dir_fd()?))
+}
+
+/// The caller's own pid and time namespaces "for children", to come back to.
+struct OwnForChildren(Vec<(LinuxNamespaceType, OwnedFd)>);
+
+impl OwnForChildren {
+    fn restore(self) {
+        for (t, fd) in &self.0 {
+            let _ = nix::sched::setns(fd, clone_flag(*t));
         }
     }
 }
 
+/// pid and time namespaces apply to children: the caller enters the container's before the
+/// clone and returns to its own right after (or on a failure half-way). A process-wide
+/// change: only `exec` does it, behind its single-thread check.
+fn enter_for_children(ns_fds: &[(LinuxNamespaceType, OwnedFd)]) -> Result<OwnForChildren> {
+    let mut own = OwnForChildren(Vec::new());
+    for (t, fd) in ns_fds {
+        if !matches!(t, LinuxNamespaceType::Pid | LinuxNamespaceType::Time) {
+            continue;
+        }
+        let path = format!("/proc/self/ns/{}_for_children", proc_name(*t));
+        let entered = crate::namespaces::open_ns(Path::new(&path)).and_then(|mine| {
+            own.0.push((*t, mine));
+            nix::sched::setns(fd, clone_flag(*t))
+                .sys(|| format!("join the container's {} namespace", proc_name(*t)))
+        });
+        if let Err(e) = entered {
+            own.restore();
+            return Err(e);
+        }
+    }
+    Ok(own)
+}
+
+/// Clone the exec child into the container's pid and time namespaces and its cgroup; the
+/// caller is back in its own namespaces when this returns the child's pid. The child never
+/// returns: it execs or reports its failure and exits 127.
+fn clone_exec_child(
+    child: ExecChild<'_>,
+    cgroup_fd: Option<&OwnedFd>,
+    console: Option<OwnedFd>,
+) -> Result<i32> {
+    let own = enter_for_children(child.ns_fds)?;
+    // SAFETY: `exec` checked that the caller is single-threaded; the child only runs
+    // `become_exec_child`, which ends in execve or _exit.
+    let forked = unsafe { sys::clone3(0, cgroup_fd.map(|f| f.as_raw_fd())) };
+    let pid = match forked {
+        Ok(sys::Forked::Child) => become_exec_child(child, console),
+        Ok(sys::Forked::Parent(pid)) => pid,
+        Err(e) => {
+            own.restore();
+            return Err(e).sys(|| "clone the exec process".into());
+        }
+    };
+    own.restore();
+    Ok(pid)
+}
+
+/// The child's side of `clone_exec_child`: run `exec_child`; a failure goes to the caller as a
+/// failure report, and the copy ends without running the runtime's destructors.
+fn become_exec_child(child: ExecChild<'_>, console: Option<OwnedFd>) -> ! {
+    let sync = child.sync;
+    let err = match exec_child(child, console) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = sync.send_failure(&err, "exec");
+    // SAFETY: _exit ends the cloned copy without running the runtime's destructors.
+    unsafe { libc::_exit(127) }
+}
+
 /// What the exec child needs, prepared by the caller before the clone.
 struct ExecChild<'a> {
-    caps: &'a crate::capabilities::CapabilitySets,
-    personality: Option<libc::c_ulong>,
+    plan: &'a ExecPlan,
     linux: &'a oci_spec::runtime::Linux,
     ns_fds: &'a [(LinuxNamespaceType, OwnedFd)],
-    seccomp: Option<&'a pelagos_seccomp::CompiledFilter>,
-    parent_death: Option<&'a ParentDeath>,
     opts: &'a ExecOptions,
     sync: &'a sync::SyncSocket,
 }
@@ -250,7 +305,8 @@ fn exec_child(c: ExecChild<'_>, console: Option<OwnedFd>) -> Result<Infallible> 
         init::process::set_cpu_affinity(&initial).stage("process")?;
     }
     join_container_namespaces(c.ns_fds).stage("namespaces")?;
-    let prepared = init::launch::prepare_process(p, c.linux, c.personality).stage("process")?;
+    let prepared =
+        init::launch::prepare_process(p, c.linux, c.plan.personality).stage("process")?;
     // Its own session, as runc and crun give exec'd processes (with a terminal, the pty's).
     let _ = nix::unistd::setsid();
     if let Some(console) = &console {
@@ -263,7 +319,7 @@ fn exec_child(c: ExecChild<'_>, console: Option<OwnedFd>) -> Result<Infallible> 
     drop(console);
     let last = LastSteps {
         seccomp: init::launch::SeccompPlan {
-            filter: c.seccomp,
+            filter: c.plan.seccomp.as_ref(),
             notify_to: Some(c.sync),
         },
         preserve_fds: c.opts.preserve_fds,
@@ -271,9 +327,9 @@ fn exec_child(c: ExecChild<'_>, console: Option<OwnedFd>) -> Result<Infallible> 
             sync: Some(c.sync.raw()),
             fifo: None,
         },
-        parent_death: c.parent_death,
+        parent_death: c.plan.parent_death.as_ref(),
     };
-    init::launch::exec_process(p, c.caps, &prepared, last)
+    init::launch::exec_process(p, &c.plan.caps, &prepared, last)
 }
 
 /// The container's namespaces but pid and time (entered before the clone), in `NS_ORDER`;

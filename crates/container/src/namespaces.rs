@@ -29,8 +29,9 @@ pub struct JoinedNamespace {
 }
 
 impl JoinedNamespace {
-    /// setns into it.
-    pub fn enter(&self) -> Result<()> {
+    /// setns into it. That moves the whole process: only the init (a cloned child) and
+    /// create's parent side, behind its single-thread check, call it.
+    pub(crate) fn enter(&self) -> Result<()> {
         nix::sched::setns(&*self.fd, clone_flag(self.typ)).sys(|| {
             format!(
                 "join {} namespace {}",
