@@ -17,7 +17,11 @@ pub fn parse(text: &str) -> Result<Vec<u8>> {
 }
 
 fn key(k: &str) -> Result<u8> {
-    let bad = || Error::Invalid(format!("invalid detach key {k:?}: expected a letter or ctrl-<key>"));
+    let bad = || {
+        Error::Invalid(format!(
+            "invalid detach key {k:?}: expected a letter or ctrl-<key>"
+        ))
+    };
     if let Some(c) = k.strip_prefix("ctrl-") {
         let c = match c.as_bytes() {
             [c] => c.to_ascii_lowercase(),

@@ -78,8 +78,13 @@ pub fn runtime_kind(e: &pelagos_container::Error) -> ErrorKind {
     if kind != ErrorKind::Internal {
         return kind;
     }
-    match e {
-        pelagos_container::Error::Child(text) if text.starts_with("exec: ") => {
+    let pelagos_container::Error::Child(text) = e else {
+        return kind;
+    };
+    // The init's own error, sent as its display text ("invalid configuration: exec: …").
+    let text = text.strip_prefix("invalid configuration: ").unwrap_or(text);
+    match text {
+        text if text.starts_with("exec: ") => {
             if text.ends_with("executable file not found in $PATH")
                 || text.ends_with(": no such file or directory")
             {
@@ -110,6 +115,10 @@ mod tests {
         assert_eq!(
             child("exec: \"/etc\": permission denied").kind(),
             ErrorKind::NotExecutable
+        );
+        assert_eq!(
+            child("invalid configuration: exec: \"x\": executable file not found in $PATH").kind(),
+            ErrorKind::ExecutableNotFound
         );
         assert_eq!(child("mount /proc: busy").kind(), ErrorKind::Internal);
         assert_eq!(missing.to_wire().kind, ErrorKind::ExecutableNotFound);

@@ -267,13 +267,17 @@ mod tests {
 
     #[test]
     fn settings_follow_docker() {
-        let s = Settings::of(&config(&["CMD-SHELL", "exit 1"])).unwrap().unwrap();
+        let s = Settings::of(&config(&["CMD-SHELL", "exit 1"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.cmd, vec!["/bin/sh", "-c", "exit 1"]);
         assert_eq!(s.interval, Duration::from_secs(2));
         assert_eq!(s.timeout, DEFAULT_TIMEOUT);
         assert_eq!(s.retries, 3);
         assert_eq!(s.start_period, Duration::ZERO);
-        let s = Settings::of(&config(&["CMD", "true", "x"])).unwrap().unwrap();
+        let s = Settings::of(&config(&["CMD", "true", "x"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(s.cmd, vec!["true", "x"]);
         assert!(Settings::of(&config(&["NONE"])).unwrap().is_none());
         assert!(Settings::of(&config(&[])).unwrap().is_none());

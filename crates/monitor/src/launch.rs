@@ -192,7 +192,10 @@ impl Launcher<'_> {
                 return Err(Error::sys("pidfd_open of the container's init", e));
             }
         };
-        for fd in [&ends.stdin, &ends.stdout, &ends.stderr, &pty].into_iter().flatten() {
+        for fd in [&ends.stdin, &ends.stdout, &ends.stderr, &pty]
+            .into_iter()
+            .flatten()
+        {
             sys::set_nonblocking(fd.as_fd())?;
         }
         Ok(Launched {

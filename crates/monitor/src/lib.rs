@@ -123,7 +123,10 @@ fn abort(m: &mut Monitor) {
     let _ = m.update(|r| r.state.stop_requested = true);
     m.kill_all();
     if let Some(l) = &m.live {
-        pelagos_container::sys::pidfd_wait_exit(&l.pidfd, Duration::from_secs(10).as_millis() as i32);
+        pelagos_container::sys::pidfd_wait_exit(
+            &l.pidfd,
+            Duration::from_secs(10).as_millis() as i32,
+        );
     }
     m.on_exit();
 }

@@ -36,10 +36,7 @@ impl Monitor {
                     send_now(&starter, &Reply::Error(e.to_wire()));
                 }
                 Ok(Some(Frame::Data { .. })) => {}
-                Ok(None) if reader.at_eof() => {
-                    self.done = true;
-                    return;
-                }
+                Ok(None) if reader.at_eof() => return self.leave(),
                 Ok(None) => {
                     if reader.fill(starter.as_fd()).is_err() {
                         self.done = true;
@@ -65,9 +62,9 @@ impl Monitor {
                 return;
             }
         };
-        let attached = attach
-            .as_ref()
-            .map_or(Ok(()), |a| requests::set_attachment(&mut conn, a, self.record.config.tty));
+        let attached = attach.as_ref().map_or(Ok(()), |a| {
+            requests::set_attachment(&mut conn, a, self.record.config.tty)
+        });
         let id = self.add_conn(conn);
         match attached.and_then(|()| self.first_launch()) {
             Ok(pid) => self.reply(id, &Reply::Started { pid }),
@@ -177,7 +174,11 @@ impl Monitor {
         let restart = self.removing.is_none()
             && !self.record.state.stop_requested
             && self.policy.wants(code, self.restarts);
-        let status = if restart { Status::Restarting } else { Status::Exited };
+        let status = if restart {
+            Status::Restarting
+        } else {
+            Status::Exited
+        };
         if self.removing.is_none() {
             let finished = pelagos_model::names::now_rfc3339();
             let _ = self.update(|r| {
@@ -240,16 +241,22 @@ impl Monitor {
     /// and its anonymous volumes go too.
     pub fn finish(&mut self) {
         self.unmount();
+        self.leave();
         if self.record.host_config.auto_remove {
             self.remove_record(true);
         }
-        self.done = true;
     }
 
     /// The end of a `Remove`.
     pub fn finish_removal(&mut self, volumes: bool) {
         self.unmount();
+        self.leave();
         self.remove_record(volumes || self.record.host_config.auto_remove);
+    }
+
+    /// No new clients from now on: whoever gets a last answer finds no monitor after it.
+    pub fn leave(&mut self) {
+        let _ = std::fs::remove_file(&self.socket_path);
         self.done = true;
     }
 

@@ -245,7 +245,11 @@ impl Monitor {
     /// A client attached to stdin is not read while the container's stdin is full.
     fn may_read(&self, c: &Conn) -> bool {
         let feeds_stdin = c.attachment.as_ref().is_some_and(|a| a.stdin);
-        !feeds_stdin || self.live.as_ref().is_none_or(|l| l.stdin_pending.len() < STDIN_LIMIT)
+        !feeds_stdin
+            || self
+                .live
+                .as_ref()
+                .is_none_or(|l| l.stdin_pending.len() < STDIN_LIMIT)
     }
 
     fn timeout_ms(&self) -> i32 {

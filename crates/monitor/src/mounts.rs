@@ -59,9 +59,7 @@ fn prepare_into(
         attach.typed(m)?;
     }
     let config_volumes = record.config.volumes.iter().flat_map(|v| v.keys().cloned());
-    let image_volumes = image
-        .and_then(|c| c.volumes().clone())
-        .unwrap_or_default();
+    let image_volumes = image.and_then(|c| c.volumes().clone()).unwrap_or_default();
     for dest in config_volumes.chain(image_volumes) {
         let dest = dest.trim_end_matches('/');
         if dest.starts_with('/') && !covered(record, &attach.out.mounts, dest) {
@@ -92,7 +90,11 @@ impl Attach<'_> {
             [dest] => return self.volume(None, dest, String::new(), true, false),
             [src, dest] => (*src, *dest, ""),
             [src, dest, mode] => (*src, *dest, *mode),
-            _ => return Err(Error::Invalid(format!("invalid volume specification {spec:?}"))),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "invalid volume specification {spec:?}"
+                )))
+            }
         };
         let (rw, propagation, no_copy) = bind_mode(spec, mode)?;
         if src.starts_with('/') {

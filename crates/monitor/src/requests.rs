@@ -20,7 +20,9 @@ impl Monitor {
     /// Answers one request of client `id`.
     pub fn on_request(&mut self, id: u64, request: Request, fds: Vec<OwnedFd>) {
         let done = match request {
-            Request::Start { .. } => Err(Error::Conflict("the container is started already".into())),
+            Request::Start { .. } => {
+                Err(Error::Conflict("the container is started already".into()))
+            }
             Request::State => Ok(Some(Reply::State(self.record.state.clone()))),
             Request::Wait { condition } => Ok(self.wait(id, condition)),
             Request::Stop { signal, timeout } => self.stop(id, signal, timeout),
@@ -68,7 +70,12 @@ impl Monitor {
     }
 
     /// `Stop`: the stop signal, SIGKILL after the timeout; the client gets `Exited`.
-    fn stop(&mut self, id: u64, signal: Option<i32>, timeout: Option<i64>) -> Result<Option<Reply>> {
+    fn stop(
+        &mut self,
+        id: u64,
+        signal: Option<i32>,
+        timeout: Option<i64>,
+    ) -> Result<Option<Reply>> {
         if !self.is_live() {
             if self.restart_at.is_some() {
                 self.end_restarting()?;
@@ -126,7 +133,10 @@ impl Monitor {
             if self.restart_at.is_some() && ends_policy {
                 return self.end_restarting();
             }
-            return Err(Error::Conflict(format!("container {} is not running", self.record.name)));
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                self.record.name
+            )));
         }
         if ends_policy {
             self.update(|r| r.state.stop_requested = true)?;
@@ -154,7 +164,10 @@ impl Monitor {
                 "container {} is not paused",
                 self.record.name
             ))),
-            _ => Err(Error::Conflict(format!("container {} is not running", self.record.name))),
+            _ => Err(Error::Conflict(format!(
+                "container {} is not running",
+                self.record.name
+            ))),
         }
     }
 
@@ -216,7 +229,10 @@ impl Monitor {
     /// then `ExecExited` unless detached.
     fn exec(&mut self, id: u64, spec: ExecSpec, fds: Vec<OwnedFd>) -> Result<()> {
         let Some(live) = &self.live else {
-            return Err(Error::Conflict(format!("container {} is not running", self.record.name)));
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                self.record.name
+            )));
         };
         if self.record.state.status == Status::Paused {
             return Err(Error::Conflict(format!(
@@ -248,7 +264,9 @@ impl Monitor {
     /// Stdin bytes of client `id` (an empty frame closes the container's stdin).
     pub fn on_stdin(&mut self, id: u64, bytes: Vec<u8>) {
         let stdin_once = self.record.config.stdin_once;
-        let Some(conn) = self.conns.get_mut(&id) else { return };
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         let Some(att) = conn.attachment.as_mut().filter(|a| a.stdin) else {
             return;
         };
@@ -319,7 +337,11 @@ pub fn set_attachment(conn: &mut Conn, a: &Attach, tty: bool) -> Result<()> {
 fn exec_stdio(spec: &ExecSpec, mut fds: Vec<OwnedFd>) -> Result<[OwnedFd; 3]> {
     let want = if spec.attach_stdin { 3 } else { 2 };
     if spec.tty || fds.is_empty() {
-        return Ok([sys::dev_null(false)?, sys::dev_null(true)?, sys::dev_null(true)?]);
+        return Ok([
+            sys::dev_null(false)?,
+            sys::dev_null(true)?,
+            sys::dev_null(true)?,
+        ]);
     }
     if fds.len() != want {
         return Err(Error::Invalid(format!(
@@ -334,6 +356,8 @@ fn exec_stdio(spec: &ExecSpec, mut fds: Vec<OwnedFd>) -> Result<[OwnedFd; 3]> {
     let mut rest = fds.into_iter();
     match (rest.next(), rest.next()) {
         (Some(out), Some(err)) => Ok([stdin, out, err]),
-        _ => Err(Error::Invalid("exec: stdout and stderr descriptors are missing".into())),
+        _ => Err(Error::Invalid(
+            "exec: stdout and stderr descriptors are missing".into(),
+        )),
     }
 }

@@ -89,7 +89,10 @@ pub fn build(req: &SpecRequest<'_>) -> Result<Spec> {
         "io.pelagos.container.name".into(),
         req.record.name.clone().into(),
     );
-    annotations.insert("io.pelagos.image".into(), req.record.image_id.clone().into());
+    annotations.insert(
+        "io.pelagos.image".into(),
+        req.record.image_id.clone().into(),
+    );
     let user = pelagos_engine::user::ResolvedUser {
         uid: req.user.uid,
         gid: req.user.gid,
@@ -203,7 +206,11 @@ fn limits(h: &HostConfig) -> Limits {
     let cpus = if h.nano_cpus > 0 {
         Some(format!("{}", h.nano_cpus as f64 / 1e9))
     } else if h.cpu_quota > 0 {
-        let period = if h.cpu_period > 0 { h.cpu_period } else { 100_000 };
+        let period = if h.cpu_period > 0 {
+            h.cpu_period
+        } else {
+            100_000
+        };
         Some(format!("{}", h.cpu_quota as f64 / period as f64))
     } else {
         None

@@ -14,7 +14,12 @@ pub fn set_cloexec(fd: RawFd) -> Result<()> {
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
         .map(drop)
-        .map_err(|e| Error::sys(format!("mark descriptor {} close-on-exec", fd.as_raw_fd()), e))
+        .map_err(|e| {
+            Error::sys(
+                format!("mark descriptor {} close-on-exec", fd.as_raw_fd()),
+                e,
+            )
+        })
 }
 
 /// Makes reads and writes on a descriptor return at once.
@@ -33,7 +38,11 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 
 /// `/dev/null`, close-on-exec.
 pub fn dev_null(write: bool) -> Result<OwnedFd> {
-    let mode = if write { OFlag::O_WRONLY } else { OFlag::O_RDONLY };
+    let mode = if write {
+        OFlag::O_WRONLY
+    } else {
+        OFlag::O_RDONLY
+    };
     let fd = nix::fcntl::open(
         "/dev/null",
         mode | OFlag::O_CLOEXEC,
