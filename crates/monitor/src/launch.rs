@@ -1,0 +1,288 @@
+//! One start of the container, in order: the overlay root filesystem, the /etc files, the
+//! volumes (first start only), the user and working directory, the spec, create with the
+//! monitor's pipes (or a pty) as stdio, the network, start.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use pelagos_container::{CgroupManager, CreateOptions, Created, Runtime};
+use pelagos_model::launch::LaunchPlan;
+use pelagos_model::record::ContainerRecord;
+use pelagos_model::store::Containers;
+
+use crate::error::{Error, Result};
+use crate::spec_adapter::{self, EtcPaths, SpecRequest, VolumeStore};
+use crate::stdio::StdioSwap;
+use crate::{mounts, overlay, sys};
+
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
+
+/// What a start needs besides the record.
+pub struct Launcher<'a> {
+    pub store: &'a Containers,
+    pub runtime: &'a Runtime,
+    pub plan: &'a LaunchPlan,
+    /// The container's directory (the bundle).
+    pub dir: &'a Path,
+}
+
+/// A started container and the monitor's ends of its stdio.
+pub struct Launched {
+    pub created: Created,
+    pub pid: i32,
+    /// Readable when the container's init has exited.
+    pub pidfd: OwnedFd,
+    /// Write end of its stdin (`OpenStdin` without a tty).
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    /// The terminal's master (`Tty`).
+    pub pty: Option<OwnedFd>,
+}
+
+/// The root filesystem's mount point.
+pub fn rootfs_of(dir: &Path) -> PathBuf {
+    dir.join("rootfs")
+}
+
+impl Launcher<'_> {
+    /// Starts the container of `record` (updated with what the first start resolves).
+    pub fn launch(&self, record: &mut ContainerRecord) -> Result<Launched> {
+        let rootfs = rootfs_of(self.dir);
+        self.mount_rootfs(&rootfs, record.host_config.auto_remove)?;
+        let host_net = spec_adapter::host_network(&record.host_config)?;
+        let hostname = hostname(record, host_net);
+        let etc = self.write_etc_files(&hostname, host_net)?;
+        if !record.volumes_prepared {
+            self.prepare_volumes(record, &rootfs)?;
+        }
+        let image = self.plan.image_config.as_ref();
+        let user_spec = match record.config.user.as_str() {
+            "" => image.and_then(|c| c.user().clone()).unwrap_or_default(),
+            u => u.to_string(),
+        };
+        let user = spec_adapter::resolve_user(&rootfs, &user_spec)?;
+        let cwd = working_dir(record, image);
+        spec_adapter::ensure_workdir(&rootfs, &cwd)?;
+        let cgroups_path = format!(
+            "{}/{}",
+            self.plan.cgroup_parent.trim_end_matches('/'),
+            record.id
+        );
+        let paths = EtcPaths {
+            hosts: &etc[0],
+            hostname: &etc[1],
+            resolv_conf: &etc[2],
+        };
+        let spec = spec_adapter::build(&SpecRequest {
+            record,
+            image,
+            rootfs: &rootfs,
+            user: &user,
+            hostname: &hostname,
+            cwd: &cwd,
+            etc: paths,
+            cgroups_path: &cgroups_path,
+            init_path: self.plan.init_path.as_deref(),
+        })?;
+        let mut launched = self.create(record, spec)?;
+        if let Err(e) = attach_network(&launched.created, record)
+            .and_then(|()| Ok(self.runtime.start_created(&mut launched.created)?))
+        {
+            let _ = self.runtime.delete_created(launched.created);
+            return Err(e);
+        }
+        Ok(launched)
+    }
+
+    fn mount_rootfs(&self, rootfs: &Path, volatile: bool) -> Result<()> {
+        if overlay::is_mounted(rootfs) {
+            return Ok(());
+        }
+        let (upper, work) = (self.dir.join("upper"), self.dir.join("work"));
+        for d in [&upper, &work, &rootfs.to_path_buf()] {
+            mkdir(d)?;
+        }
+        let mut lowers = self.plan.lowerdirs.clone();
+        if lowers.is_empty() {
+            let empty = self.dir.join("empty");
+            mkdir(&empty)?;
+            lowers.push(empty.to_string_lossy().into_owned());
+        }
+        overlay::mount_overlay(
+            &self.plan.layers_dir,
+            &lowers,
+            &upper,
+            &work,
+            rootfs,
+            volatile,
+        )
+    }
+
+    /// /etc/hosts, /etc/hostname and /etc/resolv.conf of the container, in its directory.
+    fn write_etc_files(&self, hostname: &str, host_net: bool) -> Result<[PathBuf; 3]> {
+        let paths = [
+            self.dir.join("hosts"),
+            self.dir.join("hostname"),
+            self.dir.join("resolv.conf"),
+        ];
+        let hosts = match host_net {
+            true => fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.into()),
+            false => HOSTS.to_string(),
+        };
+        let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        for (path, text) in paths.iter().zip([hosts, format!("{hostname}\n"), resolv]) {
+            fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
+        }
+        Ok(paths)
+    }
+
+    /// Resolves the volumes once and records them before anything mounts them (so that a
+    /// `volume prune` keeps them).
+    fn prepare_volumes(&self, record: &mut ContainerRecord, rootfs: &Path) -> Result<()> {
+        let store = VolumeStore::open(&self.plan.volumes_dir)?;
+        let image = self.plan.image_config.as_ref();
+        let prepared = mounts::prepare(record, image, rootfs, &store)?;
+        let changed = self.store.modify(&record.id, |r| {
+            r.mounts = prepared.mounts.clone();
+            r.anonymous_volumes = prepared.anonymous.clone();
+            r.volumes_prepared = true;
+        });
+        match changed {
+            Ok(r) => {
+                *record = r;
+                Ok(())
+            }
+            Err(e) => {
+                for v in &prepared.anonymous {
+                    let _ = store.remove(v);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Creates the container with its stdio: pipes to the monitor, or a pty.
+    fn create(&self, record: &ContainerRecord, spec: oci_spec::runtime::Spec) -> Result<Launched> {
+        let tty = record.config.tty;
+        let ends = StdioEnds::new(tty, record.config.open_stdin)?;
+        let opts = CreateOptions {
+            cgroup_manager: CgroupManager::Cgroupfs,
+            seccomp_cache: Some(self.plan.seccomp_cache.clone()),
+            ..CreateOptions::new(record.id.clone(), self.dir)
+        };
+        let created = {
+            let _swap = StdioSwap::install([
+                ends.container[0].as_fd(),
+                ends.container[1].as_fd(),
+                ends.container[2].as_fd(),
+            ])?;
+            self.runtime.create_with_spec(&opts, spec, true)?
+        };
+        drop(ends.container);
+        let mut created = created;
+        let pid = created.pid;
+        let pty = created.pty_master.take();
+        let pidfd = match pelagos_container::sys::pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = self.runtime.delete_created(created);
+                return Err(Error::sys("pidfd_open of the container's init", e));
+            }
+        };
+        for fd in [&ends.stdin, &ends.stdout, &ends.stderr, &pty]
+            .into_iter()
+            .flatten()
+        {
+            sys::set_nonblocking(fd.as_fd())?;
+        }
+        Ok(Launched {
+            created,
+            pid,
+            pidfd,
+            stdin: ends.stdin,
+            stdout: ends.stdout,
+            stderr: ends.stderr,
+            pty,
+        })
+    }
+}
+
+/// The two sides of the container's stdio.
+struct StdioEnds {
+    /// What the init gets as 0, 1 and 2.
+    container: [OwnedFd; 3],
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+impl StdioEnds {
+    fn new(tty: bool, open_stdin: bool) -> Result<StdioEnds> {
+        if tty {
+            // The init puts the pty's slave on 0-2 itself.
+            let null = || sys::dev_null(true);
+            return Ok(StdioEnds {
+                container: [null()?, null()?, null()?],
+                stdin: None,
+                stdout: None,
+                stderr: None,
+            });
+        }
+        let (stdin_c, stdin) = match open_stdin {
+            true => {
+                let (r, w) = sys::pipe()?;
+                (r, Some(w))
+            }
+            false => (sys::dev_null(false)?, None),
+        };
+        let (out_r, out_w) = sys::pipe()?;
+        let (err_r, err_w) = sys::pipe()?;
+        Ok(StdioEnds {
+            container: [stdin_c, out_w, err_w],
+            stdin,
+            stdout: Some(out_r),
+            stderr: Some(err_r),
+        })
+    }
+}
+
+/// Where the container's network is attached: after create (its namespaces exist, its
+/// process is parked), before start. Nothing to do for `none` and `host`; the network issue
+/// fills in the rest.
+pub fn attach_network(created: &Created, record: &ContainerRecord) -> Result<()> {
+    let _ = (created.pid, &record.host_config.network_mode);
+    Ok(())
+}
+
+/// The hostname: the configured one, the host's with the host's network, else the short id.
+fn hostname(record: &ContainerRecord, host_net: bool) -> String {
+    if !record.config.hostname.is_empty() {
+        return record.config.hostname.clone();
+    }
+    let short = record.id.get(..12).unwrap_or(&record.id).to_string();
+    if host_net {
+        return nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or(short);
+    }
+    short
+}
+
+fn working_dir(record: &ContainerRecord, image: Option<&oci_spec::image::Config>) -> String {
+    Some(record.config.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .or_else(|| image.and_then(|c| c.working_dir().clone()))
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into())
+}
+
+fn mkdir(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(format!("create {}", path.display()), e)),
+    }
+}

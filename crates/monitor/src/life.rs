@@ -1,0 +1,360 @@
+//! The container's life as the monitor leads it: the starter's `Start`, each start and
+//! exit, the restart policy, the end (unmount, `AutoRemove`), the removal, timers, and the
+//! monitor's own exit.
+
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use pelagos_model::protocol::{self, Attach, Frame, FrameReader, Reply, Request};
+use pelagos_model::state::{Health, HealthStatus, Status};
+
+use crate::conn::Conn;
+use crate::error::{Error, Result};
+use crate::health::{self, Checker, Settings};
+use crate::launch::{self, Launched, Launcher};
+use crate::monitor::{Live, Monitor};
+use crate::restart::Policy;
+use crate::{log_sink, overlay, requests, sys};
+
+/// How long the monitor tries to deliver its last answers before it exits.
+const LAST_WORDS: Duration = Duration::from_secs(2);
+
+impl Monitor {
+    /// Waits on the starter connection for `Start` and starts the container. End of file
+    /// before it leaves the container as it is.
+    pub fn await_start(&mut self, starter: UnixStream) {
+        let mut reader = FrameReader::default();
+        loop {
+            match reader.next_frame::<Request>() {
+                Ok(Some(Frame::Control {
+                    message: Request::Start { attach },
+                    ..
+                })) => return self.start(starter, reader, attach),
+                Ok(Some(Frame::Control { .. })) => {
+                    let e = Error::Conflict("the container is not started yet".into());
+                    send_now(&starter, &Reply::Error(e.to_wire()));
+                }
+                Ok(Some(Frame::Data { .. })) => {}
+                Ok(None) if reader.at_eof() => return self.leave(),
+                Ok(None) => {
+                    if reader.fill(starter.as_fd()).is_err() {
+                        self.done = true;
+                        return;
+                    }
+                }
+                Err(e) => {
+                    send_now(&starter, &Reply::Error(Error::Model(e).to_wire()));
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The first start, answered on the starter connection (attached first when asked, so
+    /// that no output is missed).
+    fn start(&mut self, starter: UnixStream, reader: FrameReader, attach: Option<Attach>) {
+        let mut conn = match Conn::new(starter, reader) {
+            Ok(c) => c,
+            Err(_) => {
+                self.done = true;
+                return;
+            }
+        };
+        let attached = attach.as_ref().map_or(Ok(()), |a| {
+            requests::set_attachment(&mut conn, a, self.record.config.tty)
+        });
+        let id = self.add_conn(conn);
+        match attached.and_then(|()| self.first_launch()) {
+            Ok(pid) => self.reply(id, &Reply::Started { pid }),
+            Err(e) => {
+                // The starter gets the error, not the `Exited` of an attached client.
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.attachment = None;
+                }
+                self.launch_failed(&e, Status::Created);
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.reply_and_close(&Reply::Error(e.to_wire()));
+                }
+            }
+        }
+    }
+
+    fn first_launch(&mut self) -> Result<i32> {
+        self.policy = Policy::of(&self.record.host_config.restart_policy)?;
+        Settings::of(&self.record.config)?;
+        self.log = log_sink::open(&self.dir, &self.record.host_config.log_config)?;
+        self.update(|r| r.state.stop_requested = false)?;
+        self.launch()
+    }
+
+    /// One start; its init's pid.
+    fn launch(&mut self) -> Result<i32> {
+        let launcher = Launcher {
+            store: &self.store,
+            runtime: &self.runtime,
+            plan: &self.plan,
+            dir: &self.dir,
+        };
+        let launched = launcher.launch(&mut self.record)?;
+        self.on_started(launched)
+    }
+
+    fn on_started(&mut self, l: Launched) -> Result<i32> {
+        let now = Instant::now();
+        let pid = l.pid;
+        self.live = Some(Live {
+            created: l.created,
+            pid,
+            pidfd: l.pidfd,
+            stdin: l.stdin,
+            stdin_pending: Vec::new(),
+            stdout: l.stdout,
+            stderr: l.stderr,
+            pty: l.pty,
+            pty_closed: false,
+            started: now,
+        });
+        self.health = Settings::of(&self.record.config)?.map(|s| Checker::new(s, now));
+        let has_health = self.health.is_some();
+        let started_at = pelagos_model::names::now_rfc3339();
+        self.update(|r| {
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.started_at = Some(started_at);
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            if has_health {
+                let log = r.state.health.take().map(|h| h.log).unwrap_or_default();
+                r.state.health = Some(Health {
+                    status: HealthStatus::Starting,
+                    failing_streak: 0,
+                    log,
+                });
+            }
+        })?;
+        // What creating the container needed is not needed again.
+        sys::trim_heap();
+        Ok(pid)
+    }
+
+    /// A start failed: the record says why, with Docker's exit code for it, and the
+    /// container's life ends (`status` Created for the first start, else Exited).
+    fn launch_failed(&mut self, e: &Error, status: Status) {
+        let code = pelagos_model::kind::exit_code(e.kind());
+        let message = e.to_string();
+        let _ = self.update(|r| {
+            r.state.status = status;
+            r.state.pid = 0;
+            r.state.error = message;
+            r.state.exit_code = code;
+        });
+        self.answer_exit(code, status);
+        self.finish();
+    }
+
+    /// The container's init exited.
+    pub fn on_exit(&mut self) {
+        let Some(live) = self.live.take() else { return };
+        let code = sys::reap(live.pid).unwrap_or(128 + libc::SIGKILL);
+        // Kills what is left in its cgroup and deletes the runtime's state.
+        let _ = self.runtime.delete_created(live.created);
+        self.drain_output([live.stdout, live.stderr, live.pty]);
+        self.stop_deadline = None;
+        self.on_probe_exit();
+        self.health = None;
+        self.reap_execs();
+        self.after_exit(code, live.started.elapsed());
+    }
+
+    /// Records the exit, answers waiters, then restarts, ends or finishes a removal.
+    fn after_exit(&mut self, code: i32, ran: Duration) {
+        let restart = self.removing.is_none()
+            && !self.record.state.stop_requested
+            && self.policy.wants(code, self.restarts);
+        let status = if restart {
+            Status::Restarting
+        } else {
+            Status::Exited
+        };
+        if self.removing.is_none() {
+            let finished = pelagos_model::names::now_rfc3339();
+            let _ = self.update(|r| {
+                r.state.status = status;
+                r.state.pid = 0;
+                r.state.exit_code = code;
+                r.state.finished_at = Some(finished);
+            });
+        }
+        self.answer_exit(code, status);
+        match (self.removing, restart) {
+            (Some(volumes), _) => self.finish_removal(volumes),
+            (None, true) => self.schedule_restart(ran),
+            (None, false) => self.finish(),
+        }
+    }
+
+    /// Exit waiters and attached clients get `Exited`.
+    fn answer_exit(&mut self, exit_code: i32, status: Status) {
+        let reply = Reply::Exited { exit_code, status };
+        for id in std::mem::take(&mut self.exit_waiters) {
+            self.reply(id, &reply);
+        }
+        for c in self.conns.values_mut() {
+            if c.attachment.take().is_some() {
+                c.reply_and_close(&reply);
+            }
+        }
+    }
+
+    fn schedule_restart(&mut self, ran: Duration) {
+        let delay = self.backoff.next(ran);
+        self.restart_at = Some(Instant::now() + delay);
+        self.restarts += 1;
+        let _ = self.update(|r| r.state.restart_count += 1);
+    }
+
+    /// The backoff is over: start again.
+    fn restart(&mut self) {
+        self.restart_at = None;
+        if let Err(e) = self.launch() {
+            self.launch_failed(&e, Status::Exited);
+        }
+    }
+
+    /// A stop (or kill) during the backoff: no restart; the container stays exited.
+    pub fn end_restarting(&mut self) -> Result<()> {
+        self.restart_at = None;
+        self.update(|r| {
+            r.state.stop_requested = true;
+            r.state.status = Status::Exited;
+        })?;
+        let code = self.record.state.exit_code;
+        self.answer_exit(code, Status::Exited);
+        self.finish();
+        Ok(())
+    }
+
+    /// The end of the container's life without removal: unmount; with AutoRemove the record
+    /// and its anonymous volumes go too.
+    pub fn finish(&mut self) {
+        self.unmount();
+        self.leave();
+        if self.record.host_config.auto_remove {
+            self.remove_record(true);
+        }
+    }
+
+    /// The end of a `Remove`.
+    pub fn finish_removal(&mut self, volumes: bool) {
+        self.unmount();
+        self.leave();
+        self.remove_record(volumes || self.record.host_config.auto_remove);
+    }
+
+    /// No new clients from now on: whoever gets a last answer finds no monitor after it.
+    pub fn leave(&mut self) {
+        let _ = std::fs::remove_file(&self.socket_path);
+        self.done = true;
+    }
+
+    fn unmount(&mut self) {
+        let _ = overlay::unmount(&launch::rootfs_of(&self.dir));
+    }
+
+    /// Deletes the record (and the anonymous volumes); removal waiters get the outcome.
+    fn remove_record(&mut self, volumes: bool) {
+        let reply = match self.store.remove(&self.id) {
+            Ok(()) => {
+                self.removed = true;
+                if volumes {
+                    self.remove_anonymous_volumes();
+                }
+                Reply::Removed
+            }
+            Err(e) => Reply::Error(Error::Model(e).to_wire()),
+        };
+        for id in std::mem::take(&mut self.removal_waiters) {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.reply_and_close(&reply);
+            }
+        }
+    }
+
+    fn remove_anonymous_volumes(&self) {
+        let Ok(store) = crate::spec_adapter::VolumeStore::open(&self.plan.volumes_dir) else {
+            return;
+        };
+        for v in &self.record.anonymous_volumes {
+            let _ = store.remove(v);
+        }
+    }
+
+    /// What is due now: stop's SIGKILL, a restart, a probe's timeout or the next probe.
+    pub fn on_timers(&mut self, now: Instant) {
+        if self.stop_deadline.is_some_and(|d| d <= now) {
+            self.stop_deadline = None;
+            self.kill_all();
+        }
+        if self.restart_at.is_some_and(|t| t <= now) {
+            self.restart();
+        }
+        let running = self.record.state.status == Status::Running;
+        let (Some(h), Some(live)) = (&mut self.health, &self.live) else {
+            return;
+        };
+        h.enforce_timeout(now);
+        if running && h.due(now) {
+            if let Some(entry) = h.start(&self.runtime, &self.id, live.pid, now) {
+                self.record_probe(entry);
+            }
+        }
+    }
+
+    /// The probe exited (or the container did): its result goes into State.Health.
+    pub fn on_probe_exit(&mut self) {
+        let Some(h) = &mut self.health else { return };
+        if h.probe.is_none() {
+            return;
+        }
+        if let Some(entry) = h.finish(&mut self.buf) {
+            self.record_probe(entry);
+        }
+    }
+
+    fn record_probe(&mut self, entry: pelagos_model::state::HealthLog) {
+        let Some(h) = &self.health else { return };
+        let in_start = h.in_start_period(Instant::now());
+        let retries = h.settings.retries;
+        let _ = self.update(|r| {
+            let state = r.state.health.get_or_insert_with(Health::default);
+            health::apply(state, entry, in_start, retries);
+        });
+    }
+
+    /// The monitor's last steps: no new clients, the owner no longer recorded, the last
+    /// answers delivered.
+    pub fn shutdown(&mut self) {
+        let _ = std::fs::remove_file(&self.socket_path);
+        if !self.removed {
+            let _ = self.update(|r| r.state.owner = None);
+        }
+        self.flush_all(LAST_WORDS);
+    }
+}
+
+/// Sends one answer on a blocking socket (before the loop runs).
+pub fn send_now(sock: &UnixStream, reply: &Reply) {
+    let Ok(bytes) = protocol::control_frame(reply, 0) else {
+        return;
+    };
+    let mut sent = 0;
+    while sent < bytes.len() {
+        match protocol::send_with_fds(sock.as_fd(), &bytes[sent..], &[]) {
+            Ok(n) => sent += n,
+            Err(_) => return,
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The answers to clients' requests (see `pelagos_model::protocol`): state, wait, stop,
+//! kill, pause, remove, attach, resize, exec, and stdin of attached clients.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use pelagos_model::protocol::{Attach, ExecSpec, Reply, Request, WaitCondition};
+use pelagos_model::state::Status;
+
+use crate::conn::{Attachment, Conn};
+use crate::detach;
+use crate::error::{Error, Result};
+use crate::monitor::{ExecProc, Monitor};
+use crate::{exec, log_sink, sys};
+
+/// Docker's stop timeout when neither the request nor the container gives one.
+const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+impl Monitor {
+    /// Answers one request of client `id`.
+    pub fn on_request(&mut self, id: u64, request: Request, fds: Vec<OwnedFd>) {
+        let done = match request {
+            Request::Start { .. } => {
+                Err(Error::Conflict("the container is started already".into()))
+            }
+            Request::State => Ok(Some(Reply::State(self.record.state.clone()))),
+            Request::Wait { condition } => Ok(self.wait(id, condition)),
+            Request::Stop { signal, timeout } => self.stop(id, signal, timeout),
+            Request::Kill { signal } => self.kill(signal).map(|()| Some(Reply::Ok)),
+            Request::Pause => self.pause(true).map(|()| Some(Reply::Ok)),
+            Request::Unpause => self.pause(false).map(|()| Some(Reply::Ok)),
+            Request::Remove { volumes } => self.remove(id, volumes).map(|()| None),
+            Request::Attach(a) => self.attach(id, a).map(|()| Some(Reply::Attached)),
+            Request::Resize { height, width } => {
+                self.resize(height, width).map(|()| Some(Reply::Ok))
+            }
+            Request::Exec(spec) => self.exec(id, spec, fds).map(|()| None),
+        };
+        match done {
+            Ok(Some(reply)) => self.reply(id, &reply),
+            Ok(None) => {}
+            Err(e) => self.reply(id, &Reply::Error(e.to_wire())),
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    fn exited(&self) -> Reply {
+        Reply::Exited {
+            exit_code: self.record.state.exit_code,
+            status: self.record.state.status,
+        }
+    }
+
+    /// `Wait`: an answer now when the condition holds, else the client waits.
+    fn wait(&mut self, id: u64, condition: WaitCondition) -> Option<Reply> {
+        match condition {
+            WaitCondition::NotRunning if !self.record.state.status.is_live() => Some(self.exited()),
+            WaitCondition::NotRunning | WaitCondition::NextExit => {
+                self.exit_waiters.push(id);
+                None
+            }
+            WaitCondition::Removed => {
+                self.removal_waiters.push(id);
+                None
+            }
+        }
+    }
+
+    /// `Stop`: the stop signal, SIGKILL after the timeout; the client gets `Exited`.
+    fn stop(
+        &mut self,
+        id: u64,
+        signal: Option<i32>,
+        timeout: Option<i64>,
+    ) -> Result<Option<Reply>> {
+        if !self.is_live() {
+            if self.restart_at.is_some() {
+                self.end_restarting()?;
+            }
+            return Ok(Some(self.exited()));
+        }
+        let signal = match signal {
+            Some(s) => s,
+            None => self.stop_signal()?,
+        };
+        let timeout = timeout
+            .or(self.record.config.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT);
+        self.update(|r| r.state.stop_requested = true)?;
+        self.exit_waiters.push(id);
+        if timeout == 0 {
+            self.kill_all();
+            return Ok(None);
+        }
+        self.signal(signal)?;
+        if timeout > 0 {
+            let at = Instant::now() + Duration::from_secs(timeout.unsigned_abs());
+            self.stop_deadline = Some(self.stop_deadline.map_or(at, |d| d.min(at)));
+        }
+        Ok(None)
+    }
+
+    /// The container's stop signal (Config.StopSignal, else SIGTERM).
+    fn stop_signal(&self) -> Result<i32> {
+        match self.record.config.stop_signal.as_deref() {
+            None | Some("") => Ok(libc::SIGTERM),
+            Some(s) => Ok(pelagos_container::signal::parse_signal(s)?),
+        }
+    }
+
+    /// Signals the init; a paused container is thawed after, so it can act on it (Docker).
+    fn signal(&mut self, signal: i32) -> Result<()> {
+        self.runtime.kill(&self.id, signal, false)?;
+        if self.record.state.status == Status::Paused {
+            self.runtime.resume(&self.id)?;
+            self.update(|r| r.state.status = Status::Running)?;
+        }
+        Ok(())
+    }
+
+    /// SIGKILL to every process of the container (frozen ones too).
+    pub fn kill_all(&mut self) {
+        let _ = self.runtime.kill(&self.id, libc::SIGKILL, true);
+    }
+
+    /// `Kill`. As in Docker, the stop signal or SIGKILL also ends the restart policy.
+    fn kill(&mut self, signal: i32) -> Result<()> {
+        let ends_policy = signal == libc::SIGKILL || signal == self.stop_signal()?;
+        if !self.is_live() {
+            if self.restart_at.is_some() && ends_policy {
+                return self.end_restarting();
+            }
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                self.record.name
+            )));
+        }
+        if ends_policy {
+            self.update(|r| r.state.stop_requested = true)?;
+        }
+        self.signal(signal)
+    }
+
+    /// `Pause` / `Unpause`: freeze or thaw every process.
+    fn pause(&mut self, freeze: bool) -> Result<()> {
+        let status = self.record.state.status;
+        match (freeze, status) {
+            (true, Status::Running) => {
+                self.runtime.pause(&self.id)?;
+                self.update(|r| r.state.status = Status::Paused)
+            }
+            (false, Status::Paused) => {
+                self.runtime.resume(&self.id)?;
+                self.update(|r| r.state.status = Status::Running)
+            }
+            (true, Status::Paused) => Err(Error::Conflict(format!(
+                "container {} is already paused",
+                self.record.name
+            ))),
+            (false, Status::Running) => Err(Error::Conflict(format!(
+                "container {} is not paused",
+                self.record.name
+            ))),
+            _ => Err(Error::Conflict(format!(
+                "container {} is not running",
+                self.record.name
+            ))),
+        }
+    }
+
+    /// `Remove`: kill, then (at the exit) clean up, delete the record, answer `Removed`.
+    fn remove(&mut self, id: u64, volumes: bool) -> Result<()> {
+        self.removal_waiters.push(id);
+        let volumes = volumes || self.removing.unwrap_or(false);
+        self.removing = Some(volumes);
+        self.update(|r| r.state.status = Status::Removing)?;
+        if self.is_live() {
+            self.kill_all();
+        } else {
+            self.restart_at = None;
+            self.finish_removal(volumes);
+        }
+        Ok(())
+    }
+
+    /// `Attach`: the client gets the container's output (after its log with `logs`), and its
+    /// stdin frames go to the container.
+    fn attach(&mut self, id: u64, a: Attach) -> Result<()> {
+        let tty = self.record.config.tty;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return Ok(());
+        };
+        set_attachment(conn, &a, tty)?;
+        if a.logs {
+            log_sink::replay(&self.dir, |stream, bytes| {
+                let s = match stream {
+                    log_sink::Stream::Stdout => pelagos_model::protocol::STDOUT,
+                    log_sink::Stream::Stderr => pelagos_model::protocol::STDERR,
+                };
+                let room = conn.has_room(bytes.len() + pelagos_model::protocol::HEADER_LEN);
+                if room {
+                    conn.output(s, bytes);
+                }
+                room
+            });
+        }
+        Ok(())
+    }
+
+    /// `Resize`: the terminal's size.
+    fn resize(&mut self, height: u16, width: u16) -> Result<()> {
+        match self.live.as_ref().and_then(|l| l.pty.as_ref()) {
+            Some(pty) => sys::set_winsize(pty.as_fd(), height, width),
+            None if self.record.config.tty => Err(Error::Conflict(format!(
+                "container {} is not running",
+                self.record.name
+            ))),
+            None => Err(Error::Invalid(format!(
+                "container {} has no terminal to resize",
+                self.record.name
+            ))),
+        }
+    }
+
+    /// `Exec`: a process in the container; answered `ExecStarted` (with its pty's master),
+    /// then `ExecExited` unless detached.
+    fn exec(&mut self, id: u64, spec: ExecSpec, fds: Vec<OwnedFd>) -> Result<()> {
+        let Some(live) = &self.live else {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                self.record.name
+            )));
+        };
+        if self.record.state.status == Status::Paused {
+            return Err(Error::Conflict(format!(
+                "container {} is paused, unpause the container before exec",
+                self.record.name
+            )));
+        }
+        let process = exec::build_process(&self.runtime, &self.id, live.pid, &spec)?;
+        let stdio = exec_stdio(&spec, fds)?;
+        let started = exec::spawn(
+            &self.runtime,
+            &self.id,
+            process,
+            [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
+        )?;
+        drop(stdio);
+        let reply = Reply::ExecStarted { pid: started.pid };
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.reply_with_fds(&reply, started.pty.into_iter().collect());
+        }
+        self.execs.push(ExecProc {
+            pid: started.pid,
+            pidfd: started.pidfd,
+            conn: (!spec.detach).then_some(id),
+        });
+        Ok(())
+    }
+
+    /// Stdin bytes of client `id` (an empty frame closes the container's stdin).
+    pub fn on_stdin(&mut self, id: u64, bytes: Vec<u8>) {
+        let stdin_once = self.record.config.stdin_once;
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(att) = conn.attachment.as_mut().filter(|a| a.stdin) else {
+            return;
+        };
+        if bytes.is_empty() {
+            self.close_stdin();
+            return;
+        }
+        let (pass, detached) = match &mut att.detach {
+            Some(m) => match m.scan(&bytes) {
+                detach::Scan::Pass(b) => (b, false),
+                detach::Scan::Detach(b) => (b, true),
+            },
+            None => (bytes, false),
+        };
+        if detached {
+            conn.attachment = None;
+            conn.reply_and_close(&Reply::Detached);
+        }
+        if let Some(l) = &mut self.live {
+            l.stdin_pending.extend_from_slice(&pass);
+            self.flush_stdin();
+        }
+        if detached && stdin_once {
+            self.close_stdin();
+        }
+    }
+
+    /// Closes the container's stdin pipe (its end of file).
+    pub fn close_stdin(&mut self) {
+        if let Some(l) = &mut self.live {
+            if l.stdin.is_some() {
+                self.flush_stdin();
+            }
+        }
+        if let Some(l) = &mut self.live {
+            l.stdin = None;
+        }
+    }
+
+    /// A client went away: with StdinOnce, the container's stdin ends with it.
+    pub fn on_conn_gone(&mut self, conn: &Conn) {
+        let fed_stdin = conn.attachment.as_ref().is_some_and(|a| a.stdin);
+        if fed_stdin && self.record.config.stdin_once {
+            self.close_stdin();
+        }
+    }
+}
+
+/// Makes `conn` an attached client.
+pub fn set_attachment(conn: &mut Conn, a: &Attach, tty: bool) -> Result<()> {
+    let detach = match (tty && a.stdin, a.detach_keys.as_deref()) {
+        (false, _) => None,
+        (true, keys) => Some(detach::Matcher::new(detach::parse(
+            keys.unwrap_or(detach::DEFAULT_KEYS),
+        )?)),
+    };
+    conn.attachment = Some(Attachment {
+        stdin: a.stdin,
+        stdout: a.stdout,
+        stderr: a.stderr,
+        detach,
+    });
+    Ok(())
+}
+
+/// An exec's stdio from the descriptors sent with it: stdin (with `attach_stdin`), stdout,
+/// stderr; none at all (or a tty) means /dev/null.
+fn exec_stdio(spec: &ExecSpec, mut fds: Vec<OwnedFd>) -> Result<[OwnedFd; 3]> {
+    let want = if spec.attach_stdin { 3 } else { 2 };
+    if spec.tty || fds.is_empty() {
+        return Ok([
+            sys::dev_null(false)?,
+            sys::dev_null(true)?,
+            sys::dev_null(true)?,
+        ]);
+    }
+    if fds.len() != want {
+        return Err(Error::Invalid(format!(
+            "exec: {want} descriptors expected (stdin when attached, stdout, stderr), {} sent",
+            fds.len()
+        )));
+    }
+    let stdin = match spec.attach_stdin {
+        true => fds.remove(0),
+        false => sys::dev_null(false)?,
+    };
+    let mut rest = fds.into_iter();
+    match (rest.next(), rest.next()) {
+        (Some(out), Some(err)) => Ok([stdin, out, err]),
+        _ => Err(Error::Invalid(
+            "exec: stdout and stderr descriptors are missing".into(),
+        )),
+    }
+}
