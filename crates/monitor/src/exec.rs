@@ -53,7 +53,7 @@ pub fn build_process(
     }
     if let Some(u) = spec.user.as_ref().filter(|u| !u.is_empty()) {
         let root = PathBuf::from(format!("/proc/{init_pid}/root"));
-        let resolved = spec_adapter::resolve_user(&root, u)?;
+        let resolved = spec_adapter::resolve_user(&root, u, &[])?;
         let mut user = p.user().clone();
         user.set_uid(resolved.uid);
         user.set_gid(resolved.gid);
@@ -80,6 +80,10 @@ pub fn build_process(
     Ok(p)
 }
 
+/// Where compiled seccomp filters are cached (the launch plan's), set once at start-up: an
+/// exec into a container with Docker's profile then loads it instead of compiling it.
+pub static SECCOMP_CACHE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 /// Starts `process` in the container with `stdio` as its descriptors 0-2 (ignored for a
 /// tty, whose master comes back).
 pub fn spawn(
@@ -89,12 +93,10 @@ pub fn spawn(
     stdio: [BorrowedFd<'_>; 3],
 ) -> Result<Started> {
     let opts = ExecOptions {
-        process,
-        pid_file: None,
-        console_socket: None,
-        preserve_fds: 0,
-        sub_cgroup: None,
-        ignore_paused: false,
+        // The process dies with the monitor, as the container does.
+        parent_death_signal: Some(libc::SIGKILL),
+        seccomp_cache: SECCOMP_CACHE.get().cloned(),
+        ..ExecOptions::new(process)
     };
     let execed = {
         let _swap = StdioSwap::install(stdio)?;

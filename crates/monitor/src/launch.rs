@@ -12,7 +12,7 @@ use pelagos_model::record::ContainerRecord;
 use pelagos_model::store::Containers;
 
 use crate::error::{Error, Result};
-use crate::spec_adapter::{self, EtcPaths, SpecRequest, VolumeStore};
+use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
 use crate::{mounts, overlay, sys};
 
@@ -52,7 +52,7 @@ impl Launcher<'_> {
     pub fn launch(&self, record: &mut ContainerRecord) -> Result<Launched> {
         let rootfs = rootfs_of(self.dir);
         self.mount_rootfs(&rootfs, record.host_config.auto_remove)?;
-        let host_net = spec_adapter::host_network(&record.host_config)?;
+        let host_net = spec_adapter::host_network(record)?;
         let hostname = hostname(record, host_net);
         let etc = self.write_etc_files(&hostname, host_net)?;
         if !record.volumes_prepared {
@@ -63,7 +63,7 @@ impl Launcher<'_> {
             "" => image.and_then(|c| c.user().clone()).unwrap_or_default(),
             u => u.to_string(),
         };
-        let user = spec_adapter::resolve_user(&rootfs, &user_spec)?;
+        let user = spec_adapter::resolve_user(&rootfs, &user_spec, &record.host_config.group_add)?;
         let cwd = working_dir(record, image);
         spec_adapter::ensure_workdir(&rootfs, &cwd)?;
         let cgroups_path = format!(
@@ -142,7 +142,7 @@ impl Launcher<'_> {
     /// Resolves the volumes once and records them before anything mounts them (so that a
     /// `volume prune` keeps them).
     fn prepare_volumes(&self, record: &mut ContainerRecord, rootfs: &Path) -> Result<()> {
-        let store = VolumeStore::open(&self.plan.volumes_dir)?;
+        let store = pelagos_model::volumes::Volumes::open(&self.plan.volumes_dir)?;
         let image = self.plan.image_config.as_ref();
         let prepared = mounts::prepare(record, image, rootfs, &store)?;
         let changed = self.store.modify(&record.id, |r| {
@@ -157,7 +157,7 @@ impl Launcher<'_> {
             }
             Err(e) => {
                 for v in &prepared.anonymous {
-                    let _ = store.remove(v);
+                    let _ = store.remove(v, true, &|_| false);
                 }
                 Err(e.into())
             }
@@ -171,6 +171,8 @@ impl Launcher<'_> {
         let opts = CreateOptions {
             cgroup_manager: CgroupManager::Cgroupfs,
             seccomp_cache: Some(self.plan.seccomp_cache.clone()),
+            // The container dies with its monitor: nobody else would watch it.
+            parent_death_signal: Some(libc::SIGKILL),
             ..CreateOptions::new(record.id.clone(), self.dir)
         };
         let created = {

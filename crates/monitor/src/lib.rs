@@ -114,6 +114,7 @@ fn open(args: &args::Args) -> Result<(Containers, ContainerRecord, LaunchPlan)> 
     let store = Containers::open(args.root.join("containers"))?;
     let record = store.get(args.id.as_str())?;
     let plan = LaunchPlan::load(&store.dir_of(&args.id))?;
+    let _ = crate::exec::SECCOMP_CACHE.set(plan.seccomp_cache.clone());
     Ok((store, record, plan))
 }
 

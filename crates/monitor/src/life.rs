@@ -284,11 +284,11 @@ impl Monitor {
     }
 
     fn remove_anonymous_volumes(&self) {
-        let Ok(store) = crate::spec_adapter::VolumeStore::open(&self.plan.volumes_dir) else {
+        let Ok(store) = pelagos_model::volumes::Volumes::open(&self.plan.volumes_dir) else {
             return;
         };
         for v in &self.record.anonymous_volumes {
-            let _ = store.remove(v);
+            let _ = store.remove(v, true, &|_| false);
         }
     }
 
