@@ -79,8 +79,8 @@ fn bad_flag_values_fail_before_anything_is_pulled_or_made() {
 #[test]
 fn the_monitor_is_its_own_program_and_outlives_its_client() {
     let (_served, env, image) = setup();
-    env.ok(&["run", "-d", "--name", "m", &image, "sleep", "100"]);
-    let pid = monitor_pid(&env, "m");
+    env.ok(&["run", "-d", "--name", "mon", &image, "sleep", "100"]);
+    let pid = monitor_pid(&env, "mon");
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(
         exe.to_string_lossy().ends_with("pelagos-monitor"),
@@ -89,7 +89,7 @@ fn the_monitor_is_its_own_program_and_outlives_its_client() {
     );
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
     assert_eq!(threads, 1, "the monitor is single-threaded");
-    env.ok(&["rm", "-f", "m"]);
+    env.ok(&["rm", "-f", "mon"]);
     assert!(!alive(pid));
     env.assert_no_container_leftovers();
 }
@@ -290,30 +290,30 @@ fn foreground_containers_keep_a_log_with_a_size_cap() {
 #[test]
 fn a_paused_container_says_so() {
     let (_served, env, image) = setup();
-    env.ok(&["run", "-d", "--name", "p", &image, "sleep", "100"]);
-    env.ok(&["pause", "p"]);
-    assert_eq!(inspect(&env, "p", "{{.State.Status}}"), "paused");
-    assert_eq!(inspect(&env, "p", "{{.State.Paused}}"), "true");
+    env.ok(&["run", "-d", "--name", "pz", &image, "sleep", "100"]);
+    env.ok(&["pause", "pz"]);
+    assert_eq!(inspect(&env, "pz", "{{.State.Status}}"), "paused");
+    assert_eq!(inspect(&env, "pz", "{{.State.Paused}}"), "true");
     assert!(env.ok(&["ps"]).contains("(Paused)"));
-    env.ok(&["unpause", "p"]);
-    assert_eq!(inspect(&env, "p", "{{.State.Status}}"), "running");
-    env.ok(&["rm", "-f", "p"]);
+    env.ok(&["unpause", "pz"]);
+    assert_eq!(inspect(&env, "pz", "{{.State.Status}}"), "running");
+    env.ok(&["rm", "-f", "pz"]);
     env.assert_no_container_leftovers();
 }
 
 #[test]
 fn exec_exit_codes_are_dockers() {
     let (_served, env, image) = setup();
-    env.ok(&["run", "-d", "--name", "x", &image, "sleep", "100"]);
-    let (code, err) = env.fail(&["exec", "x", "/no/such/program"]);
+    env.ok(&["run", "-d", "--name", "ex", &image, "sleep", "100"]);
+    let (code, err) = env.fail(&["exec", "ex", "/no/such/program"]);
     assert_eq!(code, 127, "{err}");
-    let (code, err) = env.fail(&["exec", "x", "/etc/passwd"]);
+    let (code, err) = env.fail(&["exec", "ex", "/etc/passwd"]);
     assert_eq!(code, 126, "{err}");
-    let (code, _) = env.fail(&["exec", "x", "sh", "-c", "exit 5"]);
+    let (code, _) = env.fail(&["exec", "ex", "sh", "-c", "exit 5"]);
     assert_eq!(code, 5);
     let (code, err) = env.fail(&["run", "--rm", &image, "/no/such/program"]);
     assert_eq!(code, 127, "{err}");
-    env.ok(&["rm", "-f", "x"]);
+    env.ok(&["rm", "-f", "ex"]);
     env.assert_no_container_leftovers();
 }
 
@@ -324,11 +324,11 @@ fn init_reaps_and_forwards_signals_as_pid_1() {
         env.ok(&["run", "--rm", "--init", &image, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"]),
         "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' ' "
     );
-    env.ok(&["run", "-d", "--init", "--name", "i", &image, "sleep", "100"]);
-    env.ok(&["stop", "-t", "30", "i"]);
+    env.ok(&["run", "-d", "--init", "--name", "in1", &image, "sleep", "100"]);
+    env.ok(&["stop", "-t", "30", "in1"]);
     // sleep as pid 2 dies of the forwarded SIGTERM: 143, not a 30 s wait and 137.
-    assert_eq!(inspect(&env, "i", "{{.State.ExitCode}}"), "143");
-    env.ok(&["rm", "i"]);
+    assert_eq!(inspect(&env, "in1", "{{.State.ExitCode}}"), "143");
+    env.ok(&["rm", "in1"]);
     env.assert_no_container_leftovers();
 }
 
@@ -339,7 +339,7 @@ fn healthchecks_report_in_inspect() {
         "run",
         "-d",
         "--name",
-        "h",
+        "hc",
         "--health-cmd",
         "test -e /tmp/ok",
         "--health-interval",
@@ -351,13 +351,13 @@ fn healthchecks_report_in_inspect() {
         "100",
     ]);
     wait_for("unhealthy", || {
-        inspect(&env, "h", "{{.State.Health.Status}}") == "unhealthy"
+        inspect(&env, "hc", "{{.State.Health.Status}}") == "unhealthy"
     });
-    env.ok(&["exec", "h", "touch", "/tmp/ok"]);
+    env.ok(&["exec", "hc", "touch", "/tmp/ok"]);
     wait_for("healthy", || {
-        inspect(&env, "h", "{{.State.Health.Status}}") == "healthy"
+        inspect(&env, "hc", "{{.State.Health.Status}}") == "healthy"
     });
     assert!(env.ok(&["ps"]).contains("(healthy)"));
-    env.ok(&["rm", "-f", "h"]);
+    env.ok(&["rm", "-f", "hc"]);
     env.assert_no_container_leftovers();
 }
