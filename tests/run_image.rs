@@ -525,8 +525,17 @@ fn named_and_anonymous_volumes() {
         "{pruned}"
     );
     assert!(vols(&env).is_empty());
-    let (_, err) = env.fail(&["run", "--rm", "-v", "./rel:/x", &image, "true"]);
-    assert!(err.contains("./rel"), "{err}");
+    // A relative host path is taken from the current directory, as Docker's CLI does.
+    let out = env
+        .cmd()
+        .current_dir(env.dir.path())
+        .args(["run", "--rm", "-v", "./rel:/x", &image, "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(env.dir.path().join("rel").is_dir());
+    let (_, err) = env.fail(&["run", "--rm", "-v", "rel:/x:zz", &image, "true"]);
+    assert!(err.contains("zz"), "{err}");
     env.assert_no_container_leftovers();
 }
 
@@ -775,12 +784,17 @@ fn detached_containers_and_their_lifecycle() {
     wait_for("the --rm container to go", || {
         env.ok(&["ps", "-a", "-q"]).trim().is_empty()
     });
-    // A command that does not exist: the error comes back to run -d, nothing is left.
-    let (code, err) = env.fail(&["run", "-d", "--entrypoint", "/nope", &image]);
+    // A command that does not exist: the error comes back to run -d and the container stays
+    // created with exit code 127, as Docker keeps it.
+    let (code, err) = env.fail(&["run", "-d", "--name", "nope", "--entrypoint", "/nope", &image]);
     assert_eq!(code, 127, "{err}");
-    wait_for("the failed container to go", || {
-        env.ok(&["ps", "-a", "-q"]).trim().is_empty()
-    });
+    let ps = env.ok(&["ps", "-a"]);
+    assert!(ps.contains("Created") && ps.contains("nope"), "{ps}");
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.State.ExitCode}}", "nope"]).trim(),
+        "127"
+    );
+    env.ok(&["rm", "nope"]);
     env.assert_no_container_leftovers();
 }
 
@@ -929,7 +943,7 @@ fn a_container_whose_monitor_died_can_still_be_stopped_and_removed() {
             .unwrap(),
     )
     .unwrap();
-    let monitor = record["monitor_pid"].as_i64().unwrap() as i32;
+    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
     // SAFETY: kill(2) on the monitor this test's `run -d` started.
     unsafe { libc::kill(monitor, libc::SIGKILL) };
     wait_for("the monitor to go", || {

@@ -12,6 +12,9 @@ pub enum Error {
     /// The request conflicts with the container's state.
     #[error("{0}")]
     Conflict(String),
+    /// A limit this host cannot enforce.
+    #[error("{0}")]
+    Unenforceable(String),
     /// An image too tall for one overlayfs mount.
     #[error("image has {0} layers: more than one overlayfs mount can stack")]
     TooManyLayers(usize),
@@ -54,6 +57,7 @@ impl Error {
         match self {
             Error::Invalid(_) | Error::TooManyLayers(_) => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Unenforceable(_) => ErrorKind::Unenforceable,
             Error::Io { .. } | Error::Task(_) => ErrorKind::Internal,
             Error::Model(e) => e.kind(),
             Error::Store(pelagos_image::StoreError::NotFound(_))

@@ -7,7 +7,7 @@ use pelagos_model::names::{new_container_id, now_rfc3339};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::ContainerState;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::Engine;
 
 /// What Docker's `POST /containers/create` carries (and `pelagos create`/`run` build).
@@ -27,7 +27,51 @@ pub fn validate(req: &CreateRequest) -> Result<()> {
     if let Some(n) = &req.name {
         pelagos_model::names::validate_name(n.strip_prefix('/').unwrap_or(n))?;
     }
-    pelagos_model::validate::validate(&req.config, &req.host_config)?;
+    pelagos_spec::validate(&req.config, &req.host_config)?;
+    check_enforceable(&req.host_config)
+}
+
+/// The cgroup v2 controller each limit needs, with the flag and API field that asked for it.
+fn limits_asked(host: &HostConfig) -> Vec<(&'static str, &'static str)> {
+    let mut asked = Vec::new();
+    if host.memory > 0 || host.memory_swap > 0 || host.memory_reservation > 0 {
+        asked.push(("memory", "-m, --memory (HostConfig.Memory)"));
+    }
+    if host.nano_cpus > 0 || host.cpu_quota > 0 {
+        asked.push(("cpu", "--cpus (HostConfig.NanoCpus)"));
+    }
+    if host.cpu_shares > 0 {
+        asked.push(("cpu", "-c, --cpu-shares (HostConfig.CpuShares)"));
+    }
+    if !host.cpuset_cpus.is_empty() || !host.cpuset_mems.is_empty() {
+        asked.push(("cpuset", "--cpuset-cpus (HostConfig.CpusetCpus)"));
+    }
+    if host.pids_limit.is_some_and(|p| p > 0) {
+        asked.push(("pids", "--pids-limit (HostConfig.PidsLimit)"));
+    }
+    asked
+}
+
+/// A limit this host's cgroup v2 tree cannot enforce is refused here, before anything is
+/// made, naming the flag (the runtime would refuse it at create, naming the OCI field).
+fn check_enforceable(host: &HostConfig) -> Result<()> {
+    let asked = limits_asked(host);
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let offered = pelagos_cgroups::available_controllers().unwrap_or_default();
+    for (controller, flag) in asked {
+        if !offered.iter().any(|c| c == controller) {
+            let mount = pelagos_cgroups::v2_mountpoint()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "none".into());
+            return Err(Error::Unenforceable(format!(
+                "{flag} cannot be enforced on this host: its cgroup v2 tree ({mount}) has no \
+                 \"{controller}\" controller (it offers: {}); run without it",
+                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+            )));
+        }
+    }
     Ok(())
 }
 
