@@ -51,14 +51,18 @@ fn life(engine: &Engine, image: &str, n: usize) -> Result<(), String> {
     match n % 4 {
         // run -d, exec, stop, rm
         0 => {
-            verbs::create::create(engine, &record, request(&name, image, &["sleep", "100"])).map_err(e)?;
+            verbs::create::create(engine, &record, request(&name, image, &["sleep", "100"]))
+                .map_err(e)?;
             verbs::start::start(engine, &name, None).map_err(e)?;
             let (r, w) = nix::unistd::pipe().map_err(|x| x.to_string())?;
             let devnull = std::fs::File::open("/dev/null").map_err(|x| x.to_string())?;
             let session = verbs::exec::exec(
                 engine,
                 &name,
-                ExecSpec { cmd: vec!["echo".into(), format!("hi{n}")], ..Default::default() },
+                ExecSpec {
+                    cmd: vec!["echo".into(), format!("hi{n}")],
+                    ..Default::default()
+                },
                 &[w.as_fd(), devnull.as_fd()],
             )
             .map_err(e)?;
@@ -75,16 +79,34 @@ fn life(engine: &Engine, image: &str, n: usize) -> Result<(), String> {
         }
         // run attached: output and exit code through the attach
         1 => {
-            verbs::create::create(engine, &record, request(&name, image, &["sh", "-c", "echo out; echo err >&2; exit 3"])).map_err(e)?;
-            let attach = Attach { stdout: true, stderr: true, ..Default::default() };
-            let StartOutcome::Started(mut started) = verbs::start::start(engine, &name, Some(attach)).map_err(e)? else {
+            verbs::create::create(
+                engine,
+                &record,
+                request(
+                    &name,
+                    image,
+                    &["sh", "-c", "echo out; echo err >&2; exit 3"],
+                ),
+            )
+            .map_err(e)?;
+            let attach = Attach {
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            };
+            let StartOutcome::Started(mut started) =
+                verbs::start::start(engine, &name, Some(attach)).map_err(e)?
+            else {
                 return Err(format!("task {n}: already running?"));
             };
             let (mut out, mut code) = (Vec::new(), None);
             while let Some(frame) = started.client.next_frame().map_err(|x| x.to_string())? {
                 match frame {
                     Frame::Data { bytes, .. } => out.extend(bytes),
-                    Frame::Control { message: Reply::Exited { exit_code, .. }, .. } => {
+                    Frame::Control {
+                        message: Reply::Exited { exit_code, .. },
+                        ..
+                    } => {
                         code = Some(exit_code);
                         break;
                     }
@@ -99,7 +121,8 @@ fn life(engine: &Engine, image: &str, n: usize) -> Result<(), String> {
         }
         // run -d, kill, wait, rm
         2 => {
-            verbs::create::create(engine, &record, request(&name, image, &["sleep", "100"])).map_err(e)?;
+            verbs::create::create(engine, &record, request(&name, image, &["sleep", "100"]))
+                .map_err(e)?;
             verbs::start::start(engine, &name, None).map_err(e)?;
             verbs::kill::kill(engine, &name, libc::SIGKILL).map_err(e)?;
             let code = verbs::wait::wait(engine, &name, WaitCondition::NotRunning).map_err(e)?;
@@ -110,7 +133,8 @@ fn life(engine: &Engine, image: &str, n: usize) -> Result<(), String> {
         }
         // run -d, rm -f at once
         _ => {
-            verbs::create::create(engine, &record, request(&name, image, &["sleep", "100"])).map_err(e)?;
+            verbs::create::create(engine, &record, request(&name, image, &["sleep", "100"]))
+                .map_err(e)?;
             verbs::start::start(engine, &name, None).map_err(e)?;
             verbs::remove::remove(engine, &name, true, false).map_err(e)?;
         }

@@ -574,6 +574,7 @@ fn engine_of(env: &Env) -> Arc<Engine> {
         config_file: env.engine_config.clone(),
         auth_file: env.config_dir.join("config.json"),
         cgroup_parent: env.cgroup_parent.clone(),
+        monitor_program: None,
     };
     Arc::new(Engine::open(options).expect("open the engine"))
 }

@@ -63,8 +63,14 @@ fn bad_flag_values_fail_before_anything_is_pulled_or_made() {
     for (args, word) in [
         (vec!["run", "-m", "64x", missing, "true"], "64x"),
         (vec!["run", "-v", "relpath:/x:zz", missing, "true"], "zz"),
-        (vec!["run", "--restart", "sometimes", missing, "true"], "sometimes"),
-        (vec!["run", "--log-opt", "max-size=lots", missing, "true"], "max-size"),
+        (
+            vec!["run", "--restart", "sometimes", missing, "true"],
+            "sometimes",
+        ),
+        (
+            vec!["run", "--log-opt", "max-size=lots", missing, "true"],
+            "max-size",
+        ),
         (vec!["run", "--cpus", "-1", &image, "true"], "cpus"),
     ] {
         let (code, err) = env.fail(&args);
@@ -87,7 +93,9 @@ fn the_monitor_is_its_own_program_and_outlives_its_client() {
         "{}",
         exe.display()
     );
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
     assert_eq!(threads, 1, "the monitor is single-threaded");
     env.ok(&["rm", "-f", "mon"]);
     assert!(!alive(pid));
@@ -159,9 +167,16 @@ fn stop_of_several_containers_signals_them_all_at_once() {
     let begun = Instant::now();
     let out = env.ok(&["stop", "-t", "600", "s1", "s2", "s3"]);
     assert_eq!(out, "s1\ns2\ns3\n");
-    assert!(begun.elapsed() < Duration::from_secs(300), "a stop waited out its timeout");
+    assert!(
+        begun.elapsed() < Duration::from_secs(300),
+        "a stop waited out its timeout"
+    );
     for n in names {
-        assert_eq!(inspect(&env, n, "{{.State.ExitCode}}"), "0", "{n} exited by itself");
+        assert_eq!(
+            inspect(&env, n, "{{.State.ExitCode}}"),
+            "0",
+            "{n} exited by itself"
+        );
     }
     env.ok(&["rm", "s1", "s2", "s3"]);
     env.assert_no_container_leftovers();
@@ -192,7 +207,15 @@ fn a_killed_foreground_run_leaves_a_watched_container() {
     let (_served, env, image) = setup();
     let mut run = env
         .cmd()
-        .args(["run", "--name", "fg", &image, "sh", "-c", "echo up; sleep 100"])
+        .args([
+            "run",
+            "--name",
+            "fg",
+            &image,
+            "sh",
+            "-c",
+            "echo up; sleep 100",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -205,7 +228,10 @@ fn a_killed_foreground_run_leaves_a_watched_container() {
     assert!(env.ok(&["ps"]).contains("fg"));
     assert_eq!(env.ok(&["exec", "fg", "echo", "still"]), "still\n");
     env.ok(&["stop", "-t", "1", "fg"]);
-    assert!(env.ok(&["ps", "-a"]).contains("Exited (143)") || env.ok(&["ps", "-a"]).contains("Exited (137)"));
+    assert!(
+        env.ok(&["ps", "-a"]).contains("Exited (143)")
+            || env.ok(&["ps", "-a"]).contains("Exited (137)")
+    );
     env.ok(&["rm", "fg"]);
     env.assert_no_container_leftovers();
 }
@@ -223,7 +249,10 @@ fn a_killed_rm_leaves_a_truthful_ps_and_a_clean_second_rm() {
         // Either gone, or listed with a state the next command can act on.
         let ps = env.ok(&["ps", "-a"]);
         assert!(
-            !ps.contains(&name) || ps.contains("Up") || ps.contains("Removal In Progress") || ps.contains("Exited"),
+            !ps.contains(&name)
+                || ps.contains("Up")
+                || ps.contains("Removal In Progress")
+                || ps.contains("Exited"),
             "{ps}"
         );
         let _ = env.run(&["rm", "-f", &name]);
@@ -235,10 +264,22 @@ fn a_killed_rm_leaves_a_truthful_ps_and_a_clean_second_rm() {
 #[test]
 fn stop_ends_a_restart_backoff_at_once() {
     let (_served, env, image) = setup();
-    env.ok(&["run", "-d", "--name", "flap", "--restart", "always", &image, "false"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flap",
+        "--restart",
+        "always",
+        &image,
+        "false",
+    ]);
     // After seven quick failures the backoff is 12.8 s.
     wait_for("seven restarts", || {
-        inspect(&env, "flap", "{{.RestartCount}}").parse::<u32>().unwrap_or(0) >= 7
+        inspect(&env, "flap", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 7
     });
     let begun = Instant::now();
     env.ok(&["stop", "flap"]);
@@ -255,7 +296,10 @@ fn stop_ends_a_restart_backoff_at_once() {
 #[test]
 fn foreground_containers_keep_a_log_with_a_size_cap() {
     let (_served, env, image) = setup();
-    assert_eq!(env.ok(&["run", "--name", "fg", &image, "echo", "hello"]), "hello\n");
+    assert_eq!(
+        env.ok(&["run", "--name", "fg", &image, "echo", "hello"]),
+        "hello\n"
+    );
     assert_eq!(env.ok(&["logs", "fg"]), "hello\n");
     env.ok(&[
         "run",
@@ -321,10 +365,20 @@ fn exec_exit_codes_are_dockers() {
 fn init_reaps_and_forwards_signals_as_pid_1() {
     let (_served, env, image) = setup();
     assert_eq!(
-        env.ok(&["run", "--rm", "--init", &image, "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"]),
+        env.ok(&[
+            "run",
+            "--rm",
+            "--init",
+            &image,
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '"
+        ]),
         "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' ' "
     );
-    env.ok(&["run", "-d", "--init", "--name", "in1", &image, "sleep", "100"]);
+    env.ok(&[
+        "run", "-d", "--init", "--name", "in1", &image, "sleep", "100",
+    ]);
     env.ok(&["stop", "-t", "30", "in1"]);
     // sleep as pid 2 dies of the forwarded SIGTERM: 143, not a 30 s wait and 137.
     assert_eq!(inspect(&env, "in1", "{{.State.ExitCode}}"), "143");

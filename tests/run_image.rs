@@ -532,7 +532,11 @@ fn named_and_anonymous_volumes() {
         .args(["run", "--rm", "-v", "./rel:/x", &image, "true"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(env.dir.path().join("rel").is_dir());
     let (_, err) = env.fail(&["run", "--rm", "-v", "rel:/x:zz", &image, "true"]);
     assert!(err.contains("zz"), "{err}");
@@ -786,12 +790,21 @@ fn detached_containers_and_their_lifecycle() {
     });
     // A command that does not exist: the error comes back to run -d and the container stays
     // created with exit code 127, as Docker keeps it.
-    let (code, err) = env.fail(&["run", "-d", "--name", "nope", "--entrypoint", "/nope", &image]);
+    let (code, err) = env.fail(&[
+        "run",
+        "-d",
+        "--name",
+        "nope",
+        "--entrypoint",
+        "/nope",
+        &image,
+    ]);
     assert_eq!(code, 127, "{err}");
     let ps = env.ok(&["ps", "-a"]);
     assert!(ps.contains("Created") && ps.contains("nope"), "{ps}");
     assert_eq!(
-        env.ok(&["inspect", "--format", "{{.State.ExitCode}}", "nope"]).trim(),
+        env.ok(&["inspect", "--format", "{{.State.ExitCode}}", "nope"])
+            .trim(),
         "127"
     );
     env.ok(&["rm", "nope"]);

@@ -141,7 +141,12 @@ pub struct StatsArgs {
 #[derive(Args, Debug)]
 pub struct StopArgs {
     /// Seconds to wait before killing the container (its --stop-timeout, else 10).
-    #[arg(short = 't', long = "time", alias = "timeout", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "time",
+        alias = "timeout",
+        allow_hyphen_values = true
+    )]
     pub time: Option<i32>,
     /// Containers.
     #[arg(required = true)]

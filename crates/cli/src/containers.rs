@@ -25,10 +25,7 @@ fn display_id(id: &str, full: bool) -> &str {
 }
 
 /// The image to run, pulled as `--pull` says.
-fn run_image(
-    engine: &pelagos_engine::Engine,
-    a: &RunArgs,
-) -> Result<pelagos_image::ImageRecord> {
+fn run_image(engine: &pelagos_engine::Engine, a: &RunArgs) -> Result<pelagos_image::ImageRecord> {
     match a.pull.as_str() {
         "always" => images::pull_image(engine, a.image(), a.platform.as_deref(), a.quiet),
         "missing" | "never" => match engine.images().get(a.image()) {
@@ -127,7 +124,11 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
             format!("{created} ago"),
             r.status.clone(),
             String::new(),
-            r.names.first().map(|n| n.trim_start_matches('/')).unwrap_or_default().to_string(),
+            r.names
+                .first()
+                .map(|n| n.trim_start_matches('/'))
+                .unwrap_or_default()
+                .to_string(),
         ]);
     }
     drop(out);
@@ -275,11 +276,7 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
             _ => &mut stdout,
         };
         if a.timestamps {
-            write!(
-                out,
-                "{} ",
-                humantime::format_rfc3339_nanos(e.time)
-            )?;
+            write!(out, "{} ", humantime::format_rfc3339_nanos(e.time))?;
         }
         out.write_all(&e.bytes)?;
         out.flush()

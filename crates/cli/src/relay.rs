@@ -37,8 +37,7 @@ fn signal_fd() -> Result<SignalFd> {
         set.add(s);
     }
     set.thread_block().context("block signals")?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .context("signalfd")
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
 }
 
 /// Our terminal in raw mode while it lives; restored on drop.
@@ -57,7 +56,8 @@ impl RawTerminal {
         };
         let mut raw = saved.clone();
         nix::sys::termios::cfmakeraw(&mut raw);
-        let _ = nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw);
+        let _ =
+            nix::sys::termios::tcsetattr(stdin.as_fd(), nix::sys::termios::SetArg::TCSANOW, &raw);
         RawTerminal { saved: Some(saved) }
     }
 }
@@ -137,7 +137,10 @@ pub fn relay_attached(client: &mut Client, opts: RelayOptions) -> Result<Ended> 
     let mut buf = vec![0u8; 32 * 1024];
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     loop {
-        let mut fds = vec![pollfd(client.socket().as_raw_fd()), pollfd(signals.as_raw_fd())];
+        let mut fds = vec![
+            pollfd(client.socket().as_raw_fd()),
+            pollfd(signals.as_raw_fd()),
+        ];
         if stdin_open {
             fds.push(pollfd(0));
         }

@@ -14,8 +14,8 @@ pub fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     let mut env_file_lines = Vec::new();
     let lookup = |k: &str| std::env::var(k).ok();
     for f in &a.env_file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("read env file {}", f.display()))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("read env file {}", f.display()))?;
         env_file_lines.extend(pelagos_model::flags::env_file(
             &f.to_string_lossy(),
             &text,

@@ -28,16 +28,16 @@ pub enum Error {
     },
     /// From the model: records, names, config, a monitor's answer.
     #[error(transparent)]
-    Model(#[from] pelagos_model::Error),
+    Model(Box<pelagos_model::Error>),
     /// From the image store.
     #[error(transparent)]
-    Store(#[from] pelagos_image::StoreError),
+    Store(Box<pelagos_image::StoreError>),
     /// From the registry client.
     #[error(transparent)]
-    Registry(#[from] pelagos_registry::RegistryError),
+    Registry(Box<pelagos_registry::RegistryError>),
     /// From the runtime core.
     #[error(transparent)]
-    Runtime(#[from] pelagos_container::Error),
+    Runtime(Box<pelagos_container::Error>),
     /// A background task failed to run to its end.
     #[error("internal error: {0}")]
     Task(String),
@@ -60,14 +60,40 @@ impl Error {
             Error::Unenforceable(_) => ErrorKind::Unenforceable,
             Error::Io { .. } | Error::Task(_) => ErrorKind::Internal,
             Error::Model(e) => e.kind(),
-            Error::Store(pelagos_image::StoreError::NotFound(_))
-            | Error::Store(pelagos_image::StoreError::ImageNotFound(_)) => ErrorKind::NotFound,
+            Error::Store(e)
+                if matches!(
+                    **e,
+                    pelagos_image::StoreError::NotFound(_)
+                        | pelagos_image::StoreError::ImageNotFound(_)
+                ) =>
+            {
+                ErrorKind::NotFound
+            }
             Error::Store(_) => ErrorKind::Internal,
             Error::Registry(_) => ErrorKind::Internal,
             Error::Runtime(e) => e.kind(),
         }
     }
 }
+
+/// The other crates' errors, boxed: they are large and the engine's results are returned
+/// everywhere.
+macro_rules! boxed_from {
+    ($($variant:ident($t:ty)),* $(,)?) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+
+boxed_from!(
+    Model(pelagos_model::Error),
+    Store(pelagos_image::StoreError),
+    Registry(pelagos_registry::RegistryError),
+    Runtime(pelagos_container::Error),
+);
 
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -74,8 +74,7 @@ impl Engine {
     /// Opens (creating when missing) the stores under the configured paths.
     pub fn open(options: EngineOptions) -> Result<Engine> {
         let images = ImageStore::open(options.root.join("image"))?;
-        let containers =
-            pelagos_model::store::Containers::open(options.root.join("containers"))?;
+        let containers = pelagos_model::store::Containers::open(options.root.join("containers"))?;
         let volumes = volumes::Volumes::open(options.root.join("volumes"))?;
         let registries = RegistryConfig::load(&options.config_file)?;
         Ok(Engine {
@@ -129,7 +128,11 @@ impl Engine {
 
     /// The monitor program to start.
     pub fn monitor_program(&self) -> Result<PathBuf> {
-        locate_program(self.options.monitor_program.as_deref(), "PELAGOS_MONITOR", "pelagos-monitor")
+        locate_program(
+            self.options.monitor_program.as_deref(),
+            "PELAGOS_MONITOR",
+            "pelagos-monitor",
+        )
     }
 
     /// The container init for `--init`, installed once under the root.

@@ -26,14 +26,9 @@ pub fn prepare(
     rootfs: &Path,
     store: &Volumes,
 ) -> Result<Prepared> {
-    let image_volumes: Vec<String> = image
-        .and_then(|c| c.volumes().clone())
-        .unwrap_or_default();
-    let planned = pelagos_model::mounts::planned_mounts(
-        &record.config,
-        &record.host_config,
-        &image_volumes,
-    )?;
+    let image_volumes: Vec<String> = image.and_then(|c| c.volumes().clone()).unwrap_or_default();
+    let planned =
+        pelagos_model::mounts::planned_mounts(&record.config, &record.host_config, &image_volumes)?;
     let prepared = store.prepare(rootfs, &planned)?;
     Ok(Prepared {
         mounts: prepared.mounts,

@@ -195,17 +195,21 @@ impl Monitor {
         };
         set_attachment(conn, &a, tty)?;
         if a.logs {
-            log_sink::replay(&self.dir, &self.record.host_config.log_config, |stream, bytes| {
-                let s = match stream {
-                    log_sink::Stream::Stdout => pelagos_model::protocol::STDOUT,
-                    log_sink::Stream::Stderr => pelagos_model::protocol::STDERR,
-                };
-                let room = conn.has_room(bytes.len() + pelagos_model::protocol::HEADER_LEN);
-                if room {
-                    conn.output(s, bytes);
-                }
-                room
-            });
+            log_sink::replay(
+                &self.dir,
+                &self.record.host_config.log_config,
+                |stream, bytes| {
+                    let s = match stream {
+                        log_sink::Stream::Stdout => pelagos_model::protocol::STDOUT,
+                        log_sink::Stream::Stderr => pelagos_model::protocol::STDERR,
+                    };
+                    let room = conn.has_room(bytes.len() + pelagos_model::protocol::HEADER_LEN);
+                    if room {
+                        conn.output(s, bytes);
+                    }
+                    room
+                },
+            );
         }
         Ok(())
     }

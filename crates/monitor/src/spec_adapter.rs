@@ -37,7 +37,9 @@ pub struct SpecRequest<'a> {
 
 /// Resolves Docker's user syntax (and `GroupAdd`) inside `rootfs`.
 pub fn resolve_user(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<User> {
-    Ok(pelagos_spec::user::resolve_with_groups(rootfs, spec, group_add)?)
+    Ok(pelagos_spec::user::resolve_with_groups(
+        rootfs, spec, group_add,
+    )?)
 }
 
 /// Creates a missing working directory owned by root, as dockerd does.
@@ -88,11 +90,17 @@ pub fn build(req: &SpecRequest<'_>) -> Result<Spec> {
         mounts: &req.record.mounts,
         init: req.init_path,
     };
-    Ok(pelagos_spec::build(&input, &config, &req.record.host_config)?)
+    Ok(pelagos_spec::build(
+        &input,
+        &config,
+        &req.record.host_config,
+    )?)
 }
 
 /// Whether the container shares the host's network namespace.
 pub fn host_network(record: &ContainerRecord) -> Result<bool> {
-    Ok(pelagos_model::validate::network_mode(&record.config, &record.host_config)?
-        == NetworkMode::Host)
+    Ok(
+        pelagos_model::validate::network_mode(&record.config, &record.host_config)?
+            == NetworkMode::Host,
+    )
 }

@@ -17,6 +17,8 @@ pub fn attach(engine: &Engine, name_or_id: &str, attach: Attach) -> Result<Clien
     })?;
     match client.call(&Request::Attach(attach))? {
         Reply::Attached => Ok(client),
-        other => Err(Error::Task(format!("the monitor answered {other:?} to attach"))),
+        other => Err(Error::Task(format!(
+            "the monitor answered {other:?} to attach"
+        ))),
     }
 }

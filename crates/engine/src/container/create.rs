@@ -68,7 +68,11 @@ fn check_enforceable(host: &HostConfig) -> Result<()> {
             return Err(Error::Unenforceable(format!(
                 "{flag} cannot be enforced on this host: its cgroup v2 tree ({mount}) has no \
                  \"{controller}\" controller (it offers: {}); run without it",
-                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(", ")
+                }
             )));
         }
     }
@@ -95,7 +99,10 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
         config.healthcheck = image_healthcheck(engine, image);
     }
     if config.stop_signal.is_none() {
-        config.stop_signal = image_config.config().as_ref().and_then(|c| c.stop_signal().clone());
+        config.stop_signal = image_config
+            .config()
+            .as_ref()
+            .and_then(|c| c.stop_signal().clone());
     }
     let record = ContainerRecord {
         id: new_container_id()?,

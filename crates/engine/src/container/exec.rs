@@ -23,8 +23,10 @@ impl ExecSession {
     pub fn wait(mut self) -> Result<i32> {
         match self.client.reply()?.0 {
             Reply::ExecExited { exit_code } => Ok(exit_code),
-            Reply::Error(e) => Err(Error::Model(e.into())),
-            other => Err(Error::Task(format!("the monitor answered {other:?} for an exec"))),
+            Reply::Error(e) => Err(pelagos_model::Error::from(e).into()),
+            other => Err(Error::Task(format!(
+                "the monitor answered {other:?} for an exec"
+            ))),
         }
     }
 
@@ -46,8 +48,8 @@ pub fn exec(
         return Err(Error::Invalid("exec needs a command".into()));
     }
     let record = super::lookup(engine, name_or_id)?;
-    let mut client = super::monitor_of(engine, &record)?
-        .ok_or_else(|| super::not_running(&record))?;
+    let mut client =
+        super::monitor_of(engine, &record)?.ok_or_else(|| super::not_running(&record))?;
     client.send(&Request::Exec(spec), stdio)?;
     match client.reply()? {
         (Reply::ExecStarted { pid }, mut fds) => Ok(ExecSession {
@@ -55,7 +57,9 @@ pub fn exec(
             pid,
             pty: fds.pop(),
         }),
-        (Reply::Error(e), _) => Err(Error::Model(e.into())),
-        (other, _) => Err(Error::Task(format!("the monitor answered {other:?} to exec"))),
+        (Reply::Error(e), _) => Err(pelagos_model::Error::from(e).into()),
+        (other, _) => Err(Error::Task(format!(
+            "the monitor answered {other:?} to exec"
+        ))),
     }
 }

@@ -14,8 +14,8 @@ pub fn parse_signal(text: &str) -> Result<i32> {
 /// Sends `signal` to the container.
 pub fn kill(engine: &Engine, name_or_id: &str, signal: i32) -> Result<()> {
     let record = super::lookup(engine, name_or_id)?;
-    let mut client = super::monitor_of(engine, &record)?
-        .ok_or_else(|| super::not_running(&record))?;
+    let mut client =
+        super::monitor_of(engine, &record)?.ok_or_else(|| super::not_running(&record))?;
     client.call(&Request::Kill { signal })?;
     Ok(())
 }

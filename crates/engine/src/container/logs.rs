@@ -34,7 +34,13 @@ pub fn logs(
                 },
                 &[],
             )?;
-            logs::follow(&dir, &settings, options, Some(client.socket().as_fd()), emit)?;
+            logs::follow(
+                &dir,
+                &settings,
+                options,
+                Some(client.socket().as_fd()),
+                emit,
+            )?;
         }
         None => logs::read(&dir, &settings, options, emit)?,
     }

@@ -9,8 +9,8 @@ use crate::Engine;
 /// Freezes (`pause = true`) or thaws a running container.
 pub fn pause(engine: &Engine, name_or_id: &str, pause: bool) -> Result<()> {
     let record = super::lookup(engine, name_or_id)?;
-    let mut client = super::monitor_of(engine, &record)?
-        .ok_or_else(|| super::not_running(&record))?;
+    let mut client =
+        super::monitor_of(engine, &record)?.ok_or_else(|| super::not_running(&record))?;
     client.call(if pause {
         &Request::Pause
     } else {

@@ -14,8 +14,7 @@ use crate::error::Result;
 use crate::Engine;
 
 /// State.Error of a container whose monitor died.
-pub const MONITOR_DIED: &str =
-    "its monitor died (killed?) and the container was killed with it";
+pub const MONITOR_DIED: &str = "its monitor died (killed?) and the container was killed with it";
 
 /// `record`, reconciled when its monitor died.
 pub fn truthful(engine: &Engine, record: ContainerRecord) -> Result<ContainerRecord> {

@@ -54,7 +54,12 @@ pub fn remove(engine: &Engine, name_or_id: &str, force: bool, volumes: bool) -> 
 }
 
 /// Removes every named container at once.
-pub fn remove_many(engine: &Engine, names: &[String], force: bool, volumes: bool) -> Vec<Result<()>> {
+pub fn remove_many(
+    engine: &Engine,
+    names: &[String],
+    force: bool,
+    volumes: bool,
+) -> Vec<Result<()>> {
     super::for_each_parallel(names, |n| remove(engine, n, force, volumes))
 }
 

@@ -31,7 +31,10 @@ pub enum StartOutcome {
 /// Starts a created or stopped container under a new monitor.
 pub fn start(engine: &Engine, name_or_id: &str, attach: Option<Attach>) -> Result<StartOutcome> {
     let record = super::lookup(engine, name_or_id)?;
-    let Some(lock) = engine.containers().try_own(&record.id).map_err(removed_while_starting)?
+    let Some(lock) = engine
+        .containers()
+        .try_own(&record.id)
+        .map_err(removed_while_starting)?
     else {
         return match super::monitor_of(engine, &record)? {
             Some(_) => Ok(StartOutcome::AlreadyRunning),
@@ -66,7 +69,7 @@ pub fn start(engine: &Engine, name_or_id: &str, attach: Option<Attach>) -> Resul
     client.send(&Request::Start { attach }, &[])?;
     match client.reply()?.0 {
         Reply::Started { pid } => Ok(StartOutcome::Started(Started { pid, client })),
-        Reply::Error(e) => Err(Error::Model(e.into())),
+        Reply::Error(e) => Err(pelagos_model::Error::from(e).into()),
         other => Err(Error::Task(format!(
             "the monitor answered {other:?} to start"
         ))),
@@ -76,9 +79,9 @@ pub fn start(engine: &Engine, name_or_id: &str, attach: Option<Attach>) -> Resul
 /// A container removed between lookup and lock is "removed while starting".
 fn removed_while_starting(e: pelagos_model::Error) -> Error {
     match e {
-        pelagos_model::Error::NoSuchContainer(id) => Error::Model(
-            pelagos_model::Error::NoSuchContainer(format!("{id} (removed while starting)")),
-        ),
+        pelagos_model::Error::NoSuchContainer(id) => {
+            pelagos_model::Error::NoSuchContainer(format!("{id} (removed while starting)")).into()
+        }
         other => other.into(),
     }
 }

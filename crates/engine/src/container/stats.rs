@@ -6,7 +6,10 @@ use crate::error::{Error, Result};
 use crate::Engine;
 
 /// The record and one sample of its cgroup's usage.
-pub fn stats(engine: &Engine, name_or_id: &str) -> Result<(ContainerRecord, pelagos_cgroups::Stats)> {
+pub fn stats(
+    engine: &Engine,
+    name_or_id: &str,
+) -> Result<(ContainerRecord, pelagos_cgroups::Stats)> {
     let record = super::lookup(engine, name_or_id)?;
     let runtime = engine.runtime();
     let saved = runtime

@@ -19,7 +19,9 @@ pub fn stop(engine: &Engine, name_or_id: &str, timeout: Option<i64>) -> Result<(
         timeout,
     }) {
         Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => Ok(()),
-        Ok(other) => Err(Error::Task(format!("the monitor answered {other:?} to stop"))),
+        Ok(other) => Err(Error::Task(format!(
+            "the monitor answered {other:?} to stop"
+        ))),
         // The monitor went away as it stopped (a `--rm` container removed on exit).
         Err(e) if super::reconcile::gone(engine, &record) => {
             let _ = e;

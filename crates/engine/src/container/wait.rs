@@ -21,7 +21,9 @@ pub fn wait(engine: &Engine, name_or_id: &str, condition: WaitCondition) -> Resu
                 Ok(Reply::Exited { exit_code, .. }) => return Ok(exit_code),
                 Ok(Reply::Removed) => return Ok(record.state.exit_code),
                 Ok(other) => {
-                    return Err(Error::Task(format!("the monitor answered {other:?} to wait")))
+                    return Err(Error::Task(format!(
+                        "the monitor answered {other:?} to wait"
+                    )))
                 }
                 // A monitor that ended without answering: look at the record again.
                 Err(_) => {}
@@ -33,12 +35,10 @@ pub fn wait(engine: &Engine, name_or_id: &str, condition: WaitCondition) -> Resu
         std::thread::sleep(RECHECK);
         record = match super::lookup(engine, record.id.as_str()) {
             Ok(r) => r,
-            Err(Error::Model(pelagos_model::Error::NoSuchContainer(_))) => {
+            Err(Error::Model(e)) if matches!(*e, pelagos_model::Error::NoSuchContainer(_)) => {
                 return match condition {
                     WaitCondition::Removed => Ok(record.state.exit_code),
-                    _ => Err(Error::Model(pelagos_model::Error::NoSuchContainer(
-                        record.name.clone(),
-                    ))),
+                    _ => Err(pelagos_model::Error::NoSuchContainer(record.name.clone()).into()),
                 }
             }
             Err(e) => return Err(e),
