@@ -1,12 +1,12 @@
 //! CVE-2019-5736 against the `pelagos` CLI: its containers' init and exec'd processes are
-//! clones of the CLI (or of its monitor), so a container command `#!/proc/self/exe` makes the
-//! kernel run the CLI's own executable inside the container. A preloaded payload keeps a handle
-//! on it and writes through the handle once no host process executes the file any more (the
-//! monitor and the `exec` CLI killed, the container running on without them). The attack runs
-//! against a copy of the binary, so a failing test never damages the build.
+//! clones of the container's monitor (`pelagos-monitor`), so a container command
+//! `#!/proc/self/exe` would make the kernel run the monitor's executable inside the container.
+//! A preloaded payload keeps a handle on it and writes through the handle once no host process
+//! executes the file any more (the monitor and the `exec` CLI killed). The attack runs against
+//! a copy of the monitor, so a failing test never damages the build.
 //!
-//! `PELAGOS_TEST_CLI=/path/to/pelagos` attacks that binary instead of this build's (to show the
-//! test failing against a build without the defence).
+//! `PELAGOS_TEST_CLI=/path/to/pelagos-monitor` attacks that binary instead of this build's (to
+//! show the test failing against a build without the defence).
 
 mod cli_support;
 
@@ -39,11 +39,11 @@ done
 cat $out.err > $out.result
 "#;
 
-/// The binary attacked: this build's `pelagos`, or `PELAGOS_TEST_CLI`.
+/// The binary attacked: this build's `pelagos-monitor`, or `PELAGOS_TEST_CLI`.
 fn binary_under_test() -> PathBuf {
     std::env::var_os("PELAGOS_TEST_CLI")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pelagos")))
+        .unwrap_or_else(cli_support::monitor_program)
 }
 
 /// This build's own `pelagos`, for looking at the test's containers.
@@ -104,8 +104,8 @@ struct CliAttack {
 impl CliAttack {
     fn new() -> CliAttack {
         let env = Env::new();
-        let victim = env.dir.path().join("pelagos");
-        std::fs::copy(binary_under_test(), &victim).expect("copy the pelagos binary");
+        let victim = env.dir.path().join("pelagos-monitor");
+        std::fs::copy(binary_under_test(), &victim).expect("copy the monitor binary");
         let rootfs = env.dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("bin")).unwrap();
         std::fs::create_dir_all(rootfs.join("etc")).unwrap();
@@ -175,10 +175,11 @@ impl CliAttack {
         }
     }
 
-    /// The victim copy with the test's paths.
+    /// This build's `pelagos` with the test's paths, starting the victim copy as monitor.
     fn victim(&self) -> Command {
-        let mut c = Command::new(&self.victim);
-        c.env("PELAGOS_ROOT", &self.env.root)
+        let mut c = Command::new(binary_under_test_build());
+        c.env("PELAGOS_MONITOR", &self.victim)
+            .env("PELAGOS_ROOT", &self.env.root)
             .env("PELAGOS_RUNROOT", &self.env.runroot)
             .env("PELAGOS_CONFIG", &self.env.engine_config)
             .env("DOCKER_CONFIG", &self.env.config_dir)
@@ -219,7 +220,9 @@ impl CliAttack {
             .expect("container record"),
         )
         .unwrap();
-        let monitor = record["monitor_pid"].as_i64().expect("monitor_pid") as i32;
+        let monitor = record["state"]["owner"]["pid"]
+            .as_i64()
+            .expect("the monitor's pid") as i32;
         // SAFETY: kill(2) of the monitor this test's `run -d` started (pid from its record).
         unsafe { libc::kill(monitor, libc::SIGKILL) };
         wait_for("the monitor to go", || {
@@ -256,6 +259,12 @@ impl CliAttack {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// "running" while any of the test's containers runs.
+    fn status_of_all(&self) -> String {
+        let running = self.containers.iter().any(|n| self.status(n) == "running");
+        if running { "running" } else { "stopped" }.to_string()
+    }
+
     /// Lets the attacks go on: no host process executes the binary any more.
     fn go(&self) {
         std::fs::write(self.out.join("go"), "").unwrap();
@@ -269,9 +278,11 @@ impl CliAttack {
         }
         let result = self.out.join(format!("{attack}.result"));
         let mut text = String::new();
+        // The container dies with its monitor: an attack cut short keeps saying "started".
         wait_for(&format!("the verdict of the {attack} attack"), || {
             text = std::fs::read_to_string(&result).unwrap_or_default();
-            !text.trim().is_empty() && text.trim() != "started"
+            (!text.trim().is_empty() && text.trim() != "started")
+                || self.status_of_all() != "running"
         });
         text.trim().to_string()
     }
@@ -326,7 +337,7 @@ impl Drop for KilledOnDrop {
     }
 }
 
-/// `pelagos run -d`: the init is a clone of the monitor, itself a fork of the CLI.
+/// `pelagos run -d`: the init is a clone of the monitor.
 #[test]
 fn a_detached_container_cannot_overwrite_pelagos_once_its_monitor_is_gone() {
     let mut a = CliAttack::new();
@@ -339,8 +350,8 @@ fn a_detached_container_cannot_overwrite_pelagos_once_its_monitor_is_gone() {
     a.assert_clean();
 }
 
-/// `pelagos exec`: the exec'd process is a clone of the `exec` CLI; the CLI and the monitor
-/// are killed, the exec'd process runs on in the container.
+/// `pelagos exec`: the exec'd process is a clone of the monitor; the CLI and the monitor
+/// are killed.
 #[test]
 fn an_exec_process_cannot_overwrite_pelagos_once_the_cli_is_gone() {
     let mut a = CliAttack::new();
