@@ -98,7 +98,8 @@ fn the_monitor_is_its_own_program_and_outlives_its_client() {
         .count();
     assert_eq!(threads, 1, "the monitor is single-threaded");
     env.ok(&["rm", "-f", "mon"]);
-    assert!(!alive(pid));
+    // It answers the removal, then exits.
+    wait_for("the monitor to exit", || !alive(pid));
     env.assert_no_container_leftovers();
 }
 
