@@ -38,7 +38,7 @@ impl Monitor {
                 Ok(Some(Frame::Data { .. })) => {}
                 Ok(None) if reader.at_eof() => return self.leave(),
                 Ok(None) => {
-                    if reader.fill(starter.as_fd()).is_err() {
+                    if reader.fill_with(starter.as_fd(), &mut self.buf).is_err() {
                         self.done = true;
                         return;
                     }
@@ -136,7 +136,7 @@ impl Monitor {
             }
         })?;
         // What creating the container needed is not needed again.
-        sys::trim_heap();
+        self.shed_soon();
         Ok(pid)
     }
 
@@ -167,6 +167,7 @@ impl Monitor {
         self.health = None;
         self.reap_execs();
         self.after_exit(code, live.started.elapsed());
+        self.shed_soon();
     }
 
     /// Records the exit, answers waiters, then restarts, ends or finishes a removal.
@@ -310,6 +311,7 @@ impl Monitor {
             if let Some(entry) = h.start(&self.runtime, &self.id, live.pid, now) {
                 self.record_probe(entry);
             }
+            self.shed_soon();
         }
     }
 

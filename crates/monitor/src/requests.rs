@@ -34,7 +34,12 @@ impl Monitor {
             Request::Resize { height, width } => {
                 self.resize(height, width).map(|()| Some(Reply::Ok))
             }
-            Request::Exec(spec) => self.exec(id, spec, fds).map(|()| None),
+            Request::Exec(spec) => {
+                let started = self.exec(id, spec, fds).map(|()| None);
+                // Whether it started or not, the runtime's code and heap are not needed now.
+                self.shed_soon();
+                started
+            }
         };
         match done {
             Ok(Some(reply)) => self.reply(id, &reply),
