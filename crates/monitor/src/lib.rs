@@ -14,6 +14,7 @@ pub mod detach;
 pub mod error;
 pub mod exec;
 pub mod health;
+pub mod isolate;
 pub mod launch;
 pub mod life;
 pub mod lines;
