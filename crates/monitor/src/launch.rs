@@ -170,6 +170,8 @@ impl Launcher<'_> {
     fn create(&self, record: &ContainerRecord, spec: oci_spec::runtime::Spec) -> Result<Launched> {
         let tty = record.config.tty;
         let ends = StdioEnds::new(tty, record.config.open_stdin)?;
+        // To do when the runtime core has it: `parent_death_signal: Some(SIGKILL)`, so that
+        // the container dies with its monitor.
         let opts = CreateOptions {
             cgroup_manager: CgroupManager::Cgroupfs,
             seccomp_cache: Some(self.plan.seccomp_cache.clone()),

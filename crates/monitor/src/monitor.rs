@@ -276,8 +276,7 @@ impl Monitor {
 
     /// A client attached to stdin is not read while the container's stdin is full.
     fn may_read(&self, c: &Conn) -> bool {
-        let feeds_stdin = c.attachment.as_ref().is_some_and(|a| a.stdin);
-        !feeds_stdin
+        !feeds_stdin(c)
             || self
                 .live
                 .as_ref()
@@ -357,6 +356,7 @@ impl Monitor {
                 }
             }
         }
+        let stdin_ended = c.eof && feeds_stdin(c);
         for f in frames {
             match f {
                 Frame::Control { message, fds } => self.on_request(id, message, fds),
@@ -365,6 +365,9 @@ impl Monitor {
                 }
                 Frame::Data { .. } => {}
             }
+        }
+        if stdin_ended {
+            self.stdin_client_left();
         }
     }
 
@@ -380,8 +383,8 @@ impl Monitor {
             }
         }
         for id in gone {
-            if let Some(c) = self.conns.remove(&id) {
-                self.on_conn_gone(&c);
+            if self.conns.remove(&id).is_some_and(|c| feeds_stdin(&c)) {
+                self.stdin_client_left();
             }
         }
     }
@@ -515,6 +518,11 @@ impl Monitor {
             }
         }
     }
+}
+
+/// Whether a client is attached to the container's stdin.
+fn feeds_stdin(c: &Conn) -> bool {
+    c.attachment.as_ref().is_some_and(|a| a.stdin)
 }
 
 /// The log stream of an output source (a terminal has only one).
