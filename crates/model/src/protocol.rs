@@ -232,10 +232,15 @@ pub struct FrameReader {
 impl FrameReader {
     /// Reads once from `sock` (blocking or not); `Ok(0)` at end of file.
     pub fn fill(&mut self, sock: BorrowedFd<'_>) -> std::io::Result<usize> {
-        let mut chunk = [0u8; 65536];
+        self.fill_with(sock, &mut [0u8; 65536])
+    }
+
+    /// [`fill`](Self::fill) through the caller's buffer: a process that keeps one buffer for
+    /// all its reads (the monitor) touches no new stack for it.
+    pub fn fill_with(&mut self, sock: BorrowedFd<'_>, chunk: &mut [u8]) -> std::io::Result<usize> {
         let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
         let (n, fds) = loop {
-            let mut iov = [IoSliceMut::new(&mut chunk)];
+            let mut iov = [IoSliceMut::new(&mut *chunk)];
             match recvmsg::<()>(
                 sock.as_raw_fd(),
                 &mut iov,

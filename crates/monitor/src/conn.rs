@@ -139,9 +139,9 @@ impl Conn {
         }
     }
 
-    /// Reads what arrived, noting the end of the peer's sending.
-    pub fn fill(&mut self) {
-        match self.reader.fill(self.sock.as_fd()) {
+    /// Reads what arrived (through `buf`), noting the end of the peer's sending.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        match self.reader.fill_with(self.sock.as_fd(), buf) {
             Ok(0) => self.eof = true,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

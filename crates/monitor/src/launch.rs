@@ -14,7 +14,7 @@ use pelagos_model::store::Containers;
 use crate::error::{Error, Result};
 use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
-use crate::{mounts, overlay, sys};
+use crate::{isolate, mounts, overlay, sys};
 
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
@@ -76,7 +76,7 @@ impl Launcher<'_> {
             hostname: &etc[1],
             resolv_conf: &etc[2],
         };
-        let spec = spec_adapter::build(&SpecRequest {
+        let request = SpecRequest {
             record,
             image,
             rootfs: &rootfs,
@@ -86,7 +86,9 @@ impl Launcher<'_> {
             etc: paths,
             cgroups_path: &cgroups_path,
             init_path: self.plan.init_path.as_deref(),
-        })?;
+        };
+        // The builder caches Docker's seccomp profile for good: not in the monitor.
+        let spec = isolate::in_child("build the spec", || spec_adapter::build(&request))?;
         let mut launched = self.create(record, spec)?;
         if let Err(e) = attach_network(&launched.created, record)
             .and_then(|()| Ok(self.runtime.start_created(&mut launched.created)?))
@@ -168,6 +170,8 @@ impl Launcher<'_> {
     fn create(&self, record: &ContainerRecord, spec: oci_spec::runtime::Spec) -> Result<Launched> {
         let tty = record.config.tty;
         let ends = StdioEnds::new(tty, record.config.open_stdin)?;
+        // To do when the runtime core has it: `parent_death_signal: Some(SIGKILL)`, so that
+        // the container dies with its monitor.
         let opts = CreateOptions {
             cgroup_manager: CgroupManager::Cgroupfs,
             seccomp_cache: Some(self.plan.seccomp_cache.clone()),

@@ -14,10 +14,12 @@ pub mod detach;
 pub mod error;
 pub mod exec;
 pub mod health;
+pub mod isolate;
 pub mod launch;
 pub mod life;
 pub mod lines;
 pub mod log_sink;
+pub mod memory;
 pub mod monitor;
 pub mod mounts;
 pub mod overlay;
@@ -62,6 +64,7 @@ pub fn main() -> i32 {
         Ok(nix::unistd::ForkResult::Parent { .. }) => 0,
         Ok(nix::unistd::ForkResult::Child) => {
             sys::ignore_sigpipe();
+            memory::tune_heap();
             run(&args)
         }
         Err(_) => 1,

@@ -38,7 +38,7 @@ impl Monitor {
                 Ok(Some(Frame::Data { .. })) => {}
                 Ok(None) if reader.at_eof() => return self.leave(),
                 Ok(None) => {
-                    if reader.fill(starter.as_fd()).is_err() {
+                    if reader.fill_with(starter.as_fd(), &mut self.buf).is_err() {
                         self.done = true;
                         return;
                     }
@@ -136,7 +136,7 @@ impl Monitor {
             }
         })?;
         // What creating the container needed is not needed again.
-        sys::trim_heap();
+        self.shed_soon();
         Ok(pid)
     }
 
@@ -159,6 +159,7 @@ impl Monitor {
     pub fn on_exit(&mut self) {
         let Some(live) = self.live.take() else { return };
         let code = sys::reap(live.pid).unwrap_or(128 + libc::SIGKILL);
+        let oom_killed = self.oom_killed();
         // Kills what is left in its cgroup and deletes the runtime's state.
         let _ = self.runtime.delete_created(live.created);
         self.drain_output([live.stdout, live.stderr, live.pty]);
@@ -166,11 +167,24 @@ impl Monitor {
         self.on_probe_exit();
         self.health = None;
         self.reap_execs();
-        self.after_exit(code, live.started.elapsed());
+        self.after_exit(code, oom_killed, live.started.elapsed());
+        self.shed_soon();
+    }
+
+    /// Whether the kernel's OOM killer killed a process of the container (its cgroup's
+    /// memory.events, read before the cgroup goes).
+    fn oom_killed(&self) -> bool {
+        let Ok(saved) = self.runtime.load(&self.id) else {
+            return false;
+        };
+        let Ok(cgroup) = self.runtime.cgroup_of(&saved) else {
+            return false;
+        };
+        cgroup.oom_kill_count().is_ok_and(|n| n > 0)
     }
 
     /// Records the exit, answers waiters, then restarts, ends or finishes a removal.
-    fn after_exit(&mut self, code: i32, ran: Duration) {
+    fn after_exit(&mut self, code: i32, oom_killed: bool, ran: Duration) {
         let restart = self.removing.is_none()
             && !self.record.state.stop_requested
             && self.policy.wants(code, self.restarts);
@@ -185,6 +199,7 @@ impl Monitor {
                 r.state.status = status;
                 r.state.pid = 0;
                 r.state.exit_code = code;
+                r.state.oom_killed = oom_killed;
                 r.state.finished_at = Some(finished);
             });
         }
@@ -310,6 +325,7 @@ impl Monitor {
             if let Some(entry) = h.start(&self.runtime, &self.id, live.pid, now) {
                 self.record_probe(entry);
             }
+            self.shed_soon();
         }
     }
 

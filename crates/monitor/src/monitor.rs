@@ -20,6 +20,7 @@ use crate::error::Result;
 use crate::health::Checker;
 use crate::lines::Lines;
 use crate::log_sink::{self, LogSink, Stream};
+use crate::memory::{Image, Scratch};
 use crate::restart::{Backoff, Policy};
 use crate::sys;
 
@@ -27,6 +28,8 @@ use crate::sys;
 const READ_BUF: usize = 64 * 1024;
 /// Stdin bytes held for a slow container before its clients are read no more.
 pub const STDIN_LIMIT: usize = 64 * 1024;
+/// Activity is followed by a shedding of memory this much later (at most one per period).
+const SHED_DELAY: Duration = Duration::from_secs(1);
 
 /// The running container: its init and the monitor's ends of its stdio.
 pub struct Live {
@@ -108,7 +111,12 @@ pub struct Monitor {
     pub health: Option<Checker>,
     pub log: Box<dyn LogSink>,
     pub lines: Lines,
-    pub buf: Vec<u8>,
+    /// The one read buffer.
+    pub buf: Scratch,
+    /// When to give back memory a burst of work left resident (see `memory`).
+    pub shed_at: Option<Instant>,
+    /// Code pages to drop right before the next sleep.
+    pending_drop: Option<Image>,
     /// Leave the loop.
     pub done: bool,
 }
@@ -151,7 +159,9 @@ impl Monitor {
             health: None,
             log: Box::new(log_sink::Discard),
             lines: Lines::default(),
-            buf: Vec::new(),
+            buf: Scratch::new(READ_BUF)?,
+            shed_at: None,
+            pending_drop: None,
             done: false,
         })
     }
@@ -178,21 +188,43 @@ impl Monitor {
 
     /// Serves until the container's life is over.
     pub fn serve(&mut self) -> Result<()> {
-        self.buf = vec![0u8; READ_BUF];
         while !self.done {
             let (mut fds, tokens) = self.poll_set();
-            sys::poll(&mut fds, self.timeout_ms())?;
+            let timeout = self.timeout_ms();
+            let events = match self.pending_drop.take() {
+                Some(image) => crate::memory::poll_dropping(&image, &mut fds, timeout)?,
+                None => sys::poll(&mut fds, timeout)?,
+            };
             for (pfd, token) in fds.iter().zip(tokens) {
                 if pfd.revents != 0 && !self.done {
                     self.dispatch(token, pfd.revents);
                 }
             }
+            let now = Instant::now();
             if !self.done {
-                self.on_timers(Instant::now());
+                self.on_timers(now);
             }
             self.flush_conns();
+            self.shed_when_due(events > 0, now);
         }
         Ok(())
+    }
+
+    /// Sheds memory a second after activity began, and at once after a burst (a start, an
+    /// exec) asked for it; here, at the top of the loop, the stack is shallow.
+    fn shed_when_due(&mut self, active: bool, now: Instant) {
+        if self.shed_at.is_some_and(|t| t <= now) {
+            self.buf.release();
+            self.pending_drop = Some(crate::memory::shed());
+            self.shed_at = None;
+        } else if active && self.shed_at.is_none() {
+            self.shed_at = Some(now + SHED_DELAY);
+        }
+    }
+
+    /// Asks for memory to be shed at the end of this round (after a burst of work).
+    pub fn shed_soon(&mut self) {
+        self.shed_at = Some(Instant::now());
     }
 
     fn poll_set(&self) -> (Vec<libc::pollfd>, Vec<Token>) {
@@ -244,8 +276,7 @@ impl Monitor {
 
     /// A client attached to stdin is not read while the container's stdin is full.
     fn may_read(&self, c: &Conn) -> bool {
-        let feeds_stdin = c.attachment.as_ref().is_some_and(|a| a.stdin);
-        !feeds_stdin
+        !feeds_stdin(c)
             || self
                 .live
                 .as_ref()
@@ -260,6 +291,7 @@ impl Monitor {
             self.stop_deadline,
             self.restart_at,
             probe.map(|h| h.deadline()),
+            self.shed_at,
         ]
         .into_iter()
         .flatten()
@@ -308,7 +340,7 @@ impl Monitor {
             c.flush();
         }
         if revents & libc::POLLIN != 0 {
-            c.fill();
+            c.fill(&mut self.buf);
         } else if revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
             c.dead = true;
         }
@@ -324,6 +356,7 @@ impl Monitor {
                 }
             }
         }
+        let stdin_ended = c.eof && feeds_stdin(c);
         for f in frames {
             match f {
                 Frame::Control { message, fds } => self.on_request(id, message, fds),
@@ -332,6 +365,9 @@ impl Monitor {
                 }
                 Frame::Data { .. } => {}
             }
+        }
+        if stdin_ended {
+            self.stdin_client_left();
         }
     }
 
@@ -347,8 +383,8 @@ impl Monitor {
             }
         }
         for id in gone {
-            if let Some(c) = self.conns.remove(&id) {
-                self.on_conn_gone(&c);
+            if self.conns.remove(&id).is_some_and(|c| feeds_stdin(&c)) {
+                self.stdin_client_left();
             }
         }
     }
@@ -482,6 +518,11 @@ impl Monitor {
             }
         }
     }
+}
+
+/// Whether a client is attached to the container's stdin.
+fn feeds_stdin(c: &Conn) -> bool {
+    c.attachment.as_ref().is_some_and(|a| a.stdin)
 }
 
 /// The log stream of an output source (a terminal has only one).

@@ -34,7 +34,12 @@ impl Monitor {
             Request::Resize { height, width } => {
                 self.resize(height, width).map(|()| Some(Reply::Ok))
             }
-            Request::Exec(spec) => self.exec(id, spec, fds).map(|()| None),
+            Request::Exec(spec) => {
+                let started = self.exec(id, spec, fds).map(|()| None);
+                // Whether it started or not, the runtime's code and heap are not needed now.
+                self.shed_soon();
+                started
+            }
         };
         match done {
             Ok(Some(reply)) => self.reply(id, &reply),
@@ -56,8 +61,9 @@ impl Monitor {
 
     /// `Wait`: an answer now when the condition holds, else the client waits.
     fn wait(&mut self, id: u64, condition: WaitCondition) -> Option<Reply> {
+        let runs = self.is_live() || self.restart_at.is_some();
         match condition {
-            WaitCondition::NotRunning if !self.record.state.status.is_live() => Some(self.exited()),
+            WaitCondition::NotRunning if !runs => Some(self.exited()),
             WaitCondition::NotRunning | WaitCondition::NextExit => {
                 self.exit_waiters.push(id);
                 None
@@ -95,7 +101,7 @@ impl Monitor {
             self.kill_all();
             return Ok(None);
         }
-        self.signal(signal)?;
+        self.signal(signal, true)?;
         if timeout > 0 {
             let at = Instant::now() + Duration::from_secs(timeout.unsigned_abs());
             self.stop_deadline = Some(self.stop_deadline.map_or(at, |d| d.min(at)));
@@ -111,10 +117,11 @@ impl Monitor {
         }
     }
 
-    /// Signals the init; a paused container is thawed after, so it can act on it (Docker).
-    fn signal(&mut self, signal: i32) -> Result<()> {
+    /// Signals the init; with `thaw` a paused container is thawed after, so that it can act
+    /// on it (Docker does so for its stop signal).
+    fn signal(&mut self, signal: i32, thaw: bool) -> Result<()> {
         self.runtime.kill(&self.id, signal, false)?;
-        if self.record.state.status == Status::Paused {
+        if thaw && self.record.state.status == Status::Paused {
             self.runtime.resume(&self.id)?;
             self.update(|r| r.state.status = Status::Running)?;
         }
@@ -141,7 +148,7 @@ impl Monitor {
         if ends_policy {
             self.update(|r| r.state.stop_requested = true)?;
         }
-        self.signal(signal)
+        self.signal(signal, ends_policy)
     }
 
     /// `Pause` / `Unpause`: freeze or thaw every process.
@@ -310,10 +317,10 @@ impl Monitor {
         }
     }
 
-    /// A client went away: with StdinOnce, the container's stdin ends with it.
-    pub fn on_conn_gone(&mut self, conn: &Conn) {
-        let fed_stdin = conn.attachment.as_ref().is_some_and(|a| a.stdin);
-        if fed_stdin && self.record.config.stdin_once {
+    /// A client attached to stdin went away or ended its input: with StdinOnce, the
+    /// container's stdin ends with it.
+    pub fn stdin_client_left(&mut self) {
+        if self.record.config.stdin_once {
             self.close_stdin();
         }
     }

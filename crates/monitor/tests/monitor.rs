@@ -99,10 +99,13 @@ impl World {
     /// Starts the monitor of `id`; the starter connection.
     fn spawn(&self, id: &ContainerId) -> Client {
         let lock = self.store.try_own(id).unwrap().expect("nobody owns it yet");
-        let program = Path::new(env!("CARGO_BIN_EXE_pelagos-monitor"));
+        // PELAGOS_MONITOR: another build of the monitor (the release one, to measure it).
+        let program = std::env::var_os("PELAGOS_MONITOR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pelagos-monitor")));
         let client = start_monitor(
             MonitorCommand {
-                program,
+                program: &program,
                 root: &self.root,
                 runroot: &self.runroot,
                 id,
@@ -623,4 +626,57 @@ fn killing_the_monitor_kills_the_container() {
     w.wait_monitor_gone(&id);
     assert!(!w.store.is_owned(&id).unwrap());
     wait_until(|| !Path::new(&format!("/proc/{pid}")).exists());
+}
+
+/// The monitor's memory while a container runs (`PELAGOS_MONITOR=<release build> cargo test
+/// -p pelagos-monitor --test monitor -- --ignored --nocapture monitor_memory`).
+#[test]
+#[ignore = "a measurement: prints the monitor's smaps_rollup"]
+fn monitor_memory() {
+    let mut w = World::new();
+    let id = w.create(&["sleep", "1000"], |_| {});
+    let (_starter, _) = w.start(&id, Some(attach_output()));
+    let monitor = w
+        .record(&id)
+        .state
+        .owner
+        .expect("the monitor is recorded")
+        .pid;
+    let rollup = || {
+        let text = std::fs::read_to_string(format!("/proc/{monitor}/smaps_rollup")).unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("Rss") || l.starts_with("Pss"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    w.state(&id);
+    // The monitor sheds what a burst of work left resident a second after it.
+    let idle = || std::thread::sleep(Duration::from_secs(2));
+    idle();
+    println!("after start: {}", rollup());
+    let mut c = w.connect(&id);
+    let (out_r, out_w) = pipe();
+    let spec = ExecSpec {
+        cmd: strings(&["true"]),
+        ..Default::default()
+    };
+    c.send(&Request::Exec(spec), &[out_w.as_fd(), out_w.as_fd()])
+        .unwrap();
+    drop(out_w);
+    assert!(matches!(c.reply().unwrap().0, Reply::ExecStarted { .. }));
+    assert_eq!(c.reply().unwrap().0, Reply::ExecExited { exit_code: 0 });
+    drop(out_r);
+    idle();
+    println!("after an exec: {}", rollup());
+    if std::env::var_os("PELAGOS_SMAPS").is_some() {
+        let smaps = std::fs::read_to_string(format!("/proc/{monitor}/smaps")).unwrap();
+        for l in smaps.lines() {
+            let head = l.split_whitespace().next().unwrap_or("");
+            if !head.ends_with(':')
+                || ["Rss:", "Pss:", "Private_Dirty:", "Anonymous:"].contains(&head)
+            {
+                println!("{l}");
+            }
+        }
+    }
 }
