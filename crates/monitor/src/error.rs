@@ -62,41 +62,22 @@ impl Error {
     pub fn to_wire(&self) -> WireError {
         match self {
             Error::Model(pelagos_model::Error::Remote(w)) => w.clone(),
+            // The errno and the stage travel with the kind (the init's report).
+            Error::Runtime(e) => WireError {
+                kind: e.kind(),
+                message: e.to_string(),
+                errno: e.errno(),
+                stage: e.stage().map(str::to_string),
+            },
             other => WireError::new(other.kind(), other.to_string()),
         }
     }
 }
 
-/// The kind of a runtime-core error.
-///
-/// Temporary bridge: until the container init reports its failures with a kind (errno and
-/// stage), a failed exec of the container's program reaches us as the init's text, with
-/// runc's words. Only those two exact shapes are recognised, so that `run`/`exec` of a missing
-/// program still exits 127 (126 when not executable). Goes away when the core sends kinds.
+/// The kind of a runtime-core error: from its variant (the init and the launch stub report
+/// theirs with a kind, an errno and a stage), never from its text.
 pub fn runtime_kind(e: &pelagos_container::Error) -> ErrorKind {
-    let kind = e.kind();
-    if kind != ErrorKind::Internal {
-        return kind;
-    }
-    let pelagos_container::Error::Child(text) = e else {
-        return kind;
-    };
-    // The init's own error, sent as its display text ("invalid configuration: exec: …").
-    let text = text.strip_prefix("invalid configuration: ").unwrap_or(text);
-    match text {
-        text if text.starts_with("exec: ") => {
-            if text.ends_with("executable file not found in $PATH")
-                || text.ends_with(": no such file or directory")
-            {
-                ErrorKind::ExecutableNotFound
-            } else if text.ends_with(": permission denied") {
-                ErrorKind::NotExecutable
-            } else {
-                kind
-            }
-        }
-        _ => kind,
-    }
+    e.kind()
 }
 
 #[cfg(test)]
@@ -105,27 +86,26 @@ mod tests {
 
     #[test]
     fn exec_failures_keep_their_kind() {
-        let child = |t: &str| Error::Runtime(pelagos_container::Error::Child(t.into()));
-        let missing = child("exec: \"nope\": executable file not found in $PATH");
-        assert_eq!(missing.kind(), ErrorKind::ExecutableNotFound);
+        let process = |kind| {
+            Error::Runtime(pelagos_container::Error::Process {
+                kind,
+                errno: Some(libc::ENOENT),
+                stage: "exec".into(),
+                message: "exec: \"nope\": executable file not found in $PATH".into(),
+            })
+        };
         assert_eq!(
-            child("exec: \"/x\": no such file or directory").kind(),
+            process(ErrorKind::ExecutableNotFound).kind(),
             ErrorKind::ExecutableNotFound
         );
         assert_eq!(
-            child("exec: \"/etc\": permission denied").kind(),
+            process(ErrorKind::NotExecutable).to_wire().kind,
             ErrorKind::NotExecutable
         );
-        assert_eq!(
-            child("invalid configuration: exec: \"x\": executable file not found in $PATH").kind(),
-            ErrorKind::ExecutableNotFound
-        );
-        assert_eq!(child("mount /proc: busy").kind(), ErrorKind::Internal);
-        assert_eq!(missing.to_wire().kind, ErrorKind::ExecutableNotFound);
-        let remote = Error::Model(pelagos_model::Error::Remote(WireError::new(
-            ErrorKind::NotFound,
-            "gone",
-        )));
-        assert_eq!(remote.to_wire().kind, ErrorKind::NotFound);
+        // A text that looks like one is not taken for one.
+        let child = Error::Runtime(pelagos_container::Error::Child(
+            "exec: \"nope\": executable file not found in $PATH".into(),
+        ));
+        assert_eq!(child.kind(), ErrorKind::Internal);
     }
 }

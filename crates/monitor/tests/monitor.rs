@@ -609,10 +609,9 @@ fn stdin_reaches_the_container_and_detach_keys_detach_a_tty_client() {
     assert_eq!(w.state(&tty).status, Status::Running);
 }
 
-/// Needs `CreateOptions::parent_death_signal` in the runtime core: until then a container
-/// outlives a killed monitor.
+/// The container's init carries the parent-death signal SIGKILL: it dies with its monitor,
+/// and the monitor's owner lock is free at once.
 #[test]
-#[ignore = "needs CreateOptions::parent_death_signal in the runtime core"]
 fn killing_the_monitor_kills_the_container() {
     let mut w = World::new();
     let id = w.create(&["sleep", "1000"], |_| {});
