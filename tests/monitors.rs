@@ -4,6 +4,7 @@
 
 mod cli_support;
 
+use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -414,5 +415,46 @@ fn healthchecks_report_in_inspect() {
     });
     assert!(env.ok(&["ps"]).contains("(healthy)"));
     env.ok(&["rm", "-f", "hc"]);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn only_root_reaches_a_monitor() {
+    let (_served, env, image) = setup();
+    // The test's directories are searchable by all, and the CLI runs with umask 0: the
+    // monitor's own permissions are what must keep others out.
+    for dir in [env.dir.path(), env.runroot.as_path()] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let mut run = env.cmd();
+    run.args(["run", "-d", "--name", "guarded", &image, "sleep", "100"]);
+    // SAFETY: umask(2) in the child before exec; async-signal-safe.
+    unsafe {
+        run.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    assert!(run.output().unwrap().status.success());
+    let id = inspect(&env, "guarded", "{{.Id}}");
+    let socket = env.runroot.join("m").join(&id);
+    assert!(socket.exists());
+    // An unprivileged user who could connect could exec as root in the container.
+    let probe = format!(
+        "import socket; s = socket.socket(socket.AF_UNIX); s.connect({:?}); print('connected')",
+        socket.display().to_string()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &probe])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nobody connected to the monitor");
+    assert!(err.contains("PermissionError"), "{err}");
+    env.ok(&["rm", "-f", "guarded"]);
     env.assert_no_container_leftovers();
 }

@@ -54,6 +54,10 @@ fn bind_socket(runroot: &Path, id: &ContainerId) -> Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        // Whoever reaches a monitor can exec as root in its container: only root may, whatever
+        // the umask (a monitor's socket is never reachable through a world-searchable dir).
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| Error::io(format!("restrict {}", dir.display()), e))?;
     }
     match std::fs::remove_file(&path) {
         Ok(()) => {}

@@ -203,11 +203,22 @@ impl Monitor {
                 r.state.finished_at = Some(finished);
             });
         }
-        self.answer_exit(code, status);
+        // What ends here is done before anyone hears of the exit: a foreground `run` (or a
+        // `wait`) that returns finds the root filesystem unmounted and, with AutoRemove, the
+        // record gone.
         match (self.removing, restart) {
-            (Some(volumes), _) => self.finish_removal(volumes),
-            (None, true) => self.schedule_restart(ran),
-            (None, false) => self.finish(),
+            (Some(volumes), _) => {
+                self.finish_removal(volumes);
+                self.answer_exit(code, status);
+            }
+            (None, true) => {
+                self.answer_exit(code, status);
+                self.schedule_restart(ran);
+            }
+            (None, false) => {
+                self.finish();
+                self.answer_exit(code, status);
+            }
         }
     }
 
@@ -247,8 +258,8 @@ impl Monitor {
             r.state.status = Status::Exited;
         })?;
         let code = self.record.state.exit_code;
-        self.answer_exit(code, Status::Exited);
         self.finish();
+        self.answer_exit(code, Status::Exited);
         Ok(())
     }
 
