@@ -4,16 +4,41 @@
 //! what the burst left resident: free heap, the read buffer's pages, the stack below the
 //! loop's frame, and, as the very last step before it sleeps, the pages of its own code and
 //! read-only data (clean file pages, which the kernel maps again from the page cache on the
-//! next use; pages written by relocation are never dropped).
+//! next use) and, in the static-pie release build, its relocated read-only data (RELRO),
+//! rebuilt from the executable's RELR relocations the moment it wakes (`relro`).
 //!
 //! The code pages go last because every page fault maps a whole window of neighbouring
 //! pages (the kernel's fault-around): whatever runs between the drop and the sleep would map
-//! much of the binary back. So the drop and the poll are two raw system calls in one small
+//! much of the binary back. So the drops and the poll are raw system calls in one small
 //! function.
+//!
+//! Why dropping RELRO is safe. A static-pie executable relocates itself at start: the
+//! pointers in its constant data (vtables, `&'static str` in constant tables, the GOT) get
+//! the load base added, which makes ~190 KiB of RELRO pages private copies. A dropped RELRO
+//! page reads as the file's unrelocated words, so no code that reads them may run between
+//! the drop and the rebuild. That window lies inside one `#[inline(never)]` function,
+//! `drop_and_poll`: raw system calls (mprotect writable, madvise, poll), then the RELR loop
+//! on integers it was passed, reading only its arguments, its stack and the RELR table (in
+//! a read-only segment that is never written), then mprotect read-only again; its assembly
+//! has no call and no GOT or RELRO reference (checked with objdump, docs/monitor.md). No
+//! other code runs in the window: the monitor has one thread (checked in /proc/self/task
+//! before each drop) and no process shares its memory while it runs (its clones have fork
+//! semantics; a vfork-style spawn suspends it until the exec); the only signal disposition
+//! it sets is SIGPIPE's (ignored), so no handler runs Rust code (std's SIGSEGV and SIGBUS
+//! handlers run only on a crash); an interrupted poll comes back through the same rebuild.
+//! Only pages whose whole content is the file's plus the RELR relocations are dropped:
+//! checked once, byte for byte, by relocating the file's pages with the same loop and
+//! comparing them with memory (RELRO is read-only from before `main` on, so nothing writes
+//! it later), so pages holding anything else written at run time (ifunc GOT entries, the
+//! dynamic section glibc adjusts, zeroed padding) and pages that other relocations target
+//! are never dropped. If anything is unexpected (no RELR table, a fixed address, another
+//! architecture) RELRO simply stays resident.
 
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
+
+mod relro;
 
 /// Heap settings for a long-lived process that allocates in bursts: freed memory goes back
 /// to the kernel at once.
@@ -91,10 +116,12 @@ impl Drop for Scratch {
 const STACK_MARGIN: usize = 16 * 1024;
 const PAGE: usize = 4096;
 
-/// The address ranges of the executable's clean read-only pages, to drop before sleeping.
+/// What to drop before sleeping: the address ranges of the executable's clean read-only
+/// pages, and its relocated read-only data when that can be rebuilt.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Image {
     ranges: Vec<(usize, usize)>,
+    relro: Option<relro::Relro>,
 }
 
 /// Gives back what a burst of work left resident (free heap, the deep stack) and returns the
@@ -102,6 +129,7 @@ pub struct Image {
 /// from the top of the monitor's loop, where the stack is shallow.
 #[inline(never)]
 pub fn shed() -> Image {
+    let relro = relro::for_sleep();
     crate::sys::trim_heap();
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
         return Image::default();
@@ -120,7 +148,7 @@ pub fn shed() -> Image {
     {
         clean_runs(m, &mut ranges);
     }
-    Image { ranges }
+    Image { ranges, relro }
 }
 
 /// One mapping of /proc/self/smaps.
@@ -132,11 +160,13 @@ struct Mapping {
     path: String,
     /// Pages copied on write (relocated data): dropping them would lose the writes.
     anonymous_kb: u64,
+    /// Such pages swapped out.
+    swap_kb: u64,
 }
 
 /// The parts of a read-only mapping of the executable that hold no copied-on-write page.
 fn clean_runs(m: &Mapping, out: &mut Vec<(usize, usize)>) {
-    if m.anonymous_kb == 0 {
+    if m.anonymous_kb == 0 && m.swap_kb == 0 {
         out.push((m.start, m.end));
         return;
     }
@@ -158,8 +188,8 @@ fn clean_runs(m: &Mapping, out: &mut Vec<(usize, usize)>) {
     }
 }
 
-/// Per page of `m`: whether it is present and anonymous (a private copy), from
-/// /proc/self/pagemap (bit 63 present, bit 61 file page). `None` if it cannot be read: then
+/// Per page of `m`: whether it is a private copy, present (bit 63 of /proc/self/pagemap) and
+/// not a file page (bit 61), or swapped out (bit 62). `None` if it cannot be read: then
 /// nothing of the mapping is dropped.
 fn written_pages(m: &Mapping) -> Option<Vec<bool>> {
     use std::os::unix::fs::FileExt;
@@ -172,7 +202,7 @@ fn written_pages(m: &Mapping) -> Option<Vec<bool>> {
         raw.chunks_exact(8)
             .map(|e| {
                 let v = u64::from_le_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
-                v & (1 << 63) != 0 && v & (1 << 61) == 0
+                v & (1 << 63) != 0 && v & (1 << 61) == 0 || v & (1 << 62) != 0
             })
             .collect(),
     )
@@ -221,30 +251,34 @@ fn parse(smaps: &str) -> Vec<Mapping> {
                 path,
                 ..Default::default()
             });
-        } else if first == "Anonymous:" {
+        } else if let (Some(m), "Anonymous:" | "Swap:") = (out.last_mut(), first) {
             let kb = fields
                 .next()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(u64::MAX);
-            if let Some(m) = out.last_mut() {
-                m.anonymous_kb = kb;
+            match first {
+                "Swap:" => m.swap_kb = kb,
+                _ => m.anonymous_kb = kb,
             }
         }
     }
     out
 }
 
-/// Drops `image`'s pages, then polls: two raw system calls, so that no code outside this
-/// function runs between them. Returns poll's count of ready descriptors (0 on EINTR).
+/// Drops `image`'s pages, sleeps in poll and, if RELRO was dropped, rebuilds it before
+/// returning. Returns poll's count of ready descriptors (0 on EINTR).
 pub fn poll_dropping(image: &Image, fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize> {
-    for (start, end) in &image.ranges {
-        // SAFETY: each range lies in a read-only private mapping of our executable and holds
-        // no page written since it was mapped (checked by `shed` on the only thread): the
-        // kernel maps the same file content again on the next access.
-        unsafe { raw::madvise(*start, end - start, libc::MADV_DONTNEED) };
-    }
-    // SAFETY: `fds` is a valid, exclusively borrowed array of pollfd for the call.
-    let n = unsafe { raw::poll(fds.as_mut_ptr(), fds.len(), timeout_ms) };
+    // SAFETY: the ranges and RELRO come from `shed` on the only thread (see `drop_and_poll`),
+    // and `fds` is a valid, exclusively borrowed array of pollfd for the call.
+    let n = unsafe {
+        drop_and_poll(
+            &image.ranges,
+            image.relro,
+            fds.as_mut_ptr(),
+            fds.len(),
+            timeout_ms,
+        )
+    };
     match n {
         n if n >= 0 => Ok(n as usize),
         n if n == -(libc::EINTR as isize) => Ok(0),
@@ -252,9 +286,56 @@ pub fn poll_dropping(image: &Image, fds: &mut [libc::pollfd], timeout_ms: i32) -
     }
 }
 
-/// The two system calls without libc (whose code pages would be faulted back in).
+/// The drops, the poll and the rebuild: raw system calls and the RELR loop in one function,
+/// so that no other code runs between the drops and the sleep (it would fault pages back in)
+/// nor between the RELRO drop and the end of its rebuild (it could read unrelocated data).
+/// Its assembly is checked to reference no GOT or RELRO address (docs/monitor.md).
+///
+/// # Safety
+/// Each range lies in a read-only private mapping of our executable and holds no page
+/// written since it was mapped (checked by `shed`); `relro` comes from `relro::for_sleep`;
+/// the process has one thread; `fds` points to `nfds` pollfd.
+#[inline(never)]
+unsafe fn drop_and_poll(
+    ranges: &[(usize, usize)],
+    relro: Option<relro::Relro>,
+    fds: *mut libc::pollfd,
+    nfds: usize,
+    timeout_ms: i32,
+) -> isize {
+    for &(start, end) in ranges {
+        // SAFETY: clean file pages (the caller's promise): the kernel maps the same content
+        // again on the next access.
+        unsafe { raw::madvise(start, end.wrapping_sub(start), libc::MADV_DONTNEED) };
+    }
+    match relro {
+        // SAFETY: forwarded from the caller.
+        Some(relro) => unsafe { relro::poll_rebuilding(relro, fds, nfds, timeout_ms) },
+        // SAFETY: forwarded from the caller.
+        None => unsafe { raw::poll(fds, nfds, timeout_ms) },
+    }
+}
+
+/// The system calls without libc (whose code pages would be faulted back in, and whose
+/// calls go through relocated data).
 #[cfg(target_arch = "x86_64")]
 mod raw {
+    /// mprotect(2); returns the raw result (-errno on failure).
+    ///
+    /// # Safety
+    /// The caller guarantees that the new protection is harmless for the range.
+    #[inline(always)]
+    pub unsafe fn mprotect(addr: usize, len: usize, prot: i32) -> isize {
+        let ret: isize;
+        // SAFETY: as for madvise.
+        unsafe {
+            std::arch::asm!("syscall", inlateout("rax") libc::SYS_mprotect as isize => ret,
+                in("rdi") addr, in("rsi") len, in("rdx") prot as isize,
+                lateout("rcx") _, lateout("r11") _, options(nostack))
+        };
+        ret
+    }
+
     /// madvise(2); returns the raw result (-errno on failure).
     ///
     /// # Safety
@@ -289,9 +370,21 @@ mod raw {
     }
 }
 
-/// Elsewhere through libc (its pages may come back: only the size suffers).
+/// Elsewhere through libc (its pages may come back: only the size suffers; RELRO is never
+/// dropped there, see `relro::find`).
 #[cfg(not(target_arch = "x86_64"))]
 mod raw {
+    /// # Safety
+    /// The caller guarantees that the new protection is harmless for the range.
+    pub unsafe fn mprotect(addr: usize, len: usize, prot: i32) -> isize {
+        // SAFETY: forwarded from the caller.
+        let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) };
+        if r < 0 {
+            return -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as isize);
+        }
+        r as isize
+    }
+
     /// # Safety
     /// The caller guarantees that the advice is harmless for the range.
     pub unsafe fn madvise(addr: usize, len: usize, advice: i32) -> isize {
@@ -330,6 +423,7 @@ Anonymous:           188 kB
 Anonymous:             0 kB
 7ff0000-7ff8000 r--p 00000000 fe:00 69 /usr/lib/other
 Anonymous:             0 kB
+Swap:                  8 kB
 ";
 
     #[test]
@@ -340,6 +434,7 @@ Anonymous:             0 kB
         assert!(!maps[0].writable && maps[2].writable);
         assert_eq!(maps[1].anonymous_kb, 188);
         assert_eq!(maps[3].path, "/usr/lib/other");
+        assert_eq!((maps[3].anonymous_kb, maps[3].swap_kb), (0, 8));
         let mut runs = Vec::new();
         clean_runs(&maps[0], &mut runs);
         assert_eq!(runs, vec![(0x55d0000, 0x55e0000)]);

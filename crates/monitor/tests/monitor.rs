@@ -668,6 +668,12 @@ fn monitor_memory() {
     idle();
     println!("after an exec: {}", rollup());
     if std::env::var_os("PELAGOS_SMAPS").is_some() {
+        let status = std::fs::read_to_string(format!("/proc/{monitor}/status")).unwrap();
+        for l in status.lines() {
+            if l.starts_with("Threads:") || l.starts_with("SigCgt:") {
+                println!("{l}");
+            }
+        }
         let smaps = std::fs::read_to_string(format!("/proc/{monitor}/smaps")).unwrap();
         for l in smaps.lines() {
             let head = l.split_whitespace().next().unwrap_or("");
