@@ -425,8 +425,7 @@ fn only_root_reaches_a_monitor() {
     // monitor's own permissions are what must keep others out.
     for dir in [env.dir.path(), env.runroot.as_path()] {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     let mut run = env.cmd();
     run.args(["run", "-d", "--name", "guarded", &image, "sleep", "100"]);
