@@ -283,7 +283,17 @@ impl Monitor {
     /// No new clients from now on: whoever gets a last answer finds no monitor after it.
     pub fn leave(&mut self) {
         let _ = std::fs::remove_file(&self.socket_path);
+        self.disown();
         self.done = true;
+    }
+
+    /// The record no longer names this monitor as its owner: the last write to the record,
+    /// made before the last answers, so that a client that heard them reads a record nobody
+    /// changes any more.
+    fn disown(&mut self) {
+        if !self.removed && self.record.state.owner.is_some() {
+            let _ = self.update(|r| r.state.owner = None);
+        }
     }
 
     fn unmount(&mut self) {
@@ -365,9 +375,7 @@ impl Monitor {
     /// answers delivered.
     pub fn shutdown(&mut self) {
         let _ = std::fs::remove_file(&self.socket_path);
-        if !self.removed {
-            let _ = self.update(|r| r.state.owner = None);
-        }
+        self.disown();
         self.flush_all(LAST_WORDS);
     }
 }
