@@ -348,6 +348,22 @@ fn a_paused_container_says_so() {
 }
 
 #[test]
+fn a_container_is_free_for_the_next_verb_when_its_run_returns() {
+    let (_served, env, image) = setup();
+    // The monitor ends the container's life (record, unmount, owner lock) before it answers
+    // the exit: `start`, `rm` and `run --name` right after a foreground run never meet a
+    // container that is "busy" with a monitor on its way out.
+    for round in 0..5 {
+        env.ok(&["run", "--name", "again", &image, "true"]);
+        env.ok(&["start", "again"]);
+        assert_eq!(env.ok(&["wait", "again"]).trim(), "0", "round {round}");
+        env.ok(&["rm", "again"]);
+        env.ok(&["run", "--rm", "--name", "again", &image, "true"]);
+    }
+    env.assert_no_container_leftovers();
+}
+
+#[test]
 fn exec_exit_codes_are_dockers() {
     let (_served, env, image) = setup();
     env.ok(&["run", "-d", "--name", "ex", &image, "sleep", "100"]);

@@ -17,6 +17,11 @@ fn main() {
     let src = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir"))
         .join("stub/launch.rs");
     println!("cargo:rerun-if-changed={}", src.display());
+    // The libc functions both stubs share (`crates/container/stub/nolibc.rs`).
+    println!(
+        "cargo:rerun-if-changed={}",
+        src.with_file_name("nolibc.rs").display()
+    );
     let bin = out.join("pelagos-launch");
     let status = Command::new(rustc)
         .args([

@@ -430,68 +430,7 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     exit(1)
 }
 
-// The compiler may call these for copies and zeroing; there is no libc. Volatile accesses keep
-// it from turning the loops back into calls to themselves.
-#[no_mangle]
-unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
-    for i in 0..n {
-        // SAFETY: the caller passes n writable bytes.
-        unsafe { core::ptr::write_volatile(dst.add(i), c as u8) };
-    }
-    dst
-}
-
-#[no_mangle]
-unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    for i in 0..n {
-        // SAFETY: the caller passes n readable and n writable bytes that do not overlap.
-        unsafe { core::ptr::write_volatile(dst.add(i), core::ptr::read_volatile(src.add(i))) };
-    }
-    dst
-}
-
-#[no_mangle]
-unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
-    if (dst as usize) < (src as usize) {
-        // SAFETY: forwarded; a forward copy is safe when dst is below src.
-        return unsafe { memcpy(dst, src, n) };
-    }
-    for i in (0..n).rev() {
-        // SAFETY: the caller passes n readable and n writable bytes.
-        unsafe { core::ptr::write_volatile(dst.add(i), core::ptr::read_volatile(src.add(i))) };
-    }
-    dst
-}
-
-#[no_mangle]
-unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    for i in 0..n {
-        // SAFETY: the caller passes n readable bytes on each side.
-        let (x, y) = unsafe {
-            (
-                core::ptr::read_volatile(a.add(i)),
-                core::ptr::read_volatile(b.add(i)),
-            )
-        };
-        if x != y {
-            return x as i32 - y as i32;
-        }
-    }
-    0
-}
-
-#[no_mangle]
-unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    // SAFETY: forwarded.
-    unsafe { bcmp(a, b, n) }
-}
-
-#[no_mangle]
-unsafe extern "C" fn strlen(s: *const u8) -> usize {
-    let mut n = 0;
-    // SAFETY: the caller passes a NUL-terminated string.
-    while unsafe { core::ptr::read_volatile(s.add(n)) } != 0 {
-        n += 1;
-    }
-    n
-}
+// The launch stub's copy of the functions the compiler may call (there is no libc).
+#[path = "../../container/stub/nolibc.rs"]
+mod nolibc;
+use nolibc::strlen;

@@ -13,7 +13,7 @@ use std::path::Path;
 use pelagos_container::ContainerId;
 
 use crate::error::{Error, Result};
-use crate::protocol::{self, Client};
+use crate::protocol::{self, Client, Request};
 use crate::store::OwnerLock;
 
 /// Descriptor numbers in the monitor.
@@ -69,28 +69,45 @@ fn bind_socket(runroot: &Path, id: &ContainerId) -> Result<UnixListener> {
 }
 
 /// Starts the monitor of a container whose owner lock the caller holds, handing the lock
-/// over. Returns the connection on which the monitor waits for its `Start` request.
-pub fn start_monitor(cmd: MonitorCommand<'_>, lock: OwnerLock) -> Result<Client> {
+/// over, and sends it `first` (its `Start` request) when given. Returns the connection on
+/// which the monitor answers it (a monitor whose connection closes before `Start` exits and
+/// leaves the container created).
+pub fn start_monitor(
+    cmd: MonitorCommand<'_>,
+    lock: OwnerLock,
+    first: Option<&Request>,
+) -> Result<Client> {
     let listener = bind_socket(cmd.runroot, cmd.id)?;
     let (ours, theirs) =
         UnixStream::pair().map_err(|e| Error::io("make the monitor's socket pair", e))?;
     let lock_fd = lock.into_fd();
     let spawned = spawn(&cmd, &lock_fd, listener.as_raw_fd(), theirs.as_raw_fd());
     drop((lock_fd, listener, theirs));
-    if let Err(e) = spawned {
-        let _ = std::fs::remove_file(protocol::socket_path(cmd.runroot, cmd.id));
-        return Err(e);
+    let mut client = Client::from_stream(ours);
+    // The request goes out before the first process is reaped: the monitor finds it waiting
+    // when it starts, instead of the caller sleeping through the monitor's start-up first.
+    let sent = spawned.map(|pid| (pid, first.map_or(Ok(()), |r| client.send(r, &[]))));
+    match sent.and_then(|(pid, sent)| reap(pid).and(sent)) {
+        Ok(()) => Ok(client),
+        Err(e) => {
+            let _ = std::fs::remove_file(protocol::socket_path(cmd.runroot, cmd.id));
+            Err(e)
+        }
     }
-    Ok(Client::from_stream(ours))
 }
 
 fn cstring(bytes: &[u8]) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::Invalid("a path contains a NUL byte".into()))
 }
 
-/// posix_spawn with the descriptors in place, in a new session; waits for the first
-/// process, which forks the monitor proper and exits.
-fn spawn(cmd: &MonitorCommand<'_>, lock: &OwnedFd, listen: i32, starter: i32) -> Result<()> {
+/// posix_spawn with the descriptors in place, in a new session. Returns the pid of the first
+/// process, which forks the monitor proper and exits (the caller reaps it).
+fn spawn(
+    cmd: &MonitorCommand<'_>,
+    lock: &OwnedFd,
+    listen: i32,
+    starter: i32,
+) -> Result<libc::pid_t> {
     let program = cstring(cmd.program.as_os_str().as_bytes())?;
     let args: Vec<CString> = cmd
         .argv()
@@ -174,7 +191,7 @@ fn spawn(cmd: &MonitorCommand<'_>, lock: &OwnedFd, listen: i32, starter: i32) ->
                 rc,
             ));
         }
-        reap(pid)
+        Ok(pid)
     }
 }
 

@@ -147,6 +147,12 @@ impl Launcher<'_> {
         let store = pelagos_model::volumes::Volumes::open(&self.plan.volumes_dir)?;
         let image = self.plan.image_config.as_ref();
         let prepared = mounts::prepare(record, image, rootfs, &store)?;
+        if prepared.mounts.is_empty() && prepared.anonymous.is_empty() && record.mounts.is_empty()
+        {
+            // Nothing to keep from `volume prune`; preparing again is a no-op: no write.
+            record.volumes_prepared = true;
+            return Ok(());
+        }
         let changed = self.store.modify(&record.id, |r| {
             r.mounts = prepared.mounts.clone();
             r.anonymous_volumes = prepared.anonymous.clone();
@@ -170,8 +176,6 @@ impl Launcher<'_> {
     fn create(&self, record: &ContainerRecord, spec: oci_spec::runtime::Spec) -> Result<Launched> {
         let tty = record.config.tty;
         let ends = StdioEnds::new(tty, record.config.open_stdin)?;
-        // To do when the runtime core has it: `parent_death_signal: Some(SIGKILL)`, so that
-        // the container dies with its monitor.
         let opts = CreateOptions {
             cgroup_manager: CgroupManager::Cgroupfs,
             seccomp_cache: Some(self.plan.seccomp_cache.clone()),

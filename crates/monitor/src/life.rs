@@ -85,7 +85,9 @@ impl Monitor {
         self.policy = Policy::of(&self.record.host_config.restart_policy)?;
         Settings::of(&self.record.config)?;
         self.log = log_sink::open(&self.dir, &self.record.host_config.log_config)?;
-        self.update(|r| r.state.stop_requested = false)?;
+        if self.record.state.stop_requested {
+            self.update(|r| r.state.stop_requested = false)?;
+        }
         self.launch()
     }
 
@@ -151,8 +153,8 @@ impl Monitor {
             r.state.error = message;
             r.state.exit_code = code;
         });
-        self.answer_exit(code, status);
         self.finish();
+        self.answer_exit(code, status);
     }
 
     /// The container's init exited.
@@ -201,6 +203,10 @@ impl Monitor {
                 r.state.exit_code = code;
                 r.state.oom_killed = oom_killed;
                 r.state.finished_at = Some(finished);
+                if !restart {
+                    // This monitor's last write but for a removal (see `disown`).
+                    r.state.owner = None;
+                }
             });
         }
         // What ends here is done before anyone hears of the exit: a foreground `run` (or a
@@ -267,23 +273,28 @@ impl Monitor {
     /// and its anonymous volumes go too.
     pub fn finish(&mut self) {
         self.unmount();
-        self.leave();
         if self.record.host_config.auto_remove {
             self.remove_record(true);
         }
+        self.leave();
     }
 
     /// The end of a `Remove`.
     pub fn finish_removal(&mut self, volumes: bool) {
         self.unmount();
-        self.leave();
         self.remove_record(volumes || self.record.host_config.auto_remove);
+        self.leave();
     }
 
     /// No new clients from now on: whoever gets a last answer finds no monitor after it.
+    /// The record is final, so the owner lock goes too: a client that heard the last answer
+    /// can start or remove the container at once.
     pub fn leave(&mut self) {
-        let _ = std::fs::remove_file(&self.socket_path);
-        self.disown();
+        if self.lock.is_some() {
+            let _ = std::fs::remove_file(&self.socket_path);
+            self.disown();
+            self.lock = None;
+        }
         self.done = true;
     }
 
@@ -374,8 +385,7 @@ impl Monitor {
     /// The monitor's last steps: no new clients, the owner no longer recorded, the last
     /// answers delivered.
     pub fn shutdown(&mut self) {
-        let _ = std::fs::remove_file(&self.socket_path);
-        self.disown();
+        self.leave();
         self.flush_all(LAST_WORDS);
     }
 }

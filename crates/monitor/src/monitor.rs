@@ -86,7 +86,8 @@ pub struct Monitor {
     /// The record as last written.
     pub record: ContainerRecord,
     /// Held for the whole life; released by the kernel when the monitor exits.
-    _lock: OwnerLock,
+    /// The container's owner lock, held until the monitor's last write (see `Monitor::leave`).
+    pub lock: Option<OwnerLock>,
     listener: UnixListener,
     pub conns: BTreeMap<u64, Conn>,
     next_conn: u64,
@@ -141,7 +142,7 @@ impl Monitor {
             store,
             plan,
             record,
-            _lock: lock,
+            lock: Some(lock),
             listener,
             conns: BTreeMap::new(),
             next_conn: 0,

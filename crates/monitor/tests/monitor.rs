@@ -96,8 +96,8 @@ impl World {
         record.id
     }
 
-    /// Starts the monitor of `id`; the starter connection.
-    fn spawn(&self, id: &ContainerId) -> Client {
+    /// Starts the monitor of `id` and sends it `first`; the starter connection.
+    fn spawn(&self, id: &ContainerId, first: Option<&Request>) -> Client {
         let lock = self.store.try_own(id).unwrap().expect("nobody owns it yet");
         // PELAGOS_MONITOR: another build of the monitor (the release one, to measure it).
         let program = std::env::var_os("PELAGOS_MONITOR")
@@ -111,6 +111,7 @@ impl World {
                 id,
             },
             lock,
+            first,
         )
         .unwrap();
         client.socket().set_read_timeout(Some(HANG)).unwrap();
@@ -119,8 +120,8 @@ impl World {
 
     /// Starts the monitor and the container; the starter connection and the init's pid.
     fn start(&self, id: &ContainerId, attach: Option<Attach>) -> (Client, i32) {
-        let mut c = self.spawn(id);
-        match c.call(&Request::Start { attach }).unwrap() {
+        let mut c = self.spawn(id, Some(&Request::Start { attach }));
+        match c.reply().unwrap().0 {
             Reply::Started { pid } => (c, pid),
             other => panic!("{other:?}"),
         }
@@ -472,7 +473,7 @@ fn remove_leaves_nothing_behind() {
 fn a_starter_that_leaves_without_start_leaves_the_container_created() {
     let mut w = World::new();
     let id = w.create(&["true"], |_| {});
-    let starter = w.spawn(&id);
+    let starter = w.spawn(&id, None);
     drop(starter);
     w.wait_monitor_gone(&id);
     let r = w.record(&id);
@@ -486,7 +487,7 @@ fn a_starter_that_leaves_without_start_leaves_the_container_created() {
 fn a_missing_command_fails_the_start_with_127() {
     let mut w = World::new();
     let id = w.create(&["no-such-command"], |_| {});
-    let mut starter = w.spawn(&id);
+    let mut starter = w.spawn(&id, None);
     match starter.call(&Request::Start { attach: None }) {
         Err(pelagos_model::Error::Remote(e)) => {
             assert_eq!(e.kind, ErrorKind::ExecutableNotFound, "{e}")

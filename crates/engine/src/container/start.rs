@@ -65,8 +65,8 @@ pub fn start(engine: &Engine, name_or_id: &str, attach: Option<Attach>) -> Resul
             id: &record.id,
         },
         lock,
+        Some(&Request::Start { attach }),
     )?;
-    client.send(&Request::Start { attach }, &[])?;
     match client.reply()?.0 {
         Reply::Started { pid } => Ok(StartOutcome::Started(Started { pid, client })),
         Reply::Error(e) => Err(pelagos_model::Error::from(e).into()),
