@@ -575,6 +575,7 @@ fn engine_of(env: &Env) -> Arc<Engine> {
         auth_file: env.config_dir.join("config.json"),
         cgroup_parent: env.cgroup_parent.clone(),
         monitor_program: None,
+        short_lived: false,
     };
     Arc::new(Engine::open(options).expect("open the engine"))
 }

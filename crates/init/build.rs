@@ -20,7 +20,8 @@ fn main() {
     // The libc functions both stubs share (`crates/container/stub/nolibc.rs`).
     println!(
         "cargo:rerun-if-changed={}",
-        src.with_file_name("../../container/stub/nolibc.rs").display()
+        src.with_file_name("../../container/stub/nolibc.rs")
+            .display()
     );
     let status = Command::new(rustc)
         .args(["--edition", "2021", "--crate-type", "bin"])

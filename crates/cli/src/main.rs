@@ -64,6 +64,8 @@ pub fn engine(cli: &cli::Cli) -> anyhow::Result<Engine> {
         root: cli.root.clone(),
         runroot: cli.runroot.clone(),
         config_file: cli.engine_config.clone(),
+        // One command per process: its monitors outlive it and init adopts them.
+        short_lived: true,
         ..EngineOptions::default()
     };
     if let Some(dir) = &cli.client_config {

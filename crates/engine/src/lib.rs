@@ -45,6 +45,10 @@ pub struct EngineOptions {
     /// The `pelagos-monitor` program (`None`: `$PELAGOS_MONITOR`, else next to the running
     /// program, else `/usr/libexec/pelagos/pelagos-monitor`).
     pub monitor_program: Option<PathBuf>,
+    /// Whether this process exits before the monitors it starts (the CLI): they then stay
+    /// its children, adopted by init when it exits, which saves each monitor a fork. `false`
+    /// (a daemon, a library user): every monitor detaches, so no zombie is left to reap.
+    pub short_lived: bool,
 }
 
 impl Default for EngineOptions {
@@ -56,6 +60,7 @@ impl Default for EngineOptions {
             auth_file: AuthFile::default_path(),
             cgroup_parent: "/pelagos".into(),
             monitor_program: None,
+            short_lived: false,
         }
     }
 }

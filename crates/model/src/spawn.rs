@@ -31,19 +31,28 @@ pub struct MonitorCommand<'a> {
     /// The engine's runroot (`/run/pelagos`).
     pub runroot: &'a Path,
     pub id: &'a ContainerId,
+    /// Whether the monitor detaches from its caller (forks once; its first process exits and
+    /// is reaped here), so that a long-lived caller, such as a daemon, collects no zombie.
+    /// A short-lived caller (the CLI) exits before its monitors, which init or the nearest
+    /// subreaper then adopts: `false` saves a fork on every start.
+    pub detach: bool,
 }
 
 impl MonitorCommand<'_> {
     /// The monitor's arguments.
     pub fn argv(&self) -> Vec<std::ffi::OsString> {
-        vec![
+        let mut argv = vec![
             self.program.as_os_str().to_owned(),
             "--root".into(),
             self.root.as_os_str().to_owned(),
             "--runroot".into(),
             self.runroot.as_os_str().to_owned(),
-            self.id.as_str().into(),
-        ]
+        ];
+        if !self.detach {
+            argv.push("--no-detach".into());
+        }
+        argv.push(self.id.as_str().into());
+        argv
     }
 }
 
@@ -87,7 +96,8 @@ pub fn start_monitor(
     // The request goes out before the first process is reaped: the monitor finds it waiting
     // when it starts, instead of the caller sleeping through the monitor's start-up first.
     let sent = spawned.map(|pid| (pid, first.map_or(Ok(()), |r| client.send(r, &[]))));
-    match sent.and_then(|(pid, sent)| reap(pid).and(sent)) {
+    let reaped = |pid| if cmd.detach { reap(pid) } else { Ok(()) };
+    match sent.and_then(|(pid, sent)| reaped(pid).and(sent)) {
         Ok(()) => Ok(client),
         Err(e) => {
             let _ = std::fs::remove_file(protocol::socket_path(cmd.runroot, cmd.id));
@@ -101,7 +111,7 @@ fn cstring(bytes: &[u8]) -> Result<CString> {
 }
 
 /// posix_spawn with the descriptors in place, in a new session. Returns the pid of the first
-/// process, which forks the monitor proper and exits (the caller reaps it).
+/// process (with `detach`, it forks the monitor proper and exits: the caller reaps it).
 fn spawn(
     cmd: &MonitorCommand<'_>,
     lock: &OwnedFd,

@@ -14,7 +14,7 @@ use pelagos_model::store::Containers;
 use crate::error::{Error, Result};
 use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
-use crate::{isolate, mounts, overlay, sys};
+use crate::{mounts, overlay, sys};
 
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
 fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
@@ -87,8 +87,7 @@ impl Launcher<'_> {
             cgroups_path: &cgroups_path,
             init_path: self.plan.init_path.as_deref(),
         };
-        // The builder caches Docker's seccomp profile for good: not in the monitor.
-        let spec = isolate::in_child("build the spec", || spec_adapter::build(&request))?;
+        let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;
         if let Err(e) = attach_network(&launched.created, record)
             .and_then(|()| Ok(self.runtime.start_created(&mut launched.created)?))
@@ -147,8 +146,7 @@ impl Launcher<'_> {
         let store = pelagos_model::volumes::Volumes::open(&self.plan.volumes_dir)?;
         let image = self.plan.image_config.as_ref();
         let prepared = mounts::prepare(record, image, rootfs, &store)?;
-        if prepared.mounts.is_empty() && prepared.anonymous.is_empty() && record.mounts.is_empty()
-        {
+        if prepared.mounts.is_empty() && prepared.anonymous.is_empty() && record.mounts.is_empty() {
             // Nothing to keep from `volume prune`; preparing again is a no-op: no write.
             record.volumes_prepared = true;
             return Ok(());

@@ -14,7 +14,6 @@ pub mod detach;
 pub mod error;
 pub mod exec;
 pub mod health;
-pub mod isolate;
 pub mod launch;
 pub mod life;
 pub mod lines;
@@ -43,8 +42,8 @@ use pelagos_model::store::{Containers, OwnerLock};
 pub use error::{Error, Result};
 use monitor::Monitor;
 
-/// The program: checks its arguments and descriptors, detaches (the first process exits at
-/// once, the engine reaps it) and runs the monitor. Returns the exit code.
+/// The program: checks its arguments and descriptors, detaches unless told not to (the first
+/// process exits at once, the engine reaps it) and runs the monitor. Returns the exit code.
 pub fn main() -> i32 {
     let args = match args::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
@@ -59,16 +58,21 @@ pub fn main() -> i32 {
             return 2;
         }
     }
+    if !args.detach {
+        return monitor(&args);
+    }
     // SAFETY: nothing has started a thread: the child may run any code after fork.
     match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Parent { .. }) => 0,
-        Ok(nix::unistd::ForkResult::Child) => {
-            sys::ignore_sigpipe();
-            memory::tune_heap();
-            run(&args)
-        }
+        Ok(nix::unistd::ForkResult::Child) => monitor(&args),
         Err(_) => 1,
     }
+}
+
+fn monitor(args: &args::Args) -> i32 {
+    sys::ignore_sigpipe();
+    memory::tune_heap();
+    run(args)
 }
 
 /// The monitor proper, with the descriptors the engine handed over.

@@ -109,6 +109,7 @@ impl World {
                 root: &self.root,
                 runroot: &self.runroot,
                 id,
+                detach: true,
             },
             lock,
             first,

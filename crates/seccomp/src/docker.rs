@@ -1,8 +1,6 @@
 //! Docker's default seccomp profile (moby 20.10), specialised for the host architecture, kernel
 //! and a capability set, as an OCI `LinuxSeccomp`.
 
-use std::sync::OnceLock;
-
 use oci_spec::runtime::{Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSyscall};
 use serde::Deserialize;
 
@@ -113,16 +111,15 @@ pub fn docker_profile(
     Ok(out)
 }
 
-fn profile() -> &'static Profile {
-    static PROFILE: OnceLock<Profile> = OnceLock::new();
-    PROFILE.get_or_init(|| {
-        serde_json::from_str(DOCKER_DEFAULT_JSON)
-            .expect("the embedded docker profile is valid (checked by a unit test)")
-    })
+/// Parsed at each use, not kept: a long-lived caller (a container's monitor, a daemon) would
+/// otherwise hold the parsed profile for its whole life for one use per container start.
+fn profile() -> Profile {
+    serde_json::from_str(DOCKER_DEFAULT_JSON)
+        .expect("the embedded docker profile is valid (checked by a unit test)")
 }
 
 pub(crate) fn specialise(host: &Host<'_>) -> LinuxSeccomp {
-    specialise_profile(profile(), host)
+    specialise_profile(&profile(), host)
 }
 
 fn specialise_profile(profile: &Profile, host: &Host<'_>) -> LinuxSeccomp {

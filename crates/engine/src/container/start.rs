@@ -63,6 +63,7 @@ pub fn start(engine: &Engine, name_or_id: &str, attach: Option<Attach>) -> Resul
             root: &engine.options.root,
             runroot: &engine.options.runroot,
             id: &record.id,
+            detach: !engine.options.short_lived,
         },
         lock,
         Some(&Request::Start { attach }),
