@@ -143,8 +143,8 @@ pub struct StopArgs {
     /// Seconds to wait before killing the container (its --stop-timeout, else 10).
     #[arg(
         short = 't',
-        long = "time",
-        alias = "timeout",
+        long = "timeout",
+        alias = "time",
         allow_hyphen_values = true
     )]
     pub time: Option<i32>,
@@ -245,6 +245,30 @@ pub enum ContainerCommand {
     Commit(CommitArgs),
     /// Display detailed information on one or more containers.
     Inspect(InspectArgs),
+    /// Create and run a new container from an image.
+    Run(Box<RunArgs>),
+    /// Start one or more stopped containers.
+    Start(NamesArgs),
+    /// Stop one or more running containers.
+    Stop(StopArgs),
+    /// Restart one or more containers.
+    Restart(StopArgs),
+    /// Kill one or more running containers.
+    Kill(KillArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(NamesArgs),
+    /// Fetch the logs of a container.
+    Logs(LogsArgs),
+    /// Execute a command in a running container.
+    Exec(ExecArgs),
+    /// Pause all processes within one or more containers.
+    Pause(NamesArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(NamesArgs),
+    /// Display the running processes of a container.
+    Top(TopArgs),
+    /// Display a live stream of containers' resource usage.
+    Stats(StatsArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -667,6 +691,24 @@ pub struct RunArgs {
         value_name = "IMAGE [COMMAND] [ARG...]"
     )]
     pub image_and_command: Vec<String>,
+}
+
+impl Cli {
+    /// `run`'s flags, as `run` or `container run`.
+    pub fn run_args(&self) -> Option<&RunArgs> {
+        match &self.command {
+            Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// `exec`'s flags, as `exec` or `container exec`.
+    pub fn exec_args(&self) -> Option<&ExecArgs> {
+        match &self.command {
+            Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => Some(a),
+            _ => None,
+        }
+    }
 }
 
 impl RunArgs {

@@ -315,7 +315,8 @@ pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     if let Some(master) = session.pty.take() {
-        relay::relay_pty(master, session.socket().as_fd(), a.interactive)?;
+        let ended = (!session.ended_already()).then(|| session.socket().as_fd());
+        relay::relay_pty(master, ended, a.interactive)?;
     }
     Ok(session.wait()?)
 }

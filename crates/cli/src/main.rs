@@ -9,6 +9,7 @@ mod progress;
 mod relay;
 mod run_config;
 mod system;
+mod usage;
 mod volumes;
 
 use std::io::Write;
@@ -20,19 +21,86 @@ use pelagos_engine::{Engine, EngineOptions};
 pub const EXIT_RUN_FAILED: i32 = 125;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = parse_or_exit();
     let code = match dispatch(&cli) {
         Ok(code) => code,
+        Err(e) if flag_value_error(&e).is_some() => {
+            let args: Vec<String> = std::env::args_os()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let (path, _) = usage::command_path(&args);
+            let why = flag_value_error(&e)
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let report = usage::flag_error(&path, why);
+            let _ = write!(std::io::stderr(), "{}", report.text);
+            report.code
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "Error: {e:#}");
-            match &cli.command {
-                cli::Command::Run(_) | cli::Command::Exec(_) => exit_code_of_run_error(&e),
-                _ => 1,
+            if cli.run_args().is_some() || cli.exec_args().is_some() {
+                exit_code_of_run_error(&e)
+            } else {
+                1
             }
         }
     };
     let _ = std::io::stdout().flush();
     std::process::exit(code);
+}
+
+/// The command line, or Docker's wording and exit code for what is wrong with it.
+fn parse_or_exit() -> cli::Cli {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let err = match cli::Cli::try_parse() {
+        Ok(cli) => match misplaced_flag(&cli) {
+            None => return cli,
+            Some(report) => report,
+        },
+        Err(e) => usage::report(&e, &args),
+    };
+    if err.informational {
+        let _ = write!(std::io::stdout(), "{}", err.text);
+    } else {
+        let _ = write!(std::io::stderr(), "{}", err.text);
+    }
+    let _ = std::io::stdout().flush();
+    std::process::exit(err.code);
+}
+
+/// An unknown flag before `run`'s image or `exec`'s container: clap takes it as the first
+/// word of the command (everything after the image belongs to the command, even `-c`).
+fn misplaced_flag(cli: &cli::Cli) -> Option<usage::Report> {
+    let group = match &cli.command {
+        cli::Command::Container(_) => "container ",
+        _ => "",
+    };
+    let (verb, first, too_few) = if let Some(a) = cli.run_args() {
+        ("run", a.image(), false)
+    } else if let Some(a) = cli.exec_args() {
+        let words = &a.container_and_command;
+        let first = words.first().map(String::as_str).unwrap_or_default();
+        // Docker's `exec` needs a command as well as the container.
+        ("exec", first, words.len() < 2)
+    } else {
+        return None;
+    };
+    let path = format!("{group}{verb}");
+    if first.starts_with('-') {
+        return Some(usage::flag_error(&path, usage::unknown_flag(first)));
+    }
+    too_few.then(|| usage::arity_error(&path))
+}
+
+/// A flag value that does not parse: Docker prints it with the command's usage.
+fn flag_value_error(e: &anyhow::Error) -> Option<&pelagos_model::Error> {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<pelagos_model::Error>())
+        .find(|e| matches!(e, pelagos_model::Error::FlagValue { .. }))
 }
 
 /// Docker's codes, from the error's kind (never its text): 127 when the command is not
@@ -71,7 +139,7 @@ pub fn engine(cli: &cli::Cli) -> anyhow::Result<Engine> {
     if let Some(dir) = &cli.client_config {
         opts.auth_file = dir.join("config.json");
     }
-    if let cli::Command::Run(run) = &cli.command {
+    if let Some(run) = cli.run_args() {
         opts.cgroup_parent = run.cgroup_parent.clone();
     }
     opts.monitor_program = std::env::var_os("PELAGOS_MONITOR").map(Into::into);
@@ -79,7 +147,7 @@ pub fn engine(cli: &cli::Cli) -> anyhow::Result<Engine> {
 }
 
 fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
-    use cli::{Command as C, ImageCommand as I};
+    use cli::{Command as C, ContainerCommand as K, ImageCommand as I};
     match &cli.command {
         C::Pull(a) | C::Image(I::Pull(a)) => images::pull(cli, a),
         C::Push(a) | C::Image(I::Push(a)) => images::push(cli, a),
@@ -94,7 +162,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Import(a) | C::Image(I::Import(a)) => images::import(cli, a),
         C::Login(a) => images::login(cli, a),
         C::Logout(a) => images::logout(cli, a),
-        C::Run(a) => containers::run(cli, a),
+        C::Run(a) | C::Container(K::Run(a)) => containers::run(cli, a),
         C::Ps(a) => containers::ps(cli, a),
         C::Rm(a) => containers::remove(cli, a),
         C::Inspect(a) => containers::inspect(cli, a),
@@ -105,17 +173,17 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Container(cli::ContainerCommand::Inspect(a)) => containers::inspect(cli, a),
         C::Container(cli::ContainerCommand::Prune(a)) => system::container_prune(cli, a),
         C::Commit(a) | C::Container(cli::ContainerCommand::Commit(a)) => containers::commit(cli, a),
-        C::Start(a) => containers::start(cli, a),
-        C::Stop(a) => containers::stop(cli, a, false),
-        C::Restart(a) => containers::stop(cli, a, true),
-        C::Kill(a) => containers::kill(cli, a),
-        C::Wait(a) => containers::wait(cli, a),
-        C::Logs(a) => containers::logs(cli, a),
-        C::Exec(a) => containers::exec(cli, a),
-        C::Pause(a) => containers::pause(cli, a, true),
-        C::Unpause(a) => containers::pause(cli, a, false),
-        C::Top(a) => containers::top(cli, a),
-        C::Stats(a) => containers::stats(cli, a),
+        C::Start(a) | C::Container(K::Start(a)) => containers::start(cli, a),
+        C::Stop(a) | C::Container(K::Stop(a)) => containers::stop(cli, a, false),
+        C::Restart(a) | C::Container(K::Restart(a)) => containers::stop(cli, a, true),
+        C::Kill(a) | C::Container(K::Kill(a)) => containers::kill(cli, a),
+        C::Wait(a) | C::Container(K::Wait(a)) => containers::wait(cli, a),
+        C::Logs(a) | C::Container(K::Logs(a)) => containers::logs(cli, a),
+        C::Exec(a) | C::Container(K::Exec(a)) => containers::exec(cli, a),
+        C::Pause(a) | C::Container(K::Pause(a)) => containers::pause(cli, a, true),
+        C::Unpause(a) | C::Container(K::Unpause(a)) => containers::pause(cli, a, false),
+        C::Top(a) | C::Container(K::Top(a)) => containers::top(cli, a),
+        C::Stats(a) | C::Container(K::Stats(a)) => containers::stats(cli, a),
         C::System(cli::SystemCommand::Df(a)) => system::df(cli, a),
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
         C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),

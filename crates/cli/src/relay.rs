@@ -124,6 +124,34 @@ pub struct RelayOptions {
     pub sig_proxy: bool,
 }
 
+/// Writes output frames to our stdout and stderr; the end of the attachment, if a frame says
+/// so.
+fn deliver(
+    frames: Vec<Frame<Reply>>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<Option<Ended>> {
+    for frame in frames {
+        match frame {
+            Frame::Data { stream, bytes } => {
+                let w: &mut dyn Write = if stream == STDERR {
+                    &mut *err
+                } else {
+                    &mut *out
+                };
+                let _ = w.write_all(&bytes).and_then(|()| w.flush());
+            }
+            Frame::Control { message, .. } => match message {
+                Reply::Exited { exit_code, .. } => return Ok(Some(Ended::Exited(exit_code))),
+                Reply::Detached => return Ok(Some(Ended::Detached)),
+                Reply::Error(e) => return Err(pelagos_model::Error::Remote(e).into()),
+                _ => {}
+            },
+        }
+    }
+    Ok(None)
+}
+
 /// Relays an attached monitor connection until the container exits or we detach.
 pub fn relay_attached(client: &mut Client, opts: RelayOptions) -> Result<Ended> {
     let signals = signal_fd()?;
@@ -136,6 +164,10 @@ pub fn relay_attached(client: &mut Client, opts: RelayOptions) -> Result<Ended> 
     let mut stdin_open = opts.stdin;
     let mut buf = vec![0u8; 32 * 1024];
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    // The answer to `start` may have come with the first output in the same read.
+    if let Some(ended) = deliver(client.buffered()?, &mut out, &mut err)? {
+        return Ok(ended);
+    }
     loop {
         let mut fds = vec![
             pollfd(client.socket().as_raw_fd()),
@@ -168,26 +200,24 @@ pub fn relay_attached(client: &mut Client, opts: RelayOptions) -> Result<Ended> 
         let Some(frames) = client.read_available()? else {
             bail!("the container's monitor closed the connection (it died?)");
         };
-        for frame in frames {
-            match frame {
-                Frame::Data { stream, bytes } => {
-                    let w: &mut dyn Write = if stream == STDERR { &mut err } else { &mut out };
-                    let _ = w.write_all(&bytes).and_then(|()| w.flush());
-                }
-                Frame::Control { message, .. } => match message {
-                    Reply::Exited { exit_code, .. } => return Ok(Ended::Exited(exit_code)),
-                    Reply::Detached => return Ok(Ended::Detached),
-                    Reply::Error(e) => return Err(pelagos_model::Error::Remote(e).into()),
-                    _ => {}
-                },
-            }
+        if let Some(ended) = deliver(frames, &mut out, &mut err)? {
+            return Ok(ended);
         }
     }
 }
 
 /// Relays between our terminal and an exec's pty master until the exec's connection says it
-/// ended (the master's output drained first).
-pub fn relay_pty(master: OwnedFd, ended: BorrowedFd<'_>, stdin: bool) -> Result<()> {
+/// ended (the master's output drained first); `ended` is `None` when that was already read.
+pub fn relay_pty(master: OwnedFd, ended: Option<BorrowedFd<'_>>, stdin: bool) -> Result<()> {
+    let Some(ended) = ended else {
+        // The exit came with the start: only what the process left in the pty remains.
+        drain(
+            &master,
+            &mut [0u8; 32 * 1024],
+            &mut std::io::stdout().lock(),
+        );
+        return Ok(());
+    };
     let signals = signal_fd()?;
     let _raw = RawTerminal::enter(stdin);
     let resize = |master: &OwnedFd| {

@@ -10,6 +10,14 @@ pub enum Error {
     /// Bad input from a user or a request.
     #[error("{0}")]
     Invalid(String),
+    /// A command-line flag's value that does not parse, in Docker's words
+    /// (`invalid argument "64x" for "-m, --memory" flag: ...`): the CLI adds the usage line.
+    #[error("invalid argument {value:?} for {flag:?} flag: {why}")]
+    FlagValue {
+        flag: String,
+        value: String,
+        why: String,
+    },
     /// No such container.
     #[error("no such container: {0}")]
     NoSuchContainer(String),
@@ -55,7 +63,9 @@ impl Error {
     /// The kind, from the variant.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid(_) | Error::Ambiguous(_) => ErrorKind::InvalidArgument,
+            Error::Invalid(_) | Error::FlagValue { .. } | Error::Ambiguous(_) => {
+                ErrorKind::InvalidArgument
+            }
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::NameInUse { .. } | Error::Conflict(_) => ErrorKind::Conflict,
             Error::Io { .. } | Error::Record { .. } => ErrorKind::Internal,

@@ -18,9 +18,11 @@ pub use crate::units::{parse_duration, parse_size};
 
 /// Docker's CLI error for a flag's value.
 fn bad(flag: &str, value: &str, why: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!(
-        "invalid argument {value:?} for {flag:?} flag: {why}"
-    ))
+    Error::FlagValue {
+        flag: flag.to_string(),
+        value: value.to_string(),
+        why: why.to_string(),
+    }
 }
 
 /// A size flag (`--shm-size`, `--memory-reservation`, …): never negative.

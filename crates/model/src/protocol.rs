@@ -402,6 +402,22 @@ impl Client {
         }
     }
 
+    /// Whether bytes already read wait to be returned (polling the socket would not say so).
+    pub fn has_buffered(&self) -> bool {
+        !self.reader.buf.is_empty()
+    }
+
+    /// The complete frames already read but not yet returned (a reply read earlier can have
+    /// brought the output that followed it): a caller that polls the socket must take these
+    /// first, or it would wait for bytes it already holds.
+    pub fn buffered(&mut self) -> Result<Vec<Frame<Reply>>> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.reader.next_frame()? {
+            frames.push(f);
+        }
+        Ok(frames)
+    }
+
     /// After the socket polled readable: reads once and returns every complete frame (`None`
     /// when the monitor closed the connection and nothing is left).
     pub fn read_available(&mut self) -> Result<Option<Vec<Frame<Reply>>>> {

@@ -34,6 +34,12 @@ impl ExecSession {
     pub fn socket(&self) -> &std::os::unix::net::UnixStream {
         self.client.socket()
     }
+
+    /// Whether the exit was already read with the start (then polling the socket would wait
+    /// for bytes that were already taken).
+    pub fn ended_already(&self) -> bool {
+        self.client.has_buffered()
+    }
 }
 
 /// Starts `spec` in the container. `stdio`: stdin (when `spec.attach_stdin`), stdout, stderr
