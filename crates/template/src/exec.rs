@@ -111,7 +111,10 @@ impl<'a> Exec<'a> {
                 .map(|(k, e)| (Value::from(k.as_str()), Val::owned(e.clone())))
                 .collect(),
             Val::Some(other) => {
-                return Err(exec_err(&b.pipe, format!("range can't iterate over {}", go_print(Some(other)))))
+                return Err(exec_err(
+                    &b.pipe,
+                    format!("range can't iterate over {}", go_print(Some(other))),
+                ))
             }
         };
         if items.is_empty() {
@@ -162,7 +165,9 @@ impl<'a> Exec<'a> {
     fn commands(&mut self, pipe: &Pipe, dot: &Val<'a>) -> Result<Val<'a>, Error> {
         let mut value = None;
         for cmd in &pipe.cmds {
-            let v = self.command(cmd, dot, value.take()).map_err(|msg| exec_err(pipe, msg))?;
+            let v = self
+                .command(cmd, dot, value.take())
+                .map_err(|msg| exec_err(pipe, msg))?;
             value = Some(v.settle());
         }
         Ok(value.unwrap_or(Val::Missing))
@@ -174,7 +179,10 @@ impl<'a> Exec<'a> {
             return funcs::call(self, name, &cmd.args[1..], last, dot);
         }
         if cmd.args.len() > 1 || last.is_some() {
-            return Err(format!("can't give argument to non-function {}", describe(first)));
+            return Err(format!(
+                "can't give argument to non-function {}",
+                describe(first)
+            ));
         }
         if matches!(first.term, Term::Nil) {
             return Err("nil is not a command".into());
@@ -212,8 +220,12 @@ impl<'a> Exec<'a> {
             Val::Some(v) => v,
         };
         Ok(match v {
-            Cow::Borrowed(Value::Object(m)) => m.get(name).map(Val::borrowed).unwrap_or(Val::Missing),
-            Cow::Owned(Value::Object(mut m)) => m.remove(name).map(Val::owned).unwrap_or(Val::Missing),
+            Cow::Borrowed(Value::Object(m)) => {
+                m.get(name).map(Val::borrowed).unwrap_or(Val::Missing)
+            }
+            Cow::Owned(Value::Object(mut m)) => {
+                m.remove(name).map(Val::owned).unwrap_or(Val::Missing)
+            }
             Cow::Borrowed(Value::Null) | Cow::Owned(Value::Null) => {
                 return Err(format!("nil pointer evaluating interface {{}}.{name}"))
             }
@@ -231,7 +243,10 @@ impl<'a> Exec<'a> {
 }
 
 fn index_items<'a>(items: impl Iterator<Item = Val<'a>>) -> Vec<(Value, Val<'a>)> {
-    items.enumerate().map(|(i, v)| (Value::from(i), v)).collect()
+    items
+        .enumerate()
+        .map(|(i, v)| (Value::from(i), v))
+        .collect()
 }
 
 fn exec_err(pipe: &Pipe, msg: impl Into<String>) -> Error {

@@ -49,7 +49,9 @@ fn and_or<'a>(
 ) -> Res<Val<'a>> {
     let name = if and { "and" } else { "or" };
     if args.is_empty() && last.is_none() {
-        return Err(format!("wrong number of args for {name}: want at least 1 got 0"));
+        return Err(format!(
+            "wrong number of args for {name}: want at least 1 got 0"
+        ));
     }
     let mut v = Val::Missing;
     for a in args {
@@ -85,7 +87,11 @@ fn builtin<'a>(name: &str, vals: Vec<Val<'a>>) -> Res<Val<'a>> {
         ("title", [v]) => s(title(&string_arg(name, *v)?)),
         ("lower", [v]) => s(string_arg(name, *v)?.to_lowercase()),
         ("upper", [v]) => s(string_arg(name, *v)?.to_uppercase()),
-        ("pad", [v, l, r]) => s(pad(&string_arg(name, *v)?, int_arg(name, *l)?, int_arg(name, *r)?)),
+        ("pad", [v, l, r]) => s(pad(
+            &string_arg(name, *v)?,
+            int_arg(name, *l)?,
+            int_arg(name, *r)?,
+        )),
         ("truncate", [v, n]) => s(truncate(&string_arg(name, *v)?, int_arg(name, *n)?)),
         (name, args) => Err(arity_error(name, args.len())),
     }
@@ -156,7 +162,12 @@ fn index<'a>(item: Option<&Value>, idx: &[Option<&Value>]) -> Res<Val<'a>> {
                     type_name(*other)
                 ))
             }
-            (other, _) => return Err(format!("can't index item of type {}", type_name(Some(other)))),
+            (other, _) => {
+                return Err(format!(
+                    "can't index item of type {}",
+                    type_name(Some(other))
+                ))
+            }
         };
     }
     Ok(Val::owned(cur))
@@ -166,7 +177,10 @@ fn position(i: Option<&Value>, len: usize) -> Res<usize> {
     match i.and_then(number) {
         Some(Num::Int(n)) if n >= 0 && (n as usize) < len => Ok(n as usize),
         Some(Num::Int(n)) => Err(format!("index out of range: {n}")),
-        _ => Err(format!("cannot index slice/array with type {}", type_name(i))),
+        _ => Err(format!(
+            "cannot index slice/array with type {}",
+            type_name(i)
+        )),
     }
 }
 
@@ -186,7 +200,10 @@ fn slice<'a>(item: Option<&Value>, idx: &[Option<&Value>]) -> Res<Val<'a>> {
         Some(v) => match v.and_then(number) {
             Some(Num::Int(n)) if n >= 0 && n as usize <= len => Ok(n as usize),
             Some(Num::Int(n)) => Err(format!("index out of range: {n}")),
-            _ => Err(format!("cannot index slice/array with type {}", type_name(*v))),
+            _ => Err(format!(
+                "cannot index slice/array with type {}",
+                type_name(*v)
+            )),
         },
     };
     let (from, to) = (bound(0, 0)?, bound(1, len)?);
@@ -194,10 +211,9 @@ fn slice<'a>(item: Option<&Value>, idx: &[Option<&Value>]) -> Res<Val<'a>> {
         return Err(format!("invalid slice index: {from} > {to}"));
     }
     Ok(Val::owned(match item {
-        Some(Value::String(s)) => Value::from(
-            s.get(from..to)
-                .ok_or("slice splits a UTF-8 character")?,
-        ),
+        Some(Value::String(s)) => {
+            Value::from(s.get(from..to).ok_or("slice splits a UTF-8 character")?)
+        }
         Some(Value::Array(a)) => Value::Array(a[from..to].to_vec()),
         _ => Value::Null,
     }))

@@ -201,7 +201,9 @@ impl ActionLexer<'_> {
             .rest()
             .char_indices()
             .take_while(|(i, c)| {
-                c.is_ascii_alphanumeric() || matches!(c, '.' | '_') || (*i == 0 && "+-".contains(*c))
+                c.is_ascii_alphanumeric()
+                    || matches!(c, '.' | '_')
+                    || (*i == 0 && "+-".contains(*c))
                     || ("+-".contains(*c) && self.exponent_sign_at(*i))
             })
             .map(|(_, c)| c)
@@ -227,7 +229,9 @@ impl ActionLexer<'_> {
                 }
                 '\n' => break,
                 '\\' => {
-                    let (_, e) = chars.next().ok_or_else(|| self.err("unterminated quoted string"))?;
+                    let (_, e) = chars
+                        .next()
+                        .ok_or_else(|| self.err("unterminated quoted string"))?;
                     out.push(self.escape(e, &mut chars)?);
                 }
                 c => out.push(c),
@@ -278,7 +282,9 @@ impl ActionLexer<'_> {
         let mut chars = self.rest().char_indices().skip(1);
         let c = match chars.next() {
             Some((_, '\\')) => {
-                let (_, e) = chars.next().ok_or_else(|| self.err("unterminated character constant"))?;
+                let (_, e) = chars
+                    .next()
+                    .ok_or_else(|| self.err("unterminated character constant"))?;
                 self.escape(e, &mut chars)?
             }
             Some((_, c)) if c != '\'' => c,

@@ -58,7 +58,11 @@ impl Template {
     /// Parses a `--format` for a single object (`inspect`, `info`, `version`): the bare name
     /// `json` means `{{json .}}`, as in Docker.
     pub fn parse_format(format: &str) -> Result<Template, Error> {
-        Template::parse(if format == "json" { "{{json .}}" } else { format })
+        Template::parse(if format == "json" {
+            "{{json .}}"
+        } else {
+            format
+        })
     }
 
     /// Executes the template with `data` as `.` and `$`.

@@ -56,7 +56,7 @@ pub(crate) enum Term {
 }
 
 /// How a list of nodes ended.
-enum End {
+enum Stop {
     Eof,
     End,
     Else(Vec<Tok>),
@@ -74,9 +74,9 @@ impl Parser {
             line: 1,
         };
         match p.list(0)? {
-            (nodes, End::Eof) => Ok(nodes),
-            (_, End::End) => Err(p.err("unexpected {{end}}")),
-            (_, End::Else(_)) => Err(p.err("unexpected {{else}}")),
+            (nodes, Stop::Eof) => Ok(nodes),
+            (_, Stop::End) => Err(p.err("unexpected {{end}}")),
+            (_, Stop::Else(_)) => Err(p.err("unexpected {{else}}")),
         }
     }
 
@@ -86,7 +86,7 @@ impl Parser {
 
     /// Nodes up to `{{end}}`, `{{else ...}}` or the end of input; `loops` counts the
     /// enclosing `range`s (for `break` and `continue`).
-    fn list(&mut self, loops: usize) -> Result<(Vec<Node>, End), Error> {
+    fn list(&mut self, loops: usize) -> Result<(Vec<Node>, Stop), Error> {
         let mut nodes = Vec::new();
         while let Some(item) = self.items.next() {
             let (toks, src) = match item {
@@ -106,18 +106,18 @@ impl Parser {
             };
             let rest = toks.get(1..).unwrap_or_default().to_vec();
             match keyword {
-                "end" if rest.is_empty() => return Ok((nodes, End::End)),
-                "else" => return Ok((nodes, End::Else(strip_spaces(rest)))),
+                "end" if rest.is_empty() => return Ok((nodes, Stop::End)),
+                "else" => return Ok((nodes, Stop::Else(strip_spaces(rest)))),
                 "if" => nodes.push(Node::If(self.branch(rest, src, loops, true)?)),
                 "with" => nodes.push(Node::With(self.branch(rest, src, loops, true)?)),
                 "range" => nodes.push(Node::Range(self.branch(rest, src, loops + 1, false)?)),
-                "break" | "continue" if rest.is_empty() && loops > 0 => nodes.push(
-                    if keyword == "break" {
+                "break" | "continue" if rest.is_empty() && loops > 0 => {
+                    nodes.push(if keyword == "break" {
                         Node::Break
                     } else {
                         Node::Continue
-                    },
-                ),
+                    })
+                }
                 "break" | "continue" => {
                     return Err(self.err(format!("{{{{{keyword}}}}} outside {{{{range}}}}")))
                 }
@@ -127,7 +127,7 @@ impl Parser {
                 _ => nodes.push(Node::Action(self.pipe(&toks, src)?)),
             }
         }
-        Ok((nodes, End::Eof))
+        Ok((nodes, Stop::Eof))
     }
 
     /// A block's pipeline and body up to its `{{end}}`; `else if`/`else with` chain on.
@@ -141,10 +141,10 @@ impl Parser {
         let pipe = self.pipe(&strip_spaces(toks), src.clone())?;
         let (then, end) = self.list(loops)?;
         let otherwise = match end {
-            End::Eof => return Err(self.err(format!("unexpected EOF in {src}"))),
-            End::End => Vec::new(),
-            End::Else(rest) if rest.is_empty() => self.else_list(loops)?,
-            End::Else(rest) => match rest.first() {
+            Stop::Eof => return Err(self.err(format!("unexpected EOF in {src}"))),
+            Stop::End => Vec::new(),
+            Stop::Else(rest) if rest.is_empty() => self.else_list(loops)?,
+            Stop::Else(rest) => match rest.first() {
                 Some(Tok::Ident(k)) if chains && (k == "if" || k == "with") => {
                     let inner = self.branch(rest[1..].to_vec(), src, loops, true)?;
                     vec![if k == "if" {
@@ -165,9 +165,9 @@ impl Parser {
 
     fn else_list(&mut self, loops: usize) -> Result<Vec<Node>, Error> {
         match self.list(loops)? {
-            (nodes, End::End) => Ok(nodes),
-            (_, End::Else(_)) => Err(self.err("{{else}} after {{else}}")),
-            (_, End::Eof) => Err(self.err("unexpected EOF: missing {{end}}")),
+            (nodes, Stop::End) => Ok(nodes),
+            (_, Stop::Else(_)) => Err(self.err("{{else}} after {{else}}")),
+            (_, Stop::Eof) => Err(self.err("unexpected EOF: missing {{end}}")),
         }
     }
 
@@ -214,7 +214,8 @@ impl Parser {
             Tok::Field(_) => (Term::Dot, 0),
             Tok::Var(v) => (Term::Var(v.clone()), 1),
             Tok::LParen => {
-                let close = matching_paren(toks).ok_or_else(|| self.err(format!("unclosed left paren in {at}")))?;
+                let close = matching_paren(toks)
+                    .ok_or_else(|| self.err(format!("unclosed left paren in {at}")))?;
                 let inner = self.pipe(&strip_spaces(toks[1..close].to_vec()), at.to_string())?;
                 (Term::Pipe(Box::new(inner)), close + 1)
             }
@@ -244,12 +245,22 @@ impl Parser {
             Some(d) => (true, d.to_string()),
             None => (false, clean.trim_start_matches('+').to_string()),
         };
-        let radix = [("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2)]
-            .iter()
-            .find_map(|(p, r)| digits.strip_prefix(p).map(|d| (d.to_string(), *r)));
+        let radix = [
+            ("0x", 16),
+            ("0X", 16),
+            ("0o", 8),
+            ("0O", 8),
+            ("0b", 2),
+            ("0B", 2),
+        ]
+        .iter()
+        .find_map(|(p, r)| digits.strip_prefix(p).map(|d| (d.to_string(), *r)));
         let int = match &radix {
             Some((d, r)) => i64::from_str_radix(d, *r).ok(),
-            None if digits.len() > 1 && digits.starts_with('0') && !digits.contains(['.', 'e', 'E']) => {
+            None if digits.len() > 1
+                && digits.starts_with('0')
+                && !digits.contains(['.', 'e', 'E']) =>
+            {
                 i64::from_str_radix(&digits[1..], 8).ok()
             }
             None => digits.parse::<i64>().ok(),

@@ -2,7 +2,9 @@
 //! (`%s %d %v %q %t %x %X %o %b %c %e %f %g`), flags `- + 0 space`, width and precision, and
 //! Go's `%!d(string=x)`, `%!d(MISSING)` and `%!(EXTRA …)` markers.
 
-use crate::value::{go_float_e, go_float_g, go_print, go_quote, non_finite, number, type_name, Num};
+use crate::value::{
+    go_float_e, go_float_g, go_print, go_quote, non_finite, number, type_name, Num,
+};
 use serde_json::Value;
 
 #[derive(Default)]
@@ -169,7 +171,11 @@ fn format_float(spec: &Spec, f: f64) -> Option<String> {
     };
     let body = body.trim_start_matches('+').to_string();
     let negative = f.is_sign_negative() && !f.is_nan();
-    Some(pad(spec, format!("{}{body}", sign(spec, negative)), f.is_finite()))
+    Some(pad(
+        spec,
+        format!("{}{body}", sign(spec, negative)),
+        f.is_finite(),
+    ))
 }
 
 fn sign(spec: &Spec, negative: bool) -> &'static str {
@@ -196,7 +202,11 @@ fn pad(spec: &Spec, text: String, numeric: bool) -> String {
         return format!("{text}{}", " ".repeat(fill));
     }
     if spec.zero && numeric {
-        let split = if text.starts_with(['-', '+', ' ']) { 1 } else { 0 };
+        let split = if text.starts_with(['-', '+', ' ']) {
+            1
+        } else {
+            0
+        };
         return format!("{}{}{}", &text[..split], "0".repeat(fill), &text[split..]);
     }
     format!("{}{text}", " ".repeat(fill))
@@ -234,15 +244,27 @@ mod tests {
 
     #[test]
     fn verbs_match_go() {
-        assert_eq!(f("%s-%d-%v", &[json!("a"), json!(3), json!(1.5)]), "a-3-1.5");
+        assert_eq!(
+            f("%s-%d-%v", &[json!("a"), json!(3), json!(1.5)]),
+            "a-3-1.5"
+        );
         assert_eq!(f("%-5s|%5s|", &[json!("ab"), json!("cd")]), "ab   |   cd|");
-        assert_eq!(f("%05d %+d %x", &[json!(42), json!(7), json!(255)]), "00042 +7 ff");
+        assert_eq!(
+            f("%05d %+d %x", &[json!(42), json!(7), json!(255)]),
+            "00042 +7 ff"
+        );
         assert_eq!(f("%q %t", &[json!("hi\n"), json!(true)]), "\"hi\\n\" true");
-        assert_eq!(f("%.2f %e", &[json!(3.14159), json!(1234.5)]), "3.14 1.234500e+03");
+        assert_eq!(
+            f("%.2f %e", &[json!(1.23456), json!(1234.5)]),
+            "1.23 1.234500e+03"
+        );
         assert_eq!(f("%d", &[json!("x")]), "%!d(string=x)");
         assert_eq!(f("%d %d", &[json!(1)]), "1 %!d(MISSING)");
         assert_eq!(f("%d", &[json!(1), json!("a")]), "1%!(EXTRA string=a)");
-        assert_eq!(f("%v %s", &[json!([1, "a"]), json!(["x", "y"])]), "[1 a] [x y]");
+        assert_eq!(
+            f("%v %s", &[json!([1, "a"]), json!(["x", "y"])]),
+            "[1 a] [x y]"
+        );
         assert_eq!(f("%.3s|%c|%%", &[json!("abcdef"), json!(65)]), "abc|A|%");
         assert_eq!(sprintf("%v %s", &[None, None]), "<nil> %!s(<nil>)");
     }
@@ -250,7 +272,10 @@ mod tests {
     #[test]
     fn sprint_spaces_like_go() {
         let (a, one, two) = (json!("a"), json!(1), json!(2));
-        assert_eq!(sprint(&[Some(&one), Some(&two), Some(&a), Some(&one)]), "1 2a1");
+        assert_eq!(
+            sprint(&[Some(&one), Some(&two), Some(&a), Some(&one)]),
+            "1 2a1"
+        );
         assert_eq!(sprintln(&[Some(&a), Some(&one)]), "a 1\n");
     }
 }

@@ -28,8 +28,15 @@ impl Table {
             Some(rest) => (true, rest),
             None => (false, format),
         };
-        let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
-        let body = if body == "json" { "{{json .}}".to_string() } else { body };
+        let body = body
+            .trim_matches(' ')
+            .replace("\\t", "\t")
+            .replace("\\n", "\n");
+        let body = if body == "json" {
+            "{{json .}}".to_string()
+        } else {
+            body
+        };
         let template = Template::parse(&body)?;
         let header = if is_table {
             Some(template.render_header(&header_object(&template, headers))?)
@@ -158,7 +165,7 @@ impl TabWriter<'_> {
                 self.out.push_str(cell);
                 if j < self.widths.len() && j + 1 < self.lines[i].len() {
                     let fill = self.widths[j].saturating_sub(cell.chars().count());
-                    self.out.extend(std::iter::repeat(' ').take(fill));
+                    self.out.push_str(&" ".repeat(fill));
                 }
             }
             if i + 1 < self.lines.len() {
@@ -175,18 +182,24 @@ mod tests {
 
     #[test]
     fn tabwriter_aligns_like_go() {
-        assert_eq!(tabwrite("a\tb\tc\nlonger-name-here\tx\ty\n"),
-            "a                  b         c\nlonger-name-here   x         y\n");
+        assert_eq!(
+            tabwrite("a\tb\tc\nlonger-name-here\tx\ty\n"),
+            "a                  b         c\nlonger-name-here   x         y\n"
+        );
         // A line without the column ends the block.
-        assert_eq!(tabwrite("ab\tc\nno tabs\nabcdefghijk\td\n"),
-            "ab        c\nno tabs\nabcdefghijk   d\n");
+        assert_eq!(
+            tabwrite("ab\tc\nno tabs\nabcdefghijk\td\n"),
+            "ab        c\nno tabs\nabcdefghijk   d\n"
+        );
     }
 
     #[test]
     fn table_has_docker_headers() {
         let headers = HashMap::from([("ID", "CONTAINER ID"), ("Names", "NAMES")]);
-        let mut t = Table::new("table {{.ID}}\\t{{.Names}}\\t{{.Status | lower}}", &headers).unwrap();
-        t.add(&json!({"ID": "abc123", "Names": "web", "Status": "Up"})).unwrap();
+        let mut t =
+            Table::new("table {{.ID}}\\t{{.Names}}\\t{{.Status | lower}}", &headers).unwrap();
+        t.add(&json!({"ID": "abc123", "Names": "web", "Status": "Up"}))
+            .unwrap();
         assert_eq!(
             t.finish(),
             "CONTAINER ID   NAMES     STATUS\nabc123         web       up\n"

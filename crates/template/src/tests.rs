@@ -32,10 +32,16 @@ fn err(t: &str) -> String {
 
 #[test]
 fn fields_and_printing() {
-    assert_eq!(r("{{.Name}} {{.Size}} {{.Ratio}} {{.Running}}"), "web 4261000 0.25 true");
+    assert_eq!(
+        r("{{.Name}} {{.Size}} {{.Ratio}} {{.Running}}"),
+        "web 4261000 0.25 true"
+    );
     assert_eq!(r("{{.Config.Env}}"), "[A=1 B=2]");
     assert_eq!(r("{{.Config.Labels}}"), "map[a:first z:last]");
-    assert_eq!(r("{{.Nope}}|{{.Nope.Deeper}}|{{.Config.Cmd}}"), "<no value>|<no value>|<no value>");
+    assert_eq!(
+        r("{{.Nope}}|{{.Nope.Deeper}}|{{.Config.Cmd}}"),
+        "<no value>|<no value>|<no value>"
+    );
     assert!(err("{{.Config.Cmd.X}}").contains("nil pointer evaluating interface {}.X"));
     assert!(err("{{.Name.X}}").contains("can't evaluate field X in type string"));
     assert_eq!(r("{{.}}").chars().next(), Some('m'));
@@ -48,11 +54,23 @@ fn control_flow() {
     assert_eq!(r("{{with .Config.Labels}}{{.a}}{{end}}"), "first");
     assert_eq!(r("{{with .Nope}}x{{else}}none{{end}}"), "none");
     assert_eq!(r("{{range .Names}}[{{.}}]{{end}}"), "[alpha][beta][gamma]");
-    assert_eq!(r("{{range $i, $n := .Names}}{{$i}}={{$n}} {{end}}"), "0=alpha 1=beta 2=gamma ");
-    assert_eq!(r("{{range $k, $v := .Config.Labels}}{{$k}}:{{$v}};{{end}}"), "a:first;z:last;");
+    assert_eq!(
+        r("{{range $i, $n := .Names}}{{$i}}={{$n}} {{end}}"),
+        "0=alpha 1=beta 2=gamma "
+    );
+    assert_eq!(
+        r("{{range $k, $v := .Config.Labels}}{{$k}}:{{$v}};{{end}}"),
+        "a:first;z:last;"
+    );
     assert_eq!(r("{{range .Ports}}x{{else}}no ports{{end}}"), "no ports");
-    assert_eq!(r("{{range .Names}}{{if eq . \"beta\"}}{{break}}{{end}}{{.}}{{end}}"), "alpha");
-    assert_eq!(r("{{range .Names}}{{if eq . \"beta\"}}{{continue}}{{end}}{{.}}{{end}}"), "alphagamma");
+    assert_eq!(
+        r("{{range .Names}}{{if eq . \"beta\"}}{{break}}{{end}}{{.}}{{end}}"),
+        "alpha"
+    );
+    assert_eq!(
+        r("{{range .Names}}{{if eq . \"beta\"}}{{continue}}{{end}}{{.}}{{end}}"),
+        "alphagamma"
+    );
     assert!(err("{{range .Name}}{{end}}").contains("range can't iterate over web"));
 }
 
@@ -70,8 +88,14 @@ fn variables_and_pipelines() {
 
 #[test]
 fn comparisons_and_logic() {
-    assert_eq!(r("{{eq .Name \"db\" \"web\"}} {{ne .Count 0}} {{lt 1 2}} {{ge \"b\" \"a\"}}"), "true false true true");
-    assert_eq!(r("{{and .Running .Name}} {{or .Count .Ports \"x\"}} {{not .Count}}"), "web x true");
+    assert_eq!(
+        r("{{eq .Name \"db\" \"web\"}} {{ne .Count 0}} {{lt 1 2}} {{ge \"b\" \"a\"}}"),
+        "true false true true"
+    );
+    assert_eq!(
+        r("{{and .Running .Name}} {{or .Count .Ports \"x\"}} {{not .Count}}"),
+        "web x true"
+    );
     assert_eq!(r("{{and .Count .Nope.X}}"), "0");
     assert!(err("{{eq .Ratio 1}}").contains("incompatible types"));
     assert!(err("{{lt true false}}").contains("invalid type for comparison"));
@@ -81,8 +105,14 @@ fn comparisons_and_logic() {
 
 #[test]
 fn len_index_slice() {
-    assert_eq!(r("{{len .Names}} {{len .Name}} {{len .Config.Labels}}"), "3 3 2");
-    assert_eq!(r("{{index .Names 2}} {{index .Config.Labels \"z\"}} {{index . \"Config\" \"Env\" 0}}"), "gamma last A=1");
+    assert_eq!(
+        r("{{len .Names}} {{len .Name}} {{len .Config.Labels}}"),
+        "3 3 2"
+    );
+    assert_eq!(
+        r("{{index .Names 2}} {{index .Config.Labels \"z\"}} {{index . \"Config\" \"Env\" 0}}"),
+        "gamma last A=1"
+    );
     assert_eq!(r("{{index .Config.Labels \"missing\"}}"), "<no value>");
     assert_eq!(r("{{slice .Names 1 2}} {{slice .Name 1}}"), "[beta] eb");
     assert!(err("{{index .Names 5}}").contains("index out of range: 5"));
@@ -91,8 +121,10 @@ fn len_index_slice() {
 
 #[test]
 fn printing_functions() {
-    assert_eq!(r("{{printf \"%-6s|%5d|%q|%t|%v\" .Name .Size .Name .Running .Names}}"),
-        "web   |4261000|\"web\"|true|[alpha beta gamma]");
+    assert_eq!(
+        r("{{printf \"%-6s|%5d|%q|%t|%v\" .Name .Size .Name .Running .Names}}"),
+        "web   |4261000|\"web\"|true|[alpha beta gamma]"
+    );
     assert_eq!(r("{{printf \"%.1f%%\" .Ratio}}"), "0.2%");
     assert_eq!(r("{{print 1 2 \"a\" 3}}"), "1 2a3");
     assert_eq!(r("{{println .Name 3}}"), "web 3\n");
@@ -101,13 +133,22 @@ fn printing_functions() {
 
 #[test]
 fn docker_functions() {
-    assert_eq!(r("{{json .Config.Labels}}"), "{\"a\":\"first\",\"z\":\"last\"}");
+    assert_eq!(
+        r("{{json .Config.Labels}}"),
+        "{\"a\":\"first\",\"z\":\"last\"}"
+    );
     assert_eq!(r("{{json .Nope}}"), "null");
     assert_eq!(r("{{join .Names \", \"}}"), "alpha, beta, gamma");
     assert_eq!(r("{{split \"a:b\" \":\"}}"), "[a b]");
-    assert_eq!(r("{{title \"hello big-world\"}} {{lower \"AbC\"}} {{upper .Name}}"), "Hello Big-World abc WEB");
+    assert_eq!(
+        r("{{title \"hello big-world\"}} {{lower \"AbC\"}} {{upper .Name}}"),
+        "Hello Big-World abc WEB"
+    );
     assert_eq!(r("[{{pad .Name 1 2}}][{{pad \"\" 1 2}}]"), "[ web  ][]");
-    assert_eq!(r("{{truncate .ID 12}} {{truncate \"ab\" 5}}"), "0123456789ab ab");
+    assert_eq!(
+        r("{{truncate .ID 12}} {{truncate \"ab\" 5}}"),
+        "0123456789ab ab"
+    );
     assert!(err("{{truncate .ID \"x\"}}").contains("expected int"));
     assert!(err("{{nope 1}}").contains("\"nope\" not defined"));
 }
@@ -116,10 +157,22 @@ fn docker_functions() {
 fn syntax() {
     assert_eq!(r("a  {{- .Name -}}  b"), "awebb");
     assert_eq!(r("a {{/* note */}}b{{- /* trimmed */ -}} c"), "a bc");
-    assert_eq!(r("{{`raw\\n`}} {{'a'}} {{0x10}} {{-3}} {{1.5e3}}"), "raw\\n 97 16 -3 1500");
+    assert_eq!(
+        r("{{`raw\\n`}} {{'a'}} {{0x10}} {{-3}} {{1.5e3}}"),
+        "raw\\n 97 16 -3 1500"
+    );
     assert_eq!(r("{{\"}}\"}}"), "}}");
     assert_eq!(r("line1\n{{.Name}}"), "line1\nweb");
-    for bad in ["{{.Name", "{{if .X}}", "{{end}}", "{{else}}", "{{break}}", "{{(.Name}}", "{{\"x}}", "{{define \"x\"}}{{end}}"] {
+    for bad in [
+        "{{.Name",
+        "{{if .X}}",
+        "{{end}}",
+        "{{else}}",
+        "{{break}}",
+        "{{(.Name}}",
+        "{{\"x}}",
+        "{{define \"x\"}}{{end}}",
+    ] {
         assert!(Template::parse(bad).is_err(), "{bad}");
     }
     let e = Template::parse("a\n{{if}}").unwrap_err().to_string();
@@ -129,5 +182,8 @@ fn syntax() {
 #[test]
 fn bare_json_format() {
     let t = Template::parse_format("json").unwrap();
-    assert_eq!(t.render(&json!({"a": [1, 2.5]})).unwrap(), "{\"a\":[1,2.5]}");
+    assert_eq!(
+        t.render(&json!({"a": [1, 2.5]})).unwrap(),
+        "{\"a\":[1,2.5]}"
+    );
 }

@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(go_float_g(0.0001, None), "0.0001");
         assert_eq!(go_float_g(0.00001, None), "1e-05");
         assert_eq!(go_float_g(-2.25, None), "-2.25");
-        assert_eq!(go_float_g(3.14159, Some(3)), "3.14");
+        assert_eq!(go_float_g(1.23456, Some(3)), "1.23");
         assert_eq!(go_float_e(1234.5678, 2), "1.23e+03");
         assert_eq!(json_float(1.0), "1");
         assert_eq!(json_float(1e21), "1e+21");
@@ -342,7 +342,14 @@ mod tests {
 
     #[test]
     fn truthiness_is_go_s() {
-        for falsy in [json!(false), json!(0), json!(0.0), json!(""), json!([]), json!({})] {
+        for falsy in [
+            json!(false),
+            json!(0),
+            json!(0.0),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
             assert!(!truth(&Val::borrowed(&falsy)), "{falsy}");
         }
         assert!(!truth(&Val::Missing));

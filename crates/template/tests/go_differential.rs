@@ -158,10 +158,23 @@ fn plain_cases() -> Vec<(&'static str, Value)> {
     let c = container();
     let list = json!(["b", "a", "c"]);
     let cases = [
-        "{{.Name}}", "{{.Id}}", "{{.State.Pid}}", "{{.Size}}", "{{.Ratio}}", "{{.Big}}",
-        "{{.Tiny}}", "{{.Mixed}}", "{{.Config.Env}}", "{{.Config.Labels}}",
-        "{{.Config.ExposedPorts}}", "{{.State.Health}}", "{{.Missing}}", "{{.Missing.Deeper}}",
-        "{{.State.Health.Status}}", "{{.Name.Oops}}", "{{.State}}",
+        "{{.Name}}",
+        "{{.Id}}",
+        "{{.State.Pid}}",
+        "{{.Size}}",
+        "{{.Ratio}}",
+        "{{.Big}}",
+        "{{.Tiny}}",
+        "{{.Mixed}}",
+        "{{.Config.Env}}",
+        "{{.Config.Labels}}",
+        "{{.Config.ExposedPorts}}",
+        "{{.State.Health}}",
+        "{{.Missing}}",
+        "{{.Missing.Deeper}}",
+        "{{.State.Health.Status}}",
+        "{{.Name.Oops}}",
+        "{{.State}}",
         "{{if .State.Running}}up{{else}}down{{end}}",
         "{{if .State.ExitCode}}a{{else if .Mounts}}b{{else if .Config.Env}}c{{end}}",
         "{{if and .State.Running (not .Config.Tty)}}yes{{end}}",
@@ -179,35 +192,76 @@ fn plain_cases() -> Vec<(&'static str, Value)> {
         "{{$n := .Name}}{{range .Config.Env}}{{$n}}{{end}}",
         "{{$x := 1}}{{if true}}{{$x = 2}}{{end}}{{$x}}",
         "{{range .Config.Cmd}}{{$.Name}}{{end}}",
-        "{{.Config.Cmd | json}}", "{{json .}}", "{{json .Config}}", "{{json .Missing}}",
-        "{{json .Text}}", "{{json .Mixed}}", "{{.Name | printf \"%s!\"}}",
-        "{{eq .State.Status \"exited\" \"running\"}}", "{{eq .State.Pid 4242}}",
-        "{{ne .Name \"/db\"}}", "{{lt .State.Pid 5000}} {{le 2 2}} {{gt \"b\" \"a\"}} {{ge 1.5 2.5}}",
-        "{{eq .Ratio 1}}", "{{eq .Config.Env .Config.Env}}", "{{lt true false}}",
-        "{{eq .Missing nil}}", "{{or .State.ExitCode .Mounts \"fallback\"}}",
-        "{{and 1 0 .Missing.X}}", "{{not .Mounts}}", "{{len .Config.Env}} {{len .Name}} {{len .Config.Labels}}",
-        "{{len .Size}}", "{{index .Config.Cmd 2}}", "{{index . \"Config\" \"Cmd\" 0}}",
-        "{{index .Config.Labels \"nope\"}}", "{{index .Config.Cmd 9}}", "{{index .Name 1}}",
+        "{{.Config.Cmd | json}}",
+        "{{json .}}",
+        "{{json .Config}}",
+        "{{json .Missing}}",
+        "{{json .Text}}",
+        "{{json .Mixed}}",
+        "{{.Name | printf \"%s!\"}}",
+        "{{eq .State.Status \"exited\" \"running\"}}",
+        "{{eq .State.Pid 4242}}",
+        "{{ne .Name \"/db\"}}",
+        "{{lt .State.Pid 5000}} {{le 2 2}} {{gt \"b\" \"a\"}} {{ge 1.5 2.5}}",
+        "{{eq .Ratio 1}}",
+        "{{eq .Config.Env .Config.Env}}",
+        "{{lt true false}}",
+        "{{eq .Missing nil}}",
+        "{{or .State.ExitCode .Mounts \"fallback\"}}",
+        "{{and 1 0 .Missing.X}}",
+        "{{not .Mounts}}",
+        "{{len .Config.Env}} {{len .Name}} {{len .Config.Labels}}",
+        "{{len .Size}}",
+        "{{index .Config.Cmd 2}}",
+        "{{index . \"Config\" \"Cmd\" 0}}",
+        "{{index .Config.Labels \"nope\"}}",
+        "{{index .Config.Cmd 9}}",
+        "{{index .Name 1}}",
         "{{slice .Config.Cmd 1}} {{slice .Name 1 3}}",
         "{{printf \"%s|%d|%v|%q|%t\" .Name .State.Pid .Ratio .Name .State.Running}}",
         "{{printf \"%-12s|%8s|%05d|%x|%X|%o\" .Name .State.Status 42 255 255 8}}",
         "{{printf \"%.2f|%8.3f|%e|%g|%.3g\" .Ratio .Big .Big .Big .Big}}",
-        "{{printf \"%d %s\" .Name .State.Pid}}", "{{printf \"%d %d\" 1}}", "{{printf \"%d\" 1 \"x\"}}",
-        "{{printf \"%v %v %s\" .Config.Cmd .Config.Labels .Config.Env}}", "{{printf \"%v\" .Missing}}",
-        "{{printf \"%c%c %+d % d %%\" 72 105 5 7}}", "{{printf \"%q\" 'x'}}",
-        "{{print 1 2 \"a\" \"b\" 3 .Ratio}}", "{{println .Name .Size}}", "{{print .Missing}}",
-        "{{split .Text \" \"}}", "{{join (split \"a:b:c\" \":\") \"-\"}}", "{{title .Text}}",
-        "{{lower .Text}} {{upper .Text}}", "[{{pad .Name 2 3}}]", "[{{pad \"\" 2 3}}]",
-        "{{truncate .Id 12}}", "{{truncate .Name 40}}", "{{.Id | truncate 12}}",
-        "{{upper .Size}}", "{{truncate .Name \"x\"}}", "{{nosuch .Name}}",
-        "a  {{- .Name -}}  b", "a {{/* comment */}}b {{- /* trimmed */ -}} c",
+        "{{printf \"%d %s\" .Name .State.Pid}}",
+        "{{printf \"%d %d\" 1}}",
+        "{{printf \"%d\" 1 \"x\"}}",
+        "{{printf \"%v %v %s\" .Config.Cmd .Config.Labels .Config.Env}}",
+        "{{printf \"%v\" .Missing}}",
+        "{{printf \"%c%c %+d % d %%\" 72 105 5 7}}",
+        "{{printf \"%q\" 'x'}}",
+        "{{print 1 2 \"a\" \"b\" 3 .Ratio}}",
+        "{{println .Name .Size}}",
+        "{{print .Missing}}",
+        "{{split .Text \" \"}}",
+        "{{join (split \"a:b:c\" \":\") \"-\"}}",
+        "{{title .Text}}",
+        "{{lower .Text}} {{upper .Text}}",
+        "[{{pad .Name 2 3}}]",
+        "[{{pad \"\" 2 3}}]",
+        "{{truncate .Id 12}}",
+        "{{truncate .Name 40}}",
+        "{{.Id | truncate 12}}",
+        "{{upper .Size}}",
+        "{{truncate .Name \"x\"}}",
+        "{{nosuch .Name}}",
+        "a  {{- .Name -}}  b",
+        "a {{/* comment */}}b {{- /* trimmed */ -}} c",
         "{{`raw \\t`}} {{\"esc \\t\\\"q\\\"\"}} {{'a'}} {{0x1F}} {{-7}} {{1e3}} {{2.50}}",
-        "{{(index .Config.Cmd 0) | upper}}", "{{len (split .Text \",\")}}",
-        "{{if (eq (len .Config.Env) 2)}}two{{end}}", "{{.Name}", "{{if .Name}}x", "{{end}}",
-        "{{else}}", "{{nil}}", "{{.Name | .Id}}", "{{$undefined}}",
+        "{{(index .Config.Cmd 0) | upper}}",
+        "{{len (split .Text \",\")}}",
+        "{{if (eq (len .Config.Env) 2)}}two{{end}}",
+        "{{.Name}",
+        "{{if .Name}}x",
+        "{{end}}",
+        "{{else}}",
+        "{{nil}}",
+        "{{.Name | .Id}}",
+        "{{$undefined}}",
     ];
     let mut out: Vec<(&str, Value)> = cases.iter().map(|t| (*t, c.clone())).collect();
-    out.push(("{{range .}}{{.}}{{end}} {{index . 1}} {{len .}}", list.clone()));
+    out.push((
+        "{{range .}}{{.}}{{end}} {{index . 1}} {{len .}}",
+        list.clone(),
+    ));
     out.push(("{{.}} {{printf \"%5.1f\" .}}", json!(3.25)));
     out.push(("{{if .}}t{{else}}f{{end}}", json!("")));
     out.push(("{{.}}", json!(null)));
@@ -222,16 +276,26 @@ fn table_cases() -> Vec<(&'static str, Vec<Value>)> {
     ];
     vec![
         ("table {{.ID}}\\t{{.Image}}\\t{{.Names}}", rows.clone()),
-        ("table {{.ID}}\\t{{.Status | lower}}\\t{{.Size}}", rows.clone()),
+        (
+            "table {{.ID}}\\t{{.Status | lower}}\\t{{.Size}}",
+            rows.clone(),
+        ),
         ("table {{.Names}}:{{.Image}}", rows.clone()),
-        ("table {{upper .Names}}\\t{{truncate .Image 8}}\\t{{json .Size}}", rows.clone()),
+        (
+            "table {{upper .Names}}\\t{{truncate .Image 8}}\\t{{json .Size}}",
+            rows.clone(),
+        ),
         ("table {{.ID}}\\t{{.Names}}", vec![]),
         ("{{.ID}}\\t{{.Names}}", rows),
     ]
 }
 
 fn titles() -> HashMap<&'static str, &'static str> {
-    HashMap::from([("ID", "CONTAINER ID"), ("Names", "NAMES"), ("Image", "IMAGE")])
+    HashMap::from([
+        ("ID", "CONTAINER ID"),
+        ("Names", "NAMES"),
+        ("Image", "IMAGE"),
+    ])
 }
 
 /// Docker's header object for the Go side: every row field titled.
@@ -239,7 +303,10 @@ fn go_headers(rows: &[Value]) -> Value {
     let titles = titles();
     let mut map = serde_json::Map::new();
     for key in ["ID", "Image", "Names", "Status", "Size"] {
-        let title = titles.get(key).map(|t| t.to_string()).unwrap_or(key.to_uppercase());
+        let title = titles
+            .get(key)
+            .map(|t| t.to_string())
+            .unwrap_or(key.to_uppercase());
         map.insert(key.to_string(), Value::String(title));
     }
     let _ = rows;
@@ -291,7 +358,12 @@ fn run_go(cases: &Value) -> Vec<(String, bool)> {
     let results: Vec<Value> = serde_json::from_slice(&output.stdout).expect("Go output is JSON");
     results
         .iter()
-        .map(|r| (r["out"].as_str().unwrap_or_default().to_string(), r["err"] == json!(true)))
+        .map(|r| {
+            (
+                r["out"].as_str().unwrap_or_default().to_string(),
+                r["err"] == json!(true),
+            )
+        })
         .collect()
 }
 
@@ -303,14 +375,20 @@ fn matches_go_text_template() {
         .iter()
         .map(|(t, d)| json!({"template": t, "data": d}))
         .collect();
-    cases.extend(tables.iter().map(|(t, rows)| {
-        json!({"template": t, "rows": rows, "headers": go_headers(rows)})
-    }));
+    cases.extend(
+        tables
+            .iter()
+            .map(|(t, rows)| json!({"template": t, "rows": rows, "headers": go_headers(rows)})),
+    );
     let go = run_go(&Value::Array(cases));
     let ours = plain
         .iter()
         .map(|(t, d)| (t.to_string(), ours_plain(t, d)))
-        .chain(tables.iter().map(|(t, rows)| (t.to_string(), ours_table(t, rows))));
+        .chain(
+            tables
+                .iter()
+                .map(|(t, rows)| (t.to_string(), ours_table(t, rows))),
+        );
     let mut mismatches = Vec::new();
     for ((template, (out, err)), (go_out, go_err)) in ours.zip(&go) {
         let same = if *go_err { err } else { !err && out == *go_out };
@@ -321,5 +399,10 @@ fn matches_go_text_template() {
         }
     }
     assert_eq!(go.len(), plain.len() + tables.len());
-    assert!(mismatches.is_empty(), "{} mismatches:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
