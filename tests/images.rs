@@ -704,6 +704,26 @@ fn tag_rmi_and_prune() {
             .trim(),
         "mine/app:v2"
     );
+    // Docker's table directive: titles, columns aligned by its tabwriter (minimum width 10,
+    // padding 3); full Go templates.
+    assert_eq!(
+        env.ok(&[
+            "images",
+            "--format",
+            "table {{.Repository}}\\t{{.Tag | upper}}",
+            "mine/app"
+        ]),
+        "REPOSITORY   TAG\nmine/app     V2\n"
+    );
+    assert_eq!(
+        env.ok(&[
+            "images",
+            "--format",
+            "{{if eq .Tag \"v2\"}}{{len .Repository}}{{end}}",
+            "mine/app"
+        ]),
+        "8\n"
+    );
 
     // A container that uses the image keeps it from rmi and prune.
     env.ok(&["run", "--name", "keeper", "mine/app:v2", "true"]);

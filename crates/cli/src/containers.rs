@@ -407,13 +407,11 @@ pub fn stats(cli: &Cli, a: &StatsArgs) -> Result<i32> {
                     let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(r)?);
                 }
             }
-            Some(t) => {
-                for r in &rows {
-                    let line = crate::format::render(t, r).map_err(anyhow::Error::msg)?;
-                    let _ = writeln!(std::io::stdout(), "{line}");
-                }
+            Some(t) if t != "table" => {
+                let text = crate::format::format_rows(t, &rows, crate::format::headers::STATS)?;
+                let _ = write!(std::io::stdout(), "{text}");
             }
-            None => {
+            _ => {
                 if !a.no_stream && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                     let _ = write!(std::io::stdout(), "\x1b[2J\x1b[H");
                 }

@@ -1,10 +1,10 @@
-//! Output the way Docker prints it: human sizes and ages, and the subset of Go templates
-//! (`{{.Field}}`, `{{json .}}`, `{{json .Field}}`) that scripts use with `--format`.
-//!
-//! Written by hand: the Go-template crates implement far more than `--format` needs and
-//! none matches Docker's field lookup on JSON objects.
+//! Output the way Docker prints it: human sizes and ages, and `--format` (Go templates and
+//! Docker's `table` and `json` formats, from `pelagos-template`).
 
+use anyhow::{Context, Result};
+use pelagos_template::{Table, Template};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Docker's `units.HumanSize`: decimal units, three significant digits ("4.26MB").
 pub fn human_size(bytes: u64) -> String {
@@ -51,56 +51,68 @@ pub fn since(rfc3339: Option<&str>) -> String {
     format!("{text} ago")
 }
 
-fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    let path = path.trim();
-    if path == "." {
-        return Some(value);
-    }
-    let mut v = value;
-    for part in path.trim_start_matches('.').split('.') {
-        v = v.get(part)?;
-    }
-    Some(v)
+/// Column titles of `table` formats, per command: Docker's titles for its fields (a field
+/// not listed is titled with its name in upper case).
+pub mod headers {
+    pub const IMAGES: &[(&str, &str)] = &[
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+    ];
+    pub const HISTORY: &[(&str, &str)] = &[
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ];
+    pub const VOLUMES: &[(&str, &str)] = &[
+        ("Driver", "DRIVER"),
+        ("Name", "VOLUME NAME"),
+        ("Mountpoint", "MOUNTPOINT"),
+    ];
+    pub const DISK_USAGE: &[(&str, &str)] = &[
+        ("Type", "TYPE"),
+        ("TotalCount", "TOTAL"),
+        ("Active", "ACTIVE"),
+        ("Size", "SIZE"),
+        ("Reclaimable", "RECLAIMABLE"),
+    ];
+    pub const STATS: &[(&str, &str)] = &[
+        ("ID", "CONTAINER ID"),
+        ("Container", "CONTAINER"),
+        ("Name", "NAME"),
+        ("CPUPerc", "CPU %"),
+        ("MemUsage", "MEM USAGE / LIMIT"),
+        ("MemPerc", "MEM %"),
+        ("NetIO", "NET I/O"),
+        ("BlockIO", "BLOCK I/O"),
+        ("PIDs", "PIDS"),
+    ];
 }
 
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "<no value>".into(),
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(plain).collect::<Vec<_>>().join(" ")
-        ),
-        other => other.to_string(),
+/// The text a list command prints for `--format` (Docker's formatter): each row rendered on
+/// its own line, under a header and aligned in columns when the format starts with `table`.
+pub fn format_rows(format: &str, rows: &[Value], headers: &[(&str, &str)]) -> Result<String> {
+    let titles: HashMap<&str, &str> = headers.iter().copied().collect();
+    let mut table =
+        Table::new(format, &titles).with_context(|| format!("bad --format {format:?}"))?;
+    for row in rows {
+        table.add(row)?;
     }
+    Ok(table.finish())
 }
 
-/// Renders `template` against `value`. Unknown actions are an error naming them.
-pub fn render(template: &str, value: &Value) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("template {template:?}: unclosed action"))?;
-        let action = after[..end].trim();
-        let rendered = if let Some(arg) = action.strip_prefix("json ") {
-            let v = lookup(value, arg).ok_or_else(|| format!("template: no field {arg:?}"))?;
-            serde_json::to_string(v).map_err(|e| e.to_string())?
-        } else if action.starts_with('.') {
-            lookup(value, action)
-                .map(plain)
-                .ok_or_else(|| format!("template: no field {action:?}"))?
-        } else {
-            return Err(format!("template: unsupported action {{{{{action}}}}}"));
-        };
-        out.push_str(&rendered);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out.replace("\\t", "\t").replace("\\n", "\n"))
+/// The text `inspect`, `info` and `version` print for `--format` over one object (no newline).
+pub fn format_one(format: &str, value: &Value) -> Result<String> {
+    let template =
+        Template::parse_format(format).with_context(|| format!("bad --format {format:?}"))?;
+    Ok(template.render(value)?)
 }
 
 #[cfg(test)]
@@ -118,17 +130,21 @@ mod tests {
     }
 
     #[test]
-    fn templates_render_fields_and_json() {
-        let v = serde_json::json!({"Repository": "busybox", "Tag": "latest", "Config": {"Cmd": ["sh"]}});
+    fn formats_rows_and_objects() {
+        let rows = [serde_json::json!({"Repository": "busybox", "Tag": "latest", "ID": "abc"})];
         assert_eq!(
-            render("{{.Repository}}:{{.Tag}}", &v).unwrap(),
-            "busybox:latest"
+            format_rows("{{.Repository}}:{{.Tag}}", &rows, headers::IMAGES).unwrap(),
+            "busybox:latest\n"
         );
-        assert_eq!(render("{{json .Config.Cmd}}", &v).unwrap(), "[\"sh\"]");
-        assert_eq!(render("{{.Config.Cmd}}", &v).unwrap(), "[sh]");
-        assert!(render("{{.Nope}}", &v).unwrap_err().contains("Nope"));
-        assert!(render("{{range .}}", &v).is_err());
-        assert!(render("{{json .}}", &v).unwrap().starts_with('{'));
+        assert_eq!(
+            format_rows("table {{.ID}}\\t{{.Tag}}", &rows, headers::IMAGES).unwrap(),
+            "IMAGE ID   TAG\nabc        latest\n"
+        );
+        assert_eq!(
+            format_one("json", &rows[0]).unwrap(),
+            r#"{"ID":"abc","Repository":"busybox","Tag":"latest"}"#
+        );
+        assert!(format_one("{{range}}", &rows[0]).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::cli::{
     Cli, HistoryArgs, ImagesArgs, ImportArgs, InspectArgs, LoadArgs, LoginArgs, LogoutArgs,
     PruneArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
-use crate::format::{human_size, render, since};
+use crate::format::{format_one, format_rows, headers, human_size, since};
 use crate::{engine, progress};
 
 macro_rules! out {
@@ -233,10 +233,11 @@ pub fn list(cli: &Cli, a: &ImagesArgs) -> Result<i32> {
             }
         }
         Some(t) if t != "table" => {
-            let t = t.strip_prefix("table ").unwrap_or(t);
-            for row in &all_rows {
-                out!("{}", render(t, row).map_err(anyhow::Error::msg)?);
-            }
+            let _ = write!(
+                std::io::stdout(),
+                "{}",
+                format_rows(t, &all_rows, headers::IMAGES)?
+            );
         }
         _ => {
             let mut table = Vec::new();
@@ -329,7 +330,7 @@ pub fn print_inspect(values: &[Value], format: Option<&str>) -> Result<()> {
     match format {
         Some(t) => {
             for v in values {
-                out!("{}", render(t, v).map_err(anyhow::Error::msg)?);
+                out!("{}", format_one(t, v)?);
             }
         }
         None => out!("{}", serde_json::to_string_pretty(values)?),
@@ -765,12 +766,11 @@ pub fn history(cli: &Cli, a: &HistoryArgs) -> Result<i32> {
             }
         }
         Some(t) if t != "table" => {
-            for r in &rows {
-                out!(
-                    "{}",
-                    render(t.strip_prefix("table ").unwrap_or(t), r).map_err(anyhow::Error::msg)?
-                );
-            }
+            let _ = write!(
+                std::io::stdout(),
+                "{}",
+                format_rows(t, &rows, headers::HISTORY)?
+            );
         }
         _ => {
             let mut table = vec![["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]

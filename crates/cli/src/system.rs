@@ -8,13 +8,12 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
 use crate::cli::{Cli, FormatArgs, PruneArgs, SystemPruneArgs};
-use crate::format::human_size;
-use crate::format::render;
+use crate::format::{format_one, format_rows, headers, human_size};
 
 fn print(value: &Value, format: Option<&str>, text: impl FnOnce() -> String) -> Result<i32> {
     let out = match format {
         Some("json") | Some("{{json .}}") => serde_json::to_string(value)?,
-        Some(t) => render(t, value).map_err(anyhow::Error::msg)?,
+        Some(t) => format_one(t, value)?,
         None => text(),
     };
     let _ = writeln!(std::io::stdout(), "{out}");
@@ -303,16 +302,14 @@ pub fn df(cli: &Cli, a: &FormatArgs) -> Result<i32> {
                 let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(r)?);
             }
         }
-        Some(t) => {
-            for r in &rows {
-                let _ = writeln!(
-                    std::io::stdout(),
-                    "{}",
-                    render(t, r).map_err(anyhow::Error::msg)?
-                );
-            }
+        Some(t) if t != "table" => {
+            let _ = write!(
+                std::io::stdout(),
+                "{}",
+                format_rows(t, &rows, headers::DISK_USAGE)?
+            );
         }
-        None => {
+        _ => {
             let mut table = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
                 .iter()
                 .map(|s| s.to_string())

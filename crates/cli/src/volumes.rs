@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::{bail, Result};
 
 use crate::cli::{Cli, VolumeCommand};
-use crate::format::{human_size, render};
+use crate::format::{format_rows, headers, human_size};
 use crate::images::print_table;
 
 pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
@@ -36,13 +36,14 @@ pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
                         writeln!(out, "{}", serde_json::to_string(v)?)?;
                     }
                 }
-                Some(t) => {
-                    for v in &all {
-                        let value = serde_json::to_value(v)?;
-                        writeln!(out, "{}", render(t, &value).map_err(anyhow::Error::msg)?)?;
-                    }
+                Some(t) if t != "table" => {
+                    let values = all
+                        .iter()
+                        .map(serde_json::to_value)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    write!(out, "{}", format_rows(t, &values, headers::VOLUMES)?)?;
                 }
-                None => {
+                _ => {
                     let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
                     rows.extend(all.iter().map(|v| vec![v.driver.clone(), v.name.clone()]));
                     drop(out);
