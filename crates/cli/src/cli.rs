@@ -107,6 +107,8 @@ pub enum Command {
     /// Manage pelagos: disk usage, pruning, information.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Get real time events from the server.
+    Events(EventsArgs),
     /// Show the pelagos version information.
     Version(FormatArgs),
     /// Display system-wide information.
@@ -280,6 +282,25 @@ pub enum SystemCommand {
     Prune(SystemPruneArgs),
     /// Display system-wide information.
     Info(FormatArgs),
+    /// Get real time events from the server.
+    Events(EventsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// Filter output based on conditions provided (container, event, image, label, type,
+    /// volume, network, daemon, scope).
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Show all events created since timestamp (`10m`, unix seconds, RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Stream events until this timestamp.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Format output using a custom template: 'json', or a Go template ('{{json .}}').
+    #[arg(long)]
+    pub format: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -223,6 +223,9 @@ pub fn stop(cli: &Cli, a: &StopArgs, restart: bool) -> Result<i32> {
             if r.is_ok() {
                 *r = verbs::start::start(&engine, n, None).map(|_| ());
             }
+            if let (Ok(()), Ok(record)) = (&r, verbs::lookup(&engine, n)) {
+                engine.emit(&pelagos_model::events::Event::container(&record, "restart"));
+            }
         }
     }
     Ok(report(&a.containers, results))

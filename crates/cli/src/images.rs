@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use pelagos_engine::Engine;
 use pelagos_image::{archive, ImageRecord, Reference, Removal};
+use pelagos_model::events::Event;
 use pelagos_registry::{Credentials, Platform};
 use serde_json::{json, Value};
 
@@ -364,8 +365,14 @@ pub fn remove(cli: &Cli, a: &RmiArgs) -> Result<i32> {
             Ok(events) => {
                 for e in events {
                     match e {
-                        Removal::Untagged(t) => out!("Untagged: {}", familiar(&t)),
-                        Removal::Deleted(d) => out!("Deleted: {d}"),
+                        Removal::Untagged(t) => {
+                            out!("Untagged: {}", familiar(&t));
+                            engine.emit(&Event::image("untag", &familiar(&t), &familiar(&t)));
+                        }
+                        Removal::Deleted(d) => {
+                            out!("Deleted: {d}");
+                            engine.emit(&Event::image("delete", &d.to_string(), &d.to_string()));
+                        }
                     }
                 }
             }
@@ -389,6 +396,11 @@ pub fn tag(cli: &Cli, a: &TagArgs) -> Result<i32> {
         );
     }
     engine.images().tag(&image.id, &target)?;
+    engine.emit(&Event::image(
+        "tag",
+        &image.id.to_string(),
+        &target.familiar(),
+    ));
     Ok(0)
 }
 
@@ -446,6 +458,10 @@ pub fn save(cli: &Cli, a: &SaveArgs) -> Result<i32> {
             out.flush()?;
         }
     }
+    for (image, _) in &selected {
+        let id = image.id.to_string();
+        engine.emit(&Event::image("save", &id, &id));
+    }
     Ok(0)
 }
 
@@ -487,6 +503,8 @@ pub fn load(cli: &Cli, a: &LoadArgs) -> Result<i32> {
     };
     let loaded = archive::load(engine.images(), std::io::BufReader::new(input))?;
     for (image, names) in loaded {
+        let name = names.first().map_or(image.id.to_string(), |n| familiar(n));
+        engine.emit(&Event::image("load", &image.id.to_string(), &name));
         if names.is_empty() {
             out!("Loaded image ID: {}", image.id);
         }
@@ -515,6 +533,8 @@ pub fn import(cli: &Cli, a: &ImportArgs) -> Result<i32> {
         &a.changes,
         a.message.as_deref(),
     )?;
+    let id = image.id.to_string();
+    engine.emit(&Event::image("import", &id, &id));
     out!("{}", image.id);
     Ok(0)
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod containers;
+mod events;
 mod format;
 mod images;
 mod progress;
@@ -188,5 +189,6 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
         C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),
         C::Info(a) => system::info(cli, a),
+        C::Events(a) | C::System(cli::SystemCommand::Events(a)) => events::events(cli, a),
     }
 }

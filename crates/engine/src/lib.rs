@@ -73,6 +73,7 @@ pub struct Engine {
     containers: pelagos_model::store::Containers,
     volumes: volumes::Volumes,
     registries: RegistryConfig,
+    events: pelagos_model::events::EventLog,
 }
 
 impl Engine {
@@ -82,7 +83,9 @@ impl Engine {
         let containers = pelagos_model::store::Containers::open(options.root.join("containers"))?;
         let volumes = volumes::Volumes::open(options.root.join("volumes"))?;
         let registries = RegistryConfig::load(&options.config_file)?;
+        let events = pelagos_model::events::EventLog::new(&options.root);
         Ok(Engine {
+            events,
             options,
             images: Arc::new(images),
             containers,
@@ -109,6 +112,16 @@ impl Engine {
     /// The volumes.
     pub fn volumes(&self) -> &volumes::Volumes {
         &self.volumes
+    }
+
+    /// The event log (`docker events`).
+    pub fn events(&self) -> &pelagos_model::events::EventLog {
+        &self.events
+    }
+
+    /// Records an event; a failure to record it never fails the action.
+    pub fn emit(&self, event: &pelagos_model::events::Event) {
+        self.events.emit(event)
     }
 
     /// Registry settings from the configuration file.

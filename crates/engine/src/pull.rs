@@ -149,6 +149,10 @@ pub async fn pull(
         && !existing
             .as_ref()
             .is_some_and(|e| e.repo_tags.contains(&reference.to_string()));
+    let familiar = reference.familiar();
+    engine.emit(&pelagos_model::events::Event::image(
+        "pull", &familiar, &familiar,
+    ));
     Ok(Pulled {
         image,
         digest: repo_digest_value,

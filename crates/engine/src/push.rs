@@ -57,7 +57,12 @@ pub async fn push(
     }
     let manifest = std::fs::read(blobs.blob_path(&image.manifest_digest))
         .map_err(|e| Error::io(format!("read manifest {}", image.manifest_digest), e))?;
-    Ok(client
+    let digest = client
         .push_manifest(target, &image.manifest_media_type, &manifest)
-        .await?)
+        .await?;
+    let familiar = target.familiar();
+    engine.emit(&pelagos_model::events::Event::image(
+        "push", &familiar, &familiar,
+    ));
+    Ok(digest)
 }

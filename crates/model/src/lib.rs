@@ -8,12 +8,14 @@
 //! * [`flags`], [`run_flags`]: `docker run` flag values → the config ([`units`]: sizes,
 //!   durations); [`validate`]: every check before anything exists; [`mounts`], [`security`]:
 //!   Docker's mount and security-option rules;
-//! * [`volumes`]: named and anonymous volumes; [`rootfs`]: paths resolved inside a root.
+//! * [`volumes`]: named and anonymous volumes; [`rootfs`]: paths resolved inside a root;
+//! * [`events`]: Docker's events, in a bounded log under the root.
 //!
 //! It does nothing process-global: no fork, no signals, no chdir. Safe to call from threads.
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod flags;
 pub mod kind;
 pub mod launch;

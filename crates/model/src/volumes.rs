@@ -11,6 +11,7 @@ use rustix::fs::OFlags;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::events::{Event, EventLog};
 use crate::kind::{ErrorKind, WireError};
 use crate::mounts::PlannedMount;
 use crate::names::{new_id, now_rfc3339};
@@ -174,7 +175,10 @@ impl Volumes {
         fs::write(tmp.join(RECORD), json)
             .map_err(|e| Error::io(format!("write {}", tmp.join(RECORD).display()), e))?;
         match fs::rename(&tmp, &dir) {
-            Ok(()) => Ok((record, true)),
+            Ok(()) => {
+                self.events().emit(&Event::volume("create", &record.name));
+                Ok((record, true))
+            }
             Err(_) => {
                 // Someone made it meanwhile: theirs counts.
                 let _ = fs::remove_dir_all(&tmp);
@@ -196,7 +200,13 @@ impl Volumes {
         let dir = self.dir_of(&checked);
         let trash = self.dir.join(format!(".{name}.{}.rm", std::process::id()));
         fs::rename(&dir, &trash).map_err(|e| Error::io(format!("remove volume {name}"), e))?;
+        self.events().emit(&Event::volume("destroy", name));
         fs::remove_dir_all(&trash).map_err(|e| Error::io(format!("remove volume {name}"), e))
+    }
+
+    /// The event log of the root the volumes live under (`<root>/volumes`).
+    fn events(&self) -> EventLog {
+        EventLog::new(self.dir.parent().unwrap_or(&self.dir))
     }
 
     /// `volume prune`: unused anonymous volumes, or with `all` every unused volume. Returns the

@@ -95,7 +95,15 @@ fn run(args: &args::Args) -> i32 {
             return 1;
         }
     };
-    let mut m = match Monitor::new(store, &args.runroot, record, plan, lock, listener) {
+    let mut m = match Monitor::new(
+        store,
+        &args.root,
+        &args.runroot,
+        record,
+        plan,
+        lock,
+        listener,
+    ) {
         Ok(m) => m,
         Err(e) => {
             life::send_now(&starter, &Reply::Error(e.to_wire()));

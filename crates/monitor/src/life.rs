@@ -65,6 +65,9 @@ impl Monitor {
         let attached = attach.as_ref().map_or(Ok(()), |a| {
             requests::set_attachment(&mut conn, a, self.record.config.tty)
         });
+        if attach.is_some() && attached.is_ok() {
+            self.emit("attach", &[]);
+        }
         let id = self.add_conn(conn);
         match attached.and_then(|()| self.first_launch()) {
             Ok(pid) => self.reply(id, &Reply::Started { pid }),
@@ -137,6 +140,7 @@ impl Monitor {
                 });
             }
         })?;
+        self.emit("start", &[]);
         // What creating the container needed is not needed again.
         self.shed_soon();
         Ok(pid)
@@ -169,6 +173,10 @@ impl Monitor {
         self.on_probe_exit();
         self.health = None;
         self.reap_execs();
+        if oom_killed {
+            self.emit("oom", &[]);
+        }
+        self.emit("die", &[("exitCode", &code.to_string())]);
         self.after_exit(code, oom_killed, live.started.elapsed());
         self.shed_soon();
     }
@@ -316,6 +324,7 @@ impl Monitor {
         let reply = match self.store.remove(&self.id) {
             Ok(()) => {
                 self.removed = true;
+                self.emit("destroy", &[]);
                 if volumes {
                     self.remove_anonymous_volumes();
                 }
@@ -376,10 +385,15 @@ impl Monitor {
         let Some(h) = &self.health else { return };
         let in_start = h.in_start_period(Instant::now());
         let retries = h.settings.retries;
+        let before = self.record.state.health.as_ref().map(|h| h.status);
         let _ = self.update(|r| {
             let state = r.state.health.get_or_insert_with(Health::default);
             health::apply(state, entry, in_start, retries);
         });
+        let after = self.record.state.health.as_ref().map(|h| h.status);
+        if let Some(status) = after.filter(|a| Some(*a) != before) {
+            self.emit(&format!("health_status: {}", status.as_str()), &[]);
+        }
     }
 
     /// The monitor's last steps: no new clients, the owner no longer recorded, the last

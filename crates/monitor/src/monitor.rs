@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use pelagos_container::{ContainerId, Created, Runtime};
+use pelagos_model::events::{Event, EventLog};
 use pelagos_model::launch::LaunchPlan;
 use pelagos_model::protocol::{self, Frame, FrameReader, Reply};
 use pelagos_model::record::ContainerRecord;
@@ -51,6 +52,8 @@ pub struct ExecProc {
     pub pid: i32,
     pub pidfd: OwnedFd,
     pub conn: Option<u64>,
+    /// Docker's exec id, for its events.
+    pub exec_id: String,
 }
 
 /// A source of the container's output.
@@ -120,12 +123,15 @@ pub struct Monitor {
     pending_drop: Option<Image>,
     /// Leave the loop.
     pub done: bool,
+    /// Where the container's events go (`docker events`).
+    pub events: EventLog,
 }
 
 impl Monitor {
     /// A monitor for the container `record`, holding its owner lock and its socket.
     pub fn new(
         store: Containers,
+        root: &std::path::Path,
         runroot: &std::path::Path,
         record: ContainerRecord,
         plan: LaunchPlan,
@@ -164,7 +170,18 @@ impl Monitor {
             shed_at: None,
             pending_drop: None,
             done: false,
+            events: EventLog::new(root),
         })
+    }
+
+    /// Records the container's event `action` with extra attributes; never fails.
+    pub fn emit(&self, action: &str, attributes: &[(&str, &str)]) {
+        let event = attributes
+            .iter()
+            .fold(Event::container(&self.record, action), |e, (k, v)| {
+                e.with(k, *v)
+            });
+        self.events.emit(&event);
     }
 
     /// Adds a client; its id.
@@ -476,15 +493,22 @@ impl Monitor {
         };
         let e = self.execs.remove(pos);
         let exit_code = sys::reap(e.pid).unwrap_or(-1);
+        self.emit_exec_die(&e.exec_id, exit_code);
         if let Some(conn) = e.conn {
             self.reply(conn, &Reply::ExecExited { exit_code });
         }
+    }
+
+    fn emit_exec_die(&self, exec_id: &str, exit_code: i32) {
+        let code = exit_code.to_string();
+        self.emit("exec_die", &[("execID", exec_id), ("exitCode", &code)]);
     }
 
     /// Reaps every exec'd process (the container is gone, so they are too).
     pub fn reap_execs(&mut self) {
         for e in std::mem::take(&mut self.execs) {
             let exit_code = sys::reap(e.pid).unwrap_or(-1);
+            self.emit_exec_die(&e.exec_id, exit_code);
             if let Some(conn) = e.conn {
                 self.reply(conn, &Reply::ExecExited { exit_code });
             }

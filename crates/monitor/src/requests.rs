@@ -121,6 +121,7 @@ impl Monitor {
     /// on it (Docker does so for its stop signal).
     fn signal(&mut self, signal: i32, thaw: bool) -> Result<()> {
         self.runtime.kill(&self.id, signal, false)?;
+        self.emit("kill", &[("signal", &signal.to_string())]);
         if thaw && self.record.state.status == Status::Paused {
             self.runtime.resume(&self.id)?;
             self.update(|r| r.state.status = Status::Running)?;
@@ -130,7 +131,9 @@ impl Monitor {
 
     /// SIGKILL to every process of the container (frozen ones too).
     pub fn kill_all(&mut self) {
-        let _ = self.runtime.kill(&self.id, libc::SIGKILL, true);
+        if self.runtime.kill(&self.id, libc::SIGKILL, true).is_ok() {
+            self.emit("kill", &[("signal", &libc::SIGKILL.to_string())]);
+        }
     }
 
     /// `Kill`. As in Docker, the stop signal or SIGKILL also ends the restart policy.
@@ -157,11 +160,15 @@ impl Monitor {
         match (freeze, status) {
             (true, Status::Running) => {
                 self.runtime.pause(&self.id)?;
-                self.update(|r| r.state.status = Status::Paused)
+                self.update(|r| r.state.status = Status::Paused)?;
+                self.emit("pause", &[]);
+                Ok(())
             }
             (false, Status::Paused) => {
                 self.runtime.resume(&self.id)?;
-                self.update(|r| r.state.status = Status::Running)
+                self.update(|r| r.state.status = Status::Running)?;
+                self.emit("unpause", &[]);
+                Ok(())
             }
             (true, Status::Paused) => Err(Error::Conflict(format!(
                 "container {} is already paused",
@@ -201,6 +208,10 @@ impl Monitor {
             return Ok(());
         };
         set_attachment(conn, &a, tty)?;
+        self.events.emit(&pelagos_model::events::Event::container(
+            &self.record,
+            "attach",
+        ));
         if a.logs {
             log_sink::replay(
                 &self.dir,
@@ -224,7 +235,12 @@ impl Monitor {
     /// `Resize`: the terminal's size.
     fn resize(&mut self, height: u16, width: u16) -> Result<()> {
         match self.live.as_ref().and_then(|l| l.pty.as_ref()) {
-            Some(pty) => sys::set_winsize(pty.as_fd(), height, width),
+            Some(pty) => {
+                sys::set_winsize(pty.as_fd(), height, width)?;
+                let (h, w) = (height.to_string(), width.to_string());
+                self.emit("resize", &[("height", &h), ("width", &w)]);
+                Ok(())
+            }
             None if self.record.config.tty => Err(Error::Conflict(format!(
                 "container {} is not running",
                 self.record.name
@@ -252,6 +268,9 @@ impl Monitor {
             )));
         }
         let process = exec::build_process(&self.runtime, &self.id, live.pid, &spec)?;
+        let exec_id = pelagos_model::names::new_id()?;
+        let command = spec.cmd.join(" ");
+        self.emit(&format!("exec_create: {command}"), &[("execID", &exec_id)]);
         let stdio = exec_stdio(&spec, fds)?;
         let started = exec::spawn(
             &self.runtime,
@@ -260,6 +279,7 @@ impl Monitor {
             [stdio[0].as_fd(), stdio[1].as_fd(), stdio[2].as_fd()],
         )?;
         drop(stdio);
+        self.emit(&format!("exec_start: {command}"), &[("execID", &exec_id)]);
         let reply = Reply::ExecStarted { pid: started.pid };
         if let Some(c) = self.conns.get_mut(&id) {
             c.reply_with_fds(&reply, started.pty.into_iter().collect());
@@ -268,6 +288,7 @@ impl Monitor {
             pid: started.pid,
             pidfd: started.pidfd,
             conn: (!spec.detach).then_some(id),
+            exec_id,
         });
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use pelagos_image::ImageRecord;
 use pelagos_model::config::{ContainerConfig, HealthConfig, HostConfig, NetworkingConfig};
+use pelagos_model::events::Event;
 use pelagos_model::names::{new_container_id, now_rfc3339};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::ContainerState;
@@ -119,5 +120,7 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
         volumes_prepared: false,
         anonymous_volumes: Vec::new(),
     };
-    Ok(engine.containers().create(record, req.name.as_deref())?)
+    let record = engine.containers().create(record, req.name.as_deref())?;
+    engine.emit(&Event::container(&record, "create"));
+    Ok(record)
 }

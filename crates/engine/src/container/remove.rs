@@ -2,6 +2,7 @@
 //! `force`); one without is removed here under its owner lock. The record is renamed away
 //! before its files go, so a crash mid-way leaves no half-removed container visible.
 
+use pelagos_model::events::Event;
 use pelagos_model::protocol::{Reply, Request};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::Status;
@@ -77,6 +78,7 @@ pub(crate) fn delete_stopped(
     super::reconcile::release_resources(engine, record)?;
     let anonymous = record.anonymous_volumes.clone();
     engine.containers().remove(&record.id)?;
+    engine.emit(&Event::container(record, "destroy"));
     drop(lock);
     if volumes || record.host_config.auto_remove {
         for v in anonymous {

@@ -2,6 +2,7 @@
 //! timeout, ends any restart policy, and answers once the exit is recorded. Several
 //! containers are stopped at once.
 
+use pelagos_model::events::Event;
 use pelagos_model::protocol::{Reply, Request};
 
 use crate::error::{Error, Result};
@@ -18,7 +19,10 @@ pub fn stop(engine: &Engine, name_or_id: &str, timeout: Option<i64>) -> Result<(
         signal: None,
         timeout,
     }) {
-        Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => Ok(()),
+        Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => {
+            engine.emit(&Event::container(&record, "stop"));
+            Ok(())
+        }
         Ok(other) => Err(Error::Task(format!(
             "the monitor answered {other:?} to stop"
         ))),

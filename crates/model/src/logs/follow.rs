@@ -94,21 +94,22 @@ impl Follower<'_> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Wake {
+pub(crate) enum Wake {
     /// The log may have changed.
     Changed,
     /// Stop after a last catch-up.
     Done,
 }
 
-/// An inotify watch on the container's directory.
-struct Watch<'a> {
+/// An inotify watch on a directory, for the files whose names start with `name` (a
+/// container's log, the event log).
+pub(crate) struct Watch<'a> {
     fd: OwnedFd,
     name: &'a str,
 }
 
 impl<'a> Watch<'a> {
-    fn new(dir: &Path, name: &'a str) -> Result<Watch<'a>> {
+    pub(crate) fn new(dir: &Path, name: &'a str) -> Result<Watch<'a>> {
         let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
             .map_err(|e| Error::io("inotify_init1", e.into()))?;
         let events = WatchFlags::CREATE
@@ -125,7 +126,11 @@ impl<'a> Watch<'a> {
     }
 
     /// Blocks until the log changes, `stop` is readable or `until` passes.
-    fn wait(&self, stop: Option<BorrowedFd<'_>>, until: Option<SystemTime>) -> Result<Wake> {
+    pub(crate) fn wait(
+        &self,
+        stop: Option<BorrowedFd<'_>>,
+        until: Option<SystemTime>,
+    ) -> Result<Wake> {
         loop {
             let Some(timeout) = timeout_until(until) else {
                 return Ok(Wake::Done);

@@ -8,7 +8,7 @@
 //! * [`follow`]: [`read`], then new entries as they are written, woken by inotify.
 
 mod files;
-mod follow;
+pub(crate) mod follow;
 mod format;
 mod json_file;
 mod local;
