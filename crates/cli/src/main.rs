@@ -1,6 +1,7 @@
 //! `pelagos`: a daemonless, Docker-style command line over pelagos-engine. Thin: parse flags,
 //! call the engine, print what Docker prints.
 
+mod archive;
 mod cli;
 mod containers;
 mod format;
@@ -115,6 +116,9 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Pause(a) => containers::pause(cli, a, true),
         C::Unpause(a) => containers::pause(cli, a, false),
         C::Top(a) => containers::top(cli, a),
+        C::Cp(a) | C::Container(cli::ContainerCommand::Cp(a)) => archive::cp(cli, a),
+        C::Diff(a) | C::Container(cli::ContainerCommand::Diff(a)) => archive::diff(cli, a),
+        C::Export(a) | C::Container(cli::ContainerCommand::Export(a)) => archive::export(cli, a),
         C::Stats(a) => containers::stats(cli, a),
         C::System(cli::SystemCommand::Df(a)) => system::df(cli, a),
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),

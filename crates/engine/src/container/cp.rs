@@ -30,7 +30,11 @@ enum Target {
     /// A directory named by a path ending in `/.` or by `/`: archived as itself.
     Dir(OwnedFd, Stat),
     /// An entry of a directory.
-    Entry { parent: OwnedFd, base: String, st: Stat },
+    Entry {
+        parent: OwnedFd,
+        base: String,
+        st: Stat,
+    },
 }
 
 impl Target {
@@ -44,12 +48,12 @@ impl Target {
 /// Errors of a path lookup with Docker's words.
 fn path_error(root_name: Option<&str>, path: &str, e: std::io::Error) -> Error {
     match (e.raw_os_error(), root_name) {
-        (Some(libc::ENOENT), Some(ctr)) => Error::NotFound(format!(
-            "Could not find the file {path} in container {ctr}"
-        )),
-        (Some(libc::ENOENT), None) => Error::NotFound(format!(
-            "lstat {path}: no such file or directory"
-        )),
+        (Some(libc::ENOENT), Some(ctr)) => {
+            Error::NotFound(format!("Could not find the file {path} in container {ctr}"))
+        }
+        (Some(libc::ENOENT), None) => {
+            Error::NotFound(format!("lstat {path}: no such file or directory"))
+        }
         (Some(libc::ENOTDIR), _) => Error::Invalid(format!("{path}: not a directory")),
         _ => Error::io(format!("stat {path}"), e),
     }
@@ -67,7 +71,8 @@ fn readable_dir(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
 /// Finds `path` in `root`; `follow` follows a symlink in its last component (each hop
 /// resolved inside the root again).
 fn locate(root: &RootDir, path: &str, follow: bool) -> std::io::Result<Target> {
-    let follow = follow || asserts_directory(path);
+    let must_be_dir = asserts_directory(path);
+    let follow = follow || must_be_dir;
     let mut path = if path.ends_with("/.") || path == "." {
         path.to_owned()
     } else {
@@ -91,8 +96,7 @@ fn locate(root: &RootDir, path: &str, follow: bool) -> std::io::Result<Target> {
             };
             continue;
         }
-        if asserts_directory(&path) && FileType::from_raw_mode(st.st_mode) != FileType::Directory
-        {
+        if must_be_dir && FileType::from_raw_mode(st.st_mode) != FileType::Directory {
             return Err(std::io::Error::from_raw_os_error(libc::ENOTDIR));
         }
         return Ok(Target::Entry { parent, base, st });
@@ -192,4 +196,62 @@ pub fn extract_to(
     opts: &ExtractOptions,
 ) -> Result<u64> {
     extract_in(fs.root(), Some(&fs.name), path, stream, opts)
+}
+
+/// What the copy's destination is (Docker's `CopyInfo`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyInfo {
+    /// As given (a trailing `/` or `/.` kept: it asserts a directory).
+    pub path: String,
+    pub exists: bool,
+    pub is_dir: bool,
+}
+
+/// Docker's `PrepareArchiveCopy`: the directory to extract the source's stream into, and
+/// the rebase of its top entry (`src_base`, the source's last component) onto the
+/// destination's name when the destination is not an existing directory.
+pub fn prepare_archive_copy(
+    src_is_dir: bool,
+    src_base: &str,
+    dst: &CopyInfo,
+) -> Result<(String, Option<(String, String)>)> {
+    let (dst_dir, dst_base) = split_dir_entry(&dst.path);
+    let rebase = Some((src_base.to_owned(), dst_base));
+    if dst.exists && dst.is_dir {
+        Ok((dst.path.clone(), None))
+    } else if dst.exists && src_is_dir {
+        Err(Error::Invalid("cannot copy directory".into()))
+    } else if dst.exists || src_is_dir {
+        Ok((dst_dir, rebase))
+    } else if asserts_directory(&dst.path) {
+        Err(Error::Invalid("no such directory".into()))
+    } else {
+        Ok((dst_dir, rebase))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(path: &str, exists: bool, is_dir: bool) -> CopyInfo {
+        CopyInfo {
+            path: path.into(),
+            exists,
+            is_dir,
+        }
+    }
+
+    #[test]
+    fn archive_copies_are_prepared_as_docker_does() {
+        let into_dir = prepare_archive_copy(false, "f", &info("/d", true, true)).unwrap();
+        assert_eq!(into_dir, ("/d".into(), None));
+        let onto_file = prepare_archive_copy(false, "f", &info("/d/g", true, false)).unwrap();
+        assert_eq!(onto_file, ("/d".into(), Some(("f".into(), "g".into()))));
+        assert!(prepare_archive_copy(true, "s", &info("/d/g", true, false)).is_err());
+        let new_dir = prepare_archive_copy(true, ".", &info("/d/n", false, false)).unwrap();
+        assert_eq!(new_dir, ("/d".into(), Some((".".into(), "n".into()))));
+        let err = prepare_archive_copy(false, "f", &info("/d/n/", false, false)).unwrap_err();
+        assert_eq!(err.to_string(), "no such directory");
+    }
 }

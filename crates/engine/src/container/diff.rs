@@ -142,7 +142,13 @@ impl Walk<'_> {
         }
         all.sort();
         all.dedup();
-        all.retain(|n| self.in_image(&format!("{path}/{}", OsStr::from_bytes(n).to_string_lossy())).is_some());
+        all.retain(|n| {
+            self.in_image(&format!(
+                "{path}/{}",
+                OsStr::from_bytes(n).to_string_lossy()
+            ))
+            .is_some()
+        });
         all
     }
 
@@ -159,17 +165,27 @@ impl Walk<'_> {
             };
             if is_whiteout(&st) {
                 any = true;
-                out.push(Change { kind: ChangeKind::Deleted, path });
+                out.push(Change {
+                    kind: ChangeKind::Deleted,
+                    path,
+                });
                 continue;
             }
             let kind = FileType::from_raw_mode(st.st_mode);
-            if kind == FileType::RegularFile && st.st_size == 0 && RUNTIME_FILES.contains(&path.as_str()) {
+            if kind == FileType::RegularFile
+                && st.st_size == 0
+                && RUNTIME_FILES.contains(&path.as_str())
+            {
                 continue;
             }
             let image = self.in_image(&path);
             if kind != FileType::Directory {
                 any = true;
-                let kind = if image.is_some() { ChangeKind::Modified } else { ChangeKind::Added };
+                let kind = if image.is_some() {
+                    ChangeKind::Modified
+                } else {
+                    ChangeKind::Added
+                };
                 out.push(Change { kind, path });
                 continue;
             }
@@ -195,7 +211,10 @@ impl Walk<'_> {
         )
         .map_err(|e| io(path, e))?;
         let Some(lower) = image else {
-            out.push(Change { kind: ChangeKind::Added, path: path.to_owned() });
+            out.push(Change {
+                kind: ChangeKind::Added,
+                path: path.to_owned(),
+            });
             self.dir(&fd, path, out)?;
             return Ok(true);
         };
@@ -208,13 +227,22 @@ impl Walk<'_> {
                 if !upper.contains(&n) {
                     changed = true;
                     let p = format!("{path}/{}", OsStr::from_bytes(&n).to_string_lossy());
-                    out.push(Change { kind: ChangeKind::Deleted, path: p });
+                    out.push(Change {
+                        kind: ChangeKind::Deleted,
+                        path: p,
+                    });
                 }
             }
         }
         let own = (st.st_mode, st.st_uid, st.st_gid) != (lower.st_mode, lower.st_uid, lower.st_gid);
         if changed || own {
-            out.insert(at, Change { kind: ChangeKind::Modified, path: path.to_owned() });
+            out.insert(
+                at,
+                Change {
+                    kind: ChangeKind::Modified,
+                    path: path.to_owned(),
+                },
+            );
         }
         Ok(changed || own)
     }

@@ -28,6 +28,10 @@ pub enum View {
 #[derive(Debug)]
 pub struct RootDir {
     fd: OwnedFd,
+    /// The private mount namespace holding a stopped container's overlay, kept alive (and
+    /// the overlay attached in it: the kernel refuses `..` after a jump to the root of a
+    /// detached mount) until the root is dropped; then the namespace and its mount go.
+    _namespace: Option<OwnedFd>,
 }
 
 impl RootDir {
@@ -43,7 +47,10 @@ impl RootDir {
             Mode::empty(),
         )
         .map_err(|e| Error::io(format!("open {}", path.display()), e.into()))?;
-        Ok(RootDir { fd })
+        Ok(RootDir {
+            fd,
+            _namespace: None,
+        })
     }
 
     /// The root's descriptor.
@@ -62,7 +69,8 @@ impl RootDir {
         let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
         let mut tries = 0;
         loop {
-            // EAGAIN: a rename raced the lookup (the kernel refuses rather than risk it).
+            // EAGAIN: a rename or a mount anywhere on the host raced a `..` of the lookup
+            // (the kernel refuses rather than risk an escape): look again.
             match rustix::fs::openat2(
                 &self.fd,
                 path,
@@ -70,7 +78,10 @@ impl RootDir {
                 Mode::empty(),
                 resolve,
             ) {
-                Err(rustix::io::Errno::AGAIN) if tries < 32 => tries += 1,
+                Err(rustix::io::Errno::AGAIN) if tries < 1000 => {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
                 other => return other.map_err(Into::into),
             }
         }
@@ -163,8 +174,9 @@ fn open_live(engine: &Engine, record: &ContainerRecord, view: View) -> Result<Co
 /// Mounts the overlay of a stopped container where only this call sees it, and returns a
 /// descriptor of its root: the mount is made in a private mount namespace of a short-lived
 /// thread (which may change its own working directory to shorten the lowerdir paths, as the
-/// monitor does), then detached at once; the descriptor keeps the filesystem alive until it
-/// is closed, and no mount is left anywhere, whatever happens afterwards.
+/// monitor does); a descriptor of that namespace keeps it (and the mount) alive until the
+/// root is dropped. No other process sees the mount, and it goes with the namespace
+/// whatever happens, even if this process is killed.
 fn mount_stopped(engine: &Engine, record: &ContainerRecord) -> Result<RootDir> {
     let image = engine.images().get(&record.image_id)?;
     let mut lowers = engine.images().lowerdirs(&image)?;
@@ -194,7 +206,7 @@ fn mount_stopped(engine: &Engine, record: &ContainerRecord) -> Result<RootDir> {
 }
 
 /// Runs on its own thread: unshares the mount namespace (and with it the working directory),
-/// mounts, opens and detaches.
+/// mounts, and opens the mount and the namespace.
 fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDir> {
     let sys = |what: String| move |e: nix::errno::Errno| Error::io(what, e.into());
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
@@ -218,9 +230,28 @@ fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDi
     )
     .map_err(sys(format!("mount the overlay on {}", target.display())))?;
     let root = RootDir::open_path(target);
-    umount2(target, MntFlags::MNT_DETACH)
-        .map_err(sys(format!("detach the overlay of {}", target.display())))?;
-    root
+    let namespace = rustix::fs::open(
+        "/proc/thread-self/ns/mnt",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    match (root, namespace) {
+        (Ok(mut root), Ok(ns)) => {
+            root._namespace = Some(ns);
+            Ok(root)
+        }
+        (root, ns) => {
+            // The namespace dies with this thread; the mount would live on through `root`.
+            let _ = umount2(target, MntFlags::MNT_DETACH);
+            root?;
+            Err(Error::io(
+                "open the private mount namespace",
+                ns.err()
+                    .map(Into::into)
+                    .unwrap_or_else(std::io::Error::last_os_error),
+            ))
+        }
+    }
 }
 
 /// Splits a path as Docker's `SplitPathDirEntry`: the cleaned parent and the last component

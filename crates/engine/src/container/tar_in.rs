@@ -62,7 +62,10 @@ pub fn extract(root: &RootDir, dir: &str, stream: impl Read, opts: &ExtractOptio
     let mut archive = tar::Archive::new(stream);
     let mut dirs: Vec<(String, Timestamps)> = Vec::new();
     let mut count = 0;
-    for entry in archive.entries().map_err(|e| io("read the tar stream", e))? {
+    for entry in archive
+        .entries()
+        .map_err(|e| io("read the tar stream", e))?
+    {
         let mut entry = entry.map_err(|e| io("read the tar stream", e))?;
         let raw = entry.path_bytes().into_owned();
         let Some(name) = entry_name(&raw, &opts.rebase)? else {
@@ -70,9 +73,7 @@ pub fn extract(root: &RootDir, dir: &str, stream: impl Read, opts: &ExtractOptio
         };
         let full = format!("{}/{name}", dir.trim_end_matches('/'));
         let (parent, base) = full.rsplit_once('/').unwrap_or(("", full.as_str()));
-        let parent_fd = root
-            .open_dir(parent)
-            .map_err(|e| io(&format!("open {parent}"), e))?;
+        let parent_fd = parent_dir(root, dir, &name, opts.owners)?;
         let parent_fd = reopen_dir(&parent_fd, parent)?;
         let made = Entry {
             root,
@@ -95,6 +96,43 @@ pub fn extract(root: &RootDir, dir: &str, stream: impl Read, opts: &ExtractOptio
         }
     }
     Ok(count)
+}
+
+/// The directory of entry `name` under `dir`, made (0755, owned as the stream's files
+/// unless kept) when the stream lacks its entry, as Docker's untar does.
+fn parent_dir(root: &RootDir, dir: &str, name: &str, owners: Owners) -> Result<OwnedFd> {
+    let dir = dir.trim_end_matches('/');
+    let rel_parent = name.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    let mut at = dir.to_owned();
+    for comp in rel_parent.split('/').filter(|c| !c.is_empty()) {
+        let next = format!("{at}/{comp}");
+        match root.open_dir(&next) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let p = root
+                    .open_dir(&at)
+                    .map_err(|e| io(&format!("open {at}"), e))?;
+                let p = reopen_dir(&p, &at)?;
+                match rustix::fs::mkdirat(&p, comp, Mode::from_raw_mode(0o755)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(io(&next, e)),
+                }
+                let (uid, gid) = match owners {
+                    Owners::All { uid, gid } => (uid, gid),
+                    Owners::Keep => (0, 0),
+                };
+                let _ = rustix::fs::chownat(
+                    &p,
+                    comp,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                );
+            }
+            _ => {}
+        }
+        at = next;
+    }
+    root.open_dir(&at).map_err(|e| io(&format!("open {at}"), e))
 }
 
 /// An `O_PATH` directory descriptor as one the `*at` calls that make entries accept.
@@ -135,10 +173,7 @@ impl Entry<'_> {
             },
         };
         let (uid, gid) = match self.opts.owners {
-            Owners::Keep => (
-                h.uid().unwrap_or(0) as u32,
-                h.gid().unwrap_or(0) as u32,
-            ),
+            Owners::Keep => (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32),
             Owners::All { uid, gid } => (uid, gid),
         };
         let existing = rustix::fs::statat(self.parent, self.base, AtFlags::SYMLINK_NOFOLLOW).ok();

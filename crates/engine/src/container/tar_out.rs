@@ -127,8 +127,8 @@ impl<W: Write> TarOut<W> {
             }
             FileType::RegularFile => self.regular(dir, name, tar_name, st),
             FileType::Symlink => {
-                let target = rustix::fs::readlinkat(dir, name, Vec::new())
-                    .map_err(|e| io(tar_name, e))?;
+                let target =
+                    rustix::fs::readlinkat(dir, name, Vec::new()).map_err(|e| io(tar_name, e))?;
                 let mut h = header_of(st, tar::EntryType::Symlink);
                 self.tar
                     .append_link(&mut h, tar_name, OsStr::from_bytes(target.to_bytes()))
@@ -220,8 +220,7 @@ impl<W: Write> TarOut<W> {
             };
             match self.append(dir.as_fd(), name, &child) {
                 // Gone since the listing (a running container's file): nothing to copy.
-                Err(Error::Io { source, .. })
-                    if source.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => {}
                 other => other?,
             }
         }
