@@ -230,7 +230,7 @@ impl<W: Write> TarOut<W> {
 
 fn is_kernel_fs(dir: &OwnedFd) -> bool {
     rustix::fs::fstatfs(dir)
-        .map(|s| KERNEL_FILESYSTEMS.contains(&(s.f_type as i64)))
+        .map(|s| KERNEL_FILESYSTEMS.contains(&{ s.f_type }))
         .unwrap_or(false)
 }
 
