@@ -100,6 +100,16 @@ const SAME_TEXT: &[&[&str]] = &[
     &["container", "logs", "--bogus", "x"],
     &["container", "wait"],
     &["container", "top"],
+    &["cp"],
+    &["cp", "--bogus"],
+    &["container", "cp", "a"],
+    &["diff"],
+    &["container", "diff"],
+    &["export"],
+    &["container", "export", "a", "b"],
+    &["events", "x"],
+    &["system", "events", "x"],
+    &["events", "--bogus"],
 ];
 
 #[test]

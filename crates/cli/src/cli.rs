@@ -96,6 +96,12 @@ pub enum Command {
     Unpause(NamesArgs),
     /// Display the running processes of a container.
     Top(TopArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(TopArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(ExportArgs),
     /// Display a live stream of containers' resource usage.
     Stats(StatsArgs),
     /// Manage volumes.
@@ -124,6 +130,33 @@ pub struct NamesArgs {
 
 #[derive(Args, Debug)]
 pub struct TopArgs {
+    /// Container.
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Archive mode (copy all uid/gid information).
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Always follow symbol link in SRC_PATH.
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// Suppress progress output during copy.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// CONTAINER:SRC_PATH, or a local path ("-": a tar stream on stdin; clap takes a lone "-"
+    /// as a value, and anything else starting with "-" as a flag, as cobra does).
+    pub source: String,
+    /// CONTAINER:DEST_PATH, or a local path ("-": a tar stream to stdout).
+    pub destination: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
     /// Container.
     pub container: String,
 }
@@ -271,6 +304,12 @@ pub enum ContainerCommand {
     Top(TopArgs),
     /// Display a live stream of containers' resource usage.
     Stats(StatsArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(CpArgs),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(TopArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,7 +12,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pelagos_model::events::{Event, EventLog, Filter, TimeRange};
 
 use crate::cli::{Cli, EventsArgs};
-use crate::format::render;
 
 pub fn events(cli: &Cli, a: &EventsArgs) -> Result<i32> {
     let filter = Filter::parse(&a.filter)?;
@@ -24,18 +23,23 @@ pub fn events(cli: &Cli, a: &EventsArgs) -> Result<i32> {
         since: Some(since.unwrap_or(now)),
         until,
     };
-    let template = match a.format.as_deref() {
-        Some("json") => Some("{{json .}}"),
-        other => other,
-    };
+    // Parsed once, before anything is read (`json` is `{{json .}}`, as Docker's).
+    let template = a
+        .format
+        .as_deref()
+        .map(pelagos_template::Template::parse_format)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("bad --format: {e}"))?;
     let log = EventLog::new(&cli.root);
     let mut out = std::io::stdout().lock();
     let mut print = |e: &Event| -> std::io::Result<()> {
         if !filter.matches(e) {
             return Ok(());
         }
-        let line = match template {
-            Some(t) => render(t, &serde_json::to_value(e)?).map_err(std::io::Error::other)?,
+        let line = match &template {
+            Some(t) => t
+                .render(&serde_json::to_value(e)?)
+                .map_err(std::io::Error::other)?,
             None => e.to_text(),
         };
         writeln!(out, "{line}")?;

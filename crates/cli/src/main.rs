@@ -1,6 +1,7 @@
 //! `pelagos`: a daemonless, Docker-style command line over pelagos-engine. Thin: parse flags,
 //! call the engine, print what Docker prints.
 
+mod archive;
 mod cli;
 mod containers;
 mod events;
@@ -185,6 +186,9 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Unpause(a) | C::Container(K::Unpause(a)) => containers::pause(cli, a, false),
         C::Top(a) | C::Container(K::Top(a)) => containers::top(cli, a),
         C::Stats(a) | C::Container(K::Stats(a)) => containers::stats(cli, a),
+        C::Cp(a) | C::Container(K::Cp(a)) => archive::cp(cli, a),
+        C::Diff(a) | C::Container(K::Diff(a)) => archive::diff(cli, a),
+        C::Export(a) | C::Container(K::Export(a)) => archive::export(cli, a),
         C::System(cli::SystemCommand::Df(a)) => system::df(cli, a),
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
         C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),

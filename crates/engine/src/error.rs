@@ -9,6 +9,9 @@ pub enum Error {
     /// Bad input from a user or a request.
     #[error("{0}")]
     Invalid(String),
+    /// A path or object that does not exist (`cp`'s "Could not find the file …").
+    #[error("{0}")]
+    NotFound(String),
     /// The request conflicts with the container's state.
     #[error("{0}")]
     Conflict(String),
@@ -57,6 +60,7 @@ impl Error {
         match self {
             Error::Invalid(_) | Error::TooManyLayers(_) => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,
+            Error::NotFound(_) => ErrorKind::NotFound,
             Error::Unenforceable(_) => ErrorKind::Unenforceable,
             Error::Io { .. } | Error::Task(_) => ErrorKind::Internal,
             Error::Model(e) => e.kind(),

@@ -4,8 +4,12 @@
 //! does.
 
 pub mod attach;
+pub mod cp;
 pub mod create;
+pub mod diff;
 pub mod exec;
+pub mod export;
+pub mod fsroot;
 pub mod inspect;
 pub mod kill;
 pub mod list;
@@ -16,6 +20,8 @@ pub mod remove;
 pub mod start;
 pub mod stats;
 pub mod stop;
+pub mod tar_in;
+pub mod tar_out;
 pub mod top;
 pub mod wait;
 

@@ -1,0 +1,323 @@
+//! A container's root filesystem as a directory descriptor, for `cp`, `export` and `diff`.
+//! Every path inside it is resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so
+//! no symlink the container made (`/evil -> /`, `../../..` chains) can lead to the host.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use pelagos_model::record::ContainerRecord;
+use pelagos_model::store::OwnerLock;
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+use crate::error::{Error, Result};
+use crate::Engine;
+
+/// Which tree of a running container to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// What its processes see (`/proc/<pid>/root`, with its volumes and binds), as `docker cp`.
+    Live,
+    /// Its root filesystem alone, without the runtime's mounts (/proc, /sys, volumes), as
+    /// `docker export`.
+    Rootfs,
+}
+
+/// A directory that stands for `/` in every path resolved through it.
+#[derive(Debug)]
+pub struct RootDir {
+    fd: OwnedFd,
+    /// The private mount namespace holding a stopped container's overlay, kept alive (and
+    /// the overlay attached in it: the kernel refuses `..` after a jump to the root of a
+    /// detached mount) until the root is dropped; then the namespace and its mount go.
+    _namespace: Option<OwnedFd>,
+}
+
+impl RootDir {
+    /// The host's own root (for the host side of `cp`).
+    pub fn host() -> Result<RootDir> {
+        Self::open_path(Path::new("/"))
+    }
+
+    fn open_path(path: &Path) -> Result<RootDir> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(format!("open {}", path.display()), e.into()))?;
+        Ok(RootDir {
+            fd,
+            _namespace: None,
+        })
+    }
+
+    /// The root's descriptor.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Opens `path` (absolute or not, always taken inside the root), following symlinks
+    /// inside the root only; `O_NOFOLLOW` in `flags` keeps the last component unfollowed.
+    pub fn open(&self, path: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
+        let path = if path.trim_matches('/').is_empty() {
+            "."
+        } else {
+            path
+        };
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        let mut tries = 0;
+        loop {
+            // EAGAIN: a rename or a mount anywhere on the host raced a `..` of the lookup
+            // (the kernel refuses rather than risk an escape): look again.
+            match rustix::fs::openat2(
+                &self.fd,
+                path,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            ) {
+                Err(rustix::io::Errno::AGAIN) if tries < 1000 => {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
+                other => return other.map_err(Into::into),
+            }
+        }
+    }
+
+    /// Opens the directory at `path` (every component followed inside the root).
+    pub fn open_dir(&self, path: &str) -> std::io::Result<OwnedFd> {
+        self.open(path, OFlags::PATH | OFlags::DIRECTORY)
+    }
+}
+
+/// A container's root filesystem, opened for a copy: mounted privately (and held by the
+/// container's owner lock) when the container is not running.
+#[derive(Debug)]
+pub struct ContainerFs {
+    /// Declared before the lock: the overlay goes with the last descriptor, before the lock
+    /// lets anyone start the container again.
+    root: RootDir,
+    /// The container's name, for messages.
+    pub name: String,
+    _lock: Option<OwnerLock>,
+}
+
+impl ContainerFs {
+    /// The root, to resolve paths in.
+    pub fn root(&self) -> &RootDir {
+        &self.root
+    }
+}
+
+/// Opens the root filesystem of a container, running or not.
+pub fn open(engine: &Engine, name_or_id: &str, view: View) -> Result<ContainerFs> {
+    for _ in 0..3 {
+        let record = super::lookup(engine, name_or_id)?;
+        if record.state.status.is_live() {
+            return open_live(engine, &record, view);
+        }
+        let Some(lock) = engine.containers().try_own(&record.id)? else {
+            // Being started (or removed) right now: look again.
+            continue;
+        };
+        let record = engine.containers().get(record.id.as_str())?;
+        if record.state.status.is_live() {
+            drop(lock);
+            continue;
+        }
+        let root = mount_stopped(engine, &record)?;
+        return Ok(ContainerFs {
+            root,
+            name: record.name,
+            _lock: Some(lock),
+        });
+    }
+    Err(Error::Conflict(format!(
+        "container {name_or_id} is busy: another command is starting or removing it"
+    )))
+}
+
+fn open_live(engine: &Engine, record: &ContainerRecord, view: View) -> Result<ContainerFs> {
+    let root = match view {
+        View::Live => {
+            let pid = record.state.pid;
+            // The pid is the container's only while its cgroup holds it (pids get reused).
+            if pid <= 0 || !engine.runtime().pids(&record.id)?.contains(&pid) {
+                return Err(super::not_running(record));
+            }
+            RootDir::open_path(&PathBuf::from(format!("/proc/{pid}/root")))?
+        }
+        View::Rootfs => {
+            let dir = engine.containers().dir_of(&record.id);
+            let rootfs = dir.join("rootfs");
+            let root = RootDir::open_path(&rootfs)?;
+            let parent = std::fs::metadata(&dir)
+                .map_err(|e| Error::io(format!("stat {}", dir.display()), e))?;
+            let own = rustix::fs::fstat(&root.fd)
+                .map_err(|e| Error::io(format!("stat {}", rootfs.display()), e.into()))?;
+            if std::os::unix::fs::MetadataExt::dev(&parent) == own.st_dev {
+                return Err(super::not_running(record));
+            }
+            root
+        }
+    };
+    Ok(ContainerFs {
+        root,
+        name: record.name.clone(),
+        _lock: None,
+    })
+}
+
+/// Mounts the overlay of a stopped container where only this call sees it, and returns a
+/// descriptor of its root: the mount is made in a private mount namespace of a short-lived
+/// thread (which may change its own working directory to shorten the lowerdir paths, as the
+/// monitor does); a descriptor of that namespace keeps it (and the mount) alive until the
+/// root is dropped. No other process sees the mount, and it goes with the namespace
+/// whatever happens, even if this process is killed.
+fn mount_stopped(engine: &Engine, record: &ContainerRecord) -> Result<RootDir> {
+    let image = engine.images().get(&record.image_id)?;
+    let mut lowers = engine.images().lowerdirs(&image)?;
+    let layers_dir = engine.images().layers_dir();
+    let dir = engine.containers().dir_of(&record.id);
+    let (upper, work, target) = (dir.join("upper"), dir.join("work"), dir.join("rootfs"));
+    for d in [&upper, &work, &target] {
+        std::fs::create_dir_all(d).map_err(|e| Error::io(format!("create {}", d.display()), e))?;
+    }
+    if lowers.is_empty() {
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty)
+            .map_err(|e| Error::io(format!("create {}", empty.display()), e))?;
+        lowers.push(empty.to_string_lossy().into_owned());
+    }
+    let data = format!(
+        "lowerdir={},upperdir={},workdir={},index=off",
+        lowers.join(":"),
+        upper.display(),
+        work.display()
+    );
+    std::thread::scope(|s| {
+        s.spawn(|| mount_detached(&layers_dir, &data, &target))
+            .join()
+            .unwrap_or_else(|_| Err(Error::Task("the mounting thread panicked".into())))
+    })
+}
+
+/// Runs on its own thread: unshares the mount namespace (and with it the working directory),
+/// mounts, and opens the mount and the namespace.
+fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDir> {
+    let sys = |what: String| move |e: nix::errno::Errno| Error::io(what, e.into());
+    unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
+        .map_err(sys("unshare the mount namespace".into()))?;
+    // Nothing mounted here may propagate back to the host's namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("make the private namespace private".into()))?;
+    nix::unistd::chdir(layers_dir).map_err(sys(format!("enter {}", layers_dir.display())))?;
+    mount(
+        Some("overlay"),
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(data),
+    )
+    .map_err(sys(format!("mount the overlay on {}", target.display())))?;
+    let root = RootDir::open_path(target);
+    let namespace = rustix::fs::open(
+        "/proc/thread-self/ns/mnt",
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    );
+    match (root, namespace) {
+        (Ok(mut root), Ok(ns)) => {
+            root._namespace = Some(ns);
+            Ok(root)
+        }
+        (root, ns) => {
+            // The namespace dies with this thread; the mount would live on through `root`.
+            let _ = umount2(target, MntFlags::MNT_DETACH);
+            root?;
+            Err(Error::io(
+                "open the private mount namespace",
+                ns.err()
+                    .map(Into::into)
+                    .unwrap_or_else(std::io::Error::last_os_error),
+            ))
+        }
+    }
+}
+
+/// Splits a path as Docker's `SplitPathDirEntry`: the cleaned parent and the last component
+/// (`.` when the path ends in `/.`).
+pub fn split_dir_entry(path: &str) -> (String, String) {
+    let cleaned = clean(path);
+    let cleaned = if ends_in_dot(path) {
+        format!("{}/.", cleaned.trim_end_matches('/'))
+    } else {
+        cleaned
+    };
+    match cleaned.rsplit_once('/') {
+        Some(("", base)) => ("/".into(), base.into()),
+        Some((dir, base)) => (dir.into(), base.into()),
+        None => (".".into(), cleaned),
+    }
+}
+
+/// Whether the path names the current directory of another (`x/.`, `.`).
+pub fn ends_in_dot(path: &str) -> bool {
+    path == "." || path.ends_with("/.")
+}
+
+/// Whether the path asserts a directory (`x/`, `x/.`).
+pub fn asserts_directory(path: &str) -> bool {
+    path.ends_with('/') || ends_in_dot(path)
+}
+
+/// Lexical cleaning as Go's `filepath.Clean`.
+pub fn clean(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !absolute {
+                    parts.push("..");
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    match (absolute, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_split_and_clean_as_docker_does() {
+        assert_eq!(clean("/a/../../b/./c/"), "/b/c");
+        assert_eq!(clean("a/../.."), "..");
+        assert_eq!(clean(""), ".");
+        assert_eq!(split_dir_entry("/a/b/"), ("/a".into(), "b".into()));
+        assert_eq!(split_dir_entry("/a/b/."), ("/a/b".into(), ".".into()));
+        assert_eq!(split_dir_entry("/x"), ("/".into(), "x".into()));
+        assert_eq!(split_dir_entry("x"), (".".into(), "x".into()));
+        assert!(asserts_directory("/a/") && asserts_directory("/a/.") && !asserts_directory("/a"));
+    }
+}
