@@ -1,5 +1,6 @@
 //! The event log: JSON lines in `<root>/events/events.log`, appended with one `write` each
-//! (O_APPEND) under an flock on `events.lock`; when the file would pass its size bound it is
+//! (O_APPEND) under an flock on `events.lock` (waited for a few milliseconds at most, so that
+//! no monitor stalls behind a stopped holder); when the file would pass its size bound it is
 //! renamed to `events.log.1` (replacing the older one), so an append stays O(1) and the log
 //! keeps between one and two files' worth of the newest events. Readers take no lock: they
 //! read whole lines only, and tell the files apart by inode, so a rotation between two reads
@@ -41,6 +42,25 @@ impl TimeRange {
         self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u)
     }
 }
+
+/// Takes the appenders' lock, waiting at most a few milliseconds: a container's monitor must
+/// never stall behind a process stopped while it held the lock (`kill -STOP`), so past that
+/// the event is appended without the lock (and without rotating).
+fn lock_briefly(lock: &File) -> bool {
+    for _ in 0..LOCK_ATTEMPTS {
+        match flock(lock, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return true,
+            Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// How many times (a millisecond apart) an appender tries the lock.
+const LOCK_ATTEMPTS: u32 = 50;
 
 /// The event log of a root.
 #[derive(Debug, Clone)]
@@ -87,14 +107,15 @@ impl EventLog {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Error::io(format!("create {}", self.dir.display()), e))?;
         let lock = self.open(LOCK_FILE, false)?;
-        flock(&lock, FlockOperation::LockExclusive)
-            .map_err(|e| Error::io("lock the event log", e.into()))?;
+        let locked = lock_briefly(&lock);
         let mut file = self.open(LOG_FILE, true)?;
         let size = file
             .metadata()
             .map_err(|e| Error::io("stat the event log", e))?
             .len();
-        if size > 0 && size + line.len() as u64 > self.max_file_bytes {
+        // Only the holder of the lock rotates; an append (one O_APPEND write) is whole either
+        // way.
+        if locked && size > 0 && size + line.len() as u64 > self.max_file_bytes {
             std::fs::rename(self.dir.join(LOG_FILE), self.dir.join(OLD_FILE))
                 .map_err(|e| Error::io("rotate the event log", e))?;
             file = self.open(LOG_FILE, true)?;

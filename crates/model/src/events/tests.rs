@@ -120,6 +120,23 @@ fn log_appends_reads_and_stays_bounded() {
 }
 
 #[test]
+fn a_lock_holder_that_stalls_does_not_stall_appenders() {
+    let root = tempfile::tempdir().unwrap();
+    let log = EventLog::new(root.path());
+    log.append(&Event::volume("create", "first")).unwrap();
+    // Another holder (its own open file description) keeps the lock, as a stopped process
+    // would.
+    let held = std::fs::File::open(log.dir().join("events.lock")).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    log.append(&Event::volume("create", "second")).unwrap();
+    let ids: Vec<String> = read_all(&log, &TimeRange::default())
+        .into_iter()
+        .map(|e| e.actor.id)
+        .collect();
+    assert_eq!(ids, ["first", "second"]);
+}
+
+#[test]
 fn read_selects_by_time() {
     let root = tempfile::tempdir().unwrap();
     let log = EventLog::new(root.path());
