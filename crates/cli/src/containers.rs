@@ -10,7 +10,7 @@ use pelagos_engine::container::{self as verbs, start::StartOutcome};
 use pelagos_model::protocol::{Attach, ExecSpec, WaitCondition};
 
 use crate::cli::{
-    Cli, CommitArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, PsArgs, RmArgs, RunArgs,
+    Cli, CommitArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, RmArgs, RunArgs,
     StatsArgs, StopArgs, TopArgs,
 };
 use crate::relay::{self, Ended, RelayOptions};
@@ -84,58 +84,6 @@ pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
         }
         StartOutcome::AlreadyRunning => bail!("container {id} was started by someone else"),
     }
-}
-
-pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
-    let engine = engine(cli)?;
-    let mut rows = vec![[
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect::<Vec<_>>()];
-    let mut out = std::io::stdout().lock();
-    for r in verbs::list::list(&engine, a.all)? {
-        if a.quiet {
-            let _ = writeln!(out, "{}", display_id(&r.id, a.no_trunc));
-            continue;
-        }
-        let mut command = r.command.clone();
-        if !a.no_trunc && command.chars().count() > 20 {
-            command = command.chars().take(19).collect::<String>() + "…";
-        }
-        let created = verbs::list::human_duration(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64 - r.created)
-                .unwrap_or(0)
-                .max(0) as u64,
-        );
-        rows.push(vec![
-            display_id(&r.id, a.no_trunc).to_string(),
-            r.image.clone(),
-            format!("\"{command}\""),
-            format!("{created} ago"),
-            r.status.clone(),
-            String::new(),
-            r.names
-                .first()
-                .map(|n| n.trim_start_matches('/'))
-                .unwrap_or_default()
-                .to_string(),
-        ]);
-    }
-    drop(out);
-    if !a.quiet {
-        images::print_table(&rows);
-    }
-    Ok(0)
 }
 
 /// Prints each name whose result is Ok (Docker's output) and each error on stderr; 1 if any
@@ -264,13 +212,27 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
         ),
     };
     let engine = engine(cli)?;
+    let now = std::time::SystemTime::now();
+    let time = |v: &Option<String>| v.as_deref().map(|t| crate::events::timestamp(t, now));
     let options = pelagos_model::logs::ReadOptions {
         tail,
-        since: None,
-        until: None,
+        since: time(&a.since).transpose()?,
+        until: time(&a.until).transpose()?,
         stdout: true,
         stderr: true,
     };
+    // Docker's `--details`: the attributes, query-escaped, before every line.
+    let details = a
+        .details
+        .then(|| verbs::logs::attrs(&engine, &a.container))
+        .transpose()?
+        .map(|attrs| {
+            let pairs: Vec<String> = attrs
+                .iter()
+                .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+                .collect();
+            format!("{} ", pairs.join(","))
+        });
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     verbs::logs::logs(&engine, &a.container, &options, a.follow, &mut |e| {
@@ -281,10 +243,29 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
         if a.timestamps {
             write!(out, "{} ", humantime::format_rfc3339_nanos(e.time))?;
         }
+        if let Some(prefix) = &details {
+            out.write_all(prefix.as_bytes())?;
+        }
         out.write_all(&e.bytes)?;
         out.flush()
     })?;
     Ok(0)
+}
+
+/// Go's `url.QueryEscape`: unreserved characters kept, space as `+`, the rest `%XX`
+/// (written here: a few lines, where a URL crate would be a new dependency).
+fn query_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {
@@ -336,23 +317,42 @@ pub fn pause(cli: &Cli, a: &NamesArgs, freeze: bool) -> Result<i32> {
 
 pub fn top(cli: &Cli, a: &TopArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    let procs = verbs::top::top(&engine, &a.container)?;
-    let mut rows = vec![["UID", "PID", "PPID", "TIME", "CMD"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>()];
-    for p in procs {
-        let secs = p.cpu_seconds as u64;
-        rows.push(vec![
-            p.uid.to_string(),
-            p.pid.to_string(),
-            p.ppid.to_string(),
-            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
-            p.command,
-        ]);
-    }
-    images::print_table(&rows);
+    let top = verbs::top::top(&engine, &a.container, &a.ps_args.join(" "))?;
+    let mut rows = vec![top.titles];
+    rows.extend(top.processes);
+    std::io::stdout()
+        .lock()
+        .write_all(tabwrite(&rows, 20).as_bytes())?;
     Ok(0)
+}
+
+/// Go's `tabwriter.NewWriter(out, min_width, 1, 3, ' ', 0)` over tab-joined lines: every
+/// cell but a line's last padded to its column's width (at least `min_width`).
+fn tabwrite(rows: &[Vec<String>], min_width: usize) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            let widest = rows
+                .iter()
+                .filter(|r| c + 1 < r.len())
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0);
+            (widest + 3).max(min_width)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 < row.len() {
+                out.push_str(&format!("{cell:<0$}", widths[c]));
+            } else {
+                out.push_str(cell);
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// One `stats` row from two samples `interval` apart (CPU % needs a delta).

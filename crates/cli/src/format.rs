@@ -26,6 +26,24 @@ pub fn human_size(bytes: u64) -> String {
     format!("{s}{}", UNITS[unit])
 }
 
+/// Docker's `units.HumanSizeWithPrecision(bytes, precision)`: `%.<precision>g` of the value
+/// in decimal units ("12B", "4.26MB").
+pub fn human_size_precision(bytes: u64, precision: usize) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits_before = format!("{value:.0}").len();
+    let mut s = format!("{:.*}", precision.saturating_sub(digits_before), value);
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", UNITS[unit])
+}
+
 /// Docker's `units.HumanDuration` of the time since `rfc3339`, plus " ago".
 pub fn since(rfc3339: Option<&str>) -> String {
     let Some(when) = rfc3339.and_then(|t| humantime::parse_rfc3339_weak(t).ok()) else {
@@ -127,6 +145,9 @@ mod tests {
         assert_eq!(human_size(4_261_000), "4.261MB");
         assert_eq!(human_size(1_000_000), "1MB");
         assert_eq!(human_size(123_456_789), "123.5MB");
+        assert_eq!(human_size_precision(12, 3), "12B");
+        assert_eq!(human_size_precision(4_261_000, 3), "4.26MB");
+        assert_eq!(human_size_precision(0, 3), "0B");
     }
 
     #[test]

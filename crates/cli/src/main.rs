@@ -8,6 +8,7 @@ mod events;
 mod format;
 mod images;
 mod progress;
+mod ps;
 mod relay;
 mod run_config;
 mod system;
@@ -165,12 +166,12 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Login(a) => images::login(cli, a),
         C::Logout(a) => images::logout(cli, a),
         C::Run(a) | C::Container(K::Run(a)) => containers::run(cli, a),
-        C::Ps(a) => containers::ps(cli, a),
+        C::Ps(a) => ps::ps(cli, a),
         C::Rm(a) => containers::remove(cli, a),
         C::Inspect(a) => containers::inspect(cli, a),
         C::Version(a) => system::version(a),
         C::Volume(v) => volumes::dispatch(cli, v),
-        C::Container(cli::ContainerCommand::Ls(a)) => containers::ps(cli, a),
+        C::Container(cli::ContainerCommand::Ls(a)) => ps::ps(cli, a),
         C::Container(cli::ContainerCommand::Rm(a)) => containers::remove(cli, a),
         C::Container(cli::ContainerCommand::Inspect(a)) => containers::inspect(cli, a),
         C::Container(cli::ContainerCommand::Prune(a)) => system::container_prune(cli, a),

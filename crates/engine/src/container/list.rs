@@ -1,7 +1,7 @@
 //! `ps`: Docker's container summaries (the rows of `GET /containers/json`), each record
 //! reconciled first so that what is shown is true.
 
-use pelagos_model::record::ContainerRecord;
+use pelagos_model::record::{ContainerRecord, MountPoint};
 use pelagos_model::state::{HealthStatus, Status};
 use serde::Serialize;
 
@@ -24,21 +24,79 @@ pub struct ContainerSummary {
     /// Docker's human status: `Up 3 minutes (Paused)`, `Exited (0) 2 seconds ago`.
     pub status: String,
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Bytes in the container's writable layer (asked for with `size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<u64>,
+    /// The writable layer plus the image (asked for with `size`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<u64>,
+    pub mounts: Vec<MountPoint>,
+    /// Names of the networks it is attached to (the API nests them in `NetworkSettings`).
+    #[serde(skip)]
+    pub networks: Vec<String>,
+}
+
+/// What `ps` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Stopped containers too.
+    pub all: bool,
+    /// Only the n newest (of every state) that pass the filter.
+    pub limit: Option<usize>,
+    /// Fill `size_rw` and `size_root_fs`.
+    pub size: bool,
+    pub filter: super::list_filter::PsFilter,
 }
 
 /// The containers (running ones only unless `all`), newest first.
 pub fn list(engine: &Engine, all: bool) -> Result<Vec<ContainerSummary>> {
-    let mut out = Vec::new();
+    list_with(
+        engine,
+        &ListOptions {
+            all,
+            ..ListOptions::default()
+        },
+    )
+}
+
+/// The containers `options` select, newest first.
+pub fn list_with(engine: &Engine, options: &ListOptions) -> Result<Vec<ContainerSummary>> {
+    // As Docker: a limit or a status filter lists stopped containers too.
+    let all = options.all || options.limit.is_some() || options.filter.wants_all();
+    let mut records = Vec::new();
     for record in engine.containers().list()? {
         let Ok(record) = super::reconcile::truthful(engine, record) else {
             continue; // removed while we looked
         };
-        if !all && !record.state.status.is_live() {
-            continue;
+        if (all || record.state.status.is_live()) && options.filter.matches(engine, &record) {
+            records.push(record);
         }
-        out.push(summary(&record));
     }
-    Ok(out)
+    records
+        .sort_by_cached_key(|r| std::cmp::Reverse(humantime::parse_rfc3339_weak(&r.created).ok()));
+    records.truncate(options.limit.unwrap_or(usize::MAX));
+    Ok(records
+        .iter()
+        .map(|r| {
+            let mut s = summary(r);
+            if options.size {
+                fill_size(engine, r, &mut s);
+            }
+            s
+        })
+        .collect())
+}
+
+/// Docker's `SizeRw` (the upper directory) and `SizeRootFs` (that plus the image).
+fn fill_size(engine: &Engine, r: &ContainerRecord, s: &mut ContainerSummary) {
+    let rw = crate::volumes::disk_usage(&engine.containers().dir_of(&r.id).join("upper"));
+    let image = engine
+        .images()
+        .get(&r.image_id)
+        .map(|i| i.size)
+        .unwrap_or(0);
+    s.size_rw = Some(rw);
+    s.size_root_fs = Some(rw + image);
 }
 
 /// Seconds since the Unix epoch of an RFC 3339 time (0 when unparsable).
@@ -118,6 +176,21 @@ fn summary(r: &ContainerRecord) -> ContainerSummary {
         state: r.state.status.as_str().into(),
         status: status_text(r),
         labels: r.config.labels.clone(),
+        size_rw: None,
+        size_root_fs: None,
+        mounts: r.mounts.clone(),
+        networks: network_names(r),
+    }
+}
+
+/// The networks' names: the endpoints, else the network mode (`default` is `bridge`).
+fn network_names(r: &ContainerRecord) -> Vec<String> {
+    if !r.networking.endpoints_config.is_empty() {
+        return r.networking.endpoints_config.keys().cloned().collect();
+    }
+    match r.host_config.network_mode.as_str() {
+        "" | "default" => vec!["bridge".into()],
+        mode => vec![mode.into()],
     }
 }
 

@@ -46,3 +46,12 @@ pub fn logs(
     }
     Ok(())
 }
+
+/// The attributes `logs --details` shows with every entry: the labels and environment
+/// variables named by the `labels` and `env` log options (they are fixed at creation, so
+/// read from the record rather than stored with each entry).
+pub fn attrs(engine: &Engine, name_or_id: &str) -> Result<Vec<(String, String)>> {
+    let record = super::lookup(engine, name_or_id)?;
+    let settings = LogSettings::from_config(&record.host_config.log_config)?;
+    Ok(settings.attrs(&record.config.labels, &record.config.env))
+}

@@ -13,6 +13,7 @@ pub mod fsroot;
 pub mod inspect;
 pub mod kill;
 pub mod list;
+pub mod list_filter;
 pub mod logs;
 pub mod pause;
 pub mod reconcile;

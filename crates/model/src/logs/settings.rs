@@ -37,6 +37,12 @@ pub struct LogSettings {
     pub driver: Driver,
     pub max_size: Option<u64>,
     pub max_file: u32,
+    /// `json-file`'s `labels` and `env`: the container labels and environment variables
+    /// whose values go with every entry (`logs --details`).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 impl Default for LogSettings {
@@ -46,6 +52,8 @@ impl Default for LogSettings {
             driver: Driver::JsonFile,
             max_size: None,
             max_file: 1,
+            labels: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -73,6 +81,8 @@ impl LogSettings {
                 }
                 "max-file" if driver != Driver::None => settings.max_file = parse_max_file(value)?,
                 "compress" if driver != Driver::None => check_compress(value)?,
+                "labels" if driver == Driver::JsonFile => settings.labels = keys(value),
+                "env" if driver == Driver::JsonFile => settings.env = keys(value),
                 _ => {
                     return Err(Error::Invalid(format!(
                         "unknown log opt '{key}' for {} log driver",
@@ -88,12 +98,36 @@ impl LogSettings {
         Ok(settings)
     }
 
+    /// Docker's `ExtraAttributes`: the named labels and environment variables the
+    /// container has, sorted by name.
+    pub fn attrs(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+        env: &[String],
+    ) -> Vec<(String, String)> {
+        let mut attrs = std::collections::BTreeMap::new();
+        for key in &self.labels {
+            if let Some(v) = labels.get(key) {
+                attrs.insert(key.clone(), v.clone());
+            }
+        }
+        for var in env {
+            if let Some((k, v)) = var.split_once('=') {
+                if self.env.iter().any(|e| e == k) {
+                    attrs.insert(k.to_string(), v.to_string());
+                }
+            }
+        }
+        attrs.into_iter().collect()
+    }
+
     fn defaults(driver: Driver) -> LogSettings {
         match driver {
             Driver::Local => LogSettings {
                 driver,
                 max_size: Some(LOCAL_MAX_SIZE),
                 max_file: LOCAL_MAX_FILE,
+                ..LogSettings::default()
             },
             Driver::JsonFile | Driver::None => LogSettings {
                 driver,
@@ -156,6 +190,15 @@ pub(crate) fn parse_size(value: &str) -> Option<u64> {
 }
 
 /// `max-file`: a whole number, at least 1.
+/// A comma-separated list of names.
+fn keys(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 fn parse_max_file(value: &str) -> Result<u32> {
     match value.parse::<i64>() {
         Ok(n) if n < 1 => Err(Error::Invalid(format!(

@@ -21,6 +21,7 @@ fn settings(driver: Driver, max_size: Option<u64>, max_file: u32) -> LogSettings
         driver,
         max_size,
         max_file,
+        ..LogSettings::default()
     }
 }
 

@@ -301,12 +301,13 @@ pub fn check_log_config(log: &LogConfig) -> Result<()> {
                 }
                 None => return Err(invalid(FIELD, format!("compress={value}: not a boolean"))),
             },
+            "labels" | "env" if driver == "json-file" => {}
             other => {
                 return Err(invalid(
                     FIELD,
                     format!(
                         "unknown log opt '{other}' for {driver} log driver (pelagos has \
-                         max-size, max-file, compress=false)"
+                         max-size, max-file, compress=false, and labels and env for json-file)"
                     ),
                 ))
             }
