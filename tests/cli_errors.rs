@@ -110,6 +110,11 @@ const SAME_TEXT: &[&[&str]] = &[
     &["events", "x"],
     &["system", "events", "x"],
     &["events", "--bogus"],
+    &["create"],
+    &["create", "-d", "img"],
+    &["container", "create", "--bogus", "img"],
+    &["rename", "a"],
+    &["container", "rename"],
 ];
 
 #[test]

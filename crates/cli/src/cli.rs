@@ -68,6 +68,10 @@ pub enum Command {
     Logout(LogoutArgs),
     /// Create and run a new container from an image.
     Run(Box<RunArgs>),
+    /// Create a new container (started later with `start`).
+    Create(Box<RunArgs>),
+    /// Rename a container.
+    Rename(RenameArgs),
     /// List containers.
     Ps(PsArgs),
     /// Remove one or more containers.
@@ -77,7 +81,7 @@ pub enum Command {
     /// Create a new image from a container's changes.
     Commit(CommitArgs),
     /// Start one or more stopped containers.
-    Start(NamesArgs),
+    Start(StartArgs),
     /// Stop one or more running containers.
     Stop(StopArgs),
     /// Restart one or more containers.
@@ -174,6 +178,30 @@ pub struct StatsArgs {
     pub format: Option<String>,
     /// Containers (all running ones when none is given).
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals.
+    #[arg(short, long)]
+    pub attach: bool,
+    /// Attach container's STDIN.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container.
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RenameArgs {
+    /// The container.
+    pub container: String,
+    /// Its new name.
+    pub new_name: String,
 }
 
 #[derive(Args, Debug)]
@@ -294,8 +322,12 @@ pub enum ContainerCommand {
     Inspect(InspectArgs),
     /// Create and run a new container from an image.
     Run(Box<RunArgs>),
+    /// Create a new container (started later with `start`).
+    Create(Box<RunArgs>),
+    /// Rename a container.
+    Rename(RenameArgs),
     /// Start one or more stopped containers.
-    Start(NamesArgs),
+    Start(StartArgs),
     /// Stop one or more running containers.
     Stop(StopArgs),
     /// Restart one or more containers.
@@ -766,10 +798,13 @@ pub struct RunArgs {
 }
 
 impl Cli {
-    /// `run`'s flags, as `run` or `container run`.
+    /// `run`'s flags, as `run`, `create` or `container run|create`.
     pub fn run_args(&self) -> Option<&RunArgs> {
         match &self.command {
-            Command::Run(a) | Command::Container(ContainerCommand::Run(a)) => Some(a),
+            Command::Run(a)
+            | Command::Create(a)
+            | Command::Container(ContainerCommand::Run(a))
+            | Command::Container(ContainerCommand::Create(a)) => Some(a),
             _ => None,
         }
     }

@@ -48,41 +48,72 @@ fn run_image(engine: &pelagos_engine::Engine, a: &RunArgs) -> Result<pelagos_ima
     }
 }
 
-/// `run`: flags are parsed and checked before anything is pulled or created; then create,
-/// start (attached first in the foreground) and relay until the container exits.
-pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
+/// `create`: flags parsed and checked, the image pulled when missing, the container made
+/// (not started); its id printed.
+pub fn create(cli: &Cli, a: &RunArgs) -> Result<i32> {
+    let (_, id) = create_container(cli, a)?;
+    let _ = writeln!(std::io::stdout(), "{id}");
+    Ok(0)
+}
+
+/// What `run` and `create` share: flags checked before anything is pulled or made.
+fn create_container(cli: &Cli, a: &RunArgs) -> Result<(pelagos_engine::Engine, String)> {
     let request = crate::run_config::create_request(a)?;
     verbs::create::validate(&request)?;
     let engine = engine(cli)?;
     let image = run_image(&engine, a)?;
     let record = verbs::create::create(&engine, &image, request)?;
-    let id = record.id.to_string();
+    Ok((engine, record.id.to_string()))
+}
+
+/// `rename CONTAINER NEW_NAME`.
+pub fn rename(cli: &Cli, a: &crate::cli::RenameArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    verbs::rename::rename(&engine, &a.container, &a.new_name)?;
+    Ok(0)
+}
+
+/// `run`: flags are parsed and checked before anything is pulled or created; then create,
+/// start (attached first in the foreground) and relay until the container exits.
+pub fn run(cli: &Cli, a: &RunArgs) -> Result<i32> {
+    let (engine, id) = create_container(cli, a)?;
     let _ = std::io::stdout().flush();
     if a.detach {
         verbs::start::start(&engine, &id, None)?;
         let _ = writeln!(std::io::stdout(), "{id}");
         return Ok(0);
     }
-    let attach = Attach {
+    let opts = RelayOptions {
         stdin: a.interactive,
+        tty: a.tty,
+        sig_proxy: a.sig_proxy,
+    };
+    start_attached(&engine, &id, a.detach_keys.clone(), opts)
+}
+
+/// Starts `id` attached (output, and stdin when `opts.stdin`) and relays until it exits or
+/// the client detaches; the container's exit code (0 after a detach).
+fn start_attached(
+    engine: &pelagos_engine::Engine,
+    id: &str,
+    detach_keys: Option<String>,
+    opts: RelayOptions,
+) -> Result<i32> {
+    let attach = Attach {
+        stdin: opts.stdin,
         stdout: true,
         stderr: true,
         logs: false,
-        detach_keys: a.detach_keys.clone(),
+        detach_keys,
     };
-    match verbs::start::start(&engine, &id, Some(attach))? {
+    match verbs::start::start(engine, id, Some(attach))? {
         StartOutcome::Started(mut started) => {
-            let opts = RelayOptions {
-                stdin: a.interactive,
-                tty: a.tty,
-                sig_proxy: a.sig_proxy,
-            };
             match relay::relay_attached(&mut started.client, opts)? {
                 Ended::Exited(code) => Ok(code),
                 Ended::Detached => Ok(0),
             }
         }
-        StartOutcome::AlreadyRunning => bail!("container {id} was started by someone else"),
+        StartOutcome::AlreadyRunning => bail!("container {id} is already running: use `attach`"),
     }
 }
 
@@ -152,8 +183,20 @@ pub fn commit(cli: &Cli, a: &CommitArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub fn start(cli: &Cli, a: &NamesArgs) -> Result<i32> {
+pub fn start(cli: &Cli, a: &crate::cli::StartArgs) -> Result<i32> {
     let engine = engine(cli)?;
+    if a.attach || a.interactive {
+        let [name] = a.containers.as_slice() else {
+            bail!("you cannot start and attach multiple containers at once");
+        };
+        let record = verbs::lookup(&engine, name)?;
+        let opts = RelayOptions {
+            stdin: a.interactive && record.config.open_stdin,
+            tty: record.config.tty,
+            sig_proxy: true,
+        };
+        return start_attached(&engine, record.id.as_str(), a.detach_keys.clone(), opts);
+    }
     let results = a
         .containers
         .iter()

@@ -82,8 +82,13 @@ fn misplaced_flag(cli: &cli::Cli) -> Option<usage::Report> {
         cli::Command::Container(_) => "container ",
         _ => "",
     };
+    let is_create = matches!(
+        cli.command,
+        cli::Command::Create(_) | cli::Command::Container(cli::ContainerCommand::Create(_))
+    );
     let (verb, first, too_few) = if let Some(a) = cli.run_args() {
-        ("run", a.image(), false)
+        let verb = if is_create { "create" } else { "run" };
+        (verb, a.image(), false)
     } else if let Some(a) = cli.exec_args() {
         let words = &a.container_and_command;
         let first = words.first().map(String::as_str).unwrap_or_default();
@@ -95,6 +100,12 @@ fn misplaced_flag(cli: &cli::Cli) -> Option<usage::Report> {
     let path = format!("{group}{verb}");
     if first.starts_with('-') {
         return Some(usage::flag_error(&path, usage::unknown_flag(first)));
+    }
+    // `create` shares `run`'s flags but has no `-d` (it never starts anything).
+    if is_create && cli.run_args().is_some_and(|a| a.detach) {
+        let typed = std::env::args().find(|a| a == "--detach" || a.starts_with("--detach="));
+        let flag = typed.map_or("-d".to_string(), |_| "--detach".to_string());
+        return Some(usage::flag_error(&path, usage::unknown_flag(&flag)));
     }
     too_few.then(|| usage::arity_error(&path))
 }
@@ -166,6 +177,8 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Login(a) => images::login(cli, a),
         C::Logout(a) => images::logout(cli, a),
         C::Run(a) | C::Container(K::Run(a)) => containers::run(cli, a),
+        C::Create(a) | C::Container(K::Create(a)) => containers::create(cli, a),
+        C::Rename(a) | C::Container(K::Rename(a)) => containers::rename(cli, a),
         C::Ps(a) => ps::ps(cli, a),
         C::Rm(a) => containers::remove(cli, a),
         C::Inspect(a) => containers::inspect(cli, a),

@@ -57,6 +57,8 @@ const COMMANDS: &[(&str, &str, Arity)] = &[
         "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
         Arity::Min(1),
     ),
+    ("create", "create [OPTIONS] IMAGE [COMMAND] [ARG...]", Arity::Min(1)),
+    ("rename", "rename CONTAINER NEW_NAME", Arity::Exact(2)),
     ("ps", "ps [OPTIONS]", Arity::None),
     ("rm", "rm [OPTIONS] CONTAINER [CONTAINER...]", Arity::Min(1)),
     (

@@ -219,6 +219,37 @@ impl Containers {
         Ok(record)
     }
 
+    /// Gives container `id` the name `new`, which must be free (checked and taken under the
+    /// same lock as [`Containers::create`]). Returns the record with its new name.
+    pub fn rename(&self, id: &ContainerId, new: &str) -> Result<ContainerRecord> {
+        let new = new.strip_prefix('/').unwrap_or(new);
+        validate_name(new)?;
+        let _lock = self.lock()?;
+        let taken = self.list()?;
+        if let Some(other) = taken.iter().find(|r| r.name == new) {
+            if other.id == *id {
+                return Err(Error::Invalid(
+                    "Renaming a container with the same name as its current name".into(),
+                ));
+            }
+            return Err(Error::NameInUse {
+                name: new.to_string(),
+                id: other.id.to_string(),
+            });
+        }
+        let dir = self.dir_of(id);
+        let mut record = match read(&dir.join(RECORD_FILE)) {
+            Ok(r) => r,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NoSuchContainer(id.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        record.name = new.to_string();
+        write_record(&dir, &record)?;
+        Ok(record)
+    }
+
     /// Changes a container's record under the lock, from its current state on disk, so that
     /// concurrent changes of other fields are kept. A record that is gone is
     /// [`Error::NoSuchContainer`].

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod pause;
 pub mod reconcile;
 pub mod remove;
+pub mod rename;
 pub mod start;
 pub mod stats;
 pub mod stop;

@@ -1,0 +1,131 @@
+//! `create`, `start -a -i` and `rename` as Docker's: a created container waits for `start`,
+//! `start -a` relays its output and returns its exit code, `-i` feeds it stdin, and a rename
+//! takes a free name (an event records the old one).
+
+mod cli_support;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use cli_support::{Env, Served};
+use pelagos_testkit::images as kit;
+use pelagos_testkit::registry::Auth;
+
+fn setup() -> (Served, Env, String) {
+    let image = kit::busybox().unwrap().cmd(["sh"]);
+    let served = Served::start(Auth::None, &[(&image, "box:1")]);
+    let env = Env::new();
+    let name = served.image("box:1");
+    env.ok(&["pull", "-q", &name]);
+    (served, env, name)
+}
+
+fn status(env: &Env, name: &str) -> String {
+    env.ok(&["inspect", "--format", "{{.State.Status}}", name])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn create_waits_for_start_and_start_attach_returns_the_exit_code() {
+    let (_served, env, image) = setup();
+    let id = env.ok(&[
+        "create",
+        "--name",
+        "later",
+        &image,
+        "sh",
+        "-c",
+        "echo made; exit 3",
+    ]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "a full id: {id}");
+    assert_eq!(status(&env, "later"), "created");
+    assert!(env
+        .ok(&["ps", "-a", "--filter", "status=created", "-q"])
+        .contains(&id[..12]));
+    let out = env.run(&["start", "-a", "later"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "made");
+    assert_eq!(status(&env, "later"), "exited");
+    // A plain start returns at once with the name.
+    assert_eq!(env.ok(&["start", "later"]).trim(), "later");
+    env.ok(&["wait", "later"]);
+    env.ok(&["rm", "later"]);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn start_attach_interactive_feeds_stdin() {
+    let (_served, env, image) = setup();
+    env.ok(&["create", "-i", "--name", "cat", &image, "cat"]);
+    let mut child = env
+        .cmd()
+        .args(["start", "-a", "-i", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"through stdin\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    let (code, err) = env.fail(&["start", "-a", "cat", "other"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot start and attach multiple containers"),
+        "{err}"
+    );
+    env.ok(&["rm", "cat"]);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn rename_takes_a_free_name_running_or_not() {
+    let (_served, env, image) = setup();
+    env.ok(&["run", "-d", "--name", "before", &image, "sleep", "100"]);
+    env.ok(&["create", "--name", "taken", &image, "true"]);
+    env.ok(&["rename", "before", "after"]);
+    assert_eq!(status(&env, "after"), "running");
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.Name}}", "after"])
+            .trim(),
+        "/after"
+    );
+    let (code, err) = env.fail(&["inspect", "before"]);
+    assert_eq!(code, 1, "{err}");
+    // Docker's refusals: a taken name, the same name, a bad name.
+    let (code, err) = env.fail(&["rename", "after", "taken"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already in use"), "{err}");
+    let (code, err) = env.fail(&["rename", "after", "after"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("same name"), "{err}");
+    let (code, _) = env.fail(&["rename", "after", "bad/name"]);
+    assert_eq!(code, 1);
+    // The event names both (read up to a moment after now: a past `--until` ends the read).
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let until = until.to_string();
+    let events = env.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=rename",
+        "--format",
+        "{{.Actor.Attributes.name}} {{.Actor.Attributes.oldName}}",
+    ]);
+    assert_eq!(events.trim(), "after /before");
+    // Its monitor still answers under the new name.
+    assert_eq!(env.ok(&["exec", "after", "echo", "ok"]).trim(), "ok");
+    env.ok(&["rm", "-f", "after", "taken"]);
+    env.assert_no_container_leftovers();
+}
