@@ -115,6 +115,9 @@ const SAME_TEXT: &[&[&str]] = &[
     &["container", "create", "--bogus", "img"],
     &["rename", "a"],
     &["container", "rename"],
+    &["attach"],
+    &["container", "attach", "a", "b"],
+    &["attach", "--bogus", "a"],
 ];
 
 #[test]

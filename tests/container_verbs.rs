@@ -129,3 +129,77 @@ fn rename_takes_a_free_name_running_or_not() {
     env.ok(&["rm", "-f", "after", "taken"]);
     env.assert_no_container_leftovers();
 }
+
+/// Attach events so far (the monitor records one per attached client).
+fn attach_events(env: &Env) -> usize {
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs())
+    .to_string();
+    env.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=attach",
+    ])
+    .lines()
+    .count()
+}
+
+#[test]
+fn several_clients_attach_at_once() {
+    let (_served, env, image) = setup();
+    env.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "att",
+        &image,
+        "sh",
+        "-c",
+        "read x; echo got $x; exit 7",
+    ]);
+    // A watcher without stdin first; once the monitor recorded its attachment, a second
+    // client feeds the line: both see the answer and the exit code.
+    let watcher = env
+        .cmd()
+        .args(["attach", "--no-stdin", "att"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while attach_events(&env) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never attached"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut feeder = env
+        .cmd()
+        .args(["attach", "att"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    feeder.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let fed = feeder.wait_with_output().unwrap();
+    let watched = watcher.wait_with_output().unwrap();
+    for out in [&fed, &watched] {
+        assert_eq!(out.status.code(), Some(7));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+    }
+    let (code, err) = env.fail(&["attach", "att"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot attach to a stopped container"),
+        "{err}"
+    );
+    env.ok(&["rm", "att"]);
+    env.assert_no_container_leftovers();
+}

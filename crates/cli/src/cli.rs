@@ -72,6 +72,8 @@ pub enum Command {
     Create(Box<RunArgs>),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(AttachArgs),
     /// List containers.
     Ps(PsArgs),
     /// Remove one or more containers.
@@ -194,6 +196,21 @@ pub struct StartArgs {
     /// Containers.
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container.
+    #[arg(long = "detach-keys")]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN.
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process.
+    #[arg(long = "sig-proxy", default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// The container.
+    pub container: String,
 }
 
 #[derive(Args, Debug)]
@@ -326,6 +343,8 @@ pub enum ContainerCommand {
     Create(Box<RunArgs>),
     /// Rename a container.
     Rename(RenameArgs),
+    /// Attach local standard input, output, and error streams to a running container.
+    Attach(AttachArgs),
     /// Start one or more stopped containers.
     Start(StartArgs),
     /// Stop one or more running containers.

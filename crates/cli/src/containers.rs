@@ -66,6 +66,31 @@ fn create_container(cli: &Cli, a: &RunArgs) -> Result<(pelagos_engine::Engine, S
     Ok((engine, record.id.to_string()))
 }
 
+/// `attach`: the container's output (and our stdin unless `--no-stdin`, when it was created
+/// with `-i`) until it exits or we detach; its exit code.
+pub fn attach(cli: &Cli, a: &crate::cli::AttachArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let record = verbs::lookup(&engine, &a.container)?;
+    let stdin = !a.no_stdin && record.config.open_stdin;
+    let request = Attach {
+        stdin,
+        stdout: true,
+        stderr: true,
+        logs: false,
+        detach_keys: a.detach_keys.clone(),
+    };
+    let mut client = verbs::attach::attach(&engine, record.id.as_str(), request)?;
+    let opts = RelayOptions {
+        stdin,
+        tty: record.config.tty,
+        sig_proxy: a.sig_proxy,
+    };
+    match relay::relay_attached(&mut client, opts)? {
+        Ended::Exited(code) => Ok(code),
+        Ended::Detached => Ok(0),
+    }
+}
+
 /// `rename CONTAINER NEW_NAME`.
 pub fn rename(cli: &Cli, a: &crate::cli::RenameArgs) -> Result<i32> {
     let engine = engine(cli)?;

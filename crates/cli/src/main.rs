@@ -179,6 +179,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Run(a) | C::Container(K::Run(a)) => containers::run(cli, a),
         C::Create(a) | C::Container(K::Create(a)) => containers::create(cli, a),
         C::Rename(a) | C::Container(K::Rename(a)) => containers::rename(cli, a),
+        C::Attach(a) | C::Container(K::Attach(a)) => containers::attach(cli, a),
         C::Ps(a) => ps::ps(cli, a),
         C::Rm(a) => containers::remove(cli, a),
         C::Inspect(a) => containers::inspect(cli, a),
