@@ -203,3 +203,94 @@ fn several_clients_attach_at_once() {
     env.ok(&["rm", "att"]);
     env.assert_no_container_leftovers();
 }
+
+fn inspect(env: &Env, name: &str, format: &str) -> String {
+    env.ok(&["inspect", "--format", format, name])
+        .trim()
+        .to_string()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn update_changes_the_restart_policy_running_or_not() {
+    let (_served, env, image) = setup();
+    // Running: the monitor takes the new policy at once.
+    let script = "while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 3";
+    env.ok(&["run", "-d", "--name", "up", &image, "sh", "-c", script]);
+    assert_eq!(
+        env.ok(&["update", "--restart", "on-failure:3", "up"])
+            .trim(),
+        "up"
+    );
+    assert_eq!(
+        inspect(
+            &env,
+            "up",
+            "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "on-failure:3"
+    );
+    // A failure (not a kill: Docker counts that as a manual stop) brings the restart.
+    env.ok(&["exec", "up", "touch", "/tmp/go"]);
+    wait_until("a restart after the failure", || {
+        inspect(&env, "up", "{{.RestartCount}}") != "0"
+    });
+    // Stopped: kept for the next start.
+    let out = env.run(&["run", "--name", "down", &image, "sh", "-c", "exit 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    env.ok(&["update", "--restart", "always", "down"]);
+    env.ok(&["start", "down"]);
+    wait_until("restarts of an always container", || {
+        inspect(&env, "down", "{{.RestartCount}}")
+            .parse::<u32>()
+            .unwrap_or(0)
+            >= 2
+    });
+    // Docker's refusals: no flag, AutoRemove, a bad value (nothing changed by any).
+    let (code, err) = env.fail(&["update", "up"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("you must provide one or more flags"), "{err}");
+    env.ok(&[
+        "run", "-d", "--rm", "--name", "gone", &image, "sleep", "100",
+    ]);
+    let (code, err) = env.fail(&["update", "--restart", "always", "gone"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("AutoRemove"), "{err}");
+    let (code, err) = env.fail(&["update", "--blkio-weight", "5", "up"]);
+    assert_eq!(code, 125);
+    assert!(
+        err.contains("Range of blkio weight is from 10 to 1000"),
+        "{err}"
+    );
+    assert!(err.contains("Usage:  pelagos update"), "{err}");
+    env.ok(&["rm", "-f", "up", "down", "gone"]);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn update_refuses_limits_the_host_cannot_enforce() {
+    // These hosts' cgroup v2 tree has no memory controller (a pure v2 host has, and the VM
+    // suite proves limits there): the refusal names the flag and leaves the record as it was.
+    let offered = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers")
+        .or_else(|_| std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers"))
+        .unwrap_or_default();
+    if offered.split_whitespace().any(|c| c == "memory") {
+        eprintln!("the memory controller is available here: the refusal cannot be shown");
+        return;
+    }
+    let (_served, env, image) = setup();
+    env.ok(&["run", "-d", "--name", "lim", &image, "sleep", "100"]);
+    let (code, err) = env.fail(&["update", "-m", "64m", "lim"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--memory"), "{err}");
+    assert_eq!(inspect(&env, "lim", "{{.HostConfig.Memory}}"), "0");
+    env.ok(&["rm", "-f", "lim"]);
+    env.assert_no_container_leftovers();
+}

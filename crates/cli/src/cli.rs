@@ -74,6 +74,8 @@ pub enum Command {
     Rename(RenameArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach(AttachArgs),
+    /// Update configuration of one or more containers.
+    Update(UpdateArgs),
     /// List containers.
     Ps(PsArgs),
     /// Remove one or more containers.
@@ -214,6 +216,49 @@ pub struct AttachArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable.
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period.
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota.
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit.
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap.
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited).
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits.
+    #[arg(long)]
+    pub restart: Option<String>,
+    /// Containers.
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct RenameArgs {
     /// The container.
     pub container: String,
@@ -345,6 +390,8 @@ pub enum ContainerCommand {
     Rename(RenameArgs),
     /// Attach local standard input, output, and error streams to a running container.
     Attach(AttachArgs),
+    /// Update configuration of one or more containers.
+    Update(UpdateArgs),
     /// Start one or more stopped containers.
     Start(StartArgs),
     /// Stop one or more running containers.

@@ -91,6 +91,65 @@ pub fn attach(cli: &Cli, a: &crate::cli::AttachArgs) -> Result<i32> {
     }
 }
 
+/// `update`: the flags parsed first (Docker's forms and errors), then each container changed;
+/// the names printed, errors reported per container.
+pub fn update(cli: &Cli, a: &crate::cli::UpdateArgs) -> Result<i32> {
+    let change = update_config(a)?;
+    if change.is_empty() {
+        bail!("you must provide one or more flags when using this command");
+    }
+    let engine = engine(cli)?;
+    let results = a
+        .containers
+        .iter()
+        .map(|n| verbs::update::update(&engine, n, &change))
+        .collect();
+    Ok(report(&a.containers, results))
+}
+
+/// `update`'s flags as the typed change.
+fn update_config(a: &crate::cli::UpdateArgs) -> Result<pelagos_model::config::UpdateConfig> {
+    use pelagos_model::flags;
+    let opt = |v: &Option<String>, f: &dyn Fn(&str) -> pelagos_model::Result<i64>| {
+        v.as_deref().map(f).transpose()
+    };
+    let blkio_weight = match a.blkio_weight.as_deref() {
+        None => None,
+        Some(v) => Some(match v.parse::<u16>() {
+            Ok(w) if w == 0 || (10..=1000).contains(&w) => w,
+            _ => bail!(pelagos_model::Error::FlagValue {
+                flag: "--blkio-weight".into(),
+                value: v.into(),
+                why: "Range of blkio weight is from 10 to 1000".into(),
+            }),
+        }),
+    };
+    Ok(pelagos_model::config::UpdateConfig {
+        blkio_weight,
+        cpu_shares: a.cpu_shares,
+        cpu_period: a.cpu_period,
+        cpu_quota: a.cpu_quota,
+        cpuset_cpus: a
+            .cpuset_cpus
+            .as_deref()
+            .map(|v| flags::cpuset("--cpuset-cpus", v))
+            .transpose()?,
+        cpuset_mems: a
+            .cpuset_mems
+            .as_deref()
+            .map(|v| flags::cpuset("--cpuset-mems", v))
+            .transpose()?,
+        memory: opt(&a.memory, &flags::memory)?,
+        memory_reservation: opt(&a.memory_reservation, &|v| {
+            flags::bytes("--memory-reservation", v)
+        })?,
+        memory_swap: opt(&a.memory_swap, &flags::memory_swap)?,
+        nano_cpus: opt(&a.cpus, &flags::cpus)?,
+        pids_limit: a.pids_limit,
+        restart_policy: a.restart.as_deref().map(flags::restart).transpose()?,
+    })
+}
+
 /// `rename CONTAINER NEW_NAME`.
 pub fn rename(cli: &Cli, a: &crate::cli::RenameArgs) -> Result<i32> {
     let engine = engine(cli)?;

@@ -180,6 +180,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Create(a) | C::Container(K::Create(a)) => containers::create(cli, a),
         C::Rename(a) | C::Container(K::Rename(a)) => containers::rename(cli, a),
         C::Attach(a) | C::Container(K::Attach(a)) => containers::attach(cli, a),
+        C::Update(a) | C::Container(K::Update(a)) => containers::update(cli, a),
         C::Ps(a) => ps::ps(cli, a),
         C::Rm(a) => containers::remove(cli, a),
         C::Inspect(a) => containers::inspect(cli, a),

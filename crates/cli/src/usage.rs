@@ -60,6 +60,11 @@ const COMMANDS: &[(&str, &str, Arity)] = &[
     ("create", "create [OPTIONS] IMAGE [COMMAND] [ARG...]", Arity::Min(1)),
     ("rename", "rename CONTAINER NEW_NAME", Arity::Exact(2)),
     ("attach", "attach [OPTIONS] CONTAINER", Arity::Exact(1)),
+    (
+        "update",
+        "update [OPTIONS] CONTAINER [CONTAINER...]",
+        Arity::Min(1),
+    ),
     ("ps", "ps [OPTIONS]", Arity::None),
     ("rm", "rm [OPTIONS] CONTAINER [CONTAINER...]", Arity::Min(1)),
     (

@@ -75,7 +75,7 @@ pub struct HealthConfig {
 }
 
 /// Docker's `RestartPolicy`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RestartPolicy {
     /// "", "no", "always", "unless-stopped", "on-failure".
@@ -491,5 +491,58 @@ mod tests {
         assert_eq!(h, HostConfig::default());
         let empty: CreateRequest = serde_json::from_str(r#"{"HostConfig": null}"#).unwrap();
         assert_eq!(empty, CreateRequest::default());
+    }
+}
+
+/// The body of Docker's `ContainerUpdate` (`docker update`): the resources and restart policy
+/// to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UpdateConfig {
+    pub blkio_weight: Option<u16>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub memory: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids_limit: Option<i64>,
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+impl UpdateConfig {
+    /// Whether it changes nothing (Docker: "you must provide one or more flags").
+    pub fn is_empty(&self) -> bool {
+        *self == UpdateConfig::default()
+    }
+
+    /// `host` with the changes made.
+    pub fn applied_to(&self, host: &HostConfig) -> HostConfig {
+        let mut h = host.clone();
+        macro_rules! set {
+            ($field:ident) => {
+                if let Some(v) = &self.$field {
+                    h.$field = v.clone().into();
+                }
+            };
+        }
+        set!(blkio_weight);
+        set!(cpu_shares);
+        set!(cpu_period);
+        set!(cpu_quota);
+        set!(cpuset_cpus);
+        set!(cpuset_mems);
+        set!(memory);
+        set!(memory_reservation);
+        set!(memory_swap);
+        set!(nano_cpus);
+        set!(restart_policy);
+        if let Some(p) = self.pids_limit {
+            h.pids_limit = Some(p);
+        }
+        h
     }
 }

@@ -140,6 +140,9 @@ pub enum Request {
     /// A process in the container. Answered by `ExecStarted` (with the pty master when it
     /// has a tty), then `ExecExited` unless detached.
     Exec(ExecSpec),
+    /// New resource limits (applied to the running container's cgroup) and restart policy,
+    /// kept in the record. Answered by `Ok`.
+    Update(crate::config::UpdateConfig),
 }
 
 /// The monitor's answer.

@@ -34,6 +34,7 @@ impl Monitor {
             Request::Resize { height, width } => {
                 self.resize(height, width).map(|()| Some(Reply::Ok))
             }
+            Request::Update(change) => self.update_config(&change).map(|()| Some(Reply::Ok)),
             Request::Exec(spec) => {
                 let started = self.exec(id, spec, fds).map(|()| None);
                 // Whether it started or not, the runtime's code and heap are not needed now.
@@ -155,6 +156,38 @@ impl Monitor {
     }
 
     /// `Pause` / `Unpause`: freeze or thaw every process.
+    /// `docker update`: new limits on the running container's cgroup and a new restart
+    /// policy, both kept in the record.
+    fn update_config(&mut self, change: &pelagos_model::config::UpdateConfig) -> Result<()> {
+        let host = change.applied_to(&self.record.host_config);
+        if change.restart_policy.as_ref().is_some_and(|p| !p.is_none()) && host.auto_remove {
+            return Err(Error::Invalid(
+                "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                    .into(),
+            ));
+        }
+        let policy = crate::restart::Policy::of(&host.restart_policy)?;
+        let limits = pelagos_model::config::UpdateConfig {
+            restart_policy: None,
+            ..change.clone()
+        };
+        if self.is_live() && !limits.is_empty() {
+            let resources = pelagos_spec::resources::resources(&host);
+            let resources: oci_spec::runtime::LinuxResources =
+                serde_json::from_value(serde_json::Value::Object(resources))
+                    .map_err(|e| Error::Invalid(format!("resources: {e}")))?;
+            let saved = self.runtime.load(&self.id)?;
+            self.runtime
+                .cgroup_of(&saved)?
+                .apply(&resources, false)
+                .map_err(|e| Error::Invalid(format!("update the container's cgroup: {e}")))?;
+        }
+        self.update(|r| r.host_config = host)?;
+        self.policy = policy;
+        self.emit("update", &[]);
+        Ok(())
+    }
+
     fn pause(&mut self, freeze: bool) -> Result<()> {
         let status = self.record.state.status;
         match (freeze, status) {

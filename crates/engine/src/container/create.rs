@@ -55,7 +55,7 @@ fn limits_asked(host: &HostConfig) -> Vec<(&'static str, &'static str)> {
 
 /// A limit this host's cgroup v2 tree cannot enforce is refused here, before anything is
 /// made, naming the flag (the runtime would refuse it at create, naming the OCI field).
-fn check_enforceable(host: &HostConfig) -> Result<()> {
+pub(crate) fn check_enforceable(host: &HostConfig) -> Result<()> {
     let asked = limits_asked(host);
     if asked.is_empty() {
         return Ok(());

@@ -25,6 +25,7 @@ pub mod stop;
 pub mod tar_in;
 pub mod tar_out;
 pub mod top;
+pub mod update;
 pub mod wait;
 
 use pelagos_model::protocol::{Client, ConnectError};
