@@ -35,14 +35,21 @@ fn pull_lists_inspects_and_runs() {
     let image = served.image("busybox:1");
     let pulled = env.run(&["pull", &image]);
     assert!(pulled.status.success());
-    assert_eq!(String::from_utf8_lossy(&pulled.stdout).trim(), image);
-    // Not a terminal: Docker's plain status lines on stderr.
-    let status = String::from_utf8_lossy(&pulled.stderr);
+    // Not a terminal: Docker's plain status lines, on stdout as `docker pull` prints them,
+    // then the reference.
+    let status = String::from_utf8_lossy(&pulled.stdout);
+    assert_eq!(status.lines().last(), Some(image.as_str()), "{status}");
     assert!(
         status.contains("Pulling fs layer")
             && status.contains("Pull complete")
-            && status.contains(&format!("Digest: {}", built.manifest_digest)),
+            && status.contains(&format!("Digest: {}", built.manifest_digest))
+            && status.contains("Status: Downloaded newer image for"),
         "{status}"
+    );
+    assert!(
+        pulled.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
     );
 
     // images: the row, its digest, and the size of the unpacked layer.
@@ -95,7 +102,7 @@ fn pull_lists_inspects_and_runs() {
 
     // A second pull is a no-op that says so.
     let again = env.run(&["pull", &image]);
-    assert!(String::from_utf8_lossy(&again.stderr).contains("Image is up to date"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Image is up to date"));
 
     let out = env.ok(&["run", "--rm", &image, "echo", "hello from the image"]);
     assert_eq!(out, "hello from the image\n");

@@ -27,7 +27,13 @@ fn display_id(id: &str, full: bool) -> &str {
 /// The image to run, pulled as `--pull` says.
 fn run_image(engine: &pelagos_engine::Engine, a: &RunArgs) -> Result<pelagos_image::ImageRecord> {
     match a.pull.as_str() {
-        "always" => images::pull_image(engine, a.image(), a.platform.as_deref(), a.quiet),
+        "always" => images::pull_image(
+            engine,
+            a.image(),
+            a.platform.as_deref(),
+            a.quiet,
+            crate::progress::Out::Stderr,
+        ),
         "missing" | "never" => match engine.images().get(a.image()) {
             Ok(image) => Ok(image),
             Err(_) if a.pull == "missing" => {
@@ -40,7 +46,13 @@ fn run_image(engine: &pelagos_engine::Engine, a: &RunArgs) -> Result<pelagos_ima
                             .unwrap_or_else(|_| a.image().to_string())
                     );
                 }
-                images::pull_image(engine, a.image(), a.platform.as_deref(), a.quiet)
+                images::pull_image(
+                    engine,
+                    a.image(),
+                    a.platform.as_deref(),
+                    a.quiet,
+                    crate::progress::Out::Stderr,
+                )
             }
             Err(e) => Err(e).context("--pull never"),
         },

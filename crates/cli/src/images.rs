@@ -49,6 +49,7 @@ pub fn pull_image(
     name: &str,
     platform_text: Option<&str>,
     quiet: bool,
+    out: progress::Out,
 ) -> Result<ImageRecord> {
     let reference = Reference::parse(name)?;
     let platform = platform(platform_text)?;
@@ -58,32 +59,36 @@ pub fn pull_image(
             .clone()
             .or_else(|| reference.digest.as_ref().map(|d| d.to_string()))
             .unwrap_or_default();
-        err!("{what}: Pulling from {}", reference.repository);
+        out.line(&format!("{what}: Pulling from {}", reference.repository));
     }
     let pulled = pelagos_engine::pull::pull_blocking(
         engine,
         &reference,
         &platform,
-        progress::for_terminal(quiet),
+        progress::for_terminal(quiet, out),
     )
     .with_context(|| format!("pull {}", reference.familiar()))?;
     if !quiet {
-        err!("Digest: {}", pulled.digest);
-        if pulled.downloaded {
-            err!(
-                "Status: Downloaded newer image for {}",
-                reference.familiar()
-            );
+        out.line(&format!("Digest: {}", pulled.digest));
+        let status = if pulled.downloaded {
+            "Downloaded newer image for"
         } else {
-            err!("Status: Image is up to date for {}", reference.familiar());
-        }
+            "Image is up to date for"
+        };
+        out.line(&format!("Status: {status} {}", reference.familiar()));
     }
     Ok(pulled.image)
 }
 
 pub fn pull(cli: &Cli, a: &PullArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    pull_image(&engine, &a.image, a.platform.as_deref(), a.quiet)?;
+    pull_image(
+        &engine,
+        &a.image,
+        a.platform.as_deref(),
+        a.quiet,
+        progress::Out::Stdout,
+    )?;
     out!("{}", Reference::parse(&a.image)?);
     Ok(0)
 }

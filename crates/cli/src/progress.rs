@@ -11,8 +11,40 @@ fn short(d: &pelagos_image::Digest) -> String {
     d.hex().chars().take(12).collect()
 }
 
-/// Plain lines on stderr (Docker's wording), for logs and pipes.
-pub struct Lines;
+/// Where pull progress goes: stdout for `pull` (as Docker's), stderr when `run` pulls (its
+/// stdout is the container's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    Stdout,
+    Stderr,
+}
+
+impl Out {
+    /// Writes one line.
+    pub fn line(self, line: &str) {
+        let _ = match self {
+            Out::Stdout => writeln!(std::io::stdout(), "{line}"),
+            Out::Stderr => writeln!(std::io::stderr(), "{line}"),
+        };
+    }
+
+    fn is_terminal(self) -> bool {
+        match self {
+            Out::Stdout => std::io::stdout().is_terminal(),
+            Out::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn draw_target(self) -> ProgressDrawTarget {
+        match self {
+            Out::Stdout => ProgressDrawTarget::stdout(),
+            Out::Stderr => ProgressDrawTarget::stderr(),
+        }
+    }
+}
+
+/// Plain lines (Docker's wording), for logs and pipes.
+pub struct Lines(Out);
 
 impl PullProgress for Lines {
     fn event(&self, event: PullEvent) {
@@ -22,7 +54,7 @@ impl PullProgress for Lines {
             PullEvent::LayerDone { digest, .. } => format!("{}: Pull complete", short(&digest)),
             PullEvent::Resolved { .. } | PullEvent::LayerProgress { .. } => return,
         };
-        let _ = writeln!(std::io::stderr(), "{line}");
+        self.0.line(&line);
     }
 }
 
@@ -33,9 +65,9 @@ pub struct Bars {
 }
 
 impl Bars {
-    fn new() -> Bars {
+    fn new(out: Out) -> Bars {
         Bars {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            multi: MultiProgress::with_draw_target(out.draw_target()),
             bars: Mutex::new(HashMap::new()),
         }
     }
@@ -95,12 +127,12 @@ impl PullProgress for Quiet {
 }
 
 /// Bars on a terminal, lines otherwise, nothing when quiet.
-pub fn for_terminal(quiet: bool) -> std::sync::Arc<dyn PullProgress> {
+pub fn for_terminal(quiet: bool, out: Out) -> std::sync::Arc<dyn PullProgress> {
     if quiet {
         std::sync::Arc::new(Quiet)
-    } else if std::io::stderr().is_terminal() {
-        std::sync::Arc::new(Bars::new())
+    } else if out.is_terminal() {
+        std::sync::Arc::new(Bars::new(out))
     } else {
-        std::sync::Arc::new(Lines)
+        std::sync::Arc::new(Lines(out))
     }
 }
