@@ -1210,11 +1210,24 @@ fn version_and_info_report_the_setup() {
     assert_eq!(info["Containers"], 0);
     assert_eq!(info["DockerRootDir"], env.root.display().to_string());
     assert_eq!(info["CgroupVersion"], "2");
-    let version = env.ok(&["version", "--format", "{{.Version}} {{.OciRuntimeSpec}}"]);
-    assert_eq!(
-        version.trim(),
-        format!("{} 1.2.0", env!("CARGO_PKG_VERSION"))
-    );
+    // Docker's fields scripts read.
+    assert_eq!(info["OSType"], "linux");
+    assert_eq!(info["Architecture"], std::env::consts::ARCH);
+    assert_eq!(info["ContainersRunning"], 0);
+    assert!(info["NCPU"].as_u64().unwrap_or(0) >= 1);
+    assert!(info["ClientInfo"].is_object(), "{info}");
+    // `docker version`'s Client and Server objects.
+    let version = env.ok(&[
+        "version",
+        "--format",
+        "{{.Client.Version}} {{.Server.Version}} {{.Server.ApiVersion}} {{.Server.Os}} \
+         {{(index .Server.Components 1).Details.OciRuntimeSpec}}",
+    ]);
+    let v = env!("CARGO_PKG_VERSION");
+    assert_eq!(version.trim(), format!("{v} {v} 1.41 linux 1.2.0"));
+    let text = env.ok(&["version"]);
+    assert!(text.starts_with("Client:\n Version:"), "{text}");
+    assert!(text.contains("\nServer: pelagos"), "{text}");
     assert!(env.ok(&["info"]).contains("Storage Driver: overlay"));
 }
 

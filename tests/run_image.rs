@@ -880,10 +880,16 @@ fn pause_top_and_stats() {
     wait_for("the loop to run", || {
         env.run(&["exec", "busy", "cat", "/tmp/n"]).status.success()
     });
-    // top: the container's processes, as the image's user.
+    // top: the container's processes, as the image's user (uid 1000), named as the host's
+    // `ps` names it, as Docker's top does (a host user of that uid, else the number).
+    let host_name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(1000))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| "1000".into());
     let top = env.ok(&["top", "busy"]);
     assert!(
-        top.starts_with("UID") && top.contains("1000") && top.contains("sh -c"),
+        top.starts_with("UID") && top.contains(&host_name) && top.contains("sh -c"),
         "{top}"
     );
     // pause freezes it: the counter stands still; unpause lets it go on.

@@ -20,115 +20,152 @@ fn print(value: &Value, format: Option<&str>, text: impl FnOnce() -> String) -> 
     Ok(0)
 }
 
-fn kernel() -> String {
-    nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn os_name() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|t| {
-            t.lines().find_map(|l| {
-                l.strip_prefix("PRETTY_NAME=")
-                    .map(|v| v.trim_matches('"').to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
+/// `docker version`'s object: this CLI as the client, the engine (in this process: there is
+/// no daemon) as the server.
 pub fn version(a: &FormatArgs) -> Result<i32> {
+    let server = pelagos_engine::system::version();
     let v = json!({
-        "Version": env!("CARGO_PKG_VERSION"),
-        "OciRuntimeSpec": pelagos_container::OCI_VERSION,
-        "Os": std::env::consts::OS,
-        "Arch": pelagos_image::host_platform().1,
-        "KernelVersion": kernel(),
+        "Client": {
+            "Platform": {"Name": "pelagos"},
+            "Version": env!("CARGO_PKG_VERSION"),
+            "ApiVersion": pelagos_engine::system::API_VERSION,
+            "DefaultAPIVersion": pelagos_engine::system::API_VERSION,
+            "Os": std::env::consts::OS,
+            "Arch": server["Arch"],
+            "Context": "default",
+        },
+        "Server": server,
     });
-    print(&v, a.format.as_deref(), || {
-        format!(
-            "pelagos:\n Version:        {}\n OCI runtime spec: {}\n OS/Arch:        {}/{}\n Kernel:         {}",
-            v["Version"].as_str().unwrap_or_default(),
-            v["OciRuntimeSpec"].as_str().unwrap_or_default(),
-            v["Os"].as_str().unwrap_or_default(),
-            v["Arch"].as_str().unwrap_or_default(),
-            v["KernelVersion"].as_str().unwrap_or_default(),
-        )
-    })
+    print(&v, a.format.as_deref(), || version_text(&v))
 }
 
+fn version_text(v: &Value) -> String {
+    let (c, e) = (&v["Client"], &v["Server"]);
+    let runtime = &e["Components"][1];
+    [
+        "Client:".to_string(),
+        format!(" Version:           {}", text(&c["Version"])),
+        format!(" API version:       {}", text(&c["ApiVersion"])),
+        format!(
+            " OS/Arch:           {}/{}",
+            text(&c["Os"]),
+            text(&c["Arch"])
+        ),
+        " Context:           default".to_string(),
+        String::new(),
+        "Server: pelagos (daemonless: the engine runs in each command)".to_string(),
+        " Engine:".to_string(),
+        format!("  Version:          {}", text(&e["Version"])),
+        format!(
+            "  API version:      {} (minimum version {})",
+            text(&e["ApiVersion"]),
+            text(&e["MinAPIVersion"])
+        ),
+        format!(
+            "  OS/Arch:          {}/{}",
+            text(&e["Os"]),
+            text(&e["Arch"])
+        ),
+        format!("  Kernel:           {}", text(&e["KernelVersion"])),
+        "  Experimental:     false".to_string(),
+        " pelagos-runtime:".to_string(),
+        format!("  Version:          {}", text(&runtime["Version"])),
+        format!(
+            "  OCI runtime spec: {}",
+            text(&runtime["Details"]["OciRuntimeSpec"])
+        ),
+    ]
+    .join("\n")
+}
+
+/// A JSON value as text: strings without quotes.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `docker info`'s object (the engine's, with the client's beside it as `ClientInfo`).
 pub fn info(cli: &Cli, a: &FormatArgs) -> Result<i32> {
     let engine = crate::engine(cli)?;
-    let images = engine.images().list()?.len();
-    let containers = pelagos_engine::container::list::list(&engine, true)?;
-    let stopped = containers.iter().filter(|c| c.state == "exited").count();
-    let cgroup_root = pelagos_cgroups::v2_mountpoint()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("unavailable: {e}"));
-    let controllers = pelagos_cgroups::available_controllers().unwrap_or_default();
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let mem_total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| {
-                    v.split_whitespace()
-                        .next()
-                        .and_then(|n| n.parse::<u64>().ok())
-                })
-        })
-        .unwrap_or(0)
-        * 1024;
-    let reg = engine.registries();
-    let v = json!({
-        "Containers": containers.len(),
-        "ContainersStopped": stopped,
-        "Images": images,
-        "Driver": "overlay",
-        "DockerRootDir": engine.options.root.display().to_string(),
-        "RunRoot": engine.options.runroot.display().to_string(),
-        "CgroupVersion": "2",
-        "CgroupRoot": cgroup_root,
-        "CgroupControllers": controllers,
-        "SecurityOptions": ["name=seccomp,profile=builtin"],
-        "KernelVersion": kernel(),
-        "OperatingSystem": os_name(),
-        "NCPU": cpus,
-        "MemTotal": mem_total,
-        "InsecureRegistries": reg.insecure,
-        "RegistryMirrors": reg.mirrors,
-        "ServerVersion": env!("CARGO_PKG_VERSION"),
-    });
-    print(&v, a.format.as_deref(), || {
-        let s = |k: &str| match &v[k] {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
+    let mut v = pelagos_engine::system::info(&engine)?;
+    if let Value::Object(map) = &mut v {
+        map.insert(
+            "ClientInfo".into(),
+            json!({"Debug": false, "Context": "default", "Plugins": [], "Warnings": null}),
+        );
+    }
+    print(&v, a.format.as_deref(), || info_text(&v))
+}
+
+fn info_text(v: &Value) -> String {
+    let s = |k: &str| text(&v[k]);
+    let list = |k: &str| {
+        v[k].as_array()
+            .map(|a| a.iter().map(text).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let mut lines = vec![
+        "Client:".to_string(),
+        " Context:    default".to_string(),
+        " Debug Mode: false".to_string(),
+        String::new(),
+        "Server:".to_string(),
+        format!(" Containers: {}", s("Containers")),
+        format!("  Running: {}", s("ContainersRunning")),
+        format!("  Paused: {}", s("ContainersPaused")),
+        format!("  Stopped: {}", s("ContainersStopped")),
+        format!(" Images: {}", s("Images")),
+        format!(" Server Version: {}", s("ServerVersion")),
+        " Storage Driver: overlay".to_string(),
+        format!("  Backing Filesystem: {}", text(&v["DriverStatus"][0][1])),
+        " Logging Driver: json-file".to_string(),
+        " Cgroup Driver: cgroupfs".to_string(),
         format!(
-            "Containers: {}\n Stopped: {}\nImages: {}\nServer Version: {}\nStorage Driver: overlay\n\
-             Pelagos Root Dir: {}\nRun Root: {}\nCgroup Version: 2 ({})\nCgroup Controllers: {}\n\
-             Security Options:\n seccomp\n  Profile: builtin (Docker's default)\nKernel Version: {}\n\
-             Operating System: {}\nCPUs: {}\nTotal Memory: {}\nInsecure Registries: {}\nRegistry Mirrors: {}",
-            s("Containers"),
-            s("ContainersStopped"),
-            s("Images"),
-            s("ServerVersion"),
-            s("DockerRootDir"),
-            s("RunRoot"),
+            " Cgroup Version: 2 ({}: {})",
             s("CgroupRoot"),
-            controllers.join(" "),
-            s("KernelVersion"),
-            s("OperatingSystem"),
-            cpus,
-            crate::format::human_size(mem_total),
-            v["InsecureRegistries"],
-            v["RegistryMirrors"],
-        )
-    })
+            list("CgroupControllers")
+        ),
+        " Runtimes: pelagos".to_string(),
+        " Default Runtime: pelagos".to_string(),
+        " Init Binary: docker-init".to_string(),
+        " Security Options:".to_string(),
+        "  seccomp".to_string(),
+        "   Profile: builtin".to_string(),
+        "  cgroupns".to_string(),
+        format!(" Kernel Version: {}", s("KernelVersion")),
+        format!(" Operating System: {}", s("OperatingSystem")),
+        format!(" OSType: {}", s("OSType")),
+        format!(" Architecture: {}", s("Architecture")),
+        format!(" CPUs: {}", s("NCPU")),
+        format!(
+            " Total Memory: {}",
+            human_size(v["MemTotal"].as_u64().unwrap_or(0))
+        ),
+        format!(" Name: {}", s("Name")),
+        format!(" ID: {}", s("ID")),
+        format!(" Docker Root Dir: {}", s("DockerRootDir")),
+        format!(" Run Root: {}", s("RunRoot")),
+        " Debug Mode: false".to_string(),
+        " Experimental: false".to_string(),
+        " Insecure Registries:".to_string(),
+        "  127.0.0.0/8".to_string(),
+    ];
+    lines.extend(
+        v["InsecureRegistries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| format!("  {}", text(r))),
+    );
+    if let Some(mirrors) = v["RegistryMirrors"].as_object().filter(|m| !m.is_empty()) {
+        lines.push(" Registry Mirrors:".to_string());
+        lines.extend(mirrors.iter().map(|(k, m)| format!("  {k}: {m}")));
+    }
+    lines.push(" Live Restore Enabled: true".to_string());
+    lines.extend(v["Warnings"].as_array().into_iter().flatten().map(text));
+    lines.join("\n")
 }
 
 fn confirm(force: bool, what: &str) -> Result<bool> {

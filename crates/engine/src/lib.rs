@@ -20,6 +20,7 @@ pub mod container;
 pub mod error;
 pub mod pull;
 pub mod push;
+pub mod system;
 pub mod volumes;
 
 use std::path::PathBuf;
