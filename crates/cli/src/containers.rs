@@ -61,8 +61,22 @@ fn create_container(cli: &Cli, a: &RunArgs) -> Result<(pelagos_engine::Engine, S
     let request = crate::run_config::create_request(a)?;
     verbs::create::validate(&request)?;
     let engine = engine(cli)?;
-    let image = run_image(&engine, a)?;
-    let record = verbs::create::create(&engine, &image, request)?;
+    let cidfile = a.cidfile.as_deref().map(CidFile::claim).transpose()?;
+    let created = run_image(&engine, a)
+        .and_then(|image| Ok(verbs::create::create(&engine, &image, request)?));
+    let record = match (created, cidfile) {
+        (Ok(record), Some(file)) => {
+            file.write(record.id.as_ref())?;
+            record
+        }
+        (Ok(record), None) => record,
+        (Err(e), file) => {
+            if let Some(file) = file {
+                file.abandon();
+            }
+            return Err(e);
+        }
+    };
     Ok((engine, record.id.to_string()))
 }
 
@@ -199,6 +213,99 @@ fn start_attached(
         }
         StartOutcome::AlreadyRunning => bail!("container {id} is already running: use `attach`"),
     }
+}
+
+/// `--cidfile`: claimed (made, empty) before the container is created, so that two runs
+/// cannot share it; it gets the full id once created and stays after the container ends, as
+/// in Docker.
+struct CidFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl CidFile {
+    fn claim(path: &std::path::Path) -> Result<CidFile> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                    "Container ID file found, make sure the other container isn't running or \
+                     delete {}",
+                    path.display()
+                ),
+                _ => anyhow::Error::new(e).context(format!("create --cidfile {}", path.display())),
+            })?;
+        Ok(CidFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn write(mut self, id: &str) -> Result<()> {
+        self.file
+            .write_all(id.as_bytes())
+            .with_context(|| format!("write the container id to {}", self.path.display()))
+    }
+
+    /// The container was not created: the file goes (Docker removes an unwritten one).
+    fn abandon(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
+    let engine = engine(cli)?;
+    let mut rows = vec![[
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
+    let mut out = std::io::stdout().lock();
+    for r in verbs::list::list(&engine, a.all)? {
+        if a.quiet {
+            let _ = writeln!(out, "{}", display_id(&r.id, a.no_trunc));
+            continue;
+        }
+        let mut command = r.command.clone();
+        if !a.no_trunc && command.chars().count() > 20 {
+            command = command.chars().take(19).collect::<String>() + "…";
+        }
+        let created = verbs::list::human_duration(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64 - r.created)
+                .unwrap_or(0)
+                .max(0) as u64,
+        );
+        rows.push(vec![
+            display_id(&r.id, a.no_trunc).to_string(),
+            r.image.clone(),
+            format!("\"{command}\""),
+            format!("{created} ago"),
+            r.status.clone(),
+            String::new(),
+            r.names
+                .first()
+                .map(|n| n.trim_start_matches('/'))
+                .unwrap_or_default()
+                .to_string(),
+        ]);
+    }
+    drop(out);
+    if !a.quiet {
+        images::print_table(&rows);
+    }
+    Ok(0)
 }
 
 /// Prints each name whose result is Ok (Docker's output) and each error on stderr; 1 if any

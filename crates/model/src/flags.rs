@@ -601,6 +601,55 @@ pub fn publish(value: &str) -> Result<Vec<(String, PortBinding)>> {
         .collect())
 }
 
+/// `--add-host NAME:IP` (also `NAME=IP`, Docker 25+): checked, kept as Docker stores it
+/// (`NAME:IP`). `host-gateway` passes here; [`crate::validate`] refuses it until there is a
+/// bridge.
+pub fn add_host(value: &str) -> Result<String> {
+    const FLAG: &str = "--add-host";
+    let (name, ip) = value
+        .split_once('=')
+        .or_else(|| value.split_once(':'))
+        .filter(|(name, _)| !name.is_empty())
+        .ok_or_else(|| bad(FLAG, value, format!("bad format for add-host: {value:?}")))?;
+    let bare = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip != "host-gateway" && bare.parse::<std::net::IpAddr>().is_err() {
+        return Err(bad(
+            FLAG,
+            value,
+            format!("invalid IP address in add-host: {ip:?}"),
+        ));
+    }
+    Ok(format!("{name}:{bare}"))
+}
+
+/// `--dns IP`.
+pub fn dns(value: &str) -> Result<String> {
+    value.trim().parse::<std::net::IpAddr>().map_err(|_| {
+        bad(
+            "--dns",
+            value,
+            format!("IP address is not correctly formatted: {value}"),
+        )
+    })?;
+    Ok(value.trim().to_string())
+}
+
+/// `--dns-search DOMAIN` (`.` for none), Docker's `ValidateDNSSearch`.
+pub fn dns_search(value: &str) -> Result<String> {
+    let domain = value.trim_end_matches('.');
+    if value == "." {
+        return Ok(value.to_string());
+    }
+    if domain.is_empty() || domain.starts_with('-') || domain.len() > 255 {
+        return Err(bad(
+            "--dns-search",
+            value,
+            format!("{value} is not a valid domain"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -813,6 +862,32 @@ mod tests {
         assert!(labels(&["=x".into()]).is_err());
         assert!(sysctls(&["net.ipv4.ip_forward=1".into()]).is_ok());
         assert!(sysctls(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn hosts_and_dns() {
+        assert_eq!(add_host("db:10.0.0.2").unwrap(), "db:10.0.0.2");
+        assert_eq!(add_host("db=10.0.0.2").unwrap(), "db:10.0.0.2");
+        assert_eq!(add_host("v6:::1").unwrap(), "v6:::1");
+        assert_eq!(add_host("v6=[::1]").unwrap(), "v6:::1");
+        assert_eq!(add_host("gw:host-gateway").unwrap(), "gw:host-gateway");
+        let e = add_host("db:nope").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid argument \"db:nope\" for \"--add-host\" flag: invalid IP address in add-host: \"nope\""
+        );
+        assert!(add_host("nocolon").is_err());
+        assert_eq!(dns("9.9.9.9").unwrap(), "9.9.9.9");
+        assert!(dns("nine")
+            .unwrap_err()
+            .to_string()
+            .contains("IP address is not correctly formatted: nine"));
+        assert_eq!(dns_search("example.com").unwrap(), "example.com");
+        assert_eq!(dns_search(".").unwrap(), ".");
+        assert!(dns_search("-bad")
+            .unwrap_err()
+            .to_string()
+            .contains("is not a valid domain"));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct SpecRequest<'a> {
     pub etc: EtcPaths<'a>,
     pub cgroups_path: &'a str,
     pub init_path: Option<&'a Path>,
+    /// `container:NAME|ID` namespaces found ([`crate::launch`]).
+    pub joined_namespaces: &'a [(&'static str, std::path::PathBuf)],
 }
 
 /// Resolves Docker's user syntax (and `GroupAdd`) inside `rootfs`.
@@ -89,6 +91,7 @@ pub fn build(req: &SpecRequest<'_>) -> Result<Spec> {
         annotations,
         mounts: &req.record.mounts,
         init: req.init_path,
+        joined_namespaces: req.joined_namespaces,
     };
     Ok(pelagos_spec::build(
         &input,
