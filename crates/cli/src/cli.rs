@@ -852,6 +852,9 @@ pub struct RunArgs {
     /// Write the container ID to the file.
     #[arg(long)]
     pub cidfile: Option<PathBuf>,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMISSIONS]).
+    #[arg(long = "device")]
+    pub devices: Vec<String>,
     /// Add additional groups to join.
     #[arg(long = "group-add")]
     pub group_add: Vec<String>,

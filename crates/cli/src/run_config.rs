@@ -69,6 +69,7 @@ pub fn create_request(a: &RunArgs) -> Result<CreateRequest> {
         stop_timeout: a.stop_timeout,
         cgroup_parent: Some(a.cgroup_parent.clone()),
         cidfile: a.cidfile.as_ref().map(|f| f.to_string_lossy().into_owned()),
+        devices: a.devices.clone(),
         group_add: a.group_add.clone(),
         sysctls: a.sysctls.clone(),
         pid: a.pid.clone(),

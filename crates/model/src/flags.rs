@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{
-    BindOptions, Driver, HealthConfig, LogConfig, Mount, PortBinding, RestartPolicy, TmpfsOptions,
-    Ulimit, VolumeOptions,
+    BindOptions, DeviceMapping, Driver, HealthConfig, LogConfig, Mount, PortBinding, RestartPolicy,
+    TmpfsOptions, Ulimit, VolumeOptions,
 };
 use crate::error::{Error, Result};
 use crate::mounts::{parse_bind, PROPAGATIONS};
@@ -650,6 +650,48 @@ pub fn dns_search(value: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
+/// Whether `mode` is a device cgroup permission set: one to three of `r`, `w`, `m`, none twice.
+pub fn is_device_mode(mode: &str) -> bool {
+    let mut seen = String::new();
+    !mode.is_empty()
+        && mode.chars().all(|c| {
+            let fresh = "rwm".contains(c) && !seen.contains(c);
+            seen.push(c);
+            fresh
+        })
+}
+
+/// `--device HOST[:CONTAINER][:PERMISSIONS]` (Docker's `parseDevice`): the container path
+/// defaults to the host's, the permissions to `rwm`; `HOST:PERMISSIONS` is understood too.
+pub fn device(value: &str) -> Result<DeviceMapping> {
+    const FLAG: &str = "--device";
+    let parts: Vec<&str> = value.split(':').collect();
+    let (host, container, permissions) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, m] if is_device_mode(m) => (*h, *h, *m),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, m] => (*h, *c, *m),
+        _ => return Err(bad(FLAG, value, format!("bad format for path: {value}"))),
+    };
+    if !is_device_mode(permissions) {
+        return Err(bad(
+            FLAG,
+            value,
+            format!("bad mode specified: {permissions}"),
+        ));
+    }
+    for path in [host, container] {
+        if !path.starts_with('/') {
+            return Err(bad(FLAG, value, format!("{path} is not an absolute path")));
+        }
+    }
+    Ok(DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: container.to_string(),
+        cgroup_permissions: permissions.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -862,6 +904,43 @@ mod tests {
         assert!(labels(&["=x".into()]).is_err());
         assert!(sysctls(&["net.ipv4.ip_forward=1".into()]).is_ok());
         assert!(sysctls(&["novalue".into()]).is_err());
+    }
+
+    #[test]
+    fn devices() {
+        let d = device("/dev/null").unwrap();
+        assert_eq!(
+            (d.path_on_host.as_str(), d.path_in_container.as_str()),
+            ("/dev/null", "/dev/null")
+        );
+        assert_eq!(d.cgroup_permissions, "rwm");
+        assert_eq!(
+            device("/dev/null:r").unwrap().path_in_container,
+            "/dev/null"
+        );
+        let d = device("/dev/null:/dev/x:rw").unwrap();
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/x", "rw")
+        );
+        assert_eq!(
+            device("/dev/null:/dev/x").unwrap().cgroup_permissions,
+            "rwm"
+        );
+        let e = device("/dev/null:/dev/x:rwx").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid argument \"/dev/null:/dev/x:rwx\" for \"--device\" flag: bad mode specified: rwx"
+        );
+        assert!(device("/dev/null:/dev/x:rr").is_err());
+        assert!(device("a:b:c:d")
+            .unwrap_err()
+            .to_string()
+            .contains("bad format for path"));
+        assert!(device("/dev/null:x")
+            .unwrap_err()
+            .to_string()
+            .contains("x is not an absolute path"));
     }
 
     #[test]

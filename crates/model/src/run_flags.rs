@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::config::{ContainerConfig, HostConfig, PortBinding};
 use crate::error::Result;
 use crate::flags::{
-    add_host, bytes, capability, cpus, cpuset, dns, dns_search, env, healthcheck, labels,
+    add_host, bytes, capability, cpus, cpuset, device, dns, dns_search, env, healthcheck, labels,
     log_config, memory, memory_swap, mount, network, publish, restart, security_opt, stop_signal,
     sysctls, tmpfs, ulimit, volume, HealthFlags, VolumeFlag,
 };
@@ -72,6 +72,7 @@ pub struct RunFlags {
     pub uts: Option<String>,
     pub cgroupns: Option<String>,
     pub cgroup_parent: Option<String>,
+    pub devices: Vec<String>,
     /// `--cidfile` (the CLI writes it; recorded as Docker's `ContainerIDFile`).
     pub cidfile: Option<String>,
 }
@@ -194,6 +195,11 @@ impl RunFlags {
                 .map(|h| add_host(h))
                 .collect::<Result<_>>()?,
             container_id_file: self.cidfile.clone().unwrap_or_default(),
+            devices: self
+                .devices
+                .iter()
+                .map(|d| device(d))
+                .collect::<Result<_>>()?,
             group_add: self.group_add.clone(),
             ipc_mode: self.ipc.clone().unwrap_or_default(),
             oom_score_adj: self.oom_score_adj.unwrap_or(0),

@@ -51,6 +51,7 @@ impl Launcher<'_> {
     /// Starts the container of `record` (updated with what the first start resolves).
     pub fn launch(&self, record: &mut ContainerRecord) -> Result<Launched> {
         let joined_namespaces = self.joined_namespaces(record)?;
+        let devices = pelagos_spec::devices::host_devices(&record.host_config)?;
         let rootfs = rootfs_of(self.dir);
         self.mount_rootfs(&rootfs, record.host_config.auto_remove)?;
         let host_net = spec_adapter::host_network(record)?;
@@ -88,6 +89,7 @@ impl Launcher<'_> {
             cgroups_path: &cgroups_path,
             init_path: self.plan.init_path.as_deref(),
             joined_namespaces: &joined_namespaces,
+            devices: &devices,
         };
         let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;

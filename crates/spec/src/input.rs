@@ -7,6 +7,7 @@ use oci_spec::image::Config as ImageConfig;
 use pelagos_model::record::MountPoint;
 use serde_json::Value;
 
+use crate::devices::HostDevice;
 use crate::user::ResolvedUser;
 
 /// Files the monitor writes for the container and binds over its /etc.
@@ -46,4 +47,6 @@ pub struct SpecInput<'a> {
     /// Namespaces of `container:NAME|ID` modes, by OCI type (`pid`, `ipc`, `uts`): the
     /// other container's `/proc/<init pid>/ns/<type>` (the monitor finds it running).
     pub joined_namespaces: &'a [(&'static str, PathBuf)],
+    /// `HostConfig.Devices` looked up on the host ([`crate::devices::host_devices`]).
+    pub devices: &'a [HostDevice],
 }

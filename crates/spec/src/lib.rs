@@ -8,6 +8,7 @@
 //! mount or start anything.
 
 pub mod caps;
+pub mod devices;
 pub mod etc;
 pub mod input;
 pub mod mounts;
@@ -196,10 +197,9 @@ fn linux_json(
 ) -> Result<Value> {
     let mut resources = resources::resources(host);
     let all_devices = host.privileged;
-    resources.insert(
-        "devices".into(),
-        json!([{"allow": all_devices, "access": "rwm"}]),
-    );
+    let mut rules = vec![json!({"allow": all_devices, "access": "rwm"})];
+    rules.extend(devices::cgroup_rules(input.devices));
+    resources.insert("devices".into(), rules.into());
     let mut linux = json!({
         "namespaces": ns.to_json(input)?,
         "cgroupsPath": input.cgroups_path,
@@ -218,6 +218,9 @@ fn linux_json(
     }
     if !host.sysctls.is_empty() {
         linux["sysctl"] = json!(host.sysctls);
+    }
+    if !input.devices.is_empty() {
+        linux["devices"] = devices::device_nodes(input.devices).into();
     }
     Ok(linux)
 }

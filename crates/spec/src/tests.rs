@@ -45,6 +45,7 @@ fn build_with(
         mounts,
         init,
         joined_namespaces: &[],
+        devices: &[],
     };
     build(&input, config, host)
 }
@@ -360,6 +361,7 @@ fn namespaces_of_another_container_are_joined_by_path() {
         mounts: &[],
         init: None,
         joined_namespaces: &joined,
+        devices: &[],
     };
     let config = ContainerConfig {
         cmd: Some(vec!["sh".into()]),
