@@ -253,7 +253,7 @@ fn cidfile_gets_the_full_id_and_is_never_shared() {
     assert_eq!(code, 125, "{err}");
     assert!(
         err.contains(&format!(
-            "Container ID file found, make sure the other container isn't running or delete {cid}"
+            "container ID file found, make sure the other container isn't running or delete {cid}"
         )),
         "{err}"
     );
@@ -295,14 +295,26 @@ fn bad_values_fail_fast_with_nothing_created() {
             &["--add-host", "db:nope"],
             "invalid argument \"db:nope\" for \"--add-host\" flag: invalid IP address in add-host: \"nope\"",
         ),
-        (&["--add-host", "nocolon"], "bad format for add-host"),
         (
             &["--dns", "nine"],
             "invalid argument \"nine\" for \"--dns\" flag: IP address is not correctly formatted: nine",
         ),
-        (&["--dns-search", "-x"], "-x is not a valid domain"),
-        (&["--sysctl", "novalue"], "--sysctl"),
-        (&["--sysctl", "vm.swappiness=1"], "not allowed"),
+        (
+            &["--sysctl", "novalue"],
+            "invalid argument \"novalue\" for \"--sysctl\" flag: sysctl 'novalue' is not allowed",
+        ),
+        (
+            &["--sysctl", "vm.swappiness=1"],
+            "invalid argument \"vm.swappiness=1\" for \"--sysctl\" flag: sysctl 'vm.swappiness=1' is not allowed",
+        ),
+        (
+            &["--add-host", "nocolon"],
+            "invalid argument \"nocolon\" for \"--add-host\" flag: bad format for add-host: \"nocolon\"",
+        ),
+        (
+            &["--dns-search", "-x"],
+            "invalid argument \"-x\" for \"--dns-search\" flag: -x is not a valid domain",
+        ),
         (&["--pid", "weird"], "invalid PID mode"),
         (&["--ipc", "weird"], "invalid IPC mode"),
         (&["--uts", "weird"], "invalid UTS mode"),

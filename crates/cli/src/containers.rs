@@ -231,7 +231,7 @@ impl CidFile {
             .open(path)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
-                    "Container ID file found, make sure the other container isn't running or \
+                    "container ID file found, make sure the other container isn't running or \
                      delete {}",
                     path.display()
                 ),

@@ -451,20 +451,15 @@ pub fn labels(values: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// `--sysctl KEY=VALUE` → `HostConfig.Sysctls`.
+/// `--sysctl KEY=VALUE` → `HostConfig.Sysctls`: only sysctls of the container's own
+/// namespaces, refused in Docker's words (`sysctl 'vm.swappiness=1' is not allowed`).
 pub fn sysctls(values: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for v in values {
         let (k, val) = v
             .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| {
-                bad(
-                    "--sysctl",
-                    v,
-                    format!("sysctl '{v}' is not allowed: expected KEY=VALUE"),
-                )
-            })?;
+            .filter(|(k, _)| crate::validate::is_namespaced_sysctl(k))
+            .ok_or_else(|| bad("--sysctl", v, format!("sysctl '{v}' is not allowed")))?;
         out.insert(k.to_string(), val.to_string());
     }
     Ok(out)
@@ -609,7 +604,7 @@ pub fn add_host(value: &str) -> Result<String> {
     let (name, ip) = value
         .split_once('=')
         .or_else(|| value.split_once(':'))
-        .filter(|(name, _)| !name.is_empty())
+        .filter(|(name, _)| !name.is_empty() && !name.contains(':'))
         .ok_or_else(|| bad(FLAG, value, format!("bad format for add-host: {value:?}")))?;
     let bare = ip.trim_start_matches('[').trim_end_matches(']');
     if ip != "host-gateway" && bare.parse::<std::net::IpAddr>().is_err() {
@@ -904,6 +899,10 @@ mod tests {
         assert!(labels(&["=x".into()]).is_err());
         assert!(sysctls(&["net.ipv4.ip_forward=1".into()]).is_ok());
         assert!(sysctls(&["novalue".into()]).is_err());
+        assert_eq!(
+            sysctls(&["vm.swappiness=1".into()]).unwrap_err().to_string(),
+            "invalid argument \"vm.swappiness=1\" for \"--sysctl\" flag: sysctl 'vm.swappiness=1' is not allowed"
+        );
     }
 
     #[test]
@@ -956,6 +955,10 @@ mod tests {
             "invalid argument \"db:nope\" for \"--add-host\" flag: invalid IP address in add-host: \"nope\""
         );
         assert!(add_host("nocolon").is_err());
+        assert!(add_host("a:b=1.2.3.4")
+            .unwrap_err()
+            .to_string()
+            .contains("bad format"));
         assert_eq!(dns("9.9.9.9").unwrap(), "9.9.9.9");
         assert!(dns("nine")
             .unwrap_err()

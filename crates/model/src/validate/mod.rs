@@ -11,8 +11,8 @@ mod namespaces;
 mod resources;
 
 pub use namespaces::{
-    cgroupns_mode, ipc_mode, joined_container, network_mode, pid_mode, uts_mode, IpcMode,
-    NamespaceMode, NetworkMode,
+    cgroupns_mode, ipc_mode, is_namespaced_sysctl, joined_container, network_mode, pid_mode,
+    uts_mode, IpcMode, NamespaceMode, NetworkMode,
 };
 pub use resources::{check_resources, host_cpus, parse_cpu_list, HostCpus, MIN_MEMORY};
 

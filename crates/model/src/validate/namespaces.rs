@@ -175,6 +175,20 @@ const IPC_SYSCTLS: [&str; 8] = [
     "kernel.shm_rmid_forced",
 ];
 
+fn is_ipc_sysctl(key: &str) -> bool {
+    IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.")
+}
+
+fn is_uts_sysctl(key: &str) -> bool {
+    matches!(key, "kernel.domainname" | "kernel.hostname")
+}
+
+/// Whether `key` belongs to one of the container's own namespaces (IPC, UTS, network): the
+/// only sysctls a container may set.
+pub fn is_namespaced_sysctl(key: &str) -> bool {
+    is_ipc_sysctl(key) || is_uts_sysctl(key) || key.starts_with("net.")
+}
+
 pub(super) fn check_sysctls(host: &HostConfig, network: NetworkMode) -> Result<()> {
     const FIELD: &str = "--sysctl (HostConfig.Sysctls)";
     // A namespace not the container's own (the host's or another container's) is refused.
@@ -189,8 +203,8 @@ pub(super) fn check_sysctls(host: &HostConfig, network: NetworkMode) -> Result<(
         NamespaceMode::Private => None,
     };
     for key in host.sysctls.keys() {
-        let ipc = IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.");
-        let uts = matches!(key.as_str(), "kernel.domainname" | "kernel.hostname");
+        let ipc = is_ipc_sysctl(key);
+        let uts = is_uts_sysctl(key);
         let net = key.starts_with("net.");
         let refused = if ipc {
             ipc_shared
