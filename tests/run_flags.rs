@@ -147,7 +147,17 @@ fn pid_ipc_uts_host_share_the_hosts_namespaces() {
 #[test]
 fn pid_ipc_uts_container_join_a_running_containers_namespaces() {
     let (_served, env, image) = setup();
-    env.ok(&["run", "-d", "--name", "target", &image, "sleep", "1000"]);
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "target",
+        "--ipc",
+        "shareable",
+        &image,
+        "sleep",
+        "1000",
+    ]);
     let pid = env
         .ok(&["inspect", "--format", "{{.State.Pid}}", "target"])
         .trim()
@@ -175,8 +185,13 @@ fn pid_ipc_uts_container_join_a_running_containers_namespaces() {
     env.ok(&["run", "--name", "ended", &image, "true"]);
     let (code, err) = env.fail(&["run", "--pid", "container:ended", &image, "true"]);
     assert_eq!(code, 125, "{err}");
+    assert!(err.contains("container ended is not running"), "{err}");
+    // Its IPC namespace only when it was made shareable (Docker's default is private).
+    env.ok(&["run", "-d", "--name", "private", &image, "sleep", "1000"]);
+    let (code, err) = env.fail(&["run", "--ipc", "container:private", &image, "true"]);
+    assert_eq!(code, 125, "{err}");
     assert!(
-        err.contains("cannot join PID of a non running container: ended"),
+        err.contains("container private: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"),
         "{err}"
     );
     let (_, err) = env.fail(&["run", "--ipc", "container:nosuch", &image, "true"]);

@@ -103,24 +103,31 @@ impl Launcher<'_> {
     }
 
     /// The namespaces of `--pid`/`--ipc`/`--uts container:NAME|ID`: the other container's
-    /// init's `/proc/<pid>/ns/…`; it must be running (or paused), as in Docker.
+    /// init's `/proc/<pid>/ns/…`. As in Docker, it must be running (or paused), and its IPC
+    /// namespace is joined only when it was made to be shared (`--ipc shareable`).
     fn joined_namespaces(&self, record: &ContainerRecord) -> Result<Vec<(&'static str, PathBuf)>> {
         let host = &record.host_config;
         let modes = [
-            ("pid", "PID", &host.pid_mode),
-            ("ipc", "IPC", &host.ipc_mode),
-            ("uts", "UTS", &host.uts_mode),
+            ("pid", &host.pid_mode),
+            ("ipc", &host.ipc_mode),
+            ("uts", &host.uts_mode),
         ];
         let mut joined = Vec::new();
-        for (kind, what, mode) in modes {
+        for (kind, mode) in modes {
             let Some(name) = joined_container(mode) else {
                 continue;
             };
             let other = self.store.get(name)?;
             let running = matches!(other.state.status, Status::Running | Status::Paused);
             if !running || other.state.pid <= 0 || other.id == record.id {
-                return Err(Error::Conflict(format!(
-                    "cannot join {what} of a non running container: {name}"
+                return Err(Error::Conflict(format!("container {name} is not running")));
+            }
+            let shareable = matches!(other.host_config.ipc_mode.as_str(), "shareable" | "host")
+                || joined_container(&other.host_config.ipc_mode).is_some();
+            if kind == "ipc" && !shareable {
+                return Err(Error::Invalid(format!(
+                    "container {name}: non-shareable IPC (hint: use IpcMode:shareable for the \
+                     donor container)"
                 )));
             }
             joined.push((
