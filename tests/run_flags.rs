@@ -276,6 +276,17 @@ fn cidfile_gets_the_full_id_and_is_never_shared() {
     // The file stays after the container is gone, as in Docker.
     env.ok(&["rm", "-f", "c1"]);
     assert_eq!(std::fs::read_to_string(&cidfile).unwrap(), id);
+    // `create` writes it too.
+    let created = env.dir.path().join("cid-create");
+    let printed = env.ok(&[
+        "create",
+        "--cidfile",
+        created.to_str().unwrap(),
+        &image,
+        "true",
+    ]);
+    assert_eq!(std::fs::read_to_string(&created).unwrap(), printed.trim());
+    env.ok(&["rm", printed.trim()]);
     // A run that creates nothing leaves no file.
     let other = env.dir.path().join("cid2");
     env.fail(&[

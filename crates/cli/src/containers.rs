@@ -256,58 +256,6 @@ impl CidFile {
     }
 }
 
-pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
-    let engine = engine(cli)?;
-    let mut rows = vec![[
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "PORTS",
-        "NAMES",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect::<Vec<_>>()];
-    let mut out = std::io::stdout().lock();
-    for r in verbs::list::list(&engine, a.all)? {
-        if a.quiet {
-            let _ = writeln!(out, "{}", display_id(&r.id, a.no_trunc));
-            continue;
-        }
-        let mut command = r.command.clone();
-        if !a.no_trunc && command.chars().count() > 20 {
-            command = command.chars().take(19).collect::<String>() + "…";
-        }
-        let created = verbs::list::human_duration(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64 - r.created)
-                .unwrap_or(0)
-                .max(0) as u64,
-        );
-        rows.push(vec![
-            display_id(&r.id, a.no_trunc).to_string(),
-            r.image.clone(),
-            format!("\"{command}\""),
-            format!("{created} ago"),
-            r.status.clone(),
-            String::new(),
-            r.names
-                .first()
-                .map(|n| n.trim_start_matches('/'))
-                .unwrap_or_default()
-                .to_string(),
-        ]);
-    }
-    drop(out);
-    if !a.quiet {
-        images::print_table(&rows);
-    }
-    Ok(0)
-}
-
 /// Prints each name whose result is Ok (Docker's output) and each error on stderr; 1 if any
 /// failed.
 fn report(names: &[String], results: Vec<pelagos_engine::Result<()>>) -> i32 {
