@@ -849,6 +849,39 @@ pub struct RunArgs {
         default_value = "/pelagos"
     )]
     pub cgroup_parent: String,
+    /// Write the container ID to the file.
+    #[arg(long)]
+    pub cidfile: Option<PathBuf>,
+    /// Add a host device to the container (HOST[:CONTAINER][:PERMISSIONS]).
+    #[arg(long = "device")]
+    pub devices: Vec<String>,
+    /// Add additional groups to join.
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// Sysctl options (KEY=VALUE).
+    #[arg(long = "sysctl")]
+    pub sysctls: Vec<String>,
+    /// PID namespace to use (host).
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use (private, shareable, none, host).
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use (host).
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Add a custom host-to-IP mapping (host:ip).
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long = "dns-option")]
+    pub dns_options: Vec<String>,
     /// Suppress the pull output.
     #[arg(short, long)]
     pub quiet: bool,

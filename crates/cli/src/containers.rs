@@ -73,8 +73,22 @@ fn create_container(cli: &Cli, a: &RunArgs) -> Result<(pelagos_engine::Engine, S
     let request = crate::run_config::create_request(a)?;
     verbs::create::validate(&request)?;
     let engine = engine(cli)?;
-    let image = run_image(&engine, a)?;
-    let record = verbs::create::create(&engine, &image, request)?;
+    let cidfile = a.cidfile.as_deref().map(CidFile::claim).transpose()?;
+    let created = run_image(&engine, a)
+        .and_then(|image| Ok(verbs::create::create(&engine, &image, request)?));
+    let record = match (created, cidfile) {
+        (Ok(record), Some(file)) => {
+            file.write(record.id.as_ref())?;
+            record
+        }
+        (Ok(record), None) => record,
+        (Err(e), file) => {
+            if let Some(file) = file {
+                file.abandon();
+            }
+            return Err(e);
+        }
+    };
     Ok((engine, record.id.to_string()))
 }
 
@@ -210,6 +224,47 @@ fn start_attached(
             }
         }
         StartOutcome::AlreadyRunning => bail!("container {id} is already running: use `attach`"),
+    }
+}
+
+/// `--cidfile`: claimed (made, empty) before the container is created, so that two runs
+/// cannot share it; it gets the full id once created and stays after the container ends, as
+/// in Docker.
+struct CidFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl CidFile {
+    fn claim(path: &std::path::Path) -> Result<CidFile> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                    "container ID file found, make sure the other container isn't running or \
+                     delete {}",
+                    path.display()
+                ),
+                _ => anyhow::Error::new(e).context(format!("create --cidfile {}", path.display())),
+            })?;
+        Ok(CidFile {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn write(mut self, id: &str) -> Result<()> {
+        self.file
+            .write_all(id.as_bytes())
+            .with_context(|| format!("write the container id to {}", self.path.display()))
+    }
+
+    /// The container was not created: the file goes (Docker removes an unwritten one).
+    fn abandon(self) {
+        drop(self.file);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

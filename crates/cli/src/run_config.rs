@@ -68,6 +68,17 @@ pub fn create_request(a: &RunArgs) -> Result<CreateRequest> {
         stop_signal: a.stop_signal.clone(),
         stop_timeout: a.stop_timeout,
         cgroup_parent: Some(a.cgroup_parent.clone()),
+        cidfile: a.cidfile.as_ref().map(|f| f.to_string_lossy().into_owned()),
+        devices: a.devices.clone(),
+        group_add: a.group_add.clone(),
+        sysctls: a.sysctls.clone(),
+        pid: a.pid.clone(),
+        ipc: a.ipc.clone(),
+        uts: a.uts.clone(),
+        add_hosts: a.add_hosts.clone(),
+        dns: a.dns.clone(),
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_options.clone(),
         ..RunFlags::default()
     };
     let cwd = std::env::current_dir().context("the current directory")?;

@@ -1115,23 +1115,32 @@ fn persist_state(saved: &SavedState, dir: &Path, pid_file: Option<&Path>) -> Res
 }
 
 /// The resources to apply: the config's, with device rules completed as runc does — the
-/// user's rules, then the devices every container needs, then one allow rule per
-/// `linux.devices` node (the eBPF filter takes the last matching rule). Any device not
-/// allowed so is denied, also when the config lists no rules: safe by default.
+/// user's rules, then the devices every container needs, then one `rwm` allow rule per
+/// `linux.devices` node the user's rules do not name (the eBPF filter takes the last matching
+/// rule: a rule naming the node, as Docker's `--device /dev/x:/dev/x:r` gives, keeps its
+/// access). Any device not allowed so is denied, also when the config lists no rules.
 pub fn effective_resources(
     resources: Option<&oci_spec::runtime::LinuxResources>,
     devices: &[oci_spec::runtime::LinuxDevice],
 ) -> oci_spec::runtime::LinuxResources {
     let mut res = resources.cloned().unwrap_or_default();
     let mut rules = res.devices().clone().unwrap_or_default();
-    rules.extend(pelagos_cgroups::default_device_rules());
+    let named = |d: &oci_spec::runtime::LinuxDevice| {
+        rules.iter().any(|r| {
+            r.allow()
+                && r.typ() == Some(d.typ())
+                && r.major() == Some(d.major())
+                && r.minor() == Some(d.minor())
+        })
+    };
     // Fifos are not devices: the device controller has no say over them.
-    rules.extend(
-        devices
-            .iter()
-            .filter(|d| !matches!(d.typ(), oci_spec::runtime::LinuxDeviceType::P))
-            .map(oci_spec::runtime::LinuxDeviceCgroup::from),
-    );
+    let node_rules: Vec<_> = devices
+        .iter()
+        .filter(|d| !matches!(d.typ(), oci_spec::runtime::LinuxDeviceType::P) && !named(d))
+        .map(oci_spec::runtime::LinuxDeviceCgroup::from)
+        .collect();
+    rules.extend(pelagos_cgroups::default_device_rules());
+    rules.extend(node_rules);
     res.set_devices(Some(rules));
     res
 }
@@ -1331,5 +1340,48 @@ fn tracing_warn(msg: &str) {
     match WARNING_SINK.get() {
         Some(sink) => sink(msg),
         None => eprintln!("warning: {msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oci_spec::runtime::{
+        LinuxDevice, LinuxDeviceBuilder, LinuxDeviceCgroup, LinuxDeviceType, LinuxResources,
+    };
+
+    use super::effective_resources;
+
+    fn node(minor: i64) -> LinuxDevice {
+        LinuxDeviceBuilder::default()
+            .path(format!("/dev/n{minor}"))
+            .typ(LinuxDeviceType::C)
+            .major(10)
+            .minor(minor)
+            .build()
+            .unwrap()
+    }
+
+    fn access_of(rules: &[LinuxDeviceCgroup], minor: i64) -> Vec<String> {
+        rules
+            .iter()
+            .filter(|r| r.major() == Some(10) && r.minor() == Some(minor))
+            .map(|r| r.access().clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn a_node_named_by_a_rule_keeps_that_rules_access() {
+        let mut named = LinuxDeviceCgroup::default();
+        named.set_allow(true);
+        named.set_typ(Some(LinuxDeviceType::C));
+        named.set_major(Some(10));
+        named.set_minor(Some(1));
+        named.set_access(Some("r".into()));
+        let mut res = LinuxResources::default();
+        res.set_devices(Some(vec![named]));
+        let out = effective_resources(Some(&res), &[node(1), node(2)]);
+        let rules = out.devices().clone().unwrap();
+        assert_eq!(access_of(&rules, 1), ["r"]);
+        assert_eq!(access_of(&rules, 2), ["rwm"]);
     }
 }

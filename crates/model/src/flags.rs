@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{
-    BindOptions, Driver, HealthConfig, LogConfig, Mount, PortBinding, RestartPolicy, TmpfsOptions,
-    Ulimit, VolumeOptions,
+    BindOptions, DeviceMapping, Driver, HealthConfig, LogConfig, Mount, PortBinding, RestartPolicy,
+    TmpfsOptions, Ulimit, VolumeOptions,
 };
 use crate::error::{Error, Result};
 use crate::mounts::{parse_bind, PROPAGATIONS};
@@ -451,20 +451,15 @@ pub fn labels(values: &[String]) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// `--sysctl KEY=VALUE` → `HostConfig.Sysctls`.
+/// `--sysctl KEY=VALUE` → `HostConfig.Sysctls`: only sysctls of the container's own
+/// namespaces, refused in Docker's words (`sysctl 'vm.swappiness=1' is not allowed`).
 pub fn sysctls(values: &[String]) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for v in values {
         let (k, val) = v
             .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| {
-                bad(
-                    "--sysctl",
-                    v,
-                    format!("sysctl '{v}' is not allowed: expected KEY=VALUE"),
-                )
-            })?;
+            .filter(|(k, _)| crate::validate::is_namespaced_sysctl(k))
+            .ok_or_else(|| bad("--sysctl", v, format!("sysctl '{v}' is not allowed")))?;
         out.insert(k.to_string(), val.to_string());
     }
     Ok(out)
@@ -599,6 +594,97 @@ pub fn publish(value: &str) -> Result<Vec<(String, PortBinding)>> {
             )
         })
         .collect())
+}
+
+/// `--add-host NAME:IP` (also `NAME=IP`, Docker 25+): checked, kept as Docker stores it
+/// (`NAME:IP`). `host-gateway` passes here; [`crate::validate`] refuses it until there is a
+/// bridge.
+pub fn add_host(value: &str) -> Result<String> {
+    const FLAG: &str = "--add-host";
+    let (name, ip) = value
+        .split_once('=')
+        .or_else(|| value.split_once(':'))
+        .filter(|(name, _)| !name.is_empty() && !name.contains(':'))
+        .ok_or_else(|| bad(FLAG, value, format!("bad format for add-host: {value:?}")))?;
+    let bare = ip.trim_start_matches('[').trim_end_matches(']');
+    if ip != "host-gateway" && bare.parse::<std::net::IpAddr>().is_err() {
+        return Err(bad(
+            FLAG,
+            value,
+            format!("invalid IP address in add-host: {ip:?}"),
+        ));
+    }
+    Ok(format!("{name}:{bare}"))
+}
+
+/// `--dns IP`.
+pub fn dns(value: &str) -> Result<String> {
+    value.trim().parse::<std::net::IpAddr>().map_err(|_| {
+        bad(
+            "--dns",
+            value,
+            format!("IP address is not correctly formatted: {value}"),
+        )
+    })?;
+    Ok(value.trim().to_string())
+}
+
+/// `--dns-search DOMAIN` (`.` for none), Docker's `ValidateDNSSearch`.
+pub fn dns_search(value: &str) -> Result<String> {
+    let domain = value.trim_end_matches('.');
+    if value == "." {
+        return Ok(value.to_string());
+    }
+    if domain.is_empty() || domain.starts_with('-') || domain.len() > 255 {
+        return Err(bad(
+            "--dns-search",
+            value,
+            format!("{value} is not a valid domain"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// Whether `mode` is a device cgroup permission set: one to three of `r`, `w`, `m`, none twice.
+pub fn is_device_mode(mode: &str) -> bool {
+    let mut seen = String::new();
+    !mode.is_empty()
+        && mode.chars().all(|c| {
+            let fresh = "rwm".contains(c) && !seen.contains(c);
+            seen.push(c);
+            fresh
+        })
+}
+
+/// `--device HOST[:CONTAINER][:PERMISSIONS]` (Docker's `parseDevice`): the container path
+/// defaults to the host's, the permissions to `rwm`; `HOST:PERMISSIONS` is understood too.
+pub fn device(value: &str) -> Result<DeviceMapping> {
+    const FLAG: &str = "--device";
+    let parts: Vec<&str> = value.split(':').collect();
+    let (host, container, permissions) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, m] if is_device_mode(m) => (*h, *h, *m),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, m] => (*h, *c, *m),
+        _ => return Err(bad(FLAG, value, format!("bad format for path: {value}"))),
+    };
+    if !is_device_mode(permissions) {
+        return Err(bad(
+            FLAG,
+            value,
+            format!("bad mode specified: {permissions}"),
+        ));
+    }
+    for path in [host, container] {
+        if !path.starts_with('/') {
+            return Err(bad(FLAG, value, format!("{path} is not an absolute path")));
+        }
+    }
+    Ok(DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: container.to_string(),
+        cgroup_permissions: permissions.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -813,6 +899,77 @@ mod tests {
         assert!(labels(&["=x".into()]).is_err());
         assert!(sysctls(&["net.ipv4.ip_forward=1".into()]).is_ok());
         assert!(sysctls(&["novalue".into()]).is_err());
+        assert_eq!(
+            sysctls(&["vm.swappiness=1".into()]).unwrap_err().to_string(),
+            "invalid argument \"vm.swappiness=1\" for \"--sysctl\" flag: sysctl 'vm.swappiness=1' is not allowed"
+        );
+    }
+
+    #[test]
+    fn devices() {
+        let d = device("/dev/null").unwrap();
+        assert_eq!(
+            (d.path_on_host.as_str(), d.path_in_container.as_str()),
+            ("/dev/null", "/dev/null")
+        );
+        assert_eq!(d.cgroup_permissions, "rwm");
+        assert_eq!(
+            device("/dev/null:r").unwrap().path_in_container,
+            "/dev/null"
+        );
+        let d = device("/dev/null:/dev/x:rw").unwrap();
+        assert_eq!(
+            (d.path_in_container.as_str(), d.cgroup_permissions.as_str()),
+            ("/dev/x", "rw")
+        );
+        assert_eq!(
+            device("/dev/null:/dev/x").unwrap().cgroup_permissions,
+            "rwm"
+        );
+        let e = device("/dev/null:/dev/x:rwx").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid argument \"/dev/null:/dev/x:rwx\" for \"--device\" flag: bad mode specified: rwx"
+        );
+        assert!(device("/dev/null:/dev/x:rr").is_err());
+        assert!(device("a:b:c:d")
+            .unwrap_err()
+            .to_string()
+            .contains("bad format for path"));
+        assert!(device("/dev/null:x")
+            .unwrap_err()
+            .to_string()
+            .contains("x is not an absolute path"));
+    }
+
+    #[test]
+    fn hosts_and_dns() {
+        assert_eq!(add_host("db:10.0.0.2").unwrap(), "db:10.0.0.2");
+        assert_eq!(add_host("db=10.0.0.2").unwrap(), "db:10.0.0.2");
+        assert_eq!(add_host("v6:::1").unwrap(), "v6:::1");
+        assert_eq!(add_host("v6=[::1]").unwrap(), "v6:::1");
+        assert_eq!(add_host("gw:host-gateway").unwrap(), "gw:host-gateway");
+        let e = add_host("db:nope").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "invalid argument \"db:nope\" for \"--add-host\" flag: invalid IP address in add-host: \"nope\""
+        );
+        assert!(add_host("nocolon").is_err());
+        assert!(add_host("a:b=1.2.3.4")
+            .unwrap_err()
+            .to_string()
+            .contains("bad format"));
+        assert_eq!(dns("9.9.9.9").unwrap(), "9.9.9.9");
+        assert!(dns("nine")
+            .unwrap_err()
+            .to_string()
+            .contains("IP address is not correctly formatted: nine"));
+        assert_eq!(dns_search("example.com").unwrap(), "example.com");
+        assert_eq!(dns_search(".").unwrap(), ".");
+        assert!(dns_search("-bad")
+            .unwrap_err()
+            .to_string()
+            .contains("is not a valid domain"));
     }
 
     #[test]

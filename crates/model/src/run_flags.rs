@@ -7,9 +7,9 @@ use std::path::Path;
 use crate::config::{ContainerConfig, HostConfig, PortBinding};
 use crate::error::Result;
 use crate::flags::{
-    bytes, capability, cpus, cpuset, env, healthcheck, labels, log_config, memory, memory_swap,
-    mount, network, publish, restart, security_opt, stop_signal, sysctls, tmpfs, ulimit, volume,
-    HealthFlags, VolumeFlag,
+    add_host, bytes, capability, cpus, cpuset, device, dns, dns_search, env, healthcheck, labels,
+    log_config, memory, memory_swap, mount, network, publish, restart, security_opt, stop_signal,
+    sysctls, tmpfs, ulimit, volume, HealthFlags, VolumeFlag,
 };
 
 /// Every `docker run` flag that shapes the container, as the CLI got them (strings, parsed
@@ -72,6 +72,9 @@ pub struct RunFlags {
     pub uts: Option<String>,
     pub cgroupns: Option<String>,
     pub cgroup_parent: Option<String>,
+    pub devices: Vec<String>,
+    /// `--cidfile` (the CLI writes it; recorded as Docker's `ContainerIDFile`).
+    pub cidfile: Option<String>,
 }
 
 impl RunFlags {
@@ -179,10 +182,24 @@ impl RunFlags {
             cap_add: caps("--cap-add", &self.cap_add)?,
             cap_drop: caps("--cap-drop", &self.cap_drop)?,
             cgroupns_mode: self.cgroupns.clone().unwrap_or_default(),
-            dns: self.dns.clone(),
+            dns: self.dns.iter().map(|d| dns(d)).collect::<Result<_>>()?,
             dns_options: self.dns_options.clone(),
-            dns_search: self.dns_search.clone(),
-            extra_hosts: self.add_hosts.clone(),
+            dns_search: self
+                .dns_search
+                .iter()
+                .map(|d| dns_search(d))
+                .collect::<Result<_>>()?,
+            extra_hosts: self
+                .add_hosts
+                .iter()
+                .map(|h| add_host(h))
+                .collect::<Result<_>>()?,
+            container_id_file: self.cidfile.clone().unwrap_or_default(),
+            devices: self
+                .devices
+                .iter()
+                .map(|d| device(d))
+                .collect::<Result<_>>()?,
             group_add: self.group_add.clone(),
             ipc_mode: self.ipc.clone().unwrap_or_default(),
             oom_score_adj: self.oom_score_adj.unwrap_or(0),

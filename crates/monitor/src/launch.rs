@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use pelagos_container::{CgroupManager, CreateOptions, Created, Runtime};
 use pelagos_model::launch::LaunchPlan;
 use pelagos_model::record::ContainerRecord;
+use pelagos_model::state::Status;
 use pelagos_model::store::Containers;
+use pelagos_model::validate::joined_container;
+use pelagos_spec::etc;
 
 use crate::error::{Error, Result};
 use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
 use crate::{mounts, overlay, sys};
-
-const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
 /// What a start needs besides the record.
 pub struct Launcher<'a> {
@@ -50,11 +50,13 @@ pub fn rootfs_of(dir: &Path) -> PathBuf {
 impl Launcher<'_> {
     /// Starts the container of `record` (updated with what the first start resolves).
     pub fn launch(&self, record: &mut ContainerRecord) -> Result<Launched> {
+        let joined_namespaces = self.joined_namespaces(record)?;
+        let devices = pelagos_spec::devices::host_devices(&record.host_config)?;
         let rootfs = rootfs_of(self.dir);
         self.mount_rootfs(&rootfs, record.host_config.auto_remove)?;
         let host_net = spec_adapter::host_network(record)?;
         let hostname = hostname(record, host_net);
-        let etc = self.write_etc_files(&hostname, host_net)?;
+        let etc = self.write_etc_files(record, &hostname, host_net)?;
         if !record.volumes_prepared {
             self.prepare_volumes(record, &rootfs)?;
         }
@@ -86,6 +88,8 @@ impl Launcher<'_> {
             etc: paths,
             cgroups_path: &cgroups_path,
             init_path: self.plan.init_path.as_deref(),
+            joined_namespaces: &joined_namespaces,
+            devices: &devices,
         };
         let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;
@@ -96,6 +100,42 @@ impl Launcher<'_> {
             return Err(e);
         }
         Ok(launched)
+    }
+
+    /// The namespaces of `--pid`/`--ipc`/`--uts container:NAME|ID`: the other container's
+    /// init's `/proc/<pid>/ns/…`. As in Docker, it must be running (or paused), and its IPC
+    /// namespace is joined only when it was made to be shared (`--ipc shareable`).
+    fn joined_namespaces(&self, record: &ContainerRecord) -> Result<Vec<(&'static str, PathBuf)>> {
+        let host = &record.host_config;
+        let modes = [
+            ("pid", &host.pid_mode),
+            ("ipc", &host.ipc_mode),
+            ("uts", &host.uts_mode),
+        ];
+        let mut joined = Vec::new();
+        for (kind, mode) in modes {
+            let Some(name) = joined_container(mode) else {
+                continue;
+            };
+            let other = self.store.get(name)?;
+            let running = matches!(other.state.status, Status::Running | Status::Paused);
+            if !running || other.state.pid <= 0 || other.id == record.id {
+                return Err(Error::Conflict(format!("container {name} is not running")));
+            }
+            let shareable = matches!(other.host_config.ipc_mode.as_str(), "shareable" | "host")
+                || joined_container(&other.host_config.ipc_mode).is_some();
+            if kind == "ipc" && !shareable {
+                return Err(Error::Invalid(format!(
+                    "container {name}: non-shareable IPC (hint: use IpcMode:shareable for the \
+                     donor container)"
+                )));
+            }
+            joined.push((
+                kind,
+                PathBuf::from(format!("/proc/{}/ns/{kind}", other.state.pid)),
+            ));
+        }
+        Ok(joined)
     }
 
     fn mount_rootfs(&self, rootfs: &Path, volatile: bool) -> Result<()> {
@@ -122,18 +162,25 @@ impl Launcher<'_> {
         )
     }
 
-    /// /etc/hosts, /etc/hostname and /etc/resolv.conf of the container, in its directory.
-    fn write_etc_files(&self, hostname: &str, host_net: bool) -> Result<[PathBuf; 3]> {
+    /// /etc/hosts, /etc/hostname and /etc/resolv.conf of the container, in its directory,
+    /// with `--add-host` and `--dns*` ([`pelagos_spec::etc`]).
+    fn write_etc_files(
+        &self,
+        record: &ContainerRecord,
+        hostname: &str,
+        host_net: bool,
+    ) -> Result<[PathBuf; 3]> {
         let paths = [
             self.dir.join("hosts"),
             self.dir.join("hostname"),
             self.dir.join("resolv.conf"),
         ];
-        let hosts = match host_net {
-            true => fs::read_to_string("/etc/hosts").unwrap_or_else(|_| HOSTS.into()),
-            false => HOSTS.to_string(),
-        };
-        let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let host_hosts = host_net
+            .then(|| fs::read_to_string("/etc/hosts").ok())
+            .flatten();
+        let hosts = etc::hosts_file(&record.host_config, host_hosts.as_deref());
+        let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = etc::resolv_conf(&record.host_config, &host_resolv);
         for (path, text) in paths.iter().zip([hosts, format!("{hostname}\n"), resolv]) {
             fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
         }

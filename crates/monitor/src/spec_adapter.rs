@@ -33,6 +33,10 @@ pub struct SpecRequest<'a> {
     pub etc: EtcPaths<'a>,
     pub cgroups_path: &'a str,
     pub init_path: Option<&'a Path>,
+    /// `container:NAME|ID` namespaces found ([`crate::launch`]).
+    pub joined_namespaces: &'a [(&'static str, std::path::PathBuf)],
+    /// `--device` nodes looked up on the host.
+    pub devices: &'a [pelagos_spec::devices::HostDevice],
 }
 
 /// Resolves Docker's user syntax (and `GroupAdd`) inside `rootfs`.
@@ -89,6 +93,8 @@ pub fn build(req: &SpecRequest<'_>) -> Result<Spec> {
         annotations,
         mounts: &req.record.mounts,
         init: req.init_path,
+        joined_namespaces: req.joined_namespaces,
+        devices: req.devices,
     };
     Ok(pelagos_spec::build(
         &input,

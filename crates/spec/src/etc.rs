@@ -23,37 +23,36 @@ pub fn hosts_file(host: &HostConfig, host_hosts: Option<&str>) -> String {
     text
 }
 
-/// /etc/resolv.conf: the host's, with its `nameserver`, `search` and `options` lines replaced
-/// by `Dns`, `DnsSearch` (`.` for none) and `DnsOptions` when those are set.
+/// /etc/resolv.conf as Docker's resolvconf `Build` writes it: the host's file as it is when
+/// no `Dns*` is set; else `search`, `nameserver` and `options` lines, each from the flag when
+/// given, else from the host's file (`--dns-search .` means no search line).
 pub fn resolv_conf(host: &HostConfig, host_resolv: &str) -> String {
-    let replaces =
-        |line: &str, key: &str, given: bool| given && line.split_whitespace().next() == Some(key);
-    let mut out: Vec<String> = host_resolv
-        .lines()
-        .filter(|l| {
-            !replaces(l, "nameserver", !host.dns.is_empty())
-                && !replaces(l, "search", !host.dns_search.is_empty())
-                && !replaces(l, "domain", !host.dns_search.is_empty())
-                && !replaces(l, "options", !host.dns_options.is_empty())
-        })
-        .map(str::to_string)
-        .collect();
-    out.extend(host.dns.iter().map(|d| format!("nameserver {d}")));
-    let search: Vec<&str> = host
-        .dns_search
-        .iter()
-        .map(String::as_str)
-        .filter(|s| *s != ".")
-        .collect();
-    if !search.is_empty() {
-        out.push(format!("search {}", search.join(" ")));
+    if host.dns.is_empty() && host.dns_search.is_empty() && host.dns_options.is_empty() {
+        return host_resolv.to_string();
     }
-    if !host.dns_options.is_empty() {
-        out.push(format!("options {}", host.dns_options.join(" ")));
+    let host_values = |key: &str| -> Vec<String> {
+        host_resolv
+            .lines()
+            .filter_map(|l| l.split_once(char::is_whitespace))
+            .filter(|(k, _)| *k == key)
+            .flat_map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    let given_or_host = |given: &[String], key: &str| match given.is_empty() {
+        true => host_values(key),
+        false => given.to_vec(),
+    };
+    let mut text = String::new();
+    let search = given_or_host(&host.dns_search, "search");
+    if !search.is_empty() && search.join(" ").trim() != "." {
+        text.push_str(&format!("search {}\n", search.join(" ")));
     }
-    let mut text = out.join("\n");
-    if !text.is_empty() {
-        text.push('\n');
+    for ns in given_or_host(&host.dns, "nameserver") {
+        text.push_str(&format!("nameserver {ns}\n"));
+    }
+    let options = given_or_host(&host.dns_options, "options");
+    if !options.is_empty() {
+        text.push_str(&format!("options {}\n", options.join(" ")));
     }
     text
 }
@@ -88,7 +87,16 @@ mod tests {
         };
         assert_eq!(
             resolv_conf(&host, base),
-            "# generated\noptions ndots:2\nnameserver 9.9.9.9\n"
+            "nameserver 9.9.9.9\noptions ndots:2\n"
+        );
+        let host = HostConfig {
+            dns_search: vec!["a.example".into(), "b.example".into()],
+            dns_options: vec!["ndots:1".into(), "timeout:3".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            resolv_conf(&host, base),
+            "search a.example b.example\nnameserver 1.1.1.1\noptions ndots:1 timeout:3\n"
         );
     }
 }

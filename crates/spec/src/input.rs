@@ -1,12 +1,13 @@
 //! What [`crate::build`] takes besides the config: paths and values the caller (the
 //! container's monitor) prepared on the host.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::Config as ImageConfig;
 use pelagos_model::record::MountPoint;
 use serde_json::Value;
 
+use crate::devices::HostDevice;
 use crate::user::ResolvedUser;
 
 /// Files the monitor writes for the container and binds over its /etc.
@@ -43,4 +44,9 @@ pub struct SpecInput<'a> {
     /// Host path of the init program when `HostConfig.Init` (bind-mounted read-only at
     /// /sbin/docker-init and made the process's `argv[0]` with "--" before the command).
     pub init: Option<&'a Path>,
+    /// Namespaces of `container:NAME|ID` modes, by OCI type (`pid`, `ipc`, `uts`): the
+    /// other container's `/proc/<init pid>/ns/<type>` (the monitor finds it running).
+    pub joined_namespaces: &'a [(&'static str, PathBuf)],
+    /// `HostConfig.Devices` looked up on the host ([`crate::devices::host_devices`]).
+    pub devices: &'a [HostDevice],
 }

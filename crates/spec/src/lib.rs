@@ -8,6 +8,7 @@
 //! mount or start anything.
 
 pub mod caps;
+pub mod devices;
 pub mod etc;
 pub mod input;
 pub mod mounts;
@@ -77,22 +78,51 @@ impl Namespaces {
         })
     }
 
-    /// `linux.namespaces`: new ones for all but those shared with the host.
-    fn to_json(&self) -> Vec<Value> {
-        let private = |m: NamespaceMode| m == NamespaceMode::Private;
-        [
-            ("pid", private(self.pid)),
-            ("ipc", self.ipc != IpcMode::Host),
-            ("uts", private(self.uts)),
-            ("mount", true),
-            ("cgroup", private(self.cgroup)),
-            ("network", self.network == NetworkMode::None),
-        ]
-        .into_iter()
-        .filter(|(_, new)| *new)
-        .map(|(kind, _)| json!({ "type": kind }))
-        .collect()
+    /// `linux.namespaces`: new ones for all but those shared with the host, joined by path
+    /// for another container's.
+    fn to_json(&self, input: &SpecInput<'_>) -> Result<Vec<Value>> {
+        let shared = |m: NamespaceMode| match m {
+            NamespaceMode::Private => Some(false),
+            NamespaceMode::Host => None,
+            NamespaceMode::Container => Some(true),
+        };
+        let ipc = match self.ipc {
+            IpcMode::Private | IpcMode::None => Some(false),
+            IpcMode::Host => None,
+            IpcMode::Container => Some(true),
+        };
+        let network = (self.network == NetworkMode::None).then_some(false);
+        let mut out = Vec::new();
+        for (kind, mode) in [
+            ("pid", shared(self.pid)),
+            ("ipc", ipc),
+            ("uts", shared(self.uts)),
+            ("mount", Some(false)),
+            ("cgroup", shared(self.cgroup)),
+            ("network", network),
+        ] {
+            match mode {
+                None => {}
+                Some(false) => out.push(json!({ "type": kind })),
+                Some(true) => out.push(json!({ "type": kind, "path": joined(input, kind)? })),
+            }
+        }
+        Ok(out)
     }
+}
+
+/// The path of the `kind` namespace the caller found for a `container:` mode.
+fn joined<'a>(input: &'a SpecInput<'_>, kind: &str) -> Result<&'a std::path::Path> {
+    input
+        .joined_namespaces
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, p)| p.as_path())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "the {kind} namespace of another container was not found"
+            ))
+        })
 }
 
 /// The OCI spec Docker would hand runc for the same image and config.
@@ -110,7 +140,7 @@ pub fn build(input: &SpecInput<'_>, config: &ContainerConfig, host: &HostConfig)
         "process": process_json(input, config, host, &caps, &security)?,
         "root": {"path": input.rootfs, "readonly": host.readonly_rootfs},
         "mounts": mounts::mounts(input, host, ns.ipc),
-        "linux": linux_json(input, host, &ns, &security),
+        "linux": linux_json(input, host, &ns, &security)?,
         "annotations": annotations(input, host),
     });
     if ns.uts == NamespaceMode::Private {
@@ -164,15 +194,14 @@ fn linux_json(
     host: &HostConfig,
     ns: &Namespaces,
     security: &SecurityOptions,
-) -> Value {
+) -> Result<Value> {
     let mut resources = resources::resources(host);
     let all_devices = host.privileged;
-    resources.insert(
-        "devices".into(),
-        json!([{"allow": all_devices, "access": "rwm"}]),
-    );
+    let mut rules = vec![json!({"allow": all_devices, "access": "rwm"})];
+    rules.extend(devices::cgroup_rules(input.devices));
+    resources.insert("devices".into(), rules.into());
     let mut linux = json!({
-        "namespaces": ns.to_json(),
+        "namespaces": ns.to_json(input)?,
         "cgroupsPath": input.cgroups_path,
         "resources": resources,
     });
@@ -190,7 +219,10 @@ fn linux_json(
     if !host.sysctls.is_empty() {
         linux["sysctl"] = json!(host.sysctls);
     }
-    linux
+    if !input.devices.is_empty() {
+        linux["devices"] = devices::device_nodes(input.devices).into();
+    }
+    Ok(linux)
 }
 
 /// `HostConfig.Annotations`, then the caller's (which win).

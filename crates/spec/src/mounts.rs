@@ -68,7 +68,9 @@ fn default_mounts(input: &SpecInput<'_>, host: &HostConfig, ipc: IpcMode) -> Vec
                "options": ["nosuid", "noexec", "nodev"]}),
     ];
     match ipc {
-        IpcMode::Private => mounts.push(json!({
+        // Another container's IPC namespace comes with a /dev/shm of its own here (Docker
+        // binds the other's): System V IPC is shared, POSIX shm files are not.
+        IpcMode::Private | IpcMode::Container => mounts.push(json!({
             "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
             "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]})),
         IpcMode::Host => mounts.push(bind("/dev/shm", Path::new("/dev/shm"))),

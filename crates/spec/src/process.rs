@@ -109,7 +109,8 @@ pub fn environment(
 }
 
 /// The hostname: the config's, else the host's with the host's network or UTS namespace,
-/// else the first 12 characters of the id (Docker's rules).
+/// else the first 12 characters of the id (Docker's rules; with another container's UTS
+/// namespace the kernel's name is that container's, /etc/hostname gets the id's).
 pub fn hostname(config: &ContainerConfig, host: &HostConfig, id: &str) -> String {
     let short = id.get(..12).unwrap_or(id).to_string();
     if !config.hostname.is_empty() {

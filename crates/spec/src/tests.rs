@@ -1,6 +1,6 @@
 //! Unit tests of [`crate::build`]: Docker's defaults and every config field it honours.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Mount as OciMount, Spec};
 use pelagos_model::config::{ContainerConfig, HostConfig, Mount, TmpfsOptions, Ulimit};
@@ -44,6 +44,8 @@ fn build_with(
         annotations,
         mounts,
         init,
+        joined_namespaces: &[],
+        devices: &[],
     };
     build(&input, config, host)
 }
@@ -325,6 +327,68 @@ fn namespaces_shared_with_the_host() {
     });
     assert!(mount_at(&no_shm, "/dev/shm").is_none());
     assert!(has_ns(&no_shm, LinuxNamespaceType::Ipc));
+}
+
+#[test]
+fn namespaces_of_another_container_are_joined_by_path() {
+    let host = HostConfig {
+        pid_mode: "container:db".into(),
+        uts_mode: "container:db".into(),
+        ..Default::default()
+    };
+    // The caller must have found the other container's namespaces.
+    let err = build_with(&ContainerConfig::default(), &host, &[], None).unwrap_err();
+    assert!(err.to_string().contains("pid namespace"), "{err}");
+    let user = user();
+    let p = Path::new("/x");
+    let joined = [
+        ("pid", PathBuf::from("/proc/42/ns/pid")),
+        ("uts", PathBuf::from("/proc/42/ns/uts")),
+    ];
+    let input = SpecInput {
+        rootfs: Path::new("/r"),
+        image: None,
+        user: &user,
+        hostname: "abcdef123456",
+        cwd: "/",
+        etc: EtcFiles {
+            hosts: p,
+            hostname: p,
+            resolv_conf: p,
+        },
+        cgroups_path: "/pelagos/abc",
+        annotations: Default::default(),
+        mounts: &[],
+        init: None,
+        joined_namespaces: &joined,
+        devices: &[],
+    };
+    let config = ContainerConfig {
+        cmd: Some(vec!["sh".into()]),
+        ..Default::default()
+    };
+    let spec = build(&input, &config, &host).unwrap();
+    let namespaces = spec.linux().as_ref().unwrap().namespaces().clone().unwrap();
+    let path_of = |kind| {
+        namespaces
+            .iter()
+            .find(|n| n.typ() == kind)
+            .and_then(|n| n.path().clone())
+    };
+    assert_eq!(
+        path_of(LinuxNamespaceType::Pid),
+        Some(PathBuf::from("/proc/42/ns/pid"))
+    );
+    assert_eq!(
+        path_of(LinuxNamespaceType::Uts),
+        Some(PathBuf::from("/proc/42/ns/uts"))
+    );
+    assert_eq!(
+        path_of(LinuxNamespaceType::Ipc),
+        None,
+        "a new IPC namespace"
+    );
+    assert!(spec.hostname().is_none(), "the other container's hostname");
 }
 
 #[test]

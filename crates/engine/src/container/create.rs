@@ -29,6 +29,8 @@ pub fn validate(req: &CreateRequest) -> Result<()> {
         pelagos_model::names::validate_name(n.strip_prefix('/').unwrap_or(n))?;
     }
     pelagos_spec::validate(&req.config, &req.host_config)?;
+    // A missing host device is refused before anything is made (Docker finds out at start).
+    pelagos_spec::devices::host_devices(&req.host_config)?;
     check_enforceable(&req.host_config)
 }
 

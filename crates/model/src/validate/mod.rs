@@ -11,7 +11,8 @@ mod namespaces;
 mod resources;
 
 pub use namespaces::{
-    cgroupns_mode, ipc_mode, network_mode, pid_mode, uts_mode, IpcMode, NamespaceMode, NetworkMode,
+    cgroupns_mode, ipc_mode, is_namespaced_sysctl, joined_container, network_mode, pid_mode,
+    uts_mode, IpcMode, NamespaceMode, NetworkMode,
 };
 pub use resources::{check_resources, host_cpus, parse_cpu_list, HostCpus, MIN_MEMORY};
 
@@ -70,7 +71,36 @@ pub fn validate(config: &ContainerConfig, host: &HostConfig) -> Result<()> {
     namespaces::check_namespaces(config, host)?;
     namespaces::check_sysctls(host, network)?;
     namespaces::check_network_files(host, network)?;
+    check_devices(host)?;
     check_unsupported(host)
+}
+
+/// `HostConfig.Devices`: absolute paths, the container's under /dev (the runtime makes device
+/// nodes only there; Docker allows any path), permissions of `rwm` ("" is `rwm`).
+fn check_devices(host: &HostConfig) -> Result<()> {
+    const FIELD: &str = "--device (HostConfig.Devices)";
+    for d in &host.devices {
+        let under_dev = d
+            .path_in_container
+            .strip_prefix("/dev/")
+            .is_some_and(|rest| !rest.is_empty() && !rest.split('/').any(|c| c == ".."));
+        let why = if !d.path_on_host.starts_with('/') {
+            format!("{:?} is not an absolute path", d.path_on_host)
+        } else if !under_dev {
+            format!(
+                "{:?}: the container path must be under /dev",
+                d.path_in_container
+            )
+        } else if !d.cgroup_permissions.is_empty()
+            && !crate::flags::is_device_mode(&d.cgroup_permissions)
+        {
+            format!("bad mode specified: {}", d.cgroup_permissions)
+        } else {
+            continue;
+        };
+        return Err(Error::Invalid(format!("invalid {FIELD}: {why}")));
+    }
+    Ok(())
 }
 
 /// Docker's warnings for settings accepted but discarded (cgroup v2 has no such knob).
@@ -445,7 +475,6 @@ fn check_ulimits(host: &HostConfig) -> Result<()> {
 /// Fields that would be silently ignored: refused instead.
 fn check_unsupported(host: &HostConfig) -> Result<()> {
     let set = [
-        ("--device (HostConfig.Devices)", !host.devices.is_empty()),
         (
             "--device-cgroup-rule (HostConfig.DeviceCgroupRules)",
             !host.device_cgroup_rules.is_empty(),
@@ -674,6 +703,14 @@ mod tests {
         assert!(err(&c, &host_with(|h| h.security_opt = vec!["bogus".into()])).contains("bogus"));
     }
 
+    fn device_mapping(host: &str, container: &str) -> crate::config::DeviceMapping {
+        crate::config::DeviceMapping {
+            path_on_host: host.into(),
+            path_in_container: container.into(),
+            cgroup_permissions: "rwm".into(),
+        }
+    }
+
     #[test]
     fn namespaces_networks_and_sysctls() {
         let c = ContainerConfig::default();
@@ -726,10 +763,11 @@ mod tests {
         )
         .unwrap();
         let e = err(&c, &host_with(|h| h.devices = vec![Default::default()]));
-        assert!(
-            e.contains("--device") && e.contains("not supported yet"),
-            "{e}"
-        );
+        assert!(e.contains("--device") && e.contains("absolute"), "{e}");
+        let device = |container: &str| device_mapping("/dev/null", container);
+        validate(&c, &host_with(|h| h.devices = vec![device("/dev/x")])).unwrap();
+        let e = err(&c, &host_with(|h| h.devices = vec![device("/etc/x")]));
+        assert!(e.contains("under /dev"), "{e}");
     }
 
     #[test]

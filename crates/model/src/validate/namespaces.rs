@@ -60,6 +60,14 @@ pub enum NamespaceMode {
     Private,
     /// The host's.
     Host,
+    /// Another container's (`container:NAME|ID`, [`joined_container`]): joined by the path
+    /// `/proc/<its init pid>/ns/…` when this one starts; it must be running then.
+    Container,
+}
+
+/// `NAME|ID` of a `container:NAME|ID` mode, if the mode is one.
+pub fn joined_container(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:").filter(|n| !n.is_empty())
 }
 
 /// `--ipc`: Docker's modes; `none` is a private namespace without /dev/shm.
@@ -72,23 +80,36 @@ pub enum IpcMode {
     None,
     /// The host's (and the host's /dev/shm).
     Host,
+    /// Another container's ([`joined_container`]), with a /dev/shm of its own.
+    Container,
 }
 
-fn container_mode(field: &str, value: &str) -> Error {
-    invalid(
-        field,
-        format!("{value:?}: joining another container's namespace is not supported yet"),
-    )
-}
-
-/// `HostConfig.PidMode`: "" or "host".
+/// `HostConfig.PidMode`: "", "host" or "container:NAME|ID".
 pub fn pid_mode(host: &HostConfig) -> Result<NamespaceMode> {
-    simple_mode("--pid (HostConfig.PidMode)", "PID", &host.pid_mode, &[""])
+    with_container("--pid (HostConfig.PidMode)", "PID", &host.pid_mode, |v| {
+        simple_mode("--pid (HostConfig.PidMode)", "PID", v, &[""])
+    })
 }
 
-/// `HostConfig.UTSMode`: "" or "host".
+/// `HostConfig.UTSMode`: "", "host" or "container:NAME|ID".
 pub fn uts_mode(host: &HostConfig) -> Result<NamespaceMode> {
-    simple_mode("--uts (HostConfig.UTSMode)", "UTS", &host.uts_mode, &[""])
+    with_container("--uts (HostConfig.UTSMode)", "UTS", &host.uts_mode, |v| {
+        simple_mode("--uts (HostConfig.UTSMode)", "UTS", v, &[""])
+    })
+}
+
+/// `container:NAME|ID` as [`NamespaceMode::Container`], else `other`.
+fn with_container(
+    field: &str,
+    what: &str,
+    value: &str,
+    other: impl Fn(&str) -> Result<NamespaceMode>,
+) -> Result<NamespaceMode> {
+    match value.strip_prefix("container:") {
+        Some("") => Err(invalid(field, format!("invalid {what} mode: {value}"))),
+        Some(_) => Ok(NamespaceMode::Container),
+        None => other(value),
+    }
 }
 
 /// `HostConfig.CgroupnsMode`: "", "private" or "host".
@@ -105,7 +126,6 @@ fn simple_mode(field: &str, what: &str, value: &str, private: &[&str]) -> Result
     match value {
         "host" => Ok(NamespaceMode::Host),
         v if private.contains(&v) => Ok(NamespaceMode::Private),
-        v if v.starts_with("container:") => Err(container_mode(field, v)),
         v => Err(invalid(field, format!("invalid {what} mode: {v}"))),
     }
 }
@@ -117,7 +137,7 @@ pub fn ipc_mode(host: &HostConfig) -> Result<IpcMode> {
         "" | "private" | "shareable" => Ok(IpcMode::Private),
         "none" => Ok(IpcMode::None),
         "host" => Ok(IpcMode::Host),
-        v if v.starts_with("container:") => Err(container_mode(FIELD, v)),
+        v if joined_container(v).is_some() => Ok(IpcMode::Container),
         v => Err(invalid(FIELD, format!("invalid IPC mode: {v}"))),
     }
 }
@@ -126,7 +146,7 @@ pub(super) fn check_namespaces(config: &ContainerConfig, host: &HostConfig) -> R
     pid_mode(host)?;
     ipc_mode(host)?;
     cgroupns_mode(host)?;
-    if uts_mode(host)? == NamespaceMode::Host && !config.hostname.is_empty() {
+    if uts_mode(host)? != NamespaceMode::Private && !config.hostname.is_empty() {
         return Err(Error::Invalid(
             "Conflicting options: hostname and the UTS mode (--hostname and --uts host)".into(),
         ));
@@ -155,18 +175,41 @@ const IPC_SYSCTLS: [&str; 8] = [
     "kernel.shm_rmid_forced",
 ];
 
+fn is_ipc_sysctl(key: &str) -> bool {
+    IPC_SYSCTLS.contains(&key) || key.starts_with("fs.mqueue.")
+}
+
+fn is_uts_sysctl(key: &str) -> bool {
+    matches!(key, "kernel.domainname" | "kernel.hostname")
+}
+
+/// Whether `key` belongs to one of the container's own namespaces (IPC, UTS, network): the
+/// only sysctls a container may set.
+pub fn is_namespaced_sysctl(key: &str) -> bool {
+    is_ipc_sysctl(key) || is_uts_sysctl(key) || key.starts_with("net.")
+}
+
 pub(super) fn check_sysctls(host: &HostConfig, network: NetworkMode) -> Result<()> {
     const FIELD: &str = "--sysctl (HostConfig.Sysctls)";
-    let ipc_host = ipc_mode(host)? == IpcMode::Host;
-    let uts_host = uts_mode(host)? == NamespaceMode::Host;
+    // A namespace not the container's own (the host's or another container's) is refused.
+    let ipc_shared = match ipc_mode(host)? {
+        IpcMode::Host => Some("the host's IPC namespace"),
+        IpcMode::Container => Some("another container's IPC namespace"),
+        IpcMode::Private | IpcMode::None => None,
+    };
+    let uts_shared = match uts_mode(host)? {
+        NamespaceMode::Host => Some("the host's UTS namespace"),
+        NamespaceMode::Container => Some("another container's UTS namespace"),
+        NamespaceMode::Private => None,
+    };
     for key in host.sysctls.keys() {
-        let ipc = IPC_SYSCTLS.contains(&key.as_str()) || key.starts_with("fs.mqueue.");
-        let uts = matches!(key.as_str(), "kernel.domainname" | "kernel.hostname");
+        let ipc = is_ipc_sysctl(key);
+        let uts = is_uts_sysctl(key);
         let net = key.starts_with("net.");
         let refused = if ipc {
-            ipc_host.then_some("the host's IPC namespace")
+            ipc_shared
         } else if uts {
-            uts_host.then_some("the host's UTS namespace")
+            uts_shared
         } else if net {
             (network == NetworkMode::Host).then_some("the host's network namespace")
         } else {
