@@ -185,7 +185,7 @@ fn ip_forwarding() -> bool {
 fn backing_filesystem(root: &std::path::Path) -> String {
     let magic = nix::sys::statfs::statfs(root)
         .or_else(|_| nix::sys::statfs::statfs("/"))
-        .map(|s| s.filesystem_type().0 as i64);
+        .map(|s| s.filesystem_type().0);
     match magic {
         Ok(0xEF53) => "extfs".into(),
         Ok(0x5846_5342) => "xfs".into(),
