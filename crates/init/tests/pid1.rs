@@ -42,7 +42,18 @@ impl Pid1 {
                 "unshare(CLONE_NEWPID): {}",
                 std::io::Error::last_os_error()
             );
-            command.spawn().unwrap()
+            // A file just written can be "busy" for a moment: a process another test thread
+            // forked meanwhile holds a copy of the writer's descriptor until it execs.
+            let mut tries = 0;
+            loop {
+                match command.spawn() {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    spawned => break spawned.unwrap(),
+                }
+            }
         })
         .join()
         .unwrap();
