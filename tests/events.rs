@@ -11,19 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cli_support::{Env, Served};
 use pelagos_model::events::{Event, EventLog, LOG_FILE, OLD_FILE};
-use pelagos_testkit::images as kit;
-use pelagos_testkit::registry::Auth;
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
 fn setup() -> (Served, Env, String) {
-    let image = kit::busybox().unwrap().cmd(["sh"]);
-    let served = Served::start(Auth::None, &[(&image, "box:1")]);
-    let env = Env::new();
-    let name = served.image("box:1");
-    env.ok(&["pull", "-q", &name]);
-    (served, env, name)
+    cli_support::served_busybox()
 }
 
 fn unix_now() -> String {

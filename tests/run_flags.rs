@@ -4,16 +4,9 @@
 mod cli_support;
 
 use cli_support::{Env, Served};
-use pelagos_testkit::images as kit;
-use pelagos_testkit::registry::Auth;
 
 fn setup() -> (Served, Env, String) {
-    let image = kit::busybox().unwrap().cmd(["sh"]);
-    let served = Served::start(Auth::None, &[(&image, "box:1")]);
-    let env = Env::new();
-    let name = served.image("box:1");
-    env.ok(&["pull", "-q", &name]);
-    (served, env, name)
+    cli_support::served_busybox()
 }
 
 /// `readlink /proc/self/ns/KIND` of this (the host's) process.

@@ -216,3 +216,17 @@ impl Served {
         format!("{}/{name_tag}", self.registry.host())
     }
 }
+
+/// A registry serving busybox as `box:1` (`Cmd ["sh"]`), a fresh env, and the image pulled
+/// into it: the setup most container tests start from.
+#[allow(dead_code)] // Each test file uses its own subset of this module.
+pub fn served_busybox() -> (Served, Env, String) {
+    let image = pelagos_testkit::images::busybox()
+        .expect("build busybox")
+        .cmd(["sh"]);
+    let served = Served::start(pelagos_testkit::registry::Auth::None, &[(&image, "box:1")]);
+    let env = Env::new();
+    let name = served.image("box:1");
+    env.ok(&["pull", "-q", &name]);
+    (served, env, name)
+}

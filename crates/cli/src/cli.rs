@@ -66,52 +66,11 @@ pub enum Command {
     Login(LoginArgs),
     /// Log out from a registry.
     Logout(LogoutArgs),
-    /// Create and run a new container from an image.
-    Run(Box<RunArgs>),
-    /// Create a new container (started later with `start`).
-    Create(Box<RunArgs>),
-    /// Rename a container.
-    Rename(RenameArgs),
-    /// Attach local standard input, output, and error streams to a running container.
-    Attach(AttachArgs),
-    /// Update configuration of one or more containers.
-    Update(UpdateArgs),
     /// List containers.
     Ps(PsArgs),
-    /// Remove one or more containers.
-    Rm(RmArgs),
-    /// Return low-level information on images or containers.
-    Inspect(InspectArgs),
-    /// Create a new image from a container's changes.
-    Commit(CommitArgs),
-    /// Start one or more stopped containers.
-    Start(StartArgs),
-    /// Stop one or more running containers.
-    Stop(StopArgs),
-    /// Restart one or more containers.
-    Restart(StopArgs),
-    /// Kill one or more running containers.
-    Kill(KillArgs),
-    /// Block until one or more containers stop, then print their exit codes.
-    Wait(NamesArgs),
-    /// Fetch the logs of a container.
-    Logs(LogsArgs),
-    /// Execute a command in a running container.
-    Exec(ExecArgs),
-    /// Pause all processes within one or more containers.
-    Pause(NamesArgs),
-    /// Unpause all processes within one or more containers.
-    Unpause(NamesArgs),
-    /// Display the running processes of a container.
-    Top(TopArgs),
-    /// Copy files/folders between a container and the local filesystem.
-    Cp(CpArgs),
-    /// Inspect changes to files or directories on a container's filesystem.
-    Diff(TopArgs),
-    /// Export a container's filesystem as a tar archive.
-    Export(ExportArgs),
-    /// Display a live stream of containers' resource usage.
-    Stats(StatsArgs),
+    /// The container verbs (also under `container`).
+    #[command(flatten)]
+    Verb(Box<ContainerVerb>),
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
@@ -374,14 +333,16 @@ pub enum ContainerCommand {
     /// List containers.
     #[command(alias = "list")]
     Ls(PsArgs),
-    /// Remove one or more containers.
-    Rm(RmArgs),
     /// Remove all stopped containers.
     Prune(PruneArgs),
-    /// Create a new image from a container's changes.
-    Commit(CommitArgs),
-    /// Display detailed information on one or more containers.
-    Inspect(InspectArgs),
+    /// The container verbs, as at the top level.
+    #[command(flatten)]
+    Verb(Box<ContainerVerb>),
+}
+
+/// The verbs on containers that Docker offers both as `docker VERB` and `docker container VERB`.
+#[derive(Subcommand, Debug)]
+pub enum ContainerVerb {
     /// Create and run a new container from an image.
     Run(Box<RunArgs>),
     /// Create a new container (started later with `start`).
@@ -392,6 +353,12 @@ pub enum ContainerCommand {
     Attach(AttachArgs),
     /// Update configuration of one or more containers.
     Update(UpdateArgs),
+    /// Remove one or more containers.
+    Rm(RmArgs),
+    /// Display detailed information on one or more containers (or images).
+    Inspect(InspectArgs),
+    /// Create a new image from a container's changes.
+    Commit(CommitArgs),
     /// Start one or more stopped containers.
     Start(StartArgs),
     /// Stop one or more running containers.
@@ -897,21 +864,26 @@ pub struct RunArgs {
 }
 
 impl Cli {
+    /// The container verb, at the top level or under `container`.
+    pub fn container_verb(&self) -> Option<&ContainerVerb> {
+        match &self.command {
+            Command::Verb(v) | Command::Container(ContainerCommand::Verb(v)) => Some(v),
+            _ => None,
+        }
+    }
+
     /// `run`'s flags, as `run`, `create` or `container run|create`.
     pub fn run_args(&self) -> Option<&RunArgs> {
-        match &self.command {
-            Command::Run(a)
-            | Command::Create(a)
-            | Command::Container(ContainerCommand::Run(a))
-            | Command::Container(ContainerCommand::Create(a)) => Some(a),
+        match self.container_verb()? {
+            ContainerVerb::Run(a) | ContainerVerb::Create(a) => Some(a),
             _ => None,
         }
     }
 
     /// `exec`'s flags, as `exec` or `container exec`.
     pub fn exec_args(&self) -> Option<&ExecArgs> {
-        match &self.command {
-            Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => Some(a),
+        match self.container_verb()? {
+            ContainerVerb::Exec(a) => Some(a),
             _ => None,
         }
     }

@@ -82,10 +82,7 @@ fn misplaced_flag(cli: &cli::Cli) -> Option<usage::Report> {
         cli::Command::Container(_) => "container ",
         _ => "",
     };
-    let is_create = matches!(
-        cli.command,
-        cli::Command::Create(_) | cli::Command::Container(cli::ContainerCommand::Create(_))
-    );
+    let is_create = matches!(cli.container_verb(), Some(cli::ContainerVerb::Create(_)));
     let (verb, first, too_few) = if let Some(a) = cli.run_args() {
         let verb = if is_create { "create" } else { "run" };
         (verb, a.image(), false)
@@ -176,39 +173,44 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Import(a) | C::Image(I::Import(a)) => images::import(cli, a),
         C::Login(a) => images::login(cli, a),
         C::Logout(a) => images::logout(cli, a),
-        C::Run(a) | C::Container(K::Run(a)) => containers::run(cli, a),
-        C::Create(a) | C::Container(K::Create(a)) => containers::create(cli, a),
-        C::Rename(a) | C::Container(K::Rename(a)) => containers::rename(cli, a),
-        C::Attach(a) | C::Container(K::Attach(a)) => containers::attach(cli, a),
-        C::Update(a) | C::Container(K::Update(a)) => containers::update(cli, a),
-        C::Ps(a) => ps::ps(cli, a),
-        C::Rm(a) => containers::remove(cli, a),
-        C::Inspect(a) => containers::inspect(cli, a),
+        C::Verb(v) | C::Container(K::Verb(v)) => container_verb(cli, v),
+        C::Ps(a) | C::Container(K::Ls(a)) => ps::ps(cli, a),
+        C::Container(K::Prune(a)) => system::container_prune(cli, a),
         C::Version(a) => system::version(a),
         C::Volume(v) => volumes::dispatch(cli, v),
-        C::Container(cli::ContainerCommand::Ls(a)) => ps::ps(cli, a),
-        C::Container(cli::ContainerCommand::Rm(a)) => containers::remove(cli, a),
-        C::Container(cli::ContainerCommand::Inspect(a)) => containers::inspect(cli, a),
-        C::Container(cli::ContainerCommand::Prune(a)) => system::container_prune(cli, a),
-        C::Commit(a) | C::Container(cli::ContainerCommand::Commit(a)) => containers::commit(cli, a),
-        C::Start(a) | C::Container(K::Start(a)) => containers::start(cli, a),
-        C::Stop(a) | C::Container(K::Stop(a)) => containers::stop(cli, a, false),
-        C::Restart(a) | C::Container(K::Restart(a)) => containers::stop(cli, a, true),
-        C::Kill(a) | C::Container(K::Kill(a)) => containers::kill(cli, a),
-        C::Wait(a) | C::Container(K::Wait(a)) => containers::wait(cli, a),
-        C::Logs(a) | C::Container(K::Logs(a)) => containers::logs(cli, a),
-        C::Exec(a) | C::Container(K::Exec(a)) => containers::exec(cli, a),
-        C::Pause(a) | C::Container(K::Pause(a)) => containers::pause(cli, a, true),
-        C::Unpause(a) | C::Container(K::Unpause(a)) => containers::pause(cli, a, false),
-        C::Top(a) | C::Container(K::Top(a)) => containers::top(cli, a),
-        C::Stats(a) | C::Container(K::Stats(a)) => containers::stats(cli, a),
-        C::Cp(a) | C::Container(K::Cp(a)) => archive::cp(cli, a),
-        C::Diff(a) | C::Container(K::Diff(a)) => archive::diff(cli, a),
-        C::Export(a) | C::Container(K::Export(a)) => archive::export(cli, a),
         C::System(cli::SystemCommand::Df(a)) => system::df(cli, a),
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
         C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),
         C::Info(a) => system::info(cli, a),
         C::Events(a) | C::System(cli::SystemCommand::Events(a)) => events::events(cli, a),
+    }
+}
+
+/// A container verb, the same at the top level and under `container`.
+fn container_verb(cli: &cli::Cli, verb: &cli::ContainerVerb) -> anyhow::Result<i32> {
+    use cli::ContainerVerb as V;
+    match verb {
+        V::Run(a) => containers::run(cli, a),
+        V::Create(a) => containers::create(cli, a),
+        V::Rename(a) => containers::rename(cli, a),
+        V::Attach(a) => containers::attach(cli, a),
+        V::Update(a) => containers::update(cli, a),
+        V::Rm(a) => containers::remove(cli, a),
+        V::Inspect(a) => containers::inspect(cli, a),
+        V::Commit(a) => containers::commit(cli, a),
+        V::Start(a) => containers::start(cli, a),
+        V::Stop(a) => containers::stop(cli, a, false),
+        V::Restart(a) => containers::stop(cli, a, true),
+        V::Kill(a) => containers::kill(cli, a),
+        V::Wait(a) => containers::wait(cli, a),
+        V::Logs(a) => containers::logs(cli, a),
+        V::Exec(a) => containers::exec(cli, a),
+        V::Pause(a) => containers::pause(cli, a, true),
+        V::Unpause(a) => containers::pause(cli, a, false),
+        V::Top(a) => containers::top(cli, a),
+        V::Stats(a) => containers::stats(cli, a),
+        V::Cp(a) => archive::cp(cli, a),
+        V::Diff(a) => archive::diff(cli, a),
+        V::Export(a) => archive::export(cli, a),
     }
 }
