@@ -281,17 +281,25 @@ impl Monitor {
     /// and its anonymous volumes go too.
     pub fn finish(&mut self) {
         self.unmount();
-        if self.record.host_config.auto_remove {
-            self.remove_record(true);
-        }
+        self.stop_listening();
+        let removed = self
+            .record
+            .host_config
+            .auto_remove
+            .then(|| self.remove_record(true));
         self.leave();
+        if let Some(reply) = removed {
+            self.answer_removal(&reply);
+        }
     }
 
     /// The end of a `Remove`.
     pub fn finish_removal(&mut self, volumes: bool) {
         self.unmount();
-        self.remove_record(volumes || self.record.host_config.auto_remove);
+        self.stop_listening();
+        let reply = self.remove_record(volumes || self.record.host_config.auto_remove);
         self.leave();
+        self.answer_removal(&reply);
     }
 
     /// No new clients from now on: whoever gets a last answer finds no monitor after it.
@@ -299,11 +307,21 @@ impl Monitor {
     /// can start or remove the container at once.
     pub fn leave(&mut self) {
         if self.lock.is_some() {
-            let _ = std::fs::remove_file(&self.socket_path);
+            self.stop_listening();
             self.disown();
             self.lock = None;
         }
         self.done = true;
+    }
+
+    /// The control socket goes first when a container ends for good: a client that looks
+    /// while the record is being removed finds no monitor to ask and waits for the owner lock,
+    /// which goes with the monitor's last write. Only while the lock is held: after it, the
+    /// path may be another monitor's.
+    fn stop_listening(&mut self) {
+        if self.lock.is_some() {
+            let _ = std::fs::remove_file(&self.socket_path);
+        }
     }
 
     /// The record no longer names this monitor as its owner: the last write to the record,
@@ -320,8 +338,8 @@ impl Monitor {
     }
 
     /// Deletes the record (and the anonymous volumes); removal waiters get the outcome.
-    fn remove_record(&mut self, volumes: bool) {
-        let reply = match self.store.remove(&self.id) {
+    fn remove_record(&mut self, volumes: bool) -> Reply {
+        match self.store.remove(&self.id) {
             Ok(()) => {
                 self.removed = true;
                 self.emit("destroy", &[]);
@@ -331,10 +349,15 @@ impl Monitor {
                 Reply::Removed
             }
             Err(e) => Reply::Error(Error::Model(e).to_wire()),
-        };
+        }
+    }
+
+    /// Removal waiters get the outcome: after `leave`, so that whoever hears `Removed` finds
+    /// no socket, record or lock of this container left.
+    fn answer_removal(&mut self, reply: &Reply) {
         for id in std::mem::take(&mut self.removal_waiters) {
             if let Some(c) = self.conns.get_mut(&id) {
-                c.reply_and_close(&reply);
+                c.reply_and_close(reply);
             }
         }
     }
