@@ -237,17 +237,7 @@ impl Containers {
                 id: other.id.to_string(),
             });
         }
-        let dir = self.dir_of(id);
-        let mut record = match read(&dir.join(RECORD_FILE)) {
-            Ok(r) => r,
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NoSuchContainer(id.to_string()))
-            }
-            Err(e) => return Err(e),
-        };
-        record.name = new.to_string();
-        write_record(&dir, &record)?;
-        Ok(record)
+        self.change_locked(id, |r| r.name = new.to_string())
     }
 
     /// Changes a container's record under the lock, from its current state on disk, so that
@@ -259,6 +249,15 @@ impl Containers {
         change: impl FnOnce(&mut ContainerRecord),
     ) -> Result<ContainerRecord> {
         let _lock = self.lock()?;
+        self.change_locked(id, change)
+    }
+
+    /// `modify`'s read-change-write, for a caller that holds the store's lock.
+    fn change_locked(
+        &self,
+        id: &ContainerId,
+        change: impl FnOnce(&mut ContainerRecord),
+    ) -> Result<ContainerRecord> {
         let dir = self.dir_of(id);
         let mut record = match read(&dir.join(RECORD_FILE)) {
             Ok(r) => r,
