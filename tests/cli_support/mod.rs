@@ -230,3 +230,5 @@ pub fn served_busybox() -> (Served, Env, String) {
     env.ok(&["pull", "-q", &name]);
     (served, env, name)
 }
+
+pub mod dockerd;
