@@ -194,7 +194,14 @@ fn to_container(
     };
     let src = local_path(src)?;
     let host = RootDir::host()?;
-    let src_stat = cp::stat_in(&host, None, &src, a.follow_link)?;
+    let src_stat = match cp::stat_in(&host, None, &src, a.follow_link) {
+        // Docker's client finds this out itself and says it so.
+        Err(e) if e.kind() == pelagos_model::ErrorKind::NotFound => {
+            let text = format!("lstat {src}: no such file or directory");
+            return Err(crate::failure::Plain::new(text, 1).into());
+        }
+        other => other?,
+    };
     let (dir, rebase) = prepare_archive_copy(src_stat.is_dir, &src_stat.name, &dst_info)?;
     let opts = ExtractOptions { owners, rebase };
     let follow = a.follow_link;
@@ -229,7 +236,9 @@ fn host_destination(path: &str) -> Result<CopyInfo> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let (parent, _) = split_dir_entry(&path);
-                let m = std::fs::metadata(&parent).with_context(|| format!("stat {parent}"))?;
+                let Ok(m) = std::fs::metadata(&parent) else {
+                    bail!("invalid output path: directory {parent:?} does not exist");
+                };
                 if !m.is_dir() {
                     bail!("stat {parent}: not a directory");
                 }

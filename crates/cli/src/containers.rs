@@ -13,6 +13,7 @@ use crate::cli::{
     Cli, CommitArgs, ExecArgs, InspectArgs, KillArgs, LogsArgs, NamesArgs, RmArgs, RunArgs,
     StatsArgs, StopArgs, TopArgs,
 };
+use crate::failure::Plain;
 use crate::relay::{self, Ended, RelayOptions};
 use crate::{engine, images};
 
@@ -105,7 +106,17 @@ pub fn attach(cli: &Cli, a: &crate::cli::AttachArgs) -> Result<i32> {
         logs: false,
         detach_keys: a.detach_keys.clone(),
     };
-    let mut client = verbs::attach::attach(&engine, record.id.as_str(), request)?;
+    let mut client = match verbs::attach::attach(&engine, record.id.as_str(), request) {
+        // Docker's CLI checks this itself, in these words.
+        Err(e) if e.kind() == pelagos_model::ErrorKind::Conflict => {
+            return Err(Plain::new(
+                "You cannot attach to a stopped container, start it first",
+                1,
+            )
+            .into())
+        }
+        other => other?,
+    };
     let opts = RelayOptions {
         stdin,
         tty: record.config.tty,
@@ -179,8 +190,18 @@ fn update_config(a: &crate::cli::UpdateArgs) -> Result<pelagos_model::config::Up
 /// `rename CONTAINER NEW_NAME`.
 pub fn rename(cli: &Cli, a: &crate::cli::RenameArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    verbs::rename::rename(&engine, &a.container, &a.new_name)?;
-    Ok(0)
+    match verbs::rename::rename(&engine, &a.container, &a.new_name) {
+        Ok(()) => Ok(0),
+        // Docker's CLI adds its own line after the daemon's.
+        Err(e) => Err(Plain::new(
+            format!(
+                "Error response from daemon: {e}\nError: failed to rename container named {}",
+                a.container
+            ),
+            1,
+        )
+        .into()),
+    }
 }
 
 /// `run`: flags are parsed and checked before anything is pulled or created; then create,
@@ -289,7 +310,13 @@ fn report(names: &[String], results: Vec<pelagos_engine::Result<()>>) -> i32 {
 pub fn remove(cli: &Cli, a: &RmArgs) -> Result<i32> {
     let engine = engine(cli)?;
     let results = verbs::remove::remove_many(&engine, &a.containers, a.force, a.volumes);
-    Ok(report(&a.containers, results))
+    // Docker's `rm -f` still says a container does not exist, but does not fail for it.
+    let only_missing = results.iter().all(|r| match r {
+        Err(e) => a.force && e.kind() == pelagos_model::ErrorKind::NotFound,
+        Ok(()) => true,
+    });
+    let code = report(&a.containers, results);
+    Ok(if only_missing { 0 } else { code })
 }
 
 /// `inspect`: containers first, then images, as Docker resolves names.
@@ -348,12 +375,25 @@ pub fn start(cli: &Cli, a: &crate::cli::StartArgs) -> Result<i32> {
         };
         return start_attached(&engine, record.id.as_str(), a.detach_keys.clone(), opts);
     }
-    let results = a
+    let results: Vec<_> = a
         .containers
         .iter()
         .map(|n| verbs::start::start(&engine, n, None).map(|_| ()))
         .collect();
-    Ok(report(&a.containers, results))
+    let failed: Vec<&str> = a
+        .containers
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_err())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    report(&a.containers, results);
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    // Docker's CLI sums up after the daemon's errors.
+    let summary = format!("Error: failed to start containers: {}", failed.join(", "));
+    Err(Plain::new(summary, 1).into())
 }
 
 pub fn stop(cli: &Cli, a: &StopArgs, restart: bool) -> Result<i32> {

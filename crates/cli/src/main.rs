@@ -5,6 +5,7 @@ mod archive;
 mod cli;
 mod containers;
 mod events;
+mod failure;
 mod format;
 mod images;
 mod progress;
@@ -19,9 +20,6 @@ use std::io::Write;
 
 use clap::Parser;
 use pelagos_engine::{Engine, EngineOptions};
-
-/// `docker run`'s exit code when the container could not be created or started.
-pub const EXIT_RUN_FAILED: i32 = 125;
 
 fn main() {
     let cli = parse_or_exit();
@@ -41,12 +39,14 @@ fn main() {
             report.code
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "Error: {e:#}");
-            if cli.run_args().is_some() || cli.exec_args().is_some() {
-                exit_code_of_run_error(&e)
-            } else {
-                1
-            }
+            let args: Vec<String> = std::env::args_os()
+                .skip(1)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let (path, _) = usage::command_path(&args);
+            let (text, code) = failure::render(&cli, &path, &e);
+            let _ = write!(std::io::stderr(), "{text}");
+            code
         }
     };
     let _ = std::io::stdout().flush();
@@ -112,29 +112,6 @@ fn flag_value_error(e: &anyhow::Error) -> Option<&pelagos_model::Error> {
     e.chain()
         .filter_map(|c| c.downcast_ref::<pelagos_model::Error>())
         .find(|e| matches!(e, pelagos_model::Error::FlagValue { .. }))
-}
-
-/// Docker's codes, from the error's kind (never its text): 127 when the command is not
-/// found, 126 when it cannot be invoked, 125 for everything else that kept it from running.
-fn exit_code_of_run_error(e: &anyhow::Error) -> i32 {
-    kind_of(e)
-        .map(pelagos_model::kind::exit_code)
-        .unwrap_or(EXIT_RUN_FAILED)
-}
-
-/// The kind of an error from the engine, the model or the runtime core.
-fn kind_of(e: &anyhow::Error) -> Option<pelagos_model::ErrorKind> {
-    e.chain().find_map(|cause| {
-        if let Some(e) = cause.downcast_ref::<pelagos_engine::Error>() {
-            Some(e.kind())
-        } else if let Some(e) = cause.downcast_ref::<pelagos_model::Error>() {
-            Some(e.kind())
-        } else {
-            cause
-                .downcast_ref::<pelagos_container::Error>()
-                .map(|e| e.kind())
-        }
-    })
 }
 
 /// Opens the engine with the global flags.

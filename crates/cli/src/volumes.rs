@@ -60,13 +60,14 @@ pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
             crate::images::print_inspect(&values, a.format.as_deref())?;
         }
         VolumeCommand::Rm(a) => {
-            let used = engine.containers().volumes_in_use()?;
+            let users = engine.containers().volume_users()?;
             let mut failed = false;
             for n in &a.names {
-                match volumes.remove(n, a.force, &|v| used.contains(v)) {
+                let users_of = |v: &str| users.get(v).cloned().unwrap_or_default();
+                match volumes.remove(n, a.force, &users_of) {
                     Ok(()) => writeln!(out, "{n}")?,
                     Err(e) => {
-                        let _ = writeln!(std::io::stderr(), "Error: {e}");
+                        let _ = writeln!(std::io::stderr(), "Error response from daemon: {e}");
                         failed = true;
                     }
                 }

@@ -44,6 +44,15 @@ pub enum Error {
     /// A background task failed to run to its end.
     #[error("internal error: {0}")]
     Task(String),
+    /// Another error with what was being done before it, in Docker's words
+    /// (`Cannot kill container: NAME: …`); the kind is the cause's.
+    #[error("{what}: {source}")]
+    Context {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: Box<Error>,
+    },
 }
 
 impl Error {
@@ -52,6 +61,14 @@ impl Error {
         Error::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    /// This error after `what` (its kind stays).
+    pub fn context(self, what: impl Into<String>) -> Error {
+        Error::Context {
+            what: what.into(),
+            source: Box::new(self),
         }
     }
 
@@ -76,6 +93,7 @@ impl Error {
             Error::Store(_) => ErrorKind::Internal,
             Error::Registry(_) => ErrorKind::Internal,
             Error::Runtime(e) => e.kind(),
+            Error::Context { source, .. } => source.kind(),
         }
     }
 }

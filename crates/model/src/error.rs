@@ -19,12 +19,12 @@ pub enum Error {
         why: String,
     },
     /// No such container.
-    #[error("no such container: {0}")]
+    #[error("No such container: {0}")]
     NoSuchContainer(String),
     /// A container name already taken.
     #[error(
-        "the container name \"{name}\" is already in use by container \"{id}\": remove it \
-         (pelagos rm {name}) or choose another --name"
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". \
+         You have to remove (or rename) that container to be able to reuse that name."
     )]
     NameInUse { name: String, id: String },
     /// An id prefix that names several containers.
@@ -49,6 +49,25 @@ pub enum Error {
     /// From the runtime core.
     #[error(transparent)]
     Runtime(#[from] pelagos_container::Error),
+}
+
+/// Docker's words for the state conflicts scripts match on (moby's daemon messages), with
+/// the container's full id as Docker gives it.
+pub mod conflict {
+    /// Pause, exec, attach… of a container that is not running.
+    pub fn not_running(id: &str) -> String {
+        format!("Container {id} is not running")
+    }
+
+    /// Unpause of a container that is not paused.
+    pub fn not_paused(id: &str) -> String {
+        format!("Container {id} is not paused")
+    }
+
+    /// Pause of a paused container.
+    pub fn already_paused(id: &str) -> String {
+        format!("Container {id} is already paused")
+    }
 }
 
 impl Error {

@@ -316,6 +316,20 @@ impl Containers {
             .collect())
     }
 
+    /// The ids of the containers using each volume (`volume rm` names them, as Docker).
+    pub fn volume_users(&self) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let mut users: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for r in self.list()? {
+            for v in r.volume_names() {
+                users
+                    .entry(v.to_string())
+                    .or_default()
+                    .push(r.id.to_string());
+            }
+        }
+        Ok(users)
+    }
+
     /// Image ids some container uses (what `image rm`/`prune` must keep).
     pub fn images_in_use(&self) -> Result<std::collections::HashSet<String>> {
         Ok(self.list()?.into_iter().map(|r| r.image_id).collect())

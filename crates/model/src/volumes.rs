@@ -65,7 +65,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 fn no_such_volume(name: &str) -> Error {
     Error::Remote(WireError::new(
         ErrorKind::NotFound,
-        format!("no such volume: {name}"),
+        format!("get {name}: no such volume"),
     ))
 }
 
@@ -187,13 +187,21 @@ impl Volumes {
         }
     }
 
-    /// Removes a volume; refused while `in_use` says a container uses it, unless `force`.
-    pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&str) -> bool) -> Result<()> {
+    /// Removes a volume; refused while `users` names containers using it, unless `force`.
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        users: &dyn Fn(&str) -> Vec<String>,
+    ) -> Result<()> {
         let checked = VolumeName::parse(name)?;
         self.existing(&checked)?;
-        if !force && in_use(name) {
+        let ids = users(name);
+        if !force && !ids.is_empty() {
+            // Docker's words, its ids as Go prints a slice.
             return Err(Error::Conflict(format!(
-                "remove {name}: volume is in use by a container (remove the container first)"
+                "remove {name}: volume is in use - [{}]",
+                ids.join(" ")
             )));
         }
         // Move aside first so that a half-removed volume is never seen as one.
@@ -217,7 +225,7 @@ impl Volumes {
         for v in self.list()? {
             if (all || v.is_anonymous()) && !in_use(&v.name) {
                 bytes += disk_usage(&v.mountpoint);
-                self.remove(&v.name, true, &|_| false)?;
+                self.remove(&v.name, true, &|_| Vec::new())?;
                 removed.push(v.name);
             }
         }
@@ -238,7 +246,7 @@ impl Volumes {
         });
         if let Err(e) = result {
             for name in &out.anonymous {
-                let _ = self.remove(name, true, &|_| false);
+                let _ = self.remove(name, true, &|_| Vec::new());
             }
             return Err(e);
         }
@@ -385,12 +393,20 @@ mod tests {
         assert!(anon.is_anonymous() && anon.name.len() == 64);
         assert_eq!(v.list().unwrap().len(), 2);
         assert!(v.create(Some("-bad"), BTreeMap::new()).is_err());
-        let err = v.remove("data", false, &|n| n == "data").unwrap_err();
+        let err = v
+            .remove("data", false, &|n| {
+                if n == "data" {
+                    vec!["c1".into()]
+                } else {
+                    Vec::new()
+                }
+            })
+            .unwrap_err();
         assert!(err.to_string().contains("in use"), "{err}");
         // prune without `all` takes only unused anonymous volumes.
         let (removed, _) = v.prune(false, &|_| false).unwrap();
         assert_eq!(removed, vec![anon.name.clone()]);
-        v.remove("data", false, &|_| false).unwrap();
+        v.remove("data", false, &|_| Vec::new()).unwrap();
         assert!(v.list().unwrap().is_empty());
         assert!(v
             .get("data")

@@ -120,7 +120,10 @@ impl Launcher<'_> {
             let other = self.store.get(name)?;
             let running = matches!(other.state.status, Status::Running | Status::Paused);
             if !running || other.state.pid <= 0 || other.id == record.id {
-                return Err(Error::Conflict(format!("container {name} is not running")));
+                return Err(Error::Conflict(format!(
+                    "cannot join {} of a non running container: {name}",
+                    kind.to_uppercase()
+                )));
             }
             let shareable = matches!(other.host_config.ipc_mode.as_str(), "shareable" | "host")
                 || joined_container(&other.host_config.ipc_mode).is_some();
@@ -210,7 +213,7 @@ impl Launcher<'_> {
             }
             Err(e) => {
                 for v in &prepared.anonymous {
-                    let _ = store.remove(v, true, &|_| false);
+                    let _ = store.remove(v, true, &|_| Vec::new());
                 }
                 Err(e.into())
             }

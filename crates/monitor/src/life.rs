@@ -367,7 +367,7 @@ impl Monitor {
             return;
         };
         for v in &self.record.anonymous_volumes {
-            let _ = store.remove(v, true, &|_| false);
+            let _ = store.remove(v, true, &|_| Vec::new());
         }
     }
 

@@ -4,6 +4,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use pelagos_model::error::conflict;
 use pelagos_model::protocol::{Attach, ExecSpec, Reply, Request, WaitCondition};
 use pelagos_model::state::Status;
 
@@ -144,10 +145,7 @@ impl Monitor {
             if self.restart_at.is_some() && ends_policy {
                 return self.end_restarting();
             }
-            return Err(Error::Conflict(format!(
-                "container {} is not running",
-                self.record.name
-            )));
+            return Err(Error::Conflict(conflict::not_running(&self.record.id)));
         }
         if ends_policy {
             self.update(|r| r.state.stop_requested = true)?;
@@ -203,18 +201,11 @@ impl Monitor {
                 self.emit("unpause", &[]);
                 Ok(())
             }
-            (true, Status::Paused) => Err(Error::Conflict(format!(
-                "container {} is already paused",
-                self.record.name
-            ))),
-            (false, Status::Running) => Err(Error::Conflict(format!(
-                "container {} is not paused",
-                self.record.name
-            ))),
-            _ => Err(Error::Conflict(format!(
-                "container {} is not running",
-                self.record.name
-            ))),
+            (true, Status::Paused) => {
+                Err(Error::Conflict(conflict::already_paused(&self.record.id)))
+            }
+            (false, _) => Err(Error::Conflict(conflict::not_paused(&self.record.id))),
+            _ => Err(Error::Conflict(conflict::not_running(&self.record.id))),
         }
     }
 
@@ -274,10 +265,9 @@ impl Monitor {
                 self.emit("resize", &[("height", &h), ("width", &w)]);
                 Ok(())
             }
-            None if self.record.config.tty => Err(Error::Conflict(format!(
-                "container {} is not running",
-                self.record.name
-            ))),
+            None if self.record.config.tty => {
+                Err(Error::Conflict(conflict::not_running(&self.record.id)))
+            }
             None => Err(Error::Invalid(format!(
                 "container {} has no terminal to resize",
                 self.record.name
@@ -289,10 +279,7 @@ impl Monitor {
     /// then `ExecExited` unless detached.
     fn exec(&mut self, id: u64, spec: ExecSpec, fds: Vec<OwnedFd>) -> Result<()> {
         let Some(live) = &self.live else {
-            return Err(Error::Conflict(format!(
-                "container {} is not running",
-                self.record.name
-            )));
+            return Err(Error::Conflict(conflict::not_running(&self.record.id)));
         };
         if self.record.state.status == Status::Paused {
             return Err(Error::Conflict(format!(

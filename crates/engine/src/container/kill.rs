@@ -20,7 +20,9 @@ pub fn kill(engine: &Engine, name_or_id: &str, signal: i32) -> Result<()> {
     Ok(())
 }
 
-/// Signals every named container at once.
+/// Signals every named container at once; each error says which container, as Docker's.
 pub fn kill_many(engine: &Engine, names: &[String], signal: i32) -> Vec<Result<()>> {
-    super::for_each_parallel(names, |n| kill(engine, n, signal))
+    super::for_each_parallel(names, |n| {
+        kill(engine, n, signal).map_err(|e| e.context(format!("Cannot kill container: {n}")))
+    })
 }

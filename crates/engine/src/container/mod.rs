@@ -50,9 +50,9 @@ pub fn lookup(engine: &Engine, name_or_id: &str) -> Result<ContainerRecord> {
     reconcile::truthful(engine, record)
 }
 
-/// "container X is not running" as a conflict.
+/// Docker's "Container ID is not running" as a conflict.
 pub(crate) fn not_running(record: &ContainerRecord) -> Error {
-    Error::Conflict(format!("container {} is not running", record.name))
+    Error::Conflict(pelagos_model::error::conflict::not_running(&record.id))
 }
 
 /// Runs `f` for every name at once (each on its own thread: the work is waiting on monitors),

@@ -17,11 +17,7 @@ pub fn remove(engine: &Engine, name_or_id: &str, force: bool, volumes: bool) -> 
     for _ in 0..50 {
         if let Some(mut client) = super::monitor_of(engine, &record)? {
             if !force {
-                return Err(Error::Conflict(format!(
-                    "cannot remove container {}: it is {}: stop it first, or use --force",
-                    record.name,
-                    record.state.status.as_str()
-                )));
+                return Err(still_running(&record));
             }
             return match client.call(&Request::Remove { volumes }) {
                 Ok(Reply::Removed) => Ok(()),
@@ -82,10 +78,29 @@ pub(crate) fn delete_stopped(
     drop(lock);
     if volumes || record.host_config.auto_remove {
         for v in anonymous {
-            let _ = engine.volumes().remove(&v, true, &|_| false);
+            let _ = engine.volumes().remove(&v, true, &|_| Vec::new());
         }
     }
     Ok(())
+}
+
+/// Docker's refusal to remove a live container without `--force`.
+fn still_running(record: &ContainerRecord) -> Error {
+    let id = &record.id;
+    Error::Conflict(match record.state.status {
+        Status::Paused => format!(
+            "You cannot remove a paused container {id}. Unpause and then stop the container \
+             before attempting removal or force remove"
+        ),
+        Status::Restarting => format!(
+            "You cannot remove a restarting container {id}. Stop the container before \
+             attempting removal or force remove"
+        ),
+        _ => format!(
+            "You cannot remove a running container {id}. Stop the container before attempting \
+             removal or force remove"
+        ),
+    })
 }
 
 /// `container prune`: removes every container that is not running; their ids and the bytes
