@@ -49,6 +49,9 @@ pub enum Error {
     /// From the runtime core.
     #[error(transparent)]
     Runtime(#[from] pelagos_container::Error),
+    /// A `--filter` the daemon refuses.
+    #[error(transparent)]
+    Filter(#[from] crate::filters::FilterError),
 }
 
 impl Error {
@@ -63,7 +66,10 @@ impl Error {
     /// The kind, from the variant.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid(_) | Error::FlagValue { .. } | Error::Ambiguous(_) => {
+            Error::Invalid(_)
+            | Error::FlagValue { .. }
+            | Error::Ambiguous(_)
+            | Error::Filter(_) => {
                 ErrorKind::InvalidArgument
             }
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
