@@ -3,21 +3,21 @@
 //! SIGINT or SIGTERM.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use anyhow::{anyhow, bail, Context, Result};
-use chrono::{FixedOffset, Local, NaiveDateTime, TimeZone};
+use anyhow::{Context, Result};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use pelagos_model::events::{Event, EventLog, Filter, TimeRange};
+use pelagos_model::timestamp;
 
 use crate::cli::{Cli, EventsArgs};
 
 pub fn events(cli: &Cli, a: &EventsArgs) -> Result<i32> {
     let filter = Filter::parse(&a.filter)?;
     let now = SystemTime::now();
-    let since = a.since.as_deref().map(|s| timestamp(s, now)).transpose()?;
-    let until = a.until.as_deref().map(|s| timestamp(s, now)).transpose()?;
+    let since = a.since.as_deref().map(|s| timestamp::parse(s, now)).transpose()?;
+    let until = a.until.as_deref().map(|s| timestamp::parse(s, now)).transpose()?;
     let range = TimeRange {
         // Without --since, Docker shows only what happens from now on.
         since: Some(since.unwrap_or(now)),
