@@ -142,7 +142,10 @@ pub fn df(cli: &Cli, a: &DfArgs) -> Result<i32> {
         (true, "table") => verbose_table(&usage)?,
         // Docker runs a verbose custom format once, over every section, without a newline.
         (true, custom) => {
-            let body = custom.strip_prefix("table").unwrap_or(custom).trim_matches(' ');
+            let body = custom
+                .strip_prefix("table")
+                .unwrap_or(custom)
+                .trim_matches(' ');
             let body = body.replace("\\t", "\t").replace("\\n", "\n");
             format_one(&body, &verbose_object(&usage, false))?
         }
@@ -176,7 +179,8 @@ fn summary_rows(u: &Usage) -> Vec<Value> {
     let images_size = u.layers.values().map(|l| l.0).sum();
     let images_free = u.layers.values().filter(|l| !l.1).map(|l| l.0).sum();
     let images_active = u.images.iter().filter(|i| i.containers > 0).count();
-    let live = |c: &&ContainerSummary| matches!(c.state.as_str(), "running" | "paused" | "restarting");
+    let live =
+        |c: &&ContainerSummary| matches!(c.state.as_str(), "running" | "paused" | "restarting");
     let c_size = u.containers.iter().map(|c| c.size_rw.unwrap_or(0)).sum();
     let c_free = u
         .containers
@@ -191,7 +195,13 @@ fn summary_rows(u: &Usage) -> Vec<Value> {
     let mut build_cache = summary_row("Build Cache", 0, 0, 0, 0);
     build_cache["Reclaimable"] = json!("0B");
     vec![
-        summary_row("Images", u.images.len(), images_active, images_size, images_free),
+        summary_row(
+            "Images",
+            u.images.len(),
+            images_active,
+            images_size,
+            images_free,
+        ),
         summary_row("Containers", u.containers.len(), c_active, c_size, c_free),
         summary_row("Local Volumes", u.volumes.len(), v_active, v_size, v_free),
         build_cache,

@@ -16,8 +16,16 @@ use crate::cli::{Cli, EventsArgs};
 pub fn events(cli: &Cli, a: &EventsArgs) -> Result<i32> {
     let filter = Filter::parse(&a.filter)?;
     let now = SystemTime::now();
-    let since = a.since.as_deref().map(|s| timestamp::parse(s, now)).transpose()?;
-    let until = a.until.as_deref().map(|s| timestamp::parse(s, now)).transpose()?;
+    let since = a
+        .since
+        .as_deref()
+        .map(|s| timestamp::parse(s, now))
+        .transpose()?;
+    let until = a
+        .until
+        .as_deref()
+        .map(|s| timestamp::parse(s, now))
+        .transpose()?;
     let range = TimeRange {
         // Without --since, Docker shows only what happens from now on.
         since: Some(since.unwrap_or(now)),
@@ -60,4 +68,3 @@ pub fn events(cli: &Cli, a: &EventsArgs) -> Result<i32> {
     log.follow(&range, Some(std::os::fd::AsFd::as_fd(&stop)), &mut print)?;
     Ok(0)
 }
-

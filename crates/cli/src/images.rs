@@ -6,11 +6,11 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use pelagos_engine::Engine;
 use pelagos_engine::image_prune::ImagePruneFilter;
+use pelagos_engine::Engine;
 use pelagos_image::{archive, ImageRecord, Reference, Removal};
-use pelagos_model::filters::Filters;
 use pelagos_model::events::Event;
+use pelagos_model::filters::Filters;
 use pelagos_registry::{Credentials, Platform};
 use serde_json::{json, Value};
 

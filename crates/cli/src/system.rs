@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use pelagos_engine::container::remove;
 use pelagos_engine::image_prune::ImagePruneFilter;
 use pelagos_engine::volumes::VolumePruneFilter;
@@ -218,13 +218,10 @@ impl SystemPruneFilters {
     fn parse(a: &SystemPruneArgs) -> Result<SystemPruneFilters> {
         let containers = PruneFilter::parse(&a.filter, remove::PRUNE_KEYS)?;
         let images = ImagePruneFilter::parse(&a.filter, a.all)?;
+        // `-a` is for images only: volumes stay anonymous ones (`all=true` is refused by the
+        // containers' filter above).
         let volumes = match a.volumes {
             false => None,
-            true if containers.filters().contains("until") => {
-                bail!(r#"ERROR: The "until" filter is not supported with "--volumes""#)
-            }
-            // `-a` is for images only: volumes stay anonymous ones (`all=true` is refused by
-            // the containers' filter above).
             true => Some(VolumePruneFilter::parse(&a.filter, false)?),
         };
         Ok(SystemPruneFilters {
@@ -236,6 +233,18 @@ impl SystemPruneFilters {
 }
 
 pub fn prune(cli: &Cli, a: &SystemPruneArgs) -> Result<i32> {
+    let until = a.filter.iter().any(|f| {
+        f.split_once('=')
+            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("until"))
+    });
+    if a.volumes && until {
+        // Docker's CLI refuses it before asking the daemon, in these words.
+        let _ = writeln!(
+            std::io::stderr(),
+            r#"ERROR: The "until" filter is not supported with "--volumes""#
+        );
+        return Ok(1);
+    }
     let filters = SystemPruneFilters::parse(a)?;
     let engine = crate::engine(cli)?;
     let what = format!(

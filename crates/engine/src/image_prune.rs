@@ -57,7 +57,10 @@ pub fn prune(engine: &Engine, filter: &ImagePruneFilter) -> Result<PruneReport> 
 fn selected(engine: &Engine, filter: &ImagePruneFilter) -> Result<HashSet<Digest>> {
     let mut out = HashSet::new();
     for image in engine.images().list()? {
-        if filter.filter.selects(&labels(engine, &image)?, created(&image)) {
+        if filter
+            .filter
+            .selects(&labels(engine, &image)?, created(&image))
+        {
             out.insert(image.id);
         }
     }
@@ -92,7 +95,11 @@ mod tests {
     fn dangling_follows_all_and_conflicts_as_docker() {
         assert!(!ImagePruneFilter::parse::<&str>(&[], false).unwrap().all);
         assert!(ImagePruneFilter::parse::<&str>(&[], true).unwrap().all);
-        assert!(ImagePruneFilter::parse(&["dangling=false"], true).unwrap().all);
+        assert!(
+            ImagePruneFilter::parse(&["dangling=false"], true)
+                .unwrap()
+                .all
+        );
         assert_eq!(
             ImagePruneFilter::parse(&["dangling=false"], false)
                 .unwrap_err()

@@ -59,9 +59,11 @@ impl VolumePruneFilter {
         }
         let all = match filters.get("all") {
             [] => false,
-            [one] => go_bool(one).ok_or_else(|| FilterError::Other(format!(
-                "invalid filter 'all': strconv.ParseBool: parsing {one:?}: invalid syntax"
-            )))?,
+            [one] => go_bool(one).ok_or_else(|| {
+                FilterError::Other(format!(
+                    "invalid filter 'all': strconv.ParseBool: parsing {one:?}: invalid syntax"
+                ))
+            })?,
             _ => {
                 return Err(FilterError::Other(format!(
                     "invalid filter 'all=[{}]': only one value is expected",
@@ -158,10 +160,15 @@ mod tests {
         assert!(f(&["all=true", "label=keep=yes"], false).selects(&named));
         assert!(!f(&["all=false"], false).selects(&named));
         let err = |args: &[&str], all| VolumePruneFilter::parse(args, all).unwrap_err();
-        assert_eq!(err(&["until=10m"], false).to_string(), "invalid filter 'until'");
+        assert_eq!(
+            err(&["until=10m"], false).to_string(),
+            "invalid filter 'until'"
+        );
         assert!(err(&["all=false"], true)
             .to_string()
             .contains("only one value is expected"));
-        assert!(err(&["all=maybe"], false).to_string().contains("invalid filter 'all'"));
+        assert!(err(&["all=maybe"], false)
+            .to_string()
+            .contains("invalid filter 'all'"));
     }
 }

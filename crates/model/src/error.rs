@@ -69,9 +69,7 @@ impl Error {
             Error::Invalid(_)
             | Error::FlagValue { .. }
             | Error::Ambiguous(_)
-            | Error::Filter(_) => {
-                ErrorKind::InvalidArgument
-            }
+            | Error::Filter(_) => ErrorKind::InvalidArgument,
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::NameInUse { .. } | Error::Conflict(_) => ErrorKind::Conflict,
             Error::Io { .. } | Error::Record { .. } => ErrorKind::Internal,

@@ -191,12 +191,17 @@ mod tests {
 
     #[test]
     fn parses_like_dockers_cli_and_checks_keys() {
-        let f = Filters::parse(&[" Label = a=b ", "label!=c", "label=a=b"], &["label", "label!"])
-            .unwrap();
+        let f = Filters::parse(
+            &[" Label = a=b ", "label!=c", "label=a=b"],
+            &["label", "label!"],
+        )
+        .unwrap();
         assert_eq!(f.get("label"), ["a=b"]);
         assert_eq!(f.get("label!"), ["c"]);
         assert_eq!(
-            Filters::parse(&["x=1"], &["label"]).unwrap_err().to_string(),
+            Filters::parse(&["x=1"], &["label"])
+                .unwrap_err()
+                .to_string(),
             "invalid filter 'x'"
         );
         assert_eq!(
