@@ -392,7 +392,7 @@ pub enum ContainerVerb {
 #[derive(Subcommand, Debug)]
 pub enum SystemCommand {
     /// Show disk usage.
-    Df(FormatArgs),
+    Df(DfArgs),
     /// Remove stopped containers, dangling (with -a: unused) images and, with --volumes,
     /// anonymous volumes.
     Prune(SystemPruneArgs),
@@ -420,6 +420,16 @@ pub struct EventsArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct DfArgs {
+    /// Format: "json" or a Go-template subset ('{{.Type}}').
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show detailed information on space usage.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct SystemPruneArgs {
     /// Remove all unused images, not just dangling ones.
     #[arg(short, long)]
@@ -430,6 +440,9 @@ pub struct SystemPruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>").
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -465,6 +478,9 @@ pub struct VolumeLsArgs {
     /// Format: "json" or a Go-template subset ('{{.Name}}').
     #[arg(long)]
     pub format: Option<String>,
+    /// Provide filter values (dangling, driver, label, name).
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -611,6 +627,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation.
     #[arg(short, long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=<timestamp>", "label=<key>=<value>", "label!=<key>").
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args, Debug)]

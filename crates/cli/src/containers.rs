@@ -447,7 +447,10 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
     };
     let engine = engine(cli)?;
     let now = std::time::SystemTime::now();
-    let time = |v: &Option<String>| v.as_deref().map(|t| crate::events::timestamp(t, now));
+    let time = |v: &Option<String>| {
+        v.as_deref()
+            .map(|t| pelagos_model::timestamp::parse(t, now))
+    };
     let options = pelagos_model::logs::ReadOptions {
         tail,
         since: time(&a.since).transpose()?,

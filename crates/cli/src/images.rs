@@ -6,9 +6,11 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use pelagos_engine::image_prune::ImagePruneFilter;
 use pelagos_engine::Engine;
 use pelagos_image::{archive, ImageRecord, Reference, Removal};
 use pelagos_model::events::Event;
+use pelagos_model::filters::Filters;
 use pelagos_registry::{Credentials, Platform};
 use serde_json::{json, Value};
 
@@ -410,6 +412,7 @@ pub fn tag(cli: &Cli, a: &TagArgs) -> Result<i32> {
 }
 
 pub fn prune(cli: &Cli, a: &PruneArgs) -> Result<i32> {
+    let filter = ImagePruneFilter::parse(&a.filter, a.all)?;
     let engine = engine(cli)?;
     if !a.force && std::io::stdin().is_terminal() {
         let what = if a.all {
@@ -424,8 +427,7 @@ pub fn prune(cli: &Cli, a: &PruneArgs) -> Result<i32> {
             return Ok(0);
         }
     }
-    let in_use = engine.image_in_use_fn()?;
-    let report = engine.images().prune(a.all, &in_use)?;
+    let report = pelagos_engine::image_prune::prune(&engine, &filter)?;
     if !report.deleted.is_empty() {
         out!("Deleted Images:");
         for d in &report.deleted {
@@ -634,40 +636,24 @@ pub fn logout(cli: &Cli, a: &LogoutArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The keys `docker images --filter` accepts here.
+const LIST_KEYS: &[&str] = &["dangling", "reference", "label"];
+
 /// `docker images --filter`: dangling, reference (glob on `repo:tag`), label.
 #[derive(Default)]
 struct ImageFilters {
+    filters: Filters,
     dangling: Option<bool>,
-    references: Vec<String>,
-    labels: Vec<(String, Option<String>)>,
 }
 
 impl ImageFilters {
     fn parse(list: &[String]) -> Result<ImageFilters> {
-        let mut f = ImageFilters::default();
-        for item in list {
-            let (k, v) = item.split_once('=').ok_or_else(|| {
-                anyhow::anyhow!("bad format of filter {item:?} (expected name=value)")
-            })?;
-            match k {
-                "dangling" => {
-                    f.dangling = Some(match v {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => bail!("invalid filter 'dangling={v}': expected true or false"),
-                    })
-                }
-                "reference" => f.references.push(v.to_string()),
-                "label" => f.labels.push(match v.split_once('=') {
-                    Some((lk, lv)) => (lk.to_string(), Some(lv.to_string())),
-                    None => (v.to_string(), None),
-                }),
-                other => {
-                    bail!("invalid filter {other:?}: supported are dangling, reference, label")
-                }
-            }
-        }
-        Ok(f)
+        let filters = Filters::parse(list, LIST_KEYS)?;
+        let dangling = match filters.contains("dangling") {
+            true => Some(filters.bool_or("dangling", false)?),
+            false => None,
+        };
+        Ok(ImageFilters { filters, dangling })
     }
 
     fn keeps_image(&self, engine: &Engine, image: &ImageRecord) -> Result<bool> {
@@ -676,32 +662,22 @@ impl ImageFilters {
                 return Ok(false);
             }
         }
-        if !self.labels.is_empty() {
-            let config = engine.images().config(image)?;
-            let labels = config
-                .config()
-                .as_ref()
-                .and_then(|c| c.labels().clone())
-                .unwrap_or_default();
-            for (k, v) in &self.labels {
-                match (labels.get(k), v) {
-                    (None, _) => return Ok(false),
-                    (Some(have), Some(want)) if have != want => return Ok(false),
-                    _ => {}
-                }
-            }
+        if self.filters.contains("label") {
+            let labels = pelagos_engine::image_prune::labels(engine, image)?;
+            return Ok(self.filters.labels_match(&labels));
         }
         Ok(true)
     }
 
     fn keeps_row(&self, row: &Value) -> bool {
-        if self.references.is_empty() {
+        let references = self.filters.get("reference");
+        if references.is_empty() {
             return true;
         }
         let repo = row["Repository"].as_str().unwrap_or_default();
         let tag = row["Tag"].as_str().unwrap_or_default();
         let full = format!("{repo}:{tag}");
-        self.references
+        references
             .iter()
             .any(|p| glob_match(p, &full) || glob_match(p, repo))
     }

@@ -4,6 +4,7 @@
 mod archive;
 mod cli;
 mod containers;
+mod disk_usage;
 mod events;
 mod failure;
 mod format;
@@ -20,6 +21,7 @@ use std::io::Write;
 
 use clap::Parser;
 use pelagos_engine::{Engine, EngineOptions};
+use pelagos_model::filters::FilterError;
 
 fn main() {
     let cli = parse_or_exit();
@@ -38,6 +40,13 @@ fn main() {
             let _ = write!(std::io::stderr(), "{}", report.text);
             report.code
         }
+        Err(e) if filter_error(&e).is_some() => match filter_error(&e) {
+            Some(FilterError::BadFormat(value)) => bad_filter_flag(value),
+            _ => {
+                let _ = writeln!(std::io::stderr(), "Error response from daemon: {e}");
+                1
+            }
+        },
         Err(e) => {
             let args: Vec<String> = std::env::args_os()
                 .skip(1)
@@ -107,6 +116,42 @@ fn misplaced_flag(cli: &cli::Cli) -> Option<usage::Report> {
     too_few.then(|| usage::arity_error(&path))
 }
 
+/// A `--filter` the engine refused, wherever it sits in the chain: Docker's daemon refuses
+/// those, its CLI only a value without `=`.
+fn filter_error(e: &anyhow::Error) -> Option<&FilterError> {
+    e.chain().find_map(|c| {
+        c.downcast_ref::<FilterError>()
+            .or_else(|| {
+                c.downcast_ref::<pelagos_engine::Error>()
+                    .and_then(|e| e.filter_error())
+            })
+            .or_else(|| match c.downcast_ref::<pelagos_model::Error>() {
+                Some(pelagos_model::Error::Filter(f)) => Some(f),
+                _ => None,
+            })
+    })
+}
+
+/// Docker's flag error for a filter without `=` (prunes have no `-f` for it).
+fn bad_filter_flag(value: &str) -> i32 {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let (path, _) = usage::command_path(&args);
+    let flag = match path.ends_with("prune") {
+        true => "--filter",
+        false => "-f, --filter",
+    };
+    let why = FilterError::BadFormat(value.to_string());
+    let report = usage::flag_error(
+        &path,
+        format!("invalid argument {value:?} for {flag:?} flag: {why}"),
+    );
+    let _ = write!(std::io::stderr(), "{}", report.text);
+    report.code
+}
+
 /// A flag value that does not parse: Docker prints it with the command's usage.
 fn flag_value_error(e: &anyhow::Error) -> Option<&pelagos_model::Error> {
     e.chain()
@@ -155,7 +200,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Container(K::Prune(a)) => system::container_prune(cli, a),
         C::Version(a) => system::version(a),
         C::Volume(v) => volumes::dispatch(cli, v),
-        C::System(cli::SystemCommand::Df(a)) => system::df(cli, a),
+        C::System(cli::SystemCommand::Df(a)) => disk_usage::df(cli, a),
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
         C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),
         C::Info(a) => system::info(cli, a),

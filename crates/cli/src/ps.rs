@@ -64,7 +64,7 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
 }
 
 /// Docker's `ContainerContext`: every field as the string its method returns.
-fn context(s: &ContainerSummary, trunc: bool) -> Value {
+pub fn context(s: &ContainerSummary, trunc: bool) -> Value {
     let created = UNIX_EPOCH + std::time::Duration::from_secs(s.created.max(0) as u64);
     let age = SystemTime::now()
         .duration_since(created)

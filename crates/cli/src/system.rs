@@ -1,14 +1,17 @@
-//! `version` and `info`: what is running where, for bug reports and scripts.
+//! `version` and `info`: what is running where, for bug reports and scripts; the prunes of
+//! containers and of everything (`system prune`).
 
 use std::io::Write;
 
 use anyhow::Result;
+use pelagos_engine::container::remove;
+use pelagos_engine::image_prune::ImagePruneFilter;
+use pelagos_engine::volumes::VolumePruneFilter;
+use pelagos_model::filters::PruneFilter;
 use serde_json::{json, Value};
 
-use std::collections::{HashMap, HashSet};
-
 use crate::cli::{Cli, FormatArgs, PruneArgs, SystemPruneArgs};
-use crate::format::{format_one, format_rows, headers, human_size};
+use crate::format::{format_one, human_size};
 
 fn print(value: &Value, format: Option<&str>, text: impl FnOnce() -> String) -> Result<i32> {
     let out = match format {
@@ -179,24 +182,70 @@ fn confirm(force: bool, what: &str) -> Result<bool> {
 }
 
 pub fn container_prune(cli: &Cli, a: &PruneArgs) -> Result<i32> {
+    let filter = PruneFilter::parse(&a.filter, remove::PRUNE_KEYS)?;
     let engine = crate::engine(cli)?;
     if !confirm(a.force, "all stopped containers")? {
         return Ok(0);
     }
-    let (removed, bytes) = pelagos_engine::container::remove::prune(&engine)?;
+    let (removed, bytes) = remove::prune(&engine, &filter)?;
     let mut out = std::io::stdout().lock();
-    if !removed.is_empty() {
-        writeln!(out, "Deleted Containers:")?;
-        for id in &removed {
-            writeln!(out, "{id}")?;
-        }
-        writeln!(out)?;
-    }
+    print_section(&mut out, "Deleted Containers:", &removed)?;
     writeln!(out, "Total reclaimed space: {}", human_size(bytes))?;
     Ok(0)
 }
 
+/// A title, one line per item and a blank line; nothing without items.
+fn print_section(out: &mut impl Write, title: &str, items: &[String]) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "{title}")?;
+    for i in items {
+        writeln!(out, "{i}")?;
+    }
+    writeln!(out)
+}
+
+/// `system prune`'s filters, every part's checked before anything is removed (as Docker,
+/// the containers' first: `dangling` is refused there).
+struct SystemPruneFilters {
+    containers: PruneFilter,
+    images: ImagePruneFilter,
+    volumes: Option<VolumePruneFilter>,
+}
+
+impl SystemPruneFilters {
+    fn parse(a: &SystemPruneArgs) -> Result<SystemPruneFilters> {
+        let containers = PruneFilter::parse(&a.filter, remove::PRUNE_KEYS)?;
+        let images = ImagePruneFilter::parse(&a.filter, a.all)?;
+        // `-a` is for images only: volumes stay anonymous ones (`all=true` is refused by the
+        // containers' filter above).
+        let volumes = match a.volumes {
+            false => None,
+            true => Some(VolumePruneFilter::parse(&a.filter, false)?),
+        };
+        Ok(SystemPruneFilters {
+            containers,
+            images,
+            volumes,
+        })
+    }
+}
+
 pub fn prune(cli: &Cli, a: &SystemPruneArgs) -> Result<i32> {
+    let until = a.filter.iter().any(|f| {
+        f.split_once('=')
+            .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("until"))
+    });
+    if a.volumes && until {
+        // Docker's CLI refuses it before asking the daemon, in these words.
+        let _ = writeln!(
+            std::io::stderr(),
+            r#"ERROR: The "until" filter is not supported with "--volumes""#
+        );
+        return Ok(1);
+    }
+    let filters = SystemPruneFilters::parse(a)?;
     let engine = crate::engine(cli)?;
     let what = format!(
         "all stopped containers, {}{}",
@@ -214,158 +263,24 @@ pub fn prune(cli: &Cli, a: &SystemPruneArgs) -> Result<i32> {
     if !confirm(a.force, &what)? {
         return Ok(0);
     }
-    let (containers, mut bytes) = pelagos_engine::container::remove::prune(&engine)?;
-    let in_use = engine.image_in_use_fn()?;
-    let images = engine.images().prune(a.all, &in_use)?;
-    bytes += images.reclaimed;
+    let (containers, mut bytes) = remove::prune(&engine, &filters.containers)?;
     let mut volumes = Vec::new();
-    if a.volumes {
-        let used = engine.containers().volumes_in_use()?;
-        let (v, b) = engine.volumes().prune(false, &|n| used.contains(n))?;
+    if let Some(filter) = &filters.volumes {
+        let (v, b) = pelagos_engine::volumes::prune(&engine, filter)?;
         volumes = v;
         bytes += b;
     }
-    let mut out = std::io::stdout().lock();
-    for (title, items) in [
-        ("Deleted Containers:", containers),
-        ("Deleted Volumes:", volumes),
-        (
-            "Deleted Images:",
-            images
-                .deleted
-                .iter()
-                .map(|d| format!("deleted: {d}"))
-                .collect(),
-        ),
-    ] {
-        if !items.is_empty() {
-            writeln!(out, "{title}")?;
-            for i in items {
-                writeln!(out, "{i}")?;
-            }
-            writeln!(out)?;
-        }
-    }
-    writeln!(out, "Total reclaimed space: {}", human_size(bytes))?;
-    Ok(0)
-}
-
-/// `system df`: images, containers and volumes with their sizes and what could be reclaimed.
-pub fn df(cli: &Cli, a: &FormatArgs) -> Result<i32> {
-    let engine = crate::engine(cli)?;
-    let images = engine.images().list()?;
-    let containers = engine.containers().list()?;
-    let used_images: HashSet<String> = containers.iter().map(|c| c.image_id.clone()).collect();
-    // Layers are shared: count each once, and as reclaimable only when no used image has it.
-    let mut layer_size: HashMap<String, u64> = HashMap::new();
-    let mut used_layers: HashSet<String> = HashSet::new();
-    for image in &images {
-        for chain in &image.chain_ids {
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                layer_size.entry(chain.to_string())
-            {
-                slot.insert(engine.images().layer(chain)?.map(|l| l.size).unwrap_or(0));
-            }
-            if used_images.contains(&image.id.to_string()) {
-                used_layers.insert(chain.to_string());
-            }
-        }
-    }
-    let images_size: u64 = layer_size.values().sum();
-    let images_reclaimable: u64 = layer_size
+    let images = pelagos_engine::image_prune::prune(&engine, &filters.images)?;
+    bytes += images.reclaimed;
+    let deleted: Vec<String> = images
+        .deleted
         .iter()
-        .filter(|(k, _)| !used_layers.contains(*k))
-        .map(|(_, v)| v)
-        .sum();
-    let mut c_size = 0;
-    let mut c_reclaimable = 0;
-    let mut c_active = 0;
-    for c in &containers {
-        let size =
-            pelagos_engine::volumes::disk_usage(&engine.containers().dir_of(&c.id).join("upper"));
-        c_size += size;
-        if c.state.status.is_live() {
-            c_active += 1;
-        } else {
-            c_reclaimable += size;
-        }
-    }
-    let vols = engine.volumes().list()?;
-    let used_vols = engine.containers().volumes_in_use()?;
-    let mut v_size = 0;
-    let mut v_reclaimable = 0;
-    for v in &vols {
-        let size = pelagos_engine::volumes::disk_usage(&v.mountpoint);
-        v_size += size;
-        if !used_vols.contains(&v.name) {
-            v_reclaimable += size;
-        }
-    }
-    let row = |t: &str, total: usize, active: usize, size: u64, reclaimable: u64| {
-        json!({"Type": t, "TotalCount": total, "Active": active, "Size": human_size(size),
-               "Reclaimable": human_size(reclaimable), "SizeBytes": size,
-               "ReclaimableBytes": reclaimable})
-    };
-    let rows = vec![
-        row(
-            "Images",
-            images.len(),
-            images
-                .iter()
-                .filter(|i| used_images.contains(&i.id.to_string()))
-                .count(),
-            images_size,
-            images_reclaimable,
-        ),
-        row(
-            "Containers",
-            containers.len(),
-            c_active,
-            c_size,
-            c_reclaimable,
-        ),
-        row(
-            "Local Volumes",
-            vols.len(),
-            vols.iter().filter(|v| used_vols.contains(&v.name)).count(),
-            v_size,
-            v_reclaimable,
-        ),
-        row("Build Cache", 0, 0, 0, 0),
-    ];
-    match a.format.as_deref() {
-        Some("json") => {
-            for r in &rows {
-                let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string(r)?);
-            }
-        }
-        Some(t) if t != "table" => {
-            let _ = write!(
-                std::io::stdout(),
-                "{}",
-                format_rows(t, &rows, headers::DISK_USAGE)?
-            );
-        }
-        _ => {
-            let mut table = vec![["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()];
-            for r in &rows {
-                let s = |k: &str| match &r[k] {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                table.push(vec![
-                    s("Type"),
-                    s("TotalCount"),
-                    s("Active"),
-                    s("Size"),
-                    s("Reclaimable"),
-                ]);
-            }
-            crate::images::print_table(&table);
-        }
-    }
+        .map(|d| format!("deleted: {d}"))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    print_section(&mut out, "Deleted Containers:", &containers)?;
+    print_section(&mut out, "Deleted Volumes:", &volumes)?;
+    print_section(&mut out, "Deleted Images:", &deleted)?;
+    writeln!(out, "Total reclaimed space: {}", human_size(bytes))?;
     Ok(0)
 }

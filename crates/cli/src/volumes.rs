@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::{bail, Result};
+use pelagos_engine::volumes::{VolumeListFilter, VolumePruneFilter};
 
 use crate::cli::{Cli, VolumeCommand};
 use crate::format::{format_rows, headers, human_size};
@@ -23,7 +24,8 @@ pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
             writeln!(out, "{}", v.name)?;
         }
         VolumeCommand::Ls(a) => {
-            let all = volumes.list()?;
+            let filter = VolumeListFilter::parse(&a.filter)?;
+            let all = pelagos_engine::volumes::list(&engine, &filter)?;
             if a.quiet {
                 for v in &all {
                     writeln!(out, "{}", v.name)?;
@@ -75,11 +77,11 @@ pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
             return Ok(i32::from(failed));
         }
         VolumeCommand::Prune(a) => {
+            let filter = VolumePruneFilter::parse(&a.filter, a.all)?;
             if !a.force && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 bail!("volume prune removes data: confirm with -f");
             }
-            let used = engine.containers().volumes_in_use()?;
-            let (removed, bytes) = volumes.prune(a.all, &|v| used.contains(v))?;
+            let (removed, bytes) = pelagos_engine::volumes::prune(&engine, &filter)?;
             if !removed.is_empty() {
                 writeln!(out, "Deleted Volumes:")?;
                 for r in &removed {

@@ -98,6 +98,26 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The `--filter` the daemon refused, if that is what this is (Docker prints those as
+    /// "Error response from daemon").
+    pub fn filter_error(&self) -> Option<&pelagos_model::filters::FilterError> {
+        match self {
+            Error::Model(e) => match &**e {
+                pelagos_model::Error::Filter(f) => Some(f),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl From<pelagos_model::filters::FilterError> for Error {
+    fn from(e: pelagos_model::filters::FilterError) -> Error {
+        Error::Model(Box::new(e.into()))
+    }
+}
+
 /// The other crates' errors, boxed: they are large and the engine's results are returned
 /// everywhere.
 macro_rules! boxed_from {

@@ -6,7 +6,8 @@
 //! * [`container`]: the container verbs (create, start, stop, kill, rm, wait, exec, attach,
 //!   logs, inspect, ps, top, stats), each a client of the container's monitor
 //!   (`pelagos-monitor`, started with `posix_spawn`);
-//! * [`volumes`]: named and anonymous volumes.
+//! * [`volumes`]: named and anonymous volumes, `volume ls`/`prune` filters;
+//!   [`image_prune`]: `image prune` filters.
 //!
 //! The engine is the control plane: thread-safe, no process-global effects (no fork, no
 //! signal masks, no chdir, no fds 0-2), so a tokio daemon calls it as the CLI does.
@@ -18,6 +19,7 @@
 pub mod commit;
 pub mod container;
 pub mod error;
+pub mod image_prune;
 pub mod pull;
 pub mod push;
 pub mod system;

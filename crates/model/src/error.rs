@@ -49,6 +49,9 @@ pub enum Error {
     /// From the runtime core.
     #[error(transparent)]
     Runtime(#[from] pelagos_container::Error),
+    /// A `--filter` the daemon refuses.
+    #[error(transparent)]
+    Filter(#[from] crate::filters::FilterError),
 }
 
 /// Docker's words for the state conflicts scripts match on (moby's daemon messages), with
@@ -82,9 +85,10 @@ impl Error {
     /// The kind, from the variant.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid(_) | Error::FlagValue { .. } | Error::Ambiguous(_) => {
-                ErrorKind::InvalidArgument
-            }
+            Error::Invalid(_)
+            | Error::FlagValue { .. }
+            | Error::Ambiguous(_)
+            | Error::Filter(_) => ErrorKind::InvalidArgument,
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::NameInUse { .. } | Error::Conflict(_) => ErrorKind::Conflict,
             Error::Io { .. } | Error::Record { .. } => ErrorKind::Internal,

@@ -9,13 +9,15 @@
 //!   durations); [`validate`]: every check before anything exists; [`mounts`], [`security`]:
 //!   Docker's mount and security-option rules;
 //! * [`volumes`]: named and anonymous volumes; [`rootfs`]: paths resolved inside a root;
-//! * [`events`]: Docker's events, in a bounded log under the root.
+//! * [`events`]: Docker's events, in a bounded log under the root;
+//! * [`filters`]: every `--filter` (Docker's `filters.Args`); [`timestamp`]: Docker's times.
 //!
 //! It does nothing process-global: no fork, no signals, no chdir. Safe to call from threads.
 
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod filters;
 pub mod flags;
 pub mod kind;
 pub mod launch;
@@ -30,6 +32,7 @@ pub mod security;
 pub mod spawn;
 pub mod state;
 pub mod store;
+pub mod timestamp;
 pub mod units;
 pub mod validate;
 pub mod volumes;

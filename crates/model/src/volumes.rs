@@ -217,13 +217,13 @@ impl Volumes {
         EventLog::new(self.dir.parent().unwrap_or(&self.dir))
     }
 
-    /// `volume prune`: unused anonymous volumes, or with `all` every unused volume. Returns the
-    /// removed names and the bytes reclaimed.
-    pub fn prune(&self, all: bool, in_use: &dyn Fn(&str) -> bool) -> Result<(Vec<String>, u64)> {
+    /// `volume prune`: removes the volumes `select` picks (the caller's filters, unused ones
+    /// only). Returns the removed names and the bytes reclaimed.
+    pub fn prune(&self, select: &dyn Fn(&VolumeRecord) -> bool) -> Result<(Vec<String>, u64)> {
         let mut removed = Vec::new();
         let mut bytes = 0;
         for v in self.list()? {
-            if (all || v.is_anonymous()) && !in_use(&v.name) {
+            if select(&v) {
                 bytes += disk_usage(&v.mountpoint);
                 self.remove(&v.name, true, &|_| Vec::new())?;
                 removed.push(v.name);
@@ -403,8 +403,8 @@ mod tests {
             })
             .unwrap_err();
         assert!(err.to_string().contains("in use"), "{err}");
-        // prune without `all` takes only unused anonymous volumes.
-        let (removed, _) = v.prune(false, &|_| false).unwrap();
+        // prune takes what it is told to.
+        let (removed, _) = v.prune(&|v| v.is_anonymous()).unwrap();
         assert_eq!(removed, vec![anon.name.clone()]);
         v.remove("data", false, &|_| Vec::new()).unwrap();
         assert!(v.list().unwrap().is_empty());

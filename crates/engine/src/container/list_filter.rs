@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use pelagos_model::filters::{FilterError, Filters};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::{HealthStatus, Status};
 
@@ -28,8 +29,8 @@ pub enum HealthFilter {
 #[derive(Debug, Clone, Default)]
 pub struct PsFilter {
     status: Vec<Status>,
-    /// `key` or `key=value`; every one must match.
-    labels: Vec<(String, Option<String>)>,
+    /// Every filter as given: `label` (`key` or `key=value`, all must match) is read here.
+    parsed: Filters,
     names: Vec<String>,
     ids: Vec<String>,
     /// Image ids (with their layer chains) the container's image must be or descend from;
@@ -45,29 +46,27 @@ pub struct PsFilter {
     since: Option<SystemTime>,
 }
 
-fn invalid(key: &str, value: Option<&str>) -> Error {
-    match value {
-        Some(v) => Error::Invalid(format!("invalid filter '{key}={v}'")),
-        None => Error::Invalid(format!("invalid filter '{key}'")),
+fn invalid(key: &str, value: &str) -> Error {
+    FilterError::Value {
+        key: key.to_string(),
+        value: value.to_string(),
     }
+    .into()
 }
 
 impl PsFilter {
     /// Parses `key=value` filters as Docker does, resolving names (`before`, `since`,
     /// `ancestor`) against the store.
     pub fn parse(engine: &Engine, filters: &[String]) -> Result<PsFilter> {
-        let mut f = PsFilter::default();
-        for text in filters {
-            let Some((key, value)) = text.split_once('=') else {
-                return Err(Error::Invalid(format!(
-                    "bad format of filter (expected name=value): {text}"
-                )));
-            };
-            let key = key.trim().to_ascii_lowercase();
-            if !KEYS.contains(&key.as_str()) {
-                return Err(invalid(&key, None));
+        let parsed = Filters::parse(filters, KEYS)?;
+        let mut f = PsFilter {
+            parsed: parsed.clone(),
+            ..PsFilter::default()
+        };
+        for key in KEYS {
+            for value in parsed.get(key) {
+                f.add(engine, key, value)?;
             }
-            f.add(engine, &key, value)?;
         }
         Ok(f)
     }
@@ -75,31 +74,29 @@ impl PsFilter {
     fn add(&mut self, engine: &Engine, key: &str, value: &str) -> Result<()> {
         match key {
             "status" => self.status.push(parse_status(value)?),
-            "label" => self.labels.push(match value.split_once('=') {
-                Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                None => (value.to_string(), None),
-            }),
+            "label" => {} // matched through `parsed`
             "name" => self.names.push(value.to_string()),
             "id" => self.ids.push(value.to_string()),
             "exited" => self
                 .exited
-                .push(value.parse().map_err(|_| invalid("exited", Some(value)))?),
+                .push(value.parse().map_err(|_| invalid("exited", value))?),
             "health" => self.health.push(match value {
                 "starting" => HealthFilter::Starting,
                 "healthy" => HealthFilter::Healthy,
                 "unhealthy" => HealthFilter::Unhealthy,
                 "none" => HealthFilter::None,
                 _ => {
-                    return Err(Error::Invalid(format!(
+                    return Err(FilterError::Other(format!(
                         "Unrecognised filter value for health: {value}"
-                    )))
+                    ))
+                    .into())
                 }
             }),
             "volume" => self.volumes.push(value.to_string()),
             "is-task" => match value {
                 "true" => self.tasks_only = true,
                 "false" => {}
-                _ => return Err(invalid("is-task", Some(value))),
+                _ => return Err(invalid("is-task", value)),
             },
             "before" => self.before = Some(bound(engine, value)?),
             "since" => self.since = Some(bound(engine, value)?),
@@ -110,7 +107,7 @@ impl PsFilter {
                     known.push((image.id.to_string(), chain(&image)));
                 }
             }
-            _ => return Err(invalid(key, None)),
+            _ => return Err(FilterError::Key(key.to_string()).into()),
         }
         Ok(())
     }
@@ -125,12 +122,7 @@ impl PsFilter {
         let created = created_at(&r.created);
         !self.tasks_only
             && any_or_empty(&self.status, |s| *s == r.state.status)
-            && self.labels.iter().all(|(k, v)| {
-                r.config
-                    .labels
-                    .get(k)
-                    .is_some_and(|have| v.as_ref().is_none_or(|v| v == have))
-            })
+            && self.parsed.labels_match(&r.config.labels)
             && any_or_empty(&self.names, |n| r.name.contains(n.trim_start_matches('/')))
             && any_or_empty(&self.ids, |i| r.id.to_string().starts_with(i.as_str()))
             && any_or_empty(&self.exited, |c| {
@@ -173,7 +165,7 @@ fn parse_status(value: &str) -> Result<Status> {
         "paused" => Status::Paused,
         "exited" => Status::Exited,
         "dead" => Status::Dead,
-        _ => return Err(invalid("status", Some(value))),
+        _ => return Err(invalid("status", value)),
     })
 }
 

@@ -2,7 +2,10 @@
 //! `force`); one without is removed here under its owner lock. The record is renamed away
 //! before its files go, so a crash mid-way leaves no half-removed container visible.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use pelagos_model::events::Event;
+use pelagos_model::filters::PruneFilter;
 use pelagos_model::protocol::{Reply, Request};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::Status;
@@ -103,13 +106,23 @@ fn still_running(record: &ContainerRecord) -> Error {
     })
 }
 
-/// `container prune`: removes every container that is not running; their ids and the bytes
-/// their writable layers held.
-pub fn prune(engine: &Engine) -> Result<(Vec<String>, u64)> {
+/// The keys `container prune --filter` accepts (moby's `containersAcceptedFilters`).
+pub const PRUNE_KEYS: &[&str] = &["until", "label", "label!"];
+
+/// `container prune`: removes every container that is not running and that `filter`
+/// selects (`until`: created before; `label`, `label!`); their ids and the bytes their
+/// writable layers held.
+pub fn prune(engine: &Engine, filter: &PruneFilter) -> Result<(Vec<String>, u64)> {
     let mut removed = Vec::new();
     let mut bytes = 0;
     for r in super::list::list(engine, true)? {
         if matches!(r.state.as_str(), "running" | "paused" | "restarting") {
+            continue;
+        }
+        let created = u64::try_from(r.created)
+            .ok()
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+        if !filter.selects(&r.labels, created) {
             continue;
         }
         let Ok(id) = pelagos_container::ContainerId::parse(&r.id) else {

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use super::{Event, EventType};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::filters::Filters;
 
 /// The keys `docker events --filter` accepts.
 const KEYS: [&str; 9] = [
@@ -26,29 +27,15 @@ const KEYS: [&str; 9] = [
 /// Parsed `--filter key=value` arguments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
-    values: BTreeMap<String, Vec<String>>,
+    filters: Filters,
 }
 
 impl Filter {
     /// Parses `key=value` arguments; an unknown key or a missing `=` is an error naming it.
     pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Filter> {
-        let mut filter = Filter::default();
-        for arg in args {
-            let arg = arg.as_ref();
-            let (key, value) = arg.split_once('=').ok_or_else(|| {
-                Error::Invalid(format!("bad format of filter (expected name=value): {arg}"))
-            })?;
-            let key = key.trim().to_ascii_lowercase();
-            if !KEYS.contains(&key.as_str()) {
-                return Err(Error::Invalid(format!("invalid filter '{key}'")));
-            }
-            filter
-                .values
-                .entry(key)
-                .or_default()
-                .push(value.to_string());
-        }
-        Ok(filter)
+        Ok(Filter {
+            filters: Filters::parse(args, &KEYS)?,
+        })
     }
 
     /// Whether `event` passes every filter.
@@ -66,7 +53,7 @@ impl Filter {
     }
 
     fn get(&self, key: &str) -> Option<&[String]> {
-        self.values.get(key).map(Vec::as_slice)
+        Some(self.filters.get(key)).filter(|v| !v.is_empty())
     }
 
     /// No filter for `key`, or `source` is one of its values.
@@ -117,12 +104,7 @@ impl Filter {
 
     /// Every `label` value holds: `key` present, or `key=value` equal.
     fn labels_match(&self, attrs: &BTreeMap<String, String>) -> bool {
-        self.get("label").is_none_or(|wanted| {
-            wanted.iter().all(|w| match w.split_once('=') {
-                Some((k, v)) => attrs.get(k).is_some_and(|a| a == v),
-                None => attrs.contains_key(w.as_str()),
-            })
-        })
+        self.filters.labels_match(attrs)
     }
 }
 
