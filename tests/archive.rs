@@ -181,7 +181,7 @@ fn copy_errors_follow_docker() {
             vec!["cc:/a".into(), "cc:/b".into()],
             "copying between containers is not supported",
         ),
-        (vec!["nosuch:/a".into(), hp("b")], "no such container"),
+        (vec!["nosuch:/a".into(), hp("b")], "No such container"),
     ];
     for (args, want) in cases {
         let mut all = vec!["cp"];
@@ -441,6 +441,6 @@ fn export_holds_the_image_and_the_changes() {
     assert!(!names.iter().any(|n| n.starts_with("sys/") && n != "sys/"));
     let (code, err) = env.fail(&["export", "nosuch"]);
     assert_eq!(code, 1);
-    assert!(err.contains("no such container"), "{err}");
+    assert!(err.contains("No such container"), "{err}");
     finish(&env, &["xx", "yy"]);
 }

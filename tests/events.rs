@@ -61,8 +61,8 @@ fn container_life_is_recorded_with_dockers_actions_and_attributes() {
     let expected = [
         "create",
         "start",
-        "exec_create: true",
-        "exec_start: true",
+        "exec_create: true ",
+        "exec_start: true ",
         "exec_die",
         "pause",
         "unpause",
@@ -98,7 +98,7 @@ fn container_life_is_recorded_with_dockers_actions_and_attributes() {
     assert_eq!(kills[1]["Actor"]["Attributes"]["signal"], "9");
     assert_eq!(attr("die", "exitCode"), "137");
     assert_eq!(attr("exec_die", "exitCode"), "0");
-    assert_eq!(attr("exec_create: true", "execID").len(), 64);
+    assert_eq!(attr("exec_create: true ", "execID").len(), 64);
 
     // Filters: one key's values are alternatives, keys all hold.
     let dies = events_json(&env, &["event=die", &format!("container={name}")]);

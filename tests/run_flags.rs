@@ -178,7 +178,10 @@ fn pid_ipc_uts_container_join_a_running_containers_namespaces() {
     env.ok(&["run", "--name", "ended", &image, "true"]);
     let (code, err) = env.fail(&["run", "--pid", "container:ended", &image, "true"]);
     assert_eq!(code, 125, "{err}");
-    assert!(err.contains("container ended is not running"), "{err}");
+    assert!(
+        err.contains("cannot join PID of a non running container: ended"),
+        "{err}"
+    );
     // Its IPC namespace only when it was made shareable (Docker's default is private).
     env.ok(&["run", "-d", "--name", "private", &image, "sleep", "1000"]);
     let (code, err) = env.fail(&["run", "--ipc", "container:private", &image, "true"]);

@@ -256,7 +256,7 @@ fn without_rm_the_container_is_kept_until_rm() {
     assert_eq!(env.ok(&["rm", "kept"]).trim(), "kept");
     env.assert_no_container_leftovers();
     let (_, err) = env.fail(&["rm", "kept"]);
-    assert!(err.contains("no such container"), "{err}");
+    assert!(err.contains("No such container"), "{err}");
 }
 
 #[test]

@@ -283,13 +283,18 @@ impl Monitor {
         };
         if self.record.state.status == Status::Paused {
             return Err(Error::Conflict(format!(
-                "container {} is paused, unpause the container before exec",
-                self.record.name
+                "Container {} is paused, unpause the container before exec",
+                self.record.id
             )));
         }
         let process = exec::build_process(&self.runtime, &self.id, live.pid, &spec)?;
         let exec_id = pelagos_model::names::new_id()?;
-        let command = spec.cmd.join(" ");
+        // Docker's words: the entrypoint, a space, then the arguments (a trailing space
+        // when there are none).
+        let command = match spec.cmd.split_first() {
+            Some((entry, args)) => format!("{entry} {}", args.join(" ")),
+            None => String::new(),
+        };
         self.emit(&format!("exec_create: {command}"), &[("execID", &exec_id)]);
         let stdio = exec_stdio(&spec, fds)?;
         let started = exec::spawn(
