@@ -36,7 +36,8 @@ impl Dockerd {
             .tempdir()
             .expect("tempdir")
             .keep();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/private-dockerd");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scripts/private-dockerd");
         let mut child = Command::new(script)
             .arg(&dir)
             .arg(format!("{cgroup_parent}-docker"))

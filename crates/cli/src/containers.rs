@@ -322,20 +322,23 @@ pub fn remove(cli: &Cli, a: &RmArgs) -> Result<i32> {
 /// `inspect`: containers first, then images, as Docker resolves names.
 pub fn inspect(cli: &Cli, a: &InspectArgs) -> Result<i32> {
     let engine = engine(cli)?;
+    // `container inspect` looks at containers only, and says so as the daemon does.
+    let containers_only = matches!(cli.command, crate::cli::Command::Container(_));
     let mut values = Vec::new();
-    let mut missing = Vec::new();
+    let mut errors = Vec::new();
     for name in &a.names {
-        if let Ok(v) = verbs::inspect::inspect(&engine, name) {
-            values.push(v);
-        } else if let Ok(image) = engine.images().get(name) {
-            values.push(images::inspect_value(&engine, &image)?);
-        } else {
-            missing.push(name.clone());
+        match verbs::inspect::inspect(&engine, name) {
+            Ok(v) => values.push(v),
+            Err(e) if containers_only => errors.push(format!("Error response from daemon: {e}")),
+            Err(_) => match engine.images().get(name) {
+                Ok(image) => values.push(images::inspect_value(&engine, &image)?),
+                Err(_) => errors.push(format!("Error: No such object: {name}")),
+            },
         }
     }
     images::print_inspect(&values, a.format.as_deref())?;
-    if !missing.is_empty() {
-        bail!("No such object: {}", missing.join(", "));
+    if !errors.is_empty() {
+        return Err(Plain::new(errors.join("\n"), 1).into());
     }
     Ok(0)
 }

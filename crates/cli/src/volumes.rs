@@ -55,11 +55,19 @@ pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
         }
         VolumeCommand::Inspect(a) => {
             let mut values = Vec::new();
+            let mut errors = Vec::new();
             for n in &a.names {
-                values.push(serde_json::to_value(volumes.get(n)?)?);
+                match volumes.get(n) {
+                    Ok(v) => values.push(serde_json::to_value(v)?),
+                    Err(e) => errors.push(format!("Error response from daemon: {e}")),
+                }
             }
             drop(out);
+            // As Docker: what was found (maybe `[]`), then what was not.
             crate::images::print_inspect(&values, a.format.as_deref())?;
+            if !errors.is_empty() {
+                return Err(crate::failure::Plain::new(errors.join("\n"), 1).into());
+            }
         }
         VolumeCommand::Rm(a) => {
             let users = engine.containers().volume_users()?;

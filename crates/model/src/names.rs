@@ -63,9 +63,17 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "invalid {kind} name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
-        )))
+        // Docker's daemon words for each kind.
+        let allowed = "[a-zA-Z0-9][a-zA-Z0-9_.-]";
+        Err(Error::Invalid(match kind {
+            "container" => format!("Invalid container name ({name}), only {allowed} are allowed"),
+            "volume" => format!(
+                "{name:?} includes invalid characters for a local volume name, only \
+                 {allowed:?} are allowed. If you intended to pass a host directory, use \
+                 absolute path"
+            ),
+            _ => format!("invalid {kind} name {name:?}: only {allowed} are allowed"),
+        }))
     }
 }
 

@@ -284,7 +284,7 @@ impl Monitor {
         if self.record.state.status == Status::Paused {
             return Err(Error::Conflict(format!(
                 "Container {} is paused, unpause the container before exec",
-                self.record.id
+                self.record.name
             )));
         }
         let process = exec::build_process(&self.runtime, &self.id, live.pid, &spec)?;

@@ -78,18 +78,15 @@ pub fn resolve_with_groups(
     spec: &str,
     group_add: &[String],
 ) -> Result<ResolvedUser> {
-    let spec = spec.trim();
-    if spec.is_empty() && group_add.is_empty() {
-        return Ok(ResolvedUser::default());
-    }
+    // No user is root, with root's groups as Docker gives them.
+    let spec = match spec.trim() {
+        "" => "0",
+        given => given,
+    };
     let root = open_root(rootfs)?;
     let passwd = read_in_root(&root, "/etc/passwd")?.unwrap_or_default();
     let groups = read_in_root(&root, "/etc/group")?.unwrap_or_default();
-    let mut user = if spec.is_empty() {
-        ResolvedUser::default()
-    } else {
-        resolve_in(&passwd, &groups, spec)?
-    };
+    let mut user = resolve_in(&passwd, &groups, spec)?;
     for g in group_add {
         let gid = group_id(&groups, g.trim())?;
         if !user.additional_gids.contains(&gid) {
@@ -136,7 +133,9 @@ fn resolve_in(passwd: &str, groups: &str, spec: &str) -> Result<ResolvedUser> {
     if let Some(g) = group {
         gid = group_id(groups, g)?;
     }
-    let mut additional_gids = Vec::new();
+    // Docker's (runc's) supplementary groups: the primary group, then, unless a group was
+    // given, every group that lists the user.
+    let mut additional_gids = vec![gid];
     if let (None, Some(name)) = (group, name) {
         for e in entries(groups, true) {
             if e.members.contains(&name) && e.id != gid {
@@ -215,12 +214,17 @@ mod tests {
     #[test]
     fn names_and_ids_resolve_like_docker() {
         let d = rootfs();
-        assert_eq!(resolve(d.path(), "").unwrap(), ResolvedUser::default());
+        // Supplementary groups as Docker sets them: the primary one, then memberships
+        // unless a group was given.
+        let root = resolve(d.path(), "").unwrap();
+        assert_eq!((root.uid, root.gid, root.additional_gids), (0, 0, vec![0]));
         let app = resolve(d.path(), "app").unwrap();
         assert_eq!(
             (app.uid, app.gid, app.additional_gids),
-            (1000, 1001, vec![10])
+            (1000, 1001, vec![1001, 10])
         );
+        let given = resolve(d.path(), "app:audio").unwrap();
+        assert_eq!(given.additional_gids, vec![29]);
         let by_id = resolve(d.path(), "1000").unwrap();
         assert_eq!((by_id.uid, by_id.gid), (1000, 1001));
         let unknown_id = resolve(d.path(), "4242:77").unwrap();
@@ -240,9 +244,9 @@ mod tests {
             &["audio".into(), "4242".into(), "10".into()],
         )
         .unwrap();
-        assert_eq!(u.additional_gids, vec![10, 29, 4242]);
+        assert_eq!(u.additional_gids, vec![1001, 10, 29, 4242]);
         let root = resolve_with_groups(d.path(), "", &["wheel".into()]).unwrap();
-        assert_eq!((root.uid, root.additional_gids), (0, vec![10]));
+        assert_eq!((root.uid, root.additional_gids), (0, vec![0, 10]));
         let err = resolve_with_groups(d.path(), "", &["nogroup".into()]).unwrap_err();
         assert!(
             err.to_string().contains("unable to find group nogroup"),

@@ -171,7 +171,7 @@ fn summary(r: &ContainerRecord) -> ContainerSummary {
         names: vec![format!("/{}", r.name)],
         image: r.image.clone(),
         image_id: r.image_id.clone(),
-        command: r.command.join(" "),
+        command: summary_command(&r.command),
         created: unix_seconds(&r.created),
         state: r.state.status.as_str().into(),
         status: status_text(r),
@@ -194,8 +194,39 @@ fn network_names(r: &ContainerRecord) -> Vec<String> {
     }
 }
 
+/// Docker's list form of a command: the program, then its arguments, each with a space
+/// wrapped in single quotes (moby's `daemon/list.go`).
+fn summary_command(command: &[String]) -> String {
+    let Some((program, args)) = command.split_first() else {
+        return String::new();
+    };
+    if args.is_empty() {
+        return program.clone();
+    }
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match a.contains(' ') {
+            true => format!("'{a}'"),
+            false => a.clone(),
+        })
+        .collect();
+    format!("{program} {}", args.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn summary_commands_quote_arguments_with_spaces() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            summary_command(&words(&["sh", "-c", "exit 3"])),
+            "sh -c 'exit 3'"
+        );
+        assert_eq!(summary_command(&words(&["sleep", "1"])), "sleep 1");
+        assert_eq!(summary_command(&words(&["sh"])), "sh");
+        assert_eq!(summary_command(&[]), "");
+    }
+
     use super::*;
 
     #[test]
