@@ -7,6 +7,7 @@ mod containers;
 mod events;
 mod format;
 mod images;
+mod pflag;
 mod progress;
 mod ps;
 mod relay;
@@ -17,7 +18,6 @@ mod volumes;
 
 use std::io::Write;
 
-use clap::Parser;
 use pelagos_engine::{Engine, EngineOptions};
 
 /// `docker run`'s exit code when the container could not be created or started.
@@ -59,7 +59,7 @@ fn parse_or_exit() -> cli::Cli {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let err = match cli::Cli::try_parse() {
+    let err = match cli::Cli::try_parse_args() {
         Ok(cli) => match misplaced_flag(&cli) {
             None => return cli,
             Some(report) => report,
