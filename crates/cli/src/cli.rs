@@ -862,9 +862,9 @@ pub struct RunArgs {
 }
 
 impl Cli {
-    /// The command line as clap sees it, with Docker's (pflag's) bool flags: `--rm=false`.
+    /// The command line as clap sees it, with Docker's (pflag's) flag syntax: `--rm=false`.
     pub fn clap_command() -> clap::Command {
-        crate::pflag::bool_flags(<Cli as clap::CommandFactory>::command())
+        crate::pflag::flags(<Cli as clap::CommandFactory>::command())
     }
 
     /// Parses the process's arguments with [`Cli::clap_command`].

@@ -1,5 +1,6 @@
-//! Docker's bool flags (spf13/pflag) on clap: `--rm`, `--rm=false`, `-d=0`, `-it=false`, and
-//! the word after a bare flag is never its value. Applied to every bool flag at once.
+//! Docker's flag syntax (spf13/pflag) on clap, applied to every flag at once: bools take
+//! `--rm`, `--rm=false`, `-d=0`, `-it=false` (the next word is never their value), and a flag
+//! that takes a value takes the next word whatever it looks like (`--dns-search -x`).
 
 use clap::builder::OsStr;
 use clap::{Arg, ArgAction, Command};
@@ -25,13 +26,32 @@ pub fn parse_bool(text: &str) -> Result<bool, ParseBoolError> {
     }
 }
 
-/// `cmd` with every bool flag, in it and in its subcommands, taking pflag's forms.
-pub fn bool_flags(cmd: Command) -> Command {
+/// `cmd` with every flag, in it and in its subcommands, taking pflag's forms.
+pub fn flags(cmd: Command) -> Command {
     cmd.mut_args(|arg| match bool_default(&arg) {
         Some(default) => pflag_bool(arg, default),
+        None if takes_a_value(&arg) => pflag_value(arg),
         None => arg,
     })
-    .mut_subcommands(bool_flags)
+    .mut_subcommands(flags)
+}
+
+/// A flag with a value as pflag reads it: the next word, whatever it looks like; of a
+/// repeated one (not a list, as `-e`), the last.
+fn pflag_value(arg: Arg) -> Arg {
+    let arg = arg.allow_hyphen_values(true);
+    match arg.get_action() {
+        ArgAction::Set => {
+            let id = arg.get_id().clone();
+            arg.overrides_with(id)
+        }
+        _ => arg,
+    }
+}
+
+/// A flag (not a positional argument) with a value: `--name NAME`, `-e VAR`.
+fn takes_a_value(arg: &Arg) -> bool {
+    !arg.is_positional() && matches!(arg.get_action(), ArgAction::Set | ArgAction::Append)
 }
 
 /// A bool flag's default: `false` for a switch (`--rm`), its own for a bool that already
@@ -97,7 +117,7 @@ mod tests {
     }
 
     fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
-        let mut m = bool_flags(Flags::command())
+        let mut m = flags(Flags::command())
             .try_get_matches_from(std::iter::once("x").chain(args.iter().copied()))?;
         Flags::from_arg_matches_mut(&mut m)
     }
@@ -159,6 +179,11 @@ mod tests {
         assert_eq!(f.words, ["true", "false"]);
         let f = parse(&["-dn", "web"]).unwrap();
         assert_eq!((f.detach, f.name.as_deref()), (true, Some("web")));
+        // A flag with a value takes the next word, whatever it looks like.
+        let f = parse(&["--name", "-x"]).unwrap();
+        assert_eq!(f.name.as_deref(), Some("-x"));
+        let f = parse(&["--name", "a", "-n", "--rm"]).unwrap();
+        assert_eq!((f.rm, f.name.as_deref()), (false, Some("--rm")));
     }
 
     #[test]
