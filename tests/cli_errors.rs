@@ -118,6 +118,25 @@ const SAME_TEXT: &[&[&str]] = &[
     &["attach"],
     &["container", "attach", "a", "b"],
     &["attach", "--bogus", "a"],
+    // Bool flags take pflag's values (`--rm=false`); a bad one is Go's ParseBool error.
+    &["run", "--rm=maybe", "img"],
+    &["run", "--rm=", "img"],
+    &["run", "-d=yes", "img"],
+    &["run", "-dit=maybe", "img"],
+    &["run", "-d=", "img"],
+    &["run", "--sig-proxy=maybe", "img"],
+    &["run", "--privileged=T", "--rm=F", "--bogus", "img"],
+    &["create", "--rm=nope", "img"],
+    &["exec", "-it=maybe", "c", "sh"],
+    &["ps", "-a=maybe"],
+    &["ps", "-a=false", "x"],
+    &["ps", "-a", "true"],
+    &["ps", "--quiet="],
+    &["container", "ls", "--no-trunc=yes"],
+    &["images", "--all=2"],
+    &["volume", "ls", "-q=x"],
+    &["rm", "-f=maybe", "a"],
+    &["logs", "-f=maybe", "c"],
 ];
 
 #[test]

@@ -187,6 +187,29 @@ fn ps_filters_formats_and_status_texts() {
     assert_eq!(f[3], "solo=,tier=web");
     assert!(f[4].ends_with(" ago"));
     assert_eq!(f[5], "");
+    // Docker's method `.Label "k"`, in a pipeline, in `if`, and its errors.
+    let labelled =
+        |format: &str| env.ok(&["ps", "-a", "--filter", "label=tier", "--format", format]);
+    assert_eq!(
+        labelled(r#"{{.Names}}={{.Label "tier"}}|{{.Label "solo"}}|{{.Label "nope"}}"#),
+        "pstl-exited=web||\npstl-zero=db||\n"
+    );
+    assert_eq!(
+        labelled(
+            r#"{{if .Label "tier"}}+{{end}}{{if .Label "solo"}}solo{{end}}{{ .Label "tier" | upper }}"#
+        ),
+        "+WEB\n+DB\n"
+    );
+    let (_, err) = env.fail(&["ps", "-a", "--format", "{{.Label}}"]);
+    assert!(
+        err.contains("wrong number of args for Label: want 1 got 0"),
+        "{err}"
+    );
+    let (_, err) = env.fail(&["ps", "-a", "--format", r#"{{.Labels "tier"}}"#]);
+    assert!(
+        err.contains("Labels is not a method but has arguments"),
+        "{err}"
+    );
     assert_eq!(
         env.ok(&["ps", "--no-trunc", "-q", "--filter", "name=pstl-up"])
             .trim(),
@@ -238,6 +261,32 @@ fn ps_filters_formats_and_status_texts() {
     .unwrap();
     assert_eq!(json["Names"], "pstl-up");
     assert_eq!(json["State"], "running");
+    // Docker's keys, nothing more: the labels map behind `.Label` stays out.
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Command",
+            "CreatedAt",
+            "ID",
+            "Image",
+            "Labels",
+            "LocalVolumes",
+            "Mounts",
+            "Names",
+            "Networks",
+            "Ports",
+            "RunningFor",
+            "Size",
+            "State",
+            "Status"
+        ]
+    );
     env.ok(&[
         "exec",
         "pstl-up",

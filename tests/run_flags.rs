@@ -355,3 +355,49 @@ fn bad_values_fail_fast_with_nothing_created() {
     assert!(env.ok(&["ps", "-a", "-q"]).trim().is_empty());
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn bool_flags_take_pflags_values() {
+    let (_served, env, image) = setup();
+    // `--rm=true` removes the container at its end, `--rm=false` (or `0`) keeps it.
+    env.ok(&["run", "--rm=true", "--name", "pf-removed", &image, "true"]);
+    env.ok(&["run", "--rm=false", "--name", "pf-kept", &image, "true"]);
+    env.ok(&["run", "--rm=0", "--name", "pf-kept0", &image, "true"]);
+    assert_eq!(
+        env.ok(&["ps", "-a", "--format", "{{.Names}}"]),
+        "pf-kept0\npf-kept\n"
+    );
+    // `-d=false` stays in the foreground, `-d=true` prints the id.
+    assert_eq!(
+        env.ok(&["run", "--rm", "-d=false", &image, "echo", "fg"]),
+        "fg\n"
+    );
+    let id = env.ok(&["run", "-d=T", "--name", "pf-up", &image, "sleep", "1000"]);
+    assert_eq!(id.trim().len(), 64, "{id}");
+    assert_eq!(
+        env.ok(&["ps", "-a=false", "--format", "{{.Names}}"]),
+        "pf-up\n"
+    );
+    assert_eq!(env.ok(&["ps", "-a=1", "-q"]).lines().count(), 3);
+    // Other bools: `--read-only`, and `--sig-proxy` bare.
+    let (_, err) = env.fail(&["run", "--rm", "--read-only=true", &image, "touch", "/x"]);
+    assert!(err.contains("Read-only file system"), "{err}");
+    env.ok(&[
+        "run",
+        "--rm",
+        "--read-only=false",
+        "--sig-proxy",
+        &image,
+        "touch",
+        "/x",
+    ]);
+    // A bad value is refused before anything is made.
+    let (code, err) = env.fail(&["run", "--rm=maybe", "--name", "pf-never", &image]);
+    assert_eq!(code, 125);
+    assert!(
+        err.starts_with("invalid argument \"maybe\" for \"--rm\" flag: strconv.ParseBool: parsing \"maybe\": invalid syntax"),
+        "{err}"
+    );
+    env.ok(&["rm", "-f", "pf-up", "pf-kept", "pf-kept0"]);
+    env.assert_no_container_leftovers();
+}

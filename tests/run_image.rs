@@ -515,6 +515,10 @@ fn named_and_anonymous_volumes() {
 
     // prune: anonymous only by default, named ones with -a.
     env.ok(&["volume", "create", "--label", "k=v", "spare"]);
+    assert_eq!(
+        env.ok(&["volume", "ls", "--format", r#"{{.Name}}:{{.Label "k"}}"#]),
+        "spare:v\nstate:\n"
+    );
     assert!(env
         .ok(&["volume", "prune", "-f"])
         .contains("Total reclaimed space"));

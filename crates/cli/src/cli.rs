@@ -305,7 +305,6 @@ pub struct ExecArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "CONTAINER COMMAND [ARG...]"
     )]
     pub container_and_command: Vec<String>,
@@ -876,13 +875,23 @@ pub struct RunArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "IMAGE [COMMAND] [ARG...]"
     )]
     pub image_and_command: Vec<String>,
 }
 
 impl Cli {
+    /// The command line as clap sees it, with Docker's (pflag's) flag syntax: `--rm=false`.
+    pub fn clap_command() -> clap::Command {
+        crate::pflag::flags(<Cli as clap::CommandFactory>::command())
+    }
+
+    /// Parses the process's arguments with [`Cli::clap_command`].
+    pub fn try_parse_args() -> Result<Cli, clap::Error> {
+        let mut matches = Cli::clap_command().try_get_matches()?;
+        <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+    }
+
     /// The container verb, at the top level or under `container`.
     pub fn container_verb(&self) -> Option<&ContainerVerb> {
         match &self.command {

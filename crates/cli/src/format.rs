@@ -2,9 +2,9 @@
 //! Docker's `table` and `json` formats, from `pelagos-template`).
 
 use anyhow::{Context, Result};
-use pelagos_template::{Table, Template};
+use pelagos_template::{Methods, Param, Table, Template};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Docker's `units.HumanSize`: decimal units, three significant digits ("4.26MB").
 pub fn human_size(bytes: u64) -> String {
@@ -117,13 +117,32 @@ pub mod headers {
 /// The text a list command prints for `--format` (Docker's formatter): each row rendered on
 /// its own line, under a header and aligned in columns when the format starts with `table`.
 pub fn format_rows(format: &str, rows: &[Value], headers: &[(&str, &str)]) -> Result<String> {
+    format_rows_with(format, rows.iter().map(|r| (r, Methods::new())), headers)
+}
+
+/// [`format_rows`] for a context with methods (`{{.Label "k"}}`): each row with its own.
+pub fn format_rows_with<'r>(
+    format: &str,
+    rows: impl IntoIterator<Item = (&'r Value, Methods<'r>)>,
+    headers: &[(&str, &str)],
+) -> Result<String> {
     let titles: HashMap<&str, &str> = headers.iter().copied().collect();
     let mut table =
         Table::new(format, &titles).with_context(|| format!("bad --format {format:?}"))?;
-    for row in rows {
-        table.add(row)?;
+    for (row, methods) in rows {
+        table.add_with(row, &methods)?;
     }
     Ok(table.finish())
+}
+
+/// Docker's `Label(name)` method of its container and volume contexts: the value of the
+/// label `name`, empty when there is none.
+pub fn label_method(labels: &BTreeMap<String, String>) -> Methods<'_> {
+    Methods::new().with("Label", &[Param::String], move |args| {
+        let name = args.first().and_then(Value::as_str).unwrap_or_default();
+        let value = labels.get(name).map(String::as_str).unwrap_or_default();
+        Ok(Value::from(value))
+    })
 }
 
 /// The text `inspect`, `info` and `version` print for `--format` over one object (no newline).
@@ -166,6 +185,28 @@ mod tests {
             r#"{"ID":"abc","Repository":"busybox","Tag":"latest"}"#
         );
         assert!(format_one("{{range}}", &rows[0]).is_err());
+    }
+
+    #[test]
+    fn label_method_reads_its_map() {
+        let labels = BTreeMap::from([("com.example.k".to_string(), "v".to_string())]);
+        let rows = [serde_json::json!({"Labels": "com.example.k=v"})];
+        let with_labels = rows.iter().map(|r| (r, label_method(&labels)));
+        assert_eq!(
+            format_rows_with(
+                r#"{{.Label "com.example.k"}}|{{.Label "no"}}|{{.Labels}}"#,
+                with_labels,
+                &[]
+            )
+            .unwrap(),
+            "v||com.example.k=v\n"
+        );
+        let with_labels = rows.iter().map(|r| (r, label_method(&labels)));
+        let e = format_rows_with("{{.Label}}", with_labels, &[]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("wrong number of args for Label: want 1 got 0"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod events;
 mod failure;
 mod format;
 mod images;
+mod pflag;
 mod progress;
 mod ps;
 mod relay;
@@ -19,7 +20,6 @@ mod volumes;
 
 use std::io::Write;
 
-use clap::Parser;
 use pelagos_engine::{Engine, EngineOptions};
 use pelagos_model::filters::FilterError;
 
@@ -68,7 +68,7 @@ fn parse_or_exit() -> cli::Cli {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let err = match cli::Cli::try_parse() {
+    let err = match cli::Cli::try_parse_args() {
         Ok(cli) => match misplaced_flag(&cli) {
             None => return cli,
             Some(report) => report,

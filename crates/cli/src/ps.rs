@@ -1,5 +1,6 @@
 //! `pelagos ps` / `container ls`: the engine's summaries rendered through Docker's ps
-//! context (`.ID`, `.Command`, `.Status`, …) with `--format`, `table` and `json`.
+//! context (`.ID`, `.Command`, `.Status`, …, the method `.Label "k"`) with `--format`, `table`
+//! and `json`.
 
 use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,11 +55,11 @@ pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
         size: a.size || format.contains(".Size"),
         filter: PsFilter::parse(&engine, &a.filter)?,
     };
-    let rows: Vec<Value> = list::list_with(&engine, &options)?
-        .iter()
-        .map(|s| context(s, !a.no_trunc))
-        .collect();
-    let text = format::format_rows(&format, &rows, HEADERS)?;
+    let summaries = list::list_with(&engine, &options)?;
+    let rows: Vec<Value> = summaries.iter().map(|s| context(s, !a.no_trunc)).collect();
+    // `.Label "k"` reads the labels map, which the row (what `json` prints) does not hold.
+    let methods = summaries.iter().map(|s| format::label_method(&s.labels));
+    let text = format::format_rows_with(&format, rows.iter().zip(methods), HEADERS)?;
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(0)
 }

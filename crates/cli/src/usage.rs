@@ -8,6 +8,8 @@
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
+use crate::pflag::ParseBoolError;
+
 /// Exit code of a flag problem (Docker's `StatusError{StatusCode: 125}`).
 pub const EXIT_FLAG: i32 = 125;
 /// Exit code of a wrong argument count or an unknown command.
@@ -329,13 +331,23 @@ fn unknown_command(err: &clap::Error, path: &str) -> Report {
 /// `invalid argument "V" for "-t, --time" flag: why`, or `flag needs an argument: --x`.
 fn invalid_value(err: &clap::Error, path: &str, args: &[String]) -> String {
     let arg = context(err, ContextKind::InvalidArg).unwrap_or_default();
+    // clap names the argument with its value: `--time <TIME>`, `--rm[=<true|false>]`.
     let long = arg
-        .split_whitespace()
+        .split([' ', '[', '='])
         .next()
         .unwrap_or_default()
         .to_string();
     let value = context(err, ContextKind::InvalidValue).unwrap_or_default();
-    if value.is_empty() {
+    let bool_error =
+        std::error::Error::source(err).and_then(|e| e.downcast_ref::<ParseBoolError>());
+    let short_with_empty_value = args
+        .iter()
+        .any(|a| a.starts_with('-') && !a.starts_with("--") && a.ends_with('='));
+    if value.is_empty() && bool_error.is_some() && short_with_empty_value {
+        // pflag: `-d=` is `-d`, then `=` as a shorthand of its own.
+        return unknown_flag("-=");
+    }
+    if value.is_empty() && bool_error.is_none() {
         let typed_short = args
             .iter()
             .rev()
@@ -349,8 +361,14 @@ fn invalid_value(err: &clap::Error, path: &str, args: &[String]) -> String {
             None => format!("flag needs an argument: {long}"),
         };
     }
-    let why = first_line(err);
-    let why = why.rsplit(": ").next().unwrap_or(&why).to_string();
+    let why = match bool_error {
+        // Go's own words for a bool, as pflag gives them (`--rm=` included).
+        Some(bool_error) => bool_error.to_string(),
+        None => {
+            let why = first_line(err);
+            why.rsplit(": ").next().unwrap_or(&why).to_string()
+        }
+    };
     format!(
         "invalid argument \"{value}\" for \"{}\" flag: {why}",
         flag_names(path, &long)
@@ -360,7 +378,7 @@ fn invalid_value(err: &clap::Error, path: &str, args: &[String]) -> String {
 /// `-t, --timeout` for `--timeout` of the command at `path`, as cobra names a flag with both
 /// forms.
 fn flag_names(path: &str, long: &str) -> String {
-    let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut cmd = crate::cli::Cli::clap_command();
     for word in path.split_whitespace() {
         match cmd.find_subcommand(word) {
             Some(sub) => cmd = sub.clone(),

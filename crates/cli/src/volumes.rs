@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use pelagos_engine::volumes::{VolumeListFilter, VolumePruneFilter};
 
 use crate::cli::{Cli, VolumeCommand};
-use crate::format::{format_rows, headers, human_size};
+use crate::format::{format_rows_with, headers, human_size, label_method};
 use crate::images::print_table;
 
 pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
@@ -43,7 +43,9 @@ pub fn dispatch(cli: &Cli, cmd: &VolumeCommand) -> Result<i32> {
                         .iter()
                         .map(serde_json::to_value)
                         .collect::<Result<Vec<_>, _>>()?;
-                    write!(out, "{}", format_rows(t, &values, headers::VOLUMES)?)?;
+                    let methods = all.iter().map(|v| label_method(&v.labels));
+                    let rows = values.iter().zip(methods);
+                    write!(out, "{}", format_rows_with(t, rows, headers::VOLUMES)?)?;
                 }
                 _ => {
                     let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];

@@ -2,6 +2,7 @@
 //! printing rules.
 
 use crate::funcs;
+use crate::methods::{Method, Methods, Param};
 use crate::parse::{Branch, Cmd, Node, Operand, Pipe, Term};
 use crate::value::{go_print, truth, type_name, Val};
 use crate::Error;
@@ -20,6 +21,9 @@ pub(crate) enum Flow {
 const MAX_DEPTH: usize = 10_000;
 
 pub(crate) struct Exec<'a> {
+    /// The rendered value, the receiver of `methods`.
+    root: &'a Value,
+    methods: &'a Methods<'a>,
     vars: Vec<(String, Val<'a>)>,
     /// Docker's header pass of a `table` format: fields of strings are the string itself and
     /// the Docker functions return their first argument.
@@ -31,8 +35,10 @@ pub(crate) struct Exec<'a> {
 type Res<T> = Result<T, String>;
 
 impl<'a> Exec<'a> {
-    pub(crate) fn new(root: &'a Value, header: bool) -> Self {
+    pub(crate) fn new(root: &'a Value, methods: &'a Methods<'a>, header: bool) -> Self {
         Exec {
+            root,
+            methods,
             vars: vec![("$".into(), Val::borrowed(root))],
             header,
             out: String::new(),
@@ -178,7 +184,12 @@ impl<'a> Exec<'a> {
         if let Term::Func(name) = &first.term {
             return funcs::call(self, name, &cmd.args[1..], last, dot);
         }
-        if cmd.args.len() > 1 || last.is_some() {
+        let has_args = cmd.args.len() > 1 || last.is_some();
+        if has_args && !first.fields.is_empty() {
+            // Go: a field chain followed by arguments calls its last name as a method.
+            return self.chain(first, dot, &cmd.args[1..], last);
+        }
+        if has_args {
             return Err(format!(
                 "can't give argument to non-function {}",
                 describe(first)
@@ -190,7 +201,20 @@ impl<'a> Exec<'a> {
         self.operand(first, dot)
     }
 
+    /// An operand's value: its term, then its field chain (a method named in it is called
+    /// without arguments).
     pub(crate) fn operand(&mut self, op: &Operand, dot: &Val<'a>) -> Res<Val<'a>> {
+        self.chain(op, dot, &[], None)
+    }
+
+    /// A term and its field chain; the last name gets `args` and, in a pipeline, `last`.
+    fn chain(
+        &mut self,
+        op: &Operand,
+        dot: &Val<'a>,
+        args: &[Operand],
+        last: Option<Val<'a>>,
+    ) -> Res<Val<'a>> {
         let mut v = match &op.term {
             Term::Dot => dot.clone(),
             Term::Var(name) => self.var(name)?,
@@ -199,10 +223,13 @@ impl<'a> Exec<'a> {
             Term::Func(name) => funcs::call(self, name, &[], None, dot)?,
             Term::Pipe(p) => self.commands(p, dot).map_err(|e| e.to_string())?,
         };
-        for f in &op.fields {
-            v = self.field(v, f)?;
+        let Some((final_name, path)) = op.fields.split_last() else {
+            return Ok(v);
+        };
+        for name in path {
+            v = self.field(v, name, &[], None, dot)?;
         }
-        Ok(v)
+        self.field(v, final_name, args, last, dot)
     }
 
     fn var(&self, name: &str) -> Res<Val<'a>> {
@@ -214,12 +241,28 @@ impl<'a> Exec<'a> {
             .ok_or_else(|| format!("undefined variable: {name}"))
     }
 
-    fn field(&self, base: Val<'a>, name: &str) -> Res<Val<'a>> {
+    /// Go's `evalField`: a method of the rendered value, else a map key; `args` and `last`
+    /// are a method's arguments, an error for anything else.
+    fn field(
+        &mut self,
+        base: Val<'a>,
+        name: &str,
+        args: &[Operand],
+        last: Option<Val<'a>>,
+        dot: &Val<'a>,
+    ) -> Res<Val<'a>> {
+        if let Some(method) = self.method_of(&base, name) {
+            return self.call_method(name, method, args, last, dot);
+        }
+        let has_args = !args.is_empty() || last.is_some();
         let v = match base {
             Val::Missing => return Ok(Val::Missing),
             Val::Some(v) => v,
         };
         Ok(match v {
+            Cow::Borrowed(Value::Object(_)) | Cow::Owned(Value::Object(_)) if has_args => {
+                return Err(format!("{name} is not a method but has arguments"))
+            }
             Cow::Borrowed(Value::Object(m)) => {
                 m.get(name).map(Val::borrowed).unwrap_or(Val::Missing)
             }
@@ -240,6 +283,56 @@ impl<'a> Exec<'a> {
             }
         })
     }
+
+    /// The method `name` when `base` is the rendered value itself (methods belong to its
+    /// type, as in Go; a copy inside another value is just a map).
+    fn method_of(&self, base: &Val<'a>, name: &str) -> Option<&'a Method<'a>> {
+        let methods: &'a Methods<'a> = self.methods;
+        match base {
+            Val::Some(Cow::Borrowed(v)) if std::ptr::eq(*v, self.root) => methods.get(name),
+            _ => None,
+        }
+    }
+
+    /// Go's `evalCall` for a method: the argument count, each argument's type, then the body.
+    fn call_method(
+        &mut self,
+        name: &str,
+        method: &Method<'a>,
+        args: &[Operand],
+        last: Option<Val<'a>>,
+        dot: &Val<'a>,
+    ) -> Res<Val<'a>> {
+        let got = args.len() + usize::from(last.is_some());
+        if got != method.params.len() {
+            return Err(format!(
+                "wrong number of args for {name}: want {} got {got}",
+                method.params.len()
+            ));
+        }
+        let mut values = Vec::with_capacity(got);
+        for (arg, param) in args.iter().zip(&method.params) {
+            match &arg.term {
+                Term::Lit(lit) if arg.fields.is_empty() => {
+                    param.check_literal(lit)?;
+                    values.push(lit.clone());
+                }
+                _ => values.push(checked(*param, self.operand(arg, dot)?)?),
+            }
+        }
+        if let (Some(v), Some(param)) = (last, method.params.last()) {
+            values.push(checked(*param, v)?);
+        }
+        (method.body)(&values)
+            .map(Val::owned)
+            .map_err(|e| format!("error calling {name}: {e}"))
+    }
+}
+
+/// An argument's JSON value once it fits `param` (missing and nil are `null`).
+fn checked(param: Param, v: Val) -> Res<Value> {
+    param.check(&v)?;
+    Ok(v.json().cloned().unwrap_or(Value::Null))
 }
 
 fn index_items<'a>(items: impl Iterator<Item = Val<'a>>) -> Vec<(Value, Val<'a>)> {

@@ -7,16 +7,19 @@
 //!
 //! Docker's contexts are typed structs; here they are JSON objects, so a field is a map key:
 //! a missing key prints `<no value>`, JSON integers are Go `int`s and other numbers
-//! `float64`s, and `join` accepts an array of strings as Go's `[]string`.
+//! `float64`s, and `join` accepts an array of strings as Go's `[]string`. Their methods with
+//! arguments (`{{.Label "k"}}`) are given beside the value ([`Methods`]).
 
 mod exec;
 mod funcs;
 mod lex;
+mod methods;
 mod parse;
 mod printf;
 mod table;
 mod value;
 
+pub use methods::{Methods, Param};
 pub use table::{tabwrite, Table};
 
 use exec::Exec;
@@ -67,18 +70,32 @@ impl Template {
 
     /// Executes the template with `data` as `.` and `$`.
     pub fn render(&self, data: &Value) -> Result<String, Error> {
-        self.execute(data, false)
+        self.render_with(data, &Methods::new())
     }
 
-    /// Docker's header pass: Docker's functions return their first argument unchanged.
-    fn render_header(&self, data: &Value) -> Result<String, Error> {
-        self.execute(data, true)
+    /// Executes the template with `data` as `.` and `$`, and `methods` as the methods of
+    /// `data` (`{{.Label "k"}}`).
+    pub fn render_with(&self, data: &Value, methods: &Methods) -> Result<String, Error> {
+        let (out, result) = self.execute(data, methods, false);
+        result.map(|()| out)
     }
 
-    fn execute(&self, data: &Value, header: bool) -> Result<String, Error> {
-        let mut ex = Exec::new(data, header);
-        ex.run(&self.nodes, &Val::borrowed(data))?;
-        Ok(ex.out)
+    /// Docker's header pass: Docker's functions return their first argument unchanged, and
+    /// an error ends the header where it happened (Docker ignores it).
+    fn render_header(&self, data: &Value) -> String {
+        self.execute(data, &Methods::new(), true).0
+    }
+
+    /// The output, up to the error if one happened.
+    fn execute(
+        &self,
+        data: &Value,
+        methods: &Methods,
+        header: bool,
+    ) -> (String, Result<(), Error>) {
+        let mut ex = Exec::new(data, methods, header);
+        let result = ex.run(&self.nodes, &Val::borrowed(data)).map(drop);
+        (ex.out, result)
     }
 }
 

@@ -2,7 +2,7 @@
 //! columns aligned by Go's `text/tabwriter` with Docker's settings).
 
 use crate::parse::{Node, Operand, Pipe, Term};
-use crate::{Error, Template};
+use crate::{Error, Methods, Template};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -39,7 +39,7 @@ impl Table {
         };
         let template = Template::parse(&body)?;
         let header = if is_table {
-            Some(template.render_header(&header_object(&template, headers))?)
+            Some(template.render_header(&header_object(&template, headers)))
         } else {
             None
         };
@@ -52,7 +52,12 @@ impl Table {
 
     /// Renders one row.
     pub fn add(&mut self, row: &Value) -> Result<(), Error> {
-        self.out.push_str(&self.template.render(row)?);
+        self.add_with(row, &Methods::new())
+    }
+
+    /// Renders one row with `methods` as its methods (`{{.Label "k"}}`).
+    pub fn add_with(&mut self, row: &Value, methods: &Methods) -> Result<(), Error> {
+        self.out.push_str(&self.template.render_with(row, methods)?);
         self.out.push('\n');
         Ok(())
     }

@@ -187,3 +187,100 @@ fn bare_json_format() {
         "{\"a\":[1,2.5]}"
     );
 }
+
+/// `data()` with Docker's container `Label` method over a labels map it does not show.
+fn with_label(t: &str) -> Result<String, Error> {
+    let labels = json!({"com.example.k": "v1", "empty": ""});
+    let methods = Methods::new().with("Label", &[Param::String], |args| {
+        let name = args[0].as_str().unwrap_or_default();
+        Ok(labels.get(name).cloned().unwrap_or(json!("")))
+    });
+    Template::parse(t).and_then(|t| t.render_with(&data(), &methods))
+}
+
+fn m(t: &str) -> String {
+    with_label(t).unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
+fn m_err(t: &str) -> String {
+    match with_label(t) {
+        Ok(out) => panic!("{t}: expected an error, got {out:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn method_calls() {
+    assert_eq!(m(r#"{{.Label "com.example.k"}}|{{.Label "nope"}}"#), "v1|");
+    assert_eq!(m(r#"{{.Label "com.example.k" | upper}}"#), "V1");
+    assert_eq!(m(r#"{{ "com.example.k" | .Label }}"#), "v1");
+    assert_eq!(m(r#"{{if .Label "empty"}}y{{else}}n{{end}}"#), "n");
+    assert_eq!(m(r#"{{upper (.Label "com.example.k")}}"#), "V1");
+    assert_eq!(m(r#"{{$k := "com.example.k"}}{{.Label $k}}"#), "v1");
+    // The method belongs to the rendered value, wherever it is reached from.
+    assert_eq!(
+        m(r#"{{range .Names}}{{$.Label "com.example.k"}}{{end}}"#),
+        "v1v1v1"
+    );
+    assert_eq!(
+        m(r#"{{$c := .}}{{with .Config}}{{$c.Label "empty"}}x{{end}}"#),
+        "x"
+    );
+    assert_eq!(m(r#"{{(.).Label "com.example.k"}}"#), "v1");
+    // Fields are still fields; a missing value has no methods and no error (Go's zero).
+    assert_eq!(m("{{.Name}}"), "web");
+    assert_eq!(m(r#"{{.Nope.Label "x"}}"#), "<no value>");
+}
+
+#[test]
+fn method_call_errors_are_gos() {
+    let e = m_err("{{.Label}}");
+    assert!(
+        e.contains("wrong number of args for Label: want 1 got 0"),
+        "{e}"
+    );
+    let e = m_err(r#"{{.Label "a" "b"}}"#);
+    assert!(
+        e.contains("wrong number of args for Label: want 1 got 2"),
+        "{e}"
+    );
+    let e = m_err(r#"{{"a" | .Label "b"}}"#);
+    assert!(e.contains("want 1 got 2"), "{e}");
+    let e = m_err(r#"{{printf "%s" .Label}}"#);
+    assert!(e.contains("want 1 got 0"), "{e}");
+    let e = m_err("{{.Label.X}}");
+    assert!(e.contains("want 1 got 0"), "{e}");
+    let e = m_err("{{.Label 1}}");
+    assert!(e.contains("expected string; found 1"), "{e}");
+    let e = m_err("{{.Label .Size}}");
+    assert!(
+        e.contains("wrong type for value; expected string; got int"),
+        "{e}"
+    );
+    let e = m_err("{{.Label .Nope}}");
+    assert!(e.contains("invalid value; expected string"), "{e}");
+    let e = m_err("{{1 | .Label}}");
+    assert!(e.contains("expected string; got int"), "{e}");
+    let e = m_err(r#"{{.Name "x"}}"#);
+    assert!(e.contains("Name is not a method but has arguments"), "{e}");
+    let e = m_err(r#"{{with .Config}}{{.Label "x"}}{{end}}"#);
+    assert!(e.contains("Label is not a method but has arguments"), "{e}");
+    let e = m_err(r#"{{. "x"}}"#);
+    assert!(e.contains("can't give argument to non-function ."), "{e}");
+    // Without methods, `.Label` is a key like any other.
+    assert!(err(r#"{{.Label "x"}}"#).contains("Label is not a method but has arguments"));
+    assert_eq!(r("{{.Label}}"), "<no value>");
+}
+
+#[test]
+fn method_bodies_may_fail() {
+    let methods = Methods::new().with("Boom", &[], |_| Err("no such thing".into()));
+    let t = Template::parse("a{{.Boom}}").unwrap();
+    let e = t.render_with(&data(), &methods).unwrap_err().to_string();
+    assert!(e.contains("error calling Boom: no such thing"), "{e}");
+    let any = Methods::new().with("Echo", &[Param::Any, Param::Int], |args| {
+        Ok(json!(format!("{}/{}", args[0], args[1])))
+    });
+    let t = Template::parse(r#"{{.Echo .Nope 3}} {{.Echo "s" .Count}}"#).unwrap();
+    assert_eq!(t.render_with(&data(), &any).unwrap(), "null/3 \"s\"/0");
+}

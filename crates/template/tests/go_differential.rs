@@ -4,7 +4,7 @@
 //! Needs `go` (Debian's `golang-go`, installed by `scripts/deps`); it fails, not skips, without
 //! it. All cases run in one `go run` since each build takes seconds.
 
-use pelagos_template::{Table, Template};
+use pelagos_template::{Methods, Param, Table, Template};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::process::Command;
@@ -56,6 +56,21 @@ type Case struct {
 	Data     json.RawMessage   `json:"data"`
 	Rows     []json.RawMessage `json:"rows"`
 	Headers  map[string]string `json:"headers"`
+	Labels   map[string]string `json:"labels"`
+}
+
+// A context with Docker's Label method (a map type, so its other names stay keys).
+type Ctx map[string]interface{}
+
+var labels map[string]string
+
+func (c Ctx) Label(name string) string { return labels[name] }
+
+// The case's data, with the Label method when the case has labels.
+func context(c Case, raw []byte) interface{} {
+	v := decode(raw)
+	if m, ok := v.(map[string]interface{}); ok && c.Labels != nil { return Ctx(m) }
+	return v
 }
 
 func conv(v interface{}) interface{} {
@@ -84,7 +99,8 @@ func plain(c Case) (string, error) {
 	t, err := template.New("").Funcs(basic).Parse(c.Template)
 	if err != nil { return "", err }
 	var out bytes.Buffer
-	err = t.Execute(&out, decode(c.Data))
+	labels = c.Labels
+	err = t.Execute(&out, context(c, c.Data))
 	return out.String(), err
 }
 
@@ -95,14 +111,16 @@ func table(c Case) (string, error) {
 	t, err := template.New("").Funcs(basic).Parse(format)
 	if err != nil { return "", err }
 	var rows bytes.Buffer
+	labels = c.Labels
 	for _, r := range c.Rows {
-		if err := t.Execute(&rows, decode(r)); err != nil { return "", err }
+		if err := t.Execute(&rows, context(c, r)); err != nil { return "", err }
 		rows.WriteString("\n")
 	}
 	if !strings.HasPrefix(c.Template, "table") { return rows.String(), nil }
 	var out, head bytes.Buffer
 	w := tabwriter.NewWriter(&out, 10, 1, 3, ' ', 0)
-	if err := t.Funcs(header).Execute(&head, c.Headers); err != nil { return "", err }
+	// As Docker: the header's error is ignored, the header ends where it happened.
+	t.Funcs(header).Execute(&head, c.Headers)
 	head.WriteString("\n")
 	w.Write(head.Bytes())
 	rows.WriteTo(w)
@@ -290,6 +308,66 @@ fn table_cases() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
+/// The labels Docker's `Label` method reads in the method cases.
+fn method_labels() -> Value {
+    json!({"com.example.a": "first", "com.example.z": "last", "empty": "", "x y": "spaced"})
+}
+
+/// Method calls on the context, Docker's `{{.Label "k"}}`, and their errors.
+fn method_cases() -> Vec<(&'static str, Value)> {
+    let c = container();
+    let cases = [
+        r#"{{.Label "com.example.a"}}"#,
+        r#"{{.Label "nope"}}|{{.Label "empty"}}|{{.Label "x y"}}"#,
+        r#"{{ .Label "com.example.z" | upper }}"#,
+        r#"{{"com.example.a" | .Label}}"#,
+        r#"{{if .Label "com.example.a"}}yes{{end}}{{if .Label "empty"}}no{{end}}"#,
+        r#"{{with .Label "com.example.z"}}[{{.}}]{{end}}"#,
+        r#"{{upper (.Label "com.example.a")}} {{len (.Label "com.example.z")}}"#,
+        r#"{{printf "%s=%q" "k" (.Label "com.example.a")}}"#,
+        r#"{{$k := "empty"}}[{{.Label $k}}]"#,
+        r#"{{range .Config.Env}}{{$.Label "com.example.a"}};{{end}}"#,
+        r#"{{$c := .}}{{with .Config}}{{$c.Label "com.example.z"}}{{end}}"#,
+        r#"{{(.).Label "com.example.a"}}"#,
+        r#"{{eq (.Label "com.example.a") "first"}}"#,
+        r#"{{.Missing.Label "x"}}"#,
+        r#"{{.Name}} {{.Config.Labels}}"#,
+        "{{.Label}}",
+        r#"{{.Label "a" "b"}}"#,
+        r#"{{"a" | .Label "b"}}"#,
+        "{{.Label 1}}",
+        "{{.Label true}}",
+        "{{.Label .Size}}",
+        "{{.Label .Missing}}",
+        "{{.Label .State.Health}}",
+        "{{1 | .Label}}",
+        r#"{{printf "%s" .Label}}"#,
+        "{{.Label.X}}",
+        r#"{{.Config.Labels "x"}}"#,
+        r#"{{with .Config}}{{.Label "x"}}{{end}}"#,
+        r#"{{.Name "x"}}"#,
+        r#"{{. "x"}}"#,
+        r#"{{$x := .}}{{$x "x"}}"#,
+        r#"{{.State.Health.X "x"}}"#,
+    ];
+    cases.iter().map(|t| (*t, c.clone())).collect()
+}
+
+/// `table` formats with method calls: Docker's header pass runs over a map of titles, where
+/// `.Label "k"` is an error that Docker ignores, ending the header there.
+fn method_table_cases() -> Vec<(&'static str, Vec<Value>)> {
+    let rows = table_cases().swap_remove(0).1;
+    vec![
+        (r#"table {{.ID}}\t{{.Label "com.example.a"}}"#, rows.clone()),
+        (
+            r#"table {{.Label "com.example.z"}}\t{{.Names}}"#,
+            rows.clone(),
+        ),
+        (r#"{{.Names}}\t{{.Label "empty"}}|"#, rows.clone()),
+        (r#"table {{.ID}}\t{{.Label}}"#, rows),
+    ]
+}
+
 fn titles() -> HashMap<&'static str, &'static str> {
     HashMap::from([
         ("ID", "CONTAINER ID"),
@@ -312,18 +390,28 @@ fn go_headers() -> Value {
     Value::Object(map)
 }
 
-fn ours_plain(t: &str, data: &Value) -> (String, bool) {
-    match Template::parse(t).and_then(|t| t.render(data)) {
+/// Docker's `Label` method over `labels`, for the cases that have them.
+fn label_method(labels: &Value) -> Methods<'_> {
+    Methods::new().with("Label", &[Param::String], move |args| {
+        let name = args[0].as_str().unwrap_or_default();
+        Ok(labels.get(name).cloned().unwrap_or(json!("")))
+    })
+}
+
+fn ours_plain(t: &str, data: &Value, labels: Option<&Value>) -> (String, bool) {
+    let methods = labels.map(label_method).unwrap_or_default();
+    match Template::parse(t).and_then(|t| t.render_with(data, &methods)) {
         Ok(out) => (out, false),
         Err(e) => (e.to_string(), true),
     }
 }
 
-fn ours_table(format: &str, rows: &[Value]) -> (String, bool) {
+fn ours_table(format: &str, rows: &[Value], labels: Option<&Value>) -> (String, bool) {
+    let methods = labels.map(label_method).unwrap_or_default();
     let run = || {
         let mut table = Table::new(format, &titles())?;
         for r in rows {
-            table.add(r)?;
+            table.add_with(r, &methods)?;
         }
         Ok::<_, pelagos_template::Error>(table.finish())
     };
@@ -366,38 +454,91 @@ fn run_go(cases: &Value) -> Vec<(String, bool)> {
         .collect()
 }
 
-#[test]
-fn matches_go_text_template() {
-    let plain = plain_cases();
-    let tables = table_cases();
-    let mut cases: Vec<Value> = plain
-        .iter()
-        .map(|(t, d)| json!({"template": t, "data": d}))
+/// One case: a template over one value or (a list format) over rows, with Docker's `Label`
+/// method over `labels` when there are some.
+struct Case {
+    template: &'static str,
+    data: Data,
+    labels: Option<Value>,
+}
+
+enum Data {
+    One(Value),
+    Rows(Vec<Value>),
+}
+
+impl Case {
+    fn go_input(&self) -> Value {
+        let mut case = match &self.data {
+            Data::One(d) => json!({"template": self.template, "data": d}),
+            Data::Rows(rows) => {
+                json!({"template": self.template, "rows": rows, "headers": go_headers()})
+            }
+        };
+        if let Some(labels) = &self.labels {
+            case["labels"] = labels.clone();
+        }
+        case
+    }
+
+    fn ours(&self) -> (String, bool) {
+        match &self.data {
+            Data::One(d) => ours_plain(self.template, d, self.labels.as_ref()),
+            Data::Rows(rows) => ours_table(self.template, rows, self.labels.as_ref()),
+        }
+    }
+}
+
+fn all_cases() -> Vec<Case> {
+    let labels = method_labels();
+    let case = |template, data, labels: Option<&Value>| Case {
+        template,
+        data,
+        labels: labels.cloned(),
+    };
+    let mut cases: Vec<Case> = plain_cases()
+        .into_iter()
+        .map(|(t, d)| case(t, Data::One(d), None))
         .collect();
     cases.extend(
-        tables
-            .iter()
-            .map(|(t, rows)| json!({"template": t, "rows": rows, "headers": go_headers()})),
+        table_cases()
+            .into_iter()
+            .map(|(t, rows)| case(t, Data::Rows(rows), None)),
     );
-    let go = run_go(&Value::Array(cases));
-    let ours = plain
-        .iter()
-        .map(|(t, d)| (t.to_string(), ours_plain(t, d)))
-        .chain(
-            tables
-                .iter()
-                .map(|(t, rows)| (t.to_string(), ours_table(t, rows))),
-        );
+    cases.extend(
+        method_cases()
+            .into_iter()
+            .map(|(t, d)| case(t, Data::One(d), Some(&labels))),
+    );
+    cases.extend(
+        method_table_cases()
+            .into_iter()
+            .map(|(t, rows)| case(t, Data::Rows(rows), Some(&labels))),
+    );
+    cases
+}
+
+#[test]
+fn matches_go_text_template() {
+    let cases = all_cases();
+    let go = run_go(&Value::Array(cases.iter().map(Case::go_input).collect()));
+    assert_eq!(go.len(), cases.len());
     let mut mismatches = Vec::new();
-    for ((template, (out, err)), (go_out, go_err)) in ours.zip(&go) {
-        let same = if *go_err { err } else { !err && out == *go_out };
+    for (case, (go_out, go_err)) in cases.iter().zip(&go) {
+        let (out, err) = case.ours();
+        let same = match go_out.split_once(">: ") {
+            // Method calls are new: their errors must be Go's words too.
+            Some((_, msg)) if *go_err && case.labels.is_some() => err && out.ends_with(msg),
+            _ if *go_err => err,
+            _ => !err && out == *go_out,
+        };
         if !same {
             mismatches.push(format!(
-                "{template}\n   go:   {go_out:?} (error: {go_err})\n   ours: {out:?} (error: {err})"
+                "{}\n   go:   {go_out:?} (error: {go_err})\n   ours: {out:?} (error: {err})",
+                case.template
             ));
         }
     }
-    assert_eq!(go.len(), plain.len() + tables.len());
     assert!(
         mismatches.is_empty(),
         "{} mismatches:\n{}",
