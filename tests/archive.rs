@@ -163,7 +163,7 @@ fn copy_errors_follow_docker() {
         ),
         (
             vec!["cc:/img/keep.txt".into(), hp("missing/x")],
-            "no such file or directory",
+            "does not exist",
         ),
         (
             vec!["cc:/img/keep.txt".into(), hp("nodir/")],

@@ -360,8 +360,9 @@ fn a_container_is_free_for_the_next_verb_when_its_run_returns() {
 fn exec_exit_codes_are_dockers() {
     let (_served, env, image) = setup();
     env.ok(&["run", "-d", "--name", "ex", &image, "sleep", "100"]);
+    // Docker's daemon answers 126 for an exec that cannot start, found or not.
     let (code, err) = env.fail(&["exec", "ex", "/no/such/program"]);
-    assert_eq!(code, 127, "{err}");
+    assert_eq!(code, 126, "{err}");
     let (code, err) = env.fail(&["exec", "ex", "/etc/passwd"]);
     assert_eq!(code, 126, "{err}");
     let (code, _) = env.fail(&["exec", "ex", "sh", "-c", "exit 5"]);

@@ -138,6 +138,52 @@ fn pid_ipc_uts_host_share_the_hosts_namespaces() {
 }
 
 #[test]
+fn ipc_container_shares_the_donors_dev_shm() {
+    let (_served, env, image) = setup();
+    let donor = [
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--ipc",
+        "shareable",
+        "--shm-size",
+        "8m",
+    ];
+    env.ok(&[&donor[..], &[&image, "sleep", "1000"]].concat());
+    env.ok(&[
+        "exec",
+        "donor",
+        "sh",
+        "-c",
+        "echo from-donor > /dev/shm/seg",
+    ]);
+    // The joiner sees the donor's POSIX shm files, and the donor sees the joiner's.
+    let seen = env.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:donor",
+        &image,
+        "sh",
+        "-c",
+        "cat /dev/shm/seg; echo from-joiner > /dev/shm/back; df -k /dev/shm | tail -n 1",
+    ]);
+    let mut lines = seen.lines();
+    assert_eq!(lines.next(), Some("from-donor"), "{seen}");
+    let size_kib = lines.next().and_then(|l| l.split_whitespace().nth(1));
+    assert_eq!(size_kib, Some("8192"), "{seen}");
+    let back = env.ok(&["exec", "donor", "cat", "/dev/shm/back"]);
+    assert_eq!(back.trim(), "from-joiner");
+    // A private container's /dev/shm is its own.
+    let private = env.ok(&["run", "--rm", &image, "ls", "/dev/shm"]);
+    assert_eq!(private.trim(), "", "{private}");
+    // The host-side mount goes with the donor.
+    remove_all(&env);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
 fn pid_ipc_uts_container_join_a_running_containers_namespaces() {
     let (_served, env, image) = setup();
     env.ok(&[

@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 /// The file name in the container's directory.
 pub const LAUNCH_FILE: &str = "launch.json";
 
+/// A shareable container's /dev/shm mount point in its directory (the monitor mounts it; a
+/// reconcile after a dead monitor unmounts it).
+pub const SHM_DIR: &str = "shm";
+
 /// Inputs of one start.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LaunchPlan {

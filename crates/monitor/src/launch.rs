@@ -17,7 +17,7 @@ use pelagos_spec::etc;
 use crate::error::{Error, Result};
 use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
-use crate::{mounts, overlay, sys};
+use crate::{mounts, overlay, shm, sys};
 
 /// What a start needs besides the record.
 pub struct Launcher<'a> {
@@ -51,6 +51,7 @@ impl Launcher<'_> {
     /// Starts the container of `record` (updated with what the first start resolves).
     pub fn launch(&self, record: &mut ContainerRecord) -> Result<Launched> {
         let joined_namespaces = self.joined_namespaces(record)?;
+        let shm = self.dev_shm(record)?;
         let devices = pelagos_spec::devices::host_devices(&record.host_config)?;
         let rootfs = rootfs_of(self.dir);
         self.mount_rootfs(&rootfs, record.host_config.auto_remove)?;
@@ -90,6 +91,7 @@ impl Launcher<'_> {
             init_path: self.plan.init_path.as_deref(),
             joined_namespaces: &joined_namespaces,
             devices: &devices,
+            shm: shm.as_deref(),
         };
         let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;
@@ -100,6 +102,26 @@ impl Launcher<'_> {
             return Err(e);
         }
         Ok(launched)
+    }
+
+    /// The host-side /dev/shm to bind, if any: a shareable container's own (mounted here),
+    /// the donor's for `--ipc container:NAME` (or the host's when the donor has the host's
+    /// IPC). Otherwise the container gets a tmpfs of its own.
+    fn dev_shm(&self, record: &ContainerRecord) -> Result<Option<PathBuf>> {
+        let host = &record.host_config;
+        if host.ipc_mode == "shareable" {
+            return shm::mount_shareable(self.dir, host.shm_size).map(Some);
+        }
+        let Some(donor) = joined_container(&host.ipc_mode) else {
+            return Ok(None);
+        };
+        let other = self.store.get(donor)?;
+        let theirs = shm::path_of(&self.store.dir_of(&other.id));
+        Ok(match other.host_config.ipc_mode.as_str() {
+            "host" => Some(PathBuf::from("/dev/shm")),
+            _ if overlay::is_mounted(&theirs) => Some(theirs),
+            _ => None,
+        })
     }
 
     /// The namespaces of `--pid`/`--ipc`/`--uts container:NAME|ID`: the other container's

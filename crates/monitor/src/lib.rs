@@ -24,6 +24,7 @@ pub mod mounts;
 pub mod overlay;
 pub mod requests;
 pub mod restart;
+pub mod shm;
 pub mod spec_adapter;
 pub mod stdio;
 pub mod sys;

@@ -335,6 +335,7 @@ impl Monitor {
 
     fn unmount(&mut self) {
         let _ = overlay::unmount(&launch::rootfs_of(&self.dir));
+        let _ = crate::shm::unmount(&self.dir);
     }
 
     /// Deletes the record (and the anonymous volumes); removal waiters get the outcome.

@@ -37,6 +37,8 @@ pub struct SpecRequest<'a> {
     pub joined_namespaces: &'a [(&'static str, std::path::PathBuf)],
     /// `--device` nodes looked up on the host.
     pub devices: &'a [pelagos_spec::devices::HostDevice],
+    /// A host-side /dev/shm to bind (see `launch`'s `dev_shm`).
+    pub shm: Option<&'a std::path::Path>,
 }
 
 /// Resolves Docker's user syntax (and `GroupAdd`) inside `rootfs`.
@@ -95,6 +97,7 @@ pub fn build(req: &SpecRequest<'_>) -> Result<Spec> {
         init: req.init_path,
         joined_namespaces: req.joined_namespaces,
         devices: req.devices,
+        shm: req.shm,
     };
     Ok(pelagos_spec::build(
         &input,

@@ -49,4 +49,7 @@ pub struct SpecInput<'a> {
     pub joined_namespaces: &'a [(&'static str, PathBuf)],
     /// `HostConfig.Devices` looked up on the host ([`crate::devices::host_devices`]).
     pub devices: &'a [HostDevice],
+    /// A /dev/shm mounted on the host's side to bind in place of a tmpfs of the container's
+    /// own: a shareable container's, or its IPC donor's (Docker's `mounts/shm`).
+    pub shm: Option<&'a Path>,
 }

@@ -67,14 +67,15 @@ fn default_mounts(input: &SpecInput<'_>, host: &HostConfig, ipc: IpcMode) -> Vec
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
                "options": ["nosuid", "noexec", "nodev"]}),
     ];
-    match ipc {
-        // Another container's IPC namespace comes with a /dev/shm of its own here (Docker
-        // binds the other's): System V IPC is shared, POSIX shm files are not.
-        IpcMode::Private | IpcMode::Container => mounts.push(json!({
+    match (ipc, input.shm) {
+        // A shareable container's own, or the donor's of `--ipc container:NAME`: POSIX shared
+        // memory is shared with the IPC namespace.
+        (IpcMode::Private | IpcMode::Container, Some(shm)) => mounts.push(bind("/dev/shm", shm)),
+        (IpcMode::Private | IpcMode::Container, None) => mounts.push(json!({
             "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
             "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm_size}")]})),
-        IpcMode::Host => mounts.push(bind("/dev/shm", Path::new("/dev/shm"))),
-        IpcMode::None => {}
+        (IpcMode::Host, _) => mounts.push(bind("/dev/shm", Path::new("/dev/shm"))),
+        (IpcMode::None, _) => {}
     }
     mounts.extend([
         bind("/etc/resolv.conf", input.etc.resolv_conf),

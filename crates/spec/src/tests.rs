@@ -46,6 +46,7 @@ fn build_with(
         init,
         joined_namespaces: &[],
         devices: &[],
+        shm: None,
     };
     build(&input, config, host)
 }
@@ -362,6 +363,7 @@ fn namespaces_of_another_container_are_joined_by_path() {
         init: None,
         joined_namespaces: &joined,
         devices: &[],
+        shm: None,
     };
     let config = ContainerConfig {
         cmd: Some(vec!["sh".into()]),
@@ -460,4 +462,45 @@ fn custom_seccomp_profile_and_validation() {
     .unwrap_err()
     .to_string()
     .contains("--memory"));
+}
+
+#[test]
+fn a_host_side_dev_shm_is_bound_in_place_of_a_tmpfs() {
+    let user = user();
+    let p = Path::new("/x");
+    let shm = Path::new("/var/lib/pelagos/containers/abc/shm");
+    let config = ContainerConfig {
+        cmd: Some(vec!["sh".into()]),
+        ..Default::default()
+    };
+    for ipc in ["shareable", "container:donor"] {
+        let host = HostConfig {
+            ipc_mode: ipc.into(),
+            ..Default::default()
+        };
+        let joined = [("ipc", PathBuf::from("/proc/42/ns/ipc"))];
+        let input = SpecInput {
+            rootfs: Path::new("/r"),
+            image: None,
+            user: &user,
+            hostname: "abcdef123456",
+            cwd: "/",
+            etc: EtcFiles {
+                hosts: p,
+                hostname: p,
+                resolv_conf: p,
+            },
+            cgroups_path: "/pelagos/abc",
+            annotations: Default::default(),
+            mounts: &[],
+            init: None,
+            joined_namespaces: if ipc == "shareable" { &[] } else { &joined },
+            devices: &[],
+            shm: Some(shm),
+        };
+        let spec = build(&input, &config, &host).unwrap();
+        let m = mount_at(&spec, "/dev/shm").unwrap();
+        assert_eq!(m.typ().as_deref(), Some("bind"), "{ipc}");
+        assert_eq!(m.source().as_deref(), Some(shm), "{ipc}");
+    }
 }

@@ -65,7 +65,9 @@ pub(crate) fn release_resources(engine: &Engine, record: &ContainerRecord) -> Re
     if runtime.load(&record.id).is_ok() {
         runtime.delete(&record.id, true)?;
     }
-    unmount(&engine.containers().dir_of(&record.id).join("rootfs"))?;
+    let dir = engine.containers().dir_of(&record.id);
+    unmount(&dir.join("rootfs"))?;
+    unmount(&dir.join(pelagos_model::launch::SHM_DIR))?;
     let _ = std::fs::remove_file(socket_path(&engine.options.runroot, &record.id));
     Ok(())
 }
