@@ -4,6 +4,8 @@
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::security::security_options;
 use pelagos_model::state::Status;
+use pelagos_model::config::HostConfig;
+use pelagos_spec::mounts::DEFAULT_SHM_SIZE;
 use pelagos_spec::{hostname, system_paths};
 use serde_json::{json, Value};
 
@@ -92,7 +94,25 @@ fn host_config(r: &ContainerRecord) -> Value {
     };
     v["MaskedPaths"] = masked;
     v["ReadonlyPaths"] = readonly;
+    fill_defaults(&mut v, host);
     v
+}
+
+/// The defaults Docker's daemon writes into an empty field at create, where pelagos applies
+/// the same ones (cgroup v2: a private cgroup namespace; a private IPC namespace).
+fn fill_defaults(v: &mut Value, host: &HostConfig) {
+    let mut fill = |pointer: &str, empty: bool, value: Value| {
+        if let Some(field) = v.pointer_mut(pointer).filter(|_| empty) {
+            *field = value;
+        }
+    };
+    fill("/CgroupnsMode", host.cgroupns_mode.is_empty(), "private".into());
+    fill("/IpcMode", host.ipc_mode.is_empty(), "private".into());
+    let log_empty = host.log_config.kind.is_empty();
+    fill("/LogConfig/Type", log_empty, "json-file".into());
+    let restart_empty = host.restart_policy.name.is_empty();
+    fill("/RestartPolicy/Name", restart_empty, "no".into());
+    fill("/ShmSize", host.shm_size == 0, DEFAULT_SHM_SIZE.into());
 }
 
 /// The record's Config with the hostname the container really has (Docker stores it at
@@ -177,7 +197,6 @@ fn network_settings(r: &ContainerRecord) -> Value {
 mod tests {
     use super::*;
     use pelagos_container::ContainerId;
-    use pelagos_model::config::HostConfig;
 
     fn record(host_config: HostConfig) -> ContainerRecord {
         ContainerRecord {
@@ -207,6 +226,10 @@ mod tests {
         assert_eq!(v["ReadonlyPaths"][0], "/proc/bus");
         assert!(v["PidsLimit"].is_null() && v["OomKillDisable"].is_null());
         assert!(v.get("Annotations").is_none() && v.get("Tmpfs").is_none());
+        assert_eq!(v["LogConfig"]["Type"], "json-file");
+        assert_eq!(v["RestartPolicy"]["Name"], "no");
+        assert_eq!(v["ShmSize"], 64 << 20);
+        assert_eq!(v["IpcMode"], "private");
 
         let privileged = host_config(&record(HostConfig {
             privileged: true,
