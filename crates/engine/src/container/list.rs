@@ -165,13 +165,25 @@ pub fn status_text(r: &ContainerRecord) -> String {
     }
 }
 
+/// The command as Docker's daemon lists it: the arguments holding a space in single quotes
+/// (moby's container view), nothing escaped.
+fn command_text(command: &[String]) -> String {
+    let words: Vec<String> = (command.iter().enumerate())
+        .map(|(i, w)| match i > 0 && w.contains(' ') {
+            true => format!("'{w}'"),
+            false => w.clone(),
+        })
+        .collect();
+    words.join(" ")
+}
+
 fn summary(r: &ContainerRecord) -> ContainerSummary {
     ContainerSummary {
         id: r.id.to_string(),
         names: vec![format!("/{}", r.name)],
         image: r.image.clone(),
         image_id: r.image_id.clone(),
-        command: r.command.join(" "),
+        command: command_text(&r.command),
         created: unix_seconds(&r.created),
         state: r.state.status.as_str().into(),
         status: status_text(r),
@@ -205,5 +217,16 @@ mod tests {
         assert_eq!(human_duration(90), "About a minute");
         assert_eq!(human_duration(180), "3 minutes");
         assert_eq!(human_duration(3 * 3600), "3 hours");
+    }
+
+    #[test]
+    fn commands_quote_arguments_with_spaces_as_moby() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            command_text(&words(&["sh", "-c", "echo hi > /x; sleep 1"])),
+            "sh -c 'echo hi > /x; sleep 1'"
+        );
+        assert_eq!(command_text(&words(&["sleep", "10"])), "sleep 10");
+        assert_eq!(command_text(&[]), "");
     }
 }
