@@ -75,10 +75,13 @@ impl Dockerd {
     /// `docker` talking to this daemon, with a client config of its own.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(docker_cli());
-        c.env("DOCKER_HOST", format!("unix://{}", self.dir.join("docker.sock").display()))
-            .env("DOCKER_CONFIG", self.config.path())
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(Stdio::null());
+        c.env(
+            "DOCKER_HOST",
+            format!("unix://{}", self.dir.join("docker.sock").display()),
+        )
+        .env("DOCKER_CONFIG", self.config.path())
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null());
         c
     }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
 use crate::cli::{Cli, FormatArgs, PruneArgs, SystemPruneArgs};
-use crate::format::{format_one, format_rows, headers, human_size};
+use crate::format::{format_one, format_rows, headers, human_size, reclaimable_size};
 
 fn print(value: &Value, format: Option<&str>, text: impl FnOnce() -> String) -> Result<i32> {
     let out = match format {
@@ -303,7 +303,7 @@ pub fn df(cli: &Cli, a: &FormatArgs) -> Result<i32> {
     }
     let row = |t: &str, total: usize, active: usize, size: u64, reclaimable: u64| {
         json!({"Type": t, "TotalCount": total, "Active": active, "Size": human_size(size),
-               "Reclaimable": human_size(reclaimable), "SizeBytes": size,
+               "Reclaimable": reclaimable_size(reclaimable, size), "SizeBytes": size,
                "ReclaimableBytes": reclaimable})
     };
     let rows = vec![

@@ -241,7 +241,10 @@ pub struct HostConfig {
     pub volume_driver: String,
     #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub volumes_from: Vec<String>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<Mount>,
     #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub cap_add: Vec<String>,
@@ -274,10 +277,16 @@ pub struct HostConfig {
     pub readonly_rootfs: bool,
     #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub security_opt: Vec<String>,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub storage_opt: BTreeMap<String, String>,
     /// `--tmpfs`: destination → options.
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub tmpfs: BTreeMap<String, String>,
     /// "", "host".
     #[serde(rename = "UTSMode")]
@@ -285,7 +294,10 @@ pub struct HostConfig {
     pub userns_mode: String,
     /// Bytes of /dev/shm (0: 64 MiB).
     pub shm_size: i64,
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub sysctls: BTreeMap<String, String>,
     pub runtime: String,
     /// The initial console size (height, width); Windows only in Docker, kept as sent.
@@ -298,7 +310,10 @@ pub struct HostConfig {
     pub readonly_paths: Option<Vec<String>>,
     /// OCI annotations for the runtime (API 1.43; not printed when empty, as API 1.41 has
     /// no such field).
-    #[serde(deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Run an init (`--init`) as pid 1 that reaps and forwards signals.
     #[serde(skip_serializing_if = "Option::is_none")]

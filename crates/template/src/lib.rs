@@ -17,7 +17,7 @@ mod printf;
 mod table;
 mod value;
 
-pub use table::{tabwrite, Table};
+pub use table::{tabwrite, tabwrite_min, Table};
 
 use exec::Exec;
 use parse::{Node, Parser};

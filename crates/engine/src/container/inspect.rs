@@ -1,10 +1,10 @@
 //! `inspect`: Docker's container JSON (`GET /containers/{id}/json`), the same object for
 //! every front end.
 
+use pelagos_model::config::HostConfig;
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::security::security_options;
 use pelagos_model::state::Status;
-use pelagos_model::config::HostConfig;
 use pelagos_spec::mounts::DEFAULT_SHM_SIZE;
 use pelagos_spec::{hostname, system_paths};
 use serde_json::{json, Value};
@@ -106,7 +106,11 @@ fn fill_defaults(v: &mut Value, host: &HostConfig) {
             *field = value;
         }
     };
-    fill("/CgroupnsMode", host.cgroupns_mode.is_empty(), "private".into());
+    fill(
+        "/CgroupnsMode",
+        host.cgroupns_mode.is_empty(),
+        "private".into(),
+    );
     fill("/IpcMode", host.ipc_mode.is_empty(), "private".into());
     let log_empty = host.log_config.kind.is_empty();
     fill("/LogConfig/Type", log_empty, "json-file".into());
