@@ -7,6 +7,7 @@ mod containers;
 mod events;
 mod format;
 mod images;
+mod port;
 mod progress;
 mod ps;
 mod relay;
@@ -212,5 +213,6 @@ fn container_verb(cli: &cli::Cli, verb: &cli::ContainerVerb) -> anyhow::Result<i
         V::Cp(a) => archive::cp(cli, a),
         V::Diff(a) => archive::diff(cli, a),
         V::Export(a) => archive::export(cli, a),
+        V::Port(a) => port::port(cli, a),
     }
 }

@@ -167,7 +167,7 @@ fn network_settings(r: &ContainerRecord) -> Value {
         "HairpinMode": false,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {},
+        "Ports": super::port::published(r),
         "SandboxKey": "",
         "SecondaryIPAddresses": null,
         "SecondaryIPv6Addresses": null,
