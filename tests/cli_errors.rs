@@ -137,6 +137,10 @@ const SAME_TEXT: &[&[&str]] = &[
     &["volume", "ls", "-q=x"],
     &["rm", "-f=maybe", "a"],
     &["logs", "-f=maybe", "c"],
+    &["port"],
+    &["port", "a", "b", "c"],
+    &["port", "--bogus", "a"],
+    &["container", "port"],
 ];
 
 #[test]
@@ -201,6 +205,13 @@ fn container_subcommands_are_the_verbs() {
     ]);
     assert_eq!(c(&["exec", "sub", "echo", "hi"]).trim(), "hi");
     assert!(c(&["top", "sub"]).contains("sleep"));
+    // Nothing is published (no networking yet): no lines, and an error for a port asked for.
+    assert_eq!(c(&["port", "sub"]), "");
+    let (code, err) = env.fail(&["container", "port", "sub", "80/tcp"]);
+    assert_eq!(
+        (code, err.trim()),
+        (1, "Error: No public port '80/tcp' published for sub")
+    );
     c(&["pause", "sub"]);
     c(&["unpause", "sub"]);
     c(&["stop", "-t", "0", "sub"]);

@@ -182,7 +182,8 @@ fn ps_filters_formats_and_status_texts() {
     ]);
     let f: Vec<&str> = line.trim().split('|').collect();
     assert_eq!(f[0].len(), 12);
-    assert_eq!(f[1], "\"sh -c exit 3\"");
+    // moby's container list quotes an argument holding a space.
+    assert_eq!(f[1], "\"sh -c 'exit 3'\"");
     assert_eq!(f[2], "exited");
     assert_eq!(f[3], "solo=,tier=web");
     assert!(f[4].ends_with(" ago"));

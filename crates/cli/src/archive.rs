@@ -11,6 +11,7 @@ use pelagos_engine::container::tar_in::{ExtractOptions, Owners};
 use pelagos_engine::container::{diff as diff_verb, export as export_verb};
 
 use crate::cli::{Cli, CpArgs, ExportArgs, TopArgs};
+use crate::format::human_size;
 
 /// Docker's `splitCpArg`: `CONTAINER:PATH`, unless the argument is an absolute path or starts
 /// with `.` before its colon (a local path holding a colon).
@@ -34,31 +35,6 @@ fn local_path(path: &str) -> Result<String> {
         "{}/{path}",
         cwd.to_string_lossy().trim_end_matches('/')
     ))
-}
-
-/// Docker's `units.HumanSize`: four significant digits, decimal units.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let (mut size, mut unit) = (bytes as f64, 0);
-    while size >= 1000.0 && unit < UNITS.len() - 1 {
-        size /= 1000.0;
-        unit += 1;
-    }
-    let digits = if size >= 1000.0 {
-        0
-    } else if size >= 100.0 {
-        1
-    } else if size >= 10.0 {
-        2
-    } else {
-        3
-    };
-    let text = format!("{size:.digits$}");
-    let text = match text.contains('.') {
-        true => text.trim_end_matches('0').trim_end_matches('.').to_owned(),
-        false => text,
-    };
-    format!("{text}{}", UNITS[unit])
 }
 
 pub fn cp(cli: &Cli, a: &CpArgs) -> Result<i32> {

@@ -96,6 +96,14 @@ pub struct NamesArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct PortArgs {
+    /// Container.
+    pub container: String,
+    /// `PRIVATE_PORT[/PROTO]` (tcp when no protocol is given).
+    pub private_port: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct TopArgs {
     /// Container.
     pub container: String,
@@ -386,6 +394,8 @@ pub enum ContainerVerb {
     Diff(TopArgs),
     /// Export a container's filesystem as a tar archive.
     Export(ExportArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(PortArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -562,37 +562,9 @@ pub fn top(cli: &Cli, a: &TopArgs) -> Result<i32> {
     rows.extend(top.processes);
     std::io::stdout()
         .lock()
-        .write_all(tabwrite(&rows, 20).as_bytes())?;
+        // `docker top`'s tabwriter has a minimum width of 20.
+        .write_all(crate::format::table_text(&rows, 20).as_bytes())?;
     Ok(0)
-}
-
-/// Go's `tabwriter.NewWriter(out, min_width, 1, 3, ' ', 0)` over tab-joined lines: every
-/// cell but a line's last padded to its column's width (at least `min_width`).
-fn tabwrite(rows: &[Vec<String>], min_width: usize) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            let widest = rows
-                .iter()
-                .filter(|r| c + 1 < r.len())
-                .map(|r| r[c].chars().count())
-                .max()
-                .unwrap_or(0);
-            (widest + 3).max(min_width)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 < row.len() {
-                out.push_str(&format!("{cell:<0$}", widths[c]));
-            } else {
-                out.push_str(cell);
-            }
-        }
-        out.push('\n');
-    }
-    out
 }
 
 /// One `stats` row from two samples `interval` apart (CPU % needs a delta).
@@ -612,14 +584,14 @@ fn stats_row(
     let limit = second.memory.as_ref().and_then(|m| m.limit);
     let pids = second.pids.as_ref().map(|p| p.current);
     let human = |v: Option<u64>| {
-        v.map(crate::format::human_size)
+        v.map(crate::format::bytes_size)
             .unwrap_or_else(|| "--".into())
     };
     Ok(serde_json::json!({
         "ID": display_id(&record.id, false),
         "Name": record.name,
         "CPUPerc": format!("{cpu:.2}%"),
-        "MemUsage": format!("{} / {}", human(mem), limit.map(crate::format::human_size).unwrap_or_else(|| "unlimited".into())),
+        "MemUsage": format!("{} / {}", human(mem), limit.map(crate::format::bytes_size).unwrap_or_else(|| "unlimited".into())),
         "MemPerc": match (mem, limit) {
             (Some(m), Some(l)) if l > 0 => format!("{:.2}%", m as f64 / l as f64 * 100.0),
             _ => "--".into(),

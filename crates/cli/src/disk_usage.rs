@@ -12,7 +12,9 @@ use pelagos_image::{ImageRecord, Reference};
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, DfArgs};
-use crate::format::{format_one, format_rows, headers, human_size, human_size_precision, since};
+use crate::format::{
+    format_one, format_rows, headers, human_size, human_size_precision, reclaimable_size, since,
+};
 
 /// Docker's verbose tables, one per section.
 const IMAGE_TABLE: &str = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}";
@@ -160,17 +162,9 @@ pub fn df(cli: &Cli, a: &DfArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Docker's "4.26MB (45%)" (no percentage when nothing is there).
-fn reclaimable(bytes: u64, total: u64) -> String {
-    match total {
-        0 => human_size(bytes),
-        t => format!("{} ({}%)", human_size(bytes), bytes * 100 / t),
-    }
-}
-
 fn summary_row(kind: &str, total: usize, active: usize, size: u64, free: u64) -> Value {
     json!({"Type": kind, "TotalCount": total, "Active": active, "Size": human_size(size),
-           "Reclaimable": reclaimable(free, size), "SizeBytes": size,
+           "Reclaimable": reclaimable_size(free, size), "SizeBytes": size,
            "ReclaimableBytes": free})
 }
 
@@ -297,9 +291,9 @@ mod tests {
 
     #[test]
     fn reclaimable_shows_a_share() {
-        assert_eq!(reclaimable(0, 0), "0B");
-        assert_eq!(reclaimable(500, 1000), "500B (50%)");
-        assert_eq!(reclaimable(1000, 1000), "1kB (100%)");
+        assert_eq!(reclaimable_size(0, 0), "0B");
+        assert_eq!(reclaimable_size(500, 1000), "500B (50%)");
+        assert_eq!(reclaimable_size(1000, 1000), "1kB (100%)");
     }
 
     #[test]

@@ -2,46 +2,69 @@
 //! Docker's `table` and `json` formats, from `pelagos-template`).
 
 use anyhow::{Context, Result};
-use pelagos_template::{Methods, Param, Table, Template};
+use pelagos_template::{tabwrite_min, Methods, Param, Table, Template};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 
-/// Docker's `units.HumanSize`: decimal units, three significant digits ("4.26MB").
+/// Docker's `units.HumanSize`: `HumanSizeWithPrecision` with four significant digits
+/// ("4.261MB"): `system df`, `volume ls`, an image's `VirtualSize`, reclaimed space.
 pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    let text = format!("{:.4}", value);
-    // %.4g: four significant digits, trailing zeros dropped.
-    let digits_before = text.split('.').next().map(str::len).unwrap_or(1);
-    let precision = 4usize.saturating_sub(digits_before);
-    let mut s = format!("{:.*}", precision, value);
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", UNITS[unit])
+    human_size_precision(bytes, 4)
 }
 
 /// Docker's `units.HumanSizeWithPrecision(bytes, precision)`: `%.<precision>g` of the value
-/// in decimal units ("12B", "4.26MB").
+/// in decimal units ("12B", "4.26MB"); `images`, `history` and `ps -s` use 3.
 pub fn human_size_precision(bytes: u64, precision: usize) -> String {
     const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    custom_size(bytes, precision, 1000.0, &UNITS)
+}
+
+/// Docker's `units.BytesSize`: four significant digits in binary units ("1.5MiB"), as
+/// `stats` prints memory.
+pub fn bytes_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    custom_size(bytes, 4, 1024.0, &UNITS)
+}
+
+/// `system df`'s RECLAIMABLE: the size and its share of the total in whole percent, the size
+/// alone when the total is 0 (docker/cli's disk usage formatter).
+pub fn reclaimable_size(reclaimable: u64, total: u64) -> String {
+    match total {
+        0 => human_size(reclaimable),
+        t => format!("{} ({}%)", human_size(reclaimable), reclaimable * 100 / t),
+    }
+}
+
+/// go-units' `CustomSize`: the value divided by `base` while it reaches it, `%.<precision>g`
+/// and the unit.
+fn custom_size(bytes: u64, precision: usize, base: f64, units: &[&str]) -> String {
     let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
+    while value >= base && unit < units.len() - 1 {
+        value /= base;
         unit += 1;
     }
-    let digits_before = format!("{value:.0}").len();
-    let mut s = format!("{:.*}", precision.saturating_sub(digits_before), value);
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    format!("{}{}", go_g(value, precision.max(1)), units[unit])
+}
+
+/// Go's `%.<precision>g` of a non-negative number: the shortest of fixed and exponent
+/// notation by Go's rule (exponent form when the exponent is below -4 or reaches the
+/// precision, so 999.7 with precision 3 is "1e+03"), trailing zeros dropped.
+fn go_g(value: f64, precision: usize) -> String {
+    let sci = format!("{:.*e}", precision - 1, value);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| match s.contains('.') {
+        true => s.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => s.to_string(),
+    };
+    if exp < -4 || exp >= precision as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa), exp.abs());
     }
-    format!("{s}{}", UNITS[unit])
+    let decimals = (precision as i32 - 1 - exp).max(0) as usize;
+    trim(&format!("{value:.decimals$}"))
 }
 
 /// Docker's `units.HumanDuration` of the time since `rfc3339`, plus " ago".
@@ -145,6 +168,20 @@ pub fn label_method(labels: &BTreeMap<String, String>) -> Methods<'_> {
     })
 }
 
+/// Prints cells as Docker's formatter aligns its tables (Go's tabwriter: minimum width 10,
+/// padding 3), the first row being the titles.
+pub fn print_table(rows: &[Vec<String>]) {
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(table_text(rows, 10).as_bytes());
+}
+
+/// The rows aligned by Go's tabwriter with the minimum column width `min_width`.
+pub fn table_text(rows: &[Vec<String>], min_width: usize) -> String {
+    let lines: Vec<String> = rows.iter().map(|r| r.join("\t") + "\n").collect();
+    tabwrite_min(&lines.concat(), min_width)
+}
+
 /// The text `inspect`, `info` and `version` print for `--format` over one object (no newline).
 pub fn format_one(format: &str, value: &Value) -> Result<String> {
     let template =
@@ -167,6 +204,16 @@ mod tests {
         assert_eq!(human_size_precision(12, 3), "12B");
         assert_eq!(human_size_precision(4_261_000, 3), "4.26MB");
         assert_eq!(human_size_precision(0, 3), "0B");
+        assert_eq!(human_size_precision(1_982_000, 3), "1.98MB");
+        assert_eq!(human_size_precision(999_700, 3), "1e+03kB");
+        assert_eq!(human_size_precision(100_000, 3), "100kB");
+        assert_eq!(human_size(999_990), "1000kB");
+        assert_eq!(human_size(1_984_000), "1.984MB");
+        assert_eq!(bytes_size(1536 * 1024), "1.5MiB");
+        assert_eq!(bytes_size(512), "512B");
+        assert_eq!(reclaimable_size(0, 0), "0B");
+        assert_eq!(reclaimable_size(0, 1_984_000), "0B (0%)");
+        assert_eq!(reclaimable_size(1_000, 3_000), "1kB (33%)");
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::cli::{
     Cli, HistoryArgs, ImagesArgs, ImportArgs, InspectArgs, LoadArgs, LoginArgs, LogoutArgs,
     PruneArgs, PullArgs, PushArgs, RmiArgs, SaveArgs, TagArgs,
 };
-use crate::format::{format_one, format_rows, headers, human_size, since};
+/// The one table writer (kept reachable here for the verbs that import it from images).
+pub use crate::format::print_table;
+use crate::format::{format_one, format_rows, headers, human_size, human_size_precision, since};
 use crate::{engine, progress};
 
 macro_rules! out {
@@ -142,7 +144,7 @@ fn rows(image: &ImageRecord) -> Vec<Value> {
             "FullID": image.id.to_string(),
             "Repository": repo,
             "SharedSize": "N/A",
-            "Size": human_size(image.size),
+            "Size": human_size_precision(image.size, 3),
             "Tag": tag,
             "UniqueSize": "N/A",
             "VirtualSize": human_size(image.size),
@@ -269,32 +271,6 @@ pub fn list(cli: &Cli, a: &ImagesArgs) -> Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// Columns padded like Go's tabwriter with a padding of 3.
-pub fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut stdout = std::io::stdout().lock();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
-        }
-        let _ = writeln!(stdout, "{}", line.trim_end());
-    }
 }
 
 /// Docker's `ImageInspect` object.
@@ -733,7 +709,7 @@ pub fn history(cli: &Cli, a: &HistoryArgs) -> Result<i32> {
             "CreatedAt": h["created"].as_str().unwrap_or_default(),
             "CreatedSince": since(h["created"].as_str()),
             "CreatedBy": created_by,
-            "Size": human_size(size),
+            "Size": human_size_precision(size, 3),
             "Comment": h["comment"].as_str().unwrap_or_default(),
         }));
     }
@@ -742,7 +718,7 @@ pub fn history(cli: &Cli, a: &HistoryArgs) -> Result<i32> {
         for size in &layer_sizes {
             rows.push(
                 json!({"ID": "<missing>", "CreatedAt": "", "CreatedSince": "N/A",
-                "CreatedBy": "", "Size": human_size(*size), "Comment": ""}),
+                "CreatedBy": "", "Size": human_size_precision(*size, 3), "Comment": ""}),
             );
         }
         if let Some(last) = rows.last_mut() {

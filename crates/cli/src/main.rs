@@ -10,6 +10,8 @@ mod failure;
 mod format;
 mod images;
 mod pflag;
+
+mod port;
 mod progress;
 mod ps;
 mod relay;
@@ -234,5 +236,6 @@ fn container_verb(cli: &cli::Cli, verb: &cli::ContainerVerb) -> anyhow::Result<i
         V::Cp(a) => archive::cp(cli, a),
         V::Diff(a) => archive::diff(cli, a),
         V::Export(a) => archive::export(cli, a),
+        V::Port(a) => port::port(cli, a),
     }
 }

@@ -34,6 +34,7 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("Mounts", "MOUNTS"),
     ("Networks", "NETWORKS"),
     ("LocalVolumes", "LOCAL VOLUMES"),
+    ("Platform", "PLATFORM"),
 ];
 
 pub fn ps(cli: &Cli, a: &PsArgs) -> Result<i32> {
@@ -92,6 +93,9 @@ pub fn context(s: &ContainerSummary, trunc: bool) -> Value {
         "Mounts": mounts(s, trunc),
         "Networks": s.networks.join(","),
         "LocalVolumes": s.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        // Docker CLI 28: the image manifest's platform, nil when the daemon gives none (as
+        // here, like API < 1.48).
+        "Platform": Value::Null,
     })
 }
 
@@ -179,5 +183,31 @@ mod tests {
     fn image_ids_are_shortened() {
         assert_eq!(image("sha256:0123456789abcdef00", true), "0123456789ab");
         assert_eq!(image("busybox", true), "busybox");
+    }
+
+    #[test]
+    fn the_context_has_docker_cli_28_s_keys() {
+        let summary = ContainerSummary {
+            id: "0123456789abcdef".into(),
+            names: vec!["/web".into()],
+            image: "busybox".into(),
+            image_id: "sha256:aa".into(),
+            command: "sh".into(),
+            created: 0,
+            state: "running".into(),
+            status: "Up 1 second".into(),
+            labels: Default::default(),
+            size_rw: None,
+            size_root_fs: None,
+            mounts: Vec::new(),
+            networks: vec!["none".into()],
+        };
+        let v = context(&summary, true);
+        assert!(v["Platform"].is_null());
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        let mut titles: Vec<&str> = HEADERS.iter().map(|(k, _)| *k).collect();
+        titles.sort();
+        assert_eq!(keys, titles);
     }
 }

@@ -117,6 +117,11 @@ const COMMANDS: &[(&str, &str, Arity)] = &[
     ),
     ("diff", "diff CONTAINER", Arity::Exact(1)),
     ("export", "export [OPTIONS] CONTAINER", Arity::Exact(1)),
+    (
+        "port",
+        "port CONTAINER [PRIVATE_PORT[/PROTO]]",
+        Arity::Range(1, 2),
+    ),
     ("events", "events [OPTIONS]", Arity::None),
     ("system events", "system events [OPTIONS]", Arity::None),
     ("version", "version [OPTIONS]", Arity::None),

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Docker's `Config`: what the container runs (the image's config merged with the request).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,7 +24,7 @@ pub struct ContainerConfig {
     pub open_stdin: bool,
     pub stdin_once: bool,
     /// `KEY=VALUE`; a bare `KEY` removes the variable (the image's, say).
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub env: Vec<String>,
     /// `None`: the image's. A string in a request is a one-element list (Docker's StrSlice).
     #[serde(deserialize_with = "str_slice")]
@@ -34,8 +34,7 @@ pub struct ContainerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_escaped: Option<bool>,
     pub image: String,
-    /// Anonymous volumes: container path → `{}`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Anonymous volumes: container path → `{}` (`null` when none, as Docker prints it).
     pub volumes: Option<BTreeMap<String, serde_json::Value>>,
     pub working_dir: String,
     /// `None`: the image's; `[""]` clears it (`--entrypoint ""`).
@@ -45,7 +44,7 @@ pub struct ContainerConfig {
     pub network_disabled: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub on_build: Vec<String>,
     #[serde(deserialize_with = "null_default")]
     pub labels: BTreeMap<String, String>,
@@ -110,16 +109,20 @@ pub struct Ulimit {
     pub hard: i64,
 }
 
-/// Docker's `Mount` (the `--mount` flag and `HostConfig.Mounts`).
+/// Docker's `Mount` (the `--mount` flag and `HostConfig.Mounts`); as in moby, empty fields
+/// are not printed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Mount {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub target: String,
     /// A host path (bind), a volume name (volume; empty: anonymous), nothing (tmpfs).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub source: String,
     /// "bind", "volume", "tmpfs".
-    #[serde(rename = "Type")]
+    #[serde(rename = "Type", skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    #[serde(skip_serializing_if = "is_false")]
     pub read_only: bool,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub consistency: String,
@@ -135,7 +138,9 @@ pub struct Mount {
 #[serde(rename_all = "PascalCase", default)]
 pub struct BindOptions {
     /// "", "private", "rprivate", "shared", "rshared", "slave", "rslave".
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub propagation: String,
+    #[serde(skip_serializing_if = "is_false")]
     pub non_recursive: bool,
 }
 
@@ -143,8 +148,12 @@ pub struct BindOptions {
 #[serde(rename_all = "PascalCase", default)]
 pub struct VolumeOptions {
     /// Do not copy the image's files into a new volume.
+    #[serde(skip_serializing_if = "is_false")]
     pub no_copy: bool,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver_config: Option<Driver>,
@@ -154,8 +163,12 @@ pub struct VolumeOptions {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Driver {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub name: String,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub options: BTreeMap<String, String>,
 }
 
@@ -163,8 +176,10 @@ pub struct Driver {
 #[serde(rename_all = "PascalCase", default)]
 pub struct TmpfsOptions {
     /// Bytes; 0: the kernel's default (half the RAM).
+    #[serde(skip_serializing_if = "is_zero")]
     pub size_bytes: i64,
     /// Permission bits (the API carries the number, `--mount tmpfs-mode=1777` is octal).
+    #[serde(skip_serializing_if = "is_zero")]
     pub mode: u32,
 }
 
@@ -209,7 +224,7 @@ pub type PortMap = BTreeMap<String, Vec<PortBinding>>;
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
     /// `-v`: `host-path:dest[:opts]`, `volume:dest[:opts]`, `dest` (anonymous volume).
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub binds: Vec<String>,
     #[serde(rename = "ContainerIDFile")]
     pub container_id_file: String,
@@ -224,13 +239,16 @@ pub struct HostConfig {
     pub restart_policy: RestartPolicy,
     pub auto_remove: bool,
     pub volume_driver: String,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub volumes_from: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<Mount>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub cap_add: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub cap_drop: Vec<String>,
     /// "", "private", "host".
     pub cgroupns_mode: String,
@@ -241,15 +259,15 @@ pub struct HostConfig {
     #[serde(deserialize_with = "null_default")]
     pub dns_search: Vec<String>,
     /// `host:ip` lines for /etc/hosts.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub extra_hosts: Vec<String>,
     /// Supplementary groups (names resolved in the container's /etc/group, or gids).
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub group_add: Vec<String>,
     /// "", "private", "shareable", "none", "host", "container:NAME".
     pub ipc_mode: String,
     pub cgroup: String,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub links: Vec<String>,
     pub oom_score_adj: i64,
     /// "", "host", "container:NAME".
@@ -257,12 +275,18 @@ pub struct HostConfig {
     pub privileged: bool,
     pub publish_all_ports: bool,
     pub readonly_rootfs: bool,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub security_opt: Vec<String>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub storage_opt: BTreeMap<String, String>,
     /// `--tmpfs`: destination → options.
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub tmpfs: BTreeMap<String, String>,
     /// "", "host".
     #[serde(rename = "UTSMode")]
@@ -270,17 +294,26 @@ pub struct HostConfig {
     pub userns_mode: String,
     /// Bytes of /dev/shm (0: 64 MiB).
     pub shm_size: i64,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub sysctls: BTreeMap<String, String>,
     pub runtime: String,
+    /// The initial console size (height, width); Windows only in Docker, kept as sent.
+    pub console_size: [u32; 2],
+    /// Windows' isolation technology; always "" here.
+    pub isolation: String,
     /// Paths masked in the container; `None`: Docker's defaults.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub masked_paths: Option<Vec<String>>,
     /// Paths made read-only in the container; `None`: Docker's defaults.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub readonly_paths: Option<Vec<String>>,
-    /// OCI annotations for the runtime (API 1.43).
-    #[serde(deserialize_with = "null_default")]
+    /// OCI annotations for the runtime (API 1.43; not printed when empty, as API 1.41 has
+    /// no such field).
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub annotations: BTreeMap<String, String>,
     /// Run an init (`--init`) as pid 1 that reaps and forwards signals.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -311,10 +344,10 @@ pub struct HostConfig {
     pub cpuset_mems: String,
     #[serde(deserialize_with = "null_default")]
     pub devices: Vec<DeviceMapping>,
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub device_cgroup_rules: Vec<String>,
     /// GPU requests and the like, kept as sent (not supported).
-    #[serde(deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default", serialize_with = "nil_if_empty")]
     pub device_requests: Vec<serde_json::Value>,
     pub kernel_memory: i64,
     #[serde(rename = "KernelMemoryTCP")]
@@ -323,17 +356,21 @@ pub struct HostConfig {
     pub memory_reservation: i64,
     /// Memory plus swap in bytes (-1: unlimited swap; 0: not set).
     pub memory_swap: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_swappiness: Option<i64>,
     /// CPUs × 10⁹ (`--cpus 1.5` = 1500000000).
     pub nano_cpus: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
     /// `None`: unchanged; 0 or -1: unlimited.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
     #[serde(deserialize_with = "null_default")]
     pub ulimits: Vec<Ulimit>,
+    // Windows-only resources: kept as sent so that records print every key of API 1.41.
+    pub cpu_count: i64,
+    pub cpu_percent: i64,
+    #[serde(rename = "IOMaximumIOps")]
+    pub io_maximum_iops: u64,
+    #[serde(rename = "IOMaximumBandwidth")]
+    pub io_maximum_bandwidth: u64,
 }
 
 /// Docker's `NetworkingConfig` (endpoints per network; filled in by the network issue).
@@ -364,6 +401,30 @@ where
     T: Default + Deserialize<'de>,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// Go's `omitempty` for booleans.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Go's `omitempty` for numbers.
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
+}
+
+/// An empty list printed as `null`: Go's nil slice, which Docker's records hold for the
+/// lists its CLI leaves unset.
+fn nil_if_empty<S, T>(list: &[T], s: S) -> Result<S::Ok, S::Error>
+where
+    S: Serializer,
+    T: Serialize,
+{
+    if list.is_empty() {
+        s.serialize_none()
+    } else {
+        list.serialize(s)
+    }
 }
 
 /// Docker's StrSlice: `null`, a string (one element) or a list of strings.
@@ -476,6 +537,91 @@ mod tests {
         ] {
             assert!(text.contains(field), "{field} in {text}");
         }
+    }
+
+    /// The keys of `docker inspect`'s HostConfig (daemon 20.10, API 1.41) for a container
+    /// made without options.
+    const DOCKER_HOST_CONFIG_KEYS: &str = "Binds ContainerIDFile LogConfig NetworkMode \
+        PortBindings RestartPolicy AutoRemove VolumeDriver VolumesFrom CapAdd CapDrop \
+        CgroupnsMode Dns DnsOptions DnsSearch ExtraHosts GroupAdd IpcMode Cgroup Links \
+        OomScoreAdj PidMode Privileged PublishAllPorts ReadonlyRootfs SecurityOpt UTSMode \
+        UsernsMode ShmSize Runtime ConsoleSize Isolation CpuShares Memory NanoCpus \
+        CgroupParent BlkioWeight BlkioWeightDevice BlkioDeviceReadBps BlkioDeviceWriteBps \
+        BlkioDeviceReadIOps BlkioDeviceWriteIOps CpuPeriod CpuQuota CpuRealtimePeriod \
+        CpuRealtimeRuntime CpusetCpus CpusetMems Devices DeviceCgroupRules DeviceRequests \
+        KernelMemory KernelMemoryTCP MemoryReservation MemorySwap MemorySwappiness \
+        OomKillDisable PidsLimit Ulimits CpuCount CpuPercent IOMaximumIOps \
+        IOMaximumBandwidth MaskedPaths ReadonlyPaths";
+
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn an_empty_host_config_has_docker_s_keys_and_nils() {
+        let v = serde_json::to_value(HostConfig::default()).unwrap();
+        let mut want: Vec<String> = DOCKER_HOST_CONFIG_KEYS
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        want.sort();
+        assert_eq!(keys(&v), want);
+        for nil in [
+            "Binds",
+            "CapAdd",
+            "SecurityOpt",
+            "DeviceRequests",
+            "MemorySwappiness",
+            "OomKillDisable",
+            "PidsLimit",
+            "MaskedPaths",
+        ] {
+            assert!(v[nil].is_null(), "{nil}: {}", v[nil]);
+        }
+        assert_eq!(v["Dns"], serde_json::json!([]));
+        assert_eq!(v["ConsoleSize"], serde_json::json!([0, 0]));
+        let c = serde_json::to_value(ContainerConfig::default()).unwrap();
+        assert!(c["Volumes"].is_null() && c["Env"].is_null() && c["OnBuild"].is_null());
+    }
+
+    #[test]
+    fn omitempty_fields_print_when_set() {
+        let h = HostConfig {
+            tmpfs: BTreeMap::from([("/run".to_string(), String::new())]),
+            annotations: BTreeMap::from([("a".to_string(), "b".to_string())]),
+            binds: vec!["/a:/b".to_string()],
+            ..HostConfig::default()
+        };
+        let v = serde_json::to_value(&h).unwrap();
+        assert_eq!(v["Tmpfs"]["/run"], "");
+        assert_eq!(v["Annotations"]["a"], "b");
+        assert_eq!(v["Binds"][0], "/a:/b");
+        assert!(v.get("Mounts").is_none() && v.get("Sysctls").is_none());
+    }
+
+    #[test]
+    fn mounts_print_only_what_is_set() {
+        let m = Mount {
+            target: "/t".into(),
+            kind: "tmpfs".into(),
+            tmpfs_options: Some(TmpfsOptions::default()),
+            ..Mount::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"Target":"/t","Type":"tmpfs","TmpfsOptions":{}}"#
+        );
+    }
+
+    #[test]
+    fn an_old_record_without_the_new_keys_reads() {
+        let h: HostConfig =
+            serde_json::from_str(r#"{"Annotations": {}, "Mounts": [], "Memory": 5}"#).unwrap();
+        assert_eq!(h.memory, 5);
+        assert_eq!(h.console_size, [0, 0]);
+        assert_eq!(h.isolation, "");
     }
 
     #[test]

@@ -189,6 +189,26 @@ fn process_json(
     Ok(process)
 }
 
+/// The /proc and /sys paths a container gets masked and made read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemPaths {
+    pub masked: Vec<String>,
+    pub readonly: Vec<String>,
+}
+
+/// What the container's spec masks and makes read-only: the config's lists, else Docker's;
+/// `None` (nothing) for a privileged container or with `systempaths=unconfined`.
+pub fn system_paths(host: &HostConfig, security: &SecurityOptions) -> Option<SystemPaths> {
+    if host.privileged || security.systempaths_unconfined {
+        return None;
+    }
+    let defaults = |d: &[&str]| d.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    Some(SystemPaths {
+        masked: (host.masked_paths.clone()).unwrap_or_else(|| defaults(&MASKED_PATHS)),
+        readonly: (host.readonly_paths.clone()).unwrap_or_else(|| defaults(&READONLY_PATHS)),
+    })
+}
+
 fn linux_json(
     input: &SpecInput<'_>,
     host: &HostConfig,
@@ -205,16 +225,9 @@ fn linux_json(
         "cgroupsPath": input.cgroups_path,
         "resources": resources,
     });
-    if !host.privileged && !security.systempaths_unconfined {
-        let defaults = |d: &[&str]| d.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-        linux["maskedPaths"] = json!(host
-            .masked_paths
-            .clone()
-            .unwrap_or_else(|| defaults(&MASKED_PATHS)));
-        linux["readonlyPaths"] = json!(host
-            .readonly_paths
-            .clone()
-            .unwrap_or_else(|| defaults(&READONLY_PATHS)));
+    if let Some(paths) = system_paths(host, security) {
+        linux["maskedPaths"] = json!(paths.masked);
+        linux["readonlyPaths"] = json!(paths.readonly);
     }
     if !host.sysctls.is_empty() {
         linux["sysctl"] = json!(host.sysctls);

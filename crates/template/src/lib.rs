@@ -20,7 +20,7 @@ mod table;
 mod value;
 
 pub use methods::{Methods, Param};
-pub use table::{tabwrite, Table};
+pub use table::{tabwrite, tabwrite_min, Table};
 
 use exec::Exec;
 use parse::{Node, Parser};

@@ -122,9 +122,15 @@ fn operand_fields(op: &Operand, names: &mut Vec<String>) {
 /// end at tabs, a column's width is set by the run of consecutive lines that have it, and a
 /// line's last cell is not aligned.
 pub fn tabwrite(text: &str) -> String {
+    tabwrite_min(text, MIN_WIDTH)
+}
+
+/// [`tabwrite`] with another minimum column width (`docker top` uses 20).
+pub fn tabwrite_min(text: &str, min_width: usize) -> String {
     let lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
     let mut writer = TabWriter {
         lines: &lines,
+        min_width,
         widths: Vec::new(),
         out: String::new(),
     };
@@ -134,6 +140,7 @@ pub fn tabwrite(text: &str) -> String {
 
 struct TabWriter<'l> {
     lines: &'l [Vec<&'l str>],
+    min_width: usize,
     widths: Vec<usize>,
     out: String,
 }
@@ -151,7 +158,7 @@ impl TabWriter<'_> {
             }
             self.write_lines(line0, this);
             line0 = this;
-            let mut width = MIN_WIDTH;
+            let mut width = self.min_width;
             while this < line1 && column + 1 < self.lines[this].len() {
                 width = width.max(self.lines[this][column].chars().count() + PADDING);
                 this += 1;
@@ -195,6 +202,19 @@ mod tests {
         assert_eq!(
             tabwrite("ab\tc\nno tabs\nabcdefghijk\td\n"),
             "ab        c\nno tabs\nabcdefghijk   d\n"
+        );
+    }
+
+    #[test]
+    fn minimum_widths_pad_short_columns() {
+        // `docker images`: TAG padded to 10; `docker volume ls`: DRIVER to 10.
+        assert_eq!(
+            tabwrite("REPOSITORY\tTAG\tIMAGE ID\nbb\t1\t77594b83d944\n"),
+            "REPOSITORY   TAG       IMAGE ID\nbb           1         77594b83d944\n"
+        );
+        assert_eq!(
+            tabwrite_min("UID\tPID\nroot\t1\n", 20),
+            format!("UID{}PID\nroot{}1\n", " ".repeat(17), " ".repeat(16))
         );
     }
 

@@ -41,6 +41,11 @@ pub struct Change {
 /// them in its "init" layer, out of `diff`).
 const RUNTIME_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
+/// The directories the runtime makes as mount points (and /etc for the files above) when the
+/// image lacks them (Docker's init layer has them): not changes themselves, but what is
+/// found below them is.
+const RUNTIME_DIRS: [&str; 6] = ["/dev", "/dev/pts", "/dev/shm", "/etc", "/proc", "/sys"];
+
 fn io(what: &str, e: impl Into<std::io::Error>) -> Error {
     Error::io(what.to_owned(), e.into())
 }
@@ -194,6 +199,24 @@ impl Walk<'_> {
         Ok(any)
     }
 
+    /// A mount point the runtime made: changed (`C`) only when something below it is, as
+    /// Docker's directory of its init layer.
+    fn runtime_dir(&self, fd: &OwnedFd, path: &str, out: &mut Vec<Change>) -> Result<bool> {
+        let at = out.len();
+        let changed = self.dir(fd, path, out)?;
+        if changed {
+            let kind = ChangeKind::Modified;
+            out.insert(
+                at,
+                Change {
+                    kind,
+                    path: path.to_owned(),
+                },
+            );
+        }
+        Ok(changed)
+    }
+
     fn subdir(
         &self,
         parent: &OwnedFd,
@@ -211,6 +234,9 @@ impl Walk<'_> {
         )
         .map_err(|e| io(path, e))?;
         let Some(lower) = image else {
+            if RUNTIME_DIRS.contains(&path) {
+                return self.runtime_dir(&fd, path, out);
+            }
             out.push(Change {
                 kind: ChangeKind::Added,
                 path: path.to_owned(),
@@ -245,5 +271,50 @@ impl Walk<'_> {
             );
         }
         Ok(changed || own)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn changes(upper: &std::path::Path, lower: &std::path::Path) -> Vec<String> {
+        let open = |p: &std::path::Path| {
+            rustix::fs::open(p, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap()
+        };
+        let lowers = [open(lower)];
+        let mut out = Vec::new();
+        Walk { lowers: &lowers }
+            .dir(&open(upper), "", &mut out)
+            .unwrap();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.iter()
+            .map(|c| format!("{} {}", c.kind.letter(), c.path))
+            .collect()
+    }
+
+    #[test]
+    fn the_runtime_s_mount_points_are_not_changes() {
+        let (upper, lower) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        fs::create_dir(lower.path().join("bin")).unwrap();
+        for d in ["dev", "proc", "sys", "etc"] {
+            fs::create_dir(upper.path().join(d)).unwrap();
+        }
+        fs::write(upper.path().join("etc/hosts"), "").unwrap();
+        fs::write(upper.path().join("x"), "hi").unwrap();
+        assert_eq!(changes(upper.path(), lower.path()), ["A /x"]);
+    }
+
+    #[test]
+    fn a_user_s_file_below_a_mount_point_is_a_change() {
+        let (upper, lower) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        fs::create_dir_all(upper.path().join("dev/shm")).unwrap();
+        fs::write(upper.path().join("dev/shm/mine"), "x").unwrap();
+        fs::create_dir(upper.path().join("proc")).unwrap();
+        assert_eq!(
+            changes(upper.path(), lower.path()),
+            ["C /dev", "C /dev/shm", "A /dev/shm/mine"]
+        );
     }
 }

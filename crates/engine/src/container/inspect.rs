@@ -1,8 +1,12 @@
 //! `inspect`: Docker's container JSON (`GET /containers/{id}/json`), the same object for
 //! every front end.
 
+use pelagos_model::config::HostConfig;
 use pelagos_model::record::ContainerRecord;
+use pelagos_model::security::security_options;
 use pelagos_model::state::Status;
+use pelagos_spec::mounts::DEFAULT_SHM_SIZE;
+use pelagos_spec::{hostname, system_paths};
 use serde_json::{json, Value};
 
 use crate::error::Result;
@@ -67,19 +71,86 @@ pub fn view(engine: &Engine, r: &ContainerRecord) -> Value {
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": Value::Null,
-        "HostConfig": r.host_config,
-        "GraphDriver": {
-            "Name": "overlay2",
-            "Data": {
-                "UpperDir": path("upper"),
-                "WorkDir": path("work"),
-                "MergedDir": path("rootfs"),
-            },
-        },
+        "HostConfig": host_config(r),
+        "GraphDriver": graph_driver(engine, r, &path),
         "Mounts": r.mounts,
-        "Config": r.config,
+        "Config": config(r),
         "NetworkSettings": network_settings(r),
     })
+}
+
+/// The record's HostConfig with what pelagos applies where the record leaves it to the
+/// defaults, as Docker's daemon fills them in at create.
+fn host_config(r: &ContainerRecord) -> Value {
+    let host = &r.host_config;
+    let mut v = serde_json::to_value(host).unwrap_or(Value::Null);
+    let security = security_options(&host.security_opt).unwrap_or_default();
+    let (masked, readonly) = match system_paths(host, &security) {
+        Some(paths) => (json!(paths.masked), json!(paths.readonly)),
+        // Docker's daemon leaves a privileged container's lists nil.
+        None if host.privileged => (Value::Null, Value::Null),
+        // `systempaths=unconfined`: Docker's CLI sends empty lists.
+        None => (json!([]), json!([])),
+    };
+    v["MaskedPaths"] = masked;
+    v["ReadonlyPaths"] = readonly;
+    fill_defaults(&mut v, host);
+    v
+}
+
+/// The defaults Docker's daemon writes into an empty field at create, where pelagos applies
+/// the same ones (cgroup v2: a private cgroup namespace; a private IPC namespace).
+fn fill_defaults(v: &mut Value, host: &HostConfig) {
+    let mut fill = |pointer: &str, empty: bool, value: Value| {
+        if let Some(field) = v.pointer_mut(pointer).filter(|_| empty) {
+            *field = value;
+        }
+    };
+    fill(
+        "/CgroupnsMode",
+        host.cgroupns_mode.is_empty(),
+        "private".into(),
+    );
+    fill("/IpcMode", host.ipc_mode.is_empty(), "private".into());
+    let log_empty = host.log_config.kind.is_empty();
+    fill("/LogConfig/Type", log_empty, "json-file".into());
+    let restart_empty = host.restart_policy.name.is_empty();
+    fill("/RestartPolicy/Name", restart_empty, "no".into());
+    fill("/ShmSize", host.shm_size == 0, DEFAULT_SHM_SIZE.into());
+}
+
+/// The record's Config with the hostname the container really has (Docker stores it at
+/// create).
+fn config(r: &ContainerRecord) -> Value {
+    let mut v = serde_json::to_value(&r.config).unwrap_or(Value::Null);
+    if r.config.hostname.is_empty() {
+        v["Hostname"] = hostname(&r.config, &r.host_config, r.id.as_str()).into();
+    }
+    v
+}
+
+/// The overlay's directories; `LowerDir` is the image's layers, top first, while the image
+/// exists.
+fn graph_driver(engine: &Engine, r: &ContainerRecord, path: &dyn Fn(&str) -> String) -> Value {
+    let mut data = json!({
+        "UpperDir": path("upper"),
+        "WorkDir": path("work"),
+        "MergedDir": path("rootfs"),
+    });
+    let images = engine.images();
+    let lowers = images
+        .get(&r.image_id)
+        .ok()
+        .and_then(|image| images.lowerdirs(&image).ok());
+    if let Some(lowers) = lowers {
+        let layers = images.layers_dir();
+        let dirs: Vec<String> = lowers
+            .iter()
+            .map(|l| layers.join(l).to_string_lossy().into_owned())
+            .collect();
+        data["LowerDir"] = dirs.join(":").into();
+    }
+    json!({ "Name": "overlay2", "Data": data })
 }
 
 /// NetworkSettings for the modes that exist so far (none and host).
@@ -88,19 +159,120 @@ fn network_settings(r: &ContainerRecord) -> Value {
         "" | "default" => "none",
         m => m,
     };
+    // API 1.41's NetworkSettingsBase and DefaultNetworkSettings (the legacy fields of the
+    // default network), then the endpoint of each network.
     json!({
         "Bridge": "",
         "SandboxID": "",
         "HairpinMode": false,
-        "Ports": {},
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Ports": super::port::published(r),
         "SandboxKey": "",
+        "SecondaryIPAddresses": null,
+        "SecondaryIPv6Addresses": null,
+        "EndpointID": "",
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "MacAddress": "",
         "Networks": { mode: {
+            "IPAMConfig": null,
+            "Links": null,
+            "Aliases": null,
             "NetworkID": "",
             "EndpointID": "",
             "Gateway": "",
             "IPAddress": "",
             "IPPrefixLen": 0,
+            "IPv6Gateway": "",
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
             "MacAddress": "",
+            "DriverOpts": null,
         }},
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pelagos_container::ContainerId;
+
+    fn record(host_config: HostConfig) -> ContainerRecord {
+        ContainerRecord {
+            id: ContainerId::parse("0123456789abcdef0123").unwrap(),
+            name: "web".into(),
+            created: "2024-01-01T00:00:00Z".into(),
+            image: "busybox".into(),
+            image_id: "sha256:aa".into(),
+            command: vec!["sh".into()],
+            config: Default::default(),
+            host_config,
+            networking: Default::default(),
+            state: Default::default(),
+            mounts: Vec::new(),
+            volumes_prepared: false,
+            anonymous_volumes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn host_config_shows_the_paths_pelagos_masks() {
+        let v = host_config(&record(HostConfig::default()));
+        let masked: Vec<&str> = (v["MaskedPaths"].as_array().unwrap().iter())
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(masked, pelagos_spec::MASKED_PATHS);
+        assert_eq!(v["ReadonlyPaths"][0], "/proc/bus");
+        assert!(v["PidsLimit"].is_null() && v["OomKillDisable"].is_null());
+        assert!(v.get("Annotations").is_none() && v.get("Tmpfs").is_none());
+        assert_eq!(v["LogConfig"]["Type"], "json-file");
+        assert_eq!(v["RestartPolicy"]["Name"], "no");
+        assert_eq!(v["ShmSize"], 64 << 20);
+        assert_eq!(v["IpcMode"], "private");
+
+        let privileged = host_config(&record(HostConfig {
+            privileged: true,
+            ..HostConfig::default()
+        }));
+        assert!(privileged["MaskedPaths"].is_null());
+        let unconfined = host_config(&record(HostConfig {
+            security_opt: vec!["systempaths=unconfined".into()],
+            ..HostConfig::default()
+        }));
+        assert_eq!(unconfined["ReadonlyPaths"], json!([]));
+    }
+
+    #[test]
+    fn config_shows_the_short_id_as_hostname() {
+        let v = config(&record(HostConfig::default()));
+        assert_eq!(v["Hostname"], "0123456789ab");
+        assert!(v["Volumes"].is_null());
+    }
+
+    #[test]
+    fn network_settings_have_api_1_41_s_keys() {
+        let v = network_settings(&record(HostConfig::default()));
+        for key in [
+            "EndpointID",
+            "Gateway",
+            "GlobalIPv6Address",
+            "GlobalIPv6PrefixLen",
+            "IPAddress",
+            "IPPrefixLen",
+            "IPv6Gateway",
+            "LinkLocalIPv6Address",
+            "LinkLocalIPv6PrefixLen",
+            "MacAddress",
+            "SecondaryIPAddresses",
+            "SecondaryIPv6Addresses",
+        ] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert_eq!(v["Networks"]["none"].as_object().unwrap().len(), 13);
+    }
 }

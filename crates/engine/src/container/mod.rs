@@ -16,6 +16,7 @@ pub mod list;
 pub mod list_filter;
 pub mod logs;
 pub mod pause;
+pub mod port;
 pub mod reconcile;
 pub mod remove;
 pub mod rename;
