@@ -76,6 +76,38 @@ fn start_attach_interactive_feeds_stdin() {
 }
 
 #[test]
+fn start_attach_of_a_running_container_attaches() {
+    let (_served, env, image) = setup();
+    // It cannot end before the attached client's line reaches it: no race.
+    env.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "reader",
+        &image,
+        "sh",
+        "-c",
+        "read line; echo got $line; exit 4",
+    ]);
+    let mut child = env
+        .cmd()
+        .args(["start", "-a", "-i", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got hello\n");
+    env.ok(&["rm", "reader"]);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
 fn rename_takes_a_free_name_running_or_not() {
     let (_served, env, image) = setup();
     env.ok(&["run", "-d", "--name", "before", &image, "sleep", "100"]);

@@ -111,7 +111,10 @@ impl Pair {
 fn neutral(text: &str, program: &str, image: &str) -> String {
     // The private daemon runs without IP forwarding (it must not touch the host's network)
     // and says so after some verbs: that line is about the test's daemon, not the verb.
-    let text = text.replace("IPv4 forwarding is disabled. Networking will not work.\n", "");
+    let text = text.replace(
+        "IPv4 forwarding is disabled. Networking will not work.\n",
+        "",
+    );
     let mut out = text.replace(image, "IMG").replace(program, "PROG");
     out = replace_hex_runs(&out, 64, "<ID>");
     out = replace_hex_runs(&out, 12, "<SHORTID>");

@@ -237,14 +237,14 @@ fn start_attached(
         logs: false,
         detach_keys,
     };
-    match verbs::start::start(engine, id, Some(attach))? {
-        StartOutcome::Started(mut started) => {
-            match relay::relay_attached(&mut started.client, opts)? {
-                Ended::Exited(code) => Ok(code),
-                Ended::Detached => Ok(0),
-            }
-        }
-        StartOutcome::AlreadyRunning => bail!("container {id} is already running: use `attach`"),
+    let mut client = match verbs::start::start(engine, id, Some(attach.clone()))? {
+        StartOutcome::Started(started) => started.client,
+        // Docker's `start -a` of a running container attaches to it.
+        StartOutcome::AlreadyRunning => verbs::attach::attach(engine, id, attach)?,
+    };
+    match relay::relay_attached(&mut client, opts)? {
+        Ended::Exited(code) => Ok(code),
+        Ended::Detached => Ok(0),
     }
 }
 
