@@ -409,7 +409,7 @@ fn verbs_print_what_dockers_print() {
             "echo hi > /tmp/new; mkdir /tmp/dir; rm /etc/group",
         ],
         &["diff", "c1"],
-        &["top", "c1"].as_slice(),
+        &["top", "c1"],
         &["port", "c1"],
         // (Docker takes limits this host cannot enforce and drops them with a warning;
         // pelagos refuses them: compared where both can act.)
