@@ -114,7 +114,10 @@ fn every_docker_flag_of_the_main_verbs_has_a_row() {
     let table = committed_table();
     for verb in VERBS {
         let flags = docker_flags(&docker_help(verb, config.path()));
-        assert!(!flags.is_empty(), "no flags read from `docker {verb} --help`");
+        assert!(
+            !flags.is_empty(),
+            "no flags read from `docker {verb} --help`"
+        );
         let section = verb_section(&table, verb);
         let missing: Vec<&String> = flags
             .iter()
