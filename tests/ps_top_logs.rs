@@ -281,6 +281,7 @@ fn ps_filters_formats_and_status_texts() {
             "Mounts",
             "Names",
             "Networks",
+            "Platform",
             "Ports",
             "RunningFor",
             "Size",

@@ -42,7 +42,7 @@ fn host_addresses(ports: &PortMap, asked: &str, container: &str) -> Result<Vec<S
     check_port_number(number)?;
     let bindings = ports.get(&format!("{number}/{proto}"));
     let Some(bindings) = bindings.filter(|b| !b.is_empty()) else {
-        bail!("No public port '{asked}' published for {container}");
+        bail!("Error: No public port '{asked}' published for {container}");
     };
     let mut lines: Vec<String> = (bindings.iter())
         .map(|b| join_host_port(&b.host_ip, &b.host_port))
@@ -149,8 +149,11 @@ mod tests {
                 .unwrap_err()
                 .to_string()
         };
-        assert_eq!(err("443/tcp"), "No public port '443/tcp' published for web");
-        assert_eq!(err("9"), "No public port '9' published for web");
+        assert_eq!(
+            err("443/tcp"),
+            "Error: No public port '443/tcp' published for web"
+        );
+        assert_eq!(err("9"), "Error: No public port '9' published for web");
         assert_eq!(
             err("abc"),
             "invalid port (abc): strconv.ParseUint: parsing \"abc\": invalid syntax"
