@@ -88,7 +88,9 @@ impl Networks {
             .map_err(|e| Error::io(format!("read {}", self.dir.display()), e))?;
         let mut out = Vec::new();
         for entry in entries.flatten() {
-            if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            let hidden = entry.file_name().as_encoded_bytes().starts_with(b".");
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if hidden || !is_dir {
                 continue;
             }
             if let Some(r) = read_json::<NetworkRecord>(&entry.path().join(NETWORK_FILE))? {
@@ -531,6 +533,8 @@ mod tests {
     fn lookup_order_and_predefined() {
         let d = tempfile::tempdir().unwrap();
         let n = Networks::open(d.path()).unwrap();
+        // Files beside the network directories (ports.json, locks) are not networks.
+        fs::write(n.dir().join("ports.json"), b"{}").unwrap();
         let app = n.create(&request("app", ""), &[]).unwrap();
         assert_eq!(n.get("app").unwrap().id, app.id);
         assert_eq!(n.get(&app.id).unwrap().name, "app");
