@@ -68,7 +68,7 @@ impl Netlink {
             master: Some(bridge_index),
             mtu: attachment.mtu,
             peer_mac: attachment.mac,
-            up: true,
+            host_up: true,
         };
         let host = self.create_veth_with(&spec)?;
         let peer_index = message::link_peer_index(&host);
@@ -124,8 +124,8 @@ fn open_container_side(wants_v6: bool) -> Result<Netlink, Error> {
     Ok(netlink)
 }
 
-/// One batch in the container's namespace: `lo` up, addresses, default routes (after the
-/// addresses that make their gateways reachable). Returns the container end's index.
+/// One batch in the container's namespace: `lo` and the interface up, addresses, default
+/// routes (after the addresses that make their gateways reachable). Returns the container end's index.
 fn configure_container(
     container: &mut Netlink,
     attachment: &Attachment,
@@ -136,11 +136,15 @@ fn configure_container(
         None => container_index(container, &attachment.container_ifname)?,
     };
     let lo_up = message::with_up(message::link_by_name("lo"));
-    let mut requests = vec![Request::new(
-        RouteNetlinkMessage::SetLink(lo_up),
-        0,
-        "bring lo up",
-    )];
+    let ifname = &attachment.container_ifname;
+    let mut requests = vec![
+        Request::new(RouteNetlinkMessage::SetLink(lo_up), 0, "bring lo up"),
+        Request::new(
+            RouteNetlinkMessage::SetLink(message::with_up(message::link_by_index(index))),
+            0,
+            format!("bring {ifname} up in the container"),
+        ),
+    ];
     for address in &attachment.addrs {
         requests.push(add_address_request(index, *address));
     }

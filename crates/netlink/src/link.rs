@@ -107,7 +107,7 @@ impl Netlink {
         self.set_link(set, format!("set the MAC of link {index}"))
     }
 
-    /// Renames the link; the kernel refuses (`Rejected`, `EBUSY`) while it is up.
+    /// Renames the link. Kernels before 6.x refuse (`Rejected`, `EBUSY`) while it is up.
     pub fn rename(&mut self, index: u32, new_name: &str) -> Result<(), Error> {
         check_ifname(new_name)?;
         let mut set = message::link_by_index(index);

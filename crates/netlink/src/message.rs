@@ -80,8 +80,9 @@ pub(crate) struct VethSpec<'a> {
     pub mtu: Option<u32>,
     /// The peer's MAC; `None`: a random one from the kernel.
     pub peer_mac: Option<[u8; 6]>,
-    /// Both ends come up at creation.
-    pub up: bool,
+    /// The host end comes up at creation. The peer cannot: the kernel opens it before the
+    /// pair is joined, and a veth without its peer refuses to open (`ENOTCONN`).
+    pub host_up: bool,
 }
 
 /// The request creating the pair: the peer's own link message (name, namespace, MAC, MTU,
@@ -90,8 +91,7 @@ pub(crate) struct VethSpec<'a> {
 pub(crate) fn new_veth(spec: &VethSpec<'_>) -> LinkMessage {
     let mut peer = link_by_name(spec.peer_name);
     let mut host = link_by_name(spec.host_name);
-    if spec.up {
-        peer = with_up(peer);
+    if spec.host_up {
         host = with_up(host);
     }
     if let Some(fd) = spec.peer_netns {
@@ -258,7 +258,7 @@ mod tests {
             master: Some(3),
             mtu: Some(1400),
             peer_mac: Some([2, 0, 0, 0, 0, 1]),
-            up: true,
+            host_up: true,
         };
         let host = new_veth(&spec);
         assert!(link_is_up(&host));
@@ -283,7 +283,7 @@ mod tests {
             .attributes
             .contains(&LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1])));
         assert_eq!(link_mtu(peer), Some(1400));
-        assert!(link_is_up(peer));
+        assert!(!link_is_up(peer));
         assert_eq!(link_kind(&host), Some(&InfoKind::Veth));
     }
 
