@@ -12,7 +12,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use crate::error::Error;
 use crate::message::{self, VethSpec};
 use crate::name::check_ifname;
-use crate::transport::{Netlink, Outcome, Request};
+use crate::transport::{take_last, Netlink, Request};
 
 impl Netlink {
     /// The index of the link named `name`, or `None` if there is none.
@@ -197,16 +197,6 @@ pub(crate) fn first_link(
             what: format!("find link {name}"),
             detail: "no link in the reply".to_owned(),
         })
-}
-
-/// The last outcome of a batch (batches are unpacked from the end).
-pub(crate) fn take_last(outcomes: &mut Vec<Outcome>) -> Outcome {
-    outcomes.pop().unwrap_or_else(|| {
-        Err(Error::Protocol {
-            what: "netlink batch".to_owned(),
-            detail: "fewer outcomes than requests".to_owned(),
-        })
-    })
 }
 
 /// A random, locally administered, unicast MAC address.

@@ -1,7 +1,7 @@
 //! The rtnetlink socket and its request/acknowledgement exchange: a batch of requests goes out
 //! in one datagram, and replies are read until every request has its ack or error.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLM_F_ACK,
@@ -49,6 +49,15 @@ impl Request {
 /// What the kernel answered to one request: its reply messages, or the error it acked.
 pub(crate) type Outcome = Result<Vec<RouteNetlinkMessage>, Error>;
 
+impl std::fmt::Debug for Netlink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Netlink")
+            .field("fd", &self.socket.as_raw_fd())
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
 impl Netlink {
     /// Opens a handle in the calling thread's network namespace.
     pub fn open() -> Result<Netlink, Error> {
@@ -76,11 +85,10 @@ impl Netlink {
     /// bind mount of one): the calling thread enters it, makes the socket, and returns to its
     /// own namespace; the socket stays in `netns`.
     ///
-    /// Network namespace membership is per thread, so call this from a single-threaded
-    /// process or from a thread that may change its namespace for a moment: another thread
-    /// of the process is never affected, but code running on this thread concurrently (a
-    /// signal handler) would see `netns`. If the return fails the thread is left in `netns`
-    /// and the error says so.
+    /// Network namespace membership is per thread: call this from a single-threaded process
+    /// or from a thread that may be in `netns` for a moment (other threads are unaffected;
+    /// a signal handler running on this thread meanwhile would see `netns`). If the return
+    /// fails the thread is left in `netns` and the error says so.
     pub fn open_in(netns: BorrowedFd<'_>) -> Result<Netlink, Error> {
         netns::run_in(netns, Netlink::open)?
     }
@@ -104,8 +112,7 @@ impl Netlink {
 
     /// Sends one request and returns its replies, or the error the kernel acked it with.
     pub(crate) fn request(&mut self, request: Request) -> Result<Vec<RouteNetlinkMessage>, Error> {
-        let mut outcomes = self.transact(vec![request])?;
-        outcomes.pop().unwrap_or_else(|| Ok(Vec::new()))
+        take_last(&mut self.transact(vec![request])?)
     }
 
     /// Reads one datagram and files each message it holds under its request.
@@ -134,6 +141,16 @@ impl Netlink {
         }
         Ok(())
     }
+}
+
+/// The last outcome of a batch (callers unpack batches from the end).
+pub(crate) fn take_last(outcomes: &mut Vec<Outcome>) -> Outcome {
+    outcomes.pop().unwrap_or_else(|| {
+        Err(Error::Protocol {
+            what: "netlink batch".to_owned(),
+            detail: "fewer outcomes than requests".to_owned(),
+        })
+    })
 }
 
 /// Serializes the batch into one buffer, sequence numbers counting from `first_seq`; returns
