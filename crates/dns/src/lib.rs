@@ -6,7 +6,10 @@
 //! one small process per network, listening on the network's gateway address(es), port 53,
 //! UDP and TCP, in the host's network namespace. Per network rather than per host because
 //! a container must only resolve the containers it shares a network with, and the address
-//! a query arrives on already says which network that is; the process costs about 1 MiB.
+//! a query arrives on already says which network that is. The release binary runs in about
+//! 2.5 MiB of RSS, 0.3 MiB of it private (the rest is the shared C library and the 1 MiB
+//! binary), with one thread when idle: no tokio, one poll loop plus a short-lived thread
+//! per forwarded query or TCP client.
 //!
 //! # Contract with the control plane and the monitor
 //!

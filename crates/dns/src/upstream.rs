@@ -323,4 +323,33 @@ mod tests {
         assert_eq!(&answer[..2], &[0xab, 0xcd], "the client's id is restored");
         assert_eq!(answer.len(), 12 + 600, "the full TCP answer");
     }
+
+    #[test]
+    fn a_silent_server_times_out_and_the_next_one_answers() {
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let live = UdpSocket::bind(("127.0.0.2", port)).unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((len, from)) = live.recv_from(&mut buf) {
+                buf[2] |= 0x80;
+                live.send_to(&buf[..len], from).unwrap();
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        std::fs::write(
+            &path,
+            "nameserver 127.0.0.1\nnameserver 127.0.0.2\noptions timeout:1\n",
+        )
+        .unwrap();
+        let upstreams = Upstreams::with_port(&path, port);
+        let query = [0, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        // Whichever server the rotation starts with, both queries are answered.
+        for _ in 0..2 {
+            let answer = forward(&query, &upstreams, 512).unwrap();
+            assert_eq!(&answer[..3], &[0, 9, 0x81]);
+        }
+        drop(silent);
+    }
 }
