@@ -193,9 +193,12 @@ pub(crate) fn skeleton(existing: Option<&Listing>) -> Vec<Obj> {
     cmds
 }
 
+/// A base chain's type, hook and priority.
+type Hook = (NfChainType, NfHook, i32);
+
 /// The table's chains, in creation order, with their hook if they are base chains
 /// (regular chains first: base chains' rules jump to them).
-fn chains() -> [(&'static str, Option<(NfChainType, NfHook, i32)>); 6] {
+fn chains() -> [(&'static str, Option<Hook>); 6] {
     [
         (ISOLATION, None),
         (PORTS, None),
