@@ -74,6 +74,9 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -402,8 +405,8 @@ pub enum ContainerVerb {
 pub enum SystemCommand {
     /// Show disk usage.
     Df(DfArgs),
-    /// Remove stopped containers, dangling (with -a: unused) images and, with --volumes,
-    /// anonymous volumes.
+    /// Remove stopped containers, unused networks, dangling (with -a: unused) images and,
+    /// with --volumes, anonymous volumes.
     Prune(SystemPruneArgs),
     /// Display system-wide information.
     Info(FormatArgs),
@@ -468,6 +471,132 @@ pub enum VolumeCommand {
     Rm(VolumeRmArgs),
     /// Remove unused volumes (anonymous ones; all with -a).
     Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NetworkCommand {
+    /// Create a network (its record: the bridge is made when a container first joins).
+    Create(NetworkCreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls(NetworkLsArgs),
+    /// Display detailed information on one or more networks.
+    Inspect(InspectArgs),
+    /// Remove one or more networks.
+    #[command(alias = "remove")]
+    Rm(NetworkRmArgs),
+    /// Remove all unused networks.
+    Prune(NetworkPruneArgs),
+    /// Connect a container to a network (not yet: needs the monitor's networking).
+    Connect(NetworkConnectArgs),
+    /// Disconnect a container from a network (not yet: needs the monitor's networking).
+    Disconnect(NetworkDisconnectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkCreateArgs {
+    /// Enable manual container attachment.
+    #[arg(long)]
+    pub attachable: bool,
+    /// Auxiliary IPv4 or IPv6 addresses used by Network driver (NAME=IP).
+    #[arg(long = "aux-address")]
+    pub aux_addresses: Vec<String>,
+    /// Driver to manage the Network (bridge).
+    #[arg(short, long, default_value = "bridge")]
+    pub driver: String,
+    /// IPv4 or IPv6 Gateway for the master subnet.
+    #[arg(long = "gateway")]
+    pub gateways: Vec<String>,
+    /// Restrict external access to the network.
+    #[arg(long)]
+    pub internal: bool,
+    /// Allocate container ip from a sub-range.
+    #[arg(long = "ip-range")]
+    pub ip_ranges: Vec<String>,
+    /// IP Address Management Driver (default).
+    #[arg(long = "ipam-driver", default_value = "default")]
+    pub ipam_driver: String,
+    /// Set IPAM driver specific options (KEY=VALUE).
+    #[arg(long = "ipam-opt")]
+    pub ipam_opts: Vec<String>,
+    /// Enable IPv6 address assignment.
+    #[arg(long)]
+    pub ipv6: bool,
+    /// Set metadata on a network (KEY=VALUE).
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Set driver specific options (KEY=VALUE).
+    #[arg(short = 'o', long = "opt")]
+    pub opts: Vec<String>,
+    /// Subnet in CIDR format that represents a network segment.
+    #[arg(long = "subnet")]
+    pub subnets: Vec<String>,
+    /// The network's name.
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkLsArgs {
+    /// Provide filter values (e.g. "driver=bridge").
+    #[arg(short, long = "filter")]
+    pub filter: Vec<String>,
+    /// Format: "table", "table TEMPLATE", "json" or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Do not truncate the output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display network IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkRmArgs {
+    /// Do not error if the network does not exist.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Networks.
+    #[arg(required = true)]
+    pub networks: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkPruneArgs {
+    /// Provide filter values (e.g. "until=<timestamp>").
+    #[arg(long = "filter")]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkConnectArgs {
+    /// Add network-scoped alias for the container.
+    #[arg(long = "alias")]
+    pub aliases: Vec<String>,
+    /// IPv4 address (e.g., "172.30.100.104").
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33").
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
+}
+
+#[derive(Args, Debug)]
+pub struct NetworkDisconnectArgs {
+    /// Force the container to disconnect from a network.
+    #[arg(short, long)]
+    pub force: bool,
+    /// The network.
+    pub network: String,
+    /// The container.
+    pub container: String,
 }
 
 #[derive(Args, Debug)]

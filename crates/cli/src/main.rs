@@ -9,6 +9,8 @@ mod events;
 mod failure;
 mod format;
 mod images;
+mod network;
+mod network_create;
 mod pflag;
 
 mod port;
@@ -202,6 +204,7 @@ fn dispatch(cli: &cli::Cli) -> anyhow::Result<i32> {
         C::Container(K::Prune(a)) => system::container_prune(cli, a),
         C::Version(a) => system::version(a),
         C::Volume(v) => volumes::dispatch(cli, v),
+        C::Network(n) => network::dispatch(cli, n),
         C::System(cli::SystemCommand::Df(a)) => disk_usage::df(cli, a),
         C::System(cli::SystemCommand::Prune(a)) => system::prune(cli, a),
         C::System(cli::SystemCommand::Info(a)) => system::info(cli, a),

@@ -73,7 +73,7 @@ fn join_host_port(host: &str, port: &str) -> String {
 }
 
 /// Natural order (`sortorder.NaturalLess`): runs of digits compare as numbers.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut a, mut b) = (a, b);
     loop {
         let (Some(ca), Some(cb)) = (a.chars().next(), b.chars().next()) else {

@@ -171,7 +171,7 @@ fn info_text(v: &Value) -> String {
     lines.join("\n")
 }
 
-fn confirm(force: bool, what: &str) -> Result<bool> {
+pub(crate) fn confirm(force: bool, what: &str) -> Result<bool> {
     if force || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         return Ok(true);
     }
@@ -210,6 +210,7 @@ fn print_section(out: &mut impl Write, title: &str, items: &[String]) -> std::io
 /// the containers' first: `dangling` is refused there).
 struct SystemPruneFilters {
     containers: PruneFilter,
+    networks: PruneFilter,
     images: ImagePruneFilter,
     volumes: Option<VolumePruneFilter>,
 }
@@ -217,6 +218,7 @@ struct SystemPruneFilters {
 impl SystemPruneFilters {
     fn parse(a: &SystemPruneArgs) -> Result<SystemPruneFilters> {
         let containers = PruneFilter::parse(&a.filter, remove::PRUNE_KEYS)?;
+        let networks = pelagos_engine::network::prune_filter(&a.filter)?;
         let images = ImagePruneFilter::parse(&a.filter, a.all)?;
         // `-a` is for images only: volumes stay anonymous ones (`all=true` is refused by the
         // containers' filter above).
@@ -226,6 +228,7 @@ impl SystemPruneFilters {
         };
         Ok(SystemPruneFilters {
             containers,
+            networks,
             images,
             volumes,
         })
@@ -248,7 +251,7 @@ pub fn prune(cli: &Cli, a: &SystemPruneArgs) -> Result<i32> {
     let filters = SystemPruneFilters::parse(a)?;
     let engine = crate::engine(cli)?;
     let what = format!(
-        "all stopped containers, {}{}",
+        "all stopped containers, all networks not used by at least one container, {}{}",
         if a.all {
             "all images without at least one container associated to them"
         } else {
@@ -264,6 +267,7 @@ pub fn prune(cli: &Cli, a: &SystemPruneArgs) -> Result<i32> {
         return Ok(0);
     }
     let (containers, mut bytes) = remove::prune(&engine, &filters.containers)?;
+    let networks = crate::network::prune_names(&engine, &filters.networks)?;
     let mut volumes = Vec::new();
     if let Some(filter) = &filters.volumes {
         let (v, b) = pelagos_engine::volumes::prune(&engine, filter)?;
@@ -279,6 +283,7 @@ pub fn prune(cli: &Cli, a: &SystemPruneArgs) -> Result<i32> {
         .collect();
     let mut out = std::io::stdout().lock();
     print_section(&mut out, "Deleted Containers:", &containers)?;
+    print_section(&mut out, "Deleted Networks:", &networks)?;
     print_section(&mut out, "Deleted Volumes:", &volumes)?;
     print_section(&mut out, "Deleted Images:", &deleted)?;
     writeln!(out, "Total reclaimed space: {}", human_size(bytes))?;

@@ -161,6 +161,30 @@ const COMMANDS: &[(&str, &str, Arity)] = &[
         Arity::Min(1),
     ),
     ("volume prune", "volume prune [OPTIONS]", Arity::None),
+    ("network", "network", Arity::Group),
+    (
+        "network create",
+        "network create [OPTIONS] NETWORK",
+        Arity::Exact(1),
+    ),
+    ("network ls", "network ls [OPTIONS]", Arity::None),
+    (
+        "network inspect",
+        "network inspect [OPTIONS] NETWORK [NETWORK...]",
+        Arity::Min(1),
+    ),
+    ("network rm", "network rm NETWORK [NETWORK...]", Arity::Min(1)),
+    ("network prune", "network prune [OPTIONS]", Arity::None),
+    (
+        "network connect",
+        "network connect [OPTIONS] NETWORK CONTAINER",
+        Arity::Exact(2),
+    ),
+    (
+        "network disconnect",
+        "network disconnect [OPTIONS] NETWORK CONTAINER",
+        Arity::Exact(2),
+    ),
     ("container", "container", Arity::Group),
     ("container ls", "container ls [OPTIONS]", Arity::None),
     ("container prune", "container prune [OPTIONS]", Arity::None),
@@ -176,7 +200,10 @@ const COMMANDS: &[(&str, &str, Arity)] = &[
 ];
 
 /// Groups whose subcommands repeat top-level verbs (`image pull` is `pull`).
-const GROUPS: [&str; 3] = ["image", "container", "volume"];
+const GROUPS: [&str; 4] = ["image", "container", "volume", "network"];
+
+/// Subcommand aliases, named in messages by the command's own name (cobra's `CommandPath`).
+const ALIASES: [(&str, &str); 2] = [("list", "ls"), ("remove", "rm")];
 
 /// Global flags that take a value, to skip while finding the command path in the arguments.
 const GLOBAL_VALUE_FLAGS: [&str; 4] = ["--root", "--runroot", "--engine-config", "--config"];
@@ -215,7 +242,14 @@ pub fn command_path(args: &[String]) -> (String, Option<String>) {
         if !words.is_empty() && !first_is_group {
             break;
         }
-        words.push(a.clone());
+        let word = match first_is_group {
+            true => ALIASES
+                .iter()
+                .find(|(alias, _)| alias == a)
+                .map_or(a.as_str(), |(_, name)| name),
+            false => a.as_str(),
+        };
+        words.push(word.to_string());
         i += 1;
     }
     let path = words.join(" ");
@@ -454,6 +488,9 @@ mod tests {
         assert_eq!(p(&["image", "ls", "x"]), "image ls");
         assert_eq!(p(&["container", "bogus"]), "container bogus");
         assert_eq!(p(&["system", "df"]), "system df");
+        assert_eq!(p(&["network", "remove", "x"]), "network rm");
+        assert_eq!(p(&["volume", "list"]), "volume ls");
+        assert_eq!(p(&["remove"]), "remove");
         assert_eq!(p(&[]), "");
     }
 

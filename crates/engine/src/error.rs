@@ -41,6 +41,9 @@ pub enum Error {
     /// From the runtime core.
     #[error(transparent)]
     Runtime(Box<pelagos_container::Error>),
+    /// From the network store.
+    #[error(transparent)]
+    Network(Box<pelagos_network::Error>),
     /// A background task failed to run to its end.
     #[error("internal error: {0}")]
     Task(String),
@@ -93,6 +96,7 @@ impl Error {
             Error::Store(_) => ErrorKind::Internal,
             Error::Registry(_) => ErrorKind::Internal,
             Error::Runtime(e) => e.kind(),
+            Error::Network(e) => e.kind(),
             Error::Context { source, .. } => source.kind(),
         }
     }
@@ -105,6 +109,10 @@ impl Error {
         match self {
             Error::Model(e) => match &**e {
                 pelagos_model::Error::Filter(f) => Some(f),
+                _ => None,
+            },
+            Error::Network(e) => match &**e {
+                pelagos_network::Error::Filter(f) => Some(f),
                 _ => None,
             },
             _ => None,
@@ -135,6 +143,7 @@ boxed_from!(
     Store(pelagos_image::StoreError),
     Registry(pelagos_registry::RegistryError),
     Runtime(pelagos_container::Error),
+    Network(pelagos_network::Error),
 );
 
 /// Result with the engine's [`Error`].

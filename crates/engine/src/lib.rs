@@ -7,19 +7,23 @@
 //!   logs, inspect, ps, top, stats), each a client of the container's monitor
 //!   (`pelagos-monitor`, started with `posix_spawn`);
 //! * [`volumes`]: named and anonymous volumes, `volume ls`/`prune` filters;
-//!   [`image_prune`]: `image prune` filters.
+//!   [`image_prune`]: `image prune` filters;
+//! * [`network`]: network records (`network create/ls/inspect/rm/prune`), the default
+//!   `bridge` from the `[network]` settings.
 //!
 //! The engine is the control plane: thread-safe, no process-global effects (no fork, no
 //! signal masks, no chdir, no fds 0-2), so a tokio daemon calls it as the CLI does.
 //!
 //! Paths: images, layers and container records under [`EngineOptions::root`]
 //! (`/var/lib/pelagos`), runtime state under [`EngineOptions::runroot`] (`/run/pelagos`),
-//! registry settings in [`EngineOptions::config_file`] (`/etc/pelagos/config.toml`).
+//! registry and default-network settings in [`EngineOptions::config_file`]
+//! (`/etc/pelagos/config.toml`).
 
 pub mod commit;
 pub mod container;
 pub mod error;
 pub mod image_prune;
+pub mod network;
 pub mod pull;
 pub mod push;
 pub mod system;
@@ -75,6 +79,8 @@ pub struct Engine {
     images: Arc<ImageStore>,
     containers: pelagos_model::store::Containers,
     volumes: volumes::Volumes,
+    networks: pelagos_network::Networks,
+    network_settings: pelagos_network::DefaultBridge,
     registries: RegistryConfig,
     events: pelagos_model::events::EventLog,
 }
@@ -85,7 +91,9 @@ impl Engine {
         let images = ImageStore::open(options.root.join("image"))?;
         let containers = pelagos_model::store::Containers::open(options.root.join("containers"))?;
         let volumes = volumes::Volumes::open(options.root.join("volumes"))?;
+        let networks = pelagos_network::Networks::open(&options.root)?;
         let registries = RegistryConfig::load(&options.config_file)?;
+        let network_settings = network::settings::load(&options.config_file)?;
         let events = pelagos_model::events::EventLog::new(&options.root);
         Ok(Engine {
             events,
@@ -93,6 +101,8 @@ impl Engine {
             images: Arc::new(images),
             containers,
             volumes,
+            networks,
+            network_settings,
             registries,
         })
     }
@@ -115,6 +125,16 @@ impl Engine {
     /// The volumes.
     pub fn volumes(&self) -> &volumes::Volumes {
         &self.volumes
+    }
+
+    /// The network records.
+    pub fn networks(&self) -> &pelagos_network::Networks {
+        &self.networks
+    }
+
+    /// The default network's settings (the `[network]` table of the configuration).
+    pub fn network_settings(&self) -> &pelagos_network::DefaultBridge {
+        &self.network_settings
     }
 
     /// The event log (`docker events`).

@@ -141,6 +141,16 @@ impl Event {
         Event::new(EventType::Volume, action, name, attributes)
     }
 
+    /// A network's event (moby's `LogNetworkEventWithAttributes`): Actor.ID its id, `name`
+    /// its name, `type` its driver.
+    pub fn network(action: &str, id: &str, name: &str, driver: &str) -> Event {
+        let attributes = BTreeMap::from([
+            ("name".to_string(), name.to_string()),
+            ("type".to_string(), driver.to_string()),
+        ]);
+        Event::new(EventType::Network, action, id, attributes)
+    }
+
     /// The event with one more attribute.
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Event {
         self.actor.attributes.insert(key.into(), value.into());

@@ -32,6 +32,13 @@ fn json_has_dockers_shape() {
     let vol = serde_json::to_value(Event::volume("create", "data")).unwrap();
     assert!(vol.get("status").is_none() && vol.get("id").is_none());
     assert_eq!(vol["Type"], "volume");
+    let net = Event::network("create", "0123abcd", "app", "bridge");
+    assert_eq!(
+        net.to_text().split_once(' ').unwrap().1,
+        "network create 0123abcd (name=app, type=bridge)"
+    );
+    assert!(filter(&["network=app"]).matches(&net));
+    assert!(filter(&["network=0123abcd"]).matches(&net));
 }
 
 #[test]
