@@ -117,7 +117,8 @@ fn check_endpoint(network: &str, e: &EndpointSettings) -> Result<()> {
         if !v6.is_empty() && v6.parse::<Ipv6Addr>().is_err() {
             return Err(invalid("--ip6", format!("invalid IPv6 address: {v6}")));
         }
-        if !user_network && !(v4.is_empty() && v6.is_empty()) {
+        let asks_address = !v4.is_empty() || !v6.is_empty();
+        if asks_address && !user_network {
             return Err(invalid(
                 FIELD,
                 "user specified IP address is supported on user defined networks only",
