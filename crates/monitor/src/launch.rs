@@ -100,7 +100,7 @@ impl Launcher<'_> {
         &self,
         record: &mut ContainerRecord,
         prepared: &Prepared,
-        mut endpoint: Option<&mut Endpoint>,
+        endpoint: Option<&mut Endpoint>,
     ) -> Result<Launched> {
         let rootfs = &prepared.rootfs;
         let host_net = spec_adapter::host_network(record)?;
@@ -144,7 +144,7 @@ impl Launcher<'_> {
         };
         let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;
-        let attached = match endpoint.as_deref_mut() {
+        let attached = match endpoint {
             Some(e) => self.attach_network(&launched.created, record, e),
             None => Ok(()),
         };
