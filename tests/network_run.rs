@@ -172,7 +172,7 @@ fn inspect_shows_docker_s_endpoint_fields() {
     ] {
         assert_eq!(settings[key], endpoint[key], "{key}");
     }
-    assert_eq!(leases(&env, "bridge"), [id.clone()]);
+    assert_eq!(leases(&env, "bridge"), vec![id.clone()]);
     assert_eq!(inspect(&env, "ep", "{{.HostConfig.NetworkMode}}"), "bridge");
     let eth0 = env.ok(&["exec", "ep", "cat", "/sys/class/net/eth0/address"]);
     assert_eq!(eth0.trim(), mac);
@@ -230,7 +230,7 @@ fn a_monitor_killed_with_sigkill_leaves_no_lease_or_veth_after_rm() {
     .unwrap();
     let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
     let container = record["state"]["pid"].as_i64().unwrap() as i32;
-    assert_eq!(leases(&env, "bridge"), [id.clone()]);
+    assert_eq!(leases(&env, "bridge"), vec![id.clone()]);
     // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
     unsafe { libc::kill(monitor, libc::SIGKILL) };
     wait_for("the container to die with its monitor", || {
