@@ -19,6 +19,89 @@ pub struct Env {
     pub config_dir: PathBuf,
     pub engine_config: PathBuf,
     pub cgroup_parent: String,
+    /// Set by [`Env::in_new_netns`]: every `pelagos` runs in this holder's network namespace.
+    pub netns: Option<NetnsHolder>,
+}
+
+/// A network namespace of the test's own: `unshare --net sleep infinity`, killed by pid
+/// when dropped (the namespace goes with it once nothing else is in it).
+pub struct NetnsHolder {
+    child: std::process::Child,
+}
+
+impl NetnsHolder {
+    pub fn start() -> NetnsHolder {
+        let child = Command::new("unshare")
+            .args(["--net", "sleep", "infinity"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn unshare --net");
+        let holder = NetnsHolder { child };
+        // unshare execs sleep once the namespace is made: wait for the link to differ.
+        let ours = std::fs::read_link("/proc/self/ns/net").expect("our netns");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_link(holder.path()).ok().as_ref() == Some(&ours)
+            || std::fs::read_link(holder.path()).is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "unshare --net did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        holder
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `/proc/<pid>/ns/net`.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/ns/net", self.pid()))
+    }
+
+    /// `program args…` run in the namespace (`nsenter --net=…`).
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.path().display()))
+            .arg("--")
+            .arg(program)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `program args…` in the namespace; its stdout, or a panic with its output.
+    pub fn ok(&self, program: &str, args: &[&str]) -> String {
+        let out = self
+            .cmd(program)
+            .args(args)
+            .output()
+            .expect("spawn nsenter");
+        assert!(
+            out.status.success(),
+            "{program} {args:?} in the test netns failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The names of the namespace's links (`ip -br link`).
+    pub fn links(&self) -> Vec<String> {
+        self.ok("ip", &["-br", "link"])
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+}
+
+impl Drop for NetnsHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Env {
@@ -35,14 +118,31 @@ impl Env {
             engine_config: dir.path().join("config.toml"),
             cgroup_parent: format!("/pelagos-it-cli-{}-{n}", std::process::id()),
             dir,
+            netns: None,
         };
         std::fs::create_dir_all(&env.config_dir).expect("config dir");
         env
     }
 
-    /// `pelagos` with this env's paths.
+    /// From now on every `pelagos` (and so every monitor, which inherits it) runs in a new
+    /// network namespace of the test's own: bridges, veths and nft tables live and die there.
+    /// Pull images first: the registry is reachable from the test's own namespace only.
+    pub fn in_new_netns(mut self) -> Env {
+        self.netns = Some(NetnsHolder::start());
+        self
+    }
+
+    /// The holder of [`Env::in_new_netns`].
+    pub fn holder(&self) -> &NetnsHolder {
+        self.netns.as_ref().expect("Env::in_new_netns first")
+    }
+
+    /// `pelagos` with this env's paths (in the env's netns, if it has one).
     pub fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_pelagos"));
+        let mut c = match &self.netns {
+            Some(holder) => holder.cmd(env!("CARGO_BIN_EXE_pelagos")),
+            None => Command::new(env!("CARGO_BIN_EXE_pelagos")),
+        };
         c.env("PELAGOS_MONITOR", monitor_program())
             .env("PELAGOS_ROOT", &self.root)
             .env("PELAGOS_RUNROOT", &self.runroot)

@@ -915,9 +915,21 @@ pub struct RunArgs {
     /// Security options (seccomp=unconfined|FILE, no-new-privileges).
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
-    /// Connect the container to a network: none or host.
+    /// Connect the container to a network: none, host, bridge or a network's name.
     #[arg(long, alias = "net", default_value = "none")]
     pub network: String,
+    /// IPv4 address on a user network (e.g., 172.30.100.104).
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// IPv6 address on a user network (e.g., 2001:db8::33).
+    #[arg(long)]
+    pub ip6: Option<String>,
+    /// Add a network-scoped alias for the container (user networks).
+    #[arg(long = "network-alias")]
+    pub network_aliases: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33).
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
     /// Keep STDIN open.
     #[arg(short, long)]
     pub interactive: bool,

@@ -43,6 +43,10 @@ pub fn create_request(a: &RunArgs) -> Result<CreateRequest> {
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
         network: Some(a.network.clone()),
+        ip: a.ip.clone(),
+        ip6: a.ip6.clone(),
+        network_aliases: a.network_aliases.clone(),
+        mac_address: a.mac_address.clone(),
         volumes: a.volumes.clone(),
         mounts: a.mounts.clone(),
         tmpfs: a.tmpfs.clone(),
@@ -83,11 +87,12 @@ pub fn create_request(a: &RunArgs) -> Result<CreateRequest> {
     };
     let cwd = std::env::current_dir().context("the current directory")?;
     let (config, host_config) = flags.to_config(&cwd, &lookup)?;
+    let networking = flags.networking_config(&config, &host_config)?;
     Ok(CreateRequest {
         name: a.name.clone(),
         image_name: a.image().to_string(),
         config,
         host_config,
-        networking: Default::default(),
+        networking,
     })
 }

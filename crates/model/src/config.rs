@@ -373,12 +373,73 @@ pub struct HostConfig {
     pub io_maximum_bandwidth: u64,
 }
 
-/// Docker's `NetworkingConfig` (endpoints per network; filled in by the network issue).
+/// Docker's `NetworkingConfig`: the container's endpoint on each network it joins, keyed by
+/// the network's name.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkingConfig {
-    #[serde(deserialize_with = "null_default")]
-    pub endpoints_config: BTreeMap<String, serde_json::Value>,
+    #[serde(deserialize_with = "endpoints")]
+    pub endpoints_config: BTreeMap<String, EndpointSettings>,
+}
+
+/// Docker's `EndpointSettings`: what a container asks of a network (`IPAMConfig`, `Aliases`,
+/// `MacAddress`) and, once attached, what it got (ids, addresses, gateway). Addresses are
+/// kept as Docker's strings ("" when unset) so that any request or old record reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    /// `--ip`/`--ip6`: the addresses asked for.
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    pub links: Option<Vec<String>>,
+    /// `--network-alias`.
+    pub aliases: Option<Vec<String>>,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// `--mac-address`, then the address the endpoint got.
+    pub mac_address: String,
+    pub driver_opts: Option<BTreeMap<String, String>>,
+}
+
+/// Docker's `EndpointIPAMConfig`: addresses asked for on one network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EndpointIpamConfig {
+    #[serde(rename = "IPv4Address", skip_serializing_if = "String::is_empty")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
+}
+
+impl EndpointSettings {
+    /// Forgets what an attachment filled in (endpoint id, addresses, gateway, the MAC unless
+    /// `asked_mac`): what the endpoint asks for and its network stay.
+    pub fn clear_attachment(&mut self, asked_mac: Option<&str>) {
+        let network_id = std::mem::take(&mut self.network_id);
+        let mac = asked_mac.unwrap_or_default().to_string();
+        *self = EndpointSettings {
+            ipam_config: self.ipam_config.take(),
+            links: self.links.take(),
+            aliases: self.aliases.take(),
+            driver_opts: self.driver_opts.take(),
+            network_id,
+            mac_address: mac,
+            ..EndpointSettings::default()
+        };
+    }
 }
 
 /// The body of `POST /containers/create`: `Config` with `HostConfig` and `NetworkingConfig`
@@ -444,6 +505,19 @@ where
     }))
 }
 
+/// `EndpointsConfig`, whose map and values may be `null` (Go's nil map and pointers).
+fn endpoints<'de, D>(d: D) -> Result<BTreeMap<String, EndpointSettings>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let map: Option<BTreeMap<String, Option<EndpointSettings>>> = Option::deserialize(d)?;
+    Ok(map
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
+}
+
 /// A `PortMap` whose lists may be `null` (`{"2377/tcp": null}`).
 fn port_map<'de, D>(d: D) -> Result<PortMap, D::Error>
 where
@@ -460,6 +534,42 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_read_docker_s_shape_and_nulls() {
+        let body = r#"{"EndpointsConfig": {
+            "net1": {"IPAMConfig": {"IPv4Address": "10.1.0.9"}, "Aliases": ["db"],
+                     "MacAddress": "02:42:0a:01:00:09", "Links": null, "DriverOpts": null},
+            "bridge": null}}"#;
+        let n: NetworkingConfig = serde_json::from_str(body).unwrap();
+        let e = &n.endpoints_config["net1"];
+        assert_eq!(e.ipam_config.as_ref().unwrap().ipv4_address, "10.1.0.9");
+        assert_eq!(e.aliases.as_deref(), Some(&["db".to_string()][..]));
+        assert_eq!(n.endpoints_config["bridge"], EndpointSettings::default());
+        let old: NetworkingConfig = serde_json::from_str(r#"{"EndpointsConfig": null}"#).unwrap();
+        assert!(old.endpoints_config.is_empty());
+        let v = serde_json::to_value(EndpointSettings::default()).unwrap();
+        assert_eq!(v.as_object().unwrap().len(), 13);
+        assert!(v["IPAMConfig"].is_null() && v["Aliases"].is_null());
+    }
+
+    #[test]
+    fn clearing_an_attachment_keeps_what_was_asked() {
+        let mut e = EndpointSettings {
+            aliases: Some(vec!["db".into()]),
+            network_id: "n1".into(),
+            endpoint_id: "e1".into(),
+            ip_address: "10.0.0.2".into(),
+            ip_prefix_len: 24,
+            mac_address: "02:42:0a:00:00:02".into(),
+            ..Default::default()
+        };
+        e.clear_attachment(None);
+        assert_eq!(e.network_id, "n1");
+        assert_eq!(e.aliases.as_deref(), Some(&["db".to_string()][..]));
+        assert!(e.endpoint_id.is_empty() && e.ip_address.is_empty() && e.mac_address.is_empty());
+        assert_eq!(e.ip_prefix_len, 0);
+    }
 
     /// What `docker create --name web -e A=1 -v /tmp:/tmp:ro -m 64m --restart on-failure:3
     /// busybox echo hi` (CLI 20.10, API 1.41) sends, with its nulls.

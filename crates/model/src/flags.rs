@@ -617,6 +617,45 @@ pub fn add_host(value: &str) -> Result<String> {
     Ok(format!("{name}:{bare}"))
 }
 
+/// `--mac-address`: six colon-separated hex bytes, not multicast; lower-cased.
+pub fn mac_address(value: &str) -> Result<String> {
+    let err = || {
+        bad(
+            "--mac-address",
+            value,
+            format!("{value} is not a valid mac address"),
+        )
+    };
+    let bytes: Vec<u8> = value
+        .split(':')
+        .map(|b| match b.len() {
+            2 => u8::from_str_radix(b, 16).ok(),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(err)?;
+    if bytes.len() != 6 || bytes[0] & 1 == 1 {
+        return Err(err());
+    }
+    Ok(value.to_ascii_lowercase())
+}
+
+/// `--ip`: an IPv4 address.
+pub fn ipv4_address(value: &str) -> Result<String> {
+    value
+        .parse::<std::net::Ipv4Addr>()
+        .map(|a| a.to_string())
+        .map_err(|_| bad("--ip", value, format!("invalid IPv4 address: {value}")))
+}
+
+/// `--ip6`: an IPv6 address.
+pub fn ipv6_address(value: &str) -> Result<String> {
+    value
+        .parse::<std::net::Ipv6Addr>()
+        .map(|a| a.to_string())
+        .map_err(|_| bad("--ip6", value, format!("invalid IPv6 address: {value}")))
+}
+
 /// `--dns IP`.
 pub fn dns(value: &str) -> Result<String> {
     value.trim().parse::<std::net::IpAddr>().map_err(|_| {
@@ -690,6 +729,31 @@ pub fn device(value: &str) -> Result<DeviceMapping> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_and_macs_of_run() {
+        assert_eq!(
+            mac_address("02:42:AC:11:00:09").unwrap(),
+            "02:42:ac:11:00:09"
+        );
+        for bad in [
+            "01:00:5e:00:00:01",
+            "02:42:ac:11:00",
+            "0242ac110009",
+            "zz:42:ac:11:00:09",
+        ] {
+            let e = mac_address(bad).unwrap_err().to_string();
+            assert!(e.contains("not a valid mac address"), "{bad}: {e}");
+        }
+        assert_eq!(ipv4_address("10.1.0.9").unwrap(), "10.1.0.9");
+        assert!(ipv4_address("10.1.0.300")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid IPv4"));
+        assert!(ipv4_address("fd00::1").is_err());
+        assert_eq!(ipv6_address("FD00::1").unwrap(), "fd00::1");
+        assert!(ipv6_address("10.0.0.1").is_err());
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None

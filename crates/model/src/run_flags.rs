@@ -4,13 +4,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::{ContainerConfig, HostConfig, PortBinding};
+use crate::config::{
+    ContainerConfig, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
+    PortBinding,
+};
 use crate::error::Result;
 use crate::flags::{
     add_host, bytes, capability, cpus, cpuset, device, dns, dns_search, env, healthcheck, labels,
     log_config, memory, memory_swap, mount, network, publish, restart, security_opt, stop_signal,
     sysctls, tmpfs, ulimit, volume, HealthFlags, VolumeFlag,
 };
+use crate::flags::{ipv4_address, ipv6_address, mac_address};
+use crate::validate::{check_endpoints, network_mode};
 
 /// Every `docker run` flag that shapes the container, as the CLI got them (strings, parsed
 /// here). The CLI reads `--env-file`s itself ([`crate::flags::env_file`]) and passes their lines.
@@ -40,6 +45,11 @@ pub struct RunFlags {
     pub cap_drop: Vec<String>,
     pub security_opt: Vec<String>,
     pub network: Option<String>,
+    /// `--ip`, `--ip6`, `--network-alias`, `--mac-address`: the endpoint on `network`.
+    pub ip: Option<String>,
+    pub ip6: Option<String>,
+    pub network_aliases: Vec<String>,
+    pub mac_address: Option<String>,
     pub publish: Vec<String>,
     pub volumes: Vec<String>,
     pub mounts: Vec<String>,
@@ -91,6 +101,56 @@ impl RunFlags {
         Ok((config, host))
     }
 
+    /// The endpoint the network flags ask for (Docker's CLI makes one for the network it
+    /// joins), checked against the network mode of `host`: addresses and aliases only on user
+    /// networks, nothing for `none` and `host`.
+    pub fn networking_config(
+        &self,
+        config: &ContainerConfig,
+        host: &HostConfig,
+    ) -> Result<NetworkingConfig> {
+        let ipam = (self.ip.is_some() || self.ip6.is_some()).then(|| -> Result<_> {
+            Ok(EndpointIpamConfig {
+                ipv4_address: self
+                    .ip
+                    .as_deref()
+                    .map(ipv4_address)
+                    .transpose()?
+                    .unwrap_or_default(),
+                ipv6_address: self
+                    .ip6
+                    .as_deref()
+                    .map(ipv6_address)
+                    .transpose()?
+                    .unwrap_or_default(),
+            })
+        });
+        let endpoint = EndpointSettings {
+            ipam_config: ipam.transpose()?,
+            aliases: (!self.network_aliases.is_empty()).then(|| self.network_aliases.clone()),
+            mac_address: self
+                .mac_address
+                .as_deref()
+                .map(mac_address)
+                .transpose()?
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let mode = network_mode(config, host)?;
+        let key = mode
+            .bridge_network()
+            .or(self.network.as_deref())
+            .unwrap_or("none");
+        let mut networking = NetworkingConfig::default();
+        if mode.bridge_network().is_some() || endpoint != EndpointSettings::default() {
+            networking
+                .endpoints_config
+                .insert(key.to_string(), endpoint);
+        }
+        check_endpoints(&mode, &networking)?;
+        Ok(networking)
+    }
+
     fn container_config(
         &self,
         cwd: &Path,
@@ -135,6 +195,7 @@ impl RunFlags {
             labels: labels(&self.labels)?,
             stop_signal: self.stop_signal.as_deref().map(stop_signal).transpose()?,
             stop_timeout: self.stop_timeout,
+            mac_address: self.mac_address.as_deref().map(mac_address).transpose()?,
             ..Default::default()
         })
     }
@@ -317,5 +378,86 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("Conflicting options"));
+    }
+
+    fn networking(flags: &RunFlags) -> Result<NetworkingConfig> {
+        let d = tempfile::tempdir().unwrap();
+        let (c, h) = flags.to_config(d.path(), &no_env)?;
+        flags.networking_config(&c, &h)
+    }
+
+    #[test]
+    fn network_flags_become_the_endpoint() {
+        let flags = RunFlags {
+            image: "busybox".into(),
+            network: Some("mynet".into()),
+            ip: Some("10.9.0.5".into()),
+            network_aliases: vec!["db".into()],
+            mac_address: Some("02:42:0A:09:00:05".into()),
+            ..Default::default()
+        };
+        let n = networking(&flags).unwrap();
+        let e = &n.endpoints_config["mynet"];
+        assert_eq!(e.ipam_config.as_ref().unwrap().ipv4_address, "10.9.0.5");
+        assert_eq!(e.aliases.as_deref(), Some(&["db".to_string()][..]));
+        assert_eq!(e.mac_address, "02:42:0a:09:00:05");
+        // The default bridge: an empty endpoint keyed `bridge`; `default` is `bridge`.
+        for name in ["bridge", "default"] {
+            let plain = RunFlags {
+                image: "busybox".into(),
+                network: Some(name.into()),
+                ..Default::default()
+            };
+            let n = networking(&plain).unwrap();
+            assert_eq!(n.endpoints_config.keys().collect::<Vec<_>>(), ["bridge"]);
+        }
+        // none (the default) and host: no endpoint.
+        let none = RunFlags {
+            image: "busybox".into(),
+            ..Default::default()
+        };
+        assert!(networking(&none).unwrap().endpoints_config.is_empty());
+        for (flags, words) in [
+            (
+                RunFlags {
+                    network: Some("bridge".into()),
+                    ip: Some("172.17.0.9".into()),
+                    ..flags.clone()
+                },
+                "user specified IP address is supported on user defined networks only",
+            ),
+            (
+                RunFlags {
+                    network: Some("bridge".into()),
+                    ip: None,
+                    ..flags.clone()
+                },
+                "network-scoped alias is supported only",
+            ),
+            (
+                RunFlags {
+                    network: None,
+                    ..flags.clone()
+                },
+                "need a bridge network",
+            ),
+            (
+                RunFlags {
+                    ip: Some("10.9.0.300".into()),
+                    ..flags.clone()
+                },
+                "invalid IPv4 address",
+            ),
+            (
+                RunFlags {
+                    mac_address: Some("01:00:5e:00:00:01".into()),
+                    ..flags.clone()
+                },
+                "not a valid mac address",
+            ),
+        ] {
+            let e = networking(&flags).unwrap_err().to_string();
+            assert!(e.contains(words), "{words}: {e}");
+        }
     }
 }

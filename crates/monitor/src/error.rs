@@ -12,6 +12,15 @@ pub enum Error {
     /// The runtime core (create, start, exec, kill, pause).
     #[error(transparent)]
     Runtime(#[from] pelagos_container::Error),
+    /// The network store: records, leases.
+    #[error(transparent)]
+    Network(#[from] pelagos_network::Error),
+    /// Links and addresses (rtnetlink).
+    #[error(transparent)]
+    Netlink(#[from] pelagos_netlink::Error),
+    /// pelagos's nftables table.
+    #[error(transparent)]
+    Firewall(#[from] pelagos_firewall::Error),
     /// A system call or file operation, with what was being done.
     #[error("{what}: {source}")]
     Io {
@@ -52,6 +61,9 @@ impl Error {
         match self {
             Error::Model(e) => e.kind(),
             Error::Runtime(e) => runtime_kind(e),
+            Error::Network(e) => e.kind(),
+            Error::Netlink(e) => e.kind(),
+            Error::Firewall(e) => e.kind(),
             Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,
             Error::Invalid(_) => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,

@@ -1,8 +1,9 @@
-//! One start of the container, in order: the overlay root filesystem, the /etc files, the
-//! volumes (first start only), the user and working directory, the spec, create with the
-//! monitor's pipes (or a pty) as stdio, the network, start.
+//! One start of the container, in order: the overlay root filesystem, a bridge network's
+//! lease, the /etc files, the volumes (first start only), the user and working directory, the
+//! spec, create with the monitor's pipes (or a pty) as stdio, the network attached, start.
 
 use std::fs;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use pelagos_model::validate::joined_container;
 use pelagos_spec::etc;
 
 use crate::error::{Error, Result};
+use crate::network::{self, Endpoint};
 use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
 use crate::{mounts, overlay, shm, sys};
@@ -26,6 +28,18 @@ pub struct Launcher<'a> {
     pub plan: &'a LaunchPlan,
     /// The container's directory (the bundle).
     pub dir: &'a Path,
+    /// The engine's root (the network store).
+    pub root: &'a Path,
+    /// The address of the last start, tried first on a bridge network.
+    pub previous_ipv4: Option<Ipv4Addr>,
+}
+
+/// What a start resolves before the network's lease is taken.
+struct Prepared {
+    rootfs: PathBuf,
+    joined_namespaces: Vec<(&'static str, PathBuf)>,
+    shm: Option<PathBuf>,
+    devices: Vec<pelagos_spec::devices::HostDevice>,
 }
 
 /// A started container and the monitor's ends of its stdio.
@@ -40,6 +54,8 @@ pub struct Launched {
     pub stderr: Option<OwnedFd>,
     /// The terminal's master (`Tty`).
     pub pty: Option<OwnedFd>,
+    /// Its bridge network's endpoint, released when it ends.
+    pub network: Option<Endpoint>,
 }
 
 /// The root filesystem's mount point.
@@ -48,27 +64,60 @@ pub fn rootfs_of(dir: &Path) -> PathBuf {
 }
 
 impl Launcher<'_> {
-    /// Starts the container of `record` (updated with what the first start resolves).
+    /// Starts the container of `record` (updated with what the first start resolves). A
+    /// bridge network's lease is taken before the /etc files are written and given back if
+    /// the start fails.
     pub fn launch(&self, record: &mut ContainerRecord) -> Result<Launched> {
         let joined_namespaces = self.joined_namespaces(record)?;
         let shm = self.dev_shm(record)?;
         let devices = pelagos_spec::devices::host_devices(&record.host_config)?;
         let rootfs = rootfs_of(self.dir);
         self.mount_rootfs(&rootfs, record.host_config.auto_remove)?;
+        let mut endpoint = network::reserve(self.root, record, self.previous_ipv4)?;
+        let prepared = Prepared {
+            rootfs,
+            joined_namespaces,
+            shm,
+            devices,
+        };
+        match self.launch_prepared(record, &prepared, endpoint.as_mut()) {
+            Ok(mut launched) => {
+                launched.network = endpoint;
+                Ok(launched)
+            }
+            Err(e) => {
+                if let Some(endpoint) = endpoint {
+                    // Best effort: the error that matters is the one that stopped the start.
+                    let _ = endpoint.release();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The rest of a start, once the root filesystem is mounted and the lease taken.
+    fn launch_prepared(
+        &self,
+        record: &mut ContainerRecord,
+        prepared: &Prepared,
+        endpoint: Option<&mut Endpoint>,
+    ) -> Result<Launched> {
+        let rootfs = &prepared.rootfs;
         let host_net = spec_adapter::host_network(record)?;
         let hostname = hostname(record, host_net);
-        let etc = self.write_etc_files(record, &hostname, host_net)?;
+        let own_address = endpoint.as_ref().map(|e| e.ipv4());
+        let etc = self.write_etc_files(record, &hostname, host_net, own_address)?;
         if !record.volumes_prepared {
-            self.prepare_volumes(record, &rootfs)?;
+            self.prepare_volumes(record, rootfs)?;
         }
         let image = self.plan.image_config.as_ref();
         let user_spec = match record.config.user.as_str() {
             "" => image.and_then(|c| c.user().clone()).unwrap_or_default(),
             u => u.to_string(),
         };
-        let user = spec_adapter::resolve_user(&rootfs, &user_spec, &record.host_config.group_add)?;
+        let user = spec_adapter::resolve_user(rootfs, &user_spec, &record.host_config.group_add)?;
         let cwd = working_dir(record, image);
-        spec_adapter::ensure_workdir(&rootfs, &cwd)?;
+        spec_adapter::ensure_workdir(rootfs, &cwd)?;
         let cgroups_path = format!(
             "{}/{}",
             self.plan.cgroup_parent.trim_end_matches('/'),
@@ -82,26 +131,47 @@ impl Launcher<'_> {
         let request = SpecRequest {
             record,
             image,
-            rootfs: &rootfs,
+            rootfs,
             user: &user,
             hostname: &hostname,
             cwd: &cwd,
             etc: paths,
             cgroups_path: &cgroups_path,
             init_path: self.plan.init_path.as_deref(),
-            joined_namespaces: &joined_namespaces,
-            devices: &devices,
-            shm: shm.as_deref(),
+            joined_namespaces: &prepared.joined_namespaces,
+            devices: &prepared.devices,
+            shm: prepared.shm.as_deref(),
         };
         let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;
-        if let Err(e) = attach_network(&launched.created, record)
-            .and_then(|()| Ok(self.runtime.start_created(&mut launched.created)?))
+        let attached = match endpoint {
+            Some(e) => self.attach_network(&launched.created, record, e),
+            None => Ok(()),
+        };
+        if let Err(e) =
+            attached.and_then(|()| Ok(self.runtime.start_created(&mut launched.created)?))
         {
             let _ = self.runtime.delete_created(launched.created);
             return Err(e);
         }
         Ok(launched)
+    }
+
+    /// Where the container's network is attached: after create (its namespaces exist, its
+    /// process is parked), before start; the record's endpoint then shows what it got.
+    fn attach_network(
+        &self,
+        created: &Created,
+        record: &mut ContainerRecord,
+        endpoint: &mut Endpoint,
+    ) -> Result<()> {
+        endpoint.attach(created.pid)?;
+        *record = self.store.modify(&record.id, |r| {
+            if let Some(settings) = r.networking.endpoints_config.values_mut().next() {
+                endpoint.fill(settings);
+            }
+        })?;
+        Ok(())
     }
 
     /// The host-side /dev/shm to bind, if any: a shareable container's own (mounted here),
@@ -194,6 +264,7 @@ impl Launcher<'_> {
         record: &ContainerRecord,
         hostname: &str,
         host_net: bool,
+        own_address: Option<Ipv4Addr>,
     ) -> Result<[PathBuf; 3]> {
         let paths = [
             self.dir.join("hosts"),
@@ -203,7 +274,11 @@ impl Launcher<'_> {
         let host_hosts = host_net
             .then(|| fs::read_to_string("/etc/hosts").ok())
             .flatten();
-        let hosts = etc::hosts_file(&record.host_config, host_hosts.as_deref());
+        let mut hosts = etc::hosts_file(&record.host_config, host_hosts.as_deref());
+        if let Some(address) = own_address {
+            // Docker's line for the container's own address on its network.
+            hosts.push_str(&format!("{address}\t{hostname}\n"));
+        }
         let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv = etc::resolv_conf(&record.host_config, &host_resolv);
         for (path, text) in paths.iter().zip([hosts, format!("{hostname}\n"), resolv]) {
@@ -286,6 +361,7 @@ impl Launcher<'_> {
             stdout: ends.stdout,
             stderr: ends.stderr,
             pty,
+            network: None,
         })
     }
 }
@@ -327,14 +403,6 @@ impl StdioEnds {
             stderr: Some(err_r),
         })
     }
-}
-
-/// Where the container's network is attached: after create (its namespaces exist, its
-/// process is parked), before start. Nothing to do for `none` and `host`; the network issue
-/// fills in the rest.
-pub fn attach_network(created: &Created, record: &ContainerRecord) -> Result<()> {
-    let _ = (created.pid, &record.host_config.network_mode);
-    Ok(())
 }
 
 /// The hostname: the configured one, the host's with the host's network, else the short id.

@@ -21,6 +21,7 @@ pub mod log_sink;
 pub mod memory;
 pub mod monitor;
 pub mod mounts;
+pub mod network;
 pub mod overlay;
 pub mod requests;
 pub mod restart;

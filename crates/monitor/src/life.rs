@@ -101,6 +101,8 @@ impl Monitor {
             runtime: &self.runtime,
             plan: &self.plan,
             dir: &self.dir,
+            root: &self.root,
+            previous_ipv4: self.last_ipv4,
         };
         let launched = launcher.launch(&mut self.record)?;
         self.on_started(launched)
@@ -120,6 +122,7 @@ impl Monitor {
             pty: l.pty,
             pty_closed: false,
             started: now,
+            network: l.network,
         });
         self.health = Settings::of(&self.record.config)?.map(|s| Checker::new(s, now));
         let has_health = self.health.is_some();
@@ -168,6 +171,9 @@ impl Monitor {
         let oom_killed = self.oom_killed();
         // Kills what is left in its cgroup and deletes the runtime's state.
         let _ = self.runtime.delete_created(live.created);
+        if let Some(endpoint) = live.network {
+            self.release_network(endpoint);
+        }
         self.drain_output([live.stdout, live.stderr, live.pty]);
         self.stop_deadline = None;
         self.on_probe_exit();
@@ -179,6 +185,21 @@ impl Monitor {
         self.emit("die", &[("exitCode", &code.to_string())]);
         self.after_exit(code, oom_killed, live.started.elapsed());
         self.shed_soon();
+    }
+
+    /// Gives back the network's lease (and veth) of a container that ended; the record's
+    /// endpoint keeps only what was asked. A restart tries the same address first.
+    fn release_network(&mut self, endpoint: crate::network::Endpoint) {
+        self.last_ipv4 = Some(endpoint.ipv4());
+        let _ = endpoint.release();
+        let asked_mac = self.record.config.mac_address.clone();
+        if !self.removed {
+            let _ = self.update(|r| {
+                for settings in r.networking.endpoints_config.values_mut() {
+                    settings.clear_attachment(asked_mac.as_deref());
+                }
+            });
+        }
     }
 
     /// Whether the kernel's OOM killer killed a process of the container (its cgroup's

@@ -45,6 +45,8 @@ pub struct Live {
     /// No process has the terminal open (polling its master would spin).
     pub pty_closed: bool,
     pub started: Instant,
+    /// Its bridge network's endpoint (released at its exit).
+    pub network: Option<crate::network::Endpoint>,
 }
 
 /// A process exec'd in the container, and who waits for its exit.
@@ -125,6 +127,10 @@ pub struct Monitor {
     pub done: bool,
     /// Where the container's events go (`docker events`).
     pub events: EventLog,
+    /// The engine's root (networks live under it).
+    pub root: PathBuf,
+    /// The bridge network address of the last start (tried first by the next).
+    pub last_ipv4: Option<std::net::Ipv4Addr>,
 }
 
 impl Monitor {
@@ -171,6 +177,8 @@ impl Monitor {
             pending_drop: None,
             done: false,
             events: EventLog::new(root),
+            root: root.to_path_buf(),
+            last_ipv4: None,
         })
     }
 

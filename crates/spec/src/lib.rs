@@ -91,7 +91,7 @@ impl Namespaces {
             IpcMode::Host => None,
             IpcMode::Container => Some(true),
         };
-        let network = (self.network == NetworkMode::None).then_some(false);
+        let network = (self.network != NetworkMode::Host).then_some(false);
         let mut out = Vec::new();
         for (kind, mode) in [
             ("pid", shared(self.pid)),

@@ -29,6 +29,8 @@ pub fn validate(req: &CreateRequest) -> Result<()> {
         pelagos_model::names::validate_name(n.strip_prefix('/').unwrap_or(n))?;
     }
     pelagos_spec::validate(&req.config, &req.host_config)?;
+    let network = pelagos_model::validate::network_mode(&req.config, &req.host_config)?;
+    pelagos_model::validate::check_endpoints(&network, &req.networking)?;
     // A missing host device is refused before anything is made (Docker finds out at start).
     pelagos_spec::devices::host_devices(&req.host_config)?;
     check_enforceable(&req.host_config)
@@ -92,6 +94,8 @@ fn image_healthcheck(engine: &Engine, image: &ImageRecord) -> Option<HealthConfi
 /// Creates the record of a new container from `image` (present in the store).
 pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Result<ContainerRecord> {
     validate(&req)?;
+    let networking =
+        super::endpoint::resolve(engine, &req.config, &req.host_config, req.networking)?;
     // Until the record names the image, a prune could take its layers.
     let _lease = engine.images().lease()?;
     let image_config = engine.images().config(image)?;
@@ -100,6 +104,14 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
     config.image = req.image_name.clone();
     if config.healthcheck.is_none() {
         config.healthcheck = image_healthcheck(engine, image);
+    }
+    if config.mac_address.is_none() {
+        // The MAC asked for, told apart from the one an attachment records in the endpoint.
+        config.mac_address = networking
+            .endpoints_config
+            .values()
+            .map(|e| e.mac_address.clone())
+            .find(|m| !m.is_empty());
     }
     if config.stop_signal.is_none() {
         config.stop_signal = image_config
@@ -116,7 +128,7 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
         command,
         config,
         host_config: req.host_config,
-        networking: req.networking,
+        networking,
         state: ContainerState::default(),
         mounts: Vec::new(),
         volumes_prepared: false,

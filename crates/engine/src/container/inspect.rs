@@ -1,10 +1,11 @@
 //! `inspect`: Docker's container JSON (`GET /containers/{id}/json`), the same object for
 //! every front end.
 
-use pelagos_model::config::HostConfig;
+use pelagos_model::config::{EndpointSettings, HostConfig};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::security::security_options;
 use pelagos_model::state::Status;
+use pelagos_model::validate::DEFAULT_BRIDGE_NETWORK;
 use pelagos_spec::mounts::DEFAULT_SHM_SIZE;
 use pelagos_spec::{hostname, system_paths};
 use serde_json::{json, Value};
@@ -153,14 +154,27 @@ fn graph_driver(engine: &Engine, r: &ContainerRecord, path: &dyn Fn(&str) -> Str
     json!({ "Name": "overlay2", "Data": data })
 }
 
-/// NetworkSettings for the modes that exist so far (none and host).
+/// NetworkSettings: API 1.41's NetworkSettingsBase and DefaultNetworkSettings (the legacy
+/// fields, filled for the default `bridge` network as Docker does), then the endpoint of
+/// each network (`none` and `host` have an empty one).
 fn network_settings(r: &ContainerRecord) -> Value {
-    let mode = match r.host_config.network_mode.as_str() {
-        "" | "default" => "none",
-        m => m,
-    };
-    // API 1.41's NetworkSettingsBase and DefaultNetworkSettings (the legacy fields of the
-    // default network), then the endpoint of each network.
+    let mut networks = serde_json::Map::new();
+    for (name, endpoint) in &r.networking.endpoints_config {
+        networks.insert(name.clone(), json!(endpoint));
+    }
+    if networks.is_empty() {
+        let mode = match r.host_config.network_mode.as_str() {
+            "" | "default" => "none",
+            m => m,
+        };
+        networks.insert(mode.into(), json!(EndpointSettings::default()));
+    }
+    let default = r
+        .networking
+        .endpoints_config
+        .get(DEFAULT_BRIDGE_NETWORK)
+        .cloned()
+        .unwrap_or_default();
     json!({
         "Bridge": "",
         "SandboxID": "",
@@ -171,29 +185,15 @@ fn network_settings(r: &ContainerRecord) -> Value {
         "SandboxKey": "",
         "SecondaryIPAddresses": null,
         "SecondaryIPv6Addresses": null,
-        "EndpointID": "",
-        "Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": { mode: {
-            "IPAMConfig": null,
-            "Links": null,
-            "Aliases": null,
-            "NetworkID": "",
-            "EndpointID": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "MacAddress": "",
-            "DriverOpts": null,
-        }},
+        "EndpointID": default.endpoint_id,
+        "Gateway": default.gateway,
+        "GlobalIPv6Address": default.global_ipv6_address,
+        "GlobalIPv6PrefixLen": default.global_ipv6_prefix_len,
+        "IPAddress": default.ip_address,
+        "IPPrefixLen": default.ip_prefix_len,
+        "IPv6Gateway": default.ipv6_gateway,
+        "MacAddress": default.mac_address,
+        "Networks": networks,
     })
 }
 
@@ -274,5 +274,32 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["Networks"]["none"].as_object().unwrap().len(), 13);
+    }
+
+    #[test]
+    fn the_default_bridge_fills_the_legacy_fields() {
+        let mut r = record(HostConfig {
+            network_mode: "bridge".into(),
+            ..Default::default()
+        });
+        let endpoint = EndpointSettings {
+            network_id: "n1".into(),
+            endpoint_id: "e1".into(),
+            ip_address: "172.17.0.2".into(),
+            ip_prefix_len: 16,
+            gateway: "172.17.0.1".into(),
+            mac_address: "02:42:ac:11:00:02".into(),
+            ..Default::default()
+        };
+        r.networking
+            .endpoints_config
+            .insert("bridge".into(), endpoint);
+        let v = network_settings(&r);
+        assert_eq!(v["IPAddress"], "172.17.0.2");
+        assert_eq!(v["IPPrefixLen"], 16);
+        assert_eq!(v["Gateway"], "172.17.0.1");
+        assert_eq!(v["Networks"]["bridge"]["NetworkID"], "n1");
+        assert_eq!(v["Networks"]["bridge"]["MacAddress"], "02:42:ac:11:00:02");
+        assert_eq!(v["Networks"].as_object().unwrap().len(), 1);
     }
 }

@@ -7,6 +7,7 @@ pub mod attach;
 pub mod cp;
 pub mod create;
 pub mod diff;
+pub mod endpoint;
 pub mod exec;
 pub mod export;
 pub mod fsroot;

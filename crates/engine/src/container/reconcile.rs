@@ -69,7 +69,7 @@ pub(crate) fn release_resources(engine: &Engine, record: &ContainerRecord) -> Re
     unmount(&dir.join("rootfs"))?;
     unmount(&dir.join(pelagos_model::launch::SHM_DIR))?;
     let _ = std::fs::remove_file(socket_path(&engine.options.runroot, &record.id));
-    Ok(())
+    super::endpoint::release_leases(engine, record)
 }
 
 /// Unmounts a root filesystem if mounted (lazily, as a process may still hold it open).

@@ -14,6 +14,7 @@ pub use namespaces::{
     cgroupns_mode, ipc_mode, is_namespaced_sysctl, joined_container, network_mode, pid_mode,
     uts_mode, IpcMode, NamespaceMode, NetworkMode,
 };
+pub use namespaces::{check_endpoints, DEFAULT_BRIDGE_NETWORK};
 pub use resources::{check_resources, host_cpus, parse_cpu_list, HostCpus, MIN_MEMORY};
 
 /// Docker's minimum health-check interval, timeout and start period (1 ms).
@@ -69,8 +70,8 @@ pub fn validate(config: &ContainerConfig, host: &HostConfig) -> Result<()> {
     check_resources(host, &host_cpus())?;
     let network = network_mode(config, host)?;
     namespaces::check_namespaces(config, host)?;
-    namespaces::check_sysctls(host, network)?;
-    namespaces::check_network_files(host, network)?;
+    namespaces::check_sysctls(host, &network)?;
+    namespaces::check_network_files(host, &network)?;
     check_devices(host)?;
     check_unsupported(host)
 }
@@ -720,15 +721,30 @@ mod tests {
             network_mode(&c, &HostConfig::default()).unwrap(),
             NetworkMode::None
         );
+        for (mode, network) in [
+            ("bridge", "bridge"),
+            ("default", "bridge"),
+            ("mynet", "mynet"),
+        ] {
+            let host = host_with(|h| h.network_mode = mode.into());
+            validate(&c, &host).unwrap();
+            assert_eq!(
+                network_mode(&c, &host).unwrap(),
+                NetworkMode::Bridge(network.into())
+            );
+        }
         for (mode, words) in [
-            ("bridge", "not supported yet"),
-            ("default", "not supported yet"),
             ("container:web", "not supported yet"),
-            ("mynet", "user-defined"),
+            ("a/b", "not a network"),
         ] {
             let e = err(&c, &host_with(|h| h.network_mode = mode.into()));
             assert!(e.contains(words) && e.contains("--network"), "{mode}: {e}");
         }
+        let published = host_with(|h| {
+            h.network_mode = "bridge".into();
+            h.publish_all_ports = true;
+        });
+        assert!(err(&c, &published).contains("not supported yet"));
         let e = err(&c, &host_with(|h| h.ipc_mode = "weird".into()));
         assert!(e.contains("invalid IPC mode: weird"), "{e}");
         validate(&c, &host_with(|h| h.pid_mode = "host".into())).unwrap();

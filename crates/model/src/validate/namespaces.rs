@@ -1,9 +1,9 @@
 //! Namespace modes (`NetworkMode`, `PidMode`, `IpcMode`, `UTSMode`, `CgroupnsMode`) and the
 //! checks that depend on them: sysctls, /etc/hosts and resolv.conf entries, published ports.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::config::{ContainerConfig, HostConfig};
+use crate::config::{ContainerConfig, EndpointSettings, HostConfig, NetworkingConfig};
 use crate::error::{Error, Result};
 
 fn invalid(field: &str, why: impl std::fmt::Display) -> Error {
@@ -11,18 +11,34 @@ fn invalid(field: &str, why: impl std::fmt::Display) -> Error {
 }
 
 /// The network a container gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum NetworkMode {
     /// A new network namespace with only `lo`.
     #[default]
     None,
     /// The host's network namespace.
     Host,
+    /// A new network namespace on the bridge network of that name (`bridge` for Docker's
+    /// default network, also for `default`); whether it exists is the engine's to check.
+    Bridge(String),
 }
 
+impl NetworkMode {
+    /// The network's name, for a bridge network.
+    pub fn bridge_network(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Bridge(name) => Some(name),
+            NetworkMode::None | NetworkMode::Host => None,
+        }
+    }
+}
+
+/// The default bridge network's name.
+pub const DEFAULT_BRIDGE_NETWORK: &str = "bridge";
+
 /// `HostConfig.NetworkMode` (and `Config.NetworkDisabled`): "none" (also "", pelagos'
-/// default until it has networks) or "host"; Docker's other modes are understood and
-/// refused with what to use instead.
+/// default), "host", "bridge" (also "default") or a user network's name; `container:NAME`
+/// is understood and refused.
 pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<NetworkMode> {
     const FIELD: &str = "--network (HostConfig.NetworkMode)";
     if config.network_disabled == Some(true) {
@@ -32,10 +48,9 @@ pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<Netwo
     match mode {
         "" | "none" => Ok(NetworkMode::None),
         "host" => Ok(NetworkMode::Host),
-        "default" | "bridge" => Err(invalid(
-            FIELD,
-            format!("{mode:?}: bridge networking is not supported yet: use --network none or host"),
-        )),
+        "default" | DEFAULT_BRIDGE_NETWORK => {
+            Ok(NetworkMode::Bridge(DEFAULT_BRIDGE_NETWORK.into()))
+        }
         m if m.starts_with("container:") => {
             if m.len() == "container:".len() {
                 return Err(invalid(FIELD, "container: needs a container name or id"));
@@ -45,11 +60,81 @@ pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<Netwo
                 format!("{m:?}: joining another container's network is not supported yet"),
             ))
         }
-        m => Err(invalid(
-            FIELD,
-            format!("{m:?}: user-defined networks are not supported yet: use none or host"),
-        )),
+        m if m.trim().is_empty() || m.contains('/') => {
+            Err(invalid(FIELD, format!("{m:?} is not a network name")))
+        }
+        m => Ok(NetworkMode::Bridge(m.to_string())),
     }
+}
+
+/// `NetworkingConfig.EndpointsConfig` against the network mode: at most the one network the
+/// container joins; `--ip`, `--ip6`, `--network-alias` and `--mac-address` only where Docker
+/// takes them (addresses and aliases on user networks, a MAC on any bridge network).
+pub fn check_endpoints(network: &NetworkMode, networking: &NetworkingConfig) -> Result<()> {
+    const FIELD: &str = "--network (NetworkingConfig.EndpointsConfig)";
+    let endpoints = &networking.endpoints_config;
+    let Some(name) = network.bridge_network() else {
+        return match endpoints.values().any(asks_anything) {
+            true => Err(invalid(
+                FIELD,
+                "--ip, --ip6, --network-alias and --mac-address need a bridge network",
+            )),
+            false => Ok(()),
+        };
+    };
+    if let Some(other) = endpoints.keys().find(|k| !same_network(k, name)) {
+        return Err(invalid(
+            FIELD,
+            format!("container cannot be connected to network endpoints: {name}, {other}"),
+        ));
+    }
+    for endpoint in endpoints.values() {
+        check_endpoint(name, endpoint)?;
+    }
+    Ok(())
+}
+
+fn same_network(key: &str, name: &str) -> bool {
+    key == name || (name == DEFAULT_BRIDGE_NETWORK && key == "default")
+}
+
+fn asks_anything(e: &EndpointSettings) -> bool {
+    e.ipam_config.is_some()
+        || e.aliases.as_ref().is_some_and(|a| !a.is_empty())
+        || !e.mac_address.is_empty()
+}
+
+/// One endpoint's asked addresses, aliases and MAC.
+fn check_endpoint(network: &str, e: &EndpointSettings) -> Result<()> {
+    const FIELD: &str = "--network (NetworkingConfig.EndpointsConfig)";
+    let user_network = network != DEFAULT_BRIDGE_NETWORK;
+    if let Some(ipam) = &e.ipam_config {
+        let v4 = &ipam.ipv4_address;
+        let v6 = &ipam.ipv6_address;
+        if !v4.is_empty() && v4.parse::<Ipv4Addr>().is_err() {
+            return Err(invalid("--ip", format!("invalid IPv4 address: {v4}")));
+        }
+        if !v6.is_empty() && v6.parse::<Ipv6Addr>().is_err() {
+            return Err(invalid("--ip6", format!("invalid IPv6 address: {v6}")));
+        }
+        let asks_address = !v4.is_empty() || !v6.is_empty();
+        if asks_address && !user_network {
+            return Err(invalid(
+                FIELD,
+                "user specified IP address is supported on user defined networks only",
+            ));
+        }
+    }
+    if !user_network && e.aliases.as_ref().is_some_and(|a| !a.is_empty()) {
+        return Err(invalid(
+            FIELD,
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
+    }
+    if !e.mac_address.is_empty() {
+        crate::flags::mac_address(&e.mac_address)?;
+    }
+    Ok(())
 }
 
 /// A namespace a container gets.
@@ -189,7 +274,7 @@ pub fn is_namespaced_sysctl(key: &str) -> bool {
     is_ipc_sysctl(key) || is_uts_sysctl(key) || key.starts_with("net.")
 }
 
-pub(super) fn check_sysctls(host: &HostConfig, network: NetworkMode) -> Result<()> {
+pub(super) fn check_sysctls(host: &HostConfig, network: &NetworkMode) -> Result<()> {
     const FIELD: &str = "--sysctl (HostConfig.Sysctls)";
     // A namespace not the container's own (the host's or another container's) is refused.
     let ipc_shared = match ipc_mode(host)? {
@@ -211,7 +296,7 @@ pub(super) fn check_sysctls(host: &HostConfig, network: NetworkMode) -> Result<(
         } else if uts {
             uts_shared
         } else if net {
-            (network == NetworkMode::Host).then_some("the host's network namespace")
+            (*network == NetworkMode::Host).then_some("the host's network namespace")
         } else {
             return Err(invalid(
                 FIELD,
@@ -231,7 +316,7 @@ pub(super) fn check_sysctls(host: &HostConfig, network: NetworkMode) -> Result<(
     Ok(())
 }
 
-pub(super) fn check_network_files(host: &HostConfig, network: NetworkMode) -> Result<()> {
+pub(super) fn check_network_files(host: &HostConfig, network: &NetworkMode) -> Result<()> {
     for entry in &host.extra_hosts {
         let (name, ip) = entry.split_once(':').ok_or_else(|| {
             invalid(
@@ -270,11 +355,16 @@ pub(super) fn check_network_files(host: &HostConfig, network: NetworkMode) -> Re
             "empty or too long",
         ));
     }
-    if network == NetworkMode::None && (!host.port_bindings.is_empty() || host.publish_all_ports) {
-        return Err(invalid(
+    let publishes = !host.port_bindings.is_empty() || host.publish_all_ports;
+    match network {
+        NetworkMode::None if publishes => Err(invalid(
             "-p, --publish (HostConfig.PortBindings)",
             "publishing ports needs a network: not possible with --network none",
-        ));
+        )),
+        NetworkMode::Bridge(_) if publishes => Err(invalid(
+            "-p, --publish (HostConfig.PortBindings)",
+            "publishing ports on a bridge network is not supported yet",
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }

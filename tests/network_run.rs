@@ -1,0 +1,371 @@
+//! `run --network bridge|NAME` through the CLI, every test inside a network namespace it
+//! made (`Env::in_new_netns`): addresses from IPAM, pings between containers and to the
+//! gateway, the namespace's "host" reaching a container, inspect's fields, and nothing left
+//! (lease, veth) after stop, rm, or a monitor killed with SIGKILL.
+
+mod cli_support;
+
+use std::time::{Duration, Instant};
+
+use cli_support::{Env, Served};
+use pelagos_network::{NetworkCreate, Networks};
+
+/// busybox pulled in the test's own namespace, then an env whose pelagos runs in a new one.
+fn setup() -> (Served, Env, String) {
+    let (served, env, image) = cli_support::served_busybox();
+    (served, env.in_new_netns(), image)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn inspect(env: &Env, name: &str, format: &str) -> String {
+    env.ok(&["inspect", "--format", format, name])
+        .trim()
+        .to_string()
+}
+
+fn full_id(env: &Env, name: &str) -> String {
+    inspect(env, name, "{{.Id}}")
+}
+
+/// The leases of network `name` in the env's store.
+fn leases(env: &Env, name: &str) -> Vec<String> {
+    let networks = Networks::open(&env.root).unwrap();
+    let network = networks.get(name).unwrap();
+    networks
+        .leases(&network)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.container_id)
+        .collect()
+}
+
+fn veth_of(id: &str) -> String {
+    format!("pl{}", &id[..10])
+}
+
+fn run_sleeper(env: &Env, image: &str, name: &str, extra: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image, "sleep", "1000"]);
+    env.ok(&args);
+    full_id(env, name)
+}
+
+#[test]
+fn default_bridge_containers_reach_each_other_the_gateway_and_the_host() {
+    let (_served, env, image) = setup();
+    let a = run_sleeper(&env, &image, "ca", &["--network", "bridge"]);
+    let _b = run_sleeper(&env, &image, "cb", &["--network", "bridge"]);
+    let ip_a = inspect(&env, "ca", "{{.NetworkSettings.Networks.bridge.IPAddress}}");
+    let ip_b = inspect(&env, "cb", "{{.NetworkSettings.IPAddress}}");
+    let gateway = inspect(&env, "ca", "{{.NetworkSettings.Networks.bridge.Gateway}}");
+    assert_eq!(gateway, "172.17.0.1");
+    assert!(ip_a.starts_with("172.17.0.") && ip_b.starts_with("172.17.0."));
+    assert_ne!(ip_a, ip_b);
+    env.ok(&["exec", "cb", "ping", "-c1", "-W2", &ip_a]);
+    env.ok(&["exec", "ca", "ping", "-c1", "-W2", &ip_b]);
+    env.ok(&["exec", "ca", "ping", "-c1", "-W2", &gateway]);
+    let route = env.ok(&["exec", "ca", "ip", "route"]);
+    assert!(route.contains("default via 172.17.0.1 dev eth0"), "{route}");
+    let hosts = env.ok(&["exec", "ca", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip_a}\t{}", &a[..12])), "{hosts}");
+    // The host (the holder's namespace) reaches a container's server.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "bridge",
+        &image,
+        "sh",
+        "-c",
+        "echo hello-from-web > /tmp/index.html && exec httpd -f -p 8080 -h /tmp",
+    ]);
+    let ip_web = inspect(&env, "web", "{{.NetworkSettings.IPAddress}}");
+    let url = format!("http://{ip_web}:8080/index.html");
+    let mut body = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while body.is_empty() {
+        let out = env
+            .holder()
+            .cmd("wget")
+            .args(["-q", "-T", "2", "-t", "1", "-O", "-", &url])
+            .output()
+            .unwrap();
+        body = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            Instant::now() < deadline,
+            "wget {url} (GNU wget: the host's busybox wget crashes): {}; logs: {}",
+            String::from_utf8_lossy(&out.stderr),
+            env.ok(&["logs", "web"])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(body.trim(), "hello-from-web");
+    // Masquerade and forwarding are pelagos's own table in this namespace.
+    let table = env
+        .holder()
+        .ok("nft", &["list", "table", "inet", "pelagos"]);
+    assert!(table.contains("masquerade"), "{table}");
+    env.ok(&["rm", "-f", "ca", "cb", "web"]);
+    assert!(leases(&env, "bridge").is_empty());
+    let links = env.holder().links();
+    assert!(
+        links
+            .iter()
+            .all(|l| !l.starts_with("pl") || l.starts_with("pl-")),
+        "{links:?}"
+    );
+    assert!(links.contains(&"pelagos0".to_string()), "{links:?}");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn inspect_shows_docker_s_endpoint_fields() {
+    let (_served, env, image) = setup();
+    let id = run_sleeper(&env, &image, "ep", &["--network", "bridge"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.ok(&["inspect", "ep"])).expect("inspect json");
+    let settings = &v[0]["NetworkSettings"];
+    let endpoint = &settings["Networks"]["bridge"];
+    for key in [
+        "IPAMConfig",
+        "Links",
+        "Aliases",
+        "NetworkID",
+        "EndpointID",
+        "Gateway",
+        "IPAddress",
+        "IPPrefixLen",
+        "IPv6Gateway",
+        "GlobalIPv6Address",
+        "GlobalIPv6PrefixLen",
+        "MacAddress",
+        "DriverOpts",
+    ] {
+        assert!(endpoint.get(key).is_some(), "{key} in {endpoint}");
+    }
+    let networks = Networks::open(&env.root).unwrap();
+    let bridge = networks.get("bridge").unwrap();
+    assert_eq!(endpoint["NetworkID"], bridge.id.as_str());
+    assert_eq!(endpoint["EndpointID"].as_str().unwrap().len(), 64);
+    assert_eq!(endpoint["IPPrefixLen"], 16);
+    let ip = endpoint["IPAddress"].as_str().unwrap();
+    let [a, b, c, d]: [u8; 4] = ip.parse::<std::net::Ipv4Addr>().unwrap().octets();
+    let mac = format!("02:42:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
+    assert_eq!(endpoint["MacAddress"], mac.as_str());
+    // The legacy top-level fields mirror the default bridge's endpoint.
+    for key in [
+        "IPAddress",
+        "Gateway",
+        "MacAddress",
+        "EndpointID",
+        "IPPrefixLen",
+    ] {
+        assert_eq!(settings[key], endpoint[key], "{key}");
+    }
+    assert_eq!(leases(&env, "bridge"), vec![id.clone()]);
+    assert_eq!(inspect(&env, "ep", "{{.HostConfig.NetworkMode}}"), "bridge");
+    let eth0 = env.ok(&["exec", "ep", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(eth0.trim(), mac);
+    // Stopped: no lease, no veth, the endpoint keeps its network only.
+    env.ok(&["stop", "-t", "1", "ep"]);
+    assert!(leases(&env, "bridge").is_empty());
+    assert!(!env.holder().links().contains(&veth_of(&id)));
+    assert_eq!(inspect(&env, "ep", "{{.NetworkSettings.IPAddress}}"), "");
+    assert_eq!(
+        inspect(&env, "ep", "{{.NetworkSettings.Networks.bridge.NetworkID}}"),
+        bridge.id
+    );
+    // Started again: the same address when it is free.
+    env.ok(&["start", "ep"]);
+    assert_eq!(inspect(&env, "ep", "{{.NetworkSettings.IPAddress}}"), ip);
+    env.ok(&["rm", "-f", "ep"]);
+    assert!(leases(&env, "bridge").is_empty());
+    assert!(!env.holder().links().contains(&veth_of(&id)));
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn foreground_run_with_rm_leaves_no_lease_or_veth() {
+    let (_served, env, image) = setup();
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "bridge",
+        &image,
+        "sh",
+        "-c",
+        "ip -4 -o addr show eth0",
+    ]);
+    assert!(out.contains("172.17.0."), "{out}");
+    assert!(leases(&env, "bridge").is_empty());
+    let links = env.holder().links();
+    assert!(
+        links
+            .iter()
+            .all(|l| !l.starts_with("pl") || l.starts_with("pl-")),
+        "{links:?}"
+    );
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn a_monitor_killed_with_sigkill_leaves_no_lease_or_veth_after_rm() {
+    let (_served, env, image) = setup();
+    let id = run_sleeper(&env, &image, "orphan", &["--network", "bridge"]);
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.root.join("containers").join(&id).join("container.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
+    let container = record["state"]["pid"].as_i64().unwrap() as i32;
+    assert_eq!(leases(&env, "bridge"), vec![id.clone()]);
+    // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    wait_for("the container to die with its monitor", || {
+        std::fs::read_to_string(format!("/proc/{container}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    });
+    env.ok(&["rm", "-f", "orphan"]);
+    assert!(leases(&env, "bridge").is_empty());
+    wait_for("the veth to go with the namespace", || {
+        !env.holder().links().contains(&veth_of(&id))
+    });
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn a_user_network_works_the_same_and_takes_ip() {
+    let (_served, env, image) = setup();
+    let request = NetworkCreate::from_json(
+        br#"{"Name": "appnet", "Driver": "bridge",
+             "IPAM": {"Config": [{"Subnet": "10.77.0.0/24"}]}}"#,
+    )
+    .unwrap();
+    let network = Networks::open(&env.root)
+        .unwrap()
+        .create(&request, &[])
+        .unwrap();
+    let fixed = run_sleeper(
+        &env,
+        &image,
+        "fixed",
+        &[
+            "--network",
+            "appnet",
+            "--ip",
+            "10.77.0.50",
+            "--network-alias",
+            "db",
+        ],
+    );
+    let other = run_sleeper(&env, &image, "other", &["--network", "appnet"]);
+    assert_eq!(
+        inspect(
+            &env,
+            "fixed",
+            "{{.NetworkSettings.Networks.appnet.IPAddress}}"
+        ),
+        "10.77.0.50"
+    );
+    assert_eq!(
+        inspect(
+            &env,
+            "fixed",
+            "{{json .NetworkSettings.Networks.appnet.Aliases}}"
+        ),
+        r#"["db"]"#
+    );
+    // No legacy top-level fields off the default bridge (Docker's behaviour).
+    assert_eq!(inspect(&env, "fixed", "{{.NetworkSettings.IPAddress}}"), "");
+    let ip_other = inspect(
+        &env,
+        "other",
+        "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+    );
+    assert!(ip_other.starts_with("10.77.0."), "{ip_other}");
+    env.ok(&["exec", "other", "ping", "-c1", "-W2", "10.77.0.50"]);
+    env.ok(&["exec", "fixed", "ping", "-c1", "-W2", "10.77.0.1"]);
+    let bridge = network.bridge.clone().unwrap();
+    assert!(env.holder().links().contains(&bridge));
+    let mut held = leases(&env, "appnet");
+    held.sort();
+    let mut want = vec![fixed.clone(), other.clone()];
+    want.sort();
+    assert_eq!(held, want);
+    // The address of a running container is not given twice.
+    let (code, err) = env.fail(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "--ip",
+        "10.77.0.50",
+        &image,
+        "true",
+    ]);
+    assert_eq!(code, 125, "{err}");
+    env.ok(&["rm", "-f", "fixed", "other"]);
+    assert!(leases(&env, "appnet").is_empty());
+    let links = env.holder().links();
+    assert!(!links.contains(&veth_of(&fixed)) && !links.contains(&veth_of(&other)));
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn unknown_networks_and_misplaced_flags_fail_with_125_leaving_nothing() {
+    let (_served, env, image) = setup();
+    let (code, err) = env.fail(&["run", "--rm", "--network", "nope", &image, "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("network nope not found"), "{err}");
+    let (code, err) = env.fail(&["run", "--network", "bridge", "--ip", "172.17.0.9", &image]);
+    assert_eq!(code, 125);
+    assert!(err.contains("user defined networks only"), "{err}");
+    let (code, err) = env.fail(&["run", "--network", "none", "--ip", "10.0.0.9", &image]);
+    assert_eq!(code, 125);
+    assert!(err.contains("bridge network"), "{err}");
+    assert_eq!(env.ok(&["ps", "-aq"]).trim(), "");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn none_and_host_are_unchanged() {
+    let (_served, env, image) = setup();
+    let links = |network: &str| -> Vec<String> {
+        let out = env.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            &image,
+            "ls",
+            "/sys/class/net",
+        ]);
+        let mut names: Vec<String> = out.split_whitespace().map(str::to_string).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(links("none"), ["lo"]);
+    let mut holder = env.holder().links();
+    holder.sort();
+    assert_eq!(links("host"), holder);
+    assert!(!Networks::open(&env.root)
+        .unwrap()
+        .list()
+        .unwrap()
+        .iter()
+        .any(|n| n.name == "bridge"));
+    env.assert_no_container_leftovers();
+}
