@@ -369,3 +369,43 @@ fn none_and_host_are_unchanged() {
         .any(|n| n.name == "bridge"));
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn network_rm_takes_its_bridge_and_rules_with_it() {
+    let (_served, env, image) = setup();
+    env.ok(&["network", "create", "--subnet", "10.79.0.0/24", "gone"]);
+    let bridge = Networks::open(&env.root)
+        .unwrap()
+        .get("gone")
+        .unwrap()
+        .bridge
+        .expect("a user network names its bridge");
+    // Never used: no bridge yet, and rm has nothing to undo.
+    assert!(!env.holder().links().contains(&bridge));
+    run_sleeper(&env, &image, "user", &["--network", "gone"]);
+    assert!(env.holder().links().contains(&bridge));
+    let table = env
+        .holder()
+        .ok("nft", &["list", "table", "inet", "pelagos"]);
+    assert!(table.contains(&bridge), "{table}");
+    // In use: refused, nothing undone.
+    let (code, err) = env.fail(&["network", "rm", "gone"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(env.holder().links().contains(&bridge));
+    env.ok(&["rm", "-f", "user"]);
+    assert_eq!(env.ok(&["network", "rm", "gone"]).trim(), "gone");
+    assert!(
+        !env.holder().links().contains(&bridge),
+        "bridge {bridge} left"
+    );
+    // It was the table's only network: the table goes too.
+    let listing = env
+        .holder()
+        .cmd("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&listing.stdout);
+    assert!(!tables.contains("pelagos"), "{tables}");
+    env.assert_no_container_leftovers();
+}

@@ -44,6 +44,12 @@ pub enum Error {
     /// From the network store.
     #[error(transparent)]
     Network(Box<pelagos_network::Error>),
+    /// From netlink: a removed network's bridge.
+    #[error(transparent)]
+    Netlink(Box<pelagos_netlink::Error>),
+    /// From pelagos's nftables table: a removed network's rules.
+    #[error(transparent)]
+    Firewall(Box<pelagos_firewall::Error>),
     /// A background task failed to run to its end.
     #[error("internal error: {0}")]
     Task(String),
@@ -97,6 +103,8 @@ impl Error {
             Error::Registry(_) => ErrorKind::Internal,
             Error::Runtime(e) => e.kind(),
             Error::Network(e) => e.kind(),
+            Error::Netlink(e) => e.kind(),
+            Error::Firewall(e) => e.kind(),
             Error::Context { source, .. } => source.kind(),
         }
     }
@@ -144,6 +152,8 @@ boxed_from!(
     Registry(pelagos_registry::RegistryError),
     Runtime(pelagos_container::Error),
     Network(pelagos_network::Error),
+    Netlink(pelagos_netlink::Error),
+    Firewall(pelagos_firewall::Error),
 );
 
 /// Result with the engine's [`Error`].

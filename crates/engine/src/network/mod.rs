@@ -74,8 +74,29 @@ pub fn inspect(engine: &Engine, term: &str) -> Result<NetworkResource> {
 /// `network rm` of one network (refused while containers use it); a `destroy` event.
 pub fn remove(engine: &Engine, term: &str) -> Result<NetworkRecord> {
     let record = networks_ready(engine)?.remove(term)?;
+    teardown(&record)?;
     engine.emit(&event("destroy", &record));
     Ok(record)
+}
+
+/// What a removed network left in the host's network namespace once a container used it:
+/// its rules in pelagos's nftables table (the table itself when no network is left in it)
+/// and its bridge. A network never used has neither: nothing is run then.
+fn teardown(record: &NetworkRecord) -> Result<()> {
+    let Some(bridge) = record.bridge.as_deref() else {
+        return Ok(());
+    };
+    let mut netlink = pelagos_netlink::Netlink::open()?;
+    if netlink.link_index(bridge)?.is_none() {
+        return Ok(());
+    }
+    let firewall = pelagos_firewall::Firewall::new();
+    firewall.remove_network(bridge)?;
+    if firewall.is_unused()? {
+        firewall.remove_all()?;
+    }
+    netlink.delete_link(bridge)?;
+    Ok(())
 }
 
 /// `network rm` of several: each one's outcome, in the order given.
@@ -89,6 +110,7 @@ pub fn prune(engine: &Engine, filter: &PruneFilter) -> Result<Vec<NetworkRecord>
     networks.sweep_removed();
     let removed = networks.prune(filter)?;
     for record in &removed {
+        teardown(record)?;
         engine.emit(&event("destroy", record));
     }
     Ok(removed)
