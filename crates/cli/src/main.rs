@@ -16,6 +16,7 @@ mod pflag;
 mod port;
 mod progress;
 mod ps;
+mod ps_ports;
 mod relay;
 mod run_config;
 mod system;

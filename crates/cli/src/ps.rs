@@ -84,7 +84,7 @@ pub fn context(s: &ContainerSummary, trunc: bool) -> Value {
         "Command": quote(&if trunc { ellipsis(&s.command, 20) } else { s.command.clone() }),
         "CreatedAt": created_at(s.created),
         "RunningFor": format!("{} ago", list::human_duration(age)),
-        "Ports": "",
+        "Ports": crate::ps_ports::displayable_ports(&s.ports),
         "State": s.state,
         "Status": s.status,
         "Size": size(s),
@@ -200,6 +200,7 @@ mod tests {
             size_rw: None,
             size_root_fs: None,
             mounts: Vec::new(),
+            ports: Vec::new(),
             networks: vec!["none".into()],
         };
         let v = context(&summary, true);

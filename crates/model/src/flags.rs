@@ -596,6 +596,32 @@ pub fn publish(value: &str) -> Result<Vec<(String, PortBinding)>> {
         .collect())
 }
 
+/// `--expose PORT[-END][/PROTO]` → the `ExposedPorts` keys it adds (`"80/tcp"`), with
+/// Docker's CLI errors.
+pub fn expose(value: &str) -> Result<Vec<String>> {
+    const FLAG: &str = "--expose";
+    if value.contains(':') {
+        return Err(bad(
+            FLAG,
+            value,
+            format!("invalid port format for --expose: {value}"),
+        ));
+    }
+    let (ports, proto) = value.rsplit_once('/').unwrap_or((value, "tcp"));
+    let proto = if proto.is_empty() { "tcp" } else { proto };
+    if !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(bad(FLAG, value, format!("invalid proto: {proto}")));
+    }
+    let (first, last) = port_range(ports).ok_or_else(|| {
+        bad(
+            FLAG,
+            value,
+            format!("invalid range format for --expose: {value}, error: invalid port {ports}"),
+        )
+    })?;
+    Ok((first..=last).map(|p| format!("{p}/{proto}")).collect())
+}
+
 /// `--add-host NAME:IP` (also `NAME=IP`, Docker 25+): checked, kept as Docker stores it
 /// (`NAME:IP`). `host-gateway` passes here; [`crate::validate`] refuses it until there is a
 /// bridge.
@@ -1088,6 +1114,11 @@ mod tests {
         assert_eq!(publish("8000-8010:80").unwrap()[0].1.host_port, "8000-8010");
         assert_eq!(publish("[::1]:80:80").unwrap()[0].1.host_ip, "::1");
         assert!(publish("1.2.3.4::80").unwrap()[0].1.host_port.is_empty());
+        assert_eq!(expose("80").unwrap(), ["80/tcp"]);
+        assert_eq!(expose("53-54/udp").unwrap(), ["53/udp", "54/udp"]);
+        for bad in ["8080:80", "x", "80/icmp", "90-80"] {
+            assert!(expose(bad).is_err(), "{bad}");
+        }
         for bad in ["80/icmp", "x:80:80", "0", "8000-8001:80-82", "a:b:c:d"] {
             assert!(publish(bad).is_err(), "{bad}");
         }

@@ -4,7 +4,7 @@
 use pelagos_container::ContainerId;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ContainerConfig, HostConfig, NetworkingConfig};
+use crate::config::{ContainerConfig, HostConfig, NetworkingConfig, PortMap};
 use crate::state::ContainerState;
 
 /// A resolved mount as Docker's inspect shows it in `Mounts`.
@@ -54,6 +54,10 @@ pub struct ContainerRecord {
     /// Volumes made for this container alone (removed with it under `--rm`).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// Where its ports are published while it runs (Docker's `NetworkSettings.Ports`:
+    /// `"80/tcp"` → `[{"HostIp": "0.0.0.0", "HostPort": "8080"}]`); empty when stopped.
+    #[serde(default, skip_serializing_if = "PortMap::is_empty")]
+    pub ports: PortMap,
 }
 
 impl ContainerRecord {

@@ -10,9 +10,9 @@ use crate::config::{
 };
 use crate::error::Result;
 use crate::flags::{
-    add_host, bytes, capability, cpus, cpuset, device, dns, dns_search, env, healthcheck, labels,
-    log_config, memory, memory_swap, mount, network, publish, restart, security_opt, stop_signal,
-    sysctls, tmpfs, ulimit, volume, HealthFlags, VolumeFlag,
+    add_host, bytes, capability, cpus, cpuset, device, dns, dns_search, env, expose, healthcheck,
+    labels, log_config, memory, memory_swap, mount, network, publish, restart, security_opt,
+    stop_signal, sysctls, tmpfs, ulimit, volume, HealthFlags, VolumeFlag,
 };
 use crate::flags::{ipv4_address, ipv6_address, mac_address};
 use crate::validate::{check_endpoints, network_mode};
@@ -51,6 +51,10 @@ pub struct RunFlags {
     pub network_aliases: Vec<String>,
     pub mac_address: Option<String>,
     pub publish: Vec<String>,
+    /// `-P, --publish-all`: every exposed port on an ephemeral host port.
+    pub publish_all: bool,
+    /// `--expose`: ports exposed besides the image's.
+    pub expose: Vec<String>,
     pub volumes: Vec<String>,
     pub mounts: Vec<String>,
     pub tmpfs: Vec<String>,
@@ -168,6 +172,11 @@ impl RunFlags {
                 exposed.insert(port, serde_json::json!({}));
             }
         }
+        for e in &self.expose {
+            for port in expose(e)? {
+                exposed.insert(port, serde_json::json!({}));
+            }
+        }
         let attach = !self.detach;
         Ok(ContainerConfig {
             hostname: self.hostname.clone().unwrap_or_default(),
@@ -228,6 +237,7 @@ impl RunFlags {
                 .transpose()?
                 .unwrap_or_default(),
             port_bindings,
+            publish_all_ports: self.publish_all,
             restart_policy: self
                 .restart
                 .as_deref()

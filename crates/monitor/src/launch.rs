@@ -166,10 +166,18 @@ impl Launcher<'_> {
         endpoint: &mut Endpoint,
     ) -> Result<()> {
         endpoint.attach(created.pid)?;
+        let image_exposed = self
+            .plan
+            .image_config
+            .as_ref()
+            .and_then(|c| c.exposed_ports().clone())
+            .unwrap_or_default();
+        let ports = endpoint.publish(record, &image_exposed)?;
         *record = self.store.modify(&record.id, |r| {
             if let Some(settings) = r.networking.endpoints_config.values_mut().next() {
                 endpoint.fill(settings);
             }
+            r.ports = ports;
         })?;
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod monitor;
 pub mod mounts;
 pub mod network;
 pub mod overlay;
+pub mod ports;
 pub mod requests;
 pub mod restart;
 pub mod shm;

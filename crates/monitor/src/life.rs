@@ -198,6 +198,7 @@ impl Monitor {
                 for settings in r.networking.endpoints_config.values_mut() {
                     settings.clear_attachment(asked_mac.as_deref());
                 }
+                r.ports.clear();
             });
         }
     }

@@ -5,12 +5,12 @@
 use std::fs::{self, File};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use nix::fcntl::{Flock, FlockArg};
 use pelagos_firewall::{Firewall, NetworkRules};
-use pelagos_model::config::EndpointSettings;
+use pelagos_model::config::{EndpointSettings, PortMap};
 use pelagos_model::record::ContainerRecord;
 use pelagos_netlink::{Attachment, Netlink};
 use pelagos_network::{EndpointRequest, Lease, MacAddress, NetworkRecord, Networks};
@@ -28,11 +28,15 @@ const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 
 /// A container's lease on its bridge network, and its veth once attached.
 pub struct Endpoint {
+    /// The engine's root (the host ports' file).
+    root: PathBuf,
     networks: Networks,
     network: NetworkRecord,
     lease: Lease,
     /// The host end's name, once the pair exists.
     host_veth: Option<String>,
+    /// Whether ports were published (their rules and host ports to undo).
+    published: bool,
 }
 
 /// The host end of a container's veth pair: `pl` and 10 hex of its id (12 characters, apart
@@ -70,10 +74,12 @@ pub fn reserve(
         _ => networks.allocate(&network, &request)?,
     };
     Ok(Some(Endpoint {
+        root: root.to_path_buf(),
         networks,
         network,
         lease,
         host_veth: None,
+        published: false,
     }))
 }
 
@@ -140,6 +146,20 @@ impl Endpoint {
         let hairpin = format!("/sys/class/net/{host_veth}/brport/hairpin_mode");
         let _ = fs::write(hairpin, "1");
         Ok(())
+    }
+
+    /// Publishes the container's ports (`-p`, `-P` with the image's `image_exposed`) to its
+    /// address, once attached; returns Docker's `NetworkSettings.Ports` of them.
+    pub fn publish(
+        &mut self,
+        record: &ContainerRecord,
+        image_exposed: &[String],
+    ) -> Result<PortMap> {
+        let bridge = self.bridge()?.to_string();
+        let ip = IpAddr::V4(self.lease.ipv4);
+        let map = crate::ports::publish(&self.root, record, image_exposed, &bridge, ip)?;
+        self.published = !map.is_empty();
+        Ok(map)
     }
 
     fn bridge(&self) -> Result<&str> {
@@ -235,6 +255,10 @@ impl Endpoint {
     /// Undoes the endpoint: the veth pair deleted (usually gone with the namespace already),
     /// the lease freed. Best effort: the first failure is returned, the rest still done.
     pub fn release(self) -> Result<()> {
+        let unpublished = match self.published {
+            true => crate::ports::unpublish(&self.root, &self.lease.container_id),
+            false => Ok(()),
+        };
         let detached = match &self.host_veth {
             Some(name) => Netlink::open().and_then(|mut n| n.detach_container(name)),
             None => Ok(()),
@@ -242,6 +266,7 @@ impl Endpoint {
         let released = self
             .networks
             .release(&self.network, &self.lease.container_id);
+        unpublished?;
         detached?;
         released?;
         Ok(())

@@ -78,6 +78,7 @@ impl World {
             mounts: Vec::new(),
             volumes_prepared: false,
             anonymous_volumes: Vec::new(),
+            ports: Default::default(),
         };
         change(&mut record);
         let record = self.store.create(record, None).unwrap();

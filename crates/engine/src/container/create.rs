@@ -133,6 +133,7 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
         mounts: Vec::new(),
         volumes_prepared: false,
         anonymous_volumes: Vec::new(),
+        ports: Default::default(),
     };
     let record = engine.containers().create(record, req.name.as_deref())?;
     engine.emit(&Event::container(&record, "create"));

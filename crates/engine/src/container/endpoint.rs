@@ -1,5 +1,6 @@
 //! A container's bridge network on the control plane: resolved to its record at create
-//! (its id kept in the endpoint), and the lease of a container whose monitor died freed.
+//! (its id kept in the endpoint), and the lease and host ports of a container whose monitor
+//! died freed.
 
 use std::net::Ipv4Addr;
 
@@ -8,7 +9,7 @@ use pelagos_model::config::{ContainerConfig, HostConfig, NetworkingConfig};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::validate::{check_endpoints, network_mode, DEFAULT_BRIDGE_NETWORK};
 use pelagos_model::ErrorKind;
-use pelagos_network::{DefaultBridge, NetworkRecord, Networks};
+use pelagos_network::{DefaultBridge, HostPorts, NetworkRecord, Networks};
 
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -79,6 +80,20 @@ pub fn release_leases(engine: &Engine, record: &ContainerRecord) -> Result<()> {
             Err(pelagos_network::Error::NotFound(_)) => {}
             Err(e) => return Err(from_network(e)),
         }
+    }
+    Ok(())
+}
+
+/// Frees the host ports of a container whose monitor died and removes their rules (one
+/// `nft` run, only when it held ports).
+pub fn release_ports(engine: &Engine, record: &ContainerRecord) -> Result<()> {
+    if record.networking.endpoints_config.is_empty() {
+        return Ok(());
+    }
+    let ports = HostPorts::open(&engine.options.root).map_err(from_network)?;
+    let freed = ports.release(record.id.as_str()).map_err(from_network)?;
+    if !freed.is_empty() || !record.ports.is_empty() {
+        pelagos_firewall::Firewall::new().remove_ports(record.id.as_str())?;
     }
     Ok(())
 }

@@ -217,6 +217,7 @@ mod tests {
             mounts: Vec::new(),
             volumes_prepared: false,
             anonymous_volumes: Vec::new(),
+            ports: Default::default(),
         }
     }
 

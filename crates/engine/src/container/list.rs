@@ -31,9 +31,26 @@ pub struct ContainerSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_root_fs: Option<u64>,
     pub mounts: Vec<MountPoint>,
+    /// Its published ports (the API's `Port` objects).
+    pub ports: Vec<SummaryPort>,
     /// Names of the networks it is attached to (the API nests them in `NetworkSettings`).
     #[serde(skip)]
     pub networks: Vec<String>,
+}
+
+/// One published port of a summary (the API's `Port`: `IP` and `PublicPort` absent when it
+/// is only exposed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryPort {
+    #[serde(rename = "IP", skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    pub private_port: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_port: Option<u16>,
+    /// `tcp`, `udp`, `sctp`.
+    #[serde(rename = "Type")]
+    pub kind: String,
 }
 
 /// What `ps` asks for.
@@ -179,8 +196,29 @@ fn summary(r: &ContainerRecord) -> ContainerSummary {
         size_rw: None,
         size_root_fs: None,
         mounts: r.mounts.clone(),
+        ports: summary_ports(r),
         networks: network_names(r),
     }
+}
+
+/// The record's published ports (`NetworkSettings.Ports`) as the API's list.
+fn summary_ports(r: &ContainerRecord) -> Vec<SummaryPort> {
+    let mut out = Vec::new();
+    for (key, bindings) in &r.ports {
+        let (port, kind) = key.split_once('/').unwrap_or((key, "tcp"));
+        let Ok(private_port) = port.parse::<u16>() else {
+            continue;
+        };
+        for b in bindings {
+            out.push(SummaryPort {
+                ip: b.host_ip.clone(),
+                private_port,
+                public_port: b.host_port.parse().ok(),
+                kind: kind.to_string(),
+            });
+        }
+    }
+    out
 }
 
 /// The networks' names: the endpoints, else the network mode (`default` is `bridge`).

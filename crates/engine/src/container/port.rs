@@ -7,11 +7,10 @@ use pelagos_model::record::ContainerRecord;
 use crate::error::Result;
 use crate::Engine;
 
-/// The container's published ports: `"80/tcp"` → its host addresses. None are published
-/// until networking exists (issue 11): `-p` is kept in `HostConfig.PortBindings` but no
-/// port is bound, as with Docker's `--network none`.
-pub fn published(_record: &ContainerRecord) -> PortMap {
-    PortMap::new()
+/// The container's published ports: `"80/tcp"` → its host addresses, as its monitor
+/// recorded them while it runs (none when stopped or without a bridge network).
+pub fn published(record: &ContainerRecord) -> PortMap {
+    record.ports.clone()
 }
 
 /// The container's name (without the leading `/`) and its published ports.

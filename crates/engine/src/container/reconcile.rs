@@ -44,6 +44,7 @@ pub fn truthful(engine: &Engine, record: ContainerRecord) -> Result<ContainerRec
         r.state.finished_at = Some(finished);
         r.state.owner = None;
         r.state.health = None;
+        r.ports.clear();
     })?;
     drop(lock);
     Ok(updated)
@@ -69,6 +70,7 @@ pub(crate) fn release_resources(engine: &Engine, record: &ContainerRecord) -> Re
     unmount(&dir.join("rootfs"))?;
     unmount(&dir.join(pelagos_model::launch::SHM_DIR))?;
     let _ = std::fs::remove_file(socket_path(&engine.options.runroot, &record.id));
+    super::endpoint::release_ports(engine, record)?;
     super::endpoint::release_leases(engine, record)
 }
 

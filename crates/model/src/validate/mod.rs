@@ -744,7 +744,7 @@ mod tests {
             h.network_mode = "bridge".into();
             h.publish_all_ports = true;
         });
-        assert!(err(&c, &published).contains("not supported yet"));
+        validate(&c, &published).unwrap();
         let e = err(&c, &host_with(|h| h.ipc_mode = "weird".into()));
         assert!(e.contains("invalid IPC mode: weird"), "{e}");
         validate(&c, &host_with(|h| h.pid_mode = "host".into())).unwrap();

@@ -361,10 +361,6 @@ pub(super) fn check_network_files(host: &HostConfig, network: &NetworkMode) -> R
             "-p, --publish (HostConfig.PortBindings)",
             "publishing ports needs a network: not possible with --network none",
         )),
-        NetworkMode::Bridge(_) if publishes => Err(invalid(
-            "-p, --publish (HostConfig.PortBindings)",
-            "publishing ports on a bridge network is not supported yet",
-        )),
         _ => Ok(()),
     }
 }
