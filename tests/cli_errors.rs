@@ -276,7 +276,7 @@ fn container_subcommands_are_the_verbs() {
     ]);
     assert_eq!(c(&["exec", "sub", "echo", "hi"]).trim(), "hi");
     assert!(c(&["top", "sub"]).contains("sleep"));
-    // Nothing is published (no networking yet): no lines, and an error for a port asked for.
+    // Nothing is published (`--network none`): no lines, and an error for a port asked for.
     assert_eq!(c(&["port", "sub"]), "");
     let (code, err) = env.fail(&["container", "port", "sub", "80/tcp"]);
     assert_eq!(

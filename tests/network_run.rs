@@ -409,3 +409,179 @@ fn network_rm_takes_its_bridge_and_rules_with_it() {
     assert!(!tables.contains("pelagos"), "{tables}");
     env.assert_no_container_leftovers();
 }
+
+/// GNU wget's body of `url` from the holder's namespace (the host's busybox wget crashes),
+/// retried until the server answers.
+fn fetch(env: &Env, url: &str, logs_of: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = env
+            .holder()
+            .cmd("wget")
+            .args(["-q", "-T", "2", "-t", "1", "-O", "-", url])
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !body.is_empty() {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "wget {url}: {}; logs: {}",
+            String::from_utf8_lossy(&out.stderr),
+            env.ok(&["logs", logs_of])
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `run -d --network bridge EXTRA… IMAGE` serving `body` with httpd on port 80.
+fn run_web(env: &Env, image: &str, name: &str, extra: &[&str], body: &str) -> String {
+    let script =
+        format!("mkdir -p /www && echo {body} > /www/index.html && exec httpd -f -p 80 -h /www");
+    let mut args = vec!["run", "-d", "--name", name, "--network", "bridge"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image, "sh", "-c", &script]);
+    env.ok(&args);
+    full_id(env, name)
+}
+
+/// The names of pelagos's chains in the holder's namespace (none without the table).
+fn nft_table(env: &Env) -> String {
+    let out = env
+        .holder()
+        .cmd("nft")
+        .args(["list", "table", "inet", "pelagos"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn host_ports_of(env: &Env, id: &str) -> usize {
+    let ports = pelagos_network::HostPorts::open(&env.root).unwrap();
+    ports
+        .list()
+        .unwrap()
+        .iter()
+        .filter(|p| p.container_id == id)
+        .count()
+}
+
+#[test]
+fn published_ports_answer_on_loopback_and_the_gateway_and_go_with_the_container() {
+    let (_served, env, image) = setup();
+    env.holder().ok("ip", &["link", "set", "lo", "up"]);
+    let id = run_web(&env, &image, "web", &["-p", "8080:80"], "hello-published");
+    assert_eq!(env.ok(&["port", "web"]).trim(), "80/tcp -> 0.0.0.0:8080");
+    assert_eq!(env.ok(&["port", "web", "80"]).trim(), "0.0.0.0:8080");
+    let ports = inspect(&env, "web", "{{json .NetworkSettings.Ports}}");
+    assert_eq!(
+        ports,
+        r#"{"80/tcp":[{"HostIp":"0.0.0.0","HostPort":"8080"}]}"#
+    );
+    let body = fetch(&env, "http://127.0.0.1:8080/index.html", "web");
+    assert_eq!(body.trim(), "hello-published");
+    let gateway = inspect(&env, "web", "{{.NetworkSettings.Gateway}}");
+    let body = fetch(&env, &format!("http://{gateway}:8080/index.html"), "web");
+    assert_eq!(body.trim(), "hello-published");
+    let row = env.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert_eq!(row.trim(), "web 0.0.0.0:8080->80/tcp");
+    assert!(nft_table(&env).contains(&format!("ports-{id}")));
+    // The same host port again: Docker's message, and nothing left of the second one.
+    let (code, err) = env.fail(&[
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "--network",
+        "bridge",
+        "-p",
+        "8080:80",
+        &image,
+        "sleep",
+        "1000",
+    ]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        "{err}"
+    );
+    let web2 = env.run(&["inspect", "--format", "{{.Id}}", "web2"]);
+    if web2.status.success() {
+        let id2 = String::from_utf8_lossy(&web2.stdout).trim().to_string();
+        assert_eq!(host_ports_of(&env, &id2), 0);
+        assert!(!nft_table(&env).contains(&format!("ports-{id2}")));
+        assert!(!leases(&env, "bridge").contains(&id2));
+        assert!(inspect(&env, "web2", "{{json .NetworkSettings.Ports}}") == "{}");
+        env.ok(&["rm", "-f", "web2"]);
+    }
+    assert_eq!(leases(&env, "bridge"), vec![id.clone()]);
+    env.ok(&["rm", "-f", "web"]);
+    assert_eq!(host_ports_of(&env, &id), 0);
+    assert!(!nft_table(&env).contains("ports-"), "{}", nft_table(&env));
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn publish_all_takes_an_ephemeral_port_for_each_exposed_one() {
+    let (_served, env, image) = setup();
+    env.holder().ok("ip", &["link", "set", "lo", "up"]);
+    let id = run_web(&env, &image, "all", &["--expose", "80", "-P"], "hello-all");
+    let line = env.ok(&["port", "all"]);
+    let host_port = line
+        .trim()
+        .strip_prefix("80/tcp -> 0.0.0.0:")
+        .unwrap_or_else(|| panic!("port all: {line}"));
+    let number: u16 = host_port.parse().unwrap();
+    assert!(pelagos_network::ports::ephemeral_range().contains(&number));
+    let body = fetch(
+        &env,
+        &format!("http://127.0.0.1:{number}/index.html"),
+        "all",
+    );
+    assert_eq!(body.trim(), "hello-all");
+    // Stopped: nothing published, nothing shown.
+    env.ok(&["stop", "-t", "1", "all"]);
+    assert_eq!(env.ok(&["port", "all"]).trim(), "");
+    assert_eq!(host_ports_of(&env, &id), 0);
+    assert!(!nft_table(&env).contains("ports-"));
+    env.ok(&["rm", "all"]);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn a_monitor_killed_with_sigkill_leaves_no_published_port_after_rm() {
+    let (_served, env, image) = setup();
+    let id = run_web(&env, &image, "orphanweb", &["-p", "8081:80"], "x");
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.root.join("containers").join(&id).join("container.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
+    let container = record["state"]["pid"].as_i64().unwrap() as i32;
+    assert_eq!(host_ports_of(&env, &id), 1);
+    // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    wait_for("the container to die with its monitor", || {
+        std::fs::read_to_string(format!("/proc/{container}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    });
+    env.ok(&["rm", "-f", "orphanweb"]);
+    assert_eq!(host_ports_of(&env, &id), 0);
+    assert!(!nft_table(&env).contains("ports-"), "{}", nft_table(&env));
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn publishing_needs_a_network() {
+    let (_served, env, image) = setup();
+    let (code, err) = env.fail(&["run", "--network", "none", "-p", "80", &image, "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("--network none"), "{err}");
+    let (code, err) = env.fail(&["run", "--expose", "80:80", &image, "true"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("invalid port format for --expose"), "{err}");
+    env.assert_no_container_leftovers();
+}
