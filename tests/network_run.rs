@@ -503,7 +503,8 @@ fn published_ports_answer_on_loopback_and_the_gateway_and_go_with_the_container(
     ]);
     assert_ne!(code, 0);
     assert!(
-        err.contains("Bind for 0.0.0.0:8080 failed: port is already allocated"),
+        err.contains("Error response from daemon: driver failed programming external connectivity on endpoint web2 (")
+            && err.contains("): Bind for 0.0.0.0:8080 failed: port is already allocated"),
         "{err}"
     );
     let web2 = env.run(&["inspect", "--format", "{{.Id}}", "web2"]);

@@ -157,7 +157,20 @@ impl Endpoint {
     ) -> Result<PortMap> {
         let bridge = self.bridge()?.to_string();
         let ip = IpAddr::V4(self.lease.ipv4);
-        let map = crate::ports::publish(&self.root, record, image_exposed, &bridge, ip)?;
+        let map =
+            crate::ports::publish(&self.root, record, image_exposed, &bridge, ip).map_err(|e| {
+                match e {
+                    // Docker's words for a taken port.
+                    Error::Network(pelagos_network::Error::PortAllocated { .. }) => {
+                        Error::Conflict(format!(
+                        "driver failed programming external connectivity on endpoint {} ({}): {e}",
+                        record.name.trim_start_matches('/'),
+                        self.lease.endpoint_id
+                    ))
+                    }
+                    e => e,
+                }
+            })?;
         self.published = !map.is_empty();
         Ok(map)
     }
