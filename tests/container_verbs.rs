@@ -7,7 +7,7 @@ mod cli_support;
 use std::io::Write;
 use std::process::Stdio;
 
-use cli_support::{Env, Served};
+use cli_support::{wait_for, Env, Served};
 
 fn setup() -> (Served, Env, String) {
     cli_support::served_busybox()
@@ -235,14 +235,6 @@ fn inspect(env: &Env, name: &str, format: &str) -> String {
         .to_string()
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn update_changes_the_restart_policy_running_or_not() {
     let (_served, env, image) = setup();
@@ -264,7 +256,7 @@ fn update_changes_the_restart_policy_running_or_not() {
     );
     // A failure (not a kill: Docker counts that as a manual stop) brings the restart.
     env.ok(&["exec", "up", "touch", "/tmp/go"]);
-    wait_until("a restart after the failure", || {
+    wait_for("a restart after the failure", || {
         inspect(&env, "up", "{{.RestartCount}}") != "0"
     });
     // Stopped: kept for the next start.
@@ -272,7 +264,7 @@ fn update_changes_the_restart_policy_running_or_not() {
     assert_eq!(out.status.code(), Some(1));
     env.ok(&["update", "--restart", "always", "down"]);
     env.ok(&["start", "down"]);
-    wait_until("restarts of an always container", || {
+    wait_for("restarts of an always container", || {
         inspect(&env, "down", "{{.RestartCount}}")
             .parse::<u32>()
             .unwrap_or(0)

@@ -13,9 +13,8 @@ mod cli_support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use cli_support::Env;
+use cli_support::{wait_for, Env};
 
 /// The payload library shared with tests/security.rs: preloaded into the CLI binary the
 /// kernel runs for `#!/proc/self/exe`, it keeps a handle on it and execs the attack script.
@@ -80,14 +79,6 @@ fn dynamic_libraries(exe: &Path) -> Vec<PathBuf> {
 fn write_executable(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// An image (`pelagos import`) that can run the victim copy: static busybox, the copy's

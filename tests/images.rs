@@ -7,7 +7,7 @@ mod cli_support;
 
 use std::sync::Arc;
 
-use cli_support::{Env, Served};
+use cli_support::{wait_for, Env, Served};
 use pelagos_engine::pull::{pull, NoProgress, Pulled};
 use pelagos_engine::{Engine, EngineOptions};
 use pelagos_image::Reference;
@@ -437,15 +437,6 @@ fn assert_no_claims_left(env: &Env) {
     }
 }
 
-/// Polls `done` until it holds; fails after a minute rather than hang.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 /// Whether process `pid` is blocked waiting for an flock (a `->` line of /proc/locks).
 fn waits_on_flock(pid: u32) -> bool {
     let pid = pid.to_string();
@@ -546,7 +537,7 @@ fn a_pull_killed_mid_download_does_not_block_a_waiting_pull() {
             .spawn()
             .unwrap(),
     ));
-    wait_until("the first pull is mid-download", || stalling.stalled() > 0);
+    wait_for("the first pull is mid-download", || stalling.stalled() > 0);
     let image = served.image("killed:1");
     let second = KillOnDrop(Some(
         env.cmd()
@@ -557,7 +548,7 @@ fn a_pull_killed_mid_download_does_not_block_a_waiting_pull() {
             .unwrap(),
     ));
     let second_pid = second.0.as_ref().map_or(0, |c| c.id());
-    wait_until("the second pull waits for the first one's claim", || {
+    wait_for("the second pull waits for the first one's claim", || {
         waits_on_flock(second_pid)
     });
     first.kill_9();

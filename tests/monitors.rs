@@ -8,19 +8,10 @@ use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cli_support::{Env, Served};
+use cli_support::{wait_for, Env, Served};
 
 fn setup() -> (Served, Env, String) {
     cli_support::served_busybox()
-}
-
-/// Polls `f` until it holds; a generous deadline only keeps a broken build from hanging.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn inspect(env: &Env, name: &str, format: &str) -> String {

@@ -7,21 +7,13 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::{Env, Served};
+use cli_support::{wait_for, Env, Served};
 use pelagos_network::{NetworkCreate, Networks};
 
 /// busybox pulled in the test's own namespace, then an env whose pelagos runs in a new one.
 fn setup() -> (Served, Env, String) {
     let (served, env, image) = cli_support::served_busybox();
     (served, env.in_new_netns(), image)
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn inspect(env: &Env, name: &str, format: &str) -> String {

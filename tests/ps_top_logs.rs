@@ -3,21 +3,12 @@
 
 mod cli_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cli_support::{Env, Served};
+use cli_support::{wait_for, Env, Served};
 
 fn setup() -> (Served, Env, String) {
     cli_support::served_busybox()
-}
-
-/// Polls `f` until it holds; a generous deadline only keeps a broken build from hanging.
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// `ps -a` names for `filter` (sorted).

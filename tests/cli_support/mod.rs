@@ -332,3 +332,17 @@ pub fn served_busybox() -> (Served, Env, String) {
 }
 
 pub mod dockerd;
+
+/// Polls `done` until it holds, failing the test after 60 s (a loaded machine is slow, never
+/// wrong): the one wait the CLI tests share.
+#[allow(dead_code)] // Each test file uses its own subset of this module.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
