@@ -17,6 +17,30 @@ fn user() -> ResolvedUser {
     }
 }
 
+/// The fixed input every test starts from: no image, no mounts, no init, nothing joined.
+fn input(user: &ResolvedUser) -> SpecInput<'_> {
+    let p = Path::new("/x");
+    SpecInput {
+        rootfs: Path::new("/r"),
+        image: None,
+        user,
+        hostname: "abcdef123456",
+        cwd: "/",
+        etc: EtcFiles {
+            hosts: p,
+            hostname: p,
+            resolv_conf: p,
+        },
+        cgroups_path: "/pelagos/abc",
+        annotations: Default::default(),
+        mounts: &[],
+        init: None,
+        joined_namespaces: &[],
+        devices: &[],
+        shm: None,
+    }
+}
+
 /// Builds with a fixed input around `mounts` and `init`.
 fn build_with(
     config: &ContainerConfig,
@@ -26,27 +50,14 @@ fn build_with(
 ) -> Result<Spec> {
     let user = user();
     let img = image(None, Some(&["sh"]));
-    let p = Path::new("/x");
     let mut annotations = serde_json::Map::new();
     annotations.insert("io.pelagos.container.name".into(), "web".into());
     let input = SpecInput {
-        rootfs: Path::new("/r"),
         image: Some(&img),
-        user: &user,
-        hostname: "abcdef123456",
-        cwd: "/",
-        etc: EtcFiles {
-            hosts: p,
-            hostname: p,
-            resolv_conf: p,
-        },
-        cgroups_path: "/pelagos/abc",
         annotations,
         mounts,
         init,
-        joined_namespaces: &[],
-        devices: &[],
-        shm: None,
+        ..input(&user)
     };
     build(&input, config, host)
 }
@@ -342,29 +353,13 @@ fn namespaces_of_another_container_are_joined_by_path() {
     let err = build_with(&ContainerConfig::default(), &host, &[], None).unwrap_err();
     assert!(err.to_string().contains("pid namespace"), "{err}");
     let user = user();
-    let p = Path::new("/x");
     let joined = [
         ("pid", PathBuf::from("/proc/42/ns/pid")),
         ("uts", PathBuf::from("/proc/42/ns/uts")),
     ];
     let input = SpecInput {
-        rootfs: Path::new("/r"),
-        image: None,
-        user: &user,
-        hostname: "abcdef123456",
-        cwd: "/",
-        etc: EtcFiles {
-            hosts: p,
-            hostname: p,
-            resolv_conf: p,
-        },
-        cgroups_path: "/pelagos/abc",
-        annotations: Default::default(),
-        mounts: &[],
-        init: None,
         joined_namespaces: &joined,
-        devices: &[],
-        shm: None,
+        ..input(&user)
     };
     let config = ContainerConfig {
         cmd: Some(vec!["sh".into()]),
@@ -468,7 +463,6 @@ fn custom_seccomp_profile_and_validation() {
 #[test]
 fn a_host_side_dev_shm_is_bound_in_place_of_a_tmpfs() {
     let user = user();
-    let p = Path::new("/x");
     let shm = Path::new("/var/lib/pelagos/containers/abc/shm");
     let config = ContainerConfig {
         cmd: Some(vec!["sh".into()]),
@@ -481,23 +475,9 @@ fn a_host_side_dev_shm_is_bound_in_place_of_a_tmpfs() {
         };
         let joined = [("ipc", PathBuf::from("/proc/42/ns/ipc"))];
         let input = SpecInput {
-            rootfs: Path::new("/r"),
-            image: None,
-            user: &user,
-            hostname: "abcdef123456",
-            cwd: "/",
-            etc: EtcFiles {
-                hosts: p,
-                hostname: p,
-                resolv_conf: p,
-            },
-            cgroups_path: "/pelagos/abc",
-            annotations: Default::default(),
-            mounts: &[],
-            init: None,
             joined_namespaces: if ipc == "shareable" { &[] } else { &joined },
-            devices: &[],
             shm: Some(shm),
+            ..input(&user)
         };
         let spec = build(&input, &config, &host).unwrap();
         let m = mount_at(&spec, "/dev/shm").unwrap();
