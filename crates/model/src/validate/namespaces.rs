@@ -359,8 +359,9 @@ pub(super) fn check_network_files(host: &HostConfig, network: &NetworkMode) -> R
     match network {
         NetworkMode::None if publishes => Err(invalid(
             "-p, --publish (HostConfig.PortBindings)",
-            "publishing ports needs a network, and the container has none (pelagos's \
-             default until `bridge` becomes it): add --network bridge or --network NAME",
+            "publishing ports needs a network, and the container is on --network none \
+             (pelagos's default until `bridge` becomes it): add --network bridge or \
+             --network NAME",
         )),
         _ => Ok(()),
     }
