@@ -38,6 +38,14 @@ fn leases(env: &Env, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The kernel deletes a container's veth pair with its network namespace, a little after the
+/// container ends.
+fn wait_for_no_veth(env: &Env, id: &str) {
+    wait_for("the veth to go with the namespace", || {
+        !env.holder().links().contains(&veth_of(id))
+    });
+}
+
 fn veth_of(id: &str) -> String {
     format!("pl{}", &id[..10])
 }
@@ -171,7 +179,7 @@ fn inspect_shows_docker_s_endpoint_fields() {
     // Stopped: no lease, no veth, the endpoint keeps its network only.
     env.ok(&["stop", "-t", "1", "ep"]);
     assert!(leases(&env, "bridge").is_empty());
-    assert!(!env.holder().links().contains(&veth_of(&id)));
+    wait_for_no_veth(&env, &id);
     assert_eq!(inspect(&env, "ep", "{{.NetworkSettings.IPAddress}}"), "");
     assert_eq!(
         inspect(&env, "ep", "{{.NetworkSettings.Networks.bridge.NetworkID}}"),
@@ -182,7 +190,7 @@ fn inspect_shows_docker_s_endpoint_fields() {
     assert_eq!(inspect(&env, "ep", "{{.NetworkSettings.IPAddress}}"), ip);
     env.ok(&["rm", "-f", "ep"]);
     assert!(leases(&env, "bridge").is_empty());
-    assert!(!env.holder().links().contains(&veth_of(&id)));
+    wait_for_no_veth(&env, &id);
     env.assert_no_container_leftovers();
 }
 
@@ -201,13 +209,12 @@ fn foreground_run_with_rm_leaves_no_lease_or_veth() {
     ]);
     assert!(out.contains("172.17.0."), "{out}");
     assert!(leases(&env, "bridge").is_empty());
-    let links = env.holder().links();
-    assert!(
-        links
+    wait_for("the veth to go with the namespace", || {
+        env.holder()
+            .links()
             .iter()
-            .all(|l| !l.starts_with("pl") || l.starts_with("pl-")),
-        "{links:?}"
-    );
+            .all(|l| !l.starts_with("pl") || l.starts_with("pl-"))
+    });
     env.assert_no_container_leftovers();
 }
 
@@ -232,9 +239,7 @@ fn a_monitor_killed_with_sigkill_leaves_no_lease_or_veth_after_rm() {
     });
     env.ok(&["rm", "-f", "orphan"]);
     assert!(leases(&env, "bridge").is_empty());
-    wait_for("the veth to go with the namespace", || {
-        !env.holder().links().contains(&veth_of(&id))
-    });
+    wait_for_no_veth(&env, &id);
     env.assert_no_container_leftovers();
 }
 
@@ -311,8 +316,8 @@ fn a_user_network_works_the_same_and_takes_ip() {
     assert_eq!(code, 125, "{err}");
     env.ok(&["rm", "-f", "fixed", "other"]);
     assert!(leases(&env, "appnet").is_empty());
-    let links = env.holder().links();
-    assert!(!links.contains(&veth_of(&fixed)) && !links.contains(&veth_of(&other)));
+    wait_for_no_veth(&env, &fixed);
+    wait_for_no_veth(&env, &other);
     env.assert_no_container_leftovers();
 }
 
