@@ -952,14 +952,10 @@ fn mirrors_from_the_engine_config_serve_docker_hub_names() {
     // docker.io/library/busybox is asked for; only the loopback mirror is ever contacted.
     let served = Served::start(Auth::None, &[(&busybox(), "library/busybox:latest")]);
     let env = Env::new();
-    std::fs::write(
-        &env.engine_config,
-        format!(
-            "[registries.mirrors]\n\"docker.io\" = [\"{}\"]\n",
-            served.registry.host()
-        ),
-    )
-    .unwrap();
+    env.write_config(&format!(
+        "[registries.mirrors]\n\"docker.io\" = [\"{}\"]\n",
+        served.registry.host()
+    ));
     env.ok(&["pull", "-q", "busybox"]);
     let rows = json_lines(&env.ok(&["images", "--format", "json"]));
     assert_eq!(rows[0]["Repository"], "busybox");
@@ -979,7 +975,7 @@ fn bad_input_gets_clear_errors() {
     assert!(err.contains("missing:1"), "{err}");
     let (_, err) = env.fail(&["tag", "missing:1", "x:1"]);
     assert!(err.contains("missing"), "{err}");
-    std::fs::write(&env.engine_config, "[registries]\nbogus = 1\n").unwrap();
+    env.write_config("[registries]\nbogus = 1\n");
     let (_, err) = env.fail(&["images"]);
     assert!(err.contains("bogus"), "{err}");
 }

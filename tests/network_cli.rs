@@ -75,11 +75,7 @@ fn predefined_networks_as_docker_shows_them() {
 #[test]
 fn default_bridge_takes_the_configured_subnet() {
     let env = Env::new();
-    std::fs::write(
-        &env.engine_config,
-        "[network]\nsubnet = \"10.211.0.0/24\"\nmtu = 1400\n",
-    )
-    .unwrap();
+    env.write_config("[network]\nsubnet = \"10.211.0.0/24\"\nmtu = 1400\n");
     let bridge = inspect(&env, "bridge");
     assert_eq!(bridge["IPAM"]["Config"][0]["Subnet"], "10.211.0.0/24");
     assert_eq!(bridge["Options"]["com.docker.network.driver.mtu"], "1400");

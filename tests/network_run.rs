@@ -583,3 +583,29 @@ fn publishing_needs_a_network() {
     assert!(err.contains("invalid port format for --expose"), "{err}");
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn without_network_flags_a_container_is_on_docker_s_default_bridge() {
+    // The "done means", as a new user types it: no --network anywhere.
+    let (_served, env, image) = setup();
+    env.holder().ok("ip", &["link", "set", "lo", "up"]);
+    let script =
+        "mkdir -p /www && echo by-default > /www/index.html && exec httpd -f -p 80 -h /www";
+    env.ok(&[
+        "run", "-d", "--name", "web", "-p", "8080:80", &image, "sh", "-c", script,
+    ]);
+    assert_eq!(
+        inspect(&env, "web", "{{.HostConfig.NetworkMode}}"),
+        "bridge"
+    );
+    assert!(inspect(&env, "web", "{{.NetworkSettings.IPAddress}}").starts_with("172.17."));
+    let body = fetch(&env, "http://127.0.0.1:8080/index.html", "web");
+    assert_eq!(body.trim(), "by-default");
+    let out = env.ok(&[
+        "run", "--rm", &image, "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(out.contains("172.17."), "{out}");
+    env.ok(&["rm", "-f", "web"]);
+    assert!(leases(&env, "bridge").is_empty());
+    env.assert_no_container_leftovers();
+}

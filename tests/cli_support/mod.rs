@@ -121,7 +121,21 @@ impl Env {
             netns: None,
         };
         std::fs::create_dir_all(&env.config_dir).expect("config dir");
+        env.write_config("");
         env
+    }
+
+    /// Writes the engine's configuration file. Outside [`Env::in_new_netns`] it also says
+    /// `default_network = "none"`: a container created without `--network` must not make the
+    /// default bridge (and its NAT rules) in the machine's own network namespace.
+    pub fn write_config(&self, text: &str) {
+        const HOST_SAFE: &str = "default_network = \"none\"\n";
+        let text = match (&self.netns, text.contains("[network]\n")) {
+            (Some(_), _) => text.to_string(),
+            (None, true) => text.replacen("[network]\n", &format!("[network]\n{HOST_SAFE}"), 1),
+            (None, false) => format!("[network]\n{HOST_SAFE}{text}"),
+        };
+        std::fs::write(&self.engine_config, text).expect("write the engine's config");
     }
 
     /// From now on every `pelagos` (and so every monitor, which inherits it) runs in a new
@@ -129,6 +143,8 @@ impl Env {
     /// Pull images first: the registry is reachable from the test's own namespace only.
     pub fn in_new_netns(mut self) -> Env {
         self.netns = Some(NetnsHolder::start());
+        // Docker's default network again: its bridge is made in the test's namespace.
+        self.write_config("");
         self
     }
 

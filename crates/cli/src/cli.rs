@@ -915,9 +915,10 @@ pub struct RunArgs {
     /// Security options (seccomp=unconfined|FILE, no-new-privileges).
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
-    /// Connect the container to a network: none, host, bridge or a network's name.
-    #[arg(long, alias = "net", default_value = "none")]
-    pub network: String,
+    /// Connect the container to a network: bridge (the default, unless the configuration
+    /// says otherwise), none, host or a network's name.
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
     /// IPv4 address on a user network (e.g., 172.30.100.104).
     #[arg(long)]
     pub ip: Option<String>,

@@ -72,8 +72,9 @@ pub fn create(cli: &Cli, a: &RunArgs) -> Result<i32> {
 /// What `run` and `create` share: flags checked before anything is pulled or made.
 fn create_container(cli: &Cli, a: &RunArgs) -> Result<(pelagos_engine::Engine, String)> {
     let request = crate::run_config::create_request(a)?;
-    verbs::create::validate(&request)?;
     let engine = engine(cli)?;
+    let request = verbs::create::with_defaults(&engine, request);
+    verbs::create::validate(&request)?;
     let cidfile = a.cidfile.as_deref().map(CidFile::claim).transpose()?;
     let created = run_image(&engine, a)
         .and_then(|image| Ok(verbs::create::create(&engine, &image, request)?));

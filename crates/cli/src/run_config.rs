@@ -42,7 +42,7 @@ pub fn create_request(a: &RunArgs) -> Result<CreateRequest> {
         cap_add: a.cap_add.clone(),
         cap_drop: a.cap_drop.clone(),
         security_opt: a.security_opt.clone(),
-        network: Some(a.network.clone()),
+        network: a.network.clone(),
         ip: a.ip.clone(),
         ip6: a.ip6.clone(),
         network_aliases: a.network_aliases.clone(),

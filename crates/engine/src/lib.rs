@@ -80,7 +80,7 @@ pub struct Engine {
     containers: pelagos_model::store::Containers,
     volumes: volumes::Volumes,
     networks: pelagos_network::Networks,
-    network_settings: pelagos_network::DefaultBridge,
+    network_settings: network::settings::NetworkSettings,
     registries: RegistryConfig,
     events: pelagos_model::events::EventLog,
 }
@@ -132,8 +132,8 @@ impl Engine {
         &self.networks
     }
 
-    /// The default network's settings (the `[network]` table of the configuration).
-    pub fn network_settings(&self) -> &pelagos_network::DefaultBridge {
+    /// The networks' settings (the `[network]` table of the configuration).
+    pub fn network_settings(&self) -> &network::settings::NetworkSettings {
         &self.network_settings
     }
 

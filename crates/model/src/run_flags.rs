@@ -144,7 +144,7 @@ impl RunFlags {
         let key = mode
             .bridge_network()
             .or(self.network.as_deref())
-            .unwrap_or("none");
+            .unwrap_or("default");
         let mut networking = NetworkingConfig::default();
         if mode.bridge_network().is_some() || endpoint != EndpointSettings::default() {
             networking
@@ -411,22 +411,30 @@ mod tests {
         assert_eq!(e.ipam_config.as_ref().unwrap().ipv4_address, "10.9.0.5");
         assert_eq!(e.aliases.as_deref(), Some(&["db".to_string()][..]));
         assert_eq!(e.mac_address, "02:42:0a:09:00:05");
-        // The default bridge: an empty endpoint keyed `bridge`; `default` is `bridge`.
-        for name in ["bridge", "default"] {
-            let plain = RunFlags {
-                image: "busybox".into(),
-                network: Some(name.into()),
-                ..Default::default()
-            };
-            let n = networking(&plain).unwrap();
-            assert_eq!(n.endpoints_config.keys().collect::<Vec<_>>(), ["bridge"]);
-        }
-        // none (the default) and host: no endpoint.
-        let none = RunFlags {
+        // The default bridge: an empty endpoint keyed `bridge`.
+        let plain = RunFlags {
             image: "busybox".into(),
+            network: Some("bridge".into()),
             ..Default::default()
         };
-        assert!(networking(&none).unwrap().endpoints_config.is_empty());
+        let n = networking(&plain).unwrap();
+        assert_eq!(n.endpoints_config.keys().collect::<Vec<_>>(), ["bridge"]);
+        // No --network (or `default`): the engine's default network, not known here; an
+        // endpoint only when a flag asks something of it, keyed `default`.
+        for network in [None, Some("default".to_string())] {
+            let unsaid = RunFlags {
+                image: "busybox".into(),
+                network: network.clone(),
+                ..Default::default()
+            };
+            assert!(networking(&unsaid).unwrap().endpoints_config.is_empty());
+            let aliased = RunFlags {
+                network_aliases: vec!["db".into()],
+                ..unsaid
+            };
+            let n = networking(&aliased).unwrap();
+            assert_eq!(n.endpoints_config.keys().collect::<Vec<_>>(), ["default"]);
+        }
         for (flags, words) in [
             (
                 RunFlags {
@@ -446,7 +454,7 @@ mod tests {
             ),
             (
                 RunFlags {
-                    network: None,
+                    network: Some("none".into()),
                     ..flags.clone()
                 },
                 "need a bridge network",

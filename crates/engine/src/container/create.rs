@@ -23,7 +23,17 @@ pub struct CreateRequest {
     pub networking: NetworkingConfig,
 }
 
-/// Checks a request without creating anything (what `create` does first).
+/// The request with the engine's defaults: `HostConfig.NetworkMode` `""` (or Docker's
+/// `default`) becomes the configured default network (`bridge`, as Docker's).
+pub fn with_defaults(engine: &Engine, mut req: CreateRequest) -> CreateRequest {
+    let asked = &req.host_config.network_mode;
+    req.host_config.network_mode =
+        crate::network::settings::network_mode_or_default(asked, engine.network_settings());
+    req
+}
+
+/// Checks a request, its defaults filled in ([`with_defaults`]), without creating anything
+/// (what `create` does first).
 pub fn validate(req: &CreateRequest) -> Result<()> {
     if let Some(n) = &req.name {
         pelagos_model::names::validate_name(n.strip_prefix('/').unwrap_or(n))?;
@@ -93,6 +103,7 @@ fn image_healthcheck(engine: &Engine, image: &ImageRecord) -> Option<HealthConfi
 
 /// Creates the record of a new container from `image` (present in the store).
 pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Result<ContainerRecord> {
+    let req = with_defaults(engine, req);
     validate(&req)?;
     let networking =
         super::endpoint::resolve(engine, &req.config, &req.host_config, req.networking)?;

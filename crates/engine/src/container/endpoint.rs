@@ -2,14 +2,11 @@
 //! (its id kept in the endpoint), and the lease and host ports of a container whose monitor
 //! died freed.
 
-use std::net::Ipv4Addr;
-
-use ipnet::{IpNet, Ipv4Net};
 use pelagos_model::config::{ContainerConfig, HostConfig, NetworkingConfig};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::validate::{check_endpoints, network_mode, DEFAULT_BRIDGE_NETWORK};
 use pelagos_model::ErrorKind;
-use pelagos_network::{DefaultBridge, HostPorts, NetworkRecord, Networks};
+use pelagos_network::{HostPorts, NetworkRecord, Networks};
 
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -34,7 +31,7 @@ pub fn resolve(
     let Some(name) = mode.bridge_network() else {
         return Ok(NetworkingConfig::default());
     };
-    let network = find(&networks(engine)?, name)?;
+    let network = find(engine, name)?;
     let mut endpoint = networking
         .endpoints_config
         .into_values()
@@ -46,15 +43,13 @@ pub fn resolve(
     Ok(resolved)
 }
 
-/// The bridge network `name` (or id): `bridge` is made from the default settings on first use.
-fn find(networks: &Networks, name: &str) -> Result<NetworkRecord> {
+/// The bridge network `name` (or id): `bridge` is made from the `[network]` settings on first
+/// use.
+fn find(engine: &Engine, name: &str) -> Result<NetworkRecord> {
     let network = match name {
-        DEFAULT_BRIDGE_NETWORK => {
-            networks.ensure_default(&DefaultBridge::default(), &host_routes())
-        }
-        _ => networks.get(name),
-    }
-    .map_err(from_network)?;
+        DEFAULT_BRIDGE_NETWORK => crate::network::default_network(engine)?,
+        _ => networks(engine)?.get(name).map_err(from_network)?,
+    };
     if network.bridge.is_none() {
         return Err(Error::Invalid(format!(
             "network {name} is not a bridge network: use --network {name} by its name"
@@ -106,53 +101,5 @@ fn from_network(e: pelagos_network::Error) -> Error {
         ErrorKind::Conflict => Error::Conflict(text),
         ErrorKind::InvalidArgument => Error::Invalid(text),
         _ => Error::io(text, std::io::Error::other("network store")),
-    }
-}
-
-/// The IPv4 prefixes of this namespace's routes but the default one, from /proc/net/route:
-/// the default bridge's subnet avoids them (a host already routing 172.17.0.0/16 elsewhere).
-fn host_routes() -> Vec<IpNet> {
-    std::fs::read_to_string("/proc/net/route")
-        .map(|text| parse_routes(&text))
-        .unwrap_or_default()
-}
-
-/// `Iface Destination Gateway Flags RefCnt Use Metric Mask …`, addresses in the host's
-/// byte order as hex.
-fn parse_routes(text: &str) -> Vec<IpNet> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let destination = hex_addr(fields.get(1)?)?;
-            let mask = hex_addr(fields.get(7)?)?;
-            let prefix = u32::from(mask).count_ones() as u8;
-            (prefix > 0).then(|| Ipv4Net::new(destination, prefix).ok().map(IpNet::V4))?
-        })
-        .collect()
-}
-
-fn hex_addr(field: &str) -> Option<Ipv4Addr> {
-    let raw = u32::from_str_radix(field, 16).ok()?;
-    Some(Ipv4Addr::from(raw.to_ne_bytes()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_of_proc_net_route() {
-        let text =
-            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
-                    eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
-                    eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
-                    docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
-        let routes = parse_routes(text);
-        let want: Vec<IpNet> = vec![
-            "192.0.2.0/24".parse().unwrap(),
-            "172.17.0.0/16".parse().unwrap(),
-        ];
-        assert_eq!(routes, want);
     }
 }

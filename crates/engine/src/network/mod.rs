@@ -7,6 +7,7 @@
 //! from the `[network]` settings ([`settings`]).
 
 pub mod list;
+mod routes;
 pub mod settings;
 
 use pelagos_model::events::Event;
@@ -20,14 +21,10 @@ pub use list::NetworkListFilter;
 /// The keys `network prune --filter` accepts (moby's network prune filters).
 pub const PRUNE_KEYS: &[&str] = &["until", "label", "label!"];
 
-/// The prefixes a new network's chosen subnet must avoid besides the other networks'.
-///
-/// TODO(issue 11): these are the host's route prefixes, which this thread-safe control
-/// plane does not read (no netlink here). Until the monitor's attach checks the bridge's
-/// subnet against the routes of the host when it creates the bridge, and refuses a clash,
-/// none are passed and a chosen subnet may overlap a route of the host.
+/// The prefixes a new network's chosen subnet must avoid besides the other networks': the
+/// routes of this network namespace (read from /proc, no netlink: no side effect).
 fn taken_prefixes() -> Vec<ipnet::IpNet> {
-    Vec::new()
+    routes::host_routes()
 }
 
 /// The network store with the default `bridge` record made when missing.
@@ -39,7 +36,7 @@ fn networks_ready(engine: &Engine) -> Result<&Networks> {
 /// The default network `bridge`, made from the `[network]` settings on first use.
 pub fn default_network(engine: &Engine) -> Result<NetworkRecord> {
     let networks = engine.networks();
-    Ok(networks.ensure_default(engine.network_settings(), &taken_prefixes())?)
+    Ok(networks.ensure_default(&engine.network_settings().default_bridge, &taken_prefixes())?)
 }
 
 /// `network create`: the record written, a `create` event emitted.

@@ -3,6 +3,9 @@
 //!
 //! ```toml
 //! [network]
+//! # The network of a container created without --network (Docker's: `bridge`): `bridge`,
+//! # `none`, `host` or a user network's name.
+//! default_network = "bridge"
 //! # The default network `bridge`: its IPv4 subnet (default 172.17.0.0/16, or the next free
 //! # default pool when a network has that), its gateway (default the subnet's first address),
 //! # its bridge interface and MTU.
@@ -18,28 +21,48 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use ipnet::Ipv4Net;
+use pelagos_model::config::{ContainerConfig, HostConfig};
+use pelagos_model::validate::DEFAULT_BRIDGE_NETWORK;
 use pelagos_network::DefaultBridge;
 
 use crate::error::{Error, Result};
 
-const KNOWN_KEYS: &str = "subnet, gateway, bridge, mtu";
+const KNOWN_KEYS: &str = "default_network, subnet, gateway, bridge, mtu";
+
+/// The `[network]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// `default_network`: the `HostConfig.NetworkMode` of a container created without one.
+    pub default_network: String,
+    /// The default network `bridge`'s settings.
+    pub default_bridge: DefaultBridge,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            default_network: DEFAULT_BRIDGE_NETWORK.to_string(),
+            default_bridge: DefaultBridge::default(),
+        }
+    }
+}
 
 /// Reads the `[network]` table of the configuration file at `path` (missing file or table:
 /// the defaults).
-pub fn load(path: &Path) -> Result<DefaultBridge> {
+pub fn load(path: &Path) -> Result<NetworkSettings> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text).map_err(|m| Error::Invalid(format!("{}: {m}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DefaultBridge::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NetworkSettings::default()),
         Err(e) => Err(Error::io(format!("read {}", path.display()), e)),
     }
 }
 
 /// Parses configuration text (the whole file; only `[network]` is looked at).
-pub fn parse(text: &str) -> Result<DefaultBridge, String> {
+pub fn parse(text: &str) -> Result<NetworkSettings, String> {
     let doc: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.to_string().trim()))?;
-    let mut settings = DefaultBridge::default();
+    let mut settings = NetworkSettings::default();
     let Some(section) = doc.get("network") else {
         return Ok(settings);
     };
@@ -52,12 +75,13 @@ pub fn parse(text: &str) -> Result<DefaultBridge, String> {
     for (key, value) in section {
         apply(&mut settings, key, value)?;
     }
-    check_gateway(&settings)?;
+    check_gateway(&settings.default_bridge)?;
     Ok(settings)
 }
 
 /// Sets one key of the table.
-fn apply(settings: &mut DefaultBridge, key: &str, value: &toml::Value) -> Result<(), String> {
+fn apply(all: &mut NetworkSettings, key: &str, value: &toml::Value) -> Result<(), String> {
+    let settings = &mut all.default_bridge;
     let text = || match value {
         toml::Value::String(s) => Ok(s.as_str()),
         other => Err(format!(
@@ -66,6 +90,7 @@ fn apply(settings: &mut DefaultBridge, key: &str, value: &toml::Value) -> Result
         )),
     };
     match key {
+        "default_network" => all.default_network = parse_default_network(text()?)?,
         "subnet" => settings.subnet = Some(parse_subnet(text()?)?),
         "gateway" => {
             let ip = text()?;
@@ -96,6 +121,31 @@ fn apply(settings: &mut DefaultBridge, key: &str, value: &toml::Value) -> Result
         }
     }
     Ok(())
+}
+
+/// `default_network`: a mode Docker's `--network` takes, checked as `--network` would be.
+fn parse_default_network(text: &str) -> Result<String, String> {
+    let host = HostConfig {
+        network_mode: text.to_string(),
+        ..HostConfig::default()
+    };
+    if text.is_empty() || text.starts_with("container:") {
+        return Err(format!(
+            "network.default_network: {text:?} is not bridge, none, host or a network's name"
+        ));
+    }
+    pelagos_model::validate::network_mode(&ContainerConfig::default(), &host)
+        .map_err(|e| format!("network.default_network: {e}"))?;
+    Ok(text.to_string())
+}
+
+/// `HostConfig.NetworkMode` as the engine takes it: `""` and Docker's `default` are the
+/// configured default network.
+pub fn network_mode_or_default(asked: &str, settings: &NetworkSettings) -> String {
+    match asked {
+        "" | "default" => settings.default_network.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// An IPv4 subnet in canonical form.
@@ -129,23 +179,36 @@ mod tests {
 
     #[test]
     fn defaults_without_the_table() {
-        assert_eq!(parse("").unwrap(), DefaultBridge::default());
+        assert_eq!(parse("").unwrap(), NetworkSettings::default());
         assert_eq!(
             parse("[registries]\ninsecure = []\n").unwrap(),
-            DefaultBridge::default()
+            NetworkSettings::default()
         );
+        assert_eq!(NetworkSettings::default().default_network, "bridge");
     }
 
     #[test]
     fn reads_every_key() {
         let s = parse(
             "[network]\nsubnet = \"10.200.0.0/24\"\ngateway = \"10.200.0.254\"\n\
-             bridge = \"br-test\"\nmtu = 1400\n",
+             bridge = \"br-test\"\nmtu = 1400\ndefault_network = \"none\"\n",
         )
         .unwrap();
+        assert_eq!(s.default_network, "none");
+        let s = s.default_bridge;
         assert_eq!(s.subnet, Some("10.200.0.0/24".parse().unwrap()));
         assert_eq!(s.gateway, Some("10.200.0.254".parse().unwrap()));
         assert_eq!((s.bridge.as_str(), s.mtu), ("br-test", 1400));
+    }
+
+    #[test]
+    fn empty_and_default_modes_take_the_configured_network() {
+        let none = parse("[network]\ndefault_network = \"none\"\n").unwrap();
+        assert_eq!(network_mode_or_default("", &none), "none");
+        assert_eq!(network_mode_or_default("default", &none), "none");
+        assert_eq!(network_mode_or_default("host", &none), "host");
+        let docker = NetworkSettings::default();
+        assert_eq!(network_mode_or_default("", &docker), "bridge");
     }
 
     #[test]
@@ -159,6 +222,9 @@ mod tests {
         assert!(e("mtu = 10").contains("68 to 65535"));
         assert!(e("mtu = \"1500\"").contains("network.mtu"));
         assert!(e("bip = \"x\"").contains("unknown key"));
+        assert!(e("default_network = \"\"").contains("default_network"));
+        assert!(e("default_network = \"container:x\"").contains("default_network"));
+        assert!(e("default_network = \"a/b\"").contains("not a network name"));
         assert!(parse("network = 1")
             .unwrap_err()
             .contains("expected a table"));

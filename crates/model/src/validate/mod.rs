@@ -719,13 +719,11 @@ mod tests {
         assert_eq!(network_mode(&c, &host_net).unwrap(), NetworkMode::Host);
         assert_eq!(
             network_mode(&c, &HostConfig::default()).unwrap(),
-            NetworkMode::None
+            NetworkMode::Default
         );
-        for (mode, network) in [
-            ("bridge", "bridge"),
-            ("default", "bridge"),
-            ("mynet", "mynet"),
-        ] {
+        let default = host_with(|h| h.network_mode = "default".into());
+        assert_eq!(network_mode(&c, &default).unwrap(), NetworkMode::Default);
+        for (mode, network) in [("bridge", "bridge"), ("mynet", "mynet")] {
             let host = host_with(|h| h.network_mode = mode.into());
             validate(&c, &host).unwrap();
             assert_eq!(

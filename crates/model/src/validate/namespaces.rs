@@ -13,13 +13,16 @@ fn invalid(field: &str, why: impl std::fmt::Display) -> Error {
 /// The network a container gets.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum NetworkMode {
-    /// A new network namespace with only `lo`.
+    /// Not said (`""`, or Docker's `default`): the engine's configured default network,
+    /// put in its place at create. Checks that depend on the network wait until then.
     #[default]
+    Default,
+    /// A new network namespace with only `lo`.
     None,
     /// The host's network namespace.
     Host,
     /// A new network namespace on the bridge network of that name (`bridge` for Docker's
-    /// default network, also for `default`); whether it exists is the engine's to check.
+    /// default network); whether it exists is the engine's to check.
     Bridge(String),
 }
 
@@ -28,7 +31,7 @@ impl NetworkMode {
     pub fn bridge_network(&self) -> Option<&str> {
         match self {
             NetworkMode::Bridge(name) => Some(name),
-            NetworkMode::None | NetworkMode::Host => None,
+            NetworkMode::Default | NetworkMode::None | NetworkMode::Host => None,
         }
     }
 }
@@ -36,9 +39,10 @@ impl NetworkMode {
 /// The default bridge network's name.
 pub const DEFAULT_BRIDGE_NETWORK: &str = "bridge";
 
-/// `HostConfig.NetworkMode` (and `Config.NetworkDisabled`): "none" (also "", pelagos'
-/// default), "host", "bridge" (also "default") or a user network's name; `container:NAME`
-/// is understood and refused.
+/// `HostConfig.NetworkMode` (and `Config.NetworkDisabled`): "" or "default" (the engine's
+/// configured default network, `bridge` unless told otherwise, which the engine puts in their
+/// place at create), "none", "host", "bridge" or a user network's name; `container:NAME` is
+/// understood and refused.
 pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<NetworkMode> {
     const FIELD: &str = "--network (HostConfig.NetworkMode)";
     if config.network_disabled == Some(true) {
@@ -46,11 +50,10 @@ pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<Netwo
     }
     let mode = host.network_mode.as_str();
     match mode {
-        "" | "none" => Ok(NetworkMode::None),
+        "" | "default" => Ok(NetworkMode::Default),
+        "none" => Ok(NetworkMode::None),
         "host" => Ok(NetworkMode::Host),
-        "default" | DEFAULT_BRIDGE_NETWORK => {
-            Ok(NetworkMode::Bridge(DEFAULT_BRIDGE_NETWORK.into()))
-        }
+        DEFAULT_BRIDGE_NETWORK => Ok(NetworkMode::Bridge(DEFAULT_BRIDGE_NETWORK.into())),
         m if m.starts_with("container:") => {
             if m.len() == "container:".len() {
                 return Err(invalid(FIELD, "container: needs a container name or id"));
@@ -73,6 +76,10 @@ pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<Netwo
 pub fn check_endpoints(network: &NetworkMode, networking: &NetworkingConfig) -> Result<()> {
     const FIELD: &str = "--network (NetworkingConfig.EndpointsConfig)";
     let endpoints = &networking.endpoints_config;
+    if *network == NetworkMode::Default {
+        // Checked again once the engine has put its default network in.
+        return Ok(());
+    }
     let Some(name) = network.bridge_network() else {
         return match endpoints.values().any(asks_anything) {
             true => Err(invalid(
@@ -94,8 +101,10 @@ pub fn check_endpoints(network: &NetworkMode, networking: &NetworkingConfig) -> 
     Ok(())
 }
 
+/// Whether an endpoint's key names the network: `default` is whichever the engine made the
+/// default.
 fn same_network(key: &str, name: &str) -> bool {
-    key == name || (name == DEFAULT_BRIDGE_NETWORK && key == "default")
+    key == name || key == "default"
 }
 
 fn asks_anything(e: &EndpointSettings) -> bool {
@@ -359,9 +368,8 @@ pub(super) fn check_network_files(host: &HostConfig, network: &NetworkMode) -> R
     match network {
         NetworkMode::None if publishes => Err(invalid(
             "-p, --publish (HostConfig.PortBindings)",
-            "publishing ports needs a network, and the container is on --network none \
-             (pelagos's default until `bridge` becomes it): add --network bridge or \
-             --network NAME",
+            "publishing ports needs a network, and the container is on --network none: \
+             use --network bridge (the default) or --network NAME",
         )),
         _ => Ok(()),
     }
