@@ -37,6 +37,8 @@ pub struct Endpoint {
     host_veth: Option<String>,
     /// Whether ports were published (their rules and host ports to undo).
     published: bool,
+    /// `--dns`: where the network's resolver forwards this container's other queries.
+    dns_servers: Vec<IpAddr>,
 }
 
 /// The host end of a container's veth pair: `pl` and 10 hex of its id (12 characters, apart
@@ -80,6 +82,7 @@ pub fn reserve(
         lease,
         host_veth: None,
         published: false,
+        dns_servers: crate::dns::own_servers(record),
     }))
 }
 
@@ -126,6 +129,11 @@ impl Endpoint {
         self.lease.ipv4
     }
 
+    /// The network's record.
+    pub fn network(&self) -> &NetworkRecord {
+        &self.network
+    }
+
     /// Connects the network namespace of the container's init `pid` to the bridge (made
     /// first if missing): veth pair, `eth0` with the lease's addresses and MAC, default
     /// routes through the gateways, hairpin mode on the host end.
@@ -145,7 +153,8 @@ impl Endpoint {
         // Best effort: only a container reaching its own published ports needs it.
         let hairpin = format!("/sys/class/net/{host_veth}/brport/hairpin_mode");
         let _ = fs::write(hairpin, "1");
-        Ok(())
+        let dir = self.networks.dir_of(&self.network);
+        crate::dns::register(&dir, &self.network, &self.lease, &self.dns_servers)
     }
 
     /// Publishes the container's ports (`-p`, `-P` with the image's `image_exposed`) to its
@@ -265,9 +274,12 @@ impl Endpoint {
         settings.mac_address = self.lease.mac.to_string();
     }
 
-    /// Undoes the endpoint: the veth pair deleted (usually gone with the namespace already),
-    /// the lease freed. Best effort: the first failure is returned, the rest still done.
+    /// Undoes the endpoint: the names forgotten by the resolver, the veth pair deleted
+    /// (usually gone with the namespace already), the lease freed. Best effort: the first
+    /// failure is returned, the rest still done.
     pub fn release(self) -> Result<()> {
+        let dir = self.networks.dir_of(&self.network);
+        let unnamed = crate::dns::unregister(&dir, &self.lease.container_id);
         let unpublished = match self.published {
             true => crate::ports::unpublish(&self.root, &self.lease.container_id),
             false => Ok(()),
@@ -279,6 +291,7 @@ impl Endpoint {
         let released = self
             .networks
             .release(&self.network, &self.lease.container_id);
+        unnamed?;
         unpublished?;
         detached?;
         released?;
