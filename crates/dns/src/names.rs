@@ -134,7 +134,10 @@ impl Locked {
         read_file(&self.file)
     }
 
-    /// Replace the file with `names` (write a temporary file, then rename).
+    /// Replace the file with `names` (write a temporary file, then rename). Not synced to
+    /// disk: the file only describes running containers, which a crash of the host ends (the
+    /// engine's reconcile then removes their entries), and a sync would cost every `run` on a
+    /// user network a disk flush.
     pub fn write(&self, names: &Names) -> Result<()> {
         names.entries.iter().try_for_each(Entry::validate)?;
         let text =
@@ -145,7 +148,6 @@ impl Locked {
         let mut out = File::create(&tmp).map_err(|e| Error::file("create", &tmp, e))?;
         out.write_all(&text)
             .map_err(|e| Error::file("write", &tmp, e))?;
-        out.sync_data().map_err(|e| Error::file("sync", &tmp, e))?;
         std::fs::rename(&tmp, &self.file).map_err(|e| Error::file("replace", &self.file, e))
     }
 }
