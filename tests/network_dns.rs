@@ -101,7 +101,7 @@ fn names_aliases_and_short_ids_resolve_on_a_user_network_and_the_resolver_goes_l
     let Status::Running(pid) = resolvers.status("app") else {
         panic!("no resolver for app after run -d");
     };
-    assert_eq!(resolvers.names("app"), [id.clone()]);
+    assert_eq!(resolvers.names("app"), std::slice::from_ref(&id));
     for name in ["db", "database", &id[..12], "DB"] {
         let (ok, out) = nslookup(&env, &image, "app", name);
         assert!(

@@ -202,7 +202,6 @@ fn lease_lifecycle_names_and_removal() {
     let web = networks.allocate(&net, &endpoint("e", "web")).unwrap();
     assert_eq!(web.ipv4.to_string(), "10.66.0.2");
 
-
     let view = networks.endpoints(&net).unwrap();
     assert_eq!(view[&db_id].ipv4_address, "10.66.0.50/24");
     assert!(view[&db_id].ipv6_address.ends_with("/64"));
