@@ -13,7 +13,8 @@
 //!
 //! # Contract with the control plane and the monitor
 //!
-//! Layout (suggested): `<root>/networks/<id>/dns/{names.json, names.json.lock, dns.pid}`.
+//! Layout: `<root>/networks/<id>/dns/{names.json, names.json.lock, dns.pid}` ([`DIR_NAME`],
+//! [`names::FILE_NAME`], [`PID_FILE_NAME`]); the upstreams: [`upstream::host_resolv_conf`].
 //!
 //! 1. Attaching a container: take the names lock ([`names::lock`]), add the container's
 //!    [`names::Entry`] (`Entry::container(id, name, aliases, v4, v6)`), write, then, still
@@ -50,5 +51,10 @@ pub mod upstream;
 pub mod watch;
 
 pub use error::{Error, Result};
+
+/// The resolver's directory inside a network's directory.
+pub const DIR_NAME: &str = "dns";
+/// The pid file's name inside [`DIR_NAME`].
+pub const PID_FILE_NAME: &str = "dns.pid";
 pub use names::{Entry, Names};
 pub use server::{Config, Exit, Server};

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -48,6 +48,10 @@ pub struct Entry {
     /// IPv6 addresses (AAAA records).
     #[serde(default)]
     pub v6: Vec<Ipv6Addr>,
+    /// The container's own upstream servers (`--dns`): the queries it sends that are not
+    /// for a container go to these instead of the host's (as Docker's embedded resolver).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<IpAddr>,
 }
 
 impl Entry {
@@ -70,6 +74,7 @@ impl Entry {
             names,
             v4,
             v6,
+            dns: Vec::new(),
         }
     }
 
@@ -129,7 +134,10 @@ impl Locked {
         read_file(&self.file)
     }
 
-    /// Replace the file with `names` (write a temporary file, then rename).
+    /// Replace the file with `names` (write a temporary file, then rename). Not synced to
+    /// disk: the file only describes running containers, which a crash of the host ends (the
+    /// engine's reconcile then removes their entries), and a sync would cost every `run` on a
+    /// user network a disk flush.
     pub fn write(&self, names: &Names) -> Result<()> {
         names.entries.iter().try_for_each(Entry::validate)?;
         let text =
@@ -140,7 +148,6 @@ impl Locked {
         let mut out = File::create(&tmp).map_err(|e| Error::file("create", &tmp, e))?;
         out.write_all(&text)
             .map_err(|e| Error::file("write", &tmp, e))?;
-        out.sync_data().map_err(|e| Error::file("sync", &tmp, e))?;
         std::fs::rename(&tmp, &self.file).map_err(|e| Error::file("replace", &self.file, e))
     }
 }
@@ -189,6 +196,23 @@ pub fn read_file(file: &Path) -> Result<Names> {
 /// Replace the names of the network directory `dir` under the lock.
 pub fn write(dir: &Path, names: &Names) -> Result<()> {
     lock(dir)?.write(names)
+}
+
+/// Remove the entry of container `id` from the names of `dir` under the lock, if it is there
+/// (nothing is created or written otherwise); whether it was.
+pub fn forget(dir: &Path, id: &str) -> Result<bool> {
+    if !path(dir).exists() {
+        return Ok(false);
+    }
+    let locked = lock_file(&path(dir))?;
+    let mut names = locked.read()?;
+    let before = names.entries.len();
+    names.entries.retain(|e| e.id != id);
+    if names.entries.len() == before {
+        return Ok(false);
+    }
+    locked.write(&names)?;
+    Ok(true)
 }
 
 /// Read, change and write back the names of `dir` under the lock; returns what `change` does.
@@ -243,6 +267,21 @@ mod tests {
         })
         .unwrap();
         assert_eq!(left, 0);
+        assert!(read(dir.path()).unwrap().entries.is_empty());
+    }
+
+    #[test]
+    fn forget_removes_only_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("never");
+        assert!(!forget(&gone, "0123456789abcdef0123").unwrap());
+        assert!(!gone.exists(), "nothing made for a network without names");
+        let mut with_dns = db();
+        with_dns.dns = vec!["9.9.9.9".parse().unwrap()];
+        update(dir.path(), |n| n.entries.push(with_dns.clone())).unwrap();
+        assert_eq!(read(dir.path()).unwrap().entries, [with_dns]);
+        assert!(!forget(dir.path(), "other").unwrap());
+        assert!(forget(dir.path(), "0123456789abcdef0123").unwrap());
         assert!(read(dir.path()).unwrap().entries.is_empty());
     }
 

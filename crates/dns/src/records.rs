@@ -20,6 +20,8 @@ pub struct Addresses {
 pub struct Records {
     by_name: HashMap<String, Addresses>,
     by_addr: HashMap<IpAddr, String>,
+    /// A container's address → its own upstream servers (`--dns`).
+    upstreams: HashMap<IpAddr, Vec<IpAddr>>,
     domain: Option<String>,
     entries: usize,
 }
@@ -50,6 +52,9 @@ impl Records {
             let addrs = entry.v4.iter().map(|a| IpAddr::from(*a));
             for addr in addrs.chain(entry.v6.iter().map(|a| IpAddr::from(*a))) {
                 records.by_addr.entry(addr).or_insert_with(|| fqdn.clone());
+                if !entry.dns.is_empty() {
+                    records.upstreams.insert(addr, entry.dns.clone());
+                }
             }
         }
         records
@@ -75,6 +80,11 @@ impl Records {
     /// The fully qualified name of the container with address `addr` (PTR).
     pub fn reverse(&self, addr: IpAddr) -> Option<&str> {
         self.by_addr.get(&addr).map(String::as_str)
+    }
+
+    /// The upstream servers of the container at `client` (`--dns`); empty: the host's.
+    pub fn upstreams_of(&self, client: IpAddr) -> &[IpAddr] {
+        self.upstreams.get(&client).map_or(&[], Vec::as_slice)
     }
 
     /// `name` with the network's domain and the root's dot.
@@ -171,5 +181,16 @@ mod tests {
         assert_eq!(records.reverse("10.0.0.9".parse().unwrap()), None);
         assert!(!records.is_empty());
         assert!(Records::new(&Names::default()).is_empty());
+    }
+
+    #[test]
+    fn a_container_s_own_upstreams_go_with_its_addresses() {
+        let mut names = names();
+        let own: IpAddr = "9.9.9.9".parse().unwrap();
+        names.entries[1].dns = vec![own];
+        let records = Records::new(&names);
+        assert_eq!(records.upstreams_of("10.0.0.3".parse().unwrap()), [own]);
+        assert!(records.upstreams_of("10.0.0.2".parse().unwrap()).is_empty());
+        assert!(records.upstreams_of("fd00::2".parse().unwrap()).is_empty());
     }
 }

@@ -301,12 +301,13 @@ impl Server {
     /// Forward `packet` on a thread; its answer comes back through the channel.
     fn forward_udp(&self, socket: usize, packet: &[u8], client: SocketAddr, limit: usize) {
         let query = packet.to_vec();
+        let own = self.shared.records().upstreams_of(client.ip()).to_vec();
         let reply_to = self.reply_to.clone();
         let wake = Arc::clone(&self.wake_write);
         let spawned = Slot::take(&self.shared).map(|slot| {
             spawn_helper(move || {
                 let shared = &slot.0;
-                let answer = upstream::forward(&query, &shared.upstreams, limit);
+                let answer = upstream::forward(&query, &shared.upstreams, &own, limit);
                 if let Some(bytes) = answer.or_else(|| answer::servfail_for(&query)) {
                     let _ = reply_to.send(Reply {
                         socket,
@@ -351,12 +352,19 @@ fn serve_tcp(mut stream: TcpStream, shared: &Shared) {
     {
         return;
     }
+    let Ok(client) = stream.peer_addr() else {
+        return;
+    };
     while let Ok(query) = upstream::read_framed(&mut stream) {
-        let reply = match answer::decide(&query, &shared.records(), Transport::Tcp) {
+        let records = shared.records();
+        let reply = match answer::decide(&query, &records, Transport::Tcp) {
             Decision::Reply(bytes) => Some(bytes),
             Decision::Drop => None,
-            Decision::Forward { limit } => upstream::forward(&query, &shared.upstreams, limit)
-                .or_else(|| answer::servfail_for(&query)),
+            Decision::Forward { limit } => {
+                let own = records.upstreams_of(client.ip());
+                upstream::forward(&query, &shared.upstreams, own, limit)
+                    .or_else(|| answer::servfail_for(&query))
+            }
         };
         let Some(reply) = reply else { return };
         if upstream::write_framed(&mut stream, &reply).is_err() {

@@ -1,10 +1,11 @@
 //! The host's resolvers, read from a resolv.conf (re-read when it changes), and forwarding
-//! one query to them: UDP with a timeout, servers tried in rotation, TCP for a truncated answer.
+//! one query to them (or to a container's own `--dns` servers): UDP with a timeout, servers
+//! tried in rotation, TCP for a truncated answer.
 //!
-//! Loopback servers (systemd-resolved's 127.0.0.53, a local dnsmasq) are kept, unlike
-//! Docker, which swaps them for /run/systemd/resolve/resolv.conf: this process runs in the
-//! host's network namespace where they are reachable, and going through the stub keeps its
-//! cache and per-link (VPN) routing domains. Pass that file to `--upstream-from` to bypass it.
+//! Which file: [`host_resolv_conf`], Docker's choice (systemd-resolved's stub swapped for the
+//! servers it uses). Other loopback servers (a local dnsmasq) are kept: this process runs in
+//! the host's network namespace, where they are reachable (as Docker's embedded resolver
+//! forwards to them from the host's namespace).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -65,6 +66,29 @@ impl ResolvConf {
     }
 }
 
+/// The host's resolver configuration.
+pub const ETC_RESOLV_CONF: &str = "/etc/resolv.conf";
+/// Where systemd-resolved lists the servers its stub forwards to.
+pub const SYSTEMD_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
+/// systemd-resolved's stub listener.
+const SYSTEMD_STUB: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 53));
+
+/// The host's resolv.conf as Docker picks it: /etc/resolv.conf, unless its only nameserver is
+/// systemd-resolved's stub (127.0.0.53) and [`SYSTEMD_RESOLV_CONF`] exists: then that one.
+pub fn host_resolv_conf() -> PathBuf {
+    resolv_conf_of(Path::new(ETC_RESOLV_CONF), Path::new(SYSTEMD_RESOLV_CONF))
+}
+
+/// [`host_resolv_conf`] over the files `etc` and `systemd`.
+pub fn resolv_conf_of(etc: &Path, systemd: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(etc).unwrap_or_default();
+    let only_stub = ResolvConf::parse(&text).servers == [SYSTEMD_STUB];
+    match only_stub && systemd.is_file() {
+        true => systemd.to_path_buf(),
+        false => etc.to_path_buf(),
+    }
+}
+
 /// The file's identity: a change of any of these means the file was rewritten.
 type Stamp = (u64, u64, i64, i64, u64);
 
@@ -108,9 +132,18 @@ impl Upstreams {
 
     /// The servers in the order to try them this time (rotated) and the timeout.
     pub fn plan(&self) -> (Vec<SocketAddr>, Duration) {
+        self.plan_for(&[])
+    }
+
+    /// [`Upstreams::plan`] with a container's own servers (`own`) instead of the file's,
+    /// unless `own` is empty; the file's timeout either way.
+    pub fn plan_for(&self, own: &[IpAddr]) -> (Vec<SocketAddr>, Duration) {
         let conf = self.current();
-        let mut servers: Vec<SocketAddr> = conf
-            .servers
+        let chosen = match own.is_empty() {
+            true => &conf.servers,
+            false => own,
+        };
+        let mut servers: Vec<SocketAddr> = chosen
             .iter()
             .map(|ip| SocketAddr::new(*ip, self.port))
             .collect();
@@ -155,11 +188,17 @@ fn stamp(path: &Path) -> Option<Stamp> {
     ))
 }
 
-/// Ask the upstream servers to answer `query`; the answer fits `limit` bytes (a truncated
-/// UDP answer when the full one, asked again over TCP, would not). `None`: nobody answered.
-pub fn forward(query: &[u8], upstreams: &Upstreams, limit: usize) -> Option<Vec<u8>> {
+/// Ask the upstream servers (the client's `own`, else the host's) to answer `query`; the
+/// answer fits `limit` bytes (a truncated UDP answer when the full one, asked again over
+/// TCP, would not). `None`: nobody answered.
+pub fn forward(
+    query: &[u8],
+    upstreams: &Upstreams,
+    own: &[IpAddr],
+    limit: usize,
+) -> Option<Vec<u8>> {
     let client_id = query.get(..2)?;
-    let (servers, timeout) = upstreams.plan();
+    let (servers, timeout) = upstreams.plan_for(own);
     let mut ours = query.to_vec();
     ours[..2].copy_from_slice(&random_id().to_be_bytes());
     for server in servers {
@@ -275,6 +314,24 @@ mod tests {
     }
 
     #[test]
+    fn systemd_resolved_s_stub_alone_is_swapped_for_its_servers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (etc, systemd) = (dir.path().join("etc"), dir.path().join("systemd"));
+        std::fs::write(&etc, "nameserver 127.0.0.53\noptions edns0 trust-ad\n").unwrap();
+        assert_eq!(resolv_conf_of(&etc, &systemd), etc, "no systemd file: keep");
+        std::fs::write(&systemd, "nameserver 192.0.2.1\n").unwrap();
+        assert_eq!(resolv_conf_of(&etc, &systemd), systemd);
+        std::fs::write(&etc, "nameserver 127.0.0.53\nnameserver 192.0.2.9\n").unwrap();
+        assert_eq!(resolv_conf_of(&etc, &systemd), etc, "not the stub alone");
+        std::fs::write(&etc, "nameserver 127.0.0.1\n").unwrap();
+        assert_eq!(
+            resolv_conf_of(&etc, &systemd),
+            etc,
+            "another loopback server"
+        );
+    }
+
+    #[test]
     fn plan_rotates_the_servers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("resolv.conf");
@@ -285,6 +342,8 @@ mod tests {
         assert_eq!(first.len(), 2);
         assert_eq!(first[0], second[1]);
         assert_eq!(first[0].port(), 53);
+        let own: IpAddr = "9.9.9.9".parse().unwrap();
+        assert_eq!(upstreams.plan_for(&[own]).0, [SocketAddr::new(own, 53)]);
     }
 
     #[test]
@@ -319,7 +378,7 @@ mod tests {
         let path = dir.path().join("resolv.conf");
         std::fs::write(&path, "nameserver 127.0.0.1\n").unwrap();
         let query = [0xab, 0xcd, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let answer = forward(&query, &Upstreams::with_port(&path, port), 4096).unwrap();
+        let answer = forward(&query, &Upstreams::with_port(&path, port), &[], 4096).unwrap();
         assert_eq!(&answer[..2], &[0xab, 0xcd], "the client's id is restored");
         assert_eq!(answer.len(), 12 + 600, "the full TCP answer");
     }
@@ -347,7 +406,7 @@ mod tests {
         let query = [0, 9, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         // Whichever server the rotation starts with, both queries are answered.
         for _ in 0..2 {
-            let answer = forward(&query, &upstreams, 512).unwrap();
+            let answer = forward(&query, &upstreams, &[], 512).unwrap();
             assert_eq!(&answer[..3], &[0, 9, 0x81]);
         }
         drop(silent);

@@ -21,6 +21,9 @@ pub enum Error {
     /// pelagos's nftables table.
     #[error(transparent)]
     Firewall(#[from] pelagos_firewall::Error),
+    /// A user network's resolver: its names file, its pid file.
+    #[error(transparent)]
+    Dns(#[from] pelagos_dns::Error),
     /// A system call or file operation, with what was being done.
     #[error("{what}: {source}")]
     Io {
@@ -64,6 +67,8 @@ impl Error {
             Error::Network(e) => e.kind(),
             Error::Netlink(e) => e.kind(),
             Error::Firewall(e) => e.kind(),
+            Error::Dns(e) if e.is_invalid_input() => ErrorKind::InvalidArgument,
+            Error::Dns(_) => ErrorKind::Internal,
             Error::Io { .. } | Error::Internal(_) => ErrorKind::Internal,
             Error::Invalid(_) => ErrorKind::InvalidArgument,
             Error::Conflict(_) => ErrorKind::Conflict,

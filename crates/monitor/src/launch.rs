@@ -105,8 +105,7 @@ impl Launcher<'_> {
         let rootfs = &prepared.rootfs;
         let host_net = spec_adapter::host_network(record)?;
         let hostname = hostname(record, host_net);
-        let own_address = endpoint.as_ref().map(|e| e.ipv4());
-        let etc = self.write_etc_files(record, &hostname, host_net, own_address)?;
+        let etc = self.write_etc_files(record, &hostname, host_net, endpoint.as_deref())?;
         if !record.volumes_prepared {
             self.prepare_volumes(record, rootfs)?;
         }
@@ -272,7 +271,7 @@ impl Launcher<'_> {
         record: &ContainerRecord,
         hostname: &str,
         host_net: bool,
-        own_address: Option<Ipv4Addr>,
+        endpoint: Option<&Endpoint>,
     ) -> Result<[PathBuf; 3]> {
         let paths = [
             self.dir.join("hosts"),
@@ -283,12 +282,11 @@ impl Launcher<'_> {
             .then(|| fs::read_to_string("/etc/hosts").ok())
             .flatten();
         let mut hosts = etc::hosts_file(&record.host_config, host_hosts.as_deref());
-        if let Some(address) = own_address {
+        if let Some(endpoint) = endpoint {
             // Docker's line for the container's own address on its network.
-            hosts.push_str(&format!("{address}\t{hostname}\n"));
+            hosts.push_str(&format!("{}\t{hostname}\n", endpoint.ipv4()));
         }
-        let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = etc::resolv_conf(&record.host_config, &host_resolv);
+        let resolv = resolv_conf(record, host_net, endpoint);
         for (path, text) in paths.iter().zip([hosts, format!("{hostname}\n"), resolv]) {
             fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
         }
@@ -411,6 +409,28 @@ impl StdioEnds {
             stderr: Some(err_r),
         })
     }
+}
+
+/// /etc/resolv.conf: with the host's network, the host's file; on a user network, its
+/// resolver (the gateway); else the host's servers that the container's own namespace can
+/// reach (Docker's default bridge). systemd-resolved's stub is replaced as Docker does.
+fn resolv_conf(record: &ContainerRecord, host_net: bool, endpoint: Option<&Endpoint>) -> String {
+    let host = &record.host_config;
+    if host_net {
+        return etc::resolv_conf(
+            host,
+            &fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        );
+    }
+    let host_file = pelagos_dns::upstream::host_resolv_conf();
+    let host_resolv = fs::read_to_string(host_file).unwrap_or_default();
+    let network = endpoint.map(Endpoint::network);
+    let resolvers = network.map(crate::dns::nameservers).unwrap_or_default();
+    if !resolvers.is_empty() {
+        return etc::resolv_conf_via(host, &host_resolv, &resolvers);
+    }
+    let ipv6 = network.is_some_and(|n| n.ipv6_pool().is_some());
+    etc::resolv_conf(host, &etc::without_loopback(&host_resolv, ipv6))
 }
 
 /// The hostname: the configured one, the host's with the host's network, else the short id.

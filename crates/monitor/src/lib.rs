@@ -11,6 +11,7 @@
 pub mod args;
 pub mod conn;
 pub mod detach;
+pub mod dns;
 pub mod error;
 pub mod exec;
 pub mod health;

@@ -35,6 +35,8 @@ pub struct Endpoint {
     lease: Lease,
     /// Whether ports were published (their rules and host ports to undo).
     published: bool,
+    /// `--dns`: where the network's resolver forwards this container's other queries.
+    dns_servers: Vec<IpAddr>,
 }
 
 /// The host end of a container's veth pair: `pl` and 10 hex of its id (12 characters, apart
@@ -77,6 +79,7 @@ pub fn reserve(
         network,
         lease,
         published: false,
+        dns_servers: crate::dns::own_servers(record),
     }))
 }
 
@@ -123,6 +126,11 @@ impl Endpoint {
         self.lease.ipv4
     }
 
+    /// The network's record.
+    pub fn network(&self) -> &NetworkRecord {
+        &self.network
+    }
+
     /// Connects the network namespace of the container's init `pid` to the bridge (made
     /// first if missing): veth pair, `eth0` with the lease's addresses and MAC, default
     /// routes through the gateways, hairpin mode on the host end.
@@ -151,7 +159,8 @@ impl Endpoint {
         // Best effort: only a container reaching its own published ports needs it.
         let hairpin = format!("/sys/class/net/{host_veth}/brport/hairpin_mode");
         let _ = fs::write(hairpin, "1");
-        Ok(())
+        let dir = self.networks.dir_of(&self.network);
+        crate::dns::register(&dir, &self.network, &self.lease, &self.dns_servers)
     }
 
     /// Publishes the container's ports (`-p`, `-P` with the image's `image_exposed`) to its
@@ -271,15 +280,17 @@ impl Endpoint {
         settings.mac_address = self.lease.mac.to_string();
     }
 
-    /// Undoes the endpoint of a container that ended: its published ports (rules first, so
-    /// nothing is forwarded to an address given away), then the lease. The veth pair is left
-    /// to the kernel, which deletes it with the dead container's network namespace: deleting
-    /// it here would cost the exit about 20 ms of RCU grace periods (measured), and a start
-    /// that finds the pair still there deletes it then. The address may be leased again
-    /// before that; the new container's MAC is the same (derived from the address) and its
-    /// first frame moves the bridge's forwarding entry to its own port. Best effort: the
-    /// first failure is returned, the rest still done.
+    /// Undoes the endpoint of a container that ended: its names forgotten by the resolver,
+    /// its published ports (rules first, so nothing is forwarded to an address given away),
+    /// then the lease. The veth pair is left to the kernel, which deletes it with the dead
+    /// container's network namespace: deleting it here would cost the exit about 20 ms of RCU
+    /// grace periods (measured), and a start that finds the pair still there deletes it then.
+    /// The address may be leased again before that; the new container's MAC is the same
+    /// (derived from the address) and its first frame moves the bridge's forwarding entry to
+    /// its own port. Best effort: the first failure is returned, the rest still done.
     pub fn release(self) -> Result<()> {
+        let dir = self.networks.dir_of(&self.network);
+        let unnamed = crate::dns::unregister(&dir, &self.lease.container_id);
         let unpublished = match self.published {
             true => crate::ports::unpublish(&self.root, &self.lease.container_id),
             false => Ok(()),
@@ -287,6 +298,7 @@ impl Endpoint {
         let released = self
             .networks
             .release(&self.network, &self.lease.container_id);
+        unnamed?;
         unpublished?;
         released?;
         Ok(())

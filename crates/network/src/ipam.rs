@@ -1,10 +1,7 @@
 //! IPAM: each network's leases in `<id>/leases.json`, changed only under the OFD lock on
 //! `<id>/leases.lock`; first free address of the range (or subnet), Docker's MAC from the
-//! IPv4 address; `<id>/names.json` rewritten with every change for the DNS resolver.
-//!
-//! The resolver reads `names.json` without a lock: it is replaced by rename, so every read
-//! sees a whole file. Its keys are lower-case container names, aliases and 12-character
-//! short ids; its values the endpoint's IPv4 and IPv6 addresses.
+//! IPv4 address. The resolver's names are not kept here: the monitor writes them
+//! (`<id>/dns/names.json`, `pelagos_dns::names`) for user networks only, once attached.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -21,10 +18,8 @@ use crate::store::{Networks, NETWORK_FILE};
 
 /// The leases of a network, inside its directory.
 pub const LEASES_FILE: &str = "leases.json";
-/// The lock guarding `leases.json` and `names.json`.
+/// The lock guarding `leases.json`.
 pub const LEASES_LOCK: &str = "leases.lock";
-/// Name → addresses, for the DNS resolver.
-pub const NAMES_FILE: &str = "names.json";
 
 /// What a container asks of a network when it joins it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,31 +89,9 @@ pub(crate) fn read_leases(dir: &Path) -> Result<Vec<Lease>> {
         .leases)
 }
 
-/// Writes the leases, then the names derived from them.
+/// Writes the leases.
 fn write_leases(dir: &Path, leases: Vec<Lease>) -> Result<()> {
-    let names = names_of(&leases);
-    write_json(&dir.join(LEASES_FILE), &LeaseFile { leases })?;
-    write_json(&dir.join(NAMES_FILE), &names)
-}
-
-/// Lower-case name, aliases and short id of each lease → its addresses.
-pub fn names_of(leases: &[Lease]) -> BTreeMap<String, Vec<IpAddr>> {
-    let mut names: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
-    for lease in leases {
-        let short = lease.container_id.get(..12).unwrap_or(&lease.container_id);
-        let keys = std::iter::once(lease.name.as_str())
-            .chain(lease.aliases.iter().map(String::as_str))
-            .chain(std::iter::once(short));
-        for key in keys.filter(|k| !k.is_empty()) {
-            let ips = names.entry(key.to_ascii_lowercase()).or_default();
-            for ip in lease.addresses() {
-                if !ips.contains(&ip) {
-                    ips.push(ip);
-                }
-            }
-        }
-    }
-    names
+    write_json(&dir.join(LEASES_FILE), &LeaseFile { leases })
 }
 
 impl Networks {
@@ -399,22 +372,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("broadcast"));
-    }
-
-    #[test]
-    fn names_cover_name_aliases_and_short_id() {
-        let lease = Lease {
-            container_id: "0123456789abcdef".repeat(4),
-            endpoint_id: String::new(),
-            name: "Web".into(),
-            aliases: vec!["www".into()],
-            ipv4: "10.0.0.2".parse().unwrap(),
-            ipv6: Some("fd00::2".parse().unwrap()),
-            mac: MacAddress::from_ipv4("10.0.0.2".parse().unwrap()),
-        };
-        let names = names_of(&[lease]);
-        let keys: Vec<&str> = names.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["0123456789ab", "web", "www"]);
-        assert_eq!(names["web"].len(), 2);
     }
 }

@@ -6,7 +6,7 @@
 //!   Docker's lookup order, removal refused while leases exist, prune), the default `bridge`
 //!   made from settings on first use, the predefined `host` and `none`;
 //! * [`pools`]: Docker's default address pools and unique-local IPv6 subnets;
-//! * [`ipam`]: per-network leases under an OFD lock (and `names.json` for the DNS resolver);
+//! * [`ipam`]: per-network leases under an OFD lock;
 //!   [`mac`]: Ethernet addresses;
 //! * [`ports`]: host ports published by containers, ephemeral ones for `-P`.
 //!

@@ -1,6 +1,6 @@
 //! A container's bridge network on the control plane: resolved to its record at create
-//! (its id kept in the endpoint), and the lease and host ports of a container whose monitor
-//! died freed.
+//! (its id kept in the endpoint), and the lease, resolver names and host ports of a
+//! container whose monitor died freed.
 
 use pelagos_model::config::{ContainerConfig, HostConfig, NetworkingConfig};
 use pelagos_model::record::ContainerRecord;
@@ -77,6 +77,34 @@ pub fn release_leases(engine: &Engine, record: &ContainerRecord) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes the names of a container whose monitor died from its networks' resolvers, under
+/// the names lock (a resolver left without names exits). A network removed meanwhile, or one
+/// without names (the default bridge), has nothing to remove.
+pub fn release_names(engine: &Engine, record: &ContainerRecord) -> Result<()> {
+    if record.networking.endpoints_config.is_empty() {
+        return Ok(());
+    }
+    let networks = networks(engine)?;
+    for endpoint in record.networking.endpoints_config.values() {
+        let network = match networks.get(&endpoint.network_id) {
+            Ok(network) => network,
+            Err(pelagos_network::Error::NotFound(_)) => continue,
+            Err(e) => return Err(from_network(e)),
+        };
+        let dir = networks.dir_of(&network).join(pelagos_dns::DIR_NAME);
+        pelagos_dns::names::forget(&dir, record.id.as_str()).map_err(from_dns)?;
+    }
+    Ok(())
+}
+
+/// A resolver-file error as the engine's.
+fn from_dns(e: pelagos_dns::Error) -> Error {
+    match e.is_invalid_input() {
+        true => Error::Invalid(e.to_string()),
+        false => Error::io(e.to_string(), std::io::Error::other("resolver names")),
+    }
 }
 
 /// Frees the host ports of a container whose monitor died and removes their rules (one

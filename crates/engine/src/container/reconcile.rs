@@ -71,6 +71,8 @@ pub(crate) fn release_resources(engine: &Engine, record: &ContainerRecord) -> Re
     unmount(&dir.join(pelagos_model::launch::SHM_DIR))?;
     let _ = std::fs::remove_file(socket_path(&engine.options.runroot, &record.id));
     super::endpoint::release_ports(engine, record)?;
+    // Names before leases: a name without its lease would keep the resolver running.
+    super::endpoint::release_names(engine, record)?;
     super::endpoint::release_leases(engine, record)
 }
 
