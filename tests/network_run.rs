@@ -601,6 +601,14 @@ fn without_network_flags_a_container_is_on_docker_s_default_bridge() {
     assert!(inspect(&env, "web", "{{.NetworkSettings.IPAddress}}").starts_with("172.17."));
     let body = fetch(&env, "http://127.0.0.1:8080/index.html", "web");
     assert_eq!(body.trim(), "by-default");
+    // The test's namespace starts with forwarding off: `info` says pelagos switched it on.
+    let info = env.ok(&["info"]);
+    assert!(
+        info.contains(
+            "WARNING: net.ipv4.ip_forward was off; pelagos switched it on for network bridge"
+        ),
+        "{info}"
+    );
     let out = env.ok(&[
         "run", "--rm", &image, "ip", "-4", "-o", "addr", "show", "eth0",
     ]);

@@ -95,7 +95,10 @@ pub fn info(engine: &Engine) -> Result<Value> {
         "CgroupRoot": pelagos_cgroups::v2_mountpoint()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        "Warnings": warnings(&controllers),
+        "Warnings": warnings(&controllers)
+            .into_iter()
+            .chain(forwarding_warnings(engine))
+            .collect::<Vec<_>>(),
         "CgroupControllers": controllers,
     });
     Ok(merged([store, limits, host()]))
@@ -140,6 +143,29 @@ fn warnings(controllers: &[String]) -> Vec<String> {
         .filter(|c| !controllers.iter().any(|x| x == *c))
         .map(|c| {
             format!("WARNING: No {c} limit support (no \"{c}\" controller in the cgroup v2 tree)")
+        })
+        .collect()
+}
+
+/// The networks whose first container made pelagos switch `net.ipv4.ip_forward` on (it was
+/// off): the "said in `info`".
+fn forwarding_warnings(engine: &Engine) -> Vec<String> {
+    let networks = engine.networks();
+    let Ok(list) = networks.list() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter(|n| {
+            networks
+                .dir_of(n)
+                .join(pelagos_network::IP_FORWARD_FILE)
+                .exists()
+        })
+        .map(|n| {
+            format!(
+                "WARNING: net.ipv4.ip_forward was off; pelagos switched it on for network {}",
+                n.name
+            )
         })
         .collect()
 }

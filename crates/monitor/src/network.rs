@@ -13,7 +13,9 @@ use pelagos_firewall::{Firewall, NetworkRules};
 use pelagos_model::config::{EndpointSettings, PortMap};
 use pelagos_model::record::ContainerRecord;
 use pelagos_netlink::{Attachment, Netlink};
-use pelagos_network::{EndpointRequest, Lease, MacAddress, NetworkRecord, Networks};
+use pelagos_network::{
+    EndpointRequest, Lease, MacAddress, NetworkRecord, Networks, IP_FORWARD_FILE,
+};
 
 use crate::error::{Error, Result};
 
@@ -21,8 +23,6 @@ use crate::error::{Error, Result};
 pub const CONTAINER_IFNAME: &str = "eth0";
 /// Held while a network's bridge is set up, so that concurrent first starts make it once.
 const BRIDGE_LOCK: &str = "bridge.lock";
-/// Written in a network's directory when pelagos turned IP forwarding on (the values before).
-pub const IP_FORWARD_FILE: &str = "ip_forward.enabled";
 /// Docker's MTU option of a network.
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 

@@ -32,3 +32,7 @@ pub use mac::MacAddress;
 pub use ports::{HostPorts, PortRequest, Protocol, PublishedPort};
 pub use record::{IpamPool, NetworkContainer, NetworkRecord, NetworkResource};
 pub use store::{DefaultBridge, Networks};
+
+/// Written in a network's directory when its first attachment turned IP forwarding on (the
+/// values before), so `info` can say so.
+pub const IP_FORWARD_FILE: &str = "ip_forward.enabled";
