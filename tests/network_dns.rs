@@ -228,3 +228,46 @@ fn a_container_resolves_only_the_containers_of_its_own_network() {
     env.ok(&["network", "rm", "front", "back"]);
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn ipv6_networks_give_addresses_and_names_resolve_to_both_families() {
+    let (_served, env, image) = setup();
+    let _resolvers = Resolvers(&env);
+    env.ok(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.78.0.0/24",
+        "--subnet",
+        "fd00:78::/64",
+        "dual",
+    ]);
+    run_sleeper(&env, &image, "db", "dual", &[]);
+    let v4 = inspect(&env, "db", "{{.NetworkSettings.Networks.dual.IPAddress}}");
+    let v6 = inspect(
+        &env,
+        "db",
+        "{{.NetworkSettings.Networks.dual.GlobalIPv6Address}}",
+    );
+    assert!(v4.starts_with("10.78.0."), "{v4}");
+    assert!(v6.starts_with("fd00:78::"), "{v6}");
+    let inside = env.ok(&["exec", "db", "ip", "-6", "-o", "addr", "show", "eth0"]);
+    assert!(inside.contains(&format!("{v6}/64")), "{inside}");
+    // Another container reaches it over IPv6, by address and by its name's AAAA record.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "dual",
+        &image,
+        "sh",
+        "-c",
+        &format!("ping -6 -c1 -W5 {v6} && nslookup -type=AAAA db && ping -6 -c1 -W5 db"),
+    ]);
+    assert!(out.contains(&format!("from {v6}")), "{out}");
+    assert!(out.contains(&format!("Address: {v6}")), "{out}");
+    env.ok(&["rm", "-f", "db"]);
+    env.ok(&["network", "rm", "dual"]);
+    env.assert_no_container_leftovers();
+}
