@@ -390,6 +390,7 @@ mod tests {
             volumes_prepared: false,
             anonymous_volumes: Vec::new(),
             ports: Default::default(),
+            network_order: Vec::new(),
         }
     }
 

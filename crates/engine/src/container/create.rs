@@ -94,6 +94,8 @@ fn image_healthcheck(engine: &Engine, image: &ImageRecord) -> Option<HealthConfi
 /// Creates the record of a new container from `image` (present in the store).
 pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Result<ContainerRecord> {
     validate(&req)?;
+    let mut req = req;
+    super::endpoint::resolve_container_mode(engine, &mut req.host_config)?;
     let networking =
         super::endpoint::resolve(engine, &req.config, &req.host_config, req.networking)?;
     // Until the record names the image, a prune could take its layers.
@@ -119,6 +121,7 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
             .as_ref()
             .and_then(|c| c.stop_signal().clone());
     }
+    let network_order = networking.endpoints_config.keys().cloned().collect();
     let record = ContainerRecord {
         id: new_container_id()?,
         name: String::new(),
@@ -134,6 +137,7 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
         volumes_prepared: false,
         anonymous_volumes: Vec::new(),
         ports: Default::default(),
+        network_order,
     };
     let record = engine.containers().create(record, req.name.as_deref())?;
     engine.emit(&Event::container(&record, "create"));
