@@ -85,7 +85,10 @@ fn a_running_container_joins_and_leaves_a_second_network() {
     assert!(!route.contains("default via 10.82.0.1"), "{route}");
     let hosts = env.ok(&["exec", "aa", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&format!("{ip_a2}\t{}", &a[..12])), "{hosts}");
-    assert_eq!(inspect(&env, "aa", "{{len .NetworkSettings.Networks}}"), "2");
+    assert_eq!(
+        inspect(&env, "aa", "{{len .NetworkSettings.Networks}}"),
+        "2"
+    );
     let members = env.ok(&[
         "network",
         "inspect",
@@ -109,7 +112,10 @@ fn a_running_container_joins_and_leaves_a_second_network() {
     env.ok(&["network", "disconnect", "two", "aa"]);
     assert_eq!(interfaces(&env, "aa"), ["eth0", "lo"]);
     assert!(leases(&env, "two").is_empty());
-    assert_eq!(inspect(&env, "aa", "{{len .NetworkSettings.Networks}}"), "1");
+    assert_eq!(
+        inspect(&env, "aa", "{{len .NetworkSettings.Networks}}"),
+        "1"
+    );
     let hosts = env.ok(&["exec", "aa", "cat", "/etc/hosts"]);
     assert!(!hosts.contains(&ip_a2), "{hosts}");
     assert!(!env.holder().links().contains(&format!("pl{}-1", &a[..10])));
@@ -170,7 +176,10 @@ fn a_stopped_container_is_connected_at_its_next_start() {
         "1000",
     ]);
     env.ok(&["network", "connect", "two", "cc"]);
-    assert_eq!(inspect(&env, "cc", "{{len .NetworkSettings.Networks}}"), "2");
+    assert_eq!(
+        inspect(&env, "cc", "{{len .NetworkSettings.Networks}}"),
+        "2"
+    );
     assert_eq!(ip_on(&env, "cc", "two"), "");
     env.ok(&["start", "cc"]);
     assert_eq!(interfaces(&env, "cc"), ["eth0", "eth1", "lo"]);

@@ -9,7 +9,7 @@ use pelagos_model::config::{ContainerConfig, HostConfig, NetworkingConfig};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::validate::{check_endpoints, network_mode, DEFAULT_BRIDGE_NETWORK};
 use pelagos_model::ErrorKind;
-use pelagos_network::{DefaultBridge, HostPorts, NetworkRecord, Networks};
+use pelagos_network::{HostPorts, NetworkRecord, Networks};
 
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -37,12 +37,12 @@ pub fn resolve(
         .any(|e| e.ends_with(":host-gateway"))
     {
         // The monitor writes the default network's gateway for it: its record must exist.
-        find(&networks(engine)?, DEFAULT_BRIDGE_NETWORK)?;
+        find(engine, DEFAULT_BRIDGE_NETWORK)?;
     }
     let Some(name) = mode.bridge_network() else {
         return Ok(NetworkingConfig::default());
     };
-    let network = find(&networks(engine)?, name)?;
+    let network = find(engine, name)?;
     let mut endpoint = networking
         .endpoints_config
         .into_values()
@@ -65,11 +65,13 @@ pub fn resolve_container_mode(engine: &Engine, host: &mut HostConfig) -> Result<
     Ok(())
 }
 
-/// The bridge network `name` (or id): `bridge` is made from the default settings on first use.
-fn find(networks: &Networks, name: &str) -> Result<NetworkRecord> {
+/// The bridge network `name` (or id): `bridge` is made from the `[network]` settings on
+/// first use.
+fn find(engine: &Engine, name: &str) -> Result<NetworkRecord> {
+    let networks = engine.networks();
     let network = match name {
         DEFAULT_BRIDGE_NETWORK => {
-            networks.ensure_default(&DefaultBridge::default(), &host_routes())
+            networks.ensure_default(engine.network_settings(), &host_routes())
         }
         _ => networks.get(name),
     }

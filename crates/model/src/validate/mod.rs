@@ -747,7 +747,8 @@ mod tests {
             network_mode(&c, &joined).unwrap(),
             NetworkMode::Container("web".into())
         );
-        let conflicts: [(fn(&mut HostConfig), &str); 4] = [
+        type Change = fn(&mut HostConfig);
+        let conflicts: [(Change, &str); 4] = [
             (
                 |h| h.dns = vec!["1.1.1.1".into()],
                 "dns and the network mode",
