@@ -351,6 +351,25 @@ fn container_mode_shares_the_donor_s_network_and_files() {
         inspect(&env, "side", "{{len .NetworkSettings.Networks}}"),
         "0"
     );
+    // A join of a joiner: the same namespace, the first donor's files.
+    let chained = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:side",
+        &image,
+        "cat",
+        "/etc/hosts",
+        "/sys/class/net/eth0/address",
+    ]);
+    let theirs = env.ok(&[
+        "exec",
+        "db",
+        "cat",
+        "/etc/hosts",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_eq!(chained, theirs);
     // What cannot go with another container's network (Docker's words), exit 125.
     let conflicts: [(&[&str], &str); 6] = [
         (

@@ -22,6 +22,9 @@ use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
 use crate::{mounts, overlay, shm, sys};
 
+/// The longest chain of `--network container:` joins followed to the owner of the files.
+const MAX_JOIN_CHAIN: usize = 16;
+
 /// What a start needs besides the record.
 pub struct Launcher<'a> {
     pub store: &'a Containers,
@@ -197,12 +200,24 @@ impl Launcher<'_> {
         Ok(())
     }
 
-    /// The container whose network `--network container:NAME|ID` joins, if any.
+    /// The container whose /etc files `--network container:NAME|ID` uses, if any: the one
+    /// named, or the one it joined in turn (a chain of joins shares one namespace).
     fn network_donor(&self, record: &ContainerRecord) -> Result<Option<ContainerRecord>> {
-        match network_mode(&record.config, &record.host_config)? {
-            NetworkMode::Container(name) => Ok(Some(self.store.get(&name)?)),
-            _ => Ok(None),
+        let mut donor = None;
+        let mut current = record.clone();
+        // Bounded: a chain this long is a loop of joins, not a network.
+        for _ in 0..MAX_JOIN_CHAIN {
+            match network_mode(&current.config, &current.host_config)? {
+                NetworkMode::Container(name) => {
+                    current = self.store.get(&name)?;
+                    donor = Some(current.clone());
+                }
+                _ => return Ok(donor),
+            }
         }
+        Err(Error::Invalid(format!(
+            "--network container: more than {MAX_JOIN_CHAIN} containers join each other's network"
+        )))
     }
 
     /// The host-side /dev/shm to bind, if any: a shareable container's own (mounted here),
