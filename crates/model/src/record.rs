@@ -91,3 +91,22 @@ impl ContainerRecord {
             .map(|m| m.name.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::EndpointSettings;
+
+    #[test]
+    fn networks_in_join_order_then_unlisted_by_name() {
+        let mut r = crate::store::tests::record();
+        for name in ["zeta", "alpha", "mid", "old"] {
+            r.networking
+                .endpoints_config
+                .insert(name.into(), EndpointSettings::default());
+        }
+        r.network_order = vec!["zeta".into(), "gone".into(), "mid".into(), "zeta".into()];
+        assert_eq!(r.networks_in_order(), ["zeta", "mid", "alpha", "old"]);
+        r.network_order.clear();
+        assert_eq!(r.networks_in_order(), ["alpha", "mid", "old", "zeta"]);
+    }
+}

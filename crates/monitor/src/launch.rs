@@ -531,3 +531,32 @@ fn mkdir(path: &Path) -> Result<()> {
         Err(e) => Err(Error::io(format!("create {}", path.display()), e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pelagos_model::config::HostConfig;
+
+    #[test]
+    fn host_gateway_is_the_default_bridge_s_gateway() {
+        let root = tempfile::tempdir().unwrap();
+        let host = HostConfig {
+            extra_hosts: vec!["gw:host-gateway".into(), "db:10.0.0.2".into()],
+            ..Default::default()
+        };
+        // No default network record yet: the engine makes it at create.
+        assert!(with_host_gateway(root.path(), &host).is_err());
+        let networks = pelagos_network::Networks::open(root.path()).unwrap();
+        let bridge = networks
+            .ensure_default(&pelagos_network::DefaultBridge::default(), &[])
+            .unwrap();
+        let gateway = bridge.ipv4_pool().unwrap().gateway;
+        let resolved = with_host_gateway(root.path(), &host).unwrap();
+        assert_eq!(
+            resolved.extra_hosts,
+            [format!("gw:{gateway}"), "db:10.0.0.2".to_string()]
+        );
+        let plain = HostConfig::default();
+        assert_eq!(with_host_gateway(root.path(), &plain).unwrap(), plain);
+    }
+}

@@ -153,3 +153,66 @@ fn emit(engine: &Engine, action: &str, net: &NetworkRecord, record: &ContainerRe
         .with("container", record.id.as_str());
     engine.emit(&event);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pelagos_model::config::HostConfig;
+
+    fn record(mode: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: pelagos_model::names::new_container_id().unwrap(),
+            name: "/web".into(),
+            created: String::new(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            command: Vec::new(),
+            config: Default::default(),
+            host_config: HostConfig {
+                network_mode: mode.into(),
+                ..Default::default()
+            },
+            networking: Default::default(),
+            state: Default::default(),
+            mounts: Vec::new(),
+            volumes_prepared: false,
+            anonymous_volumes: Vec::new(),
+            ports: Default::default(),
+            network_order: Vec::new(),
+        }
+    }
+
+    fn network(name: &str, bridge: Option<&str>) -> NetworkRecord {
+        serde_json::from_value(serde_json::json!({
+            "Name": name, "Id": "0123456789abcdef", "Created": "2024-01-02T15:04:05Z",
+            "Scope": "local", "Driver": "bridge", "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Config": [], "Options": {}},
+            "Internal": false, "Attachable": false, "Ingress": false, "Options": {},
+            "Labels": {}, "PelagosBridge": bridge
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn only_bridge_containers_join_bridge_networks() {
+        let app = network("app", Some("pl-0123456789ab"));
+        let host = network("host", None);
+        let none = network("none", None);
+        let refusal = |mode: &str, net: &NetworkRecord| {
+            check_connect(&record(mode), net)
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(refusal("app", &app), None);
+        assert_eq!(refusal("bridge", &app), None);
+        assert_eq!(refusal("host", &app).as_deref(), Some(SHARED_NETWORK));
+        assert_eq!(
+            refusal("container:db", &app).as_deref(),
+            Some(SHARED_NETWORK)
+        );
+        assert_eq!(refusal("host", &host).as_deref(), Some(HOST_NETWORK));
+        assert_eq!(refusal("app", &host).as_deref(), Some(HOST_NETWORK));
+        assert_eq!(refusal("", &app).as_deref(), Some(NO_NETWORK));
+        assert_eq!(refusal("app", &none).as_deref(), Some(NO_NETWORK));
+    }
+}
