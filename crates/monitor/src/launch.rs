@@ -108,15 +108,7 @@ impl Launcher<'_> {
     ) -> Result<Launched> {
         let rootfs = &prepared.rootfs;
         let host_net = spec_adapter::host_network(record)?;
-        let own_addresses: Vec<Ipv4Addr> = endpoints.iter().map(|e| e.ipv4()).collect();
-        let (hostname, etc) = match self.network_donor(record)? {
-            Some(donor) => donor_etc_files(&self.store.dir_of(&donor.id)),
-            None => {
-                let hostname = hostname(record, host_net);
-                let etc = self.write_etc_files(record, &hostname, host_net, &own_addresses)?;
-                (hostname, etc)
-            }
-        };
+        let (hostname, etc) = self.etc_files(record, host_net, endpoints)?;
         if !record.volumes_prepared {
             self.prepare_volumes(record, rootfs)?;
         }
@@ -198,6 +190,23 @@ impl Launcher<'_> {
             r.ports = ports;
         })?;
         Ok(())
+    }
+
+    /// The hostname and the /etc files of this start: the network donor's for
+    /// `--network container:`, else written for the container with its addresses.
+    fn etc_files(
+        &self,
+        record: &ContainerRecord,
+        host_net: bool,
+        endpoints: &[Endpoint],
+    ) -> Result<(String, [PathBuf; 3])> {
+        if let Some(donor) = self.network_donor(record)? {
+            return Ok(donor_etc_files(&self.store.dir_of(&donor.id)));
+        }
+        let own_addresses: Vec<Ipv4Addr> = endpoints.iter().map(|e| e.ipv4()).collect();
+        let hostname = hostname(record, host_net);
+        let etc = self.write_etc_files(record, &hostname, host_net, &own_addresses)?;
+        Ok((hostname, etc))
     }
 
     /// The container whose /etc files `--network container:NAME|ID` uses, if any: the one
