@@ -175,6 +175,12 @@ fn a_stopped_container_is_connected_at_its_next_start() {
         "sleep",
         "1000",
     ]);
+    let (code, err) = env.fail(&["network", "connect", "--ip", "10.99.0.9", "two", "cc"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("no configured subnet or ip-range contain the IP address 10.99.0.9"),
+        "{err}"
+    );
     env.ok(&["network", "connect", "two", "cc"]);
     assert_eq!(
         inspect(&env, "cc", "{{len .NetworkSettings.Networks}}"),

@@ -35,6 +35,7 @@ pub fn connect(
     let net = find(engine, network)?;
     check_connect(&record, &net)?;
     pelagos_model::validate::check_endpoint(&net.name, &settings)?;
+    check_addresses(&net, &settings)?;
     if record.networking.endpoints_config.contains_key(&net.name) {
         return Err(Error::Conflict(format!(
             "endpoint with name {} already exists in network {}",
@@ -112,6 +113,25 @@ fn check_connect(record: &ContainerRecord, net: &NetworkRecord) -> Result<()> {
             "network {} is not a bridge network",
             net.name
         )));
+    }
+    Ok(())
+}
+
+/// Asked addresses must be in one of the network's subnets (Docker's check at connect, so a
+/// stopped container does not find out at its next start).
+fn check_addresses(net: &NetworkRecord, settings: &EndpointSettings) -> Result<()> {
+    let Some(ipam) = &settings.ipam_config else {
+        return Ok(());
+    };
+    for text in [&ipam.ipv4_address, &ipam.ipv6_address] {
+        let Ok(ip) = text.parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        if !net.ipam.config.iter().any(|p| p.subnet.contains(&ip)) {
+            return Err(Error::Invalid(format!(
+                "no configured subnet or ip-range contain the IP address {ip}"
+            )));
+        }
     }
     Ok(())
 }
