@@ -292,12 +292,11 @@ fn prunes_take_unused_custom_networks() {
 }
 
 #[test]
-fn connect_waits_for_the_monitor() {
+fn connect_and_disconnect_name_what_they_cannot_find() {
     let env = Env::new();
-    let (code, err) = env.fail(&["network", "connect", "bridge", "c"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("not yet: needs the monitor's networking"),
-        "{err}"
-    );
+    for verb in ["connect", "disconnect"] {
+        let (code, err) = env.fail(&["network", verb, "bridge", "nosuch"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("No such container: nosuch"), "{err}");
+    }
 }

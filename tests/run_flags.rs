@@ -386,7 +386,7 @@ fn bad_values_fail_fast_with_nothing_created() {
         (&["--pid", "weird"], "invalid PID mode"),
         (&["--ipc", "weird"], "invalid IPC mode"),
         (&["--uts", "weird"], "invalid UTS mode"),
-        (&["--add-host", "gw:host-gateway"], "host-gateway"),
+        (&["--network", "container:nosuch"], "No such container: nosuch"),
         (&["--uts", "host", "--hostname", "h"], "Conflicting options"),
     ];
     for (flags, want) in cases {

@@ -487,9 +487,9 @@ pub enum NetworkCommand {
     Rm(NetworkRmArgs),
     /// Remove all unused networks.
     Prune(NetworkPruneArgs),
-    /// Connect a container to a network (not yet: needs the monitor's networking).
+    /// Connect a container to a network.
     Connect(NetworkConnectArgs),
-    /// Disconnect a container from a network (not yet: needs the monitor's networking).
+    /// Disconnect a container from a network.
     Disconnect(NetworkDisconnectArgs),
 }
 

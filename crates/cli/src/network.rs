@@ -1,16 +1,18 @@
 //! Network commands: create, ls, inspect, rm, prune (records only: bridges, rules and
-//! resolvers come with the monitor's networking); connect and disconnect say they wait for it.
+//! resolvers come with the monitor's networking), connect and disconnect.
 
 use std::io::Write;
 
 use anyhow::Result;
 use pelagos_engine::network::{self as net, NetworkListFilter, NetworkRecord};
 use pelagos_engine::Engine;
+use pelagos_model::config::{EndpointIpamConfig, EndpointSettings};
 use pelagos_model::ErrorKind;
 use serde_json::{json, Value};
 
 use crate::cli::{
-    Cli, InspectArgs, NetworkCommand, NetworkLsArgs, NetworkPruneArgs, NetworkRmArgs,
+    Cli, InspectArgs, NetworkCommand, NetworkConnectArgs, NetworkDisconnectArgs, NetworkLsArgs,
+    NetworkPruneArgs, NetworkRmArgs,
 };
 use crate::failure::Plain;
 use crate::format::{format_rows_with, label_method};
@@ -31,9 +33,6 @@ const HEADERS: &[(&str, &str)] = &[
     ("CreatedAt", "CREATED"),
 ];
 
-/// What `connect` and `disconnect` say until the monitor attaches containers to networks.
-const NOT_YET: &str = "not yet: needs the monitor's networking (issue 11)";
-
 pub fn dispatch(cli: &Cli, cmd: &NetworkCommand) -> Result<i32> {
     match cmd {
         NetworkCommand::Create(a) => {
@@ -48,12 +47,47 @@ pub fn dispatch(cli: &Cli, cmd: &NetworkCommand) -> Result<i32> {
         NetworkCommand::Inspect(a) => inspect(cli, a),
         NetworkCommand::Rm(a) => remove(cli, a),
         NetworkCommand::Prune(a) => prune(cli, a),
-        NetworkCommand::Connect(_) => {
-            Err(Plain::new(format!("network connect: {NOT_YET}"), 1).into())
-        }
-        NetworkCommand::Disconnect(_) => {
-            Err(Plain::new(format!("network disconnect: {NOT_YET}"), 1).into())
-        }
+        NetworkCommand::Connect(a) => connect(cli, a),
+        NetworkCommand::Disconnect(a) => disconnect(cli, a),
+    }
+}
+
+/// `network connect [--ip IP] [--ip6 IP] [--alias A]... NETWORK CONTAINER`.
+fn connect(cli: &Cli, a: &NetworkConnectArgs) -> Result<i32> {
+    let ipam = (a.ip.is_some() || a.ip6.is_some()).then(|| EndpointIpamConfig {
+        ipv4_address: a.ip.clone().unwrap_or_default(),
+        ipv6_address: a.ip6.clone().unwrap_or_default(),
+    });
+    let settings = EndpointSettings {
+        ipam_config: ipam,
+        aliases: (!a.aliases.is_empty()).then(|| a.aliases.clone()),
+        ..Default::default()
+    };
+    let engine = crate::engine(cli)?;
+    daemon_outcome(net::connect::connect(
+        &engine,
+        &a.network,
+        &a.container,
+        settings,
+    ))
+}
+
+/// `network disconnect [-f] NETWORK CONTAINER`.
+fn disconnect(cli: &Cli, a: &NetworkDisconnectArgs) -> Result<i32> {
+    let engine = crate::engine(cli)?;
+    daemon_outcome(net::connect::disconnect(
+        &engine,
+        &a.network,
+        &a.container,
+        a.force,
+    ))
+}
+
+/// Docker's CLI: any error of the engine is `Error response from daemon: …`, exit 1.
+fn daemon_outcome(outcome: pelagos_engine::Result<()>) -> Result<i32> {
+    match outcome {
+        Ok(()) => Ok(0),
+        Err(e) => Err(Plain::new(format!("Error response from daemon: {e}"), 1).into()),
     }
 }
 

@@ -385,7 +385,7 @@ pub struct NetworkingConfig {
 /// Docker's `EndpointSettings`: what a container asks of a network (`IPAMConfig`, `Aliases`,
 /// `MacAddress`) and, once attached, what it got (ids, addresses, gateway). Addresses are
 /// kept as Docker's strings ("" when unset) so that any request or old record reads.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettings {
     /// `--ip`/`--ip6`: the addresses asked for.
@@ -415,7 +415,7 @@ pub struct EndpointSettings {
 }
 
 /// Docker's `EndpointIPAMConfig`: addresses asked for on one network.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EndpointIpamConfig {
     #[serde(rename = "IPv4Address", skip_serializing_if = "String::is_empty")]

@@ -143,6 +143,18 @@ pub enum Request {
     /// New resource limits (applied to the running container's cgroup) and restart policy,
     /// kept in the record. Answered by `Ok`.
     Update(crate::config::UpdateConfig),
+    /// `network connect`: the endpoint (its `NetworkID` resolved) joins the record under the
+    /// network's name; a running container gets it at once (`ethN`, the next free). Answered
+    /// by `Ok`.
+    Connect {
+        network: String,
+        settings: crate::config::EndpointSettings,
+    },
+    /// `network disconnect`: the endpoint leaves the record; a running container loses its
+    /// interface, lease and the lines of it at once. Answered by `Ok`.
+    Disconnect {
+        network: String,
+    },
 }
 
 /// The monitor's answer.

@@ -58,14 +58,55 @@ pub struct ContainerRecord {
     /// `"80/tcp"` → `[{"HostIp": "0.0.0.0", "HostPort": "8080"}]`); empty when stopped.
     #[serde(default, skip_serializing_if = "PortMap::is_empty")]
     pub ports: PortMap,
+    /// The networks of `networking` in the order they were joined (its map is by name): the
+    /// first is `eth0` and the default route, the next `eth1`, …
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub network_order: Vec<String>,
 }
 
 impl ContainerRecord {
+    /// The names of its networks in the order they were joined (those `network_order` does
+    /// not list, from older records, after them by name).
+    pub fn networks_in_order(&self) -> Vec<&str> {
+        let endpoints = &self.networking.endpoints_config;
+        let listed = self
+            .network_order
+            .iter()
+            .filter(|n| endpoints.contains_key(n.as_str()));
+        let rest = endpoints.keys().filter(|n| !self.network_order.contains(n));
+        let mut out: Vec<&str> = Vec::new();
+        for name in listed.chain(rest) {
+            if !out.contains(&name.as_str()) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
     /// Names of every volume it uses.
     pub fn volume_names(&self) -> impl Iterator<Item = &str> {
         self.mounts
             .iter()
             .filter(|m| m.kind == "volume")
             .map(|m| m.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::EndpointSettings;
+
+    #[test]
+    fn networks_in_join_order_then_unlisted_by_name() {
+        let mut r = crate::store::tests::record();
+        for name in ["zeta", "alpha", "mid", "old"] {
+            r.networking
+                .endpoints_config
+                .insert(name.into(), EndpointSettings::default());
+        }
+        r.network_order = vec!["zeta".into(), "gone".into(), "mid".into(), "zeta".into()];
+        assert_eq!(r.networks_in_order(), ["zeta", "mid", "alpha", "old"]);
+        r.network_order.clear();
+        assert_eq!(r.networks_in_order(), ["alpha", "mid", "old", "zeta"]);
     }
 }

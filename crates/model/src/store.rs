@@ -370,7 +370,7 @@ fn write_record(dir: &Path, record: &ContainerRecord) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::names::{new_container_id, now_rfc3339};
 
@@ -390,6 +390,7 @@ mod tests {
             volumes_prepared: false,
             anonymous_volumes: Vec::new(),
             ports: Default::default(),
+            network_order: Vec::new(),
         }
     }
 

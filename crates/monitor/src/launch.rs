@@ -1,9 +1,10 @@
-//! One start of the container, in order: the overlay root filesystem, a bridge network's
-//! lease, the /etc files, the volumes (first start only), the user and working directory, the
+//! One start of the container, in order: the overlay root filesystem, its bridge networks'
+//! leases, the /etc files, the volumes (first start only), the user and working directory, the
 //! spec, create with the monitor's pipes (or a pty) as stdio, the network attached, start.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,7 @@ use pelagos_model::launch::LaunchPlan;
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::Status;
 use pelagos_model::store::Containers;
-use pelagos_model::validate::joined_container;
+use pelagos_model::validate::{joined_container, network_mode, NetworkMode};
 use pelagos_spec::etc;
 
 use crate::error::{Error, Result};
@@ -20,6 +21,9 @@ use crate::network::{self, Endpoint};
 use crate::spec_adapter::{self, EtcPaths, SpecRequest};
 use crate::stdio::StdioSwap;
 use crate::{mounts, overlay, shm, sys};
+
+/// The longest chain of `--network container:` joins followed to the owner of the files.
+const MAX_JOIN_CHAIN: usize = 16;
 
 /// What a start needs besides the record.
 pub struct Launcher<'a> {
@@ -30,8 +34,8 @@ pub struct Launcher<'a> {
     pub dir: &'a Path,
     /// The engine's root (the network store).
     pub root: &'a Path,
-    /// The address of the last start, tried first on a bridge network.
-    pub previous_ipv4: Option<Ipv4Addr>,
+    /// The addresses of the last start by network name, tried first again.
+    pub previous_ipv4: &'a BTreeMap<String, Ipv4Addr>,
 }
 
 /// What a start resolves before the network's lease is taken.
@@ -54,8 +58,8 @@ pub struct Launched {
     pub stderr: Option<OwnedFd>,
     /// The terminal's master (`Tty`).
     pub pty: Option<OwnedFd>,
-    /// Its bridge network's endpoint, released when it ends.
-    pub network: Option<Endpoint>,
+    /// Its bridge networks' endpoints in join order (`eth0` first), released when it ends.
+    pub networks: Vec<Endpoint>,
 }
 
 /// The root filesystem's mount point.
@@ -64,8 +68,8 @@ pub fn rootfs_of(dir: &Path) -> PathBuf {
 }
 
 impl Launcher<'_> {
-    /// Starts the container of `record` (updated with what the first start resolves). A
-    /// bridge network's lease is taken before the /etc files are written and given back if
+    /// Starts the container of `record` (updated with what the first start resolves). The
+    /// bridge networks' leases are taken before the /etc files are written and given back if
     /// the start fails.
     pub fn launch(&self, record: &mut ContainerRecord) -> Result<Launched> {
         let joined_namespaces = self.joined_namespaces(record)?;
@@ -73,20 +77,20 @@ impl Launcher<'_> {
         let devices = pelagos_spec::devices::host_devices(&record.host_config)?;
         let rootfs = rootfs_of(self.dir);
         self.mount_rootfs(&rootfs, record.host_config.auto_remove)?;
-        let mut endpoint = network::reserve(self.root, record, self.previous_ipv4)?;
+        let mut endpoints = network::reserve_all(self.root, record, self.previous_ipv4)?;
         let prepared = Prepared {
             rootfs,
             joined_namespaces,
             shm,
             devices,
         };
-        match self.launch_prepared(record, &prepared, endpoint.as_mut()) {
+        match self.launch_prepared(record, &prepared, &mut endpoints) {
             Ok(mut launched) => {
-                launched.network = endpoint;
+                launched.networks = endpoints;
                 Ok(launched)
             }
             Err(e) => {
-                if let Some(endpoint) = endpoint {
+                for endpoint in endpoints {
                     // Best effort: the error that matters is the one that stopped the start.
                     let _ = endpoint.release();
                 }
@@ -100,12 +104,11 @@ impl Launcher<'_> {
         &self,
         record: &mut ContainerRecord,
         prepared: &Prepared,
-        endpoint: Option<&mut Endpoint>,
+        endpoints: &mut [Endpoint],
     ) -> Result<Launched> {
         let rootfs = &prepared.rootfs;
         let host_net = spec_adapter::host_network(record)?;
-        let hostname = hostname(record, host_net);
-        let etc = self.write_etc_files(record, &hostname, host_net, endpoint.as_deref())?;
+        let (hostname, etc) = self.etc_files(record, host_net, endpoints)?;
         if !record.volumes_prepared {
             self.prepare_volumes(record, rootfs)?;
         }
@@ -143,10 +146,7 @@ impl Launcher<'_> {
         };
         let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;
-        let attached = match endpoint {
-            Some(e) => self.attach_network(&launched.created, record, e),
-            None => Ok(()),
-        };
+        let attached = self.attach_networks(&launched.created, record, endpoints);
         if let Err(e) =
             attached.and_then(|()| Ok(self.runtime.start_created(&mut launched.created)?))
         {
@@ -156,29 +156,76 @@ impl Launcher<'_> {
         Ok(launched)
     }
 
-    /// Where the container's network is attached: after create (its namespaces exist, its
-    /// process is parked), before start; the record's endpoint then shows what it got.
-    fn attach_network(
+    /// Where the container's networks are attached: after create (its namespaces exist, its
+    /// process is parked), before start, in join order; ports are published on the first.
+    /// The record's endpoints then show what they got.
+    fn attach_networks(
         &self,
         created: &Created,
         record: &mut ContainerRecord,
-        endpoint: &mut Endpoint,
+        endpoints: &mut [Endpoint],
     ) -> Result<()> {
-        endpoint.attach(created.pid)?;
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        for endpoint in endpoints.iter_mut() {
+            endpoint.attach(created.pid)?;
+        }
         let image_exposed = self
             .plan
             .image_config
             .as_ref()
             .and_then(|c| c.exposed_ports().clone())
             .unwrap_or_default();
-        let ports = endpoint.publish(record, &image_exposed)?;
+        let ports = match endpoints.first_mut() {
+            Some(first) => first.publish(record, &image_exposed)?,
+            None => Default::default(),
+        };
         *record = self.store.modify(&record.id, |r| {
-            if let Some(settings) = r.networking.endpoints_config.values_mut().next() {
-                endpoint.fill(settings);
+            for endpoint in endpoints.iter() {
+                if let Some(settings) = r.networking.endpoints_config.get_mut(endpoint.name()) {
+                    endpoint.fill(settings);
+                }
             }
             r.ports = ports;
         })?;
         Ok(())
+    }
+
+    /// The hostname and the /etc files of this start: the network donor's for
+    /// `--network container:`, else written for the container with its addresses.
+    fn etc_files(
+        &self,
+        record: &ContainerRecord,
+        host_net: bool,
+        endpoints: &[Endpoint],
+    ) -> Result<(String, [PathBuf; 3])> {
+        if let Some(donor) = self.network_donor(record)? {
+            return Ok(donor_etc_files(&self.store.dir_of(&donor.id)));
+        }
+        let hostname = hostname(record, host_net);
+        let etc = self.write_etc_files(record, &hostname, host_net, endpoints)?;
+        Ok((hostname, etc))
+    }
+
+    /// The container whose /etc files `--network container:NAME|ID` uses, if any: the one
+    /// named, or the one it joined in turn (a chain of joins shares one namespace).
+    fn network_donor(&self, record: &ContainerRecord) -> Result<Option<ContainerRecord>> {
+        let mut donor = None;
+        let mut current = record.clone();
+        // Bounded: a chain this long is a loop of joins, not a network.
+        for _ in 0..MAX_JOIN_CHAIN {
+            match network_mode(&current.config, &current.host_config)? {
+                NetworkMode::Container(name) => {
+                    current = self.store.get(&name)?;
+                    donor = Some(current.clone());
+                }
+                _ => return Ok(donor),
+            }
+        }
+        Err(Error::Invalid(format!(
+            "--network container: more than {MAX_JOIN_CHAIN} containers join each other's network"
+        )))
     }
 
     /// The host-side /dev/shm to bind, if any: a shareable container's own (mounted here),
@@ -210,6 +257,7 @@ impl Launcher<'_> {
             ("pid", &host.pid_mode),
             ("ipc", &host.ipc_mode),
             ("uts", &host.uts_mode),
+            ("network", &host.network_mode),
         ];
         let mut joined = Vec::new();
         for (kind, mode) in modes {
@@ -219,9 +267,13 @@ impl Launcher<'_> {
             let other = self.store.get(name)?;
             let running = matches!(other.state.status, Status::Running | Status::Paused);
             if !running || other.state.pid <= 0 || other.id == record.id {
+                // Docker's words: "network", else the namespace's upper-cased kind.
+                let what = match kind {
+                    "network" => kind.to_string(),
+                    _ => kind.to_uppercase(),
+                };
                 return Err(Error::Conflict(format!(
-                    "cannot join {} of a non running container: {name}",
-                    kind.to_uppercase()
+                    "cannot join {what} of a non running container: {name}"
                 )));
             }
             let shareable = matches!(other.host_config.ipc_mode.as_str(), "shareable" | "host")
@@ -232,9 +284,10 @@ impl Launcher<'_> {
                      donor container)"
                 )));
             }
+            let file = if kind == "network" { "net" } else { kind };
             joined.push((
                 kind,
-                PathBuf::from(format!("/proc/{}/ns/{kind}", other.state.pid)),
+                PathBuf::from(format!("/proc/{}/ns/{file}", other.state.pid)),
             ));
         }
         Ok(joined)
@@ -265,13 +318,14 @@ impl Launcher<'_> {
     }
 
     /// /etc/hosts, /etc/hostname and /etc/resolv.conf of the container, in its directory,
-    /// with `--add-host` and `--dns*` ([`pelagos_spec::etc`]).
+    /// with `--add-host` (`host-gateway`: the default `bridge` network's gateway, as Docker's
+    /// default `host-gateway-ip`) and `--dns*` ([`pelagos_spec::etc`]).
     fn write_etc_files(
         &self,
         record: &ContainerRecord,
         hostname: &str,
         host_net: bool,
-        endpoint: Option<&Endpoint>,
+        endpoints: &[Endpoint],
     ) -> Result<[PathBuf; 3]> {
         let paths = [
             self.dir.join("hosts"),
@@ -281,12 +335,13 @@ impl Launcher<'_> {
         let host_hosts = host_net
             .then(|| fs::read_to_string("/etc/hosts").ok())
             .flatten();
-        let mut hosts = etc::hosts_file(&record.host_config, host_hosts.as_deref());
-        if let Some(endpoint) = endpoint {
-            // Docker's line for the container's own address on its network.
-            hosts.push_str(&format!("{}\t{hostname}\n", endpoint.ipv4()));
+        let host_config = with_host_gateway(self.root, &record.host_config)?;
+        let mut hosts = etc::hosts_file(&host_config, host_hosts.as_deref());
+        for endpoint in endpoints {
+            // Docker's line for the container's own address on each of its networks.
+            hosts.push_str(&own_hosts_line(IpAddr::V4(endpoint.ipv4()), hostname));
         }
-        let resolv = resolv_conf(record, host_net, endpoint);
+        let resolv = resolv_conf(record, host_net, endpoints);
         for (path, text) in paths.iter().zip([hosts, format!("{hostname}\n"), resolv]) {
             fs::write(path, text).map_err(|e| Error::io(format!("write {}", path.display()), e))?;
         }
@@ -367,7 +422,7 @@ impl Launcher<'_> {
             stdout: ends.stdout,
             stderr: ends.stderr,
             pty,
-            network: None,
+            networks: Vec::new(),
         })
     }
 }
@@ -411,10 +466,10 @@ impl StdioEnds {
     }
 }
 
-/// /etc/resolv.conf: with the host's network, the host's file; on a user network, its
-/// resolver (the gateway); else the host's servers that the container's own namespace can
+/// /etc/resolv.conf: with the host's network, the host's file; on user networks, their
+/// resolvers (the gateways); else the host's servers that the container's own namespace can
 /// reach (Docker's default bridge). systemd-resolved's stub is replaced as Docker does.
-fn resolv_conf(record: &ContainerRecord, host_net: bool, endpoint: Option<&Endpoint>) -> String {
+fn resolv_conf(record: &ContainerRecord, host_net: bool, endpoints: &[Endpoint]) -> String {
     let host = &record.host_config;
     if host_net {
         return etc::resolv_conf(
@@ -424,13 +479,58 @@ fn resolv_conf(record: &ContainerRecord, host_net: bool, endpoint: Option<&Endpo
     }
     let host_file = pelagos_dns::upstream::host_resolv_conf();
     let host_resolv = fs::read_to_string(host_file).unwrap_or_default();
-    let network = endpoint.map(Endpoint::network);
-    let resolvers = network.map(crate::dns::nameservers).unwrap_or_default();
+    let resolvers: Vec<IpAddr> = endpoints
+        .iter()
+        .flat_map(|e| crate::dns::nameservers(e.network()))
+        .collect();
     if !resolvers.is_empty() {
         return etc::resolv_conf_via(host, &host_resolv, &resolvers);
     }
-    let ipv6 = network.is_some_and(|n| n.ipv6_pool().is_some());
+    let ipv6 = endpoints.iter().any(|e| e.network().ipv6_pool().is_some());
     etc::resolv_conf(host, &etc::without_loopback(&host_resolv, ipv6))
+}
+
+/// The hostname and the /etc files of a container that joins the network of the container
+/// in `donor_dir` (Docker binds the donor's files): the donor's, as its last start wrote them.
+fn donor_etc_files(donor_dir: &Path) -> (String, [PathBuf; 3]) {
+    let paths = [
+        donor_dir.join("hosts"),
+        donor_dir.join("hostname"),
+        donor_dir.join("resolv.conf"),
+    ];
+    let hostname = fs::read_to_string(&paths[1])
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    (hostname, paths)
+}
+
+/// The /etc/hosts line of the container's own `address` on one of its networks.
+pub fn own_hosts_line(address: IpAddr, hostname: &str) -> String {
+    format!("{address}\t{hostname}\n")
+}
+
+/// `host` with each `--add-host NAME:host-gateway` given the default `bridge` network's
+/// gateway (its record is made at create when one is asked for).
+fn with_host_gateway(
+    root: &Path,
+    host: &pelagos_model::config::HostConfig,
+) -> Result<pelagos_model::config::HostConfig> {
+    let wants = |e: &String| e.ends_with(":host-gateway");
+    if !host.extra_hosts.iter().any(wants) {
+        return Ok(host.clone());
+    }
+    let networks = pelagos_network::Networks::open(root)?;
+    let bridge = networks.get(pelagos_model::validate::DEFAULT_BRIDGE_NETWORK)?;
+    let gateway = bridge.ipv4_pool().map(|p| p.gateway).ok_or_else(|| {
+        Error::Invalid("host-gateway: the default bridge network has no IPv4 gateway".into())
+    })?;
+    let mut host = host.clone();
+    for entry in host.extra_hosts.iter_mut().filter(|e| wants(e)) {
+        if let Some((name, _)) = entry.split_once(':') {
+            *entry = format!("{name}:{gateway}");
+        }
+    }
+    Ok(host)
 }
 
 /// The hostname: the configured one, the host's with the host's network, else the short id.
@@ -460,5 +560,34 @@ fn mkdir(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(Error::io(format!("create {}", path.display()), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pelagos_model::config::HostConfig;
+
+    #[test]
+    fn host_gateway_is_the_default_bridge_s_gateway() {
+        let root = tempfile::tempdir().unwrap();
+        let host = HostConfig {
+            extra_hosts: vec!["gw:host-gateway".into(), "db:10.0.0.2".into()],
+            ..Default::default()
+        };
+        // No default network record yet: the engine makes it at create.
+        assert!(with_host_gateway(root.path(), &host).is_err());
+        let networks = pelagos_network::Networks::open(root.path()).unwrap();
+        let bridge = networks
+            .ensure_default(&pelagos_network::DefaultBridge::default(), &[])
+            .unwrap();
+        let gateway = bridge.ipv4_pool().unwrap().gateway;
+        let resolved = with_host_gateway(root.path(), &host).unwrap();
+        assert_eq!(
+            resolved.extra_hosts,
+            [format!("gw:{gateway}"), "db:10.0.0.2".to_string()]
+        );
+        let plain = HostConfig::default();
+        assert_eq!(with_host_gateway(root.path(), &plain).unwrap(), plain);
     }
 }

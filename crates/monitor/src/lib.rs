@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod conn;
+pub mod connect;
 pub mod detach;
 pub mod dns;
 pub mod error;

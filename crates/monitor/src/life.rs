@@ -102,7 +102,7 @@ impl Monitor {
             plan: &self.plan,
             dir: &self.dir,
             root: &self.root,
-            previous_ipv4: self.last_ipv4,
+            previous_ipv4: &self.last_ipv4,
         };
         let launched = launcher.launch(&mut self.record)?;
         self.on_started(launched)
@@ -122,7 +122,7 @@ impl Monitor {
             pty: l.pty,
             pty_closed: false,
             started: now,
-            network: l.network,
+            networks: l.networks,
         });
         self.health = Settings::of(&self.record.config)?.map(|s| Checker::new(s, now));
         let has_health = self.health.is_some();
@@ -171,9 +171,7 @@ impl Monitor {
         let oom_killed = self.oom_killed();
         // Kills what is left in its cgroup and deletes the runtime's state.
         let _ = self.runtime.delete_created(live.created);
-        if let Some(endpoint) = live.network {
-            self.release_network(endpoint);
-        }
+        self.release_networks(live.networks);
         self.drain_output([live.stdout, live.stderr, live.pty]);
         self.stop_deadline = None;
         self.on_probe_exit();
@@ -187,16 +185,26 @@ impl Monitor {
         self.shed_soon();
     }
 
-    /// Gives back the network's lease (and veth) of a container that ended; the record's
-    /// endpoint keeps only what was asked. A restart tries the same address first.
-    fn release_network(&mut self, endpoint: crate::network::Endpoint) {
-        self.last_ipv4 = Some(endpoint.ipv4());
-        let _ = endpoint.release();
+    /// Gives back the networks' leases (and veths) of a container that ended; the record's
+    /// endpoints keep only what was asked. A restart tries the same addresses first.
+    fn release_networks(&mut self, endpoints: Vec<crate::network::Endpoint>) {
+        if endpoints.is_empty() {
+            return;
+        }
+        for endpoint in endpoints {
+            self.last_ipv4
+                .insert(endpoint.name().to_string(), endpoint.ipv4());
+            let _ = endpoint.release();
+        }
         let asked_mac = self.record.config.mac_address.clone();
         if !self.removed {
             let _ = self.update(|r| {
-                for settings in r.networking.endpoints_config.values_mut() {
-                    settings.clear_attachment(asked_mac.as_deref());
+                let first = r.networks_in_order().first().map(|n| n.to_string());
+                for (name, settings) in r.networking.endpoints_config.iter_mut() {
+                    let asked = asked_mac
+                        .as_deref()
+                        .filter(|_| Some(name) == first.as_ref());
+                    settings.clear_attachment(asked);
                 }
                 r.ports.clear();
             });

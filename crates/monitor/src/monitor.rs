@@ -45,8 +45,8 @@ pub struct Live {
     /// No process has the terminal open (polling its master would spin).
     pub pty_closed: bool,
     pub started: Instant,
-    /// Its bridge network's endpoint (released at its exit).
-    pub network: Option<crate::network::Endpoint>,
+    /// Its bridge networks' endpoints in join order (released at its exit).
+    pub networks: Vec<crate::network::Endpoint>,
 }
 
 /// A process exec'd in the container, and who waits for its exit.
@@ -129,8 +129,8 @@ pub struct Monitor {
     pub events: EventLog,
     /// The engine's root (networks live under it).
     pub root: PathBuf,
-    /// The bridge network address of the last start (tried first by the next).
-    pub last_ipv4: Option<std::net::Ipv4Addr>,
+    /// The addresses of the last start by network name (tried first by the next).
+    pub last_ipv4: BTreeMap<String, std::net::Ipv4Addr>,
 }
 
 impl Monitor {
@@ -178,7 +178,7 @@ impl Monitor {
             done: false,
             events: EventLog::new(root),
             root: root.to_path_buf(),
-            last_ipv4: None,
+            last_ipv4: BTreeMap::new(),
         })
     }
 

@@ -1,7 +1,9 @@
-//! The container's bridge network, as the monitor wires it: a lease reserved before the /etc
-//! files are written, the bridge (and its firewall rules) made on first use, the veth pair
-//! attached between create and start, and all of it undone when the container ends.
+//! The container's bridge networks, as the monitor wires them: per network a lease reserved
+//! before the /etc files are written, the bridge (and its firewall rules) made on first use,
+//! the veth pair (`eth0`, `eth1`, … in join order) attached between create and start or on
+//! `network connect`, and all of it undone when the container ends or disconnects.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
@@ -19,19 +21,23 @@ use pelagos_network::{
 
 use crate::error::{Error, Result};
 
-/// The interface's name inside the container.
-pub const CONTAINER_IFNAME: &str = "eth0";
 /// Held while a network's bridge is set up, so that concurrent first starts make it once.
 const BRIDGE_LOCK: &str = "bridge.lock";
 /// Docker's MTU option of a network.
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 
-/// A container's lease on its bridge network, and its veth once attached.
+/// A container's lease on one bridge network, and its veth once attached.
 pub struct Endpoint {
     /// The engine's root (the host ports' file).
     root: PathBuf,
     networks: Networks,
     network: NetworkRecord,
+    /// The network's name: the endpoint's key in `EndpointsConfig`.
+    name: String,
+    /// The interface inside the container (`eth0`, `eth1`, …).
+    ifname: String,
+    /// Whether its gateways are the container's default routes (its first network).
+    default_route: bool,
     lease: Lease,
     /// Whether ports were published (their rules and host ports to undo).
     published: bool,
@@ -39,27 +45,78 @@ pub struct Endpoint {
     dns_servers: Vec<IpAddr>,
 }
 
-/// The host end of a container's veth pair: `pl` and 10 hex of its id (12 characters, apart
-/// from user bridges' `pl-…`).
-pub fn host_veth_name(container_id: &str) -> String {
+/// The host end of a container's veth pair for its interface `ifname`: `pl` and 10 hex of
+/// its id for `eth0`, then `-N` for `ethN` (at most 15 characters; never `pl-…`, the user
+/// bridges' names).
+pub fn host_veth_name(container_id: &str, ifname: &str) -> String {
     let short: String = container_id.chars().take(10).collect();
-    format!("pl{short}")
+    match ifname.strip_prefix("eth") {
+        Some("0") | None => format!("pl{short}"),
+        Some(n) => format!("pl{short}-{n}"),
+    }
 }
 
-/// Leases an address for the container on the bridge network its record names (none for
-/// `none` and `host`): the asked one, else `previous` (the last start's) when still free,
-/// else the first free one. No network namespace is needed yet.
+/// The name of the container's interface number `index`.
+pub fn ifname_of(index: usize) -> String {
+    format!("eth{index}")
+}
+
+/// Leases an address on every bridge network of the record (none for `none`, `host` and
+/// `container:`), in the order they were joined: `eth0` (the default route), `eth1`, …
+/// `previous` holds the last start's addresses by network name, tried again first. All or
+/// nothing: a failure gives back what was taken.
+pub fn reserve_all(
+    root: &Path,
+    record: &ContainerRecord,
+    previous: &BTreeMap<String, Ipv4Addr>,
+) -> Result<Vec<Endpoint>> {
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    for (index, name) in record.networks_in_order().into_iter().enumerate() {
+        let Some(settings) = record.networking.endpoints_config.get(name) else {
+            continue;
+        };
+        let wanted = Wanted {
+            name,
+            settings,
+            ifname: ifname_of(index),
+            default_route: index == 0,
+        };
+        match reserve(root, record, &wanted, previous.get(name).copied()) {
+            Ok(e) => endpoints.push(e),
+            Err(e) => {
+                for taken in endpoints {
+                    // Best effort: the error that matters is the one that stopped the start.
+                    let _ = taken.release();
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(endpoints)
+}
+
+/// One network a container joins, and as which interface.
+pub struct Wanted<'a> {
+    /// The network's name (its key in `EndpointsConfig`).
+    pub name: &'a str,
+    pub settings: &'a EndpointSettings,
+    pub ifname: String,
+    pub default_route: bool,
+}
+
+/// Leases an address for the container on the network `wanted` names: the asked one, else
+/// `previous` (the last start's) when still free, else the first free one. No network
+/// namespace is needed yet.
 pub fn reserve(
     root: &Path,
     record: &ContainerRecord,
+    wanted: &Wanted<'_>,
     previous: Option<Ipv4Addr>,
-) -> Result<Option<Endpoint>> {
-    let Some(settings) = record.networking.endpoints_config.values().next() else {
-        return Ok(None);
-    };
+) -> Result<Endpoint> {
+    let settings = wanted.settings;
     let networks = Networks::open(root)?;
     let network = networks.get(&settings.network_id)?;
-    let request = endpoint_request(record, settings)?;
+    let request = endpoint_request(record, settings, wanted.default_route)?;
     let lease = match (request.ipv4, previous) {
         (None, Some(ip)) => {
             let again = EndpointRequest {
@@ -73,19 +130,27 @@ pub fn reserve(
         }
         _ => networks.allocate(&network, &request)?,
     };
-    Ok(Some(Endpoint {
+    Ok(Endpoint {
         root: root.to_path_buf(),
         networks,
         network,
+        name: wanted.name.to_string(),
+        ifname: wanted.ifname.clone(),
+        default_route: wanted.default_route,
         lease,
         published: false,
         dns_servers: crate::dns::own_servers(record),
-    }))
+    })
 }
 
 /// What the container asks of the network: its name, `--network-alias`, `--ip`, `--ip6`,
-/// `--mac-address` (kept in `Config.MacAddress`, the endpoint's being the last one given).
-fn endpoint_request(record: &ContainerRecord, e: &EndpointSettings) -> Result<EndpointRequest> {
+/// and on its `first` network `--mac-address` (kept in `Config.MacAddress`, the endpoint's
+/// being the last one given).
+fn endpoint_request(
+    record: &ContainerRecord,
+    e: &EndpointSettings,
+    first: bool,
+) -> Result<EndpointRequest> {
     let ipam = e.ipam_config.clone().unwrap_or_default();
     let parse = |text: &str, what: &str| -> Result<Option<IpAddr>> {
         match text {
@@ -107,7 +172,7 @@ fn endpoint_request(record: &ContainerRecord, e: &EndpointSettings) -> Result<En
         None => None,
     };
     let mac = match record.config.mac_address.as_deref() {
-        Some(m) if !m.is_empty() => Some(m.parse::<MacAddress>()?),
+        Some(m) if first && !m.is_empty() => Some(m.parse::<MacAddress>()?),
         _ => None,
     };
     Ok(EndpointRequest {
@@ -131,9 +196,19 @@ impl Endpoint {
         &self.network
     }
 
+    /// The network's name (the endpoint's key in `EndpointsConfig`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The interface inside the container.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
     /// Connects the network namespace of the container's init `pid` to the bridge (made
-    /// first if missing): veth pair, `eth0` with the lease's addresses and MAC, default
-    /// routes through the gateways, hairpin mode on the host end.
+    /// first if missing): veth pair, the interface with the lease's addresses and MAC, for
+    /// the first network default routes through its gateways, hairpin mode on the host end.
     pub fn attach(&mut self, pid: i32) -> Result<()> {
         let bridge = self.bridge()?.to_string();
         let mut netlink = Netlink::open()?;
@@ -143,7 +218,7 @@ impl Endpoint {
         let netns_path = format!("/proc/{pid}/ns/net");
         let netns =
             File::open(&netns_path).map_err(|e| Error::io(format!("open {netns_path}"), e))?;
-        let host_veth = host_veth_name(&self.lease.container_id);
+        let host_veth = host_veth_name(&self.lease.container_id, &self.ifname);
         let attachment = self.attachment(bridge, host_veth.clone());
         match netlink.attach_container(netns.as_fd(), &attachment) {
             // The last run's pair, its namespace not yet destroyed by the kernel (see
@@ -248,14 +323,16 @@ impl Endpoint {
             if let Some(pool) = pool {
                 if let Ok(net) = IpNet::new(ip, pool.subnet.prefix_len()) {
                     addrs.push(net);
-                    gateways.push(pool.gateway);
+                    if self.default_route {
+                        gateways.push(pool.gateway);
+                    }
                 }
             }
         }
         Attachment {
             bridge,
             host_veth_name,
-            container_ifname: CONTAINER_IFNAME.to_string(),
+            container_ifname: self.ifname.clone(),
             mac: Some(self.lease.mac.0),
             addrs,
             gateways,
@@ -278,6 +355,16 @@ impl Endpoint {
             settings.ipv6_gateway = pool.gateway.to_string();
         }
         settings.mac_address = self.lease.mac.to_string();
+    }
+
+    /// `network disconnect` of a running container: its veth pair deleted now (its namespace
+    /// lives on; a pair never made is not an error), then the rest of [`Endpoint::release`].
+    pub fn disconnect(self) -> Result<()> {
+        let host_veth = host_veth_name(&self.lease.container_id, &self.ifname);
+        let deleted = Netlink::open().and_then(|mut n| n.detach_container(&host_veth));
+        let released = self.release();
+        deleted?;
+        released
     }
 
     /// Undoes the endpoint of a container that ended: its names forgotten by the resolver,
@@ -323,9 +410,12 @@ mod tests {
 
     #[test]
     fn veth_names_fit_the_kernel_and_differ_from_bridges() {
-        let name = host_veth_name("0123456789abcdef0123456789abcdef");
+        let id = "0123456789abcdef0123456789abcdef";
+        let name = host_veth_name(id, "eth0");
         assert_eq!(name, "pl0123456789");
-        assert!(name.len() <= pelagos_netlink::MAX_IFNAME_LEN);
         assert!(!name.starts_with("pl-"));
+        let second = host_veth_name(id, &ifname_of(12));
+        assert_eq!(second, "pl0123456789-12");
+        assert!(second.len() <= pelagos_netlink::MAX_IFNAME_LEN);
     }
 }

@@ -238,6 +238,7 @@ mod tests {
             volumes_prepared: false,
             anonymous_volumes: Vec::new(),
             ports: Default::default(),
+            network_order: Vec::new(),
         };
         for (key, ip, port) in bindings {
             r.host_config

@@ -1,5 +1,6 @@
 //! The answers to clients' requests (see `pelagos_model::protocol`): state, wait, stop,
-//! kill, pause, remove, attach, resize, exec, and stdin of attached clients.
+//! kill, pause, remove, attach, resize, exec, network connect/disconnect (`connect.rs`), and
+//! stdin of attached clients.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -36,6 +37,10 @@ impl Monitor {
                 self.resize(height, width).map(|()| Some(Reply::Ok))
             }
             Request::Update(change) => self.update_config(&change).map(|()| Some(Reply::Ok)),
+            Request::Connect { network, settings } => {
+                self.connect(&network, settings).map(|()| Some(Reply::Ok))
+            }
+            Request::Disconnect { network } => self.disconnect(&network).map(|()| Some(Reply::Ok)),
             Request::Exec(spec) => {
                 let started = self.exec(id, spec, fds).map(|()| None);
                 // Whether it started or not, the runtime's code and heap are not needed now.

@@ -79,6 +79,7 @@ impl World {
             volumes_prepared: false,
             anonymous_volumes: Vec::new(),
             ports: Default::default(),
+            network_order: Vec::new(),
         };
         change(&mut record);
         let record = self.store.create(record, None).unwrap();

@@ -91,7 +91,11 @@ impl Namespaces {
             IpcMode::Host => None,
             IpcMode::Container => Some(true),
         };
-        let network = (self.network != NetworkMode::Host).then_some(false);
+        let network = match self.network {
+            NetworkMode::Host => None,
+            NetworkMode::Container(_) => Some(true),
+            NetworkMode::Default | NetworkMode::None | NetworkMode::Bridge(_) => Some(false),
+        };
         let mut out = Vec::new();
         for (kind, mode) in [
             ("pid", shared(self.pid)),

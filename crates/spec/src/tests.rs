@@ -347,6 +347,7 @@ fn namespaces_of_another_container_are_joined_by_path() {
     let host = HostConfig {
         pid_mode: "container:db".into(),
         uts_mode: "container:db".into(),
+        network_mode: "container:db".into(),
         ..Default::default()
     };
     // The caller must have found the other container's namespaces.
@@ -356,6 +357,7 @@ fn namespaces_of_another_container_are_joined_by_path() {
     let joined = [
         ("pid", PathBuf::from("/proc/42/ns/pid")),
         ("uts", PathBuf::from("/proc/42/ns/uts")),
+        ("network", PathBuf::from("/proc/42/ns/net")),
     ];
     let input = SpecInput {
         joined_namespaces: &joined,
@@ -380,6 +382,10 @@ fn namespaces_of_another_container_are_joined_by_path() {
     assert_eq!(
         path_of(LinuxNamespaceType::Uts),
         Some(PathBuf::from("/proc/42/ns/uts"))
+    );
+    assert_eq!(
+        path_of(LinuxNamespaceType::Network),
+        Some(PathBuf::from("/proc/42/ns/net"))
     );
     assert_eq!(
         path_of(LinuxNamespaceType::Ipc),

@@ -105,6 +105,8 @@ fn image_healthcheck(engine: &Engine, image: &ImageRecord) -> Option<HealthConfi
 pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Result<ContainerRecord> {
     let req = with_defaults(engine, req);
     validate(&req)?;
+    let mut req = req;
+    super::endpoint::resolve_container_mode(engine, &mut req.host_config)?;
     let networking =
         super::endpoint::resolve(engine, &req.config, &req.host_config, req.networking)?;
     // Until the record names the image, a prune could take its layers.
@@ -130,6 +132,7 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
             .as_ref()
             .and_then(|c| c.stop_signal().clone());
     }
+    let network_order = networking.endpoints_config.keys().cloned().collect();
     let record = ContainerRecord {
         id: new_container_id()?,
         name: String::new(),
@@ -145,6 +148,7 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
         volumes_prepared: false,
         anonymous_volumes: Vec::new(),
         ports: Default::default(),
+        network_order,
     };
     let record = engine.containers().create(record, req.name.as_deref())?;
     engine.emit(&Event::container(&record, "create"));

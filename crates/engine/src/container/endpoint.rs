@@ -28,6 +28,14 @@ pub fn resolve(
 ) -> Result<NetworkingConfig> {
     let mode = network_mode(config, host)?;
     check_endpoints(&mode, &networking)?;
+    if host
+        .extra_hosts
+        .iter()
+        .any(|e| e.ends_with(":host-gateway"))
+    {
+        // The monitor writes the default network's gateway for it: its record must exist.
+        find(engine, DEFAULT_BRIDGE_NETWORK)?;
+    }
     let Some(name) = mode.bridge_network() else {
         return Ok(NetworkingConfig::default());
     };
@@ -41,6 +49,17 @@ pub fn resolve(
     let mut resolved = NetworkingConfig::default();
     resolved.endpoints_config.insert(network.name, endpoint);
     Ok(resolved)
+}
+
+/// `--network container:NAME|ID` as Docker's inspect shows it, `container:<full id>`: the
+/// other container must exist (it must run only when this one starts).
+pub fn resolve_container_mode(engine: &Engine, host: &mut HostConfig) -> Result<()> {
+    let Some(name) = pelagos_model::validate::joined_container(&host.network_mode) else {
+        return Ok(());
+    };
+    let donor = engine.containers().get(name)?;
+    host.network_mode = format!("container:{}", donor.id);
+    Ok(())
 }
 
 /// The bridge network `name` (or id): `bridge` is made from the `[network]` settings on first

@@ -162,11 +162,13 @@ fn network_settings(r: &ContainerRecord) -> Value {
     for (name, endpoint) in &r.networking.endpoints_config {
         networks.insert(name.clone(), json!(endpoint));
     }
-    if networks.is_empty() {
-        let mode = match r.host_config.network_mode.as_str() {
-            "" | "default" => "none",
-            m => m,
-        };
+    let mode = match r.host_config.network_mode.as_str() {
+        "" | "default" => "none",
+        m => m,
+    };
+    // `none` and `host` show an empty endpoint; another container's network and a network
+    // the container was disconnected from show none.
+    if networks.is_empty() && matches!(mode, "none" | "host") {
         networks.insert(mode.into(), json!(EndpointSettings::default()));
     }
     let default = r
@@ -218,6 +220,7 @@ mod tests {
             volumes_prepared: false,
             anonymous_volumes: Vec::new(),
             ports: Default::default(),
+            network_order: Vec::new(),
         }
     }
 

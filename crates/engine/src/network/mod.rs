@@ -1,11 +1,13 @@
 //! The network verbs of the control plane (issue 11): `network create`, `ls` with moby's
-//! filters, `inspect` with the endpoints from IPAM, `rm`, `prune`, and their events, over
+//! filters, `inspect` with the endpoints from IPAM, `rm`, `prune`, `connect` and
+//! `disconnect` ([`connect`]), and their events, over
 //! `pelagos_network`'s store under `<root>/networks/`.
 //!
 //! Records only: creating a network makes no bridge, rule or resolver; the monitor makes
 //! those when the first container attaches. The default `bridge` record is made on first use
 //! from the `[network]` settings ([`settings`]).
 
+pub mod connect;
 pub mod list;
 mod routes;
 pub mod settings;

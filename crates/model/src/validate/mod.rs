@@ -14,7 +14,7 @@ pub use namespaces::{
     cgroupns_mode, ipc_mode, is_namespaced_sysctl, joined_container, network_mode, pid_mode,
     uts_mode, IpcMode, NamespaceMode, NetworkMode,
 };
-pub use namespaces::{check_endpoints, DEFAULT_BRIDGE_NETWORK};
+pub use namespaces::{check_endpoint, check_endpoints, CONFLICT_MAC, DEFAULT_BRIDGE_NETWORK};
 pub use resources::{check_resources, host_cpus, parse_cpu_list, HostCpus, MIN_MEMORY};
 
 /// Docker's minimum health-check interval, timeout and start period (1 ms).
@@ -71,6 +71,7 @@ pub fn validate(config: &ContainerConfig, host: &HostConfig) -> Result<()> {
     let network = network_mode(config, host)?;
     namespaces::check_namespaces(config, host)?;
     namespaces::check_sysctls(host, &network)?;
+    namespaces::check_container_network(config, host, &network)?;
     namespaces::check_network_files(host, &network)?;
     check_devices(host)?;
     check_unsupported(host)
@@ -732,12 +733,57 @@ mod tests {
             );
         }
         for (mode, words) in [
-            ("container:web", "not supported yet"),
+            ("container:", "needs a container"),
             ("a/b", "not a network"),
         ] {
             let e = err(&c, &host_with(|h| h.network_mode = mode.into()));
             assert!(e.contains(words) && e.contains("--network"), "{mode}: {e}");
         }
+        let joined = host_with(|h| h.network_mode = "container:web".into());
+        validate(&c, &joined).unwrap();
+        assert_eq!(
+            network_mode(&c, &joined).unwrap(),
+            NetworkMode::Container("web".into())
+        );
+        type Change = fn(&mut HostConfig);
+        let conflicts: [(Change, &str); 4] = [
+            (
+                |h| h.dns = vec!["1.1.1.1".into()],
+                "dns and the network mode",
+            ),
+            (|h| h.extra_hosts = vec!["a:1.2.3.4".into()], "host-to-IP"),
+            (|h| h.publish_all_ports = true, "port publishing"),
+            (
+                |h| h.sysctls = [("net.ipv4.ip_forward".into(), "1".into())].into(),
+                "another container's network namespace",
+            ),
+        ];
+        for (change, words) in conflicts {
+            let e = err(
+                &c,
+                &host_with(|h| {
+                    h.network_mode = "container:web".into();
+                    change(h);
+                }),
+            );
+            assert!(e.contains(words), "{e}");
+        }
+        let named = ContainerConfig {
+            hostname: "web".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            err(&named, &joined),
+            "conflicting options: hostname and the network mode"
+        );
+        validate(
+            &c,
+            &host_with(|h| {
+                h.network_mode = "bridge".into();
+                h.extra_hosts = vec!["gw:host-gateway".into()];
+            }),
+        )
+        .unwrap();
         let published = host_with(|h| {
             h.network_mode = "bridge".into();
             h.publish_all_ports = true;

@@ -24,6 +24,9 @@ pub enum NetworkMode {
     /// A new network namespace on the bridge network of that name (`bridge` for Docker's
     /// default network); whether it exists is the engine's to check.
     Bridge(String),
+    /// Another container's network namespace (`container:NAME|ID`): joined by the path
+    /// `/proc/<its init pid>/ns/net` at start, with its /etc files; no endpoint of its own.
+    Container(String),
 }
 
 impl NetworkMode {
@@ -31,7 +34,10 @@ impl NetworkMode {
     pub fn bridge_network(&self) -> Option<&str> {
         match self {
             NetworkMode::Bridge(name) => Some(name),
-            NetworkMode::Default | NetworkMode::None | NetworkMode::Host => None,
+            NetworkMode::Default
+            | NetworkMode::None
+            | NetworkMode::Host
+            | NetworkMode::Container(_) => None,
         }
     }
 }
@@ -41,8 +47,7 @@ pub const DEFAULT_BRIDGE_NETWORK: &str = "bridge";
 
 /// `HostConfig.NetworkMode` (and `Config.NetworkDisabled`): "" or "default" (the engine's
 /// configured default network, `bridge` unless told otherwise, which the engine puts in their
-/// place at create), "none", "host", "bridge" or a user network's name; `container:NAME` is
-/// understood and refused.
+/// place at create), "none", "host", "bridge", `container:NAME|ID` or a user network's name.
 pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<NetworkMode> {
     const FIELD: &str = "--network (HostConfig.NetworkMode)";
     if config.network_disabled == Some(true) {
@@ -54,15 +59,10 @@ pub fn network_mode(config: &ContainerConfig, host: &HostConfig) -> Result<Netwo
         "none" => Ok(NetworkMode::None),
         "host" => Ok(NetworkMode::Host),
         DEFAULT_BRIDGE_NETWORK => Ok(NetworkMode::Bridge(DEFAULT_BRIDGE_NETWORK.into())),
-        m if m.starts_with("container:") => {
-            if m.len() == "container:".len() {
-                return Err(invalid(FIELD, "container: needs a container name or id"));
-            }
-            Err(invalid(
-                FIELD,
-                format!("{m:?}: joining another container's network is not supported yet"),
-            ))
-        }
+        m if m.starts_with("container:") => match joined_container(m) {
+            Some(name) => Ok(NetworkMode::Container(name.to_string())),
+            None => Err(invalid(FIELD, "container: needs a container name or id")),
+        },
         m if m.trim().is_empty() || m.contains('/') => {
             Err(invalid(FIELD, format!("{m:?} is not a network name")))
         }
@@ -81,7 +81,16 @@ pub fn check_endpoints(network: &NetworkMode, networking: &NetworkingConfig) -> 
         return Ok(());
     }
     let Some(name) = network.bridge_network() else {
+        let in_container = matches!(network, NetworkMode::Container(_));
+        if in_container && endpoints.values().any(|e| !e.mac_address.is_empty()) {
+            return Err(Error::Invalid(CONFLICT_MAC.into()));
+        }
         return match endpoints.values().any(asks_anything) {
+            true if in_container => Err(Error::Invalid(
+                "conflicting options: network-scoped aliases and addresses and the container \
+                 type network mode"
+                    .into(),
+            )),
             true => Err(invalid(
                 FIELD,
                 "--ip, --ip6, --network-alias and --mac-address need a bridge network",
@@ -113,8 +122,9 @@ fn asks_anything(e: &EndpointSettings) -> bool {
         || !e.mac_address.is_empty()
 }
 
-/// One endpoint's asked addresses, aliases and MAC.
-fn check_endpoint(network: &str, e: &EndpointSettings) -> Result<()> {
+/// One endpoint's asked addresses, aliases and MAC on the bridge network `network` (also
+/// what `network connect` asks).
+pub fn check_endpoint(network: &str, e: &EndpointSettings) -> Result<()> {
     const FIELD: &str = "--network (NetworkingConfig.EndpointsConfig)";
     let user_network = network != DEFAULT_BRIDGE_NETWORK;
     if let Some(ipam) = &e.ipam_config {
@@ -305,7 +315,11 @@ pub(super) fn check_sysctls(host: &HostConfig, network: &NetworkMode) -> Result<
         } else if uts {
             uts_shared
         } else if net {
-            (*network == NetworkMode::Host).then_some("the host's network namespace")
+            match network {
+                NetworkMode::Host => Some("the host's network namespace"),
+                NetworkMode::Container(_) => Some("another container's network namespace"),
+                NetworkMode::Default | NetworkMode::None | NetworkMode::Bridge(_) => None,
+            }
         } else {
             return Err(invalid(
                 FIELD,
@@ -325,6 +339,47 @@ pub(super) fn check_sysctls(host: &HostConfig, network: &NetworkMode) -> Result<
     Ok(())
 }
 
+/// Docker's words for a MAC address with another container's network.
+pub const CONFLICT_MAC: &str = "conflicting options: mac-address and the network mode";
+
+/// What `--network container:NAME` cannot go with (Docker's `validateNetContainerMode`): the
+/// network, its names and its files are the other container's.
+pub(super) fn check_container_network(
+    config: &ContainerConfig,
+    host: &HostConfig,
+    network: &NetworkMode,
+) -> Result<()> {
+    if !matches!(network, NetworkMode::Container(_)) {
+        return Ok(());
+    }
+    let publishes = !host.port_bindings.is_empty() || host.publish_all_ports;
+    let exposes = config.exposed_ports.as_ref().is_some_and(|p| !p.is_empty());
+    let dns = !host.dns.is_empty() || !host.dns_search.is_empty() || !host.dns_options.is_empty();
+    let conflict = [
+        (!config.hostname.is_empty(), "hostname and the network mode"),
+        (dns, "dns and the network mode"),
+        (
+            !host.extra_hosts.is_empty(),
+            "custom host-to-IP mapping and the network mode",
+        ),
+        (
+            config.mac_address.as_deref().is_some_and(|m| !m.is_empty()),
+            "mac-address and the network mode",
+        ),
+        (
+            publishes,
+            "port publishing and the container type network mode",
+        ),
+        (exposes, "port exposing and the container type network mode"),
+    ]
+    .into_iter()
+    .find(|(asked, _)| *asked);
+    match conflict {
+        Some((_, what)) => Err(Error::Invalid(format!("conflicting options: {what}"))),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn check_network_files(host: &HostConfig, network: &NetworkMode) -> Result<()> {
     for entry in &host.extra_hosts {
         let (name, ip) = entry.split_once(':').ok_or_else(|| {
@@ -337,12 +392,6 @@ pub(super) fn check_network_files(host: &HostConfig, network: &NetworkMode) -> R
             return Err(invalid(
                 "--add-host (HostConfig.ExtraHosts)",
                 format!("invalid IP address in add-host: {ip:?}"),
-            ));
-        }
-        if ip == "host-gateway" {
-            return Err(invalid(
-                "--add-host (HostConfig.ExtraHosts)",
-                "host-gateway needs a bridge network: not supported yet",
             ));
         }
     }
