@@ -128,7 +128,7 @@ impl Endpoint {
 
     /// Connects the network namespace of the container's init `pid` to the bridge (made
     /// first if missing): veth pair, `eth0` with the lease's addresses and MAC, default
-    /// routes through the gateways, hairpin mode on the host end.
+    /// routes through the gateways, hairpin mode on the host end (set by `attach_container`).
     pub fn attach(&mut self, pid: i32) -> Result<()> {
         let bridge = self.bridge()?.to_string();
         let mut netlink = Netlink::open()?;
@@ -141,10 +141,7 @@ impl Endpoint {
         let host_veth = host_veth_name(&self.lease.container_id);
         let attachment = self.attachment(bridge, host_veth.clone());
         netlink.attach_container(netns.as_fd(), &attachment)?;
-        self.host_veth = Some(host_veth.clone());
-        // Best effort: only a container reaching its own published ports needs it.
-        let hairpin = format!("/sys/class/net/{host_veth}/brport/hairpin_mode");
-        let _ = fs::write(hairpin, "1");
+        self.host_veth = Some(host_veth);
         Ok(())
     }
 
