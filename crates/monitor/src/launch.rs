@@ -172,7 +172,8 @@ impl Launcher<'_> {
             .as_ref()
             .and_then(|c| c.exposed_ports().clone())
             .unwrap_or_default();
-        let ports = endpoint.publish(record, &image_exposed)?;
+        let published = endpoint.publish(record, &image_exposed)?;
+        let ports = crate::ports::with_exposed(published, record, &image_exposed);
         *record = self.store.modify(&record.id, |r| {
             if let Some(settings) = r.networking.endpoints_config.values_mut().next() {
                 endpoint.fill(settings);

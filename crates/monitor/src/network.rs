@@ -153,9 +153,12 @@ impl Endpoint {
         image_exposed: &[String],
     ) -> Result<PortMap> {
         let bridge = self.bridge()?.to_string();
-        let ip = IpAddr::V4(self.lease.ipv4);
-        let map =
-            crate::ports::publish(&self.root, record, image_exposed, &bridge, ip).map_err(|e| {
+        let addrs = crate::ports::ContainerAddrs {
+            v4: self.lease.ipv4,
+            v6: self.lease.ipv6,
+        };
+        let map = crate::ports::publish(&self.root, record, image_exposed, &bridge, addrs)
+            .map_err(|e| {
                 match e {
                     // Docker's words for a taken port.
                     Error::Network(pelagos_network::Error::PortAllocated { .. }) => {

@@ -181,7 +181,7 @@ fn network_settings(r: &ContainerRecord) -> Value {
         "HairpinMode": false,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
-        "Ports": super::port::published(r),
+        "Ports": super::port::inspect_ports(r),
         "SandboxKey": "",
         "SecondaryIPAddresses": null,
         "SecondaryIPv6Addresses": null,

@@ -201,7 +201,8 @@ fn summary(r: &ContainerRecord) -> ContainerSummary {
     }
 }
 
-/// The record's published ports (`NetworkSettings.Ports`) as the API's list.
+/// The record's ports (`NetworkSettings.Ports`) as the API's list: each published one, and
+/// each exposed one without a host port.
 fn summary_ports(r: &ContainerRecord) -> Vec<SummaryPort> {
     let mut out = Vec::new();
     for (key, bindings) in &r.ports {
@@ -209,6 +210,14 @@ fn summary_ports(r: &ContainerRecord) -> Vec<SummaryPort> {
         let Ok(private_port) = port.parse::<u16>() else {
             continue;
         };
+        if bindings.is_empty() {
+            out.push(SummaryPort {
+                ip: String::new(),
+                private_port,
+                public_port: None,
+                kind: kind.to_string(),
+            });
+        }
         for b in bindings {
             out.push(SummaryPort {
                 ip: b.host_ip.clone(),
