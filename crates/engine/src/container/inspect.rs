@@ -278,6 +278,22 @@ mod tests {
     }
 
     #[test]
+    fn exposed_ports_without_a_binding_show_null() {
+        let mut r = record(HostConfig::default());
+        let binding = pelagos_model::config::PortBinding {
+            host_ip: "0.0.0.0".into(),
+            host_port: "8080".into(),
+        };
+        r.ports.insert("80/tcp".into(), vec![binding]);
+        r.ports.insert("443/tcp".into(), Vec::new());
+        let v = network_settings(&r);
+        assert_eq!(
+            v["Ports"],
+            json!({"443/tcp": null, "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]})
+        );
+    }
+
+    #[test]
     fn the_default_bridge_fills_the_legacy_fields() {
         let mut r = record(HostConfig {
             network_mode: "bridge".into(),

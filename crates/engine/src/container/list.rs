@@ -277,6 +277,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn exposed_ports_are_summary_ports_without_a_host_side() {
+        let mut r = ContainerRecord {
+            id: pelagos_container::ContainerId::parse("0123456789abcdef0123").unwrap(),
+            name: "web".into(),
+            created: String::new(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            command: Vec::new(),
+            config: Default::default(),
+            host_config: Default::default(),
+            networking: Default::default(),
+            state: Default::default(),
+            mounts: Vec::new(),
+            volumes_prepared: false,
+            anonymous_volumes: Vec::new(),
+            ports: Default::default(),
+        };
+        r.ports.insert("53/udp".into(), Vec::new());
+        let ports = summary_ports(&r);
+        assert_eq!(
+            ports,
+            [SummaryPort {
+                ip: String::new(),
+                private_port: 53,
+                public_port: None,
+                kind: "udp".into(),
+            }]
+        );
+        assert_eq!(
+            serde_json::to_value(&ports[0]).unwrap(),
+            serde_json::json!({"PrivatePort": 53, "Type": "udp"})
+        );
+    }
+
+    #[test]
     fn durations_read_like_dockers() {
         assert_eq!(human_duration(0), "Less than a second");
         assert_eq!(human_duration(5), "5 seconds");
