@@ -1,6 +1,8 @@
 //! A container's published ports: its own chain `ports-ID` of DNAT rules (one per
 //! [`PortRule`], a range mapped port to port) and the tagged jump to it from `ports`.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use nftables::expr::{Expression, Map, MetaKey, NamedExpression, Range, SetItem};
 use nftables::stmt::{NATFamily, Statement, NAT};
 
@@ -27,15 +29,21 @@ pub(crate) fn rules(container_id: &str, ports: &[PortRule]) -> Vec<Obj> {
     cmds
 }
 
-/// `[ip daddr HOST | meta nfproto ipv4] PROTO dport PORTS dnat ip to CONTAINER:PORT`.
+/// `[ip daddr HOST | meta nfproto ipv4] PROTO dport PORTS dnat ip to CONTAINER:PORT`; an
+/// IPv6 rule for every address skips `::1`, which no DNAT can take out of the loopback
+/// (IPv6 has no `route_localnet`): a client there is refused at once instead of hanging.
 fn dnat_rule(port: &PortRule) -> Vec<Stmt> {
     let family = expr::ip_header(port.container_ip);
-    let address_match = match port.matched_host_ip() {
-        Some(host) => expr::eq(expr::payload(family, "daddr"), expr::addr(host)),
-        None => {
-            let nfproto = if family == "ip" { "ipv4" } else { "ipv6" };
-            expr::eq(expr::meta(MetaKey::Nfproto), expr::text(nfproto))
-        }
+    let mut stmts = match port.matched_host_ip() {
+        Some(host) => vec![expr::eq(expr::payload(family, "daddr"), expr::addr(host))],
+        None if family == "ip" => vec![expr::eq(expr::meta(MetaKey::Nfproto), expr::text("ipv4"))],
+        None => vec![
+            expr::eq(expr::meta(MetaKey::Nfproto), expr::text("ipv6")),
+            expr::ne(
+                expr::payload(family, "daddr"),
+                expr::addr(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            ),
+        ],
     };
     let dport = || expr::payload(port.proto.name(), "dport");
     let host_ports = if port.host_port == port.host_port_end {
@@ -48,8 +56,7 @@ fn dnat_rule(port: &PortRule) -> Vec<Stmt> {
             ],
         }))
     };
-    vec![
-        address_match,
+    stmts.extend([
         expr::eq(dport(), host_ports),
         Statement::DNAT(Some(NAT {
             addr: Some(expr::addr(port.container_ip)),
@@ -61,7 +68,8 @@ fn dnat_rule(port: &PortRule) -> Vec<Stmt> {
             port: Some(container_ports(port, dport())),
             flags: None,
         })),
-    ]
+    ]);
+    stmts
 }
 
 /// The container port: a number, or for a range a map from each host port to its own.
@@ -162,6 +170,21 @@ mod tests {
         );
         assert!(text.contains(r#""family":"ip6""#), "{text}");
         assert!(text.contains(r#""protocol":"sctp""#), "{text}");
+    }
+
+    #[test]
+    fn v6_on_every_address_leaves_the_loopback_alone() {
+        let v6 = PortRule {
+            container_ip: "fd00:88::2".parse().unwrap(),
+            ..port()
+        };
+        let text = json(&dnat_rule(&v6));
+        assert!(text.contains(r#""right":"ipv6""#), "{text}");
+        assert!(
+            text.contains(r#"{"protocol":"ip6","field":"daddr"}},"right":"::1","op":"!="}"#),
+            "{text}"
+        );
+        assert!(!json(&dnat_rule(&port())).contains("!="));
     }
 
     #[test]

@@ -133,6 +133,52 @@ impl Filters {
     }
 }
 
+/// moby's `portOp` for `ps --filter publish=` / `expose=`: `PORT[-END][/PROTO]` (tcp when no
+/// protocol is given) → the port keys it names (`"80/tcp"`, each port of a range).
+pub fn port_keys(key: &str, value: &str) -> Result<Vec<String>, FilterError> {
+    if value.contains(':') {
+        return Err(FilterError::Other(format!(
+            "filter for '{key}' should not contain ':': {value}"
+        )));
+    }
+    let (ports, proto) = value.split_once('/').unwrap_or((value, "tcp"));
+    let proto = match proto.split('/').next() {
+        Some("") | None => "tcp",
+        Some(p) => p,
+    };
+    let lookup = |why: String| {
+        FilterError::Other(format!("error while looking up for {key} {value}: {why}"))
+    };
+    let (first, last) = port_range(ports).map_err(lookup)?;
+    Ok((first..=last).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// Go's `nat.ParsePortRange` with its errors (`strconv.ParseUint` words for a bad number).
+fn port_range(ports: &str) -> Result<(u16, u16), String> {
+    if ports.is_empty() {
+        return Err("empty string specified for ports".into());
+    }
+    let number = |text: &str| -> Result<u16, String> {
+        let why = if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            "invalid syntax"
+        } else {
+            "value out of range"
+        };
+        text.parse::<u16>()
+            .map_err(|_| format!("strconv.ParseUint: parsing {text:?}: {why}"))
+    };
+    let Some((first, rest)) = ports.split_once('-') else {
+        let port = number(ports)?;
+        return Ok((port, port));
+    };
+    let last = rest.split('-').next().unwrap_or(rest);
+    let (first, last) = (number(first)?, number(last)?);
+    if last < first {
+        return Err(format!("Invalid range specified for the Port: {ports}"));
+    }
+    Ok((first, last))
+}
+
 /// moby's `MatchKVList`: every `k` or `k=v` holds in `labels` (true without values).
 fn kv_all(wanted: &[String], labels: &BTreeMap<String, String>) -> bool {
     wanted.iter().all(|w| match w.split_once('=') {
@@ -245,6 +291,32 @@ mod tests {
         // `label!` excludes only when every one of its values holds.
         assert!(f(&["label!=env", "label!=other"]).labels_match(&l));
         assert!(f(&["label!=env"]).labels_match(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn port_filters_name_ports_and_ranges_as_moby() {
+        assert_eq!(port_keys("publish", "80").unwrap(), ["80/tcp"]);
+        assert_eq!(port_keys("publish", "80/").unwrap(), ["80/tcp"]);
+        assert_eq!(port_keys("expose", "53/udp").unwrap(), ["53/udp"]);
+        assert_eq!(
+            port_keys("expose", "8000-8002/tcp").unwrap(),
+            ["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        let colon = port_keys("publish", "8080:80").unwrap_err();
+        assert_eq!(
+            colon.to_string(),
+            "filter for 'publish' should not contain ':': 8080:80"
+        );
+        assert_eq!(
+            port_keys("expose", "http").unwrap_err().to_string(),
+            "error while looking up for expose http: strconv.ParseUint: parsing \"http\": invalid syntax"
+        );
+        assert_eq!(
+            port_keys("publish", "90-80").unwrap_err().to_string(),
+            "error while looking up for publish 90-80: Invalid range specified for the Port: 90-80"
+        );
+        assert!(port_keys("publish", "70000").is_err());
+        assert!(port_keys("publish", "").is_err());
     }
 
     #[test]

@@ -1113,6 +1113,11 @@ mod tests {
         );
         assert_eq!(publish("8000-8010:80").unwrap()[0].1.host_port, "8000-8010");
         assert_eq!(publish("[::1]:80:80").unwrap()[0].1.host_ip, "::1");
+        let v6 = &publish("[2001:db8::1]:8080:80").unwrap()[0];
+        assert_eq!(
+            (v6.1.host_ip.as_str(), v6.1.host_port.as_str()),
+            ("2001:db8::1", "8080")
+        );
         assert!(publish("1.2.3.4::80").unwrap()[0].1.host_port.is_empty());
         assert_eq!(expose("80").unwrap(), ["80/tcp"]);
         assert_eq!(expose("53-54/udp").unwrap(), ["53/udp", "54/udp"]);

@@ -177,10 +177,11 @@ impl Launcher<'_> {
             .as_ref()
             .and_then(|c| c.exposed_ports().clone())
             .unwrap_or_default();
-        let ports = match endpoints.first_mut() {
+        let published = match endpoints.first_mut() {
             Some(first) => first.publish(record, &image_exposed)?,
             None => Default::default(),
         };
+        let ports = crate::ports::with_exposed(published, record, &image_exposed);
         *record = self.store.modify(&record.id, |r| {
             for endpoint in endpoints.iter() {
                 if let Some(settings) = r.networking.endpoints_config.get_mut(endpoint.name()) {

@@ -208,7 +208,8 @@ impl Endpoint {
 
     /// Connects the network namespace of the container's init `pid` to the bridge (made
     /// first if missing): veth pair, the interface with the lease's addresses and MAC, for
-    /// the first network default routes through its gateways, hairpin mode on the host end.
+    /// the first network default routes through its gateways, hairpin mode on the host end
+    /// (set by `attach_container`).
     pub fn attach(&mut self, pid: i32) -> Result<()> {
         let bridge = self.bridge()?.to_string();
         let mut netlink = Netlink::open()?;
@@ -231,9 +232,6 @@ impl Endpoint {
                 attached?;
             }
         }
-        // Best effort: only a container reaching its own published ports needs it.
-        let hairpin = format!("/sys/class/net/{host_veth}/brport/hairpin_mode");
-        let _ = fs::write(hairpin, "1");
         let dir = self.networks.dir_of(&self.network);
         crate::dns::register(&dir, &self.network, &self.lease, &self.dns_servers)
     }
@@ -246,9 +244,12 @@ impl Endpoint {
         image_exposed: &[String],
     ) -> Result<PortMap> {
         let bridge = self.bridge()?.to_string();
-        let ip = IpAddr::V4(self.lease.ipv4);
-        let map =
-            crate::ports::publish(&self.root, record, image_exposed, &bridge, ip).map_err(|e| {
+        let addrs = crate::ports::ContainerAddrs {
+            v4: self.lease.ipv4,
+            v6: self.lease.ipv6,
+        };
+        let map = crate::ports::publish(&self.root, record, image_exposed, &bridge, addrs)
+            .map_err(|e| {
                 match e {
                     // Docker's words for a taken port.
                     Error::Network(pelagos_network::Error::PortAllocated { .. }) => {

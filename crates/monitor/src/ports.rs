@@ -1,60 +1,98 @@
 //! A container's published ports (`-p`, `-P`), as the monitor sets them up after attach:
-//! host ports taken in the root's `ports.json`, then one `nft` run of DNAT rules; undone at
-//! the container's end.
+//! host ports taken in the root's `ports.json` (a port without a host address on both
+//! `0.0.0.0` and `::` when the container has an IPv6 address), then one `nft` run of DNAT
+//! rules; undone at the container's end.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use pelagos_firewall::{Firewall, PortRule, Proto};
 use pelagos_model::config::{PortBinding, PortMap};
 use pelagos_model::record::ContainerRecord;
-use pelagos_network::{HostPorts, PortRequest, Protocol, PublishedPort};
+use pelagos_network::{HostPorts, Protocol, PublishedPort};
 
 use crate::error::{Error, Result};
 
-/// One thing to publish: a container port and the host ports it may take (in order of
-/// preference; one, or each port of a `-p 8000-8010:80` range, or 0 for an ephemeral one).
+/// One thing to publish: a container port, the host addresses it is published on (one, or
+/// `0.0.0.0` and `::` with one host port for both) and the host ports it may take (in order
+/// of preference; one, or each port of a `-p 8000-8010:80` range, or 0 for an ephemeral one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
     pub proto: Protocol,
-    pub host_ip: IpAddr,
+    pub host_ips: Vec<IpAddr>,
     pub host_ports: Vec<u16>,
     pub container_port: u16,
 }
 
+/// The container's addresses on its network, which its ports are DNAT'd to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerAddrs {
+    pub v4: Ipv4Addr,
+    /// Only on a network created with `--ipv6`.
+    pub v6: Option<Ipv6Addr>,
+}
+
 /// What the container publishes: its `PortBindings`, then with `-P` every exposed port
-/// (its own `ExposedPorts` and the image's `image_exposed`) not bound already.
-pub fn wanted(record: &ContainerRecord, image_exposed: &[String]) -> Result<Vec<Wanted>> {
+/// (its own `ExposedPorts` and the image's `image_exposed`) not bound already. A binding
+/// without a host address is published on `0.0.0.0`, and on `::` too when the container
+/// has an IPv6 address (`has_v6`); an IPv6 host address needs one.
+pub fn wanted(
+    record: &ContainerRecord,
+    image_exposed: &[String],
+    has_v6: bool,
+) -> Result<Vec<Wanted>> {
     let mut out = Vec::new();
     for (key, bindings) in &record.host_config.port_bindings {
         let (container_port, proto) = port_key(key)?;
         for binding in bindings {
             out.push(Wanted {
                 proto,
-                host_ip: host_ip(&binding.host_ip)?,
+                host_ips: host_ips(&binding.host_ip, has_v6)?,
                 host_ports: host_ports(&binding.host_port)?,
                 container_port,
             });
         }
     }
     if record.host_config.publish_all_ports {
-        let own = record.config.exposed_ports.iter().flat_map(|m| m.keys());
-        let exposed: BTreeSet<&String> = own.chain(image_exposed).collect();
-        for key in exposed {
-            if record.host_config.port_bindings.contains_key(key) {
+        for key in exposed_keys(record, image_exposed) {
+            if record.host_config.port_bindings.contains_key(&key) {
                 continue;
             }
-            let (container_port, proto) = port_key(key)?;
+            let (container_port, proto) = port_key(&key)?;
             out.push(Wanted {
                 proto,
-                host_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                host_ips: host_ips("", has_v6)?,
                 host_ports: vec![0],
                 container_port,
             });
         }
     }
     Ok(out)
+}
+
+/// The exposed ports' keys (`"80/tcp"`): the container's `ExposedPorts` and the image's.
+fn exposed_keys(record: &ContainerRecord, image_exposed: &[String]) -> BTreeSet<String> {
+    let own = record.config.exposed_ports.iter().flat_map(|m| m.keys());
+    own.chain(image_exposed)
+        .map(|key| match key.contains('/') {
+            true => key.clone(),
+            false => format!("{key}/tcp"),
+        })
+        .collect()
+}
+
+/// Docker's `NetworkSettings.Ports`: `published`, and each exposed port that is not
+/// published with no host address (inspect's `"80/tcp": null`).
+pub fn with_exposed(
+    mut published: PortMap,
+    record: &ContainerRecord,
+    image_exposed: &[String],
+) -> PortMap {
+    for key in exposed_keys(record, image_exposed) {
+        published.entry(key).or_default();
+    }
+    published
 }
 
 /// `"80/tcp"` (or `"80"`) → the port and its protocol.
@@ -68,13 +106,27 @@ fn port_key(key: &str) -> Result<(u16, Protocol)> {
     Ok((port, proto.parse()?))
 }
 
-fn host_ip(text: &str) -> Result<IpAddr> {
-    match text.trim_start_matches('[').trim_end_matches(']') {
-        "" => Ok(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+/// The host addresses of a binding: the one given, else `0.0.0.0` (and `::` with `has_v6`).
+fn host_ips(text: &str, has_v6: bool) -> Result<Vec<IpAddr>> {
+    let ip = match text.trim_start_matches('[').trim_end_matches(']') {
+        "" if has_v6 => {
+            return Ok(vec![
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            ])
+        }
+        "" => return Ok(vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]),
         t => t
-            .parse()
-            .map_err(|_| Error::Invalid(format!("invalid IP address: {t}"))),
+            .parse::<IpAddr>()
+            .map_err(|_| Error::Invalid(format!("invalid IP address: {t}")))?,
+    };
+    if ip.is_ipv6() && !has_v6 {
+        return Err(Error::Invalid(format!(
+            "cannot publish on {ip}: the container has no IPv6 address (its network was not \
+             created with --ipv6)"
+        )));
     }
+    Ok(vec![ip])
 }
 
 /// `""` → ephemeral (0), `"8080"`, `"8000-8010"` → each port of the range.
@@ -104,7 +156,7 @@ pub fn take(
     let mut taken = Vec::new();
     for w in wanted {
         match take_one(ports, container_id, w) {
-            Ok(p) => taken.push(p),
+            Ok(p) => taken.extend(p),
             Err(e) => {
                 // Best effort: the error that matters is the allocation's.
                 let _ = ports.release(container_id);
@@ -115,17 +167,18 @@ pub fn take(
     Ok(taken)
 }
 
-fn take_one(ports: &HostPorts, container_id: &str, w: &Wanted) -> Result<PublishedPort> {
+fn take_one(ports: &HostPorts, container_id: &str, w: &Wanted) -> Result<Vec<PublishedPort>> {
     let mut last_error = None;
     for &host_port in &w.host_ports {
-        let request = PortRequest {
-            proto: w.proto,
-            host_ip: w.host_ip,
+        let taken = ports.publish_on_each(
+            container_id,
+            w.proto,
+            &w.host_ips,
             host_port,
-            container_port: w.container_port,
-        };
-        match ports.publish(container_id, &[request]) {
-            Ok(mut published) if !published.is_empty() => return Ok(published.remove(0)),
+            w.container_port,
+        );
+        match taken {
+            Ok(published) if !published.is_empty() => return Ok(published),
             Ok(_) => {}
             Err(e @ pelagos_network::Error::PortAllocated { .. }) => last_error = Some(e),
             Err(e) => return Err(e.into()),
@@ -137,17 +190,21 @@ fn take_one(ports: &HostPorts, container_id: &str, w: &Wanted) -> Result<Publish
     ))
 }
 
-/// The firewall's rules for the taken ports, to the container's address.
-pub fn rules(taken: &[PublishedPort], container_ip: IpAddr) -> Result<Vec<PortRule>> {
+/// The firewall's rules for the taken ports, to the container's address of the host
+/// address's family.
+pub fn rules(taken: &[PublishedPort], addrs: ContainerAddrs) -> Result<Vec<PortRule>> {
     taken
         .iter()
         .map(|p| {
-            if p.host_ip.is_ipv4() != container_ip.is_ipv4() {
-                return Err(Error::Invalid(format!(
-                    "cannot publish {}:{} to the container's {container_ip}",
-                    p.host_ip, p.host_port
-                )));
-            }
+            let container_ip = match p.host_ip {
+                IpAddr::V4(_) => IpAddr::V4(addrs.v4),
+                IpAddr::V6(_) => addrs.v6.map(IpAddr::V6).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "cannot publish [{}]:{}: the container has no IPv6 address",
+                        p.host_ip, p.host_port
+                    ))
+                })?,
+            };
             Ok(PortRule {
                 host_ip: Some(p.host_ip),
                 host_port: p.host_port,
@@ -178,25 +235,25 @@ pub fn port_map(taken: &[PublishedPort]) -> PortMap {
     map
 }
 
-/// Publishes the container's ports to `container_ip` behind `bridge`: host ports taken,
-/// `route_localnet` on the bridge (127.0.0.1 reaches them), one `nft` run. On failure
-/// nothing is left. Returns what `NetworkSettings.Ports` shows.
+/// Publishes the container's ports to its addresses `addrs` behind `bridge`: host ports
+/// taken, `route_localnet` on the bridge (127.0.0.1 reaches them), one `nft` run. On
+/// failure nothing is left. Returns the published ones of `NetworkSettings.Ports`.
 pub fn publish(
     root: &Path,
     record: &ContainerRecord,
     image_exposed: &[String],
     bridge: &str,
-    container_ip: IpAddr,
+    addrs: ContainerAddrs,
 ) -> Result<PortMap> {
-    let wanted = wanted(record, image_exposed)?;
+    let wanted = wanted(record, image_exposed, addrs.v6.is_some())?;
     if wanted.is_empty() {
         return Ok(PortMap::new());
     }
     let id = record.id.as_str();
     let ports = HostPorts::open(root)?;
     let taken = take(&ports, id, &wanted)?;
-    let programmed = rules(&taken, container_ip).and_then(|rules| {
-        if container_ip.is_ipv4() {
+    let programmed = rules(&taken, addrs).and_then(|rules| {
+        if rules.iter().any(|r| r.container_ip.is_ipv4()) {
             pelagos_firewall::enable_route_localnet(bridge)?;
         }
         Ok(Firewall::new().add_ports(id, &rules)?)
@@ -273,11 +330,18 @@ mod tests {
             true,
             &["80/tcp", "443/tcp"],
         );
-        let w = wanted(&r, &["8443/tcp".to_string()]).unwrap();
+        let w = wanted(&r, &["8443/tcp".to_string()], false).unwrap();
         let any: IpAddr = "0.0.0.0".parse().unwrap();
         let summary: Vec<_> = w
             .iter()
-            .map(|w| (w.container_port, w.proto, w.host_ip, w.host_ports.clone()))
+            .map(|w| {
+                (
+                    w.container_port,
+                    w.proto,
+                    w.host_ips[0],
+                    w.host_ports.clone(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -289,9 +353,58 @@ mod tests {
                 (8443, Protocol::Tcp, any, vec![0]),
             ]
         );
-        assert!(wanted(&record(&[], false, &["80/tcp"]), &[])
+        assert!(w.iter().all(|w| w.host_ips.len() == 1));
+        assert!(wanted(&record(&[], false, &["80/tcp"]), &[], false)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn with_ipv6_a_port_without_host_address_is_published_on_both_families() {
+        let r = record(
+            &[
+                ("80/tcp", "", "8080"),
+                ("81/tcp", "::1", ""),
+                ("82/tcp", "0.0.0.0", ""),
+            ],
+            true,
+            &["443"],
+        );
+        let w = wanted(&r, &[], true).unwrap();
+        let ips =
+            |i: usize| -> Vec<String> { w[i].host_ips.iter().map(|ip| ip.to_string()).collect() };
+        assert_eq!(ips(0), ["0.0.0.0", "::"]);
+        assert_eq!(ips(1), ["::1"]);
+        assert_eq!(ips(2), ["0.0.0.0"]);
+        assert_eq!(
+            (w[3].container_port, ips(3)),
+            (443, vec!["0.0.0.0".into(), "::".into()])
+        );
+        let v6_only = record(&[("80/tcp", "[2001:db8::1]", "8080")], false, &[]);
+        let e = wanted(&v6_only, &[], false).unwrap_err();
+        assert!(e.to_string().contains("no IPv6 address"), "{e}");
+    }
+
+    #[test]
+    fn exposed_ports_without_a_host_port_show_empty() {
+        let r = record(&[], false, &["80/tcp", "53/udp"]);
+        let taken = PortMap::from([(
+            "53/udp".to_string(),
+            vec![PortBinding {
+                host_ip: "0.0.0.0".into(),
+                host_port: "5353".into(),
+            }],
+        )]);
+        let map = with_exposed(taken, &r, &["8080".to_string()]);
+        let shown = serde_json::to_value(&map).unwrap();
+        assert_eq!(
+            shown,
+            serde_json::json!({
+                "53/udp": [{"HostIp": "0.0.0.0", "HostPort": "5353"}],
+                "80/tcp": [],
+                "8080/tcp": []
+            })
+        );
     }
 
     #[test]
@@ -299,7 +412,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ports = HostPorts::with_range(d.path(), 40000..=40001).unwrap();
         let r = record(&[("80/tcp", "", "9000-9001")], false, &[]);
-        let w = wanted(&r, &[]).unwrap();
+        let w = wanted(&r, &[], false).unwrap();
         let a = take(&ports, "a", &w).unwrap();
         let b = take(&ports, "b", &w).unwrap();
         assert_eq!((a[0].host_port, b[0].host_port), (9000, 9001));
@@ -309,7 +422,7 @@ mod tests {
             "Bind for 0.0.0.0:9001 failed: port is already allocated"
         );
         let both = record(&[("81/tcp", "", ""), ("82/tcp", "", "9000")], false, &[]);
-        assert!(take(&ports, "d", &wanted(&both, &[]).unwrap()).is_err());
+        assert!(take(&ports, "d", &wanted(&both, &[], false).unwrap()).is_err());
         assert!(ports.list().unwrap().iter().all(|p| p.container_id != "d"));
     }
 
@@ -327,8 +440,25 @@ mod tests {
             map,
             serde_json::json!({"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]})
         );
-        let rules = rules(&taken, "172.17.0.2".parse().unwrap()).unwrap();
+        let v4_only = ContainerAddrs {
+            v4: "172.17.0.2".parse().unwrap(),
+            v6: None,
+        };
+        let rules = rules(&taken, v4_only).unwrap();
         assert_eq!((rules[0].host_port, rules[0].container_port), (8080, 80));
-        assert!(super::rules(&taken, "fd00::2".parse().unwrap()).is_err());
+        let v6_taken = vec![PublishedPort {
+            host_ip: "::".parse().unwrap(),
+            ..taken[0].clone()
+        }];
+        assert!(super::rules(&v6_taken, v4_only).is_err());
+        let dual = ContainerAddrs {
+            v6: Some("fd00::2".parse().unwrap()),
+            ..v4_only
+        };
+        let v6_rules = super::rules(&v6_taken, dual).unwrap();
+        assert_eq!(
+            v6_rules[0].container_ip,
+            "fd00::2".parse::<IpAddr>().unwrap()
+        );
     }
 }

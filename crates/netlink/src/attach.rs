@@ -47,7 +47,9 @@ pub struct Attached {
 impl Netlink {
     /// Connects the network namespace `netns` to the bridge: a veth pair created with its
     /// container end already named, addressed (MAC), sized and in `netns`, its host end up
-    /// and a port of the bridge; then inside `netns` `lo` and the interface up, the addresses
+    /// and a port of the bridge in hairpin mode (a container reaches its own published ports
+    /// through the host's address: the DNAT'd packet goes back out of the port it came in
+    /// by), all in the pair's batch; then inside `netns` `lo` and the interface up, the addresses
     /// and a default route per gateway. With IPv6 addresses the namespace's interface
     /// template gets `disable_ipv6=0` and `accept_ra=0` first. On failure after the pair
     /// exists, the pair is deleted. The same thread rules as [`Netlink::open_in`] apply.
@@ -69,6 +71,7 @@ impl Netlink {
             mtu: attachment.mtu,
             peer_mac: attachment.mac,
             host_up: true,
+            hairpin: true,
         };
         let host = self.create_veth_with(&spec)?;
         let peer_index = message::link_peer_index(&host);

@@ -152,22 +152,45 @@ impl Netlink {
     }
 
     /// Creates the pair `spec` describes and returns the kernel's description of the host
-    /// end, read in the same batch (its `IFLA_LINK` is the peer's index).
+    /// end, read in the same batch (its `IFLA_LINK` is the peer's index). Hairpin mode, if
+    /// asked, is set in that batch too; if it fails, the pair is deleted.
     pub(crate) fn create_veth_with(&mut self, spec: &VethSpec<'_>) -> Result<LinkMessage, Error> {
         check_ifname(spec.host_name)?;
         check_ifname(spec.peer_name)?;
         let (host, peer) = (spec.host_name, spec.peer_name);
-        let mut outcomes = self.transact(vec![
-            Request::new(
-                RouteNetlinkMessage::NewLink(message::new_veth(spec)),
-                NLM_F_CREATE | NLM_F_EXCL,
-                format!("create veth pair {host} / {peer}"),
-            ),
-            get_link(host, format!("find veth {host}")),
-        ])?;
+        let mut requests = vec![Request::new(
+            RouteNetlinkMessage::NewLink(message::new_veth(spec)),
+            NLM_F_CREATE | NLM_F_EXCL,
+            format!("create veth pair {host} / {peer}"),
+        )];
+        if spec.hairpin {
+            requests.push(Request::new(
+                RouteNetlinkMessage::NewLink(message::hairpin_on(host)),
+                0,
+                format!("set hairpin mode on bridge port {host}"),
+            ));
+        }
+        requests.push(get_link(host, format!("find veth {host}")));
+        let mut outcomes = self.transact(requests)?;
         let found = take_last(&mut outcomes);
+        let hairpin = match spec.hairpin {
+            true => take_last(&mut outcomes),
+            false => Ok(Vec::new()),
+        };
         take_last(&mut outcomes)?;
+        if let Err(e) = hairpin {
+            // Best effort: the error that matters is the hairpin's.
+            let _ = self.delete_link(host);
+            return Err(e);
+        }
         first_link(found?, host)
+    }
+
+    /// Whether the link named `name` is a bridge port in hairpin mode (`None`: no such
+    /// link).
+    pub fn hairpin(&mut self, name: &str) -> Result<Option<bool>, Error> {
+        check_ifname(name)?;
+        Ok(self.link(name)?.map(|link| message::link_hairpin(&link)))
     }
 
     fn set_link(&mut self, set: LinkMessage, what: String) -> Result<(), Error> {

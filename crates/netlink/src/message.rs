@@ -9,7 +9,8 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -83,6 +84,9 @@ pub(crate) struct VethSpec<'a> {
     /// The host end comes up at creation. The peer cannot: the kernel opens it before the
     /// pair is joined, and a veth without its peer refuses to open (`ENOTCONN`).
     pub host_up: bool,
+    /// The host end, a port of `master`, reflects frames back to where they came from
+    /// (hairpin mode), so that a container reaches its own published ports.
+    pub hairpin: bool,
 }
 
 /// The request creating the pair: the peer's own link message (name, namespace, MAC, MTU,
@@ -112,6 +116,35 @@ pub(crate) fn new_veth(spec: &VethSpec<'_>) -> LinkMessage {
         LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
     ]));
     host
+}
+
+/// Hairpin mode on for the bridge port named `name` (`IFLA_BRPORT_MODE`, what `bridge link
+/// set dev NAME hairpin on` sets). Sent as an `RTM_NEWLINK` on the existing link with the
+/// bridge's port data (`ip link set NAME type bridge_slave hairpin on`), which the kernel
+/// looks up by name: `AF_BRIDGE` `RTM_SETLINK` with `IFLA_PROTINFO` takes only an index, not
+/// known until the pair exists, and would cost a round trip of its own.
+pub(crate) fn hairpin_on(name: &str) -> LinkMessage {
+    let mut message = link_by_name(name);
+    message.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+            true,
+        )])),
+    ]));
+    message
+}
+
+/// Whether the link is a bridge port in hairpin mode (from a link dump's port data).
+pub(crate) fn link_hairpin(message: &LinkMessage) -> bool {
+    message.attributes.iter().any(|attribute| match attribute {
+        LinkAttribute::LinkInfo(infos) => infos.iter().any(|info| match info {
+            LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
+                port.contains(&InfoBridgePort::HairpinMode(true))
+            }
+            _ => false,
+        }),
+        _ => false,
+    })
 }
 
 /// The address `net` (address and prefix length) on link `index`. IPv6 addresses skip
@@ -259,6 +292,7 @@ mod tests {
             mtu: Some(1400),
             peer_mac: Some([2, 0, 0, 0, 0, 1]),
             host_up: true,
+            hairpin: true,
         };
         let host = new_veth(&spec);
         assert!(link_is_up(&host));
@@ -285,6 +319,17 @@ mod tests {
         assert_eq!(link_mtu(peer), Some(1400));
         assert!(!link_is_up(peer));
         assert_eq!(link_kind(&host), Some(&InfoKind::Veth));
+    }
+
+    #[test]
+    fn hairpin_is_the_bridge_port_data_of_the_named_link() {
+        let set = hairpin_on("veth1");
+        assert!(set
+            .attributes
+            .contains(&LinkAttribute::IfName("veth1".into())));
+        assert_eq!(set.header.index, 0);
+        assert!(link_hairpin(&set));
+        assert!(!link_hairpin(&link_by_name("veth1")));
     }
 
     #[test]

@@ -74,6 +74,10 @@ fn attached_containers_reach_the_gateway_and_each_other_over_v4_and_v6() {
         port.contains("master pbr0") && port.contains("state UP"),
         "{port}"
     );
+    let port_details = host.ip(&["-d", "-o", "link", "show", "dev", "pv1"]);
+    assert!(port_details.contains("hairpin on"), "{port_details}");
+    let hairpin = host.run(|| Netlink::open().unwrap().hairpin("pv1").unwrap());
+    assert_eq!(hairpin, Some(true));
 
     assert!(one.ping("10.89.0.1"), "container to gateway, v4");
     assert!(one.ping("fd89::1"), "container to gateway, v6");

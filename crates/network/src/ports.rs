@@ -159,7 +159,7 @@ impl HostPorts {
             let mut added = Vec::new();
             for r in requests {
                 let port = match r.host_port {
-                    0 => self.pick_ephemeral(file, r.proto, r.host_ip)?,
+                    0 => self.pick_ephemeral(file, r.proto, &[r.host_ip])?,
                     fixed
                         if file
                             .ports
@@ -187,6 +187,46 @@ impl HostPorts {
         })
     }
 
+    /// Publishes `container_port` on each of `host_ips` with the same host port (Docker's
+    /// dual-stack `-p 8080:80`: `0.0.0.0` and `::`): `host_port`, or for 0 an ephemeral port
+    /// free on every one of them. All or none, as [`HostPorts::publish`].
+    pub fn publish_on_each(
+        &self,
+        container_id: &str,
+        proto: Protocol,
+        host_ips: &[IpAddr],
+        host_port: u16,
+        container_port: u16,
+    ) -> Result<Vec<PublishedPort>> {
+        self.with_file(|file| {
+            let port = match host_port {
+                0 => self.pick_ephemeral(file, proto, host_ips)?,
+                fixed => {
+                    let taken =
+                        |ip: &&IpAddr| file.ports.iter().any(|p| p.clashes(proto, **ip, fixed));
+                    if let Some(ip) = host_ips.iter().find(taken) {
+                        return Err(Error::PortAllocated {
+                            ip: *ip,
+                            port: fixed,
+                        });
+                    }
+                    fixed
+                }
+            };
+            let published: Vec<PublishedPort> = (host_ips.iter())
+                .map(|ip| PublishedPort {
+                    container_id: container_id.to_string(),
+                    proto,
+                    host_ip: *ip,
+                    host_port: port,
+                    container_port,
+                })
+                .collect();
+            file.ports.extend(published.iter().cloned());
+            Ok(published)
+        })
+    }
+
     /// An ephemeral host port for `-P`/`-p 0`, recorded as the container's.
     pub fn allocate_host_port(
         &self,
@@ -208,8 +248,9 @@ impl HostPorts {
             .ok_or(Error::PortsExhausted)
     }
 
-    /// The next port after the last one handed out (wrapping) that clashes with nothing.
-    fn pick_ephemeral(&self, file: &mut PortsFile, proto: Protocol, ip: IpAddr) -> Result<u16> {
+    /// The next port after the last one handed out (wrapping) that clashes with nothing on
+    /// any of `ips`.
+    fn pick_ephemeral(&self, file: &mut PortsFile, proto: Protocol, ips: &[IpAddr]) -> Result<u16> {
         let (low, high) = (*self.range.start(), *self.range.end());
         let size = u32::from(high - low) + 1;
         let after = file
@@ -222,7 +263,8 @@ impl HostPorts {
             let offset = (first + step) % size;
             // offset < size <= 65536 - low, so low + offset fits in u16.
             let port = low + offset as u16;
-            if !file.ports.iter().any(|p| p.clashes(proto, ip, port)) {
+            let clashes = |ip: &IpAddr| file.ports.iter().any(|p| p.clashes(proto, *ip, port));
+            if !ips.iter().any(clashes) {
                 file.last.insert(proto, port);
                 return Ok(port);
             }
@@ -302,6 +344,31 @@ mod tests {
         assert!(p.list().unwrap().iter().all(|x| x.container_id != "c"));
         assert_eq!(p.release("b").unwrap().len(), 2);
         p.publish("c", &[req("::", 8080)]).unwrap();
+    }
+
+    #[test]
+    fn both_families_get_one_port() {
+        let d = tempfile::tempdir().unwrap();
+        let p = HostPorts::with_range(d.path(), 40000..=40002).unwrap();
+        let both: [IpAddr; 2] = ["0.0.0.0".parse().unwrap(), "::".parse().unwrap()];
+        // 40000 is taken on v6 only: the pair skips it.
+        p.publish("a", &[req("::", 40000)]).unwrap();
+        let pair = p.publish_on_each("b", Protocol::Tcp, &both, 0, 80).unwrap();
+        let ports: Vec<(IpAddr, u16)> = pair.iter().map(|x| (x.host_ip, x.host_port)).collect();
+        assert_eq!(ports, [(both[0], 40001), (both[1], 40001)]);
+        let fixed = p
+            .publish_on_each("c", Protocol::Tcp, &both, 8080, 80)
+            .unwrap();
+        assert_eq!(fixed.len(), 2);
+        // Taken on one family: refused, nothing kept.
+        let e = p
+            .publish_on_each("d", Protocol::Tcp, &both, 40000, 80)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Bind for :::40000 failed: port is already allocated"
+        );
+        assert!(p.list().unwrap().iter().all(|x| x.container_id != "d"));
     }
 
     #[test]

@@ -101,6 +101,22 @@ fn image_healthcheck(engine: &Engine, image: &ImageRecord) -> Option<HealthConfi
     serde_json::from_value(value.get("config")?.get("Healthcheck")?.clone()).ok()
 }
 
+/// Docker's merge of the image's `EXPOSE` into the container's `Config.ExposedPorts` (with
+/// those of `--expose` and `-p`): each port once, `80` read as `80/tcp`.
+fn merge_exposed_ports(config: &mut ContainerConfig, image_exposed: &[String]) {
+    if image_exposed.is_empty() {
+        return;
+    }
+    let exposed = config.exposed_ports.get_or_insert_with(Default::default);
+    for port in image_exposed {
+        let key = match port.contains('/') {
+            true => port.clone(),
+            false => format!("{port}/tcp"),
+        };
+        exposed.entry(key).or_insert_with(|| serde_json::json!({}));
+    }
+}
+
 /// Creates the record of a new container from `image` (present in the store).
 pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Result<ContainerRecord> {
     let req = with_defaults(engine, req);
@@ -126,6 +142,12 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
             .map(|e| e.mac_address.clone())
             .find(|m| !m.is_empty());
     }
+    let image_exposed = image_config
+        .config()
+        .as_ref()
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    merge_exposed_ports(&mut config, &image_exposed);
     if config.stop_signal.is_none() {
         config.stop_signal = image_config
             .config()
@@ -153,4 +175,23 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
     let record = engine.containers().create(record, req.name.as_deref())?;
     engine.emit(&Event::container(&record, "create"));
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_s_exposed_ports_join_the_container_s() {
+        let mut config = ContainerConfig::default();
+        merge_exposed_ports(&mut config, &[]);
+        assert_eq!(config.exposed_ports, None);
+        config.exposed_ports = Some([("80/tcp".to_string(), serde_json::json!({}))].into());
+        merge_exposed_ports(
+            &mut config,
+            &["80/tcp".into(), "53/udp".into(), "8080".into()],
+        );
+        let keys: Vec<&String> = config.exposed_ports.iter().flat_map(|e| e.keys()).collect();
+        assert_eq!(keys, ["53/udp", "80/tcp", "8080/tcp"]);
+    }
 }

@@ -183,7 +183,7 @@ fn network_settings(r: &ContainerRecord) -> Value {
         "HairpinMode": false,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,
-        "Ports": super::port::published(r),
+        "Ports": super::port::inspect_ports(r),
         "SandboxKey": "",
         "SecondaryIPAddresses": null,
         "SecondaryIPv6Addresses": null,
@@ -278,6 +278,22 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["Networks"]["none"].as_object().unwrap().len(), 13);
+    }
+
+    #[test]
+    fn exposed_ports_without_a_binding_show_null() {
+        let mut r = record(HostConfig::default());
+        let binding = pelagos_model::config::PortBinding {
+            host_ip: "0.0.0.0".into(),
+            host_port: "8080".into(),
+        };
+        r.ports.insert("80/tcp".into(), vec![binding]);
+        r.ports.insert("443/tcp".into(), Vec::new());
+        let v = network_settings(&r);
+        assert_eq!(
+            v["Ports"],
+            json!({"443/tcp": null, "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]})
+        );
     }
 
     #[test]

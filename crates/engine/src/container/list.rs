@@ -201,7 +201,8 @@ fn summary(r: &ContainerRecord) -> ContainerSummary {
     }
 }
 
-/// The record's published ports (`NetworkSettings.Ports`) as the API's list.
+/// The record's ports (`NetworkSettings.Ports`) as the API's list: each published one, and
+/// each exposed one without a host port.
 fn summary_ports(r: &ContainerRecord) -> Vec<SummaryPort> {
     let mut out = Vec::new();
     for (key, bindings) in &r.ports {
@@ -209,6 +210,14 @@ fn summary_ports(r: &ContainerRecord) -> Vec<SummaryPort> {
         let Ok(private_port) = port.parse::<u16>() else {
             continue;
         };
+        if bindings.is_empty() {
+            out.push(SummaryPort {
+                ip: String::new(),
+                private_port,
+                public_port: None,
+                kind: kind.to_string(),
+            });
+        }
         for b in bindings {
             out.push(SummaryPort {
                 ip: b.host_ip.clone(),
@@ -266,6 +275,42 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn exposed_ports_are_summary_ports_without_a_host_side() {
+        let mut r = ContainerRecord {
+            id: pelagos_container::ContainerId::parse("0123456789abcdef0123").unwrap(),
+            name: "web".into(),
+            created: String::new(),
+            image: "busybox".into(),
+            image_id: String::new(),
+            command: Vec::new(),
+            config: Default::default(),
+            host_config: Default::default(),
+            networking: Default::default(),
+            network_order: Vec::new(),
+            state: Default::default(),
+            mounts: Vec::new(),
+            volumes_prepared: false,
+            anonymous_volumes: Vec::new(),
+            ports: Default::default(),
+        };
+        r.ports.insert("53/udp".into(), Vec::new());
+        let ports = summary_ports(&r);
+        assert_eq!(
+            ports,
+            [SummaryPort {
+                ip: String::new(),
+                private_port: 53,
+                public_port: None,
+                kind: "udp".into(),
+            }]
+        );
+        assert_eq!(
+            serde_json::to_value(&ports[0]).unwrap(),
+            serde_json::json!({"PrivatePort": 53, "Type": "udp"})
+        );
+    }
 
     #[test]
     fn durations_read_like_dockers() {

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use pelagos_model::filters::{FilterError, Filters};
+use pelagos_model::filters::{port_keys, FilterError, Filters};
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::{HealthStatus, Status};
 
@@ -13,7 +13,7 @@ use crate::Engine;
 /// The keys Docker's `ps` accepts that this engine filters on.
 const KEYS: &[&str] = &[
     "status", "label", "name", "id", "ancestor", "exited", "before", "since", "health", "volume",
-    "is-task",
+    "is-task", "publish", "expose",
 ];
 
 /// A container's health as the `health` filter names it (`none` without a healthcheck).
@@ -39,6 +39,10 @@ pub struct PsFilter {
     exited: Vec<i64>,
     health: Vec<HealthFilter>,
     volumes: Vec<String>,
+    /// Container ports (`80/tcp`) of which one must be bound (`HostConfig.PortBindings`).
+    publish: Vec<String>,
+    /// Container ports of which one must be exposed (`Config.ExposedPorts`).
+    expose: Vec<String>,
     /// `is-task=true`: only swarm tasks, of which there are none here.
     tasks_only: bool,
     /// Creation time bounds from `before` and `since`.
@@ -93,6 +97,8 @@ impl PsFilter {
                 }
             }),
             "volume" => self.volumes.push(value.to_string()),
+            "publish" => self.publish.extend(port_keys(key, value)?),
+            "expose" => self.expose.extend(port_keys(key, value)?),
             "is-task" => match value {
                 "true" => self.tasks_only = true,
                 "false" => {}
@@ -131,6 +137,15 @@ impl PsFilter {
             && any_or_empty(&self.health, |h| *h == health_of(r))
             && any_or_empty(&self.volumes, |v| {
                 r.mounts.iter().any(|m| m.name == *v || m.destination == *v)
+            })
+            && any_or_empty(&self.publish, |p| {
+                r.host_config.port_bindings.contains_key(p)
+            })
+            && any_or_empty(&self.expose, |p| {
+                r.config
+                    .exposed_ports
+                    .as_ref()
+                    .is_some_and(|e| e.contains_key(p))
             })
             && self.before.as_ref().is_none_or(|b| created < *b)
             && self.since.as_ref().is_none_or(|s| created > *s)

@@ -789,6 +789,23 @@ mod tests {
             h.publish_all_ports = true;
         });
         validate(&c, &published).unwrap();
+        let on = |ip: &str| {
+            host_with(|h| {
+                h.network_mode = "bridge".into();
+                let binding = crate::config::PortBinding {
+                    host_ip: ip.into(),
+                    host_port: "8080".into(),
+                };
+                h.port_bindings.insert("80/tcp".into(), vec![binding]);
+            })
+        };
+        validate(&c, &on("::")).unwrap();
+        validate(&c, &on("2001:db8::1")).unwrap();
+        let e = err(&c, &on("::1"));
+        assert!(
+            e.contains("cannot publish on ::1") && e.contains("--publish"),
+            "{e}"
+        );
         let e = err(&c, &host_with(|h| h.ipc_mode = "weird".into()));
         assert!(e.contains("invalid IPC mode: weird"), "{e}");
         validate(&c, &host_with(|h| h.pid_mode = "host".into())).unwrap();

@@ -413,6 +413,19 @@ pub(super) fn check_network_files(host: &HostConfig, network: &NetworkMode) -> R
             "empty or too long",
         ));
     }
+    let on_v6_loopback = (host.port_bindings.values().flatten())
+        .filter_map(|b| b.host_ip.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+        .any(|ip| ip == IpAddr::V6(Ipv6Addr::LOCALHOST));
+    if on_v6_loopback {
+        // Docker's docker-proxy listens there; DNAT cannot take a packet out of IPv6's
+        // loopback (there is no route_localnet for IPv6).
+        return Err(invalid(
+            "-p, --publish (HostConfig.PortBindings)",
+            "pelagos cannot publish on ::1: it publishes by DNAT, which cannot take a \
+             connection out of IPv6's loopback (Docker's userland proxy can); publish on \
+             127.0.0.1, ::, or one of the host's other IPv6 addresses",
+        ));
+    }
     let publishes = !host.port_bindings.is_empty() || host.publish_all_ports;
     match network {
         NetworkMode::None if publishes => Err(invalid(
