@@ -617,3 +617,24 @@ fn without_network_flags_a_container_is_on_docker_s_default_bridge() {
     assert!(leases(&env, "bridge").is_empty());
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn ps_filters_by_network_name_or_id() {
+    let (_served, env, image) = setup();
+    env.ok(&["network", "create", "--subnet", "10.79.0.0/24", "app"]);
+    run_sleeper(&env, &image, "on-app", &["--network", "app"]);
+    run_sleeper(&env, &image, "on-bridge", &["--network", "bridge"]);
+    let names = |filter: &str| {
+        env.ok(&["ps", "--filter", filter, "--format", "{{.Names}}"])
+            .trim()
+            .to_string()
+    };
+    let app_id = env.ok(&["network", "inspect", "--format", "{{.Id}}", "app"]);
+    assert_eq!(names("network=app"), "on-app");
+    assert_eq!(names(&format!("network={}", app_id.trim())), "on-app");
+    assert_eq!(names("network=bridge"), "on-bridge");
+    assert_eq!(names("network=ap"), "", "names match exactly, as moby's");
+    env.ok(&["rm", "-f", "on-app", "on-bridge"]);
+    env.ok(&["network", "rm", "app"]);
+    env.assert_no_container_leftovers();
+}

@@ -13,7 +13,7 @@ use crate::Engine;
 /// The keys Docker's `ps` accepts that this engine filters on.
 const KEYS: &[&str] = &[
     "status", "label", "name", "id", "ancestor", "exited", "before", "since", "health", "volume",
-    "is-task", "publish", "expose",
+    "is-task", "publish", "expose", "network",
 ];
 
 /// A container's health as the `health` filter names it (`none` without a healthcheck).
@@ -43,6 +43,8 @@ pub struct PsFilter {
     publish: Vec<String>,
     /// Container ports of which one must be exposed (`Config.ExposedPorts`).
     expose: Vec<String>,
+    /// Network names or full ids of which the container must be on one (moby's exact match).
+    networks: Vec<String>,
     /// `is-task=true`: only swarm tasks, of which there are none here.
     tasks_only: bool,
     /// Creation time bounds from `before` and `since`.
@@ -99,6 +101,7 @@ impl PsFilter {
             "volume" => self.volumes.push(value.to_string()),
             "publish" => self.publish.extend(port_keys(key, value)?),
             "expose" => self.expose.extend(port_keys(key, value)?),
+            "network" => self.networks.push(value.to_string()),
             "is-task" => match value {
                 "true" => self.tasks_only = true,
                 "false" => {}
@@ -146,6 +149,12 @@ impl PsFilter {
                     .exposed_ports
                     .as_ref()
                     .is_some_and(|e| e.contains_key(p))
+            })
+            && any_or_empty(&self.networks, |n| {
+                r.networking
+                    .endpoints_config
+                    .iter()
+                    .any(|(name, e)| name == n || e.network_id == *n)
             })
             && self.before.as_ref().is_none_or(|b| created < *b)
             && self.since.as_ref().is_none_or(|s| created > *s)
