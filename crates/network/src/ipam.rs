@@ -101,6 +101,16 @@ fn write_leases(dir: &Path, leases: Vec<Lease>) -> Result<()> {
     write_json(&dir.join(NAMES_FILE), &names)
 }
 
+/// Whether `names.json` is what `leases` give: a writer killed between the two files left
+/// it stale, which the next change under the lock repairs.
+fn names_match(dir: &Path, leases: &[Lease]) -> bool {
+    read_json::<BTreeMap<String, Vec<IpAddr>>>(&dir.join(NAMES_FILE))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        == names_of(leases)
+}
+
 /// Lower-case name, aliases and short id of each lease → its addresses.
 pub fn names_of(leases: &[Lease]) -> BTreeMap<String, Vec<IpAddr>> {
     let mut names: BTreeMap<String, Vec<IpAddr>> = BTreeMap::new();
@@ -135,7 +145,7 @@ impl Networks {
         let mut leases = read_leases(&dir)?;
         let before = leases.clone();
         let out = change(&mut leases)?;
-        if leases != before {
+        if leases != before || !names_match(&dir, &leases) {
             write_leases(&dir, leases)?;
         }
         Ok(out)

@@ -63,8 +63,11 @@ pub(crate) fn gone(engine: &Engine, record: &ContainerRecord) -> bool {
 /// the control socket's file.
 pub(crate) fn release_resources(engine: &Engine, record: &ContainerRecord) -> Result<()> {
     let runtime = engine.runtime();
-    if runtime.load(&record.id).is_ok() {
-        runtime.delete(&record.id, true)?;
+    match runtime.load(&record.id) {
+        // A monitor killed during `create` leaves a state directory without its state
+        // file: the forced delete removes that too.
+        Ok(_) | Err(pelagos_container::Error::NotFound(_)) => runtime.delete(&record.id, true)?,
+        Err(_) => {}
     }
     let dir = engine.containers().dir_of(&record.id);
     unmount(&dir.join("rootfs"))?;

@@ -1,0 +1,326 @@
+//! Networking's leftovers and scale, each test inside a network namespace of its own
+//! (`Env::in_new_netns`): SIGKILL of a monitor, of the `run` CLI, of a monitor mid-start and
+//! of a container's init with its monitor, then `rm -f`, leave no veth, nft rule, lease,
+//! name, host port, cgroup, mount or state; 200 concurrent starts get distinct addresses;
+//! networks are isolated from each other; `--internal` has no way out; removal and prune.
+
+mod cli_support;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use cli_support::{wait_for, Env, NetnsHolder, Served};
+
+/// busybox pulled in the test's own namespace, then an env whose pelagos runs in a new one.
+fn setup() -> (Served, Env, String) {
+    let (served, env, image) = cli_support::served_busybox();
+    (served, env.in_new_netns(), image)
+}
+
+/// `network create --subnet SUBNET EXTRA… NAME`; the network's id.
+fn create_network(env: &Env, name: &str, subnet: &str, extra: &[&str]) -> String {
+    let mut args = vec!["network", "create", "--subnet", subnet];
+    args.extend_from_slice(extra);
+    args.push(name);
+    env.ok(&args);
+    env.ok(&["network", "inspect", "--format", "{{.Id}}", name])
+        .trim()
+        .to_string()
+}
+
+fn inspect(env: &Env, name: &str, format: &str) -> String {
+    env.ok(&["inspect", "--format", format, name])
+        .trim()
+        .to_string()
+}
+
+/// The IPv4 address of container `name` on network `network`.
+fn address_on(env: &Env, name: &str, network: &str) -> String {
+    inspect(
+        env,
+        name,
+        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+    )
+}
+
+/// A JSON file of the store (`null` when missing).
+fn json_file(path: PathBuf) -> serde_json::Value {
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display())),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// `run [-d] --name NAME --network NETWORK -p 8090:80 IMAGE sleep 1000`'s arguments.
+fn run_args(image: &str, name: &str, network: &str, detach: bool) -> Vec<String> {
+    let mut args = vec!["run", "--name", name, "--network", network, "-p", "8090:80"];
+    if detach {
+        args.push("-d");
+    }
+    args.extend_from_slice(&[image, "sleep", "1000"]);
+    args.into_iter().map(str::to_string).collect()
+}
+
+/// That `run`, not waited.
+fn spawn_run(env: &Env, image: &str, name: &str, network: &str, detach: bool) -> Child {
+    env.cmd()
+        .args(run_args(image, name, network, detach))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn pelagos run")
+}
+
+/// That `run -d`, expected to succeed.
+fn run_detached(env: &Env, image: &str, name: &str, network: &str) {
+    let args = run_args(image, name, network, true);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.ok(&args);
+}
+
+/// The pids in container `name`'s record: (monitor, init), 0 for what it has not yet.
+fn pids_of(env: &Env, name: &str) -> Option<(i32, i32)> {
+    let dir = env.root.join("containers");
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let record = json_file(entry.path().join("container.json"));
+        if record["name"].as_str().map(|n| n.trim_start_matches('/')) == Some(name) {
+            let monitor = record["state"]["owner"]["pid"].as_i64().unwrap_or(0) as i32;
+            let init = record["state"]["pid"].as_i64().unwrap_or(0) as i32;
+            return Some((monitor, init));
+        }
+    }
+    None
+}
+
+fn sigkill(pid: i32) {
+    assert!(pid > 0);
+    // SAFETY: kill(2) on a pid this test started or its pelagos started for it.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+}
+
+/// Reaps `child`, killed or not, within 60 s.
+fn reap(mut child: Child) {
+    wait_for("pelagos run to exit", || {
+        child.try_wait().map(|s| s.is_some()).unwrap_or(true)
+    });
+}
+
+/// `rm -f NAME` after a kill: removed, or never made.
+fn force_remove(env: &Env, name: &str) {
+    env.ok(&["ps", "-a"]);
+    let out = env.run(&["rm", "-f", name]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || err.contains("No such container"),
+        "rm -f {name}: {err}"
+    );
+}
+
+/// Nothing of any container is left on network `net` (id `net_id`, subnet `prefix`…0/24)
+/// and in the env: no host veth (the kernel deletes it with the namespace, asynchronously:
+/// polled for 10 s), no container chain or rule naming an address of the subnet but its
+/// own, no lease, no name, no host port, no record, cgroup, mount or state.
+fn assert_nothing_left(env: &Env, net_id: &str, prefix: &str, when: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let veths: Vec<String> = env
+            .holder()
+            .links()
+            .into_iter()
+            .filter(|l| l.starts_with("pl") && !l.starts_with("pl-"))
+            .collect();
+        if veths.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{when}: veths left: {veths:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let table = nft_json(env);
+    let mut strings = Vec::new();
+    collect_strings(&table, &mut strings);
+    let network_address = format!("{prefix}0");
+    let stray: Vec<&String> = strings
+        .iter()
+        .filter(|s| s.starts_with("ports-") || (s.starts_with(prefix) && **s != network_address))
+        .collect();
+    assert!(stray.is_empty(), "{when}: rules left: {stray:?} in {table}");
+    let dir = env.root.join("networks").join(net_id);
+    let leases = json_file(dir.join("leases.json"));
+    assert!(
+        leases["leases"].as_array().is_none_or(|l| l.is_empty()),
+        "{when}: leases left: {leases}"
+    );
+    let names = json_file(dir.join("names.json"));
+    assert!(
+        names.as_object().is_none_or(|n| n.is_empty()),
+        "{when}: names left: {names}"
+    );
+    let ports = json_file(env.root.join("networks/ports.json"));
+    let mut port_strings = Vec::new();
+    collect_strings(&ports, &mut port_strings);
+    assert!(port_strings.is_empty(), "{when}: host ports left: {ports}");
+    let cgroup =
+        PathBuf::from("/sys/fs/cgroup/unified").join(env.cgroup_parent.trim_start_matches('/'));
+    if cgroup.exists() {
+        let out = std::process::Command::new("find")
+            .arg(&cgroup)
+            .arg("-maxdepth")
+            .arg("2")
+            .arg("-name")
+            .arg("cgroup.procs")
+            .output()
+            .unwrap();
+        eprintln!(
+            "{when}: cgroup left: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            eprintln!("{l}: {:?}", std::fs::read_to_string(l));
+        }
+        eprintln!(
+            "containers: {:?} runroot {:?}",
+            std::fs::read_dir(env.root.join("containers")).map(|d| d.count()),
+            std::fs::read_dir(&env.runroot)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+    }
+    env.assert_no_container_leftovers();
+}
+
+/// `nft -j list table inet pelagos` in the holder's namespace (`null` without the table).
+fn nft_json(env: &Env) -> serde_json::Value {
+    let out = env
+        .holder()
+        .cmd("nft")
+        .args(["-j", "list", "table", "inet", "pelagos"])
+        .output()
+        .expect("spawn nft");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Every string value in `v`.
+fn collect_strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        serde_json::Value::Object(o) => o.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
+}
+
+/// What to kill, and when (the delays only pick the moment; the checks are the same).
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    /// The monitor of a running container, `run -d` returned `after` ago.
+    MonitorRunning { after: Duration },
+    /// The foreground, attached `pelagos run`, `after` its start.
+    Cli { after: Duration },
+    /// The monitor, `after` its record names it (the start under way).
+    MonitorStarting { after: Duration },
+    /// The container's init, then its monitor `between` later.
+    InitThenMonitor { between: Duration },
+}
+
+/// One kill of the matrix on network `network`, then `rm -f` and the leftover checks.
+fn kill_and_check(env: &Env, image: &str, network: (&str, &str, &str), n: usize, kill: Kill) {
+    let (name_of_net, net_id, prefix) = network;
+    let name = format!("k{n}");
+    eprintln!("kill {n}: {kill:?}");
+    match kill {
+        Kill::MonitorRunning { after } => {
+            run_detached(env, image, &name, name_of_net);
+            std::thread::sleep(after);
+            let (monitor, _) = pids_of(env, &name).expect("a record");
+            sigkill(monitor);
+        }
+        Kill::Cli { after } => {
+            let child = spawn_run(env, image, &name, name_of_net, false);
+            std::thread::sleep(after);
+            sigkill(child.id() as i32);
+            reap(child);
+        }
+        Kill::MonitorStarting { after } => {
+            let child = spawn_run(env, image, &name, name_of_net, true);
+            let mut monitor = 0;
+            wait_for("the monitor to own the record", || {
+                monitor = pids_of(env, &name).map_or(0, |p| p.0);
+                monitor > 0
+            });
+            std::thread::sleep(after);
+            sigkill(monitor);
+            reap(child);
+        }
+        Kill::InitThenMonitor { between } => {
+            run_detached(env, image, &name, name_of_net);
+            let (monitor, init) = pids_of(env, &name).expect("a record");
+            sigkill(init);
+            std::thread::sleep(between);
+            sigkill(monitor);
+        }
+    }
+    force_remove(env, &name);
+    assert_nothing_left(env, net_id, prefix, &format!("{kill:?}"));
+}
+
+fn kill_matrix(kills: &[Kill]) {
+    let (_served, env, image) = setup();
+    let net_id = create_network(&env, "killnet", "10.81.0.0/24", &[]);
+    for (n, kill) in kills.iter().enumerate() {
+        kill_and_check(&env, &image, ("killnet", &net_id, "10.81.0."), n, *kill);
+    }
+    // After all that the network still works and can go.
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "killnet",
+        "-p",
+        "8090:80",
+        &image,
+        "ip",
+        "-4",
+        "-o",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert!(out.contains("10.81.0."), "{out}");
+    assert_nothing_left(&env, &net_id, "10.81.0.", "after the matrix");
+    assert_eq!(env.ok(&["network", "rm", "killnet"]).trim(), "killnet");
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn killing_a_running_monitor_or_the_run_cli_leaves_nothing_after_rm() {
+    let mut kills = Vec::new();
+    for after in [0, 100] {
+        kills.push(Kill::MonitorRunning { after: ms(after) });
+    }
+    for after in [0, 30, 100, 300, 1000, 3000] {
+        kills.push(Kill::Cli { after: ms(after) });
+    }
+    kill_matrix(&kills);
+}
+
+#[test]
+fn killing_a_starting_monitor_or_init_and_monitor_leaves_nothing_after_rm() {
+    let mut kills = Vec::new();
+    for after in [0, 2, 10, 30, 100] {
+        kills.push(Kill::MonitorStarting { after: ms(after) });
+    }
+    for between in [0, 1, 5, 20] {
+        kills.push(Kill::InitThenMonitor {
+            between: ms(between),
+        });
+    }
+    kill_matrix(&kills);
+}
