@@ -317,3 +317,116 @@ fn killing_a_starting_monitor_or_init_and_monitor_leaves_nothing_after_rm() {
     }
     kill_matrix(&kills);
 }
+
+/// `run -d --name NAME --network NETWORK IMAGE sleep 1000`.
+fn sleeper(env: &Env, image: &str, name: &str, network: &str) {
+    env.ok(&[
+        "run", "-d", "--name", name, "--network", network, image, "sleep", "1000",
+    ]);
+}
+
+/// Whether `exec FROM ping -c1 -W1 IP` gets an answer.
+fn pings(env: &Env, from: &str, ip: &str) -> bool {
+    env.run(&["exec", from, "ping", "-c1", "-W1", ip])
+        .status
+        .success()
+}
+
+#[test]
+fn two_hundred_concurrent_starts_get_distinct_reachable_addresses() {
+    let (_served, env, image) = setup();
+    let net_id = create_network(&env, "many", "10.84.0.0/16", &[]);
+    let names: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    // Four waves of 50 at once: each wave truly concurrent, the machine (2 cores) not
+    // swamped by 200 engines at the same moment.
+    for wave in names.chunks(50) {
+        let children: Vec<(String, Child)> = wave
+            .iter()
+            .map(|name| {
+                let child = env
+                    .cmd()
+                    .args([
+                        "run", "-d", "--name", name, "--network", "many", &image, "sleep",
+                        "100",
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn pelagos run");
+                (name.clone(), child)
+            })
+            .collect();
+        for (name, child) in children {
+            let out = child.wait_with_output().expect("wait pelagos run");
+            assert!(
+                out.status.success(),
+                "run {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    let mut args = vec![
+        "inspect",
+        "--format",
+        "{{.Name}} {{(index .NetworkSettings.Networks \"many\").IPAddress}}",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let listing = env.ok(&args);
+    let addresses: BTreeMap<String, String> = listing
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, ip)| (n.trim_start_matches('/').to_string(), ip.to_string()))
+        .collect();
+    assert_eq!(addresses.len(), 200, "{listing}");
+    let distinct: HashSet<&String> = addresses.values().collect();
+    assert_eq!(distinct.len(), 200, "{listing}");
+    assert!(distinct.iter().all(|ip| ip.starts_with("10.84.")), "{listing}");
+    let dir = env.root.join("networks").join(&net_id);
+    let leases = json_file(dir.join("leases.json"));
+    assert_eq!(leases["leases"].as_array().map(Vec::len), Some(200));
+    // A sample reaches each other.
+    for (from, to) in [("m0", "m199"), ("m199", "m0"), ("m77", "m150"), ("m120", "m3")] {
+        assert!(pings(&env, from, &addresses[to]), "{from} → {to}");
+    }
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    env.ok(&rm);
+    assert_nothing_left(&env, &net_id, "10.84.0.", "after rm -f of 200");
+}
+
+#[test]
+fn networks_are_isolated_from_each_other() {
+    let (_served, env, image) = setup();
+    create_network(&env, "neta", "10.85.0.0/24", &[]);
+    create_network(&env, "netb", "10.86.0.0/24", &[]);
+    sleeper(&env, &image, "a1", "neta");
+    sleeper(&env, &image, "a2", "neta");
+    sleeper(&env, &image, "b1", "netb");
+    env.ok(&[
+        "run", "-d", "--name", "b2", "--network", "netb", &image, "sh", "-c",
+        "mkdir /www && echo b2 > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    let a2 = address_on(&env, "a2", "neta");
+    let b1 = address_on(&env, "b1", "netb");
+    let a1 = address_on(&env, "a1", "neta");
+    let b2 = address_on(&env, "b2", "netb");
+    // Peers on one network reach each other (retried: the bridge's ports settle first).
+    wait_for("a1 to reach a2", || pings(&env, "a1", &a2));
+    wait_for("b1 to reach b2", || pings(&env, "b1", &b2));
+    let body = env.ok(&["exec", "b1", "sh", "-c", &fetch_script(&b2)]);
+    assert!(body.contains("b2"), "{body}");
+    // Across networks: nothing, either way, ping or TCP.
+    assert!(!pings(&env, "a1", &b1), "neta reached netb");
+    assert!(!pings(&env, "b1", &a1), "netb reached neta");
+    let out = env.run(&["exec", "a1", "sh", "-c", &fetch_script(&b2)]);
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(!body.contains("b2"), "neta fetched from netb: {body}");
+    env.ok(&["rm", "-f", "a1", "a2", "b1", "b2"]);
+    env.ok(&["network", "rm", "neta", "netb"]);
+    env.assert_no_container_leftovers();
+}
+
+/// A shell line fetching `http://IP/` with busybox nc (its wget crashes here): the response.
+fn fetch_script(ip: &str) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80")
+}
