@@ -430,3 +430,85 @@ fn networks_are_isolated_from_each_other() {
 fn fetch_script(ip: &str) -> String {
     format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80")
 }
+
+/// A "remote" namespace linked to the holder's: `192.0.2.1/24` on the holder's `vout`,
+/// `192.0.2.2/24` on the remote's `vin`.
+fn remote_of(env: &Env) -> NetnsHolder {
+    let remote = NetnsHolder::start();
+    let pid = remote.pid().to_string();
+    let holder = env.holder();
+    holder.ok(
+        "ip",
+        &["link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", &pid],
+    );
+    holder.ok("ip", &["addr", "add", "192.0.2.1/24", "dev", "vout"]);
+    holder.ok("ip", &["link", "set", "vout", "up"]);
+    remote.ok("ip", &["addr", "add", "192.0.2.2/24", "dev", "vin"]);
+    remote.ok("ip", &["link", "set", "vin", "up"]);
+    remote.ok("ip", &["link", "set", "lo", "up"]);
+    remote
+}
+
+/// A TCP listener on 192.0.2.2:9000 in `remote`, on a thread of its own that joined the
+/// namespace: the peer address of each connection goes to the receiver (for 60 s).
+fn listen_in(remote: &NetnsHolder) -> std::sync::mpsc::Receiver<SocketAddr> {
+    let netns = std::fs::File::open(remote.path()).expect("open remote netns");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(netns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("setns remote");
+        let listener = TcpListener::bind("192.0.2.2:9000").expect("bind 192.0.2.2:9000");
+        listener.set_nonblocking(true).unwrap();
+        ready_tx.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((_, peer)) => {
+                    if tx.send(peer).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    ready_rx.recv().expect("listener ready");
+    rx
+}
+
+/// Whether `exec FROM` connects to 192.0.2.2:9000 (busybox nc).
+fn connects_out(env: &Env, from: &str) -> bool {
+    env.run(&["exec", from, "sh", "-c", "echo hi | nc -w 2 192.0.2.2 9000"])
+        .status
+        .success()
+}
+
+#[test]
+fn an_internal_network_has_no_way_out_and_a_normal_one_is_masqueraded() {
+    let (_served, env, image) = setup();
+    let remote = remote_of(&env);
+    let peers = listen_in(&remote);
+    create_network(&env, "outnet", "10.87.0.0/24", &[]);
+    create_network(&env, "innet", "10.88.0.0/24", &["--internal"]);
+    sleeper(&env, &image, "out", "outnet");
+    sleeper(&env, &image, "in1", "innet");
+    sleeper(&env, &image, "in2", "innet");
+    // A normal network gets out, and the remote sees the host's address (masquerade).
+    wait_for("out to reach the remote", || connects_out(&env, "out"));
+    let peer = peers.recv_timeout(Duration::from_secs(10)).expect("a peer");
+    assert_eq!(peer.ip().to_string(), "192.0.2.1");
+    // An internal one reaches its peers only: no remote, no address of the host's outside
+    // its subnet, no default route.
+    let in2 = address_on(&env, "in2", "innet");
+    wait_for("in1 to reach in2", || pings(&env, "in1", &in2));
+    assert!(!connects_out(&env, "in1"), "an internal network got out");
+    assert!(!pings(&env, "in1", "192.0.2.2"));
+    assert!(!pings(&env, "in1", "192.0.2.1"));
+    let routes = env.ok(&["exec", "in1", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(peers.try_recv().is_err(), "the remote heard from an internal network");
+    env.ok(&["rm", "-f", "out", "in1", "in2"]);
+    env.ok(&["network", "rm", "outnet", "innet"]);
+    env.assert_no_container_leftovers();
+}
