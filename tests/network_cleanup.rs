@@ -321,7 +321,15 @@ fn killing_a_starting_monitor_or_init_and_monitor_leaves_nothing_after_rm() {
 /// `run -d --name NAME --network NETWORK IMAGE sleep 1000`.
 fn sleeper(env: &Env, image: &str, name: &str, network: &str) {
     env.ok(&[
-        "run", "-d", "--name", name, "--network", network, image, "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        network,
+        image,
+        "sleep",
+        "1000",
     ]);
 }
 
@@ -346,7 +354,14 @@ fn two_hundred_concurrent_starts_get_distinct_reachable_addresses() {
                 let child = env
                     .cmd()
                     .args([
-                        "run", "-d", "--name", name, "--network", "many", &image, "sleep",
+                        "run",
+                        "-d",
+                        "--name",
+                        name,
+                        "--network",
+                        "many",
+                        &image,
+                        "sleep",
                         "100",
                     ])
                     .stdout(Stdio::null())
@@ -380,12 +395,20 @@ fn two_hundred_concurrent_starts_get_distinct_reachable_addresses() {
     assert_eq!(addresses.len(), 200, "{listing}");
     let distinct: HashSet<&String> = addresses.values().collect();
     assert_eq!(distinct.len(), 200, "{listing}");
-    assert!(distinct.iter().all(|ip| ip.starts_with("10.84.")), "{listing}");
+    assert!(
+        distinct.iter().all(|ip| ip.starts_with("10.84.")),
+        "{listing}"
+    );
     let dir = env.root.join("networks").join(&net_id);
     let leases = json_file(dir.join("leases.json"));
     assert_eq!(leases["leases"].as_array().map(Vec::len), Some(200));
     // A sample reaches each other.
-    for (from, to) in [("m0", "m199"), ("m199", "m0"), ("m77", "m150"), ("m120", "m3")] {
+    for (from, to) in [
+        ("m0", "m199"),
+        ("m199", "m0"),
+        ("m77", "m150"),
+        ("m120", "m3"),
+    ] {
         assert!(pings(&env, from, &addresses[to]), "{from} → {to}");
     }
     let mut rm = vec!["rm", "-f"];
@@ -403,7 +426,15 @@ fn networks_are_isolated_from_each_other() {
     sleeper(&env, &image, "a2", "neta");
     sleeper(&env, &image, "b1", "netb");
     env.ok(&[
-        "run", "-d", "--name", "b2", "--network", "netb", &image, "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "b2",
+        "--network",
+        "netb",
+        &image,
+        "sh",
+        "-c",
         "mkdir /www && echo b2 > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
     let a2 = address_on(&env, "a2", "neta");
@@ -439,7 +470,9 @@ fn remote_of(env: &Env) -> NetnsHolder {
     let holder = env.holder();
     holder.ok(
         "ip",
-        &["link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", &pid],
+        &[
+            "link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns", &pid,
+        ],
     );
     holder.ok("ip", &["addr", "add", "192.0.2.1/24", "dev", "vout"]);
     holder.ok("ip", &["link", "set", "vout", "up"]);
@@ -507,8 +540,82 @@ fn an_internal_network_has_no_way_out_and_a_normal_one_is_masqueraded() {
     assert!(!pings(&env, "in1", "192.0.2.1"));
     let routes = env.ok(&["exec", "in1", "ip", "route"]);
     assert!(!routes.contains("default"), "{routes}");
-    assert!(peers.try_recv().is_err(), "the remote heard from an internal network");
+    assert!(
+        peers.try_recv().is_err(),
+        "the remote heard from an internal network"
+    );
     env.ok(&["rm", "-f", "out", "in1", "in2"]);
     env.ok(&["network", "rm", "outnet", "innet"]);
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn a_network_in_use_is_not_removed_and_rm_of_several_removes_the_free_ones() {
+    let (_served, env, image) = setup();
+    let busy_id = create_network(&env, "busy", "10.89.0.0/24", &[]);
+    create_network(&env, "free1", "10.90.0.0/24", &[]);
+    create_network(&env, "free2", "10.91.0.0/24", &[]);
+    sleeper(&env, &image, "user", "busy");
+    let want = format!(
+        "Error response from daemon: error while removing network: network busy id {busy_id} has active endpoints"
+    );
+    let (code, err) = env.fail(&["network", "rm", "busy"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.trim(), want);
+    let out = env.run(&["network", "rm", "free1", "busy", "free2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "free1\nfree2\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), want);
+    let names = env.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(names.lines().any(|n| n == "busy"), "{names}");
+    assert!(!names.contains("free"), "{names}");
+    // Still whole: its container keeps its address, a new one joins.
+    sleeper(&env, &image, "user2", "busy");
+    let ip = address_on(&env, "user", "busy");
+    wait_for("user2 to reach user", || pings(&env, "user2", &ip));
+    env.ok(&["rm", "-f", "user", "user2"]);
+    assert_eq!(env.ok(&["network", "rm", "busy"]).trim(), "busy");
+    env.assert_no_container_leftovers();
+}
+
+#[test]
+fn network_prune_and_system_prune_remove_unused_networks() {
+    let (_served, env, image) = setup();
+    create_network(&env, "unused", "10.92.0.0/24", &[]);
+    let used_id = create_network(&env, "used", "10.93.0.0/24", &[]);
+    sleeper(&env, &image, "user", "used");
+    let bridge = env
+        .ok(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{index .Options \"com.docker.network.bridge.name\"}}",
+            "used",
+        ])
+        .trim()
+        .to_string();
+    let bridge = if bridge.is_empty() || bridge == "<no value>" {
+        format!("pl-{}", &used_id[..12])
+    } else {
+        bridge
+    };
+    assert!(env.holder().links().contains(&bridge), "{bridge}");
+    let out = env.ok(&["network", "prune", "-f"]);
+    assert_eq!(out, "Deleted Networks:\nunused\n\n");
+    let names = env.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(names.lines().any(|n| n == "used"), "{names}");
+    // Once its container is stopped, system prune takes the container and the network,
+    // with its bridge and rules.
+    env.ok(&["stop", "-t", "1", "user"]);
+    let out = env.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Deleted Networks:\nused\n"), "{out}");
+    let names = env.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !names.lines().any(|n| n == "used" || n == "unused"),
+        "{names}"
+    );
+    assert!(!env.holder().links().contains(&bridge), "{bridge} left");
+    assert!(nft_json(&env).is_null(), "{}", nft_json(&env));
+    assert!(!env.root.join("networks").join(&used_id).exists());
     env.assert_no_container_leftovers();
 }

@@ -237,7 +237,10 @@ impl Containers {
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if name.as_encoded_bytes().starts_with(CREATING_PREFIX.as_bytes()) {
+            if name
+                .as_encoded_bytes()
+                .starts_with(CREATING_PREFIX.as_bytes())
+            {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
