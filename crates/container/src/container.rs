@@ -304,8 +304,9 @@ impl Runtime {
         let linux = &prepared.linux;
         let dir = self.make_state_dir(&opts.id)?;
         let mut guard = CreateGuard::new(dir.clone());
-        let cg = make_cgroup(opts, &bundle.spec, linux, &mut guard)?;
-        let mut handles = write_frozen_config_and_fifo(opts, &bundle, linux, &dir, for_run)?;
+        freeze_config(opts, &bundle, &dir)?;
+        let cg = make_cgroup(opts, &bundle, linux, &dir, &mut guard)?;
+        let mut handles = write_fifo(&bundle, linux, &dir, for_run)?;
         handles.parent_death = prepared.parent_death;
         let channels = open_console_and_sync(opts, prepared.terminal)?;
         let mut init = clone_init(opts, &bundle, &cg, prepared.seccomp, handles, channels)?;
@@ -707,14 +708,17 @@ struct CgroupSetup {
     skip_unavailable: bool,
 }
 
-/// Step 6: resolve and check the cgroup, then create it, apply the limits and open its
+/// Step 6: resolve and check the cgroup, then create it (a provisional state.json naming it at
+/// once, the config being frozen already), apply the limits and open its
 /// directory for the clone; with a systemd scope all that waits for the init's pid.
 fn make_cgroup(
     opts: &CreateOptions,
-    spec: &Spec,
+    bundle: &Bundle,
     linux: &oci_spec::runtime::Linux,
+    dir: &Path,
     guard: &mut CreateGuard,
 ) -> Result<CgroupSetup> {
+    let spec = &bundle.spec;
     let skip_unavailable = spec
         .annotations()
         .as_ref()
@@ -740,6 +744,7 @@ fn make_cgroup(
     } else {
         cg.create()?;
         guard.cgroup = Some(cg.clone());
+        saved_state(opts, bundle, Some(&cg), false, 0).save(dir)?;
         cg.apply(&res, skip_unavailable)?;
         setup.fd = Some(cg.open_dir_fd()?);
     }
@@ -787,16 +792,14 @@ struct InitHandles {
     parent_death: Option<ParentDeath>,
 }
 
-/// Step 7: freeze config.json into the state directory, make the exec fifo (`create` only),
+/// Step 7: make the exec fifo (`create` only) (config.json was frozen before the cgroup),
 /// give fds 0-2 to the container's user, and open the pair for bind mount sources.
-fn write_frozen_config_and_fifo(
-    opts: &CreateOptions,
+fn write_fifo(
     bundle: &Bundle,
     linux: &oci_spec::runtime::Linux,
     dir: &Path,
     for_run: bool,
 ) -> Result<InitHandles> {
-    freeze_config(opts, bundle, dir)?;
     let ns = &bundle.namespaces;
     let host_root = if ns.creates(LinuxNamespaceType::User) {
         crate::userns::host_root(linux)
@@ -1045,11 +1048,30 @@ fn send_go(
     cg: &CgroupSetup,
     init: &Cloned,
 ) -> Result<(SavedState, Vec<u8>)> {
-    let cgroup = cg.cgroup.as_ref();
-    let saved = SavedState {
+    let saved = saved_state(opts, bundle, cg.cgroup.as_ref(), cg.systemd_scope, init.pid);
+    let state_json = state_json(&saved, Status::Creating);
+    init.sync.send_payload(Msg::Go, &state_json)?;
+    Ok((saved, state_json))
+}
+
+/// The state of a container whose init is `pid`. Saved first with pid 0 right after the
+/// cgroup is made (step 6, the config frozen before it), before any process exists: a
+/// `delete --force` after a create that was killed (SIGKILL runs no guard) then finds the
+/// cgroup to remove.
+fn saved_state(
+    opts: &CreateOptions,
+    bundle: &Bundle,
+    cgroup: Option<&Cgroup>,
+    systemd_scope: bool,
+    pid: i32,
+) -> SavedState {
+    SavedState {
         id: opts.id.clone(),
-        pid: init.pid,
-        pid_start_time: sys::process_start_time(init.pid).unwrap_or(0),
+        pid,
+        pid_start_time: match pid {
+            0 => 0,
+            p => sys::process_start_time(p).unwrap_or(0),
+        },
         bundle: bundle.dir.clone(),
         rootfs: bundle.rootfs.clone(),
         created: state::now_rfc3339_nano(),
@@ -1057,13 +1079,10 @@ fn send_go(
         owner: String::new(),
         cgroup: cgroup.map(|c| c.relative().to_string()).unwrap_or_default(),
         cgroup_owned_levels: cgroup.map(|c| c.owned_levels()).unwrap_or(0),
-        systemd_scope: cg.systemd_scope,
+        systemd_scope,
         own_pid_ns: bundle.namespaces.creates(LinuxNamespaceType::Pid),
         started: false,
-    };
-    let state_json = state_json(&saved, Status::Creating);
-    init.sync.send_payload(Msg::Go, &state_json)?;
-    Ok((saved, state_json))
+    }
 }
 
 /// Step 13: serve the init until it is parked: hand a seccomp listener to the agent, run the

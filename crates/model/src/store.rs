@@ -20,6 +20,9 @@ pub const RECORD_FILE: &str = "container.json";
 pub const OWNER_LOCK_FILE: &str = "owner.lock";
 /// Prefix of a directory being removed (renamed first, so the name is free at once).
 const REMOVING_PREFIX: &str = ".removing-";
+/// Prefix of a new container's directory until its record is complete (then renamed to its
+/// id, so a creator killed midway leaves no record without its file).
+const CREATING_PREFIX: &str = ".creating-";
 
 /// The directory of all container records.
 #[derive(Debug, Clone)]
@@ -210,13 +213,37 @@ impl Containers {
             }
             None => generate_name(record.id.as_str(), |n| taken.iter().any(|r| r.name == n)),
         };
+        self.sweep_created();
         let dir = self.dir_of(&record.id);
-        fs::create_dir(&dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-        if let Err(e) = write_record(&dir, &record) {
-            let _ = fs::remove_dir_all(&dir);
+        let staging = self.dir.join(format!("{CREATING_PREFIX}{}", record.id));
+        fs::create_dir(&staging)
+            .map_err(|e| Error::io(format!("create {}", staging.display()), e))?;
+        let placed = write_record(&staging, &record).and_then(|()| {
+            fs::rename(&staging, &dir)
+                .map_err(|e| Error::io(format!("create {}", dir.display()), e))
+        });
+        if let Err(e) = placed {
+            let _ = fs::remove_dir_all(&staging);
             return Err(e);
         }
         Ok(record)
+    }
+
+    /// Deletes the staging directories of creators killed before they renamed theirs into
+    /// place. Under the store's lock, which every creator holds from first to last step.
+    fn sweep_created(&self) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name
+                .as_encoded_bytes()
+                .starts_with(CREATING_PREFIX.as_bytes())
+            {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
     }
 
     /// Gives container `id` the name `new`, which must be free (checked and taken under the

@@ -330,6 +330,11 @@ impl Endpoint {
                 }
             }
         }
+        // An internal network has no way out: no default route either (Docker sets no
+        // gateway on its endpoints), so even the host's own other addresses are unreachable.
+        if self.network.internal {
+            gateways.clear();
+        }
         Attachment {
             bridge,
             host_veth_name,

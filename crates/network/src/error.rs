@@ -95,6 +95,9 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
+    /// Undoing a removed network's bridge or rules failed (the record is kept).
+    #[error("{0}")]
+    Teardown(String),
     /// A prune filter that does not parse.
     #[error(transparent)]
     Filter(#[from] pelagos_model::filters::FilterError),
@@ -129,7 +132,7 @@ impl Error {
             | Error::NoFreePool
             | Error::PortAllocated { .. }
             | Error::PortsExhausted => ErrorKind::Conflict,
-            Error::Corrupt { .. } | Error::Io { .. } => ErrorKind::Internal,
+            Error::Corrupt { .. } | Error::Io { .. } | Error::Teardown(_) => ErrorKind::Internal,
         }
     }
 }

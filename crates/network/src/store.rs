@@ -200,6 +200,17 @@ impl Networks {
 
     /// Removes a network nobody uses (Docker's "has active endpoints" while leases exist).
     pub fn remove(&self, term: &str) -> Result<NetworkRecord> {
+        self.remove_with(term, |_| Ok(()))
+    }
+
+    /// [`Networks::remove`], running `teardown` (the bridge, the rules) first, under the
+    /// store's and the network's leases lock (no container can join meanwhile): the record
+    /// goes only once it succeeded, so a failure leaves the record to retry with.
+    pub fn remove_with(
+        &self,
+        term: &str,
+        teardown: impl FnOnce(&NetworkRecord) -> Result<()>,
+    ) -> Result<NetworkRecord> {
         let network = self.get(term)?;
         if network.is_predefined() {
             return Err(Error::Predefined(format!(
@@ -220,6 +231,7 @@ impl Networks {
                     id: network.id.clone(),
                 });
             }
+            teardown(&network)?;
             fs::rename(&dir, &trash)
                 .map_err(|e| Error::io(format!("remove {}", dir.display()), e))?;
         }
@@ -231,13 +243,22 @@ impl Networks {
     /// Removes the user networks nobody uses that `filter` selects (`label`, `label!`,
     /// `until`); returns them.
     pub fn prune(&self, filter: &PruneFilter) -> Result<Vec<NetworkRecord>> {
+        self.prune_with(filter, |_| Ok(()))
+    }
+
+    /// [`Networks::prune`], each network's `teardown` run as [`Networks::remove_with`] does.
+    pub fn prune_with(
+        &self,
+        filter: &PruneFilter,
+        mut teardown: impl FnMut(&NetworkRecord) -> Result<()>,
+    ) -> Result<Vec<NetworkRecord>> {
         let mut removed = Vec::new();
         for network in self.stored()? {
             let created = humantime::parse_rfc3339_weak(&network.created).ok();
             if network.is_predefined() || !filter.selects(&network.labels, created) {
                 continue;
             }
-            match self.remove(&network.id) {
+            match self.remove_with(&network.id, &mut teardown) {
                 Ok(r) => removed.push(r),
                 Err(Error::ActiveEndpoints { .. }) | Err(Error::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -549,6 +570,26 @@ mod tests {
             "host is a pre-defined network and cannot be removed"
         );
         n.remove(&app.id[..8]).unwrap();
+        assert!(n.get("app").is_err());
+    }
+
+    #[test]
+    fn a_failed_teardown_keeps_the_record_to_retry_with() {
+        let d = tempfile::tempdir().unwrap();
+        let n = Networks::open(d.path()).unwrap();
+        let app = n.create(&request("app", ""), &[]).unwrap();
+        let e = n
+            .remove_with("app", |_| Err(Error::Teardown("bridge busy".into())))
+            .unwrap_err();
+        assert_eq!(e.to_string(), "bridge busy");
+        assert_eq!(n.get("app").unwrap().id, app.id);
+        let mut seen = Vec::new();
+        n.remove_with("app", |r| {
+            seen.push(r.name.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["app"]);
         assert!(n.get("app").is_err());
     }
 

@@ -58,13 +58,29 @@ pub(crate) fn gone(engine: &Engine, record: &ContainerRecord) -> bool {
     }
 }
 
+/// Whether the container is gone, or its monitor within a moment: a monitor killed while it
+/// answers resets the connection a little before the kernel frees its owner lock.
+pub(crate) fn gone_soon(engine: &Engine, record: &ContainerRecord) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !gone(engine, record) {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    true
+}
+
 /// What a container without a monitor may still hold: its runtime state and cgroup (the
 /// process itself died with the monitor, or is killed here), the root filesystem mount and
 /// the control socket's file.
 pub(crate) fn release_resources(engine: &Engine, record: &ContainerRecord) -> Result<()> {
     let runtime = engine.runtime();
-    if runtime.load(&record.id).is_ok() {
-        runtime.delete(&record.id, true)?;
+    match runtime.load(&record.id) {
+        // A monitor killed during `create` leaves a state directory without its state
+        // file: the forced delete removes that too.
+        Ok(_) | Err(pelagos_container::Error::NotFound(_)) => runtime.delete(&record.id, true)?,
+        Err(_) => {}
     }
     let dir = engine.containers().dir_of(&record.id);
     unmount(&dir.join("rootfs"))?;

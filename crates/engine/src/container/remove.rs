@@ -26,7 +26,7 @@ pub fn remove(engine: &Engine, name_or_id: &str, force: bool, volumes: bool) -> 
                 Ok(Reply::Removed) => Ok(()),
                 Ok(other) => Err(Error::Task(format!("the monitor answered {other:?} to rm"))),
                 // It ended meanwhile: finish below on the next round.
-                Err(_) if super::reconcile::gone(engine, &record) => continue,
+                Err(_) if super::reconcile::gone_soon(engine, &record) => continue,
                 Err(e) => Err(e.into()),
             };
         }

@@ -70,12 +70,17 @@ pub fn inspect(engine: &Engine, term: &str) -> Result<NetworkResource> {
     Ok(record.resource(containers))
 }
 
-/// `network rm` of one network (refused while containers use it); a `destroy` event.
+/// `network rm` of one network (refused while containers use it): its bridge and rules
+/// undone first, the record removed once they are; a `destroy` event.
 pub fn remove(engine: &Engine, term: &str) -> Result<NetworkRecord> {
-    let record = networks_ready(engine)?.remove(term)?;
-    teardown(&record)?;
+    let record = networks_ready(engine)?.remove_with(term, teardown_for_store)?;
     engine.emit(&event("destroy", &record));
     Ok(record)
+}
+
+/// [`teardown`] with its error as the store's, which then keeps the record.
+fn teardown_for_store(record: &NetworkRecord) -> pelagos_network::Result<()> {
+    teardown(record).map_err(|e| pelagos_network::Error::Teardown(e.to_string()))
 }
 
 /// What a removed network left in the host's network namespace once a container used it:
@@ -107,9 +112,8 @@ pub fn remove_many<S: AsRef<str>>(engine: &Engine, terms: &[S]) -> Vec<Result<Ne
 pub fn prune(engine: &Engine, filter: &PruneFilter) -> Result<Vec<NetworkRecord>> {
     let networks = engine.networks();
     networks.sweep_removed();
-    let removed = networks.prune(filter)?;
+    let removed = networks.prune_with(filter, teardown_for_store)?;
     for record in &removed {
-        teardown(record)?;
         engine.emit(&event("destroy", record));
     }
     Ok(removed)
