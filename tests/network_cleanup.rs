@@ -619,3 +619,27 @@ fn network_prune_and_system_prune_remove_unused_networks() {
     assert!(!env.root.join("networks").join(&used_id).exists());
     env.assert_no_container_leftovers();
 }
+
+#[test]
+fn a_bridge_left_by_a_set_up_cut_short_is_set_up_again() {
+    // A monitor killed after making the network's bridge but before its rules left just the
+    // bridge: the next start must still make the rules (found by the kill matrix).
+    let (_served, env, image) = setup();
+    create_network(
+        &env,
+        "cut",
+        "10.81.0.0/24",
+        &["--opt", "com.docker.network.bridge.name=pl-cut"],
+    );
+    env.holder()
+        .ok("ip", &["link", "add", "pl-cut", "type", "bridge"]);
+    let args = run_args(&image, "web", "cut", true);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    env.ok(&args);
+    let table = nft_json(&env).to_string();
+    assert!(table.contains("pl-cut"), "the network's rules: {table}");
+    assert!(table.contains("ports-"), "the container's ports: {table}");
+    force_remove(&env, "web");
+    env.ok(&["network", "rm", "cut"]);
+    env.assert_no_container_leftovers();
+}

@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 
 /// Held while a network's bridge is set up, so that concurrent first starts make it once.
 const BRIDGE_LOCK: &str = "bridge.lock";
+/// Written in a network's directory once its bridge, addresses and rules are all made: the
+/// bridge's index.
+const BRIDGE_READY: &str = "bridge.ready";
 /// Docker's MTU option of a network.
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 
@@ -213,7 +216,7 @@ impl Endpoint {
     pub fn attach(&mut self, pid: i32) -> Result<()> {
         let bridge = self.bridge()?.to_string();
         let mut netlink = Netlink::open()?;
-        if netlink.link_index(&bridge)?.is_none() {
+        if !self.bridge_ready(&mut netlink, &bridge)? {
             self.set_up_bridge(&mut netlink, &bridge)?;
         }
         let netns_path = format!("/proc/{pid}/ns/net");
@@ -275,10 +278,15 @@ impl Endpoint {
 
     /// The network's bridge with the gateways' addresses, its firewall rules and, for a
     /// network that is not `--internal`, IP forwarding (recorded when pelagos turned it on).
-    /// Under the network's bridge lock: concurrent first starts make it once.
+    /// Under the network's bridge lock: concurrent first starts make it once. Every step is
+    /// idempotent, so a set-up cut short (its monitor killed) is simply done again; the ready
+    /// file, written last with the bridge's index, says it was finished for that bridge.
     fn set_up_bridge(&self, netlink: &mut Netlink, bridge: &str) -> Result<()> {
         let dir = self.networks.dir_of(&self.network);
         let _lock = lock(&dir.join(BRIDGE_LOCK))?;
+        if self.bridge_ready(netlink, bridge)? {
+            return Ok(());
+        }
         let index = netlink.ensure_bridge(bridge, self.mtu())?;
         for pool in &self.network.ipam.config {
             let address = IpNet::new(pool.gateway, pool.subnet.prefix_len())
@@ -300,7 +308,19 @@ impl Endpoint {
                     .map_err(|e| Error::io(format!("write {}", path.display()), e))?;
             }
         }
-        Ok(())
+        let ready = dir.join(BRIDGE_READY);
+        fs::write(&ready, index.to_string())
+            .map_err(|e| Error::io(format!("write {}", ready.display()), e))
+    }
+
+    /// Whether the bridge exists and its set-up was finished (the ready file names its
+    /// index: a bridge made again, after a reboot or by hand, is set up again).
+    fn bridge_ready(&self, netlink: &mut Netlink, bridge: &str) -> Result<bool> {
+        let Some(index) = netlink.link_index(bridge)? else {
+            return Ok(false);
+        };
+        let ready = self.networks.dir_of(&self.network).join(BRIDGE_READY);
+        Ok(fs::read_to_string(ready).is_ok_and(|text| text.trim() == index.to_string()))
     }
 
     fn mtu(&self) -> Option<u32> {
