@@ -117,13 +117,14 @@ fn default_bridge_containers_reach_each_other_the_gateway_and_the_host() {
     assert!(table.contains("masquerade"), "{table}");
     env.ok(&["rm", "-f", "ca", "cb", "web"]);
     assert!(leases(&env, "bridge").is_empty());
-    let links = env.holder().links();
-    assert!(
-        links
+    // The veths go with the containers' namespaces, a little after them; the bridge stays.
+    wait_for("the veths to go with the namespaces", || {
+        env.holder()
+            .links()
             .iter()
-            .all(|l| !l.starts_with("pl") || l.starts_with("pl-")),
-        "{links:?}"
-    );
+            .all(|l| !l.starts_with("pl") || l.starts_with("pl-"))
+    });
+    let links = env.holder().links();
     assert!(links.contains(&"pelagos0".to_string()), "{links:?}");
     env.assert_no_container_leftovers();
 }
