@@ -33,19 +33,22 @@
 //! sets it without its proxy): where br_netfilter is loaded, the DNAT'd packet is bridged
 //! back out of the port it came in by.
 
+mod bytecode;
 mod error;
 mod expr;
 mod firewall;
 mod layout;
 mod listing;
 mod network;
+mod nfmsg;
+mod nfsock;
 mod nft;
 mod ports;
 mod sysctl;
 mod types;
 
 pub use error::{Error, Result};
-pub use firewall::Firewall;
+pub use firewall::{Firewall, PublishedRules};
 pub use layout::TABLE;
 pub use sysctl::{enable_ip_forward, enable_route_localnet, ip_forward, set_ip_forward, IpForward};
 pub use types::{NetworkRules, PortRule, Proto};
