@@ -153,8 +153,11 @@ mod tests {
     use crate::nfmsg::parse_attrs;
     use crate::types::Proto;
 
-    /// Each expression's name and its data's attributes.
-    fn decode(exprs: &Exprs) -> Vec<(String, Vec<(u16, Vec<u8>)>)> {
+    /// An expression's name and its data's attributes.
+    type Decoded = (String, Vec<(u16, Vec<u8>)>);
+
+    /// Each expression, decoded.
+    fn decode(exprs: &Exprs) -> Vec<Decoded> {
         parse_attrs(exprs.0.as_bytes())
             .into_iter()
             .map(|(_, elem)| {
