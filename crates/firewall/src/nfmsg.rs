@@ -107,7 +107,7 @@ impl Attrs {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Message {
     pub kind: Kind,
-    /// `NLM_F_*` beyond `REQUEST | ACK`.
+    /// `NLM_F_*` beyond `REQUEST` (and `ACK` on a batch's last).
     pub flags: u16,
     pub attrs: Attrs,
 }
@@ -174,9 +174,10 @@ pub(crate) fn del_rule(table: &str, chain: &str, handle: Option<u64>) -> Message
     }
 }
 
-/// The datagram of one transaction: BATCH_BEGIN, the messages numbered from `first_seq`
-/// (each asking for an ack), BATCH_END. Returns it with the sequence number after the
-/// last one used.
+/// The datagram of one transaction: BATCH_BEGIN, the messages numbered from `first_seq`,
+/// BATCH_END. Only the last message asks for an ack: the kernel reports every failed one
+/// anyway, and a thousand acks would overflow the socket's receive buffer. Returns the
+/// datagram with the sequence number after the last one used.
 pub(crate) fn batch(messages: &[Message], first_seq: u32) -> (Vec<u8>, u32) {
     let mut out = Vec::new();
     let mut seq = first_seq;
@@ -189,9 +190,14 @@ pub(crate) fn batch(messages: &[Message], first_seq: u32) -> (Vec<u8>, u32) {
         [0, 0, subsys[0], subsys[1]],
         &[],
     );
-    for message in messages {
+    for (index, message) in messages.iter().enumerate() {
         seq = seq.wrapping_add(1);
-        let flags = F_REQUEST | F_ACK | message.flags;
+        let ack = if index + 1 == messages.len() {
+            F_ACK
+        } else {
+            0
+        };
+        let flags = F_REQUEST | ack | message.flags;
         let nfgen = [FAMILY_INET, 0, 0, 0];
         push(
             &mut out,
@@ -292,7 +298,7 @@ mod tests {
             types,
             vec![
                 (0x10, F_REQUEST, 100),
-                (0x0a03, F_REQUEST | F_ACK | F_CREATE, 101),
+                (0x0a03, F_REQUEST | F_CREATE, 101),
                 (0x0a08, F_REQUEST | F_ACK, 102),
                 (0x11, F_REQUEST, 103),
             ]

@@ -71,38 +71,33 @@ impl NfSocket {
         })
     }
 
-    /// Sends `messages` as one transaction (all or nothing) and waits for the kernel's
-    /// acks; the first error refused is returned, as `action` failing.
+    /// Sends `messages` as one transaction (all or nothing) and waits for the kernel's ack
+    /// of the last, sent once the batch is committed; the first error refused is returned,
+    /// as `action` failing.
     pub fn transact(&mut self, action: &str, messages: &[Message]) -> Result<Vec<Echo>> {
         let fail = |source| Error::Netlink {
             action: action.to_owned(),
             source,
         };
-        let first = self.next_seq.wrapping_add(1);
-        let (datagram, next) = nfmsg::batch(messages, self.next_seq);
+        let begin = self.next_seq;
+        let (datagram, next) = nfmsg::batch(messages, begin);
         self.next_seq = next;
         if datagram.len() > DEFAULT_SNDBUF {
             set_send_buffer(&self.socket, datagram.len());
         }
         self.socket.send(&datagram, 0).map_err(fail)?;
-        let mut echoes = Vec::new();
-        let mut acked = 0;
-        while acked < messages.len() {
+        let mut batch = Batch {
+            begin,
+            count: messages.len(),
+            committed: messages.is_empty(),
+            echoes: Vec::new(),
+        };
+        while !batch.committed {
             for reply in self.receive().map_err(fail)? {
-                let index = reply.seq.wrapping_sub(first) as usize;
-                if index >= messages.len() {
-                    continue; // a late answer to an earlier, failed batch
-                }
-                match reply.kind {
-                    Reply::Ack(0) => acked += 1,
-                    Reply::Ack(errno) => {
-                        return Err(fail(std::io::Error::from_raw_os_error(errno)))
-                    }
-                    Reply::Message(attrs) => echoes.push(Echo { index, attrs }),
-                }
+                batch.file(reply).map_err(fail)?;
             }
         }
-        Ok(echoes)
+        Ok(batch.echoes)
     }
 
     /// Reads one datagram's messages.
@@ -116,6 +111,38 @@ impl NfSocket {
             }
         };
         Ok(split(&self.recv_buf[..size.min(self.recv_buf.len())]))
+    }
+}
+
+/// A batch awaiting its commit: sequence numbers `begin` (BATCH_BEGIN), `begin + 1 ..=
+/// begin + count` (its messages), `begin + count + 1` (BATCH_END).
+struct Batch {
+    begin: u32,
+    count: usize,
+    committed: bool,
+    echoes: Vec<Echo>,
+}
+
+impl Batch {
+    /// Takes in one reply: an error on any of the batch's sequence numbers (a refusal of
+    /// the whole batch, such as EPERM, comes on BATCH_BEGIN's) fails it.
+    fn file(&mut self, reply: Received) -> std::io::Result<()> {
+        let offset = reply.seq.wrapping_sub(self.begin) as usize;
+        if offset > self.count + 1 {
+            return Ok(()); // a late answer to an earlier, failed batch
+        }
+        match reply.kind {
+            Reply::Ack(0) => self.committed |= offset == self.count,
+            Reply::Ack(errno) => return Err(std::io::Error::from_raw_os_error(errno)),
+            Reply::Message(attrs) if offset >= 1 && offset <= self.count => {
+                self.echoes.push(Echo {
+                    index: offset - 1,
+                    attrs,
+                })
+            }
+            Reply::Message(_) => {}
+        }
+        Ok(())
     }
 }
 
@@ -213,8 +240,8 @@ mod tests {
         datagram.extend(&[99, 0, 0, 0, 1]); // truncated
         let got = split(&datagram);
         assert_eq!(
-            got,
-            vec![
+            got[..],
+            [
                 Received {
                     seq: 3,
                     kind: Reply::Ack(2)
@@ -229,5 +256,31 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_is_committed_by_its_last_ack_and_failed_by_any_error() {
+        let reply = |seq, kind| Received { seq, kind };
+        let mut batch = Batch {
+            begin: 10,
+            count: 2,
+            committed: false,
+            echoes: Vec::new(),
+        };
+        batch.file(reply(3, Reply::Ack(1))).unwrap(); // an earlier batch's
+        batch.file(reply(12, Reply::Message(vec![7]))).unwrap();
+        batch.file(reply(11, Reply::Ack(0))).unwrap();
+        assert!(!batch.committed);
+        batch.file(reply(12, Reply::Ack(0))).unwrap();
+        assert!(batch.committed);
+        assert_eq!(
+            batch.echoes,
+            [Echo {
+                index: 1,
+                attrs: vec![7]
+            }]
+        );
+        let err = batch.file(reply(10, Reply::Ack(libc::EPERM))).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
     }
 }

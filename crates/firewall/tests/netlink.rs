@@ -112,3 +112,21 @@ fn a_refused_batch_leaves_nothing_and_says_why() {
     assert!(err.to_string().contains("No such file"), "{err}");
     assert!(ns.pelagos_table().is_none());
 }
+
+#[test]
+fn a_thousand_ports_go_in_one_batch() {
+    let (ns, fw) = setup();
+    let many: Vec<PortRule> = (20000..21000)
+        .map(|p| port(None, p, "10.88.0.2", Proto::Tcp))
+        .collect();
+    let published = ns.run(|| fw.add_ports("c1", &many)).unwrap();
+    assert!(
+        matches!(published, PublishedRules::Jump { .. }),
+        "{published:?}"
+    );
+    let table = ns.pelagos_table().unwrap();
+    let dnats = rules(&table).iter().filter(|r| r.0 == "ports-c1").count();
+    assert_eq!(dnats, 1000);
+    ns.run(|| fw.remove_ports_known("c1", &published)).unwrap();
+    assert!(!chains(&ns.pelagos_table().unwrap()).contains(&"ports-c1".to_owned()));
+}
