@@ -1,5 +1,5 @@
 //! A container's port rules as nf_tables expressions, the bytecode `nft` makes of
-//! [`crate::ports`]'s JSON rules (`nft --debug=netlink` shows it), so that both list alike.
+//! [`crate::ports`]'s JSON rules (`nft --debug=netlink,mnl` shows it): both list alike.
 
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -30,6 +30,8 @@ const TRANSPORT_HEADER: u32 = 2;
 /// `NFT_CMP_*` operators.
 const CMP_EQ: u32 = 0;
 const CMP_NEQ: u32 = 1;
+const CMP_LTE: u32 = 3;
+const CMP_GTE: u32 = 5;
 /// `NFT_NAT_DNAT` and `NF_NAT_RANGE_PROTO_SPECIFIED`.
 const NAT_DNAT: u32 = 1;
 const NAT_PROTO_SPECIFIED: u32 = 2;
@@ -86,9 +88,9 @@ impl Exprs {
     }
 }
 
-/// The expressions of [`crate::ports`]'s DNAT rule for a single port. Not for a range
-/// (`port.host_port_end` is not read): its port map is an anonymous set, left to `nft`.
-pub(crate) fn dnat_rule(port: &PortRule) -> Exprs {
+/// The expressions of [`crate::ports`]'s DNAT rule; for a range, `map_id` is the batch's
+/// id of its port map ([`crate::nfmsg::new_port_map`]).
+pub(crate) fn dnat_rule(port: &PortRule, map_id: u32) -> Exprs {
     let mut e = Exprs::default();
     let v4 = port.container_ip.is_ipv4();
     e.meta(META_NFPROTO).cmp(CMP_EQ, &[if v4 { 2 } else { 10 }]);
@@ -102,17 +104,30 @@ pub(crate) fn dnat_rule(port: &PortRule) -> Exprs {
         e.payload(REG_1, NETWORK_HEADER, offset, len).cmp(op, &addr);
     }
     e.meta(META_L4PROTO).cmp(CMP_EQ, &[port.proto.number()]);
-    e.payload(REG_1, TRANSPORT_HEADER, 2, 2)
-        .cmp(CMP_EQ, &port.host_port.to_be_bytes())
-        .immediate(REG_1, &addr_bytes(port.container_ip))
-        .immediate(REG_2, &port.container_port.to_be_bytes())
-        .expr("nat", |a| {
-            a.u32(1, NAT_DNAT)
-                .u32(2, if v4 { 2 } else { 10 })
-                .u32(3, REG_1)
-                .u32(5, REG_2)
-                .u32(7, NAT_PROTO_SPECIFIED);
-        });
+    e.payload(REG_1, TRANSPORT_HEADER, 2, 2);
+    if port.host_port == port.host_port_end {
+        e.cmp(CMP_EQ, &port.host_port.to_be_bytes())
+            .immediate(REG_1, &addr_bytes(port.container_ip))
+            .immediate(REG_2, &port.container_port.to_be_bytes());
+    } else {
+        e.cmp(CMP_GTE, &port.host_port.to_be_bytes())
+            .cmp(CMP_LTE, &port.host_port_end.to_be_bytes())
+            .immediate(REG_1, &addr_bytes(port.container_ip))
+            .payload(REG_2, TRANSPORT_HEADER, 2, 2)
+            .expr("lookup", |a| {
+                a.string(1, crate::nfmsg::ANONYMOUS_MAP)
+                    .u32(2, REG_2)
+                    .u32(3, REG_2)
+                    .u32(4, map_id);
+            });
+    }
+    e.expr("nat", |a| {
+        a.u32(1, NAT_DNAT)
+            .u32(2, if v4 { 2 } else { 10 })
+            .u32(3, REG_1)
+            .u32(5, REG_2)
+            .u32(7, NAT_PROTO_SPECIFIED);
+    });
     e
 }
 
@@ -191,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_v4_port_is_nfproto_l4proto_dport_dnat() {
-        let e = dnat_rule(&port());
+        let e = dnat_rule(&port(), 0);
         assert_eq!(
             names(&e),
             [
@@ -221,7 +236,7 @@ mod tests {
             container_ip: "fd00::2".parse().unwrap(),
             ..port()
         };
-        let d = decode(&dnat_rule(&v6));
+        let d = decode(&dnat_rule(&v6, 0));
         assert_eq!(d[2].0, "payload");
         assert_eq!(d[3].1[1], (2, CMP_NEQ.to_be_bytes().to_vec()));
         assert_eq!(parse_attrs(&d[3].1[2].1)[0].1, Ipv6Addr::LOCALHOST.octets());
@@ -234,9 +249,18 @@ mod tests {
             proto: Proto::Sctp,
             ..port()
         };
-        let d = decode(&dnat_rule(&rule));
+        let d = decode(&dnat_rule(&rule, 0));
         assert_eq!(parse_attrs(&d[3].1[2].1)[0].1, [127, 0, 0, 1]);
         assert_eq!(parse_attrs(&d[5].1[2].1)[0].1, [132]);
+        let range = PortRule {
+            host_port_end: 8082,
+            ..rule
+        };
+        let d = decode(&dnat_rule(&range, 3));
+        assert_eq!(d[7].1[1].1, CMP_GTE.to_be_bytes());
+        assert_eq!(d[8].1[1].1, CMP_LTE.to_be_bytes());
+        assert_eq!(d[11].0, "lookup");
+        assert_eq!(d[11].1[3].1, 3u32.to_be_bytes());
     }
 
     #[test]

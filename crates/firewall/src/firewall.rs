@@ -46,8 +46,8 @@ pub enum PublishedRules {
         /// The jump rule's handle.
         handle: u64,
     },
-    /// Rules whose jump's handle is not known (port ranges are written by `nft`): removal
-    /// finds it in a listing.
+    /// Rules whose jump's handle is not known (the kernel echoed none): removal finds it
+    /// in a listing.
     Unknown,
 }
 
@@ -111,7 +111,7 @@ impl Firewall {
     }
 
     /// Publishes a container's ports: its own chain of DNAT rules and a jump to it, in one
-    /// netlink transaction (none for no ports; a port range is one `nft` run). The network
+    /// netlink transaction (none for no ports), no `nft` run. The network
     /// must have been set up ([`Firewall::ensure_network`]).
     pub fn add_ports(&self, container_id: &str, rules: &[PortRule]) -> Result<PublishedRules> {
         check_container_id(container_id)?;
@@ -120,10 +120,6 @@ impl Firewall {
         }
         rules.iter().try_for_each(PortRule::check)?;
         let action = format!("publishing the ports of container {container_id}");
-        if rules.iter().any(|r| r.host_port != r.host_port_end) {
-            self.nft.apply(&action, ports::rules(container_id, rules))?;
-            return Ok(PublishedRules::Unknown);
-        }
         let messages = port_messages(container_id, rules);
         let jump = messages.len() - 1;
         let echoes = self.netlink(&action, &messages)?;
@@ -230,17 +226,24 @@ impl Firewall {
 }
 
 /// The messages of [`ports::rules`]: the container's chain (added, or emptied if a crash
-/// left it), a DNAT rule per port, then the tagged jump, echoed to learn its handle.
+/// left it), a DNAT rule per port (a range's port map first, numbered in the batch from
+/// 1), then the tagged jump, echoed to learn its handle.
 fn port_messages(container_id: &str, rules: &[PortRule]) -> Vec<Message> {
     let chain = layout::ports_chain(container_id);
     let mut messages = vec![
         nfmsg::new_chain(TABLE, &chain),
         nfmsg::del_rule(TABLE, &chain, None),
     ];
-    messages.extend(rules.iter().map(|rule| {
-        let exprs = bytecode::dnat_rule(rule).into_attrs();
-        nfmsg::new_rule(TABLE, &chain, &exprs, None, false)
-    }));
+    for (map_id, rule) in (1..).zip(rules) {
+        if rule.host_port != rule.host_port_end {
+            let pairs: Vec<(u16, u16)> = (rule.host_port..=rule.host_port_end)
+                .zip(rule.container_port..)
+                .collect();
+            messages.extend(nfmsg::new_port_map(TABLE, map_id, &pairs));
+        }
+        let exprs = bytecode::dnat_rule(rule, map_id).into_attrs();
+        messages.push(nfmsg::new_rule(TABLE, &chain, &exprs, None, false));
+    }
     let tag = bytecode::comment(&layout::container_tag(container_id));
     let jump = bytecode::jump(&chain).into_attrs();
     messages.push(nfmsg::new_rule(TABLE, PORTS, &jump, Some(&tag), true));

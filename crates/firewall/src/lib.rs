@@ -23,9 +23,8 @@
 //! once committed; what remains of a deletion is paid when the socket that made it closes:
 //! the kernel then waits for an RCU grace period (≈ 12 ms measured; ≈ 4 µs after an
 //! addition), the wait that made every `nft` deletion slow. A [`Firewall`] keeps its socket
-//! until dropped, so a caller can close it when nothing waits on it. Port ranges (a map in
-//! an anonymous set) and the network calls stay with `nft`: `ensure_network` ≈ 5 ms for a
-//! new table and 16 ms again. Re-adding an existing chain costs the same wait (≈ 13 ms),
+//! until dropped, so a caller can close it when nothing waits on it. The network calls
+//! (rare) stay with `nft`: `ensure_network` ≈ 5 ms for a new table and 16 ms again. Re-adding an existing chain costs the same wait (≈ 13 ms),
 //! so the table's fixed chains are only added when a listing shows them missing.
 //!
 //! **Loopback** (`wget 127.0.0.1:PORT` on the host): DNAT in the `output` chain plus

@@ -29,6 +29,8 @@ pub(crate) enum Kind {
     DelChain = 5,
     NewRule = 6,
     DelRule = 8,
+    NewSet = 9,
+    NewSetElem = 12,
 }
 
 impl Kind {
@@ -156,6 +158,85 @@ pub(crate) fn new_rule(
         flags: F_CREATE | F_APPEND | if echo { F_ECHO } else { 0 },
         attrs,
     }
+}
+
+/// `NFTA_SET_*`, `NFTA_SET_ELEM_LIST_*`, `NFTA_SET_ELEM_*` attributes and set values.
+mod set {
+    pub const TABLE: u16 = 1;
+    pub const NAME: u16 = 2;
+    pub const FLAGS: u16 = 3;
+    pub const KEY_TYPE: u16 = 4;
+    pub const KEY_LEN: u16 = 5;
+    pub const DATA_TYPE: u16 = 6;
+    pub const DATA_LEN: u16 = 7;
+    pub const DESC: u16 = 9;
+    pub const DESC_SIZE: u16 = 1;
+    pub const ID: u16 = 10;
+    pub const USERDATA: u16 = 13;
+    pub const LIST_SET: u16 = 2;
+    pub const LIST_ELEMENTS: u16 = 3;
+    pub const LIST_SET_ID: u16 = 4;
+    pub const ELEM: u16 = 1;
+    pub const ELEM_KEY: u16 = 1;
+    pub const ELEM_DATA: u16 = 2;
+    pub const DATA_VALUE: u16 = 1;
+    /// `NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_MAP`.
+    pub const ANONYMOUS_CONSTANT_MAP: u32 = 0x1 | 0x2 | 0x8;
+    /// nft's `inet_service` type (a port).
+    pub const INET_SERVICE: u32 = 13;
+    /// libnftnl's set userdata as nft writes it for a port-to-port map: key and data
+    /// byte order big-endian (2), and a 0 merge-elements flag.
+    pub const PORT_MAP_USERDATA: [u8; 18] = [0, 4, 2, 0, 0, 0, 1, 4, 2, 0, 0, 0, 6, 4, 0, 0, 0, 0];
+}
+
+/// The name nft gives anonymous maps; the kernel replaces `%d`.
+pub(crate) const ANONYMOUS_MAP: &str = "__map%d";
+
+/// An anonymous constant map from port to port, `id` naming it inside the batch: NEWSET
+/// then NEWSETELEM, as nft writes `… map { 8080 : 80, 8081 : 81 }`.
+pub(crate) fn new_port_map(table: &str, id: u32, pairs: &[(u16, u16)]) -> [Message; 2] {
+    let mut attrs = Attrs::default();
+    attrs
+        .string(set::TABLE, table)
+        .string(set::NAME, ANONYMOUS_MAP)
+        .u32(set::FLAGS, set::ANONYMOUS_CONSTANT_MAP)
+        .u32(set::KEY_TYPE, set::INET_SERVICE)
+        .u32(set::KEY_LEN, 2)
+        .u32(set::DATA_TYPE, set::INET_SERVICE)
+        .u32(set::DATA_LEN, 2)
+        .u32(set::ID, id)
+        .nest(set::DESC, |d| {
+            d.u32(set::DESC_SIZE, pairs.len() as u32);
+        })
+        .bytes(set::USERDATA, &set::PORT_MAP_USERDATA);
+    let new_set = Message {
+        kind: Kind::NewSet,
+        flags: F_CREATE,
+        attrs,
+    };
+    let mut attrs = Attrs::default();
+    attrs
+        .string(set::TABLE, table)
+        .string(set::LIST_SET, ANONYMOUS_MAP)
+        .u32(set::LIST_SET_ID, id)
+        .nest(set::LIST_ELEMENTS, |list| {
+            for (key, data) in pairs {
+                list.nest(set::ELEM, |elem| {
+                    elem.nest(set::ELEM_KEY, |k| {
+                        k.bytes(set::DATA_VALUE, &key.to_be_bytes());
+                    })
+                    .nest(set::ELEM_DATA, |d| {
+                        d.bytes(set::DATA_VALUE, &data.to_be_bytes());
+                    });
+                });
+            }
+        });
+    let elements = Message {
+        kind: Kind::NewSetElem,
+        flags: F_CREATE,
+        attrs,
+    };
+    [new_set, elements]
 }
 
 /// `delete rule inet pelagos CHAIN handle HANDLE`, or without a handle `flush chain`.
@@ -316,5 +397,22 @@ mod tests {
             parse_attrs(del_rule("t", "c", None).attrs.as_bytes()).len(),
             2
         );
+    }
+
+    #[test]
+    fn a_port_map_is_an_anonymous_set_and_its_elements() {
+        let [set, elements] = new_port_map("pelagos", 2, &[(9000, 80), (9001, 81)]);
+        assert_eq!((set.kind, elements.kind), (Kind::NewSet, Kind::NewSetElem));
+        let attrs = parse_attrs(set.attrs.as_bytes());
+        assert_eq!(attrs[1], (set::NAME, &b"__map%d\0"[..]));
+        assert_eq!(attrs[2].1, 0x0bu32.to_be_bytes());
+        assert_eq!(attrs[7], (set::ID, &2u32.to_be_bytes()[..]));
+        let attrs = parse_attrs(elements.attrs.as_bytes());
+        let list = parse_attrs(attrs[3].1);
+        assert_eq!(list.len(), 2);
+        let second = parse_attrs(list[1].1);
+        let key = parse_attrs(second[0].1);
+        let data = parse_attrs(second[1].1);
+        assert_eq!((key[0].1, data[0].1), (&[0x23, 0x29][..], &[0, 81][..]));
     }
 }
