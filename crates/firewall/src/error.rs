@@ -30,6 +30,14 @@ pub enum Error {
         /// What `nft` printed on its standard error.
         stderr: String,
     },
+    /// The kernel refused an nf_tables netlink request, or the socket failed.
+    #[error("nf_tables netlink failed while {action}: {source}")]
+    Netlink {
+        /// What was being done.
+        action: String,
+        /// The errno.
+        source: std::io::Error,
+    },
     /// `nft` printed JSON of a shape this crate does not understand.
     #[error("cannot read nft's listing of table inet pelagos: {0}")]
     Listing(String),
@@ -61,9 +69,11 @@ impl Error {
             Error::Sysctl { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 ErrorKind::NotFound
             }
-            Error::Spawn { .. } | Error::Nft { .. } | Error::Listing(_) | Error::Sysctl { .. } => {
-                ErrorKind::Internal
-            }
+            Error::Spawn { .. }
+            | Error::Nft { .. }
+            | Error::Netlink { .. }
+            | Error::Listing(_)
+            | Error::Sysctl { .. } => ErrorKind::Internal,
         }
     }
 

@@ -38,6 +38,15 @@ impl Proto {
             Proto::Sctp => "sctp",
         }
     }
+
+    /// The IP protocol number (`meta l4proto`).
+    pub(crate) fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+        }
+    }
 }
 
 /// One published port or port range: `[host_ip:]host_port[-host_port_end]/proto` →

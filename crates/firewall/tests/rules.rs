@@ -173,12 +173,13 @@ fn bad_requests_fail_before_nft_runs() {
         ns.pelagos_table().is_none(),
         "no ports: no nft run, no table"
     );
-    // Ports without the network's table: nft's own words come back.
+    // Ports without the network's table: the kernel's refusal comes back.
     let err = ns
         .run(|| fw.add_ports("c1", &[port(80, "10.88.0.2")]))
         .unwrap_err();
     assert!(
-        err.to_string().contains("nft failed while publishing"),
+        err.to_string()
+            .contains("while publishing the ports of container c1"),
         "{err}"
     );
     assert!(ns.run(|| fw.is_unused()).unwrap());

@@ -194,7 +194,10 @@ impl Monitor {
         for endpoint in endpoints {
             self.last_ipv4
                 .insert(endpoint.name().to_string(), endpoint.ipv4());
-            let _ = endpoint.release();
+            // Its socket closes once the exit's answers are sent (see `Endpoint::release`).
+            if let Ok(Some(firewall)) = endpoint.release() {
+                self.spent_firewalls.push(firewall);
+            }
         }
         let asked_mac = self.record.config.mac_address.clone();
         if !self.removed {

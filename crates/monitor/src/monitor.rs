@@ -131,6 +131,10 @@ pub struct Monitor {
     pub root: PathBuf,
     /// The addresses of the last start by network name (tried first by the next).
     pub last_ipv4: BTreeMap<String, std::net::Ipv4Addr>,
+    /// Firewall handles that deleted a container's port rules, dropped (their netlink
+    /// sockets closed, an RCU grace period for the kernel) after the round's replies are
+    /// sent: nobody waits for that close.
+    pub spent_firewalls: Vec<pelagos_firewall::Firewall>,
 }
 
 impl Monitor {
@@ -174,6 +178,7 @@ impl Monitor {
             lines: Lines::default(),
             buf: Scratch::new(READ_BUF)?,
             shed_at: None,
+            spent_firewalls: Vec::new(),
             pending_drop: None,
             done: false,
             events: EventLog::new(root),
@@ -231,6 +236,7 @@ impl Monitor {
                 self.on_timers(now);
             }
             self.flush_conns();
+            self.spent_firewalls.clear();
             self.shed_when_due(events > 0, now);
         }
         Ok(())

@@ -1,13 +1,13 @@
 //! A container's published ports (`-p`, `-P`), as the monitor sets them up after attach:
 //! host ports taken in the root's `ports.json` (a port without a host address on both
-//! `0.0.0.0` and `::` when the container has an IPv6 address), then one `nft` run of DNAT
-//! rules; undone at the container's end.
+//! `0.0.0.0` and `::` when the container has an IPv6 address), then one nf_tables netlink
+//! transaction of DNAT rules; undone at the container's end by the handle it returned.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use pelagos_firewall::{Firewall, PortRule, Proto};
+use pelagos_firewall::{Firewall, PortRule, Proto, PublishedRules};
 use pelagos_model::config::{PortBinding, PortMap};
 use pelagos_model::record::ContainerRecord;
 use pelagos_network::{HostPorts, Protocol, PublishedPort};
@@ -235,40 +235,65 @@ pub fn port_map(taken: &[PublishedPort]) -> PortMap {
     map
 }
 
+/// A container's port rules: what removes them, and the firewall handle whose netlink
+/// socket wrote them, kept to delete them without opening another.
+#[derive(Debug)]
+pub struct Published {
+    firewall: Firewall,
+    rules: PublishedRules,
+}
+
+impl Published {
+    /// The firewall handle, to be dropped (its socket closed) once nothing waits on it:
+    /// closing a socket that deleted rules makes the kernel wait for an RCU grace period
+    /// (≈ 12 ms measured).
+    pub fn into_firewall(self) -> Firewall {
+        self.firewall
+    }
+}
+
 /// Publishes the container's ports to its addresses `addrs` behind `bridge`: host ports
-/// taken, `route_localnet` on the bridge (127.0.0.1 reaches them), one `nft` run. On
-/// failure nothing is left. Returns the published ones of `NetworkSettings.Ports`.
+/// taken, `route_localnet` on the bridge (127.0.0.1 reaches them), one netlink
+/// transaction. On failure nothing is left. Returns the published ones of
+/// `NetworkSettings.Ports`, and the rules' handle (none for no ports).
 pub fn publish(
     root: &Path,
     record: &ContainerRecord,
     image_exposed: &[String],
     bridge: &str,
     addrs: ContainerAddrs,
-) -> Result<PortMap> {
+) -> Result<(PortMap, Option<Published>)> {
     let wanted = wanted(record, image_exposed, addrs.v6.is_some())?;
     if wanted.is_empty() {
-        return Ok(PortMap::new());
+        return Ok((PortMap::new(), None));
     }
     let id = record.id.as_str();
     let ports = HostPorts::open(root)?;
     let taken = take(&ports, id, &wanted)?;
+    let firewall = Firewall::new();
     let programmed = rules(&taken, addrs).and_then(|rules| {
         if rules.iter().any(|r| r.container_ip.is_ipv4()) {
             pelagos_firewall::enable_route_localnet(bridge)?;
         }
-        Ok(Firewall::new().add_ports(id, &rules)?)
+        Ok(firewall.add_ports(id, &rules)?)
     });
-    if let Err(e) = programmed {
-        let _ = unpublish(root, id);
-        return Err(e);
+    match programmed {
+        Ok(rules) => Ok((port_map(&taken), Some(Published { firewall, rules }))),
+        Err(e) => {
+            let _ = unpublish(root, id, None);
+            Err(e)
+        }
     }
-    Ok(port_map(&taken))
 }
 
-/// Removes a container's port rules and frees its host ports (none is no error). Both are
-/// tried; the first failure is returned.
-pub fn unpublish(root: &Path, container_id: &str) -> Result<()> {
-    let rules = Firewall::new().remove_ports(container_id);
+/// Removes a container's port rules (by `published`'s handle, else found in a listing)
+/// and then frees its host ports (none is no error). Both are tried; the first failure is
+/// returned.
+pub fn unpublish(root: &Path, container_id: &str, published: Option<&Published>) -> Result<()> {
+    let rules = match published {
+        Some(p) => p.firewall.remove_ports_known(container_id, &p.rules),
+        None => Firewall::new().remove_ports(container_id),
+    };
     let freed = HostPorts::open(root).and_then(|p| p.release(container_id));
     rules?;
     freed?;
