@@ -56,9 +56,12 @@ fn ofd_write_lock(file: &fs::File) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a JSON file; a missing file is `Ok(None)`.
+/// Reads a JSON file; a missing file is `Ok(None)`, and so is an empty one: what a
+/// [`Durability::Volatile`] file can be after a power loss (its data never reached the disk
+/// before the rename did), when no container of the state it described survived either.
 pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let text = match fs::read(path) {
+        Ok(t) if t.is_empty() => return Ok(None),
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
@@ -71,9 +74,30 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         })
 }
 
+/// Whether a replaced file must be on the disk before the rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Flushed first (`fsync`): records that must outlive a power loss (a network).
+    Durable,
+    /// Not flushed: state that only describes running containers (leases, host ports), which
+    /// a power loss ends anyway, and which the reconcile corrects for containers that died.
+    /// Readers and writers still exclude each other by the lock and see whole files (the
+    /// rename is atomic); a flush would cost every start and every end 3–8 ms on this disk.
+    Volatile,
+}
+
 /// Replaces `path` with `value` as JSON atomically (temp file beside it, flushed, renamed);
 /// callers hold the lock guarding `path`, so one temp name per file suffices.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    replace_json(path, value, Durability::Durable)
+}
+
+/// [`write_json`] with the given durability.
+pub(crate) fn replace_json<T: Serialize>(
+    path: &Path,
+    value: &T,
+    durability: Durability,
+) -> Result<()> {
     let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -86,7 +110,10 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let mut f =
         fs::File::create(&tmp).map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
     f.write_all(&text)
-        .and_then(|_| f.sync_all())
+        .and_then(|_| match durability {
+            Durability::Durable => f.sync_all(),
+            Durability::Volatile => Ok(()),
+        })
         .map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
     fs::rename(&tmp, path).map_err(|e| Error::io(format!("rename {}", path.display()), e))
 }
@@ -102,6 +129,11 @@ mod tests {
         assert!(read_json::<Vec<u32>>(&p).unwrap().is_none());
         write_json(&p, &vec![1u32, 2]).unwrap();
         assert_eq!(read_json::<Vec<u32>>(&p).unwrap(), Some(vec![1, 2]));
+        replace_json(&p, &vec![3u32], Durability::Volatile).unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&p).unwrap(), Some(vec![3]));
+        // A volatile file emptied by a power loss reads as no state.
+        fs::write(&p, b"").unwrap();
+        assert!(read_json::<Vec<u32>>(&p).unwrap().is_none());
         fs::write(&p, b"{").unwrap();
         assert!(matches!(
             read_json::<Vec<u32>>(&p),

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::files::{read_json, write_json, FileLock};
+use crate::files::{read_json, replace_json, Durability, FileLock};
 use crate::mac::MacAddress;
 use crate::record::{IpamPool, NetworkContainer, NetworkRecord};
 use crate::store::{Networks, NETWORK_FILE};
@@ -91,7 +91,11 @@ pub(crate) fn read_leases(dir: &Path) -> Result<Vec<Lease>> {
 
 /// Writes the leases.
 fn write_leases(dir: &Path, leases: Vec<Lease>) -> Result<()> {
-    write_json(&dir.join(LEASES_FILE), &LeaseFile { leases })
+    replace_json(
+        &dir.join(LEASES_FILE),
+        &LeaseFile { leases },
+        Durability::Volatile,
+    )
 }
 
 impl Networks {

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::files::{read_json, write_json, FileLock};
+use crate::files::{read_json, replace_json, Durability, FileLock};
 
 /// The file of published ports, in `<root>/networks`.
 pub const PORTS_FILE: &str = "ports.json";
@@ -144,7 +144,7 @@ impl HostPorts {
         })?;
         let mut file = read_json::<PortsFile>(&self.file)?.unwrap_or_default();
         let out = change(&mut file)?;
-        write_json(&self.file, &file)?;
+        replace_json(&self.file, &file, Durability::Volatile)?;
         Ok(out)
     }
 
