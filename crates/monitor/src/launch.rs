@@ -9,6 +9,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use pelagos_container::{CgroupManager, CreateOptions, Created, Runtime};
+use pelagos_model::config::PortMap;
 use pelagos_model::launch::LaunchPlan;
 use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::Status;
@@ -60,6 +61,9 @@ pub struct Launched {
     pub pty: Option<OwnedFd>,
     /// Its bridge networks' endpoints in join order (`eth0` first), released when it ends.
     pub networks: Vec<Endpoint>,
+    /// Its ports as `NetworkSettings.Ports` shows them (published and exposed), for the
+    /// record's write that marks it running (one write, not two, on a network's start).
+    pub ports: PortMap,
 }
 
 /// The root filesystem's mount point.
@@ -147,26 +151,31 @@ impl Launcher<'_> {
         let spec = spec_adapter::build(&request)?;
         let mut launched = self.create(record, spec)?;
         let attached = self.attach_networks(&launched.created, record, endpoints);
-        if let Err(e) =
-            attached.and_then(|()| Ok(self.runtime.start_created(&mut launched.created)?))
+        match attached
+            .and_then(|ports| Ok((ports, self.runtime.start_created(&mut launched.created)?)))
         {
-            let _ = self.runtime.delete_created(launched.created);
-            return Err(e);
+            Ok((ports, ())) => {
+                launched.ports = ports;
+                Ok(launched)
+            }
+            Err(e) => {
+                let _ = self.runtime.delete_created(launched.created);
+                Err(e)
+            }
         }
-        Ok(launched)
     }
 
     /// Where the container's networks are attached: after create (its namespaces exist, its
     /// process is parked), before start, in join order; ports are published on the first.
-    /// The record's endpoints then show what they got.
+    /// Returns the ports for the record (written with the running state, see `Launched`).
     fn attach_networks(
         &self,
         created: &Created,
-        record: &mut ContainerRecord,
+        record: &ContainerRecord,
         endpoints: &mut [Endpoint],
-    ) -> Result<()> {
+    ) -> Result<PortMap> {
         if endpoints.is_empty() {
-            return Ok(());
+            return Ok(PortMap::default());
         }
         for endpoint in endpoints.iter_mut() {
             endpoint.attach(created.pid)?;
@@ -181,16 +190,11 @@ impl Launcher<'_> {
             Some(first) => first.publish(record, &image_exposed)?,
             None => Default::default(),
         };
-        let ports = crate::ports::with_exposed(published, record, &image_exposed);
-        *record = self.store.modify(&record.id, |r| {
-            for endpoint in endpoints.iter() {
-                if let Some(settings) = r.networking.endpoints_config.get_mut(endpoint.name()) {
-                    endpoint.fill(settings);
-                }
-            }
-            r.ports = ports;
-        })?;
-        Ok(())
+        Ok(crate::ports::with_exposed(
+            published,
+            record,
+            &image_exposed,
+        ))
     }
 
     /// The hostname and the /etc files of this start: the network donor's for
@@ -424,6 +428,7 @@ impl Launcher<'_> {
             stderr: ends.stderr,
             pty,
             networks: Vec::new(),
+            ports: PortMap::default(),
         })
     }
 }

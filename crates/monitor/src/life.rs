@@ -111,6 +111,32 @@ impl Monitor {
     fn on_started(&mut self, l: Launched) -> Result<i32> {
         let now = Instant::now();
         let pid = l.pid;
+        let started_at = pelagos_model::names::now_rfc3339();
+        let health = Settings::of(&self.record.config)?;
+        let has_health = health.is_some();
+        self.update(|r| {
+            r.state.status = Status::Running;
+            r.state.pid = pid;
+            r.state.started_at = Some(started_at);
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            // What the networks' attachments got (inspect's endpoints and ports).
+            for endpoint in &l.networks {
+                if let Some(settings) = r.networking.endpoints_config.get_mut(endpoint.name()) {
+                    endpoint.fill(settings);
+                }
+            }
+            r.ports = l.ports;
+            if has_health {
+                let log = r.state.health.take().map(|h| h.log).unwrap_or_default();
+                r.state.health = Some(Health {
+                    status: HealthStatus::Starting,
+                    failing_streak: 0,
+                    log,
+                });
+            }
+        })?;
         self.live = Some(Live {
             created: l.created,
             pid,
@@ -124,25 +150,7 @@ impl Monitor {
             started: now,
             networks: l.networks,
         });
-        self.health = Settings::of(&self.record.config)?.map(|s| Checker::new(s, now));
-        let has_health = self.health.is_some();
-        let started_at = pelagos_model::names::now_rfc3339();
-        self.update(|r| {
-            r.state.status = Status::Running;
-            r.state.pid = pid;
-            r.state.started_at = Some(started_at);
-            r.state.exit_code = 0;
-            r.state.error.clear();
-            r.state.oom_killed = false;
-            if has_health {
-                let log = r.state.health.take().map(|h| h.log).unwrap_or_default();
-                r.state.health = Some(Health {
-                    status: HealthStatus::Starting,
-                    failing_streak: 0,
-                    log,
-                });
-            }
-        })?;
+        self.health = health.map(|s| Checker::new(s, now));
         self.emit("start", &[]);
         // What creating the container needed is not needed again.
         self.shed_soon();
@@ -200,7 +208,9 @@ impl Monitor {
             }
         }
         let asked_mac = self.record.config.mac_address.clone();
-        if !self.removed {
+        // A record about to be removed (`--rm`, `rm -f`) is not worth a write.
+        let going = self.removing.is_some() || self.record.host_config.auto_remove;
+        if !self.removed && !going {
             let _ = self.update(|r| {
                 let first = r.networks_in_order().first().map(|n| n.to_string());
                 for (name, settings) in r.networking.endpoints_config.iter_mut() {
