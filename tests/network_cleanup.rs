@@ -13,13 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use cli_support::{wait_for, Env, NetnsHolder, Served};
-
-/// busybox pulled in the test's own namespace, then an env whose pelagos runs in a new one.
-fn setup() -> (Served, Env, String) {
-    let (served, env, image) = cli_support::served_busybox();
-    (served, env.in_new_netns(), image)
-}
+use cli_support::net::{inspect, setup};
+use cli_support::{wait_for, Env, NetnsHolder};
 
 /// `network create --subnet SUBNET EXTRA… NAME`; the network's id.
 fn create_network(env: &Env, name: &str, subnet: &str, extra: &[&str]) -> String {
@@ -28,12 +23,6 @@ fn create_network(env: &Env, name: &str, subnet: &str, extra: &[&str]) -> String
     args.push(name);
     env.ok(&args);
     env.ok(&["network", "inspect", "--format", "{{.Id}}", name])
-        .trim()
-        .to_string()
-}
-
-fn inspect(env: &Env, name: &str, format: &str) -> String {
-    env.ok(&["inspect", "--format", format, name])
         .trim()
         .to_string()
 }

@@ -6,48 +6,12 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::{wait_for, Env, Served};
-use pelagos_network::Networks;
-
-/// busybox pulled in the test's own namespace, then an env whose pelagos runs in a new one.
-fn setup() -> (Served, Env, String) {
-    let (served, env, image) = cli_support::served_busybox();
-    (served, env.in_new_netns(), image)
-}
-
-fn inspect(env: &Env, name: &str, format: &str) -> String {
-    env.ok(&["inspect", "--format", format, name])
-        .trim()
-        .to_string()
-}
-
-fn full_id(env: &Env, name: &str) -> String {
-    inspect(env, name, "{{.Id}}")
-}
+use cli_support::net::{full_id, inspect, leases, nft_table, run_sleeper, setup};
+use cli_support::{wait_for, Env};
 
 fn ip_on(env: &Env, name: &str, network: &str) -> String {
     let format = format!("{{{{.NetworkSettings.Networks.{network}.IPAddress}}}}");
     inspect(env, name, &format)
-}
-
-/// The containers holding a lease on network `name`.
-fn leases(env: &Env, name: &str) -> Vec<String> {
-    let networks = Networks::open(&env.root).unwrap();
-    let network = networks.get(name).unwrap();
-    networks
-        .leases(&network)
-        .unwrap()
-        .into_iter()
-        .map(|l| l.container_id)
-        .collect()
-}
-
-fn run_sleeper(env: &Env, image: &str, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[image, "sleep", "1000"]);
-    env.ok(&args);
-    full_id(env, name)
 }
 
 /// The interfaces inside a running container, sorted.
@@ -488,15 +452,4 @@ fn a_monitor_killed_with_two_networks_leaves_nothing_after_rm() {
         no_container_veths(&env)
     });
     env.assert_no_container_leftovers();
-}
-
-/// pelagos's nft table in the holder's namespace (empty without it).
-fn nft_table(env: &Env) -> String {
-    let out = env
-        .holder()
-        .cmd("nft")
-        .args(["list", "table", "inet", "pelagos"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }

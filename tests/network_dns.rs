@@ -8,15 +8,10 @@ mod cli_support;
 
 use std::path::PathBuf;
 
-use cli_support::{wait_for, Env, Served};
+use cli_support::net::{inspect, setup};
+use cli_support::{wait_for, Env};
 use pelagos_dns::pidfile::{self, Status};
 use pelagos_network::Networks;
-
-/// busybox pulled in the test's own namespace, then an env whose pelagos runs in a new one.
-fn setup() -> (Served, Env, String) {
-    let (served, env, image) = cli_support::served_busybox();
-    (served, env.in_new_netns(), image)
-}
 
 /// Kills, when dropped (a failed test too), every resolver still running for the env's
 /// networks: processes this test's pelagos started, found by their pid files.
@@ -66,12 +61,6 @@ impl Drop for Resolvers<'_> {
             }
         }
     }
-}
-
-fn inspect(env: &Env, name: &str, format: &str) -> String {
-    env.ok(&["inspect", "--format", format, name])
-        .trim()
-        .to_string()
 }
 
 fn run_sleeper(env: &Env, image: &str, name: &str, network: &str, extra: &[&str]) -> String {

@@ -7,6 +7,7 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
+use cli_support::net::inspect;
 use cli_support::{Env, Served};
 use pelagos_testkit::images::busybox;
 use pelagos_testkit::registry::Auth;
@@ -26,12 +27,6 @@ fn setup() -> (Served, Env, String, String) {
     env.ok(&["pull", "-q", &image]);
     env.ok(&["pull", "-q", &web]);
     (served, env.in_new_netns(), image, web)
-}
-
-fn inspect(env: &Env, name: &str, format: &str) -> String {
-    env.ok(&["inspect", "--format", format, name])
-        .trim()
-        .to_string()
 }
 
 /// `run -d --name NAME EXTRA… IMAGE` serving `body` with httpd on port 80.

@@ -7,36 +7,9 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::{wait_for, Env, Served};
+use cli_support::net::{full_id, inspect, leases, nft_table, run_sleeper, setup};
+use cli_support::{wait_for, Env};
 use pelagos_network::{NetworkCreate, Networks};
-
-/// busybox pulled in the test's own namespace, then an env whose pelagos runs in a new one.
-fn setup() -> (Served, Env, String) {
-    let (served, env, image) = cli_support::served_busybox();
-    (served, env.in_new_netns(), image)
-}
-
-fn inspect(env: &Env, name: &str, format: &str) -> String {
-    env.ok(&["inspect", "--format", format, name])
-        .trim()
-        .to_string()
-}
-
-fn full_id(env: &Env, name: &str) -> String {
-    inspect(env, name, "{{.Id}}")
-}
-
-/// The leases of network `name` in the env's store.
-fn leases(env: &Env, name: &str) -> Vec<String> {
-    let networks = Networks::open(&env.root).unwrap();
-    let network = networks.get(name).unwrap();
-    networks
-        .leases(&network)
-        .unwrap()
-        .into_iter()
-        .map(|l| l.container_id)
-        .collect()
-}
 
 /// The kernel deletes a container's veth pair with its network namespace, a little after the
 /// container ends.
@@ -48,14 +21,6 @@ fn wait_for_no_veth(env: &Env, id: &str) {
 
 fn veth_of(id: &str) -> String {
     format!("pl{}", &id[..10])
-}
-
-fn run_sleeper(env: &Env, image: &str, name: &str, extra: &[&str]) -> String {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[image, "sleep", "1000"]);
-    env.ok(&args);
-    full_id(env, name)
 }
 
 #[test]
@@ -442,17 +407,6 @@ fn run_web(env: &Env, image: &str, name: &str, extra: &[&str], body: &str) -> St
     args.extend_from_slice(&[image, "sh", "-c", &script]);
     env.ok(&args);
     full_id(env, name)
-}
-
-/// The names of pelagos's chains in the holder's namespace (none without the table).
-fn nft_table(env: &Env) -> String {
-    let out = env
-        .holder()
-        .cmd("nft")
-        .args(["list", "table", "inet", "pelagos"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn host_ports_of(env: &Env, id: &str) -> usize {

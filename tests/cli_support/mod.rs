@@ -348,6 +348,7 @@ pub fn served_busybox() -> (Served, Env, String) {
 }
 
 pub mod dockerd;
+pub mod net;
 
 /// Polls `done` until it holds, failing the test after 60 s (a loaded machine is slow, never
 /// wrong): the one wait the CLI tests share.
