@@ -65,6 +65,28 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// A record of container `id` from `image` with everything else empty (not created, no
+    /// config): what a creator fills in, and a base for tests' records.
+    pub fn new(id: ContainerId, image: impl Into<String>) -> ContainerRecord {
+        ContainerRecord {
+            id,
+            name: String::new(),
+            created: String::new(),
+            image: image.into(),
+            image_id: String::new(),
+            command: Vec::new(),
+            config: ContainerConfig::default(),
+            host_config: HostConfig::default(),
+            networking: NetworkingConfig::default(),
+            state: ContainerState::default(),
+            mounts: Vec::new(),
+            volumes_prepared: false,
+            anonymous_volumes: Vec::new(),
+            ports: PortMap::default(),
+            network_order: Vec::new(),
+        }
+    }
+
     /// The names of its networks in the order they were joined (those `network_order` does
     /// not list, from older records, after them by name).
     pub fn networks_in_order(&self) -> Vec<&str> {

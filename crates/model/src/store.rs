@@ -403,21 +403,10 @@ pub(crate) mod tests {
 
     pub(crate) fn record() -> ContainerRecord {
         ContainerRecord {
-            id: new_container_id().unwrap(),
-            name: String::new(),
             created: now_rfc3339(),
-            image: "busybox".into(),
             image_id: "sha256:aa".into(),
             command: vec!["true".into()],
-            config: Default::default(),
-            host_config: Default::default(),
-            networking: Default::default(),
-            state: Default::default(),
-            mounts: Vec::new(),
-            volumes_prepared: false,
-            anonymous_volumes: Vec::new(),
-            ports: Default::default(),
-            network_order: Vec::new(),
+            ..ContainerRecord::new(new_container_id().unwrap(), "busybox")
         }
     }
 

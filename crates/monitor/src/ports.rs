@@ -306,21 +306,8 @@ mod tests {
 
     fn record(bindings: &[(&str, &str, &str)], all: bool, exposed: &[&str]) -> ContainerRecord {
         let mut r = ContainerRecord {
-            id: pelagos_model::names::new_container_id().unwrap(),
             name: "/web".into(),
-            created: String::new(),
-            image: "busybox".into(),
-            image_id: String::new(),
-            command: Vec::new(),
-            config: Default::default(),
-            host_config: Default::default(),
-            networking: Default::default(),
-            state: Default::default(),
-            mounts: Vec::new(),
-            volumes_prepared: false,
-            anonymous_volumes: Vec::new(),
-            ports: Default::default(),
-            network_order: Vec::new(),
+            ..ContainerRecord::new(pelagos_model::names::new_container_id().unwrap(), "busybox")
         };
         for (key, ip, port) in bindings {
             r.host_config

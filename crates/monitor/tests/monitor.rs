@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pelagos_container::{ContainerId, Runtime};
-use pelagos_model::config::{ContainerConfig, HealthConfig, HostConfig, RestartPolicy};
+use pelagos_model::config::{ContainerConfig, HealthConfig, RestartPolicy};
 use pelagos_model::kind::ErrorKind;
 use pelagos_model::launch::LaunchPlan;
 use pelagos_model::protocol::{
@@ -62,24 +62,14 @@ impl World {
     /// A record running `cmd` and its launch plan.
     fn create(&mut self, cmd: &[&str], change: impl FnOnce(&mut ContainerRecord)) -> ContainerId {
         let mut record = ContainerRecord {
-            id: pelagos_model::names::new_container_id().unwrap(),
-            name: String::new(),
             created: pelagos_model::names::now_rfc3339(),
-            image: "busybox".into(),
             image_id: "sha256:test".into(),
             command: cmd.iter().map(|s| s.to_string()).collect(),
             config: ContainerConfig {
                 env: vec![PATH.into()],
                 ..Default::default()
             },
-            host_config: HostConfig::default(),
-            networking: Default::default(),
-            state: Default::default(),
-            mounts: Vec::new(),
-            volumes_prepared: false,
-            anonymous_volumes: Vec::new(),
-            ports: Default::default(),
-            network_order: Vec::new(),
+            ..ContainerRecord::new(pelagos_model::names::new_container_id().unwrap(), "busybox")
         };
         change(&mut record);
         let record = self.store.create(record, None).unwrap();

@@ -6,7 +6,6 @@ use pelagos_model::config::{ContainerConfig, HealthConfig, HostConfig, Networkin
 use pelagos_model::events::Event;
 use pelagos_model::names::{new_container_id, now_rfc3339};
 use pelagos_model::record::ContainerRecord;
-use pelagos_model::state::ContainerState;
 
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -156,21 +155,14 @@ pub fn create(engine: &Engine, image: &ImageRecord, req: CreateRequest) -> Resul
     }
     let network_order = networking.endpoints_config.keys().cloned().collect();
     let record = ContainerRecord {
-        id: new_container_id()?,
-        name: String::new(),
         created: now_rfc3339(),
-        image: req.image_name,
         image_id: image.id.to_string(),
         command,
         config,
         host_config: req.host_config,
         networking,
-        state: ContainerState::default(),
-        mounts: Vec::new(),
-        volumes_prepared: false,
-        anonymous_volumes: Vec::new(),
-        ports: Default::default(),
         network_order,
+        ..ContainerRecord::new(new_container_id()?, req.image_name)
     };
     let record = engine.containers().create(record, req.name.as_deref())?;
     engine.emit(&Event::container(&record, "create"));

@@ -206,21 +206,15 @@ mod tests {
 
     fn record(host_config: HostConfig) -> ContainerRecord {
         ContainerRecord {
-            id: ContainerId::parse("0123456789abcdef0123").unwrap(),
             name: "web".into(),
             created: "2024-01-01T00:00:00Z".into(),
-            image: "busybox".into(),
             image_id: "sha256:aa".into(),
             command: vec!["sh".into()],
-            config: Default::default(),
             host_config,
-            networking: Default::default(),
-            state: Default::default(),
-            mounts: Vec::new(),
-            volumes_prepared: false,
-            anonymous_volumes: Vec::new(),
-            ports: Default::default(),
-            network_order: Vec::new(),
+            ..ContainerRecord::new(
+                ContainerId::parse("0123456789abcdef0123").unwrap(),
+                "busybox",
+            )
         }
     }
 

@@ -279,21 +279,11 @@ mod tests {
     #[test]
     fn exposed_ports_are_summary_ports_without_a_host_side() {
         let mut r = ContainerRecord {
-            id: pelagos_container::ContainerId::parse("0123456789abcdef0123").unwrap(),
             name: "web".into(),
-            created: String::new(),
-            image: "busybox".into(),
-            image_id: String::new(),
-            command: Vec::new(),
-            config: Default::default(),
-            host_config: Default::default(),
-            networking: Default::default(),
-            network_order: Vec::new(),
-            state: Default::default(),
-            mounts: Vec::new(),
-            volumes_prepared: false,
-            anonymous_volumes: Vec::new(),
-            ports: Default::default(),
+            ..ContainerRecord::new(
+                pelagos_container::ContainerId::parse("0123456789abcdef0123").unwrap(),
+                "busybox",
+            )
         };
         r.ports.insert("53/udp".into(), Vec::new());
         let ports = summary_ports(&r);

@@ -182,24 +182,12 @@ mod tests {
 
     fn record(mode: &str) -> ContainerRecord {
         ContainerRecord {
-            id: pelagos_model::names::new_container_id().unwrap(),
             name: "/web".into(),
-            created: String::new(),
-            image: "busybox".into(),
-            image_id: String::new(),
-            command: Vec::new(),
-            config: Default::default(),
             host_config: HostConfig {
                 network_mode: mode.into(),
                 ..Default::default()
             },
-            networking: Default::default(),
-            state: Default::default(),
-            mounts: Vec::new(),
-            volumes_prepared: false,
-            anonymous_volumes: Vec::new(),
-            ports: Default::default(),
-            network_order: Vec::new(),
+            ..ContainerRecord::new(pelagos_model::names::new_container_id().unwrap(), "busybox")
         }
     }
 
