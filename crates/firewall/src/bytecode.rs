@@ -190,14 +190,7 @@ mod tests {
     }
 
     fn port() -> PortRule {
-        PortRule {
-            host_ip: None,
-            host_port: 8080,
-            host_port_end: 8080,
-            container_ip: "10.88.0.2".parse().unwrap(),
-            container_port: 80,
-            proto: Proto::Tcp,
-        }
+        PortRule::sample()
     }
 
     fn names(exprs: &Exprs) -> Vec<String> {

@@ -112,14 +112,7 @@ mod tests {
     use crate::types::Proto;
 
     fn port() -> PortRule {
-        PortRule {
-            host_ip: None,
-            host_port: 8080,
-            host_port_end: 8080,
-            container_ip: "10.88.0.2".parse().unwrap(),
-            container_port: 80,
-            proto: Proto::Tcp,
-        }
+        PortRule::sample()
     }
 
     fn json(value: &impl serde::Serialize) -> String {

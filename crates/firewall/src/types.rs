@@ -117,10 +117,9 @@ pub(crate) fn check_container_id(id: &str) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rule() -> PortRule {
+impl PortRule {
+    /// `-p 8080:80` to 10.88.0.2 over TCP: the unit tests' port.
+    pub(crate) fn sample() -> PortRule {
         PortRule {
             host_ip: None,
             host_port: 8080,
@@ -129,6 +128,15 @@ mod tests {
             container_port: 80,
             proto: Proto::Tcp,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule() -> PortRule {
+        PortRule::sample()
     }
 
     #[test]
