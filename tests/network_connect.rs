@@ -6,7 +6,7 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::net::{full_id, inspect, leases, nft_table, run_sleeper, setup};
+use cli_support::net::{full_id, inspect, kill_monitor, leases, nft_table, run_sleeper, setup};
 use cli_support::{wait_for, Env};
 
 fn ip_on(env: &Env, name: &str, network: &str) -> String {
@@ -427,24 +427,11 @@ fn a_monitor_killed_with_two_networks_leaves_nothing_after_rm() {
         &["--network", "one", "-p", "8089:80"],
     );
     env.ok(&["network", "connect", "two", "orphan"]);
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.root.join("containers").join(&id).join("container.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
-    let container = record["state"]["pid"].as_i64().unwrap() as i32;
     assert_eq!(leases(&env, "one"), vec![id.clone()]);
     assert_eq!(leases(&env, "two"), vec![id.clone()]);
     let chain = format!("ports-{id}");
     assert!(nft_table(&env).contains(&chain));
-    // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
-    unsafe { libc::kill(monitor, libc::SIGKILL) };
-    wait_for("the container to die with its monitor", || {
-        std::fs::read_to_string(format!("/proc/{container}/stat"))
-            .map(|s| s.contains(") Z"))
-            .unwrap_or(true)
-    });
+    kill_monitor(&env, &id);
     env.ok(&["rm", "-f", "orphan"]);
     assert!(leases(&env, "one").is_empty() && leases(&env, "two").is_empty());
     assert!(!nft_table(&env).contains(&chain));

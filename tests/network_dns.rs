@@ -8,7 +8,7 @@ mod cli_support;
 
 use std::path::PathBuf;
 
-use cli_support::net::{inspect, setup};
+use cli_support::net::{inspect, kill_monitor, setup};
 use cli_support::{wait_for, Env};
 use pelagos_dns::pidfile::{self, Status};
 use pelagos_network::Networks;
@@ -167,19 +167,7 @@ fn a_monitor_killed_with_sigkill_leaves_no_name_after_rm_and_the_resolver_exits(
     let Status::Running(pid) = resolvers.status("app") else {
         panic!("no resolver for app after run -d");
     };
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.root.join("containers").join(&id).join("container.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
-    // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
-    unsafe { libc::kill(monitor, libc::SIGKILL) };
-    wait_for("the monitor to die", || {
-        std::fs::read_to_string(format!("/proc/{monitor}/stat"))
-            .map(|s| s.contains(") Z"))
-            .unwrap_or(true)
-    });
+    kill_monitor(&env, &id);
     assert_eq!(
         resolvers.names("app"),
         [id],

@@ -7,7 +7,7 @@ mod cli_support;
 
 use std::time::{Duration, Instant};
 
-use cli_support::net::{full_id, inspect, leases, nft_table, run_sleeper, setup};
+use cli_support::net::{full_id, inspect, kill_monitor, leases, nft_table, run_sleeper, setup};
 use cli_support::{wait_for, Env};
 use pelagos_network::{NetworkCreate, Networks};
 
@@ -188,21 +188,8 @@ fn foreground_run_with_rm_leaves_no_lease_or_veth() {
 fn a_monitor_killed_with_sigkill_leaves_no_lease_or_veth_after_rm() {
     let (_served, env, image) = setup();
     let id = run_sleeper(&env, &image, "orphan", &["--network", "bridge"]);
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.root.join("containers").join(&id).join("container.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
-    let container = record["state"]["pid"].as_i64().unwrap() as i32;
     assert_eq!(leases(&env, "bridge"), vec![id.clone()]);
-    // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
-    unsafe { libc::kill(monitor, libc::SIGKILL) };
-    wait_for("the container to die with its monitor", || {
-        std::fs::read_to_string(format!("/proc/{container}/stat"))
-            .map(|s| s.contains(") Z"))
-            .unwrap_or(true)
-    });
+    kill_monitor(&env, &id);
     env.ok(&["rm", "-f", "orphan"]);
     assert!(leases(&env, "bridge").is_empty());
     wait_for_no_veth(&env, &id);
@@ -506,21 +493,8 @@ fn publish_all_takes_an_ephemeral_port_for_each_exposed_one() {
 fn a_monitor_killed_with_sigkill_leaves_no_published_port_after_rm() {
     let (_served, env, image) = setup();
     let id = run_web(&env, &image, "orphanweb", &["-p", "8081:80"], "x");
-    let record: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(env.root.join("containers").join(&id).join("container.json"))
-            .unwrap(),
-    )
-    .unwrap();
-    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
-    let container = record["state"]["pid"].as_i64().unwrap() as i32;
     assert_eq!(host_ports_of(&env, &id), 1);
-    // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
-    unsafe { libc::kill(monitor, libc::SIGKILL) };
-    wait_for("the container to die with its monitor", || {
-        std::fs::read_to_string(format!("/proc/{container}/stat"))
-            .map(|s| s.contains(") Z"))
-            .unwrap_or(true)
-    });
+    kill_monitor(&env, &id);
     env.ok(&["rm", "-f", "orphanweb"]);
     assert_eq!(host_ports_of(&env, &id), 0);
     assert!(!nft_table(&env).contains("ports-"), "{}", nft_table(&env));

@@ -54,3 +54,23 @@ pub fn nft_table(env: &Env) -> String {
         .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Kills container `id`'s monitor with SIGKILL and waits until the monitor and the
+/// container's init (which dies with it: parent-death signal) are gone or zombies.
+pub fn kill_monitor(env: &Env, id: &str) {
+    let path = env.root.join("containers").join(id).join("container.json");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let monitor = record["state"]["owner"]["pid"].as_i64().unwrap() as i32;
+    let container = record["state"]["pid"].as_i64().unwrap() as i32;
+    // SAFETY: kill(2) on a pid this test's pelagos started (the container's monitor).
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    let dead = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    };
+    super::wait_for("the monitor and its container to die", || {
+        dead(monitor) && dead(container)
+    });
+}
