@@ -10,8 +10,8 @@ use crate::Engine;
 
 /// The Docker Engine API version whose objects these views follow.
 pub const API_VERSION: &str = "1.41";
-/// The oldest API version a client may speak (as dockerd 20.10).
-pub const MIN_API_VERSION: &str = "1.12";
+/// The oldest API version a client may speak (as dockerd 25 and later).
+pub const MIN_API_VERSION: &str = "1.24";
 
 /// The engine's part of `docker version` (the `Server` object).
 pub fn version() -> Value {

@@ -2,4 +2,5 @@
 //! started on 127.0.0.1 ([`registry`]) and OCI image layouts built locally ([`images`]).
 
 pub mod images;
+pub mod netns;
 pub mod registry;

@@ -1,0 +1,30 @@
+//! One router per API resource, as moby's: each file answers its resource's endpoints and
+//! nothing else; [`app`] joins them under the version middleware.
+
+pub mod containers;
+pub mod exec;
+pub mod images;
+pub mod networks;
+pub mod system;
+pub mod volumes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Every route, with Docker's 404 for the rest and no fixed limit on request bodies
+/// (`docker cp` and `docker load` send gigabytes).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(system::routes())
+        .merge(containers::routes())
+        .merge(exec::routes())
+        .merge(images::routes())
+        .merge(networks::routes())
+        .merge(volumes::routes())
+        .fallback(|| async { ApiError::not_found("page not found") })
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}

@@ -1,0 +1,185 @@
+//! The daemon's life: pid file (locked for the daemon's life: one daemon per pid file),
+//! engine opened, listeners bound, every listener served until SIGINT or SIGTERM. Running
+//! containers are left to their monitors when the daemon ends.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use axum::extract::Request;
+use pelagos_engine::{Engine, EngineOptions};
+use tokio::task::JoinSet;
+
+use crate::flags::Flags;
+use crate::listen::{activation_fds, bind_unix, Address, ListenError};
+use crate::state::AppState;
+
+/// Why the daemon could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("cannot open the engine: {0}")]
+    Engine(#[from] pelagos_engine::Error),
+    #[error("pid file {0} is held by a running pelagos-dockerd: stop it first, or give another --pidfile")]
+    AlreadyRunning(PathBuf),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// A held pid file, removed when dropped.
+pub struct PidFile {
+    path: PathBuf,
+    _file: File,
+}
+
+impl PidFile {
+    /// Creates and locks `path`, writing this process's pid.
+    pub fn hold(path: &Path) -> Result<PidFile, ServeError> {
+        let io = |what: &str, source| ServeError::Io {
+            what: format!("{what} {}", path.display()),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io("cannot create the directory of", e))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| io("cannot open the pid file", e))?;
+        // SAFETY: flock on an fd this function owns; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(ServeError::AlreadyRunning(path.to_path_buf()));
+        }
+        file.set_len(0)
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .map_err(|e| io("cannot write the pid file", e))?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            _file: file,
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The engine's options from the flags: a daemon's monitors always detach.
+pub fn engine_options(flags: &Flags) -> EngineOptions {
+    EngineOptions {
+        root: flags.data_root.clone(),
+        runroot: flags.exec_root.clone(),
+        config_file: flags.config_file.clone(),
+        cgroup_parent: flags.cgroup_parent.clone(),
+        monitor_program: std::env::var_os("PELAGOS_MONITOR").map(Into::into),
+        short_lived: false,
+        ..EngineOptions::default()
+    }
+}
+
+/// A bound listener.
+enum Bound {
+    Unix(tokio::net::UnixListener),
+}
+
+/// Binds every address before anything is served: a bad `-H` fails the start.
+fn bind_all(flags: &Flags) -> Result<Vec<Bound>, ServeError> {
+    let addresses = flags
+        .hosts()
+        .iter()
+        .map(|h| Address::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut bound = Vec::new();
+    for address in addresses {
+        match address {
+            Address::Unix(path) => {
+                let l = bind_unix(&path, &flags.group)?;
+                bound.push(Bound::Unix(to_tokio_unix(l)?));
+            }
+            Address::Fd(which) => {
+                for fd in activation_fds(which)? {
+                    bound.push(activated(fd)?);
+                }
+            }
+            Address::Tcp(addr) => return Err(ListenError::PlainTcp(format!("tcp://{addr}")).into()),
+        }
+    }
+    Ok(bound)
+}
+
+fn to_tokio_unix(
+    l: std::os::unix::net::UnixListener,
+) -> Result<tokio::net::UnixListener, ServeError> {
+    tokio::net::UnixListener::from_std(l).map_err(|source| ServeError::Io {
+        what: "cannot register a unix listener".into(),
+        source,
+    })
+}
+
+/// A socket systemd passed: unix or TCP, by its address family.
+fn activated(fd: std::os::fd::OwnedFd) -> Result<Bound, ServeError> {
+    let io = |source| ServeError::Io {
+        what: "fd://: a passed socket".into(),
+        source,
+    };
+    use nix::sys::socket::SockaddrLike;
+    let family = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(fd.as_raw_fd())
+        .map_err(|e| io(e.into()))?
+        .family();
+    if family == Some(nix::sys::socket::AddressFamily::Unix) {
+        let l = std::os::unix::net::UnixListener::from(fd);
+        l.set_nonblocking(true).map_err(io)?;
+        return to_tokio_unix(l).map(Bound::Unix);
+    }
+    Err(ListenError::PlainTcp("a passed TCP socket".into()).into())
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(flags: Flags) -> Result<(), ServeError> {
+    let _pid = PidFile::hold(&flags.pidfile)?;
+    let engine = Engine::open(engine_options(&flags))?;
+    let state = AppState::new(engine);
+    let listeners = bind_all(&flags)?;
+    let app = crate::routes::router(state);
+    let app = tower::Layer::layer(&axum::middleware::from_fn(crate::version::negotiate), app);
+    let mut tasks = JoinSet::new();
+    for listener in listeners {
+        let service = axum::ServiceExt::<Request>::into_make_service(app.clone());
+        match listener {
+            Bound::Unix(l) => tasks.spawn(async move { axum::serve(l, service).await }),
+        };
+    }
+    tracing::info!("pelagos-dockerd listening on {}", flags.hosts().join(", "));
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down: containers keep running"),
+        Some(done) = tasks.join_next() => {
+            if let Ok(Err(e)) = done {
+                return Err(ServeError::Io { what: "serving".into(), source: e });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

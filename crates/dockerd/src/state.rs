@@ -1,0 +1,41 @@
+//! What every handler shares: the engine (thread-safe, the same one the CLI opens) and a way
+//! to call its blocking verbs without stalling the async workers.
+
+use std::sync::Arc;
+
+use pelagos_engine::Engine;
+
+use crate::error::{ApiError, ApiResult};
+
+/// The daemon's shared state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine: stores, records, monitors.
+    pub engine: Arc<Engine>,
+}
+
+impl AppState {
+    /// State over an opened engine.
+    pub fn new(engine: Engine) -> AppState {
+        AppState {
+            engine: Arc::new(engine),
+        }
+    }
+
+    /// Runs an engine call on tokio's blocking pool (engine verbs wait on files, locks and
+    /// monitors) and turns its error into Docker's answer.
+    pub async fn blocking<T, E>(
+        &self,
+        f: impl FnOnce(&Engine) -> Result<T, E> + Send + 'static,
+    ) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        let engine = self.engine.clone();
+        match tokio::task::spawn_blocking(move || f(&engine)).await {
+            Ok(result) => result.map_err(Into::into),
+            Err(e) => Err(ApiError::internal(format!("a worker task failed: {e}"))),
+        }
+    }
+}
