@@ -241,6 +241,26 @@ impl Daemon {
         c
     }
 
+    /// Pulls `image` into the daemon's store with the `pelagos` CLI run in the machine's own
+    /// network namespace: a daemon in a test netns cannot reach the registry on the host's
+    /// loopback, but shares the store with the CLI.
+    pub fn pull_on_host(&self, image: &str) {
+        let out = Command::new(sibling("pelagos"))
+            .env("PELAGOS_ROOT", &self.root)
+            .env("PELAGOS_RUNROOT", &self.runroot)
+            .env("PELAGOS_CONFIG", &self.config_file)
+            .env("DOCKER_CONFIG", &self.docker_config)
+            .args(["pull", "-q", image])
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn pelagos pull");
+        assert!(
+            out.status.success(),
+            "pelagos pull {image}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Raw HTTP over the socket (`curl --unix-socket`): status code and body.
     pub fn http(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let mut c = Command::new("curl");
