@@ -15,7 +15,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime
+    let served = runtime
         .block_on(pelagos_dockerd::server::run(flags))
-        .context("pelagos-dockerd")
+        .context("pelagos-dockerd");
+    // A blocking task still reading from a monitor must not hold the exit: the containers
+    // and their monitors live on without the daemon.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    served
 }

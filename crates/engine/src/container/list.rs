@@ -78,6 +78,15 @@ pub fn list(engine: &Engine, all: bool) -> Result<Vec<ContainerSummary>> {
 
 /// The containers `options` select, newest first.
 pub fn list_with(engine: &Engine, options: &ListOptions) -> Result<Vec<ContainerSummary>> {
+    Ok(select(engine, options)?
+        .iter()
+        .map(|r| summary_of(engine, r, options.size))
+        .collect())
+}
+
+/// The records `options` select (reconciled), newest first: for front ends that show more
+/// of a record than its summary (the API's `NetworkSettings`).
+pub fn select(engine: &Engine, options: &ListOptions) -> Result<Vec<ContainerRecord>> {
     // As Docker: a limit or a status filter lists stopped containers too.
     let all = options.all || options.limit.is_some() || options.filter.wants_all();
     let mut records = Vec::new();
@@ -92,16 +101,16 @@ pub fn list_with(engine: &Engine, options: &ListOptions) -> Result<Vec<Container
     records
         .sort_by_cached_key(|r| std::cmp::Reverse(humantime::parse_rfc3339_weak(&r.created).ok()));
     records.truncate(options.limit.unwrap_or(usize::MAX));
-    Ok(records
-        .iter()
-        .map(|r| {
-            let mut s = summary(r);
-            if options.size {
-                fill_size(engine, r, &mut s);
-            }
-            s
-        })
-        .collect())
+    Ok(records)
+}
+
+/// The summary of one record, with its sizes when `size`.
+pub fn summary_of(engine: &Engine, r: &ContainerRecord, size: bool) -> ContainerSummary {
+    let mut s = summary(r);
+    if size {
+        fill_size(engine, r, &mut s);
+    }
+    s
 }
 
 /// Docker's `SizeRw` (the upper directory) and `SizeRootFs` (that plus the image).

@@ -11,14 +11,22 @@ use crate::Engine;
 /// Stops one container; `timeout` in seconds (`None`: its StopTimeout or 10). A container
 /// that is not running is left as it is.
 pub fn stop(engine: &Engine, name_or_id: &str, timeout: Option<i64>) -> Result<()> {
+    stop_with_signal(engine, name_or_id, None, timeout)
+}
+
+/// Stops one container with `signal` (`None`: its StopSignal or SIGTERM), SIGKILL after
+/// `timeout` seconds (the API's `signal` and `t`).
+pub fn stop_with_signal(
+    engine: &Engine,
+    name_or_id: &str,
+    signal: Option<i32>,
+    timeout: Option<i64>,
+) -> Result<()> {
     let record = super::lookup(engine, name_or_id)?;
     let Some(mut client) = super::monitor_of(engine, &record)? else {
         return Ok(());
     };
-    match client.call(&Request::Stop {
-        signal: None,
-        timeout,
-    }) {
+    match client.call(&Request::Stop { signal, timeout }) {
         Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => {
             engine.emit(&Event::container(&record, "stop"));
             Ok(())

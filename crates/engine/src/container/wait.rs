@@ -1,9 +1,13 @@
 //! `wait`: blocks until the container meets a condition (not running, its next exit, its
 //! removal) and returns its exit code, asking the monitor rather than polling records.
 
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use pelagos_model::protocol::{Reply, Request, WaitCondition};
+use pelagos_model::protocol::{Client, Reply, Request, WaitCondition};
+use pelagos_model::record::ContainerRecord;
 use pelagos_model::state::Status;
 
 use crate::error::{Error, Result};
@@ -12,12 +16,73 @@ use crate::Engine;
 /// How long to look again for a monitor or a removal when none is there to ask.
 const RECHECK: Duration = Duration::from_millis(100);
 
+/// Ends a [`wait_cancellable`] from another thread: a daemon's client that went away must
+/// not keep a thread blocked on the monitor until the container exits.
+#[derive(Debug, Default)]
+pub struct WaitCancel {
+    cancelled: AtomicBool,
+    /// The monitor connection being waited on, shut down to wake the blocked read.
+    socket: Mutex<Option<UnixStream>>,
+}
+
+impl WaitCancel {
+    /// Ends the wait (now, or as soon as it looks again).
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Ok(socket) = self.socket.lock() {
+            if let Some(s) = socket.as_ref() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Watches `client`'s connection: a cancel shuts it down (at once if it came first).
+    fn watch(&self, client: &Client) {
+        if let (Ok(clone), Ok(mut socket)) = (client.socket().try_clone(), self.socket.lock()) {
+            *socket = Some(clone);
+        }
+        if self.is_cancelled() {
+            self.cancel();
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match self.is_cancelled() {
+            true => Err(Error::Task("the wait was cancelled".into())),
+            false => Ok(()),
+        }
+    }
+}
+
 /// Waits for `condition`; the exit code (the last one for a container already stopped).
 pub fn wait(engine: &Engine, name_or_id: &str, condition: WaitCondition) -> Result<i32> {
-    let mut record = super::lookup(engine, name_or_id)?;
+    let record = super::lookup(engine, name_or_id)?;
+    wait_cancellable(engine, record, condition, &WaitCancel::default())
+}
+
+/// [`wait`] for `record` as it was when the client asked (a daemon answers the request's
+/// headers then, and its client may start the container at once), which `cancel` ends
+/// early with an error.
+pub fn wait_cancellable(
+    engine: &Engine,
+    mut record: ContainerRecord,
+    condition: WaitCondition,
+    cancel: &WaitCancel,
+) -> Result<i32> {
+    // The last exit when asked: a next exit is one recorded after it (a container started
+    // and ended between two looks has no monitor left to ask).
+    let exit_before = record.state.finished_at.clone();
     loop {
+        cancel.check()?;
         if let Some(mut client) = super::monitor_of(engine, &record)? {
-            match client.call(&Request::Wait { condition }) {
+            cancel.watch(&client);
+            let answer = client.call(&Request::Wait { condition });
+            cancel.check()?;
+            match answer {
                 Ok(Reply::Exited { exit_code, .. }) => return Ok(exit_code),
                 Ok(Reply::Removed) => return Ok(record.state.exit_code),
                 Ok(other) => {
@@ -44,6 +109,12 @@ pub fn wait(engine: &Engine, name_or_id: &str, condition: WaitCondition) -> Resu
             Err(e) => return Err(e),
         };
         if condition == WaitCondition::NotRunning && record.state.status == Status::Exited {
+            return Ok(record.state.exit_code);
+        }
+        if condition == WaitCondition::NextExit
+            && !record.state.status.is_live()
+            && record.state.finished_at != exit_before
+        {
             return Ok(record.state.exit_code);
         }
     }

@@ -1,0 +1,96 @@
+//! `POST /containers/{id}/wait?condition`: the headers at once, the body
+//! `{"StatusCode","Error"}` when the condition is met (the docker CLI's `run` waits before it
+//! starts the container, so it must hear back before the exit).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use pelagos_engine::container::lookup;
+use pelagos_engine::container::wait::{wait_cancellable, WaitCancel};
+use pelagos_model::protocol::WaitCondition;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::query::Params;
+use crate::state::AppState;
+
+/// Docker's condition names; absent is `not-running`.
+fn condition(text: Option<&str>) -> ApiResult<WaitCondition> {
+    match text {
+        None | Some("") | Some("not-running") => Ok(WaitCondition::NotRunning),
+        Some("next-exit") => Ok(WaitCondition::NextExit),
+        Some("removed") => Ok(WaitCondition::Removed),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid condition: {other:?}"
+        ))),
+    }
+}
+
+/// The answer once waited: the exit code, or the error in the body (the status is sent).
+fn body_of(result: Option<pelagos_engine::Result<i32>>) -> Bytes {
+    let value = match result {
+        Some(Ok(code)) => json!({ "StatusCode": code, "Error": null }),
+        Some(Err(e)) => json!({ "StatusCode": -1, "Error": { "Message": e.to_string() } }),
+        None => json!({ "StatusCode": -1, "Error": { "Message": "the wait was cut short" } }),
+    };
+    Bytes::from(format!("{value}\n"))
+}
+
+/// Cancels the wait when the response is dropped (sent, or its client gone).
+struct CancelOnDrop(Arc<WaitCancel>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// `POST /containers/{id}/wait`.
+pub async fn wait(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> ApiResult<Response> {
+    let condition = condition(params.get("condition").map(String::as_str))?;
+    // An unknown container is a 404 before anything is streamed.
+    let record = state.blocking(move |engine| lookup(engine, &id)).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let engine = state.engine.clone();
+    let cancel = Arc::new(WaitCancel::default());
+    let guard = CancelOnDrop(cancel.clone());
+    // The wait blocks on the monitor's socket until the exit: a thread of the blocking pool,
+    // freed when the client goes (the docker CLI's `run -d` asks and leaves at once).
+    tokio::task::spawn_blocking(move || {
+        let _ = tx.send(wait_cancellable(&engine, record, condition, &cancel));
+    });
+    let stream = futures_util::stream::once(async move {
+        let answer = body_of(rx.await.ok());
+        drop(guard);
+        Ok::<_, Infallible>(answer)
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal(format!("build the wait response: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_and_bodies() {
+        assert_eq!(condition(None).unwrap(), WaitCondition::NotRunning);
+        assert_eq!(condition(Some("removed")).unwrap(), WaitCondition::Removed);
+        assert!(condition(Some("later")).is_err());
+        assert_eq!(
+            &body_of(Some(Ok(3)))[..],
+            b"{\"Error\":null,\"StatusCode\":3}\n"
+        );
+    }
+}
