@@ -108,6 +108,24 @@ fn create_start_ps_and_inspect() {
         .ok(&["ps", "-aq", "--filter", "name=nope"])
         .trim()
         .is_empty());
+    d.ok(&[
+        "create",
+        "--name",
+        "later",
+        "--platform",
+        "linux/amd64",
+        &served.image,
+    ]);
+    assert_eq!(
+        d.ok(&["ps", "-n", "1", "--format", "{{.Names}}"]).trim(),
+        "later"
+    );
+    let sizes = d.ok(&["ps", "-s", "--format", "{{.Names}} {{.Size}}"]);
+    assert!(
+        sizes.starts_with("web ") && sizes.contains("virtual"),
+        "{sizes}"
+    );
+    d.ok(&["rm", "later"]);
 
     // The API's summary and inspect shapes.
     let (code, body) = d.http("GET", "/v1.41/containers/json?size=1", None);
@@ -191,6 +209,25 @@ fn run_detached_then_stop_kill_restart_and_rm() {
     assert_eq!(d.ok(&["rm", "-f", "sl"]).trim(), "sl");
     let (_, err) = d.fail(&["inspect", "sl"]);
     assert!(err.contains("No such object: sl"), "{err}");
+
+    // `--rm`: stopped is removed.
+    d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "gone",
+        "--network",
+        "none",
+        img,
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(inspect(&d, "gone", "{{.HostConfig.AutoRemove}}"), "true");
+    d.ok(&["stop", "-t", "1", "gone"]);
+    wait_for("the --rm container to go", || {
+        d.ok(&["ps", "-aq"]).trim().is_empty()
+    });
     d.assert_no_container_leftovers();
 }
 
@@ -569,6 +606,16 @@ fn errors_have_dockers_statuses() {
     let (code, body) = create(&format!(r#"{{"Image":"{img}"}}"#));
     assert_eq!(code, 409, "{body}");
     assert!(message(&body).contains("is already in use"), "{body}");
+    let (code, body) = d.http(
+        "POST",
+        "/containers/create?name=c2&platform=linux/s390x",
+        Some(&format!(r#"{{"Image":"{img}"}}"#)),
+    );
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        message(&body).contains("does not match the specified platform"),
+        "{body}"
+    );
     let (code, body) = d.http(
         "POST",
         "/containers/create?name=bad%20name",
