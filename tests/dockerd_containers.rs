@@ -50,6 +50,14 @@ fn threads_reading_sockets(pid: u32) -> Option<usize> {
     Some(n)
 }
 
+/// Seconds since the epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+}
+
 #[test]
 fn create_start_ps_and_inspect() {
     let (d, served) = daemon_with_busybox();
@@ -158,6 +166,7 @@ fn create_start_ps_and_inspect() {
 fn run_detached_then_stop_kill_restart_and_rm() {
     let (d, served) = daemon_with_busybox();
     let img = served.image.as_str();
+    let since = unix_now().to_string();
     let id = d.ok(&[
         "run",
         "-d",
@@ -209,6 +218,27 @@ fn run_detached_then_stop_kill_restart_and_rm() {
     assert_eq!(d.ok(&["rm", "-f", "sl"]).trim(), "sl");
     let (_, err) = d.fail(&["inspect", "sl"]);
     assert!(err.contains("No such object: sl"), "{err}");
+    // The events the CLI's verbs record, through the daemon too.
+    let until = (unix_now() + 1).to_string();
+    let actions = pelagos_ok(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "container=sl",
+            "--format",
+            "{{.Action}}",
+        ],
+    );
+    for action in [
+        "create", "start", "kill", "die", "stop", "restart", "destroy",
+    ] {
+        assert!(actions.lines().any(|l| l == action), "{action}: {actions}");
+    }
 
     // `--rm`: stopped is removed.
     d.ok(&[
