@@ -685,3 +685,86 @@ fn errors_have_dockers_statuses() {
     assert_eq!(code, 204);
     d.assert_no_container_leftovers();
 }
+
+/// The flags of a full `create`, given to the docker CLI and to the `pelagos` CLI.
+const FULL_CREATE: &[&str] = &[
+    "--network",
+    "none",
+    "-e",
+    "A=1",
+    "-w",
+    "/tmp",
+    "-u",
+    "1000:1000",
+    "--cap-add",
+    "NET_ADMIN",
+    "--cap-drop",
+    "CHOWN",
+    "--read-only",
+    "--tmpfs",
+    "/run:size=1m",
+    "--init",
+    "--log-opt",
+    "max-size=1m",
+    "--stop-signal",
+    "SIGUSR1",
+    "--stop-timeout",
+    "5",
+    "--hostname",
+    "hh",
+    "--add-host",
+    "db:10.0.0.9",
+    "--ulimit",
+    "nofile=100:200",
+    "--label",
+    "a=b",
+    "--restart",
+    "unless-stopped",
+    "--health-cmd",
+    "true",
+    "--health-retries",
+    "2",
+    "--entrypoint",
+    "/bin/sh",
+    "--security-opt",
+    "no-new-privileges",
+];
+
+#[test]
+fn a_full_create_is_the_cli_s() {
+    let (d, served) = daemon_with_busybox();
+    let img = served.image.as_str();
+    let data = d.dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let bind = format!("{}:/data:ro", data.display());
+    let mut docker_args = vec!["create", "--name", "viad", "-v", &bind];
+    docker_args.extend(FULL_CREATE);
+    docker_args.extend([img, "-c", "exit 7"]);
+    d.ok(&docker_args);
+    let mut cli_args = vec!["create", "--name", "viacli", "-v", &bind];
+    cli_args.extend(FULL_CREATE);
+    cli_args.extend([img, "-c", "exit 7"]);
+    pelagos_ok(&d, &cli_args);
+
+    let view = |name: &str| {
+        let (code, body) = d.http("GET", &format!("/containers/{name}/json"), None);
+        assert_eq!(code, 200, "{body}");
+        json(&body)
+    };
+    let (ours, mut theirs) = (view("viad"), view("viacli"));
+    // Where the two clients send different things, as Docker's would: the docker CLI 28
+    // names capabilities in full; the `pelagos` CLI names its cgroup parent, the daemon
+    // has its own.
+    let host = &mut theirs["HostConfig"];
+    host["CapAdd"] = serde_json::json!(["CAP_NET_ADMIN"]);
+    host["CapDrop"] = serde_json::json!(["CAP_CHOWN"]);
+    host["CgroupParent"] = "".into();
+    for part in ["Config", "HostConfig"] {
+        assert_eq!(ours[part], theirs[part], "{part}");
+    }
+    assert_eq!(ours["Path"], "/bin/sh");
+    d.ok(&["start", "viad"]);
+    assert_eq!(d.ok(&["wait", "viad"]).trim(), "7");
+    d.ok(&["rm", "-f", "viad", "viacli"]);
+    d.assert_no_container_leftovers();
+}

@@ -58,10 +58,17 @@ fn create_container(
     platform: Option<&str>,
     body: config::CreateRequest,
 ) -> ApiResult<String> {
+    let mut body = body;
     let image_name = body.config.image.clone();
     if image_name.trim().is_empty() {
         return Err(ApiError::bad_request("Config.Image is required"));
     }
+    // The docker CLI sends `{}` for no volumes; moby then takes the image's (nil here, as
+    // the CLI's create leaves it).
+    if body.config.volumes.as_ref().is_some_and(|v| v.is_empty()) {
+        body.config.volumes = None;
+    }
+    adapt_resources(&mut body.host_config);
     let request = verb::with_defaults(
         engine,
         CreateRequest {
@@ -79,6 +86,21 @@ fn create_container(
     }
     let record = verb::create(engine, &image, request)?;
     Ok(record.id.to_string())
+}
+
+/// moby's reading of the defaults the docker CLI sends: `MemorySwappiness` -1, `PidsLimit`
+/// 0 or less and `OomKillDisable` false all mean "not set" (on cgroup v2 moby drops the
+/// last two), so the record holds what the CLI's own `create` would.
+fn adapt_resources(host: &mut config::HostConfig) {
+    if host.memory_swappiness == Some(-1) {
+        host.memory_swappiness = None;
+    }
+    if host.pids_limit.is_some_and(|p| p <= 0) {
+        host.pids_limit = None;
+    }
+    if host.oom_kill_disable == Some(false) {
+        host.oom_kill_disable = None;
+    }
 }
 
 /// The image from the store; Docker's 404 when it is not there.
@@ -137,6 +159,15 @@ mod tests {
         let body: config::CreateRequest =
             serde_json::from_str(r#"{"Image":"x","HostConfig":{"Links":null}}"#).unwrap();
         assert!(refuse_links(&body).is_ok());
+    }
+
+    #[test]
+    fn the_cli_s_defaults_are_unset() {
+        let mut host: config::HostConfig =
+            serde_json::from_str(r#"{"MemorySwappiness":-1,"PidsLimit":0,"OomKillDisable":false}"#)
+                .unwrap();
+        adapt_resources(&mut host);
+        assert_eq!(host, config::HostConfig::default());
     }
 
     #[test]

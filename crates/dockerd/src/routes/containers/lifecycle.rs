@@ -31,10 +31,11 @@ fn int_param(params: &Params, name: &str) -> ApiResult<Option<i64>> {
     }
 }
 
-/// A signal query parameter (`KILL`, `SIGKILL`, `9`), absent when empty.
+/// A signal query parameter (`KILL`, `SIGKILL`, `9`), absent when empty or `0` (moby's
+/// "the default one").
 fn signal_param(params: &Params) -> ApiResult<Option<i32>> {
     match params.get("signal").map(String::as_str) {
-        None | Some("") => Ok(None),
+        None | Some("" | "0") => Ok(None),
         Some(text) => Ok(Some(verbs::kill::parse_signal(text)?)),
     }
 }
