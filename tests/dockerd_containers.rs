@@ -678,6 +678,12 @@ fn errors_have_dockers_statuses() {
     let (code, body) = d.http("GET", "/containers/json?limit=many", None);
     assert_eq!(code, 400, "{body}");
 
+    // `rm -f` of what is not there is quiet, as with Docker's daemon.
+    d.ok(&["rm", "-f", "nosuch"]);
+    let (code, err) = d.fail(&["rm", "nosuch"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such container: nosuch"), "{err}");
+
     // Refused requests made nothing.
     let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(names.trim(), "c1");
@@ -766,5 +772,76 @@ fn a_full_create_is_the_cli_s() {
     d.ok(&["start", "viad"]);
     assert_eq!(d.ok(&["wait", "viad"]).trim(), "7");
     d.ok(&["rm", "-f", "viad", "viacli"]);
+    d.assert_no_container_leftovers();
+}
+
+#[test]
+fn old_clients_and_a_restarted_daemon() {
+    let (mut d, served) = daemon_with_busybox();
+    let img = served.image.as_str();
+    for version in ["1.24", "1.41"] {
+        let docker = |args: &[&str]| {
+            let out = d
+                .docker(args)
+                .env("DOCKER_API_VERSION", version)
+                .output()
+                .expect("spawn docker");
+            assert!(
+                out.status.success(),
+                "docker {args:?} at API {version}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let name = format!("old{}", version.replace('.', ""));
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "none",
+            img,
+            "sh",
+            "-c",
+            "exit 4",
+        ]);
+        assert_eq!(docker(&["wait", &name]), "4");
+        let listed = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("name={name}"),
+            "--format",
+            "{{.Names}} {{.State}}",
+        ]);
+        assert_eq!(listed, format!("{name} exited"));
+        assert_eq!(
+            docker(&["inspect", "-f", "{{.State.ExitCode}}", &name]),
+            "4"
+        );
+        docker(&["rm", &name]);
+    }
+
+    // The containers outlive the daemon, which finds them again.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "--network",
+        "none",
+        img,
+        "sleep",
+        "1000",
+    ]);
+    d.restart_daemon();
+    assert_eq!(
+        d.ok(&["ps", "--format", "{{.Names}} {{.State}}"]).trim(),
+        "survivor running"
+    );
+    d.ok(&["stop", "-t", "1", "survivor"]);
+    assert_eq!(inspect(&d, "survivor", "{{.State.Status}}"), "exited");
+    d.ok(&["rm", "survivor"]);
     d.assert_no_container_leftovers();
 }
