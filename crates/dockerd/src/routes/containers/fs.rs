@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use futures_util::StreamExt;
 use pelagos_engine::container::diff::ChangeKind;
 use pelagos_engine::container::top::TopOutput;
 use pelagos_engine::container::{diff, export as export_verb, lookup, top as top_verb};
@@ -62,10 +63,13 @@ const EXPORT_CHUNKS: usize = 8;
 /// The size of a chunk.
 const EXPORT_CHUNK_BYTES: usize = 64 * 1024;
 
+/// A piece of the export: bytes, or why it stopped.
+type Chunk = Result<Bytes, pelagos_engine::Error>;
+
 /// A `Write` that hands each chunk to the response; fails once the client has gone, which
 /// ends the export.
 struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
+    tx: mpsc::Sender<Chunk>,
 }
 
 impl Write for ChannelWriter {
@@ -81,28 +85,36 @@ impl Write for ChannelWriter {
     }
 }
 
-/// `GET /containers/{id}/export`: `application/x-tar`, streamed.
+/// `GET /containers/{id}/export`: `application/x-tar`, streamed. A failure before the
+/// first bytes is answered with its status; a later one cuts the stream, so that the client
+/// sees a broken transfer rather than a short tar that looks whole.
 pub async fn export(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     // An unknown container is a 404 before anything is streamed.
     let record = state.blocking(move |engine| lookup(engine, &id)).await?;
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(EXPORT_CHUNKS);
+    let (tx, mut rx) = mpsc::channel::<Chunk>(EXPORT_CHUNKS);
     let engine = state.engine.clone();
     tokio::task::spawn_blocking(move || {
         let errors = tx.clone();
         let mut out = io::BufWriter::with_capacity(EXPORT_CHUNK_BYTES, ChannelWriter { tx });
-        let written = export_verb::export(&engine, record.id.as_str(), &mut out)
-            .map_err(|e| io::Error::other(e.to_string()))
-            .and_then(|_| out.flush());
-        // A failure mid-way cuts the stream, so that the client sees a broken transfer
-        // rather than a short tar that looks whole.
+        let written = export_verb::export(&engine, record.id.as_str(), &mut out).and_then(|_| {
+            out.flush()
+                .map_err(|e| pelagos_engine::Error::io("send the export", e))
+        });
         if let Err(e) = written {
             tracing::warn!("export of {} failed: {e}", record.id);
             let _ = errors.blocking_send(Err(e));
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
+    let first = match rx.recv().await {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) => return Err(e.into()),
+        None => return Err(ApiError::internal("the export ended before it began")),
+    };
+    let rest = futures_util::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((chunk.map_err(|e| io::Error::other(e.to_string())), rx))
     });
+    let stream = futures_util::stream::once(async move { Ok::<_, io::Error>(first) }).chain(rest);
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/x-tar")
