@@ -678,6 +678,13 @@ fn errors_have_dockers_statuses() {
     let (code, body) = d.http("GET", "/containers/json?limit=many", None);
     assert_eq!(code, 400, "{body}");
 
+    // An image the daemon lacks is a 404 the docker CLI answers with a pull (which fails
+    // here: the registry has no such repository).
+    let host = img.split('/').next().expect("registry host");
+    let missing = format!("{host}/missing:1");
+    let (_, err) = d.fail(&["create", "--network", "none", &missing]);
+    assert!(err.contains("Unable to find image"), "{err}");
+
     // `rm -f` of what is not there is quiet, as with Docker's daemon.
     d.ok(&["rm", "-f", "nosuch"]);
     let (code, err) = d.fail(&["rm", "nosuch"]);
