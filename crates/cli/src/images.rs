@@ -275,38 +275,7 @@ pub fn list(cli: &Cli, a: &ImagesArgs) -> Result<i32> {
 
 /// Docker's `ImageInspect` object.
 pub fn inspect_value(engine: &Engine, image: &ImageRecord) -> Result<Value> {
-    let raw: Value = serde_json::from_slice(&engine.images().config_bytes(image)?)
-        .context("image config is not JSON")?;
-    let layers_dir = engine.images().layers_dir();
-    let lowers: Vec<String> = engine
-        .images()
-        .lowerdirs(image)?
-        .iter()
-        .map(|l| layers_dir.join(l).to_string_lossy().into_owned())
-        .collect();
-    Ok(json!({
-        "Id": image.id.to_string(),
-        "RepoTags": image.repo_tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "RepoDigests": image.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "Parent": "",
-        "Comment": raw.get("comment").cloned().unwrap_or(json!("")),
-        "Created": image.created.clone().unwrap_or_default(),
-        "DockerVersion": raw.get("docker_version").cloned().unwrap_or(json!("")),
-        "Author": raw.get("author").cloned().unwrap_or(json!("")),
-        "Config": raw.get("config").cloned().unwrap_or(Value::Null),
-        "Architecture": image.architecture,
-        "Variant": image.variant,
-        "Os": image.os,
-        "Size": image.size,
-        "VirtualSize": image.size,
-        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lowers.join(":")}},
-        "RootFS": {"Type": "layers", "Layers": image.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
-        "Metadata": {"LastTagTime": image.added},
-        "Descriptor": {
-            "mediaType": image.manifest_media_type,
-            "digest": image.manifest_digest.to_string(),
-        },
-    }))
+    Ok(pelagos_engine::image_views::inspect(engine, image)?)
 }
 
 /// Prints inspect results: a JSON array, or one rendered template per item.

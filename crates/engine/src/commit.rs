@@ -145,7 +145,7 @@ impl<W: std::io::Write> LayerWriter<W> {
     }
 }
 
-/// Writes the changes of `upper` as an OCI layer tar into `out`.
+/// Writes the changes of `upper` as an OCI layer tar into `out` (empty when `upper` is missing).
 pub fn write_layer(upper: &Path, out: impl std::io::Write) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
@@ -154,7 +154,10 @@ pub fn write_layer(upper: &Path, out: impl std::io::Write) -> Result<()> {
         tar,
         links: HashMap::new(),
     };
-    w.walk(upper, "")?;
+    // A container never started has no upper directory: no changes, an empty layer.
+    if upper.exists() {
+        w.walk(upper, "")?;
+    }
     w.tar
         .into_inner()
         .map_err(|e| Error::io("commit: finish the layer", e))?;

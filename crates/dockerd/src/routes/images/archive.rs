@@ -1,0 +1,234 @@
+//! Tarballs and the verbs that make images elsewhere: `docker save` (`GET /images/{name}/get`,
+//! `GET /images/get`), `docker load`, `docker commit`; `POST /build` and search, refused
+//! plainly.
+
+use std::io::Write;
+
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use pelagos_engine::commit::CommitOptions;
+use pelagos_engine::image_views::familiar;
+use pelagos_engine::Engine;
+use pelagos_image::{ImageRecord, Reference};
+use pelagos_model::events::Event;
+use serde_json::{json, Value};
+
+use super::stream::{BodyReader, ChannelWriter};
+use super::transfer::pairs;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// `GET /images/{name}/get`.
+pub async fn save_one(State(state): State<AppState>, name: String) -> Response {
+    save(state, vec![name])
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /images/get?names=a&names=b`.
+pub async fn save_many(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+    let names: Vec<String> = pairs(raw.as_deref())
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
+        .collect();
+    if names.is_empty() {
+        return ApiError::bad_request("names is required: the images to save").into_response();
+    }
+    save(state, names)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Every image is looked up before the first byte (a 404 is an HTTP error), then the tar
+/// streams; a failure while writing cuts the stream.
+async fn save(state: AppState, names: Vec<String>) -> ApiResult<Response> {
+    let selected = state
+        .blocking(move |engine| {
+            names
+                .iter()
+                .map(|n| Ok((super::lookup(engine, n)?, tags_named(n))))
+                .collect::<ApiResult<Vec<_>>>()
+        })
+        .await?;
+    let (writer, body) = ChannelWriter::new();
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || write_archive(&engine, &selected, writer));
+    Ok(([(CONTENT_TYPE, "application/x-tar")], body).into_response())
+}
+
+/// The tag an archive records for a name: itself when it is a tag (not an id).
+fn tags_named(name: &str) -> Vec<String> {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    let looks_like_id = name.starts_with("sha256:")
+        || (hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    match Reference::parse(name) {
+        Ok(r) if r.tag.is_some() && r.digest.is_none() && !looks_like_id => vec![r.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+fn write_archive(engine: &Engine, selected: &[(ImageRecord, Vec<String>)], writer: ChannelWriter) {
+    let mut out = std::io::BufWriter::with_capacity(256 << 10, writer);
+    let written = pelagos_image::archive::save(engine.images(), selected, &mut out)
+        .map_err(std::io::Error::other)
+        .and_then(|()| out.flush());
+    match (written, out.into_inner()) {
+        (Ok(()), Ok(_)) => {
+            for (image, _) in selected {
+                let id = image.id.to_string();
+                engine.emit(&Event::image("save", &id, &id));
+            }
+        }
+        (Err(e), Ok(w)) => w.fail(e),
+        (_, Err(e)) => tracing::warn!("docker save: {}", e.error()),
+    }
+}
+
+/// `POST /images/load?quiet`: the body is the archive; one `{"stream"}` line per image.
+pub async fn load(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
+    let reader = BodyReader::new(body);
+    let loaded = state
+        .blocking(move |engine| {
+            let loaded =
+                pelagos_image::archive::load(engine.images(), std::io::BufReader::new(reader))?;
+            for (image, names) in &loaded {
+                let name = names.first().map_or(image.id.to_string(), |n| familiar(n));
+                engine.emit(&Event::image("load", &image.id.to_string(), &name));
+            }
+            Ok::<_, pelagos_engine::Error>(loaded)
+        })
+        .await?;
+    let mut text = String::new();
+    for (image, names) in loaded {
+        if names.is_empty() {
+            text.push_str(&format!(
+                "{}\n",
+                json!({"stream": format!("Loaded image ID: {}\n", image.id)})
+            ));
+        }
+        for n in names {
+            text.push_str(&format!(
+                "{}\n",
+                json!({"stream": format!("Loaded image: {}\n", familiar(&n))})
+            ));
+        }
+    }
+    Ok(([(CONTENT_TYPE, "application/json")], text).into_response())
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=`: 201 `{"Id"}`. The
+/// container must be stopped; a container config in the body is refused rather than ignored.
+pub async fn commit(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let pairs = pairs(raw.as_deref());
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let config: Value = match body.iter().all(u8::is_ascii_whitespace) {
+        true => Value::Null,
+        false => serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON in the request body: {e}")))?,
+    };
+    if !(config.is_null() || config.as_object().is_some_and(|o| o.is_empty())) {
+        return Err(ApiError::bad_request(
+            "pelagos-dockerd does not take a container config in POST /commit: give changes instead",
+        ));
+    }
+    let container = one("container");
+    if container.is_empty() {
+        return Err(ApiError::bad_request("container is required"));
+    }
+    let tag = match (one("repo"), one("tag")) {
+        (r, _) if r.is_empty() => None,
+        (r, t) if t.is_empty() => Some(r),
+        (r, t) => Some(format!("{r}:{t}")),
+    };
+    let opts = CommitOptions {
+        tag: tag
+            .map(|t| Reference::parse(&t))
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        changes: pairs
+            .iter()
+            .filter(|(k, _)| k == "changes")
+            .map(|(_, v)| v.clone())
+            .collect(),
+        message: Some(one("comment")).filter(|m| !m.is_empty()),
+        author: Some(one("author")).filter(|a| !a.is_empty()),
+    };
+    let image = state
+        .blocking(move |engine| pelagos_engine::commit::commit(engine, &container, &opts))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "Id": image.id.to_string() })),
+    )
+        .into_response())
+}
+
+/// `POST /build`: not yet; said plainly.
+pub async fn build() -> ApiError {
+    ApiError::not_implemented("pelagos-dockerd does not support image builds yet (POST /build)")
+}
+
+/// `GET /images/search?term=&limit=`: asks the registry's search API (Docker Hub's index
+/// for a bare term, `HOST/term` for another registry) as moby does; unreachable, the
+/// error says so.
+pub async fn search(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let pairs = pairs(raw.as_deref());
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let term = one("term");
+    if term.is_empty() {
+        return Err(ApiError::bad_request("term is required"));
+    }
+    let limit: u32 = match one("limit").as_str() {
+        "" => 25,
+        l => l
+            .parse()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("invalid limit {l:?}: must be between 1 and 100"))
+            })?,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let engine = state.engine.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let found = engine
+            .registry_client()
+            .map_err(ApiError::from)
+            .and_then(|c| {
+                handle
+                    .block_on(c.search(&term, limit))
+                    .map_err(|e| ApiError::internal(e.to_string()))
+            });
+        let _ = tx.send(found);
+    });
+    rx.await
+        .map_err(|_| ApiError::internal("the search ended without a result"))?
+        .map(Json)
+}
