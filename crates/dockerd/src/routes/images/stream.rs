@@ -99,15 +99,21 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    /// Starts forwarding `body` (on the async side) to the returned reader.
+    /// Starts forwarding `body` (on the async side) to the returned reader. Once the reader
+    /// is gone (it failed or had enough) the rest of the body is read and dropped, so that
+    /// the client, still sending, gets the answer rather than a broken pipe.
     pub fn new(body: Body) -> BodyReader {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             let mut data = body.into_data_stream();
+            let mut forwarding = true;
             while let Some(chunk) = data.next().await {
                 let chunk = chunk.map_err(std::io::Error::other);
                 let failed = chunk.is_err();
-                if tx.send(chunk).await.is_err() || failed {
+                if forwarding && tx.send(chunk).await.is_err() {
+                    forwarding = false;
+                }
+                if failed {
                     break;
                 }
             }
