@@ -224,6 +224,23 @@ fn prune_removes_dangling_then_every_unused_image() {
     assert!(dangling.starts_with("sha256:"), "{dangling}");
     let listed = d.ok(&["images", "-q", "--no-trunc", "--filter", "dangling=true"]);
     assert_eq!(listed.trim(), dangling);
+    // The import is newer than busybox's config date.
+    let since = d.ok(&[
+        "images",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("since={}", served.image),
+    ]);
+    assert_eq!(since.trim(), dangling);
+    let before = d.ok(&[
+        "images",
+        "--format",
+        "{{.Repository}}",
+        "--filter",
+        &format!("before={dangling}"),
+    ]);
+    assert_eq!(before.trim(), format!("{}/box", served.registry.host()));
 
     let out = d.ok(&["image", "prune", "-f"]);
     assert!(out.contains(&format!("deleted: {dangling}")), "{out}");
@@ -456,4 +473,39 @@ fn build_and_search_fail_clearly() {
     let (_, err) = d.fail(&["search", &format!("{}/box", served.registry.host())]);
     assert!(err.contains("Error response from daemon"), "{err}");
     assert!(err.contains("/v1/search"), "{err}");
+}
+
+#[test]
+fn a_pull_failing_mid_stream_reports_the_error_in_the_stream() {
+    let served = served_busybox();
+    let host = served.registry.host();
+    let manifest = std::process::Command::new("curl")
+        .args(["-sf", "-H"])
+        .arg("Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+        .arg(format!("http://{host}/v2/box/manifests/1"))
+        .output()
+        .unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest.stdout).expect("manifest JSON");
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let data = served.registry.blob_data_path(layer);
+    let size = std::fs::metadata(&data).unwrap().len() as usize;
+    std::fs::write(&data, vec![0u8; size]).unwrap();
+
+    let d = Daemon::start();
+    let out = d.run(&["pull", &served.image]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("Pulling from"), "{stdout}");
+    assert!(stderr.contains("digest"), "{stderr}");
+    let (code, body) = d.http(
+        "POST",
+        &format!("/v1.41/images/create?fromImage={host}/box&tag=1"),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let last: Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+    assert!(last["errorDetail"]["message"].is_string(), "{body}");
+    assert_eq!(last["error"], last["errorDetail"]["message"]);
+    assert!(d.ok(&["images", "-q"]).trim().is_empty());
 }

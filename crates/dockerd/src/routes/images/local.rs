@@ -55,13 +55,17 @@ fn summaries(engine: &Engine, filters: &Filters) -> Result<Vec<Value>, ApiError>
         .images()
         .list()
         .map_err(pelagos_engine::Error::from)?;
-    images.sort_by(|x, y| created_secs(y).cmp(&created_secs(x)).then(x.id.cmp(&y.id)));
+    images.sort_by(|x, y| {
+        let newest = image_prune::created(y).cmp(&image_prune::created(x));
+        newest.then(x.id.cmp(&y.id))
+    });
     let mut out = Vec::new();
     for image in &images {
         let is_dangling = image.repo_tags.is_empty() && image.repo_digests.is_empty();
+        let created = image_prune::created(image);
         if dangling.is_some_and(|d| d != is_dangling)
-            || before.is_some_and(|b| created_secs(image) >= b)
-            || since.is_some_and(|s| created_secs(image) <= s)
+            || before.is_some_and(|b| created >= Some(b))
+            || since.is_some_and(|s| created <= Some(s))
         {
             continue;
         }
@@ -119,11 +123,14 @@ fn summary(
     })
 }
 
-/// The creation time of the image a `before`/`since` filter names.
-fn bound(engine: &Engine, filters: &Filters, key: &str) -> Result<Option<i64>, ApiError> {
+/// The creation time of the image a `before`/`since` filter names (full precision, as
+/// moby compares them).
+fn bound(engine: &Engine, filters: &Filters, key: &str) -> Result<Option<SystemTime>, ApiError> {
     match filters.get(key) {
         [] => Ok(None),
-        [name] => Ok(Some(created_secs(&lookup(engine, name)?))),
+        [name] => Ok(Some(
+            image_prune::created(&lookup(engine, name)?).unwrap_or(UNIX_EPOCH),
+        )),
         _ => Err(ApiError::bad_request(format!(
             "invalid filter '{key}': give one image"
         ))),

@@ -524,3 +524,56 @@ pub async fn auth(
         Err(_) => Err(ApiError::internal("the login check ended without a result")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(json: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value = base64::engine::general_purpose::URL_SAFE.encode(json);
+        h.insert("X-Registry-Auth", value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn registry_auth_header_as_docker_sends_it() {
+        let c = header_credentials(&header(
+            r#"{"username":"alice","password":"pw","serveraddress":"h:5000"}"#,
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("alice", "pw"));
+        assert!(header_credentials(&header("{}")).unwrap().is_none());
+        assert!(header_credentials(&HeaderMap::new()).unwrap().is_none());
+        let auth = base64::engine::general_purpose::STANDARD.encode("bob:x:y");
+        let c = header_credentials(&header(&format!(r#"{{"auth":"{auth}"}}"#)))
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("bob", "x:y"));
+        let mut bad = HeaderMap::new();
+        bad.insert("X-Registry-Auth", "!!".parse().unwrap());
+        assert_eq!(
+            header_credentials(&bad).unwrap_err().status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn from_image_and_tag_join_as_moby() {
+        let r = pull_reference("h:5000/box", "1").unwrap();
+        assert_eq!(r.familiar(), "h:5000/box:1");
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(pull_reference("busybox", &d).unwrap().digest.is_some());
+        assert_eq!(
+            pull_reference("busybox:2", "").unwrap().familiar(),
+            "busybox:2"
+        );
+        assert_eq!(
+            pull_reference("busybox", "").unwrap_err().status,
+            StatusCode::NOT_IMPLEMENTED
+        );
+        assert_eq!(server_name("https://index.docker.io/v1/"), "docker.io");
+        assert_eq!(server_name("h:5000"), "h:5000");
+    }
+}
