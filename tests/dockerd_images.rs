@@ -443,6 +443,54 @@ fn import_and_commit_make_images() {
     let (code, _) = d.http("POST", "/v1.41/commit?container=nosuch", None);
     assert_eq!(code, 404);
     pelagos_ok(&d, &["rm", "snap"]);
+
+    // A running container is paused while its changes are read, and runs on.
+    pelagos_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "live",
+            &served.image,
+            "sh",
+            "-c",
+            "echo made > /made; exec sleep 600",
+        ],
+    );
+    dockerd_support::wait_for("/made in the running container", || {
+        d.pelagos(&["exec", "live", "cat", "/made"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let out = d.ok(&["commit", "live", "live-snap:1"]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let state = d
+        .pelagos(&["inspect", "--format", "{{.State.Status}}", "live"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "running");
+    let layers = inspect(&d, "live-snap:1")["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(layers, 2);
+    let made = d
+        .pelagos(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "live-snap:1",
+            "cat",
+            "/made",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&made.stdout), "made\n");
+    pelagos_ok(&d, &["rm", "-f", "live"]);
     d.assert_no_container_leftovers();
 }
 

@@ -186,6 +186,38 @@ pub fn commit(engine: &Engine, name_or_id: &str, opts: &CommitOptions) -> Result
             record.name
         )));
     }
+    commit_record(engine, &record, opts)
+}
+
+/// `docker commit` as the Docker API does it: a container in any state; with `pause` a
+/// running one is frozen while its changes are read (Docker's default), then thawed.
+pub fn commit_pausing(
+    engine: &Engine,
+    name_or_id: &str,
+    opts: &CommitOptions,
+    pause: bool,
+) -> Result<ImageRecord> {
+    let record = crate::container::lookup(engine, name_or_id)?;
+    let freeze = pause && record.state.status == pelagos_model::state::Status::Running;
+    if freeze {
+        crate::container::pause::pause(engine, record.id.as_str(), true)?;
+    }
+    let committed = commit_record(engine, &record, opts);
+    if freeze {
+        let thawed = crate::container::pause::pause(engine, record.id.as_str(), false);
+        if committed.is_ok() {
+            thawed?;
+        }
+    }
+    committed
+}
+
+/// The container's upper directory as a layer on its image.
+fn commit_record(
+    engine: &Engine,
+    record: &pelagos_model::record::ContainerRecord,
+    opts: &CommitOptions,
+) -> Result<ImageRecord> {
     let base = engine.images().get(&record.image_id)?;
     let dir = engine.containers().dir_of(&record.id);
     let tmp = tempfile::Builder::new()

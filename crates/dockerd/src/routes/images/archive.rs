@@ -122,8 +122,9 @@ pub async fn load(State(state): State<AppState>, body: Body) -> ApiResult<Respon
     Ok(([(CONTENT_TYPE, "application/json")], text).into_response())
 }
 
-/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=`: 201 `{"Id"}`. The
-/// container must be stopped; a container config in the body is refused rather than ignored.
+/// `POST /commit?container=&repo=&tag=&comment=&author=&changes=&pause=`: 201 `{"Id"}`; a
+/// running container is paused meanwhile unless `pause=0`. A container config in the body is
+/// refused rather than ignored.
 pub async fn commit(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
@@ -170,8 +171,12 @@ pub async fn commit(
         message: Some(one("comment")).filter(|m| !m.is_empty()),
         author: Some(one("author")).filter(|a| !a.is_empty()),
     };
+    // moby's default: pause unless `pause` says otherwise.
+    let pause = one("pause").is_empty() || crate::query::bool_value(Some(&one("pause")));
     let image = state
-        .blocking(move |engine| pelagos_engine::commit::commit(engine, &container, &opts))
+        .blocking(move |engine| {
+            pelagos_engine::commit::commit_pausing(engine, &container, &opts, pause)
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
