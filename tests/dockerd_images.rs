@@ -320,9 +320,27 @@ fn push_to_a_registry_then_pull_into_a_second_daemon() {
     assert!(stdout.contains("The push refers to repository"), "{stdout}");
     assert!(stdout.contains("2: digest: sha256:"), "{stdout}");
 
+    // Without a tag, every tag of the repository is pushed (moby's API).
+    let third = format!("{}/copy:3", served.registry.host());
+    d.ok(&["tag", &served.image, &third]);
+    let (code, body) = d.http(
+        "POST",
+        &format!("/v1.41/images/{}/copy/push", served.registry.host()),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("2: digest: sha256:") && body.contains("3: digest: sha256:"),
+        "{body}"
+    );
+    assert!(body.contains("Layer already exists"), "{body}");
+
     let other = Daemon::start();
     other.ok(&["pull", "-q", &target]);
-    assert_eq!(inspect(&other, &target)["Id"], inspect(&d, &target)["Id"]);
+    other.ok(&["pull", "-q", &third]);
+    let id = inspect(&d, &target)["Id"].clone();
+    assert_eq!(inspect(&other, &target)["Id"], id);
+    assert_eq!(inspect(&other, &third)["Id"], id);
     let (_, err) = d.fail(&["push", &format!("{}/absent:1", served.registry.host())]);
     assert!(err.contains("An image does not exist locally"), "{err}");
 }

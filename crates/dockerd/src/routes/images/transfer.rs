@@ -373,7 +373,16 @@ async fn push_inner(
 ) -> ApiResult<Response> {
     let creds = header_credentials(&headers)?;
     let repo = Reference::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let tag = params.get("tag").cloned().unwrap_or_default();
+    // Old clients put the tag in the name (`/images/box:1/push`).
+    let named_tag = name
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'));
+    let tag = match params.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => t.clone(),
+        None if named_tag => repo.tag.clone().unwrap_or_default(),
+        None => String::new(),
+    };
     let engine = state.engine.clone();
     let targets = {
         let (repo, tag) = (repo.clone(), tag.clone());
