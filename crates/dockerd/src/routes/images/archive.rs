@@ -16,11 +16,13 @@ use pelagos_engine::image_views::familiar;
 use pelagos_engine::Engine;
 use pelagos_image::{ImageRecord, Reference};
 use pelagos_model::events::Event;
+use pelagos_model::filters::Filters;
 use serde_json::{json, Value};
 
 use super::stream::{BodyReader, ChannelWriter};
-use super::transfer::pairs;
+use super::QueryPairs;
 use crate::error::{ApiError, ApiResult};
+use crate::query;
 use crate::state::AppState;
 
 /// `GET /images/{name}/get`.
@@ -32,11 +34,7 @@ pub async fn save_one(State(state): State<AppState>, name: String) -> Response {
 
 /// `GET /images/get?names=a&names=b`.
 pub async fn save_many(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
-    let names: Vec<String> = pairs(raw.as_deref())
-        .into_iter()
-        .filter(|(k, _)| k == "names")
-        .map(|(_, v)| v)
-        .collect();
+    let names = QueryPairs::parse(raw.as_deref()).all("names");
     if names.is_empty() {
         return ApiError::bad_request("names is required: the images to save").into_response();
     }
@@ -130,15 +128,7 @@ pub async fn commit(
     RawQuery(raw): RawQuery,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let pairs = pairs(raw.as_deref());
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let query = QueryPairs::parse(raw.as_deref());
     let config: Value = match body.iter().all(u8::is_ascii_whitespace) {
         true => Value::Null,
         false => serde_json::from_slice(&body)
@@ -149,30 +139,19 @@ pub async fn commit(
             "pelagos-dockerd does not take a container config in POST /commit: give changes instead",
         ));
     }
-    let container = one("container");
+    let container = query.one("container");
     if container.is_empty() {
         return Err(ApiError::bad_request("container is required"));
     }
-    let tag = match (one("repo"), one("tag")) {
-        (r, _) if r.is_empty() => None,
-        (r, t) if t.is_empty() => Some(r),
-        (r, t) => Some(format!("{r}:{t}")),
-    };
     let opts = CommitOptions {
-        tag: tag
-            .map(|t| Reference::parse(&t))
-            .transpose()
-            .map_err(|e| ApiError::bad_request(e.to_string()))?,
-        changes: pairs
-            .iter()
-            .filter(|(k, _)| k == "changes")
-            .map(|(_, v)| v.clone())
-            .collect(),
-        message: Some(one("comment")).filter(|m| !m.is_empty()),
-        author: Some(one("author")).filter(|a| !a.is_empty()),
+        tag: query.repo_tag()?,
+        changes: query.all("changes"),
+        message: Some(query.one("comment")).filter(|m| !m.is_empty()),
+        author: Some(query.one("author")).filter(|a| !a.is_empty()),
     };
     // moby's default: pause unless `pause` says otherwise.
-    let pause = one("pause").is_empty() || crate::query::bool_value(Some(&one("pause")));
+    let pause =
+        query.one("pause").is_empty() || crate::query::bool_value(Some(&query.one("pause")));
     let image = state
         .blocking(move |engine| {
             pelagos_engine::commit::commit_pausing(engine, &container, &opts, pause)
@@ -193,36 +172,21 @@ pub async fn build(body: Body) -> ApiError {
     ApiError::not_implemented("pelagos-dockerd does not support image builds yet (POST /build)")
 }
 
-/// `GET /images/search?term=&limit=`: asks the registry's search API (Docker Hub's index
-/// for a bare term, `HOST/term` for another registry) as moby does; unreachable, the
-/// error says so.
+/// `GET /images/search?term=&limit=&filters=`: asks the registry's search API (Docker
+/// Hub's index for a bare term, `HOST/term` for another registry) as moby does, and filters
+/// the answer (`stars`, `is-official`, `is-automated`); unreachable, the error says so.
 pub async fn search(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let pairs = pairs(raw.as_deref());
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let term = one("term");
+    let query = QueryPairs::parse(raw.as_deref());
+    let term = query.one("term");
     if term.is_empty() {
         return Err(ApiError::bad_request("term is required"));
     }
-    let limit: u32 = match one("limit").as_str() {
-        "" => 25,
-        l => l
-            .parse()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("invalid limit {l:?}: must be between 1 and 100"))
-            })?,
-    };
+    let limit = search_limit(&query.one("limit"))?;
+    let filters = query::filters(Some(&query.one("filters")))?;
+    let keep = SearchFilter::parse(&filters)?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let engine = state.engine.clone();
     let handle = tokio::runtime::Handle::current();
@@ -237,7 +201,96 @@ pub async fn search(
             });
         let _ = tx.send(found);
     });
-    rx.await
-        .map_err(|_| ApiError::internal("the search ended without a result"))?
-        .map(Json)
+    let found = rx
+        .await
+        .map_err(|_| ApiError::internal("the search ended without a result"))??;
+    let results = found.as_array().cloned().unwrap_or_default();
+    Ok(Json(Value::Array(
+        results.into_iter().filter(|r| keep.keeps(r)).collect(),
+    )))
+}
+
+/// moby's limit: 25 by default, 1 to 100.
+fn search_limit(text: &str) -> ApiResult<u32> {
+    match text {
+        "" => Ok(25),
+        l => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .map(|n| n as u32)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit {l} is outside the range of [1, 100]"))
+            }),
+    }
+}
+
+/// The filters of `docker search --filter`.
+struct SearchFilter {
+    stars: Option<u64>,
+    official: Option<bool>,
+    automated: Option<bool>,
+}
+
+impl SearchFilter {
+    fn parse(args: &[String]) -> ApiResult<SearchFilter> {
+        let f = Filters::parse(args, &["stars", "is-official", "is-automated"])?;
+        let flag = |key: &str| -> ApiResult<Option<bool>> {
+            match f.contains(key) {
+                true => Ok(Some(f.bool_or(key, false)?)),
+                false => Ok(None),
+            }
+        };
+        let stars = match f.get("stars").last() {
+            None => None,
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid filter 'stars={s}'")))?,
+            ),
+        };
+        Ok(SearchFilter {
+            stars,
+            official: flag("is-official")?,
+            automated: flag("is-automated")?,
+        })
+    }
+
+    fn keeps(&self, result: &Value) -> bool {
+        let stars = result["star_count"].as_u64().unwrap_or(0);
+        let flag = |key: &str| result[key].as_bool().unwrap_or(false);
+        self.stars.is_none_or(|s| stars >= s)
+            && self.official.is_none_or(|o| flag("is_official") == o)
+            && self.automated.is_none_or(|a| flag("is_automated") == a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_filters_and_limits_as_moby() {
+        let keep = SearchFilter::parse(&["stars=3".into(), "is-official=true".into()]).unwrap();
+        assert!(keep.keeps(&json!({"star_count": 5, "is_official": true})));
+        assert!(!keep.keeps(&json!({"star_count": 2, "is_official": true})));
+        assert!(!keep.keeps(&json!({"star_count": 9, "is_official": false})));
+        assert!(SearchFilter::parse(&["stars=x".into()]).is_err());
+        assert!(SearchFilter::parse(&["bogus=1".into()]).is_err());
+        assert_eq!(search_limit("").unwrap(), 25);
+        assert_eq!(search_limit("100").unwrap(), 100);
+        assert_eq!(
+            search_limit("0").unwrap_err().message,
+            "limit 0 is outside the range of [1, 100]"
+        );
+    }
+
+    #[test]
+    fn archives_record_tags_not_ids() {
+        assert_eq!(
+            tags_named("busybox"),
+            vec!["docker.io/library/busybox:latest"]
+        );
+        assert!(tags_named("sha256:abcd").is_empty());
+        assert!(tags_named("abcdef12").is_empty());
+    }
 }

@@ -86,6 +86,53 @@ fn not_found_as_moby(e: StoreError, name: &str) -> ApiError {
     }
 }
 
+/// A query string's pairs in order: repeated names (`changes`, `names`) keep every value.
+struct QueryPairs(Vec<(String, String)>);
+
+impl QueryPairs {
+    /// Parses the raw query (`a=1&b=2&b=3`).
+    fn parse(raw: Option<&str>) -> QueryPairs {
+        let uri = format!("/?{}", raw.unwrap_or_default())
+            .parse()
+            .unwrap_or_default();
+        let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
+            .map(|q| q.0)
+            .unwrap_or_default();
+        QueryPairs(pairs)
+    }
+
+    /// The last value of `key`, or empty.
+    fn one(&self, key: &str) -> String {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every value of `key`, in order.
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The new image's name from `repo` and `tag` (import, commit), if `repo` is given.
+    fn repo_tag(&self) -> Result<Option<pelagos_image::Reference>, ApiError> {
+        let name = match (self.one("repo"), self.one("tag")) {
+            (r, _) if r.is_empty() => return Ok(None),
+            (r, t) if t.is_empty() => r,
+            (r, t) => format!("{r}:{t}"),
+        };
+        pelagos_image::Reference::parse(&name)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+}
+
 /// The first 12 hex digits of a digest, as Docker shortens ids.
 fn short(digest: &pelagos_image::Digest) -> String {
     digest.hex().chars().take(12).collect()

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::short;
 use super::stream::{self, status, BodyReader, Progress};
+use super::{short, QueryPairs};
 use crate::error::{ApiError, ApiResult};
 use crate::query::Params;
 use crate::state::AppState;
@@ -109,25 +109,17 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let pairs = pairs(raw.as_deref());
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    let result = if !one("fromSrc").is_empty() {
-        import(state, &pairs, body).await
-    } else if !one("fromImage").is_empty() {
+    let query = QueryPairs::parse(raw.as_deref());
+    let result = if !query.one("fromSrc").is_empty() {
+        import(state, &query, body).await
+    } else if !query.one("fromImage").is_empty() {
         match header_credentials(&headers) {
             Ok(creds) => {
                 pull(
                     state,
-                    &one("fromImage"),
-                    &one("tag"),
-                    &one("platform"),
+                    &query.one("fromImage"),
+                    &query.one("tag"),
+                    &query.one("platform"),
                     creds,
                 )
                 .await
@@ -138,17 +130,6 @@ pub async fn create(
         Err(ApiError::bad_request("fromImage or fromSrc is required"))
     };
     result.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// The query's pairs in order (`changes` repeats).
-pub(super) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{}", raw.unwrap_or_default())
-            .parse()
-            .unwrap_or_default(),
-    )
-    .map(|q| q.0)
-    .unwrap_or_default()
 }
 
 /// The reference `fromImage` and `tag` name together, as moby joins them.
@@ -301,35 +282,15 @@ impl PullProgress for PullStream {
 }
 
 /// `docker import`: the body is the root filesystem tarball; answers the new id.
-async fn import(state: AppState, pairs: &[(String, String)], body: Body) -> ApiResult<Response> {
-    let one = |k: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
-    if one("fromSrc") != "-" {
+async fn import(state: AppState, query: &QueryPairs, body: Body) -> ApiResult<Response> {
+    if query.one("fromSrc") != "-" {
         return Err(ApiError::not_implemented(
             "pelagos-dockerd does not import from a URL: download the tarball and send it with fromSrc=-",
         ));
     }
-    let tag = match (one("repo"), one("tag")) {
-        (r, _) if r.is_empty() => None,
-        (r, t) if t.is_empty() => Some(r),
-        (r, t) => Some(format!("{r}:{t}")),
-    };
-    let tag = tag
-        .map(|t| Reference::parse(&t))
-        .transpose()
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let changes: Vec<String> = pairs
-        .iter()
-        .filter(|(k, _)| k == "changes")
-        .map(|(_, v)| v.clone())
-        .collect();
-    let message = Some(one("message")).filter(|m| !m.is_empty());
+    let tag = query.repo_tag()?;
+    let changes = query.all("changes");
+    let message = Some(query.one("message")).filter(|m| !m.is_empty());
     let reader = BodyReader::new(body);
     let image: ImageRecord = state
         .blocking(move |engine| {
