@@ -301,6 +301,16 @@ fn save_and_load_round_trip() {
     std::fs::write(&junk, vec![b'x'; 1 << 20]).unwrap();
     let (_, err) = d.fail(&["load", "-i", junk.to_str().unwrap()]);
     assert!(err.contains("Error response from daemon"), "{err}");
+    let junk = "x".repeat(4096);
+    let (code, body) = d.http("POST", "/v1.41/images/load", Some(&junk));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = d.http(
+        "POST",
+        "/v1.41/images/create?fromSrc=-&repo=junk",
+        Some(&junk),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(d.ok(&["images", "-q", "junk"]).trim().is_empty());
 }
 
 #[test]

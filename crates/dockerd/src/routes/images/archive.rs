@@ -94,12 +94,13 @@ pub async fn load(State(state): State<AppState>, body: Body) -> ApiResult<Respon
     let loaded = state
         .blocking(move |engine| {
             let loaded =
-                pelagos_image::archive::load(engine.images(), std::io::BufReader::new(reader))?;
+                pelagos_image::archive::load(engine.images(), std::io::BufReader::new(reader))
+                    .map_err(super::client_archive_error)?;
             for (image, names) in &loaded {
                 let name = names.first().map_or(image.id.to_string(), |n| familiar(n));
                 engine.emit(&Event::image("load", &image.id.to_string(), &name));
             }
-            Ok::<_, pelagos_engine::Error>(loaded)
+            Ok::<_, ApiError>(loaded)
         })
         .await?;
     let mut text = String::new();

@@ -86,6 +86,21 @@ fn not_found_as_moby(e: StoreError, name: &str) -> ApiError {
     }
 }
 
+/// An error reading a tarball the client sent (`load`, `import`): what is wrong with the
+/// archive is the request's fault (400); the store's own failures keep their kind.
+fn client_archive_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Archive(_)
+        | StoreError::Unpack { .. }
+        | StoreError::Decode { .. }
+        | StoreError::Verify(_)
+        | StoreError::Json { .. }
+        | StoreError::InvalidImage { .. }
+        | StoreError::DiffIdMismatch { .. } => ApiError::bad_request(e.to_string()),
+        other => pelagos_engine::Error::from(other).into(),
+    }
+}
+
 /// A query string's pairs in order: repeated names (`changes`, `names`) keep every value.
 struct QueryPairs(Vec<(String, String)>);
 

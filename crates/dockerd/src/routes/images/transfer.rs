@@ -300,10 +300,11 @@ async fn import(state: AppState, query: &QueryPairs, body: Body) -> ApiResult<Re
                 tag.as_ref(),
                 &changes,
                 message.as_deref(),
-            )?;
+            )
+            .map_err(super::client_archive_error)?;
             let id = image.id.to_string();
             engine.emit(&Event::image("import", &id, &id));
-            Ok::<_, pelagos_engine::Error>(image)
+            Ok::<_, ApiError>(image)
         })
         .await?;
     let line = format!("{}\n", status(&image.id.to_string(), None));
