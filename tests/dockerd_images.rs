@@ -377,7 +377,7 @@ fn login_checks_credentials_and_a_private_image_pulls_after_it() {
     let out = docker(&["pull", &private]);
     assert!(!out.status.success());
     assert!(
-        text(&out).to_lowercase().contains("unauthorized"),
+        text(&out).contains("pull access denied for") && text(&out).contains("docker login"),
         "{}",
         text(&out)
     );
@@ -412,6 +412,17 @@ fn login_checks_credentials_and_a_private_image_pulls_after_it() {
     let out = docker(&["pull", "-q", &private]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(inspect(&d, &private)["RepoTags"][0], private.as_str());
+
+    // Pushes carry the credentials too; without them the registry's refusal is in the stream.
+    let second = format!("{host}/private:2");
+    d.ok(&["tag", &private, &second]);
+    let out = docker(&["push", &second]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = docker(&["logout", &host]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = docker(&["push", &second]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("unauthorized"), "{}", text(&out));
 }
 
 #[test]

@@ -195,15 +195,34 @@ async fn pull(
     Ok(stream::respond(rx).await)
 }
 
-/// A failed pull as moby words it: a missing manifest is a 404 `manifest for REF not found`.
+/// A failed pull as moby words it: a missing manifest is a 404 `manifest for REF not
+/// found`, a refused one a 404 `pull access denied for NAME` (moby's `notFoundError`).
 fn pull_error(e: pelagos_engine::Error, reference: &Reference) -> ApiError {
+    let pelagos_engine::Error::Registry(r) = &e else {
+        return e.into();
+    };
+    match &**r {
+        RegistryError::NotFound { .. } => ApiError::not_found(format!(
+            "manifest for {} not found: {e}",
+            reference.familiar()
+        )),
+        RegistryError::Unauthorized { detail, .. } => ApiError::not_found(format!(
+            "pull access denied for {}, repository does not exist or may require 'docker login': unauthorized: {detail}",
+            reference.familiar_name()
+        )),
+        _ => e.into(),
+    }
+}
+
+/// A failed push in Docker's words (the registry crate's hint names `pelagos login`).
+fn push_error(e: pelagos_engine::Error) -> ApiError {
     match &e {
-        pelagos_engine::Error::Registry(r) if matches!(**r, RegistryError::NotFound { .. }) => {
-            ApiError::not_found(format!(
-                "manifest for {} not found: {e}",
-                reference.familiar()
-            ))
-        }
+        pelagos_engine::Error::Registry(r) => match &**r {
+            RegistryError::Unauthorized { detail, .. } => {
+                ApiError::internal(format!("unauthorized: {detail}"))
+            }
+            _ => e.into(),
+        },
         _ => e.into(),
     }
 }
@@ -361,13 +380,13 @@ async fn push_inner(
         let client = match client_for(&engine, &repo.registry, creds) {
             Ok(c) => c,
             Err(e) => {
-                let _ = tx.send(Progress::Failed(e.into()));
+                let _ = tx.send(Progress::Failed(push_error(e)));
                 return;
             }
         };
         for (image, target) in targets {
             if let Err(e) = push_one(&engine, &client, &image, &target, &tx).await {
-                let _ = tx.send(Progress::Failed(e.into()));
+                let _ = tx.send(Progress::Failed(push_error(e)));
                 return;
             }
         }
