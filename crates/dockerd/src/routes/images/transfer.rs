@@ -174,25 +174,27 @@ async fn pull(
             r = outcome => r,
             _ = tx.closed() => return,
         };
-        let _ = match outcome {
+        let _ = tx.send(match outcome {
             Ok(pulled) => {
                 let _ = tx.send(Progress::Line(status(
                     &format!("Digest: {}", pulled.digest),
                     None,
                 )));
-                let how = match pulled.downloaded {
-                    true => "Downloaded newer image for",
-                    false => "Image is up to date for",
-                };
-                tx.send(Progress::Line(status(
-                    &format!("Status: {how} {}", reference.familiar()),
-                    None,
-                )))
+                Progress::Line(status(&pulled_status(&pulled, &reference), None))
             }
-            Err(e) => tx.send(Progress::Failed(pull_error(e, &reference))),
-        };
+            Err(e) => Progress::Failed(pull_error(e, &reference)),
+        });
     });
     Ok(stream::respond(rx).await)
+}
+
+/// The last line of a pull: whether anything was new.
+fn pulled_status(pulled: &pelagos_engine::pull::Pulled, reference: &Reference) -> String {
+    let how = match pulled.downloaded {
+        true => "Downloaded newer image for",
+        false => "Image is up to date for",
+    };
+    format!("Status: {how} {}", reference.familiar())
 }
 
 /// A failed pull as moby words it: a missing manifest is a 404 `manifest for REF not
