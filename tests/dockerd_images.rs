@@ -105,6 +105,14 @@ fn pull_shows_progress_and_the_image_is_listed_inspected_and_shared() {
         .is_empty());
     assert!(d.ok(&["images", "--digests"]).contains("sha256:"));
 
+    // A client pinned to the oldest API version lists it too, by repository.
+    let pinned = d
+        .docker(&["images", "-q", &format!("{host}/box")])
+        .env("DOCKER_API_VERSION", "1.24")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&pinned.stdout).trim(), &id[7..19]);
+
     let history = d.ok(&[
         "history",
         "--no-trunc",

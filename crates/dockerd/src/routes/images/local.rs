@@ -35,7 +35,11 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<Params>,
 ) -> ApiResult<Response> {
-    let args = query::filters(params.get("filters").map(String::as_str))?;
+    let mut args = query::filters(params.get("filters").map(String::as_str))?;
+    // API < 1.25 clients name the repository in `filter`.
+    if let Some(reference) = params.get("filter").filter(|f| !f.is_empty()) {
+        args.push(format!("reference={reference}"));
+    }
     let filters = Filters::parse(&args, LIST_KEYS)?;
     let rows = state
         .blocking(move |engine| summaries(engine, &filters))
