@@ -648,56 +648,27 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 pub fn history(cli: &Cli, a: &HistoryArgs) -> Result<i32> {
     let engine = engine(cli)?;
     let image = engine.images().get(&a.image)?;
-    let raw: Value = serde_json::from_slice(&engine.images().config_bytes(&image)?)
-        .context("image config is not JSON")?;
-    let entries = raw["history"].as_array().cloned().unwrap_or_default();
-    let mut layer_sizes = Vec::new();
-    for chain in &image.chain_ids {
-        layer_sizes.push(engine.images().layer(chain)?.map(|l| l.size).unwrap_or(0));
-    }
-    let mut layer_index = 0;
-    let mut rows = Vec::new();
-    for (i, h) in entries.iter().enumerate() {
-        let empty = h["empty_layer"].as_bool().unwrap_or(false);
-        let size = if empty {
-            0
-        } else {
-            let s = layer_sizes.get(layer_index).copied().unwrap_or(0);
-            layer_index += 1;
-            s
-        };
-        let newest = i + 1 == entries.len();
-        let id = if newest {
-            image.id.to_string()
-        } else {
-            "<missing>".to_string()
-        };
-        let created_by = h["created_by"].as_str().unwrap_or_default().to_string();
-        rows.push(json!({
-            "ID": if a.no_trunc || !newest { id.clone() } else { id[7..19].to_string() },
-            "CreatedAt": h["created"].as_str().unwrap_or_default(),
-            "CreatedSince": since(h["created"].as_str()),
-            "CreatedBy": created_by,
-            "Size": human_size_precision(size, 3),
-            "Comment": h["comment"].as_str().unwrap_or_default(),
-        }));
-    }
-    if entries.is_empty() {
-        // Images without history (imports, some builders): one row per layer.
-        for size in &layer_sizes {
-            rows.push(
-                json!({"ID": "<missing>", "CreatedAt": "", "CreatedSince": "N/A",
-                "CreatedBy": "", "Size": human_size_precision(*size, 3), "Comment": ""}),
-            );
-        }
-        if let Some(last) = rows.last_mut() {
-            last["ID"] = json!(if a.no_trunc {
-                image.id.to_string()
-            } else {
-                image.id.hex()[..12].to_string()
-            });
-        }
-    }
+    let entries = pelagos_engine::image_views::history(&engine, &image)?;
+    let top = entries.len().saturating_sub(1);
+    let mut rows: Vec<Value> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let id = match (i == top, a.no_trunc) {
+                (false, _) => "<missing>".to_string(),
+                (true, true) => image.id.to_string(),
+                (true, false) => image.id.hex()[..12].to_string(),
+            };
+            json!({
+                "ID": id,
+                "CreatedAt": h.created.clone().unwrap_or_default(),
+                "CreatedSince": since(h.created.as_deref()),
+                "CreatedBy": h.created_by,
+                "Size": human_size_precision(h.size, 3),
+                "Comment": h.comment,
+            })
+        })
+        .collect();
     rows.reverse();
     if a.quiet {
         for r in &rows {
