@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use pelagos_engine::image_prune::ImagePruneFilter;
+use pelagos_engine::image_views::familiar;
 use pelagos_engine::Engine;
 use pelagos_image::{archive, ImageRecord, Reference, Removal};
 use pelagos_model::events::Event;
@@ -39,12 +40,6 @@ fn platform(text: Option<&str>) -> Result<Platform> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     })
-}
-
-fn familiar(full: &str) -> String {
-    Reference::parse(full)
-        .map(|r| r.familiar())
-        .unwrap_or_else(|_| full.to_string())
 }
 
 /// Pulls an image, printing what `docker pull` prints; shared with `run` when the image is missing.
