@@ -156,7 +156,7 @@ fn unknown_images_and_tags_fail_with_dockers_messages() {
     let (code, body) = d.http("GET", "/v1.41/images/nosuch/json", None);
     assert_eq!(code, 404, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["message"], "No such image: nosuch");
+    assert_eq!(v["message"], "No such image: nosuch:latest");
     let (code, _) = d.http("DELETE", "/v1.41/images/nosuch", None);
     assert_eq!(code, 404);
     let (code, _) = d.http("POST", "/v1.41/images/nosuch/tag?repo=x&tag=1", None);

@@ -62,11 +62,10 @@ async fn save(state: AppState, names: Vec<String>) -> ApiResult<Response> {
 
 /// The tag an archive records for a name: itself when it is a tag (not an id).
 fn tags_named(name: &str) -> Vec<String> {
-    let hex = name.strip_prefix("sha256:").unwrap_or(name);
-    let looks_like_id = name.starts_with("sha256:")
-        || (hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()));
     match Reference::parse(name) {
-        Ok(r) if r.tag.is_some() && r.digest.is_none() && !looks_like_id => vec![r.to_string()],
+        Ok(r) if r.tag.is_some() && r.digest.is_none() && !super::looks_like_id(name) => {
+            vec![r.to_string()]
+        }
         _ => Vec::new(),
     }
 }

@@ -81,7 +81,9 @@ fn lookup(engine: &Engine, name: &str) -> Result<ImageRecord, ApiError> {
 /// A store error as the daemon answers it: an unknown image in moby's words, others by kind.
 fn not_found_as_moby(e: StoreError, name: &str) -> ApiError {
     match e {
-        StoreError::ImageNotFound(_) => ApiError::not_found(format!("No such image: {name}")),
+        StoreError::ImageNotFound(_) => {
+            ApiError::not_found(format!("No such image: {}", shown(name)))
+        }
         other => pelagos_engine::Error::from(other).into(),
     }
 }
@@ -148,6 +150,22 @@ impl QueryPairs {
     }
 }
 
+/// A name as moby's errors show it: a reference in its familiar form (`busybox:latest`), an
+/// id as given.
+fn shown(name: &str) -> String {
+    match pelagos_image::Reference::parse(name) {
+        Ok(r) if !looks_like_id(name) => r.familiar(),
+        _ => name.to_string(),
+    }
+}
+
+/// Whether `name` reads as an image id or id prefix rather than a reference.
+fn looks_like_id(name: &str) -> bool {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    name.starts_with("sha256:")
+        || (hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The first 12 hex digits of a digest, as Docker shortens ids.
 fn short(digest: &pelagos_image::Digest) -> String {
     digest.hex().chars().take(12).collect()
@@ -156,6 +174,14 @@ fn short(digest: &pelagos_image::Digest) -> String {
 #[cfg(test)]
 mod tests {
     use super::split_verb;
+
+    #[test]
+    fn unknown_names_read_as_mobys() {
+        assert_eq!(super::shown("nosuch"), "nosuch:latest");
+        assert_eq!(super::shown("h:5000/a/b:1"), "h:5000/a/b:1");
+        assert_eq!(super::shown("abcdef12"), "abcdef12");
+        assert_eq!(super::shown("sha256:abcd"), "sha256:abcd");
+    }
 
     #[test]
     fn names_keep_their_slashes() {
