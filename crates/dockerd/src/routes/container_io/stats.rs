@@ -1,0 +1,141 @@
+//! `GET /containers/{id}/stats`: Docker's stats objects, one a second while streaming, each
+//! with the previous sample as `precpu_stats` (CPU percentages need the delta).
+
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use pelagos_engine::container::stats_view::{self, Sample};
+use pelagos_model::record::ContainerRecord;
+use pelagos_model::ErrorKind;
+
+use crate::error::{ApiError, ApiResult};
+use crate::query::{strict_bool, Params};
+use crate::state::AppState;
+
+/// Between two objects of a stream, and between the two samples of a single object.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+/// `GET /containers/{id}/stats`.
+pub async fn stats(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+) -> ApiResult<Response> {
+    let stream = strict_bool("stream", q.get("stream").map(String::as_str))?.unwrap_or(true);
+    let one_shot = strict_bool("one-shot", q.get("one-shot").map(String::as_str))?.unwrap_or(false);
+    if stream && one_shot {
+        return Err(ApiError::bad_request(
+            "cannot have stream=true and one-shot=true",
+        ));
+    }
+    let name = id.clone();
+    let record = state
+        .blocking(move |e| pelagos_engine::container::lookup(e, &name))
+        .await?;
+    if !stream {
+        return single(&state, record, one_shot).await.map(json_response);
+    }
+    let stream = futures_util::stream::unfold(
+        Streaming {
+            state,
+            id: record.id.as_str().to_owned(),
+            before: None,
+        },
+        |mut s| async move { s.next().await.map(|v| (Ok::<_, ApiError>(v), s)) },
+    );
+    let body = axum::body::Body::from_stream(stream);
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The one object of `stream=false`: the zero object of a container that is not running
+/// (as moby), otherwise two samples a second apart (one with `one-shot`).
+async fn single(
+    state: &AppState,
+    record: ContainerRecord,
+    one_shot: bool,
+) -> ApiResult<serde_json::Value> {
+    if !record.state.status.is_live() {
+        return Ok(stats_view::zeroed(&record));
+    }
+    let id = record.id.as_str().to_owned();
+    let before = match one_shot {
+        true => None,
+        false => {
+            let first = sample(state, &id).await;
+            tokio::time::sleep(INTERVAL).await;
+            first
+        }
+    };
+    match sample(state, &id).await {
+        Some((record, now)) => Ok(stats_view::docker_json(
+            &record,
+            &now,
+            before.as_ref().map(|(_, s)| s),
+        )),
+        // Stopped between the lookup and the sample.
+        None => Ok(stats_view::zeroed(&record)),
+    }
+}
+
+/// A sample of a running container; `None` once it is not running (or gone).
+async fn sample(state: &AppState, id: &str) -> Option<(ContainerRecord, Sample)> {
+    let id = id.to_owned();
+    state
+        .blocking(move |e| stats_view::sample(e, &id))
+        .await
+        .ok()
+}
+
+/// A stream's state: the previous sample, `None` until the container runs.
+struct Streaming {
+    state: AppState,
+    id: String,
+    before: Option<Sample>,
+}
+
+impl Streaming {
+    /// The next object, a second after the previous one; `None` ends the stream: the
+    /// container stopped after running (moby closes the stream then) or was removed.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if self.before.is_none() {
+                match self.try_sample().await? {
+                    Some((_, first)) => self.before = Some(first),
+                    // Not running yet: moby's stream waits, silent, for it to start.
+                    None => {
+                        tokio::time::sleep(INTERVAL).await;
+                        continue;
+                    }
+                }
+            }
+            tokio::time::sleep(INTERVAL).await;
+            let (record, now) = self.try_sample().await??;
+            let json = stats_view::docker_json(&record, &now, self.before.as_ref());
+            self.before = Some(now);
+            let mut line = serde_json::to_vec(&json).unwrap_or_default();
+            line.push(b'\n');
+            return Some(Bytes::from(line));
+        }
+    }
+
+    /// `Some(None)`: not running; `None`: gone or unreadable.
+    async fn try_sample(&self) -> Option<Option<(ContainerRecord, Sample)>> {
+        let id = self.id.clone();
+        match self
+            .state
+            .blocking(move |e| stats_view::sample(e, &id))
+            .await
+        {
+            Ok(s) => Some(Some(s)),
+            Err(e) if e.status == crate::error::status_of(ErrorKind::Conflict) => Some(None),
+            Err(_) => None,
+        }
+    }
+}
+
+fn json_response(value: serde_json::Value) -> Response {
+    axum::Json(value).into_response()
+}

@@ -1,0 +1,487 @@
+//! pelagos-dockerd's container output and data endpoints through the real docker CLI and raw
+//! HTTP: `logs` (framed, tty, follow, tail, since, timestamps), `stats` (table, JSON, the
+//! raw object) and `cp` both ways (the archive endpoints), with nothing left after.
+//!
+//! The containers are made with the `pelagos` CLI on the daemon's own root (the two share
+//! everything): these tests are about what comes out of containers, not how they are made.
+
+mod dockerd_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use dockerd_support::{served_busybox, wait_for, Daemon};
+
+/// The `pelagos` CLI on the daemon's root, which must succeed; its stdout.
+fn pelagos(d: &Daemon, args: &[&str]) -> String {
+    let out = d.pelagos(args).output().expect("spawn pelagos");
+    assert!(
+        out.status.success(),
+        "pelagos {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A daemon with busybox in its store.
+fn daemon_with_busybox() -> (Daemon, String) {
+    let served = served_busybox();
+    let d = Daemon::start();
+    pelagos(&d, &["pull", "-q", &served.image]);
+    (d, served.image)
+}
+
+/// Runs `script` in a container named `name` to its end.
+fn run_to_end(d: &Daemon, image: &str, name: &str, script: &str) {
+    pelagos(
+        d,
+        &[
+            "run",
+            "--name",
+            name,
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+}
+
+/// Starts a detached container named `name` running `script`.
+fn run_detached(d: &Daemon, image: &str, name: &str, extra: &[&str], script: &str) {
+    let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image, "sh", "-c", script]);
+    pelagos(d, &args);
+}
+
+/// Removes every container, then checks nothing of them is left.
+fn remove_all_and_check(d: &Daemon, names: &[&str]) {
+    let mut args = vec!["rm", "-f"];
+    args.extend_from_slice(names);
+    pelagos(d, &args);
+    d.assert_no_container_leftovers();
+}
+
+/// stdout and stderr of a docker command that must succeed.
+fn docker_both(d: &Daemon, args: &[&str]) -> (String, String) {
+    let out = d.run(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}\n--- daemon log ---\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        d.log()
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn logs_of_a_finished_container_keep_stdout_and_stderr_apart() {
+    let (d, image) = daemon_with_busybox();
+    run_to_end(&d, &image, "done", "echo out1; echo err1 >&2; echo out2");
+
+    let (out, err) = docker_both(&d, &["logs", "done"]);
+    assert_eq!(out, "out1\nout2\n");
+    assert_eq!(err, "err1\n");
+
+    let (out, err) = docker_both(&d, &["logs", "--tail", "1", "done"]);
+    assert_eq!((out.as_str(), err.as_str()), ("out2\n", ""));
+
+    let (out, _) = docker_both(&d, &["logs", "--timestamps", "done"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for (line, text) in lines.iter().zip(["out1", "out2"]) {
+        let (time, rest) = line.split_once(' ').expect("a timestamp first");
+        assert_eq!(rest, text);
+        humantime::parse_rfc3339(time).unwrap_or_else(|e| panic!("{time}: {e}"));
+        assert_eq!(time.len(), "2006-01-02T15:04:05.000000000Z".len(), "{time}");
+    }
+
+    // Everything is older than now + 1 h, nothing is newer.
+    let (out, err) = docker_both(&d, &["logs", "--since", "1h", "done"]);
+    assert_eq!((out.as_str(), err.as_str()), ("out1\nout2\n", "err1\n"));
+    let future = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3600),
+    )
+    .to_string();
+    let (out, err) = docker_both(&d, &["logs", "--since", &future, "done"]);
+    assert_eq!((out.as_str(), err.as_str()), ("", ""));
+
+    // Raw HTTP: 8-byte frames without a tty; no stream asked is a 400.
+    let (code, body) = d.http("GET", "/v1.41/containers/done/logs?stderr=1", None);
+    assert_eq!(code, 200);
+    assert_eq!(body, "\u{2}\0\0\0\0\0\0\u{5}err1\n");
+    let (code, body) = d.http("GET", "/v1.41/containers/done/logs", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("Bad parameters: you must choose at least one stream"),
+        "{body}"
+    );
+    let (code, body) = d.http("GET", "/containers/nosuch/logs?stdout=1", None);
+    assert_eq!(code, 404, "{body}");
+    let (code, stderr) = d.fail(&["logs", "nosuch"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("No such container: nosuch"), "{stderr}");
+
+    remove_all_and_check(&d, &["done"]);
+}
+
+#[test]
+fn logs_follow_streams_until_the_container_stops() {
+    let (d, image) = daemon_with_busybox();
+    run_detached(
+        &d,
+        &image,
+        "talker",
+        &[],
+        "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.2; done",
+    );
+    let mut follower = d
+        .docker(&["logs", "-f", "talker"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn docker logs -f");
+    let mut lines = BufReader::new(follower.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    lines.read_line(&mut first).expect("read the first line");
+    assert_eq!(first, "line0\n");
+    // A line written after the follow began comes through too (nothing is buffered).
+    let mut second = String::new();
+    lines.read_line(&mut second).expect("read the second line");
+    assert_eq!(second, "line1\n");
+
+    pelagos(&d, &["stop", "-t", "1", "talker"]);
+    let mut status = None;
+    wait_for("docker logs -f to end", || {
+        status = follower.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).expect("read the rest");
+    assert!(rest.lines().all(|l| l.starts_with("line")), "{rest}");
+
+    remove_all_and_check(&d, &["talker"]);
+}
+
+#[test]
+fn a_vanished_follower_does_not_hold_the_daemon() {
+    let (d, image) = daemon_with_busybox();
+    run_detached(&d, &image, "quiet", &[], "echo once; exec sleep 600");
+    wait_for("the line in the log", || {
+        d.http("GET", "/containers/quiet/logs?stdout=1", None)
+            .1
+            .contains("once")
+    });
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", d.pid()))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
+    let before = threads();
+    // Followers that go away while the container says nothing.
+    for _ in 0..5 {
+        let mut f = d
+            .docker(&["logs", "-f", "quiet"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn docker logs -f");
+        let mut line = String::new();
+        BufReader::new(f.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(line, "once\n");
+        f.kill().expect("kill our docker logs");
+        f.wait().expect("wait");
+    }
+    // Their reader threads end (the daemon's pools may keep a few idle threads).
+    wait_for("the followers' threads to end", || threads() <= before + 2);
+    let (out, _) = docker_both(&d, &["logs", "quiet"]);
+    assert_eq!(out, "once\n");
+    remove_all_and_check(&d, &["quiet"]);
+}
+
+#[test]
+fn logs_of_a_tty_container_are_raw() {
+    let (d, image) = daemon_with_busybox();
+    run_detached(&d, &image, "tty", &["-t"], "echo hello-tty");
+    wait_for("the tty container to exit", || {
+        pelagos(&d, &["inspect", "-f", "{{.State.Status}}", "tty"]).trim() == "exited"
+    });
+    let (out, err) = docker_both(&d, &["logs", "tty"]);
+    assert_eq!(out.replace('\r', ""), "hello-tty\n");
+    assert_eq!(err, "");
+    let (code, body) = d.http("GET", "/containers/tty/logs?stdout=1&stderr=1", None);
+    assert_eq!(code, 200);
+    assert!(body.starts_with("hello-tty"), "no frame headers: {body:?}");
+    remove_all_and_check(&d, &["tty"]);
+}
+
+#[test]
+fn stats_as_the_docker_cli_shows_them() {
+    let (d, image) = daemon_with_busybox();
+    run_detached(&d, &image, "busy", &[], "exec sleep 600");
+
+    let out = d.ok(&["stats", "--no-stream", "busy"]);
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(row.contains("busy"), "{out}");
+    assert!(
+        ["B", "KiB", "MiB"]
+            .iter()
+            .any(|u| row.contains(&format!("{u} / "))),
+        "a memory figure: {out}"
+    );
+
+    let out = d.ok(&["stats", "--no-stream", "--format", "{{json .}}", "busy"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON row");
+    assert_eq!(v["Name"], "busy");
+    assert!(
+        v["MemUsage"].as_str().is_some_and(|m| m.contains(" / ")),
+        "{v}"
+    );
+    assert!(
+        v["CPUPerc"].as_str().is_some_and(|c| c.ends_with('%')),
+        "{v}"
+    );
+    assert!(v["PIDs"].as_str().is_some_and(|p| p != "0"), "{v}");
+
+    let (code, body) = d.http("GET", "/v1.41/containers/busy/stats?stream=false", None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a stats object");
+    assert_eq!(v["name"], "/busy");
+    assert!(v["id"].as_str().is_some_and(|id| id.len() == 64), "{v}");
+    for key in [
+        "cpu_stats",
+        "precpu_stats",
+        "memory_stats",
+        "blkio_stats",
+        "pids_stats",
+    ] {
+        assert!(v[key].is_object(), "{key} in {v}");
+    }
+    assert!(v["cpu_stats"]["system_cpu_usage"].as_u64().is_some(), "{v}");
+    assert!(
+        v["precpu_stats"]["system_cpu_usage"].as_u64().is_some(),
+        "{v}"
+    );
+    assert!(
+        v["memory_stats"]["usage"].as_u64().is_some_and(|u| u > 0),
+        "{v}"
+    );
+    assert!(
+        v["pids_stats"]["current"].as_u64().is_some_and(|p| p >= 1),
+        "{v}"
+    );
+
+    // One shot: no previous sample.
+    let (code, body) = d.http("GET", "/containers/busy/stats?stream=0&one-shot=1", None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a stats object");
+    assert_eq!(v["preread"], "0001-01-01T00:00:00Z");
+    let (code, body) = d.http("GET", "/containers/busy/stats?stream=1&one-shot=1", None);
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = d.http("GET", "/containers/nosuch/stats?stream=0", None);
+    assert_eq!(code, 404, "{body}");
+
+    // A stopped container: moby's zero object, once.
+    pelagos(&d, &["stop", "-t", "0", "busy"]);
+    let (code, body) = d.http("GET", "/containers/busy/stats?stream=false", None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("a stats object");
+    assert_eq!(v["name"], "/busy");
+    assert_eq!(v["read"], "0001-01-01T00:00:00Z");
+    assert_eq!(v["cpu_stats"]["cpu_usage"]["total_usage"], 0);
+
+    remove_all_and_check(&d, &["busy"]);
+}
+
+#[test]
+fn stats_stream_one_object_a_second_until_the_container_stops() {
+    let (d, image) = daemon_with_busybox();
+    run_detached(&d, &image, "streamed", &[], "exec sleep 600");
+    let mut curl = std::process::Command::new("curl")
+        .args(["-sN", "--unix-socket"])
+        .arg(&d.socket)
+        .arg("http://localhost/v1.41/containers/streamed/stats")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn curl");
+    let mut lines = BufReader::new(curl.stdout.take().expect("stdout"));
+    let mut objects = Vec::new();
+    for _ in 0..2 {
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("read an object");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("one object a line");
+        objects.push(v);
+    }
+    // Each object's previous sample is the one before.
+    assert_eq!(objects[1]["preread"], objects[0]["read"]);
+    assert!(objects[0]["precpu_stats"]["system_cpu_usage"].is_u64());
+    pelagos(&d, &["stop", "-t", "0", "streamed"]);
+    let mut status = None;
+    wait_for("the stats stream to end", || {
+        status = curl.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    remove_all_and_check(&d, &["streamed"]);
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn cp_both_ways_keeps_contents_and_modes() {
+    let (d, image) = daemon_with_busybox();
+    run_detached(&d, &image, "files", &[], "exec sleep 600");
+    let host = tempfile::tempdir().expect("tempdir");
+
+    // Host → container: a file and a directory.
+    let file = host.path().join("note.txt");
+    std::fs::write(&file, "hello from the host\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let dir = host.path().join("tree");
+    std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+    std::fs::write(dir.join("sub/deep.sh"), "#!/bin/sh\necho deep\n").expect("write");
+    std::fs::set_permissions(
+        dir.join("sub/deep.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    d.ok(&["cp", &file.to_string_lossy(), "files:/tmp/"]);
+    d.ok(&["cp", &dir.to_string_lossy(), "files:/opt/tree"]);
+    let seen = pelagos(
+        &d,
+        &[
+            "exec", "files", "sh", "-c",
+            "cat /tmp/note.txt; stat -c '%a %u' /tmp/note.txt /opt/tree/sub/deep.sh; /opt/tree/sub/deep.sh",
+        ],
+    );
+    assert_eq!(seen, "hello from the host\n640 0\n755 0\ndeep\n");
+
+    // Container → host: a file (renamed) and a directory.
+    pelagos(
+        &d,
+        &[
+            "exec", "files", "sh", "-c",
+            "mkdir -p /data/in && echo made inside > /data/in/f && chmod 600 /data/in/f && chmod 750 /data/in",
+        ],
+    );
+    let back = host.path().join("back.txt");
+    d.ok(&["cp", "files:/data/in/f", &back.to_string_lossy()]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("read"),
+        "made inside\n"
+    );
+    assert_eq!(mode_of(&back), 0o600);
+    let out_dir = host.path().join("out");
+    d.ok(&["cp", "files:/data/in", &out_dir.to_string_lossy()]);
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("f")).expect("read"),
+        "made inside\n"
+    );
+    assert_eq!(mode_of(&out_dir), 0o750);
+
+    // A missing path: moby's message; nothing made on the host.
+    let (code, stderr) = d.fail(&["cp", "files:/missing", &host.path().to_string_lossy()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("Could not find the file /missing in container files"),
+        "{stderr}"
+    );
+    assert!(!host.path().join("missing").exists());
+
+    // The stat header of HEAD.
+    let (code, body) = d.http("HEAD", "/containers/files/archive?path=/data/in", None);
+    assert_eq!(code, 200, "{body}");
+    let header = body
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Docker-Container-Path-Stat: "))
+        .or_else(|| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("x-docker-container-path-stat: "))
+        })
+        .expect("the stat header");
+    let stat = base64_json(header.trim());
+    assert_eq!(stat["name"], "in");
+    assert_eq!(stat["mode"], (1u64 << 31) | 0o750);
+    let (code, _) = d.http("HEAD", "/containers/files/archive?path=/nope", None);
+    assert_eq!(code, 404);
+    let (code, _) = d.http("HEAD", "/containers/files/archive", None);
+    assert_eq!(code, 400);
+    let (code, body) = d.http("GET", "/containers/nosuch/archive?path=/", None);
+    assert_eq!(code, 404, "{body}");
+
+    remove_all_and_check(&d, &["files"]);
+}
+
+/// The JSON of a base64 header.
+fn base64_json(text: &str) -> serde_json::Value {
+    let out = std::process::Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("base64 -d");
+    serde_json::from_slice(&out.stdout).expect("JSON in the header")
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn cp_into_a_stopped_container_and_a_large_file_both_ways() {
+    let (d, image) = daemon_with_busybox();
+    run_to_end(
+        &d,
+        &image,
+        "parked",
+        "test -f /big.bin && sha256sum /big.bin || true",
+    );
+    let host = tempfile::tempdir().expect("tempdir");
+
+    // 50 MiB of a pattern that is no run of zeros.
+    let big = host.path().join("big.bin");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&big).expect("create"));
+    for i in 0u32..(50 * 1024 * 1024 / 4) {
+        f.write_all(&i.wrapping_mul(2_654_435_761).to_le_bytes())
+            .expect("write");
+    }
+    f.flush().expect("flush");
+    drop(f);
+
+    d.ok(&["cp", &big.to_string_lossy(), "parked:/big.bin"]);
+    let back = host.path().join("back.bin");
+    d.ok(&["cp", "parked:/big.bin", &back.to_string_lossy()]);
+    assert_eq!(sha256(&back), sha256(&big));
+
+    // The copy is in the container's filesystem when it runs again.
+    let seen = pelagos(&d, &["start", "-a", "parked"]);
+    assert!(seen.starts_with(&sha256(&big)), "{seen}");
+    remove_all_and_check(&d, &["parked"]);
+}
