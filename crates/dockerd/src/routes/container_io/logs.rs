@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use pelagos_model::logs::{LogEntry, ReadOptions, Stream};
+use pelagos_model::logs::{LogEntry, LogSettings, ReadOptions, Stream};
 use tokio::sync::mpsc;
 
 use super::{channel_body, gone, CHANNEL_DEPTH};
@@ -22,6 +22,7 @@ struct LogsRequest {
     read: ReadOptions,
     follow: bool,
     timestamps: bool,
+    details: bool,
 }
 
 impl LogsRequest {
@@ -52,6 +53,7 @@ impl LogsRequest {
             },
             follow: flag("follow"),
             timestamps: flag("timestamps"),
+            details: flag("details"),
         })
     }
 }
@@ -61,13 +63,43 @@ fn tail(text: Option<&str>) -> Option<usize> {
     text.and_then(|t| t.trim().parse::<usize>().ok())
 }
 
-/// One entry as the client reads it.
-fn frame(entry: &LogEntry, tty: bool, timestamps: bool) -> Bytes {
+/// moby's `details` prefix: the log's attributes, `key=value` with the value query-escaped,
+/// sorted, joined by commas, and a space.
+fn details_prefix(mut attrs: Vec<(String, String)>) -> Vec<u8> {
+    attrs.sort();
+    let pairs: Vec<String> = attrs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", query_escape(v)))
+        .collect();
+    format!("{} ", pairs.join(",")).into_bytes()
+}
+
+/// Go's `url.QueryEscape`: unreserved characters kept, space as `+`, the rest `%XX`.
+fn query_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// One entry as the client reads it: its time (if asked), the details prefix (if asked),
+/// the bytes.
+fn frame(entry: &LogEntry, tty: bool, timestamps: bool, details: Option<&[u8]>) -> Bytes {
     let mut payload = Vec::with_capacity(entry.bytes.len() + 32);
     if timestamps {
         payload.extend_from_slice(
             format!("{} ", humantime::format_rfc3339_nanos(entry.time)).as_bytes(),
         );
+    }
+    if let Some(prefix) = details {
+        payload.extend_from_slice(prefix);
     }
     payload.extend_from_slice(&entry.bytes);
     let stream = match entry.stream {
@@ -102,6 +134,16 @@ pub async fn logs(
         .blocking(move |e| pelagos_engine::container::lookup(e, &name))
         .await?;
     let tty = record.config.tty;
+    let settings = LogSettings::from_config(&record.host_config.log_config)?;
+    if settings.file_name().is_none() {
+        // moby's ErrReadLogsNotSupported, a NotImplemented error.
+        return Err(ApiError::not_implemented(
+            "configured logging driver does not support reading",
+        ));
+    }
+    let details = request
+        .details
+        .then(|| details_prefix(settings.attrs(&record.config.labels, &record.config.env)));
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     // The follower's end: dropped with the response body, which wakes a follow waiting on
     // a quiet container.
@@ -112,7 +154,8 @@ pub async fn logs(
         .name("logs".into())
         .spawn(move || {
             let mut emit = |e: &LogEntry| {
-                tx.blocking_send(Ok(frame(e, tty, request.timestamps)))
+                let prefix = details.as_deref();
+                tx.blocking_send(Ok(frame(e, tty, request.timestamps, prefix)))
                     .map_err(|_| gone())
             };
             let read = pelagos_engine::container::logs::logs_cancellable(
@@ -147,13 +190,14 @@ mod tests {
             partial: false,
         };
         assert_eq!(
-            &frame(&entry, false, false)[..],
+            &frame(&entry, false, false, None)[..],
             b"\x02\0\0\0\0\0\0\x05oops\n"
         );
-        assert_eq!(&frame(&entry, true, false)[..], b"oops\n");
+        assert_eq!(&frame(&entry, true, false, None)[..], b"oops\n");
+        let details = details_prefix(vec![("b".into(), "x y".into()), ("a".into(), "1/2".into())]);
         assert_eq!(
-            &frame(&entry, true, true)[..],
-            b"1970-01-01T00:00:00.000000000Z oops\n"
+            &frame(&entry, true, true, Some(&details))[..],
+            b"1970-01-01T00:00:00.000000000Z a=1%2F2,b=x+y oops\n"
         );
     }
 
