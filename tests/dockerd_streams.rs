@@ -115,6 +115,10 @@ fn logs_of_a_finished_container_keep_stdout_and_stderr_apart() {
     .to_string();
     let (out, err) = docker_both(&d, &["logs", "--since", &future, "done"]);
     assert_eq!((out.as_str(), err.as_str()), ("", ""));
+    let (out, err) = docker_both(&d, &["logs", "--until", "1h", "done"]);
+    assert_eq!((out.as_str(), err.as_str()), ("", ""));
+    let (out, _) = docker_both(&d, &["logs", "--until", &future, "done"]);
+    assert_eq!(out, "out1\nout2\n");
 
     // Raw HTTP: 8-byte frames without a tty; no stream asked is a 400.
     let (code, body) = d.http("GET", "/v1.41/containers/done/logs?stderr=1", None);
@@ -344,7 +348,7 @@ fn stats_as_the_docker_cli_shows_them() {
     }
 
     // One shot: no previous sample.
-    let (code, body) = d.http("GET", "/containers/busy/stats?stream=0&one-shot=1", None);
+    let (code, body) = d.http("GET", "/containers/busy/stats?stream=no&one-shot=1", None);
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("a stats object");
     assert_eq!(v["preread"], "0001-01-01T00:00:00Z");
@@ -486,7 +490,64 @@ fn cp_both_ways_keeps_contents_and_modes() {
     let (code, body) = d.http("GET", "/containers/nosuch/archive?path=/", None);
     assert_eq!(code, 404, "{body}");
 
+    // A tar replacing the directory /data/in by a file: refused when asked (as the docker CLI
+    // always asks), done otherwise (docker-py's put_archive does not ask).
+    let staging = host.path().join("staging");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    std::fs::write(staging.join("in"), "now a file\n").expect("write");
+    let tar = host.path().join("in.tar");
+    let made = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&staging)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("in")
+        .status()
+        .expect("tar");
+    assert!(made.success());
+    let (code, body) = put_tar(
+        &d,
+        "/containers/files/archive?path=/data&noOverwriteDirNonDir=1",
+        &tar,
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("cannot overwrite directory"), "{body}");
+    let (code, body) = put_tar(&d, "/containers/files/archive?path=/data", &tar);
+    assert_eq!(code, 200, "{body}");
+    let seen = pelagos(&d, &["exec", "files", "cat", "/data/in"]);
+    assert_eq!(seen, "now a file\n");
+    let (code, body) = put_tar(&d, "/containers/files/archive?path=/nowhere", &tar);
+    assert_eq!(code, 404, "{body}");
+    assert!(
+        body.contains("Could not find the file /nowhere in container files"),
+        "{body}"
+    );
+
     remove_all_and_check(&d, &["files"]);
+}
+
+/// `PUT` of the tar file at `tar` to `path`: status and body.
+fn put_tar(d: &Daemon, path: &str, tar: &Path) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "PUT",
+            "--unix-socket",
+        ])
+        .arg(&d.socket)
+        .args(["-H", "Content-Type: application/x-tar", "--data-binary"])
+        .arg(format!("@{}", tar.display()))
+        .arg(format!("http://localhost{path}"))
+        .output()
+        .expect("spawn curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 /// The JSON of a base64 header.

@@ -182,9 +182,9 @@ pub async fn put_archive(
     body: Body,
 ) -> ApiResult<()> {
     let path = path_of(&q)?;
-    // The docker CLI always asks not to replace a directory by a file or the reverse; the
-    // engine's extraction always refuses it (see the report: `false` is not honoured).
-    let _no_overwrite = bool_value(q.get("noOverwriteDirNonDir").map(String::as_str));
+    // The docker CLI always asks not to replace a directory by a file or the reverse;
+    // docker-py's put_archive does not ask.
+    let no_overwrite = bool_value(q.get("noOverwriteDirNonDir").map(String::as_str));
     let owners = match bool_value(q.get("copyUIDGID").map(String::as_str)) {
         true => Owners::Keep,
         // As Docker's daemon: the files become the container's root's.
@@ -196,6 +196,7 @@ pub async fn put_archive(
         let opts = ExtractOptions {
             owners,
             rebase: None,
+            replace_dir_non_dir: !no_overwrite,
         };
         cp::extract_to(&fs, &path, ChannelReader::new(rx), &opts)
     });

@@ -12,7 +12,7 @@ use pelagos_model::record::ContainerRecord;
 use pelagos_model::ErrorKind;
 
 use crate::error::{ApiError, ApiResult};
-use crate::query::{strict_bool, Params};
+use crate::query::{bool_value, Params};
 use crate::state::AppState;
 
 /// Between two objects of a stream, and between the two samples of a single object.
@@ -24,8 +24,8 @@ pub async fn stats(
     Path(id): Path<String>,
     Query(q): Query<Params>,
 ) -> ApiResult<Response> {
-    let stream = strict_bool("stream", q.get("stream").map(String::as_str))?.unwrap_or(true);
-    let one_shot = strict_bool("one-shot", q.get("one-shot").map(String::as_str))?.unwrap_or(false);
+    let stream = bool_or(&q, "stream", true);
+    let one_shot = bool_or(&q, "one-shot", false);
     if stream && one_shot {
         return Err(ApiError::bad_request(
             "cannot have stream=true and one-shot=true",
@@ -133,6 +133,14 @@ impl Streaming {
             Err(e) if e.status == crate::error::status_of(ErrorKind::Conflict) => Some(None),
             Err(_) => None,
         }
+    }
+}
+
+/// moby's `BoolValueOrDefault`: absent or empty is the default.
+fn bool_or(q: &Params, name: &str, default: bool) -> bool {
+    match q.get(name).map(String::as_str) {
+        None | Some("") => default,
+        text => bool_value(text),
     }
 }
 
