@@ -523,7 +523,21 @@ fn cp_both_ways_keeps_contents_and_modes() {
         "{body}"
     );
 
-    remove_all_and_check(&d, &["files"]);
+    // A read-only root filesystem refuses copies (not reads), as moby's.
+    run_detached(&d, &image, "ro", &["--read-only"], "exec sleep 600");
+    let (code, stderr) = d.fail(&["cp", &file.to_string_lossy(), "ro:/tmp/"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("container rootfs is marked read-only"),
+        "{stderr}"
+    );
+    d.ok(&[
+        "cp",
+        "ro:/bin/sh",
+        &host.path().join("sh").to_string_lossy(),
+    ]);
+
+    remove_all_and_check(&d, &["files", "ro"]);
 }
 
 /// `PUT` of the tar file at `tar` to `path`: status and body.

@@ -15,6 +15,7 @@ use futures_util::StreamExt;
 use pelagos_engine::container::cp::{self, PathStat};
 use pelagos_engine::container::fsroot::{self, View};
 use pelagos_engine::container::tar_in::{ExtractOptions, Owners};
+use pelagos_model::record::ContainerRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{channel_body, gone, CHANNEL_DEPTH};
@@ -191,18 +192,40 @@ pub async fn put_archive(
         false => Owners::All { uid: 0, gid: 0 },
     };
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let extraction = state.blocking(move |e| {
-        let fs = fsroot::open(e, &id, View::Live)?;
+    let extraction = state.blocking(move |e| -> ApiResult<u64> {
+        let record = pelagos_engine::container::lookup(e, &id)?;
+        let fs = fsroot::open(e, record.id.as_str(), View::Live)?;
+        // As moby: a missing destination first, then where writes are refused.
+        cp::stat(&fs, &path, true)?;
+        writable(&record, &path)?;
         let opts = ExtractOptions {
             owners,
             rebase: None,
             replace_dir_non_dir: !no_overwrite,
         };
-        cp::extract_to(&fs, &path, ChannelReader::new(rx), &opts)
+        Ok(cp::extract_to(&fs, &path, ChannelReader::new(rx), &opts)?)
     });
     let pump = pump(body, tx);
     let (extracted, ()) = tokio::join!(extraction, pump);
     extracted.map(|_| ())
+}
+
+/// moby's refusals of a copy into `path`: a read-only mount holding it, or a read-only root
+/// filesystem when no mount holds it.
+fn writable(record: &ContainerRecord, path: &str) -> ApiResult<()> {
+    let path = fsroot::clean(&format!("/{path}"));
+    let under = |dest: &str| {
+        let dest = fsroot::clean(dest);
+        path == dest || dest == "/" || path.starts_with(&format!("{dest}/"))
+    };
+    match record.mounts.iter().find(|m| under(&m.destination)) {
+        Some(m) if !m.rw => Err(ApiError::bad_request("mounted volume is marked read-only")),
+        Some(_) => Ok(()),
+        None if record.host_config.readonly_rootfs => Err(ApiError::bad_request(
+            "container rootfs is marked read-only",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Feeds the body's chunks to the extraction until the body ends or the extraction stops
