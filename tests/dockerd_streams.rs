@@ -107,6 +107,18 @@ fn logs_of_a_finished_container_keep_stdout_and_stderr_apart() {
     }
 
     // Everything is older than now + 1 h, nothing is newer.
+    // An old client pinned to API 1.24 reads the same.
+    let out = d
+        .docker(&["logs", "done"])
+        .env("DOCKER_API_VERSION", "1.24")
+        .output()
+        .expect("docker logs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out1\nout2\n");
     let (out, err) = docker_both(&d, &["logs", "--since", "1h", "done"]);
     assert_eq!((out.as_str(), err.as_str()), ("out1\nout2\n", "err1\n"));
     let future = humantime::format_rfc3339_seconds(
@@ -489,6 +501,29 @@ fn cp_both_ways_keeps_contents_and_modes() {
     assert_eq!(code, 400);
     let (code, body) = d.http("GET", "/containers/nosuch/archive?path=/", None);
     assert_eq!(code, 404, "{body}");
+
+    // GET: the tar of the directory, its entries named from its last component.
+    let got = host.path().join("got.tar");
+    let fetched = std::process::Command::new("curl")
+        .args(["-sf", "-o"])
+        .arg(&got)
+        .arg("--unix-socket")
+        .arg(&d.socket)
+        .arg("http://localhost/v1.24/containers/files/archive?path=/data/in")
+        .status()
+        .expect("curl");
+    assert!(fetched.success());
+    let listed = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&got)
+        .output()
+        .expect("tar -t");
+    let mut names: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["in/", "in/f"]);
 
     // A tar replacing the directory /data/in by a file: refused when asked (as the docker CLI
     // always asks), done otherwise (docker-py's put_archive does not ask).

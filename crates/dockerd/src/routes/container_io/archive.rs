@@ -228,14 +228,19 @@ fn writable(record: &ContainerRecord, path: &str) -> ApiResult<()> {
     }
 }
 
-/// Feeds the body's chunks to the extraction until the body ends or the extraction stops
-/// reading (done, or failed: its error is the answer).
+/// Feeds the body's chunks to the extraction until the body ends; once the extraction stops
+/// reading (done, or failed: its error is the answer) the rest is read and dropped, so the
+/// client, still sending, reads the answer rather than a reset connection.
 async fn pump(body: Body, tx: mpsc::Sender<io::Result<Bytes>>) {
     let mut chunks = body.into_data_stream();
+    let mut feeding = true;
     while let Some(chunk) = chunks.next().await {
         let item = chunk.map_err(|e| io::Error::other(format!("read the request body: {e}")));
         let failed = item.is_err();
-        if tx.send(item).await.is_err() || failed {
+        if feeding {
+            feeding = tx.send(item).await.is_ok();
+        }
+        if failed {
             return;
         }
     }
