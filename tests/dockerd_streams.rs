@@ -382,7 +382,7 @@ fn stats_as_the_docker_cli_shows_them() {
 }
 
 #[test]
-fn stats_stream_one_object_a_second_until_the_container_stops() {
+fn stats_stream_one_object_a_second_zeroed_while_stopped_until_removed() {
     let (d, image) = daemon_with_busybox();
     run_detached(&d, &image, "streamed", &[], "exec sleep 600");
     let mut curl = std::process::Command::new("curl")
@@ -403,13 +403,25 @@ fn stats_stream_one_object_a_second_until_the_container_stops() {
     // Each object's previous sample is the one before.
     assert_eq!(objects[1]["preread"], objects[0]["read"]);
     assert!(objects[0]["precpu_stats"]["system_cpu_usage"].is_u64());
+    // Stopped: moby's zero objects go on; removed: the stream ends.
     pelagos(&d, &["stop", "-t", "0", "streamed"]);
+    loop {
+        let mut line = String::new();
+        let n = lines.read_line(&mut line).expect("read an object");
+        assert!(n > 0, "the stream ended while the container exists");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("one object a line");
+        if v["read"] == "0001-01-01T00:00:00Z" {
+            assert_eq!(v["name"], "/streamed");
+            break;
+        }
+    }
+    pelagos(&d, &["rm", "streamed"]);
     let mut status = None;
     wait_for("the stats stream to end", || {
         status = curl.try_wait().expect("try_wait");
         status.is_some()
     });
-    remove_all_and_check(&d, &["streamed"]);
+    d.assert_no_container_leftovers();
 }
 
 fn mode_of(path: &Path) -> u32 {

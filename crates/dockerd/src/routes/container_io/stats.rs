@@ -41,7 +41,7 @@ pub async fn stats(
     let stream = futures_util::stream::unfold(
         Streaming {
             state,
-            id: record.id.as_str().to_owned(),
+            record,
             before: None,
         },
         |mut s| async move { s.next().await.map(|v| (Ok::<_, ApiError>(v), s)) },
@@ -89,41 +89,42 @@ async fn sample(state: &AppState, id: &str) -> Option<(ContainerRecord, Sample)>
         .ok()
 }
 
-/// A stream's state: the previous sample, `None` until the container runs.
+/// A stream's state: the container as last seen, and the previous sample (`None` while
+/// it is not running).
 struct Streaming {
     state: AppState,
-    id: String,
+    record: ContainerRecord,
     before: Option<Sample>,
 }
 
 impl Streaming {
-    /// The next object, a second after the previous one; `None` ends the stream: the
-    /// container stopped after running (moby closes the stream then) or was removed.
+    /// The next object, a second after the previous one: a sample while the container runs,
+    /// moby's zero object while it does not; `None` ends the stream (the container is gone).
     async fn next(&mut self) -> Option<Bytes> {
-        loop {
-            if self.before.is_none() {
-                match self.try_sample().await? {
-                    Some((_, first)) => self.before = Some(first),
-                    // Not running yet: moby's stream waits, silent, for it to start.
-                    None => {
-                        tokio::time::sleep(INTERVAL).await;
-                        continue;
-                    }
-                }
-            }
-            tokio::time::sleep(INTERVAL).await;
-            let (record, now) = self.try_sample().await??;
-            let json = stats_view::docker_json(&record, &now, self.before.as_ref());
-            self.before = Some(now);
-            let mut line = serde_json::to_vec(&json).unwrap_or_default();
-            line.push(b'\n');
-            return Some(Bytes::from(line));
+        if self.before.is_none() {
+            self.before = self.try_sample().await?.map(|(_, first)| first);
         }
+        tokio::time::sleep(INTERVAL).await;
+        let json = match self.try_sample().await? {
+            Some((record, now)) => {
+                let json = stats_view::docker_json(&record, &now, self.before.as_ref());
+                self.record = record;
+                self.before = Some(now);
+                json
+            }
+            None => {
+                self.before = None;
+                stats_view::zeroed(&self.record)
+            }
+        };
+        let mut line = serde_json::to_vec(&json).unwrap_or_default();
+        line.push(b'\n');
+        Some(Bytes::from(line))
     }
 
     /// `Some(None)`: not running; `None`: gone or unreadable.
     async fn try_sample(&self) -> Option<Option<(ContainerRecord, Sample)>> {
-        let id = self.id.clone();
+        let id = self.record.id.as_str().to_owned();
         match self
             .state
             .blocking(move |e| stats_view::sample(e, &id))
