@@ -484,6 +484,29 @@ fn cp_both_ways_keeps_contents_and_modes() {
     );
     assert_eq!(mode_of(&out_dir), 0o750);
 
+    // -L follows a symlink through the stat's linkTarget; without it the link is copied.
+    pelagos(&d, &["exec", "files", "ln", "-s", "in/f", "/data/link"]);
+    let followed = host.path().join("followed");
+    d.ok(&["cp", "-L", "files:/data/link", &followed.to_string_lossy()]);
+    assert_eq!(
+        std::fs::read_to_string(&followed).expect("read"),
+        "made inside\n"
+    );
+    let link = host.path().join("link");
+    d.ok(&["cp", "files:/data/link", &link.to_string_lossy()]);
+    assert_eq!(
+        std::fs::read_link(&link).expect("a symlink"),
+        Path::new("in/f")
+    );
+
+    // -a keeps the owners of the stream.
+    let owned = host.path().join("owned");
+    std::fs::write(&owned, "mine\n").expect("write");
+    std::os::unix::fs::chown(&owned, Some(1234), Some(4321)).expect("chown");
+    d.ok(&["cp", "-a", &owned.to_string_lossy(), "files:/tmp/owned"]);
+    let seen = pelagos(&d, &["exec", "files", "stat", "-c", "%u:%g", "/tmp/owned"]);
+    assert_eq!(seen, "1234:4321\n");
+
     // A missing path: moby's message; nothing made on the host.
     let (code, stderr) = d.fail(&["cp", "files:/missing", &host.path().to_string_lossy()]);
     assert_eq!(code, 1);
