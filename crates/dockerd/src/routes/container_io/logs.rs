@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::Bytes;
 use pelagos_model::logs::{LogEntry, LogSettings, ReadOptions, Stream};
 use tokio::sync::mpsc;
@@ -16,6 +17,7 @@ use super::{channel_body, gone, CHANNEL_DEPTH};
 use crate::error::{ApiError, ApiResult};
 use crate::query::{bool_value, Params};
 use crate::state::AppState;
+use crate::version::ApiVersion;
 
 /// What a logs request asks for, parsed from its query.
 struct LogsRequest {
@@ -125,6 +127,7 @@ fn multiplexed(stream: u8, payload: Vec<u8>, tty: bool) -> Bytes {
 /// `GET /containers/{id}/logs`.
 pub async fn logs(
     State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
     Path(id): Path<String>,
     Query(q): Query<Params>,
 ) -> ApiResult<Response> {
@@ -174,7 +177,12 @@ pub async fn logs(
         })
         .map_err(|e| ApiError::internal(format!("start the logs reader: {e}")))?;
     let body = channel_body(rx, client_end);
-    Ok(([(CONTENT_TYPE, "application/vnd.docker.raw-stream")], body).into_response())
+    // moby names the multiplexed stream so from API 1.42 on.
+    let content_type = match !tty && version.at_least(1, 42) {
+        true => "application/vnd.docker.multiplexed-stream",
+        false => "application/vnd.docker.raw-stream",
+    };
+    Ok(([(CONTENT_TYPE, content_type)], body).into_response())
 }
 
 #[cfg(test)]
