@@ -291,6 +291,34 @@ mod tests {
     }
 
     #[test]
+    fn read_only_roots_and_mounts_refuse_copies() {
+        let id = pelagos_model::names::new_container_id().expect("an id");
+        let mut record = ContainerRecord::new(id, "box");
+        record.host_config.readonly_rootfs = true;
+        record.mounts.push(pelagos_model::record::MountPoint {
+            destination: "/data".into(),
+            rw: true,
+            ..Default::default()
+        });
+        record.mounts.push(pelagos_model::record::MountPoint {
+            destination: "/conf".into(),
+            rw: false,
+            ..Default::default()
+        });
+        let refusal = |path: &str| writable(&record, path).err().map(|e| e.message);
+        assert_eq!(refusal("/data/x/"), None);
+        assert_eq!(refusal("data"), None);
+        assert_eq!(
+            refusal("/conf/a").as_deref(),
+            Some("mounted volume is marked read-only")
+        );
+        assert_eq!(
+            refusal("/database").as_deref(),
+            Some("container rootfs is marked read-only")
+        );
+    }
+
+    #[test]
     fn the_reader_joins_the_chunks() {
         let (tx, rx) = mpsc::channel(4);
         tx.try_send(Ok(Bytes::from_static(b"ab"))).unwrap();
