@@ -586,6 +586,24 @@ fn cp_both_ways_keeps_contents_and_modes() {
     assert_eq!(code, 200, "{body}");
     let seen = pelagos(&d, &["exec", "files", "cat", "/data/in"]);
     assert_eq!(seen, "now a file\n");
+    // And back: a directory replacing the file.
+    let staging = host.path().join("staging2");
+    std::fs::create_dir_all(staging.join("in")).expect("mkdir");
+    std::fs::write(staging.join("in/x"), "a dir again\n").expect("write");
+    let tar2 = host.path().join("in2.tar");
+    let made = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&staging)
+        .arg("-cf")
+        .arg(&tar2)
+        .arg("in")
+        .status()
+        .expect("tar");
+    assert!(made.success());
+    let (code, body) = put_tar(&d, "/containers/files/archive?path=/data", &tar2);
+    assert_eq!(code, 200, "{body}");
+    let seen = pelagos(&d, &["exec", "files", "cat", "/data/in/x"]);
+    assert_eq!(seen, "a dir again\n");
     let (code, body) = put_tar(&d, "/containers/files/archive?path=/nowhere", &tar);
     assert_eq!(code, 404, "{body}");
     assert!(
