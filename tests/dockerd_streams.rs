@@ -269,6 +269,56 @@ fn a_vanished_follower_does_not_hold_the_daemon() {
     remove_all_and_check(&d, &["quiet"]);
 }
 
+/// The daemon's resident memory in KiB.
+fn rss_kib(d: &Daemon) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", d.pid()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stalled_follower_holds_no_more_than_its_own_stream() {
+    let (d, image) = daemon_with_busybox();
+    run_detached(
+        &d,
+        &image,
+        "spew",
+        &["--log-opt", "max-size=20m", "--log-opt", "max-file=3"],
+        "exec yes",
+    );
+    let before = rss_kib(&d);
+    // A follower that never reads.
+    let mut stalled =
+        std::os::unix::net::UnixStream::connect(&d.socket).expect("connect to the daemon");
+    stalled
+        .write_all(b"GET /containers/spew/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send the request");
+    // Two rotations: more than 40 MB written since it stopped reading.
+    let id = pelagos(&d, &["inspect", "-f", "{{.Id}}", "spew"]);
+    let dir = d.root.join("containers").join(id.trim());
+    wait_for("two rotations of the log", || {
+        std::fs::read_dir(&dir)
+            .map(|r| {
+                r.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".2"))
+            })
+            .unwrap_or(false)
+    });
+    let after = rss_kib(&d);
+    assert!(
+        after < before + 16 * 1024,
+        "the daemon grew from {before} KiB to {after} KiB"
+    );
+    // Others are served meanwhile.
+    let (code, _) = d.http("GET", "/_ping", None);
+    assert_eq!(code, 200);
+    drop(stalled);
+    remove_all_and_check(&d, &["spew"]);
+}
+
 #[test]
 fn logs_of_a_tty_container_are_raw() {
     let (d, image) = daemon_with_busybox();
