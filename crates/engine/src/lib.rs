@@ -23,6 +23,7 @@ pub mod commit;
 pub mod container;
 pub mod error;
 pub mod image_prune;
+pub mod image_views;
 pub mod network;
 pub mod pull;
 pub mod push;
