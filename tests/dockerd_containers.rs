@@ -8,12 +8,11 @@ use std::process::{Command, Stdio};
 
 use dockerd_support::{served_busybox, wait_for, Daemon, ServedBusybox};
 
-/// A daemon with the served busybox in its store. `docker pull` needs the images endpoint;
-/// the shared store lets the `pelagos` CLI put it there whatever that endpoint does.
+/// A daemon with the served busybox pulled into its store by `docker pull`.
 fn daemon_with_busybox() -> (Daemon, ServedBusybox) {
     let served = served_busybox();
     let d = Daemon::start();
-    d.pull_on_host(&served.image);
+    d.ok(&["pull", "-q", &served.image]);
     (d, served)
 }
 
@@ -625,6 +624,9 @@ fn errors_have_dockers_statuses() {
     let (code, body) = create(r#"{"Image":"nosuch:1"}"#);
     assert_eq!(code, 404, "{body}");
     assert_eq!(message(&body), "No such image: nosuch:1");
+    let (code, body) = create(r#"{"Image":"nosuch"}"#);
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(message(&body), "No such image: nosuch:latest");
     let with_links = format!(r#"{{"Image":"{img}","HostConfig":{{"Links":["x:y"]}}}}"#);
     let (code, body) = create(&with_links);
     assert_eq!(code, 400, "{body}");
@@ -850,5 +852,28 @@ fn old_clients_and_a_restarted_daemon() {
     d.ok(&["stop", "-t", "1", "survivor"]);
     assert_eq!(inspect(&d, "survivor", "{{.State.Status}}"), "exited");
     d.ok(&["rm", "survivor"]);
+    d.assert_no_container_leftovers();
+}
+
+#[test]
+fn create_of_a_missing_image_pulls_it_first() {
+    let served = served_busybox();
+    let d = Daemon::start();
+    let out = d.run(&[
+        "run",
+        "-d",
+        "--name",
+        "pulled",
+        "--network",
+        "none",
+        &served.image,
+        "sleep",
+        "1000",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}\n{}", d.log());
+    assert!(err.contains("Unable to find image"), "{err}");
+    assert_eq!(inspect(&d, "pulled", "{{.State.Status}}"), "running");
+    d.ok(&["rm", "-f", "pulled"]);
     d.assert_no_container_leftovers();
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use pelagos_engine::container::create::{self as verb, CreateRequest};
 use pelagos_engine::Engine;
-use pelagos_image::{ImageRecord, StoreError};
+use pelagos_image::ImageRecord;
 use pelagos_model::config;
 use serde_json::{json, Value};
 
@@ -103,15 +103,13 @@ fn adapt_resources(host: &mut config::HostConfig) {
     }
 }
 
-/// The image from the store; Docker's 404 when it is not there.
+/// The image from the store; moby's 404 (`No such image: busybox:latest`) when it is not
+/// there.
 fn local_image(engine: &Engine, name: &str) -> ApiResult<ImageRecord> {
-    match engine.images().get(name) {
-        Ok(image) => Ok(image),
-        Err(StoreError::ImageNotFound(_)) => {
-            Err(ApiError::not_found(format!("No such image: {name}")))
-        }
-        Err(e) => Err(pelagos_engine::Error::from(e).into()),
-    }
+    engine
+        .images()
+        .get(name)
+        .map_err(|e| crate::routes::images::not_found_as_moby(e, name))
 }
 
 /// moby's answer when the local image is of another platform than asked: a 404, so that

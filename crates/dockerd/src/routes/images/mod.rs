@@ -79,7 +79,7 @@ fn lookup(engine: &Engine, name: &str) -> Result<ImageRecord, ApiError> {
 }
 
 /// A store error as the daemon answers it: an unknown image in moby's words, others by kind.
-fn not_found_as_moby(e: StoreError, name: &str) -> ApiError {
+pub(crate) fn not_found_as_moby(e: StoreError, name: &str) -> ApiError {
     match e {
         StoreError::ImageNotFound(_) => {
             ApiError::not_found(format!("No such image: {}", shown(name)))
