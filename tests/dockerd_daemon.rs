@@ -526,11 +526,8 @@ fn a_killed_daemons_containers_run_on_and_are_adopted() {
         .expect("a pid");
     assert!(pid > 0);
     // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    assert_eq!(
-        unsafe { libc::kill(pid, 0) },
-        0,
-        "the container died with the daemon"
-    );
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(alive, "the container died with the daemon");
 
     d.restart_daemon();
     let state = d.ok(&["ps", "--format", "{{.ID}} {{.State}}"]);
@@ -562,4 +559,101 @@ fn a_killed_daemons_containers_run_on_and_are_adopted() {
     }
     d.ok(&["rm", "sleeper"]);
     d.assert_no_container_leftovers();
+}
+
+/// `systemd-socket-activate` passing a unix and a TCP socket to `pelagos-dockerd -H fd://`.
+fn socket_activated(dir: &Path, sockets: &[String], flags: &[String]) -> std::process::Child {
+    let mut c = Command::new("systemd-socket-activate");
+    for s in sockets {
+        c.args(["-l", s]);
+    }
+    c.arg(sibling("pelagos-dockerd"))
+        .args(["-H", "fd://"])
+        .args(["--data-root", &dir.join("root").display().to_string()])
+        .args(["--exec-root", &dir.join("run").display().to_string()])
+        .args([
+            "--config-file",
+            &dir.join("none.toml").display().to_string(),
+        ])
+        .args(["--pidfile", &dir.join("pid").display().to_string()])
+        .args(["--cgroup-parent", "/pelagos-it-dockerd-activated"])
+        .args(flags)
+        .env("PELAGOS_MONITOR", sibling("pelagos-monitor"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn systemd-socket-activate")
+}
+
+#[test]
+fn socket_activation_serves_unix_and_tls_tcp_and_refuses_plain_tcp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = Certs::make();
+    let sock = dir.path().join("activated.sock");
+    let port = free_port();
+    let tls_flags: Vec<String> = vec![
+        "--tlsverify".into(),
+        "--tlscacert".into(),
+        certs.arg("ca.pem"),
+        "--tlscert".into(),
+        certs.arg("server-cert.pem"),
+        "--tlskey".into(),
+        certs.arg("server-key.pem"),
+    ];
+    let sockets = [sock.display().to_string(), format!("127.0.0.1:{port}")];
+    let mut daemon = socket_activated(dir.path(), &sockets, &tls_flags);
+    let docker = |host: &str, extra: &[&str]| {
+        Command::new(docker_cli())
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_API_VERSION")
+            .env("DOCKER_CONFIG", dir.path())
+            .args(["-H", host])
+            .args(extra)
+            .args(["version", "--format", "{{.Server.APIVersion}}"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn docker")
+    };
+    let unix = format!("unix://{}", sock.display());
+    wait_for("the activated daemon on its unix socket", || {
+        docker(&unix, &[]).status.success()
+    });
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let out = docker(
+        &tcp,
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            &certs.arg("ca.pem"),
+            "--tlscert",
+            &certs.arg("client-cert.pem"),
+            "--tlskey",
+            &certs.arg("client-key.pem"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.41");
+    // SAFETY: kill(2) of the launcher this test spawned (it exec'd the daemon), by its pid.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+
+    // Without the TLS flags a passed TCP socket is refused: the daemon does not start.
+    let port = free_port();
+    let refused = socket_activated(dir.path(), &[format!("127.0.0.1:{port}")], &[]);
+    // The launcher starts the daemon at the first connection, once it listens.
+    wait_for("the launcher's socket", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let out = refused.wait_with_output().expect("activated daemon");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a passed TCP socket without --tlsverify"),
+        "{err}"
+    );
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::query::{self, JsonOrEmpty, Params};
+use crate::query::{self, Params};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -130,7 +130,7 @@ struct DisconnectRequest {
 async fn connect(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonOrEmpty(request): JsonOrEmpty<ConnectRequest>,
+    query::Json(request): query::Json<ConnectRequest>,
 ) -> ApiResult<StatusCode> {
     let container = required_container(request.container)?;
     let settings = request.endpoint_config.unwrap_or_default();
@@ -146,7 +146,7 @@ async fn connect(
 async fn disconnect(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    JsonOrEmpty(request): JsonOrEmpty<DisconnectRequest>,
+    query::Json(request): query::Json<DisconnectRequest>,
 ) -> ApiResult<StatusCode> {
     let container = required_container(request.container)?;
     let force = request.force;
@@ -168,4 +168,37 @@ fn required_container(container: String) -> ApiResult<String> {
 
 fn internal(e: serde_json::Error) -> ApiError {
     ApiError::internal(format!("cannot encode the answer: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn predefined_and_used_networks_are_forbidden_as_moby() {
+        let status = |e: pelagos_network::Error| network_error(e.into()).status;
+        assert_eq!(
+            status(pelagos_network::Error::Predefined("bridge".into())),
+            StatusCode::FORBIDDEN
+        );
+        let in_use = pelagos_network::Error::ActiveEndpoints {
+            name: "app".into(),
+            id: "0123".into(),
+        };
+        assert_eq!(status(in_use), StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(pelagos_network::Error::NameInUse("app".into())),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(pelagos_network::Error::NotFound("x".into())),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn connect_needs_a_container() {
+        assert!(required_container(" ".into()).is_err());
+        assert_eq!(required_container("db".into()).unwrap(), "db");
+    }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::query::{self, JsonOrEmpty, Params};
+use crate::query::{self, Params};
 use crate::state::AppState;
 
 /// The routes of this resource.
@@ -62,7 +62,7 @@ struct CreateRequest {
 /// `POST /volumes/create`: 201 with the volume (the existing one for a name in use, as moby).
 async fn create(
     State(state): State<AppState>,
-    JsonOrEmpty(request): JsonOrEmpty<CreateRequest>,
+    query::Json(request): query::Json<CreateRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let driver = request.driver.unwrap_or_default();
     if !driver.is_empty() && driver != "local" {
