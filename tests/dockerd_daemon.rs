@@ -64,6 +64,7 @@ fn events_stream_a_containers_life_until_the_client_goes() {
     });
     d.ok(&[
         "run",
+        "-d",
         "--name",
         "ev",
         "--network",

@@ -28,6 +28,16 @@ fn endpoints(d: &Daemon, net: &str) -> String {
     .to_string()
 }
 
+/// `ping -c1 TARGET` from a new container on `net`: its output once it exited 0.
+fn ping_from(d: &Daemon, image: &str, net: &str, target: &str) -> String {
+    let id = d.ok(&["run", "-d", "--network", net, image, "ping", "-c1", target]);
+    let id = id.trim();
+    assert_eq!(d.ok(&["wait", id]).trim(), "0", "{}", d.ok(&["logs", id]));
+    let out = d.ok(&["logs", id]);
+    d.ok(&["rm", id]);
+    out
+}
+
 #[test]
 fn networks_are_created_listed_inspected_removed_and_pruned() {
     let d = netns_daemon();
@@ -118,16 +128,7 @@ fn containers_of_a_user_network_find_each_other_and_hold_it() {
     assert!(ends.starts_with("db=10.90.0."), "{ends}");
     assert!(ends.ends_with("/24"), "{ends}");
 
-    let ping = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "app",
-        &served.image,
-        "ping",
-        "-c1",
-        "db",
-    ]);
+    let ping = ping_from(&d, &served.image, "app", "db");
     assert!(ping.contains("1 packets received"), "{ping}");
 
     let (code, err) = d.fail(&["network", "rm", "app"]);
@@ -150,16 +151,7 @@ fn containers_of_a_user_network_find_each_other_and_hold_it() {
         err.contains("endpoint with name db already exists in network other"),
         "{err}"
     );
-    let ping = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "other",
-        &served.image,
-        "ping",
-        "-c1",
-        "database",
-    ]);
+    let ping = ping_from(&d, &served.image, "other", "database");
     assert!(ping.contains("1 packets received"), "{ping}");
     d.ok(&["network", "disconnect", "other", "db"]);
     assert_eq!(endpoints(&d, "other"), "");
@@ -202,6 +194,8 @@ fn a_published_port_answers_on_the_hosts_loopback() {
         script,
     ]);
     let holder = d.netns.as_ref().expect("the daemon's netns");
+    // A new network namespace starts with its loopback down.
+    holder.ok("ip", &["link", "set", "lo", "up"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let body = loop {
         let out = holder
@@ -214,7 +208,14 @@ fn a_published_port_answers_on_the_hosts_loopback() {
         if !body.is_empty() {
             break body;
         }
-        assert!(Instant::now() < deadline, "no answer on 127.0.0.1:18080");
+        assert!(
+            Instant::now() < deadline,
+            "no answer on 127.0.0.1:18080: {}; ports {:?}; ps {}; logs {:?}",
+            String::from_utf8_lossy(&out.stderr),
+            d.run(&["port", "web"]),
+            d.ok(&["ps", "-a"]),
+            d.run(&["logs", "web"])
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(body.trim(), "hello-port");

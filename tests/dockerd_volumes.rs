@@ -80,34 +80,28 @@ fn volumes_are_created_listed_inspected_removed_and_pruned() {
     assert!(d.ok(&["volume", "ls", "-q"]).trim().is_empty());
 }
 
+/// `docker run -d --network none -v shared:/data ARGS…` until it exits 0: its output.
+fn run_to_end(d: &Daemon, args: &[&str]) -> String {
+    let mut all = vec!["run", "-d", "--network", "none", "-v", "shared:/data"];
+    all.extend_from_slice(args);
+    let id = d.ok(&all);
+    let id = id.trim();
+    assert_eq!(d.ok(&["wait", id]).trim(), "0", "{}", d.ok(&["logs", id]));
+    let out = d.ok(&["logs", id]);
+    d.ok(&["rm", id]);
+    out
+}
+
 #[test]
 fn a_named_volume_is_shared_and_kept_while_in_use() {
     let served = served_busybox();
     let d = Daemon::start();
     d.ok(&["pull", &served.image]);
-    d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "shared:/data",
-        &served.image,
-        "sh",
-        "-c",
-        "echo from-first > /data/note",
-    ]);
-    let read = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "shared:/data",
-        &served.image,
-        "cat",
-        "/data/note",
-    ]);
+    run_to_end(
+        &d,
+        &[&served.image, "sh", "-c", "echo from-first > /data/note"],
+    );
+    let read = run_to_end(&d, &[&served.image, "cat", "/data/note"]);
     assert_eq!(read.trim(), "from-first");
 
     let id = d.ok(&[
