@@ -120,7 +120,11 @@ fn from_container(
             gid: nix::unistd::getgid().as_raw(),
         },
     };
-    let opts = ExtractOptions { owners, rebase };
+    let opts = ExtractOptions {
+        owners,
+        rebase,
+        replace_dir_non_dir: false,
+    };
     let follow = a.follow_link;
     let size = piped(
         |w| cp::archive(&fs, src, follow, w),
@@ -151,6 +155,7 @@ fn to_container(
         let opts = ExtractOptions {
             owners,
             rebase: None,
+            replace_dir_non_dir: false,
         };
         cp::extract_to(&fs, dst, std::io::stdin().lock(), &opts)?;
         return Ok(None);
@@ -179,7 +184,11 @@ fn to_container(
         other => other?,
     };
     let (dir, rebase) = prepare_archive_copy(src_stat.is_dir, &src_stat.name, &dst_info)?;
-    let opts = ExtractOptions { owners, rebase };
+    let opts = ExtractOptions {
+        owners,
+        rebase,
+        replace_dir_non_dir: false,
+    };
     let follow = a.follow_link;
     let size = piped(
         |w| cp::archive_in(&host, None, &src, follow, w),

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use pelagos_engine::image_prune::ImagePruneFilter;
+use pelagos_engine::image_views::familiar;
 use pelagos_engine::Engine;
 use pelagos_image::{archive, ImageRecord, Reference, Removal};
 use pelagos_model::events::Event;
@@ -39,12 +40,6 @@ fn platform(text: Option<&str>) -> Result<Platform> {
         Some(p) => Platform::parse(p)?,
         None => Platform::host(),
     })
-}
-
-fn familiar(full: &str) -> String {
-    Reference::parse(full)
-        .map(|r| r.familiar())
-        .unwrap_or_else(|_| full.to_string())
 }
 
 /// Pulls an image, printing what `docker pull` prints; shared with `run` when the image is missing.
@@ -275,38 +270,7 @@ pub fn list(cli: &Cli, a: &ImagesArgs) -> Result<i32> {
 
 /// Docker's `ImageInspect` object.
 pub fn inspect_value(engine: &Engine, image: &ImageRecord) -> Result<Value> {
-    let raw: Value = serde_json::from_slice(&engine.images().config_bytes(image)?)
-        .context("image config is not JSON")?;
-    let layers_dir = engine.images().layers_dir();
-    let lowers: Vec<String> = engine
-        .images()
-        .lowerdirs(image)?
-        .iter()
-        .map(|l| layers_dir.join(l).to_string_lossy().into_owned())
-        .collect();
-    Ok(json!({
-        "Id": image.id.to_string(),
-        "RepoTags": image.repo_tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "RepoDigests": image.repo_digests.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "Parent": "",
-        "Comment": raw.get("comment").cloned().unwrap_or(json!("")),
-        "Created": image.created.clone().unwrap_or_default(),
-        "DockerVersion": raw.get("docker_version").cloned().unwrap_or(json!("")),
-        "Author": raw.get("author").cloned().unwrap_or(json!("")),
-        "Config": raw.get("config").cloned().unwrap_or(Value::Null),
-        "Architecture": image.architecture,
-        "Variant": image.variant,
-        "Os": image.os,
-        "Size": image.size,
-        "VirtualSize": image.size,
-        "GraphDriver": {"Name": "overlay", "Data": {"LowerDir": lowers.join(":")}},
-        "RootFS": {"Type": "layers", "Layers": image.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
-        "Metadata": {"LastTagTime": image.added},
-        "Descriptor": {
-            "mediaType": image.manifest_media_type,
-            "digest": image.manifest_digest.to_string(),
-        },
-    }))
+    Ok(pelagos_engine::image_views::inspect(engine, image)?)
 }
 
 /// Prints inspect results: a JSON array, or one rendered template per item.
@@ -679,56 +643,27 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 pub fn history(cli: &Cli, a: &HistoryArgs) -> Result<i32> {
     let engine = engine(cli)?;
     let image = engine.images().get(&a.image)?;
-    let raw: Value = serde_json::from_slice(&engine.images().config_bytes(&image)?)
-        .context("image config is not JSON")?;
-    let entries = raw["history"].as_array().cloned().unwrap_or_default();
-    let mut layer_sizes = Vec::new();
-    for chain in &image.chain_ids {
-        layer_sizes.push(engine.images().layer(chain)?.map(|l| l.size).unwrap_or(0));
-    }
-    let mut layer_index = 0;
-    let mut rows = Vec::new();
-    for (i, h) in entries.iter().enumerate() {
-        let empty = h["empty_layer"].as_bool().unwrap_or(false);
-        let size = if empty {
-            0
-        } else {
-            let s = layer_sizes.get(layer_index).copied().unwrap_or(0);
-            layer_index += 1;
-            s
-        };
-        let newest = i + 1 == entries.len();
-        let id = if newest {
-            image.id.to_string()
-        } else {
-            "<missing>".to_string()
-        };
-        let created_by = h["created_by"].as_str().unwrap_or_default().to_string();
-        rows.push(json!({
-            "ID": if a.no_trunc || !newest { id.clone() } else { id[7..19].to_string() },
-            "CreatedAt": h["created"].as_str().unwrap_or_default(),
-            "CreatedSince": since(h["created"].as_str()),
-            "CreatedBy": created_by,
-            "Size": human_size_precision(size, 3),
-            "Comment": h["comment"].as_str().unwrap_or_default(),
-        }));
-    }
-    if entries.is_empty() {
-        // Images without history (imports, some builders): one row per layer.
-        for size in &layer_sizes {
-            rows.push(
-                json!({"ID": "<missing>", "CreatedAt": "", "CreatedSince": "N/A",
-                "CreatedBy": "", "Size": human_size_precision(*size, 3), "Comment": ""}),
-            );
-        }
-        if let Some(last) = rows.last_mut() {
-            last["ID"] = json!(if a.no_trunc {
-                image.id.to_string()
-            } else {
-                image.id.hex()[..12].to_string()
-            });
-        }
-    }
+    let entries = pelagos_engine::image_views::history(&engine, &image)?;
+    let top = entries.len().saturating_sub(1);
+    let mut rows: Vec<Value> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let id = match (i == top, a.no_trunc) {
+                (false, _) => "<missing>".to_string(),
+                (true, true) => image.id.to_string(),
+                (true, false) => image.id.hex()[..12].to_string(),
+            };
+            json!({
+                "ID": id,
+                "CreatedAt": h.created.clone().unwrap_or_default(),
+                "CreatedSince": since(h.created.as_deref()),
+                "CreatedBy": h.created_by,
+                "Size": human_size_precision(h.size, 3),
+                "Comment": h.comment,
+            })
+        })
+        .collect();
     rows.reverse();
     if a.quiet {
         for r in &rows {

@@ -284,6 +284,41 @@ impl Runtime {
         self.create_inner(opts, bundle, for_run)
     }
 
+    /// [`Runtime::create_with_spec`] with `meanwhile(pid)` run once, as soon as the init has
+    /// its namespaces and is building its root filesystem: work done on the container's
+    /// namespaces from outside (a network attached to it) then overlaps the init's own
+    /// instead of following it. The user's program cannot start before `start`, so it still
+    /// finds that work done. `meanwhile` runs in this thread with fds 0-2 as the caller left
+    /// them; what it returns comes back beside the container (on its error the caller deletes
+    /// the container). If the create fails after `meanwhile` ran, the init is killed and its
+    /// namespaces go with it.
+    pub fn create_with_spec_overlapped<T>(
+        &self,
+        opts: &CreateOptions,
+        spec: Spec,
+        for_run: bool,
+        meanwhile: impl FnOnce(i32) -> T,
+    ) -> Result<(Created, T)> {
+        threads::ensure_single_threaded("create")?;
+        let dir =
+            std::path::absolute(&opts.bundle).io(|| format!("bundle {}", opts.bundle.display()))?;
+        let bundle = Bundle::from_spec(dir, spec)?;
+        let mut meanwhile = Some(meanwhile);
+        let mut outcome = None;
+        let created = self.create_inner_with(opts, bundle, for_run, &mut |pid| {
+            if let Some(f) = meanwhile.take() {
+                outcome = Some(f(pid));
+            }
+        })?;
+        match outcome {
+            Some(outcome) => Ok((created, outcome)),
+            // Unreachable: a create that succeeded sent Go, which runs `meanwhile`.
+            None => Err(Error::Child(
+                "create finished without its init running".into(),
+            )),
+        }
+    }
+
     /// The first half of `run`: like create, but the init waits on the sync socket.
     pub fn create_for_run(&self, opts: &CreateOptions) -> Result<Created> {
         threads::ensure_single_threaded("create")?;
@@ -294,11 +329,18 @@ impl Runtime {
 
     /// The create sequence, one function per step of docs/architecture.md ("create, step by
     /// step"). From `make_state_dir` on, `guard` undoes everything made so far on any error.
-    fn create_inner(
+    fn create_inner(&self, opts: &CreateOptions, bundle: Bundle, for_run: bool) -> Result<Created> {
+        self.create_inner_with(opts, bundle, for_run, &mut |_| {})
+    }
+
+    /// [`Runtime::create_inner`], calling `meanwhile(pid)` right after the init was told to go
+    /// on (see [`Runtime::create_with_spec_overlapped`]).
+    fn create_inner_with(
         &self,
         opts: &CreateOptions,
         mut bundle: Bundle,
         for_run: bool,
+        meanwhile: &mut dyn FnMut(i32),
     ) -> Result<Created> {
         let prepared = prepare_bundle(opts, &mut bundle, for_run)?;
         let linux = &prepared.linux;
@@ -313,6 +355,7 @@ impl Runtime {
         guard.pid = Some(init.pid);
         configure_init(opts, &bundle, linux, &cg, &mut init, &mut guard)?;
         let (saved, state_json) = send_go(opts, &bundle, &cg, &init)?;
+        meanwhile(init.pid);
         serve_init_until_ready(&bundle.spec, &init, &state_json)?;
         // `run` with a terminal and no console socket: the pty master comes to us.
         let pty_master = match init.pty_receiver.take() {

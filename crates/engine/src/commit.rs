@@ -145,7 +145,7 @@ impl<W: std::io::Write> LayerWriter<W> {
     }
 }
 
-/// Writes the changes of `upper` as an OCI layer tar into `out`.
+/// Writes the changes of `upper` as an OCI layer tar into `out` (empty when `upper` is missing).
 pub fn write_layer(upper: &Path, out: impl std::io::Write) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
@@ -154,7 +154,10 @@ pub fn write_layer(upper: &Path, out: impl std::io::Write) -> Result<()> {
         tar,
         links: HashMap::new(),
     };
-    w.walk(upper, "")?;
+    // A container never started has no upper directory: no changes, an empty layer.
+    if upper.exists() {
+        w.walk(upper, "")?;
+    }
     w.tar
         .into_inner()
         .map_err(|e| Error::io("commit: finish the layer", e))?;
@@ -183,6 +186,38 @@ pub fn commit(engine: &Engine, name_or_id: &str, opts: &CommitOptions) -> Result
             record.name
         )));
     }
+    commit_record(engine, &record, opts)
+}
+
+/// `docker commit` as the Docker API does it: a container in any state; with `pause` a
+/// running one is frozen while its changes are read (Docker's default), then thawed.
+pub fn commit_pausing(
+    engine: &Engine,
+    name_or_id: &str,
+    opts: &CommitOptions,
+    pause: bool,
+) -> Result<ImageRecord> {
+    let record = crate::container::lookup(engine, name_or_id)?;
+    let freeze = pause && record.state.status == pelagos_model::state::Status::Running;
+    if freeze {
+        crate::container::pause::pause(engine, record.id.as_str(), true)?;
+    }
+    let committed = commit_record(engine, &record, opts);
+    if freeze {
+        let thawed = crate::container::pause::pause(engine, record.id.as_str(), false);
+        if committed.is_ok() {
+            thawed?;
+        }
+    }
+    committed
+}
+
+/// The container's upper directory as a layer on its image.
+fn commit_record(
+    engine: &Engine,
+    record: &pelagos_model::record::ContainerRecord,
+    opts: &CommitOptions,
+) -> Result<ImageRecord> {
     let base = engine.images().get(&record.image_id)?;
     let dir = engine.containers().dir_of(&record.id);
     let tmp = tempfile::Builder::new()

@@ -99,7 +99,12 @@ impl Error {
             {
                 ErrorKind::NotFound
             }
-            Error::Store(_) => ErrorKind::Internal,
+            Error::Store(e) => store_kind(e),
+            Error::Registry(e)
+                if matches!(**e, pelagos_registry::RegistryError::NotFound { .. }) =>
+            {
+                ErrorKind::NotFound
+            }
             Error::Registry(_) => ErrorKind::Internal,
             Error::Runtime(e) => e.kind(),
             Error::Network(e) => e.kind(),
@@ -107,6 +112,19 @@ impl Error {
             Error::Firewall(e) => e.kind(),
             Error::Context { source, .. } => source.kind(),
         }
+    }
+}
+
+/// The kind of an image store error: what the request got wrong, or what conflicts.
+fn store_kind(e: &pelagos_image::StoreError) -> ErrorKind {
+    use pelagos_image::StoreError as S;
+    match e {
+        S::InUse { .. } | S::MultipleTags { .. } => ErrorKind::Conflict,
+        S::Reference(_)
+        | S::InvalidTag { .. }
+        | S::InvalidChange { .. }
+        | S::AmbiguousId { .. } => ErrorKind::InvalidArgument,
+        _ => ErrorKind::Internal,
     }
 }
 

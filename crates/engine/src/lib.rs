@@ -24,6 +24,7 @@ pub mod container;
 pub mod disk_usage;
 pub mod error;
 pub mod image_prune;
+pub mod image_views;
 pub mod network;
 pub mod pull;
 pub mod push;

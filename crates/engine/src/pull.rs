@@ -109,7 +109,24 @@ pub async fn pull(
     platform: &Platform,
     progress: Arc<dyn PullProgress>,
 ) -> Result<Pulled> {
-    let client = engine.registry_client()?;
+    pull_with(
+        engine,
+        engine.registry_client()?,
+        reference,
+        platform,
+        progress,
+    )
+    .await
+}
+
+/// [`pull`] through `client` (a daemon's, with the credentials its request carried).
+pub async fn pull_with(
+    engine: &Engine,
+    client: Client,
+    reference: &Reference,
+    platform: &Platform,
+    progress: Arc<dyn PullProgress>,
+) -> Result<Pulled> {
     let store = engine.images_arc();
     // Held until the image is recorded: a concurrent prune must not collect layers that are
     // committed but not yet referenced by any image.

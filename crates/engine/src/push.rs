@@ -2,7 +2,7 @@
 //! its manifest, byte for byte as stored, so the pushed digest equals the local one.
 
 use pelagos_image::{Digest, ImageRecord, Reference};
-use pelagos_registry::BlobDescriptor;
+use pelagos_registry::{BlobDescriptor, Client};
 
 use crate::error::{Error, Result};
 use crate::Engine;
@@ -21,9 +21,19 @@ pub async fn push(
     engine: &Engine,
     image: &ImageRecord,
     target: &Reference,
+    on_blob: impl FnMut(&PushedBlob),
+) -> Result<Digest> {
+    push_with(engine, &engine.registry_client()?, image, target, on_blob).await
+}
+
+/// [`push`] through `client` (a daemon's, with the credentials its request carried).
+pub async fn push_with(
+    engine: &Engine,
+    client: &Client,
+    image: &ImageRecord,
+    target: &Reference,
     mut on_blob: impl FnMut(&PushedBlob),
 ) -> Result<Digest> {
-    let client = engine.registry_client()?;
     let blobs = engine.images().blobs();
     let config_size = blobs.verify(&image.id)?;
     let mut all: Vec<BlobDescriptor> = image

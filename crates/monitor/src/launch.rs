@@ -149,8 +149,11 @@ impl Launcher<'_> {
             shm: prepared.shm.as_deref(),
         };
         let spec = spec_adapter::build(&request)?;
-        let mut launched = self.create(record, spec)?;
-        let attached = self.attach_networks(&launched.created, record, endpoints);
+        // The networks are attached and the ports published while the init builds its root
+        // filesystem (both only need its namespaces), not after it.
+        let (mut launched, attached) = self.create(record, spec, |pid| {
+            self.attach_networks(pid, record, endpoints)
+        })?;
         match attached
             .and_then(|ports| Ok((ports, self.runtime.start_created(&mut launched.created)?)))
         {
@@ -165,12 +168,13 @@ impl Launcher<'_> {
         }
     }
 
-    /// Where the container's networks are attached: after create (its namespaces exist, its
-    /// process is parked), before start, in join order; ports are published on the first.
-    /// Returns the ports for the record (written with the running state, see `Launched`).
+    /// Where the container's networks are attached: during create, once its init `pid` has
+    /// its namespaces (the user's program starts only after, at start), in join order;
+    /// ports are published on the first. Returns the ports for the record (written with the
+    /// running state, see `Launched`).
     fn attach_networks(
         &self,
-        created: &Created,
+        pid: i32,
         record: &ContainerRecord,
         endpoints: &mut [Endpoint],
     ) -> Result<PortMap> {
@@ -178,7 +182,7 @@ impl Launcher<'_> {
             return Ok(PortMap::default());
         }
         for endpoint in endpoints.iter_mut() {
-            endpoint.attach(created.pid)?;
+            endpoint.attach(pid)?;
         }
         let image_exposed = self
             .plan
@@ -383,8 +387,14 @@ impl Launcher<'_> {
         }
     }
 
-    /// Creates the container with its stdio: pipes to the monitor, or a pty.
-    fn create(&self, record: &ContainerRecord, spec: oci_spec::runtime::Spec) -> Result<Launched> {
+    /// Creates the container with its stdio: pipes to the monitor, or a pty; `meanwhile(pid)`
+    /// runs as soon as the init has its namespaces, and its result comes back beside it.
+    fn create<T>(
+        &self,
+        record: &ContainerRecord,
+        spec: oci_spec::runtime::Spec,
+        meanwhile: impl FnOnce(i32) -> T,
+    ) -> Result<(Launched, T)> {
         let tty = record.config.tty;
         let ends = StdioEnds::new(tty, record.config.open_stdin)?;
         let opts = CreateOptions {
@@ -400,10 +410,11 @@ impl Launcher<'_> {
                 ends.container[1].as_fd(),
                 ends.container[2].as_fd(),
             ])?;
-            self.runtime.create_with_spec(&opts, spec, true)?
+            self.runtime
+                .create_with_spec_overlapped(&opts, spec, true, meanwhile)?
         };
         drop(ends.container);
-        let mut created = created;
+        let (mut created, outcome) = created;
         let pid = created.pid;
         let pty = created.pty_master.take();
         let pidfd = match pelagos_container::sys::pidfd_open(pid) {
@@ -419,7 +430,7 @@ impl Launcher<'_> {
         {
             sys::set_nonblocking(fd.as_fd())?;
         }
-        Ok(Launched {
+        let launched = Launched {
             created,
             pid,
             pidfd,
@@ -429,7 +440,8 @@ impl Launcher<'_> {
             pty,
             networks: Vec::new(),
             ports: PortMap::default(),
-        })
+        };
+        Ok((launched, outcome))
     }
 }
 

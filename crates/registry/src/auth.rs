@@ -72,6 +72,24 @@ impl AuthFile {
         }
     }
 
+    /// Credentials for one registry held in memory only, never written (a daemon's request
+    /// carries them in `X-Registry-Auth`; the daemon's own file is not the client's).
+    pub fn in_memory(registry: &str, creds: &Credentials) -> AuthFile {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", creds.username, creds.password));
+        let mut auths = Map::new();
+        auths.insert(
+            server_key(&normalize_registry(registry)),
+            serde_json::json!({ "auth": token }),
+        );
+        let mut doc = Map::new();
+        doc.insert("auths".into(), Value::Object(auths));
+        AuthFile {
+            path: PathBuf::new(),
+            doc,
+        }
+    }
+
     /// Reads the file; a missing file is an empty one.
     pub fn load(path: &Path) -> Result<AuthFile, RegistryError> {
         let text = match fs::read(path) {

@@ -927,7 +927,7 @@ fn choose(
     }
 }
 
-async fn body_text(resp: reqwest::Response) -> String {
+pub(crate) async fn body_text(resp: reqwest::Response) -> String {
     let text = resp.text().await.unwrap_or_default();
     let text = text.trim();
     // Error pages can be large; the start says what matters.

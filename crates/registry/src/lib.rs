@@ -24,6 +24,7 @@ mod manifest;
 mod platform;
 mod reader;
 mod retry;
+mod search;
 mod tls;
 
 pub use auth::{AuthFile, Credentials};

@@ -23,6 +23,10 @@ pub struct PathStat {
     pub is_symlink: bool,
     /// The symlink's target, as stored.
     pub link_target: String,
+    /// `st_mode`: the file type and permission bits.
+    pub mode: u32,
+    /// The last modification.
+    pub mtime: std::time::SystemTime,
 }
 
 /// What a path names, found without following its last component (unless asked).
@@ -129,7 +133,18 @@ pub fn stat_in(
         is_dir: kind == FileType::Directory,
         is_symlink: kind == FileType::Symlink,
         link_target,
+        mode: st.st_mode,
+        mtime: mtime_of(st),
     })
+}
+
+fn mtime_of(st: &Stat) -> std::time::SystemTime {
+    let (secs, nanos) = (st.st_mtime, st.st_mtime_nsec as u32);
+    match u64::try_from(secs) {
+        Ok(s) => std::time::UNIX_EPOCH + std::time::Duration::new(s, nanos),
+        // Before 1970: as far before as it says.
+        Err(_) => std::time::UNIX_EPOCH - std::time::Duration::from_secs(secs.unsigned_abs()),
+    }
 }
 
 /// Writes a tar stream of `path` in `root` to `out`, its top entry named after the path's

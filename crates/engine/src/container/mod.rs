@@ -23,6 +23,7 @@ pub mod remove;
 pub mod rename;
 pub mod start;
 pub mod stats;
+pub mod stats_view;
 pub mod stop;
 pub mod tar_in;
 pub mod tar_out;

@@ -26,6 +26,9 @@ pub struct ExtractOptions {
     pub owners: Owners,
     /// Docker's `RebaseArchiveEntries`: entries named `old` or `old/…` become `new/…`.
     pub rebase: Option<(String, String)>,
+    /// Replace a directory by a non-directory entry (and the reverse) instead of refusing:
+    /// Docker's `noOverwriteDirNonDir=false`, which the API allows and its CLI never asks.
+    pub replace_dir_non_dir: bool,
 }
 
 fn io(what: &str, e: impl Into<std::io::Error>) -> Error {
@@ -135,6 +138,32 @@ fn parent_dir(root: &RootDir, dir: &str, name: &str, owners: Owners) -> Result<O
     root.open_dir(&at).map_err(|e| io(&format!("open {at}"), e))
 }
 
+/// Removes `base` of `parent` and, for a directory, everything under it; never follows a
+/// symlink (each level is opened `O_NOFOLLOW` relative to the one above).
+fn remove_tree(parent: BorrowedFd<'_>, base: &str) -> std::io::Result<()> {
+    let st = rustix::fs::statat(parent, base, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return Ok(rustix::fs::unlinkat(parent, base, AtFlags::empty())?);
+    }
+    let dir = rustix::fs::openat(
+        parent,
+        base,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+    }
+    for name in names {
+        remove_tree(dir.as_fd(), &name)?;
+    }
+    Ok(rustix::fs::unlinkat(parent, base, AtFlags::REMOVEDIR)?)
+}
+
 /// An `O_PATH` directory descriptor as one the `*at` calls that make entries accept.
 fn reopen_dir(fd: &OwnedFd, what: &str) -> Result<OwnedFd> {
     rustix::fs::openat(
@@ -183,6 +212,12 @@ impl Entry<'_> {
         if kind.is_dir() {
             match existing_dir {
                 Some(true) => {}
+                Some(false) if self.opts.replace_dir_non_dir => {
+                    rustix::fs::unlinkat(self.parent, self.base, AtFlags::empty())
+                        .map_err(|e| io(self.full, e))?;
+                    rustix::fs::mkdirat(self.parent, self.base, Mode::from_raw_mode(0o700))
+                        .map_err(|e| io(self.full, e))?
+                }
                 Some(false) => {
                     return Err(Error::Invalid(format!(
                         "cannot overwrite non-directory {:?} with directory",
@@ -203,6 +238,9 @@ impl Entry<'_> {
             return Ok(Some(times));
         }
         match existing_dir {
+            Some(true) if self.opts.replace_dir_non_dir => {
+                remove_tree(self.parent, self.base).map_err(|e| io(self.full, e))?
+            }
             Some(true) => {
                 return Err(Error::Invalid(format!(
                     "cannot overwrite directory {:?} with non-directory",
