@@ -341,25 +341,29 @@ fn tcp_is_served_with_tls_to_clients_with_a_certificate_only() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.41");
-    // A hijacked endpoint (run's attach) over TLS.
-    let out = tls_docker(
-        true,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &served.image,
-            "echo",
-            "over-tls",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over-tls");
+    // A container's life over TLS: create, start, the streamed wait and logs (hijacked
+    // connections over TLS: the unit test of `tls`).
+    let ok = |args: &[&str]| {
+        let out = tls_docker(true, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let id = ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        &served.image,
+        "echo",
+        "over-tls",
+    ]);
+    assert_eq!(ok(&["wait", &id]), "0");
+    assert_eq!(ok(&["logs", &id]), "over-tls");
+    ok(&["rm", &id]);
     let out = tls_docker(false, &["version", "--format", "{{.Server.APIVersion}}"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
