@@ -662,3 +662,26 @@ fn socket_activation_serves_unix_and_tls_tcp_and_refuses_plain_tcp() {
         "{err}"
     );
 }
+
+#[test]
+fn the_systemd_units_verify() {
+    let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = sibling("pelagos-dockerd").display().to_string();
+    for unit in ["pelagos-dockerd.service", "pelagos-dockerd.socket"] {
+        let text = std::fs::read_to_string(contrib.join(unit)).expect("unit file");
+        // The installed path, replaced by the built binary so that verify finds it.
+        let text = text.replace("/usr/bin/pelagos-dockerd", &daemon);
+        std::fs::write(dir.path().join(unit), text).expect("write unit");
+    }
+    let service = std::fs::read_to_string(contrib.join("pelagos-dockerd.service")).unwrap();
+    assert!(service.contains("-H fd://") && service.contains("KillMode=process"));
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("pelagos-dockerd.socket"))
+        .arg(dir.path().join("pelagos-dockerd.service"))
+        .output()
+        .expect("systemd-analyze is installed on these hosts");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+}
