@@ -1,14 +1,14 @@
 //! `system df` and `system df -v`: images, containers and volumes with their sizes, as
-//! Docker's summary table or its verbose sections (`formatter/disk_usage.go`).
+//! Docker's summary table or its verbose sections (`formatter/disk_usage.go`), from the
+//! engine's measure ([`pelagos_engine::disk_usage::gather`], the daemon's too).
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use anyhow::Result;
-use pelagos_engine::container::list::{self, ContainerSummary, ListOptions};
+use pelagos_engine::container::list::ContainerSummary;
+use pelagos_engine::disk_usage::{gather, ImageUsage, Usage};
 use pelagos_engine::volumes::VolumeRecord;
-use pelagos_engine::Engine;
-use pelagos_image::{ImageRecord, Reference};
+use pelagos_image::Reference;
 use serde_json::{json, Value};
 
 use crate::cli::{Cli, DfArgs};
@@ -42,98 +42,6 @@ const BUILD_CACHE_HEADERS: &[(&str, &str)] = &[
     ("LastUsedSince", "LAST USED"),
     ("UsageCount", "USAGE"),
 ];
-
-/// An image with what `df` says about it.
-struct ImageUsage {
-    image: ImageRecord,
-    /// Bytes of its layers that other images have too.
-    shared: u64,
-    /// Containers made from it.
-    containers: usize,
-}
-
-/// Everything `df` reports, gathered once.
-struct Usage {
-    images: Vec<ImageUsage>,
-    /// Each distinct layer's size, and whether an image a container uses has it.
-    layers: HashMap<String, (u64, bool)>,
-    containers: Vec<ContainerSummary>,
-    /// Each volume with its size and how many containers use it.
-    volumes: Vec<(VolumeRecord, u64, usize)>,
-}
-
-fn gather(engine: &Engine) -> Result<Usage> {
-    let options = ListOptions {
-        all: true,
-        size: true,
-        ..ListOptions::default()
-    };
-    let containers = list::list_with(engine, &options)?;
-    let mut per_image: HashMap<&str, usize> = HashMap::new();
-    let mut links: HashMap<&str, usize> = HashMap::new();
-    for c in &containers {
-        *per_image.entry(c.image_id.as_str()).or_default() += 1;
-        let names: HashSet<&str> = c
-            .mounts
-            .iter()
-            .filter(|m| m.kind == "volume")
-            .map(|m| m.name.as_str())
-            .collect();
-        for n in names {
-            *links.entry(n).or_default() += 1;
-        }
-    }
-    let mut records = engine.images().list()?;
-    records.sort_by(|x, y| y.created.cmp(&x.created).then(x.id.cmp(&y.id)));
-    let mut layers: HashMap<String, (u64, bool)> = HashMap::new();
-    let mut holders: HashMap<String, usize> = HashMap::new();
-    for image in &records {
-        let used = per_image.contains_key(image.id.to_string().as_str());
-        for chain in &image.chain_ids {
-            let size = engine.images().layer(chain)?.map(|l| l.size).unwrap_or(0);
-            let entry = layers.entry(chain.to_string()).or_insert((size, false));
-            entry.1 |= used;
-            *holders.entry(chain.to_string()).or_default() += 1;
-        }
-    }
-    let images = records
-        .into_iter()
-        .map(|image| {
-            let shared = image
-                .chain_ids
-                .iter()
-                .map(|c| c.to_string())
-                .filter(|c| holders.get(c).is_some_and(|n| *n > 1))
-                .map(|c| layers.get(&c).map_or(0, |l| l.0))
-                .sum();
-            let containers = per_image
-                .get(image.id.to_string().as_str())
-                .copied()
-                .unwrap_or(0);
-            ImageUsage {
-                image,
-                shared,
-                containers,
-            }
-        })
-        .collect();
-    let volumes = engine
-        .volumes()
-        .list()?
-        .into_iter()
-        .map(|v| {
-            let size = pelagos_engine::volumes::disk_usage(&v.mountpoint);
-            let n = links.get(v.name.as_str()).copied().unwrap_or(0);
-            (v, size, n)
-        })
-        .collect();
-    Ok(Usage {
-        images,
-        layers,
-        containers,
-        volumes,
-    })
-}
 
 /// `system df [-v] [--format]`.
 pub fn df(cli: &Cli, a: &DfArgs) -> Result<i32> {
@@ -300,7 +208,7 @@ mod tests {
     fn empty_verbose_output_has_every_section_and_header() {
         let usage = Usage {
             images: Vec::new(),
-            layers: HashMap::new(),
+            layers: std::collections::HashMap::new(),
             containers: Vec::new(),
             volumes: Vec::new(),
         };

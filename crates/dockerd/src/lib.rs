@@ -12,6 +12,7 @@ pub mod query;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod version;
 
 pub use error::{ApiError, ApiResult};

@@ -1,7 +1,8 @@
 //! Where the daemon listens: `-H` addresses parsed once into [`Address`]es, then bound.
 //! Unix sockets get mode 0660 and the `-G` group; `fd://` takes systemd's sockets
-//! (`LISTEN_FDS`); `tcp://` needs TLS with client verification (plain TCP would hand root to
-//! anyone who can reach the port, so it is refused).
+//! (`LISTEN_FDS`); `tcp://` (and a TCP socket passed by `fd://`) needs TLS with client
+//! verification ([`crate::tls`]): plain TCP would hand root to anyone who can reach the port,
+//! so it is refused.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +28,8 @@ pub enum ListenError {
     PlainTcp(String),
     #[error("fd://: {0}")]
     Activation(String),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,

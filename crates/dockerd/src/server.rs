@@ -89,10 +89,16 @@ pub fn engine_options(flags: &Flags) -> EngineOptions {
 /// A bound listener.
 enum Bound {
     Unix(tokio::net::UnixListener),
+    Tls(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
 }
 
 /// Binds every address before anything is served: a bad `-H` fails the start.
 fn bind_all(flags: &Flags) -> Result<Vec<Bound>, ServeError> {
+    let tls = crate::tls::tls_files(flags);
+    let acceptor = |what: &str| match &tls {
+        Some(files) => crate::tls::acceptor(files).map_err(ServeError::from),
+        None => Err(ListenError::PlainTcp(what.to_string()).into()),
+    };
     let addresses = flags
         .hosts()
         .iter()
@@ -107,10 +113,13 @@ fn bind_all(flags: &Flags) -> Result<Vec<Bound>, ServeError> {
             }
             Address::Fd(which) => {
                 for fd in activation_fds(which)? {
-                    bound.push(activated(fd)?);
+                    bound.push(activated(fd, &acceptor)?);
                 }
             }
-            Address::Tcp(addr) => return Err(ListenError::PlainTcp(format!("tcp://{addr}")).into()),
+            Address::Tcp(addr) => {
+                let acceptor = acceptor(&format!("tcp://{addr}"))?;
+                bound.push(Bound::Tls(bind_tcp(&addr)?, acceptor));
+            }
         }
     }
     Ok(bound)
@@ -125,8 +134,22 @@ fn to_tokio_unix(
     })
 }
 
-/// A socket systemd passed: unix or TCP, by its address family.
-fn activated(fd: std::os::fd::OwnedFd) -> Result<Bound, ServeError> {
+/// Binds `host:port` for TLS.
+fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, ServeError> {
+    let io = |source| ServeError::Io {
+        what: format!("cannot listen on tcp://{addr}"),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(io)?;
+    listener.set_nonblocking(true).map_err(io)?;
+    tokio::net::TcpListener::from_std(listener).map_err(io)
+}
+
+/// A socket systemd passed: unix, or TCP served with TLS (refused without the TLS flags).
+fn activated(
+    fd: std::os::fd::OwnedFd,
+    acceptor: &dyn Fn(&str) -> Result<tokio_rustls::TlsAcceptor, ServeError>,
+) -> Result<Bound, ServeError> {
     let io = |source| ServeError::Io {
         what: "fd://: a passed socket".into(),
         source,
@@ -140,13 +163,18 @@ fn activated(fd: std::os::fd::OwnedFd) -> Result<Bound, ServeError> {
         l.set_nonblocking(true).map_err(io)?;
         return to_tokio_unix(l).map(Bound::Unix);
     }
-    Err(ListenError::PlainTcp("a passed TCP socket".into()).into())
+    let acceptor = acceptor("a passed TCP socket")?;
+    let l = std::net::TcpListener::from(fd);
+    l.set_nonblocking(true).map_err(io)?;
+    let l = tokio::net::TcpListener::from_std(l).map_err(io)?;
+    Ok(Bound::Tls(l, acceptor))
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(flags: Flags) -> Result<(), ServeError> {
     let _pid = PidFile::hold(&flags.pidfile)?;
-    let engine = Engine::open(engine_options(&flags))?;
+    let mut engine = Engine::open(engine_options(&flags))?;
+    extend_registries(&mut engine, &flags)?;
     let state = AppState::new(engine);
     let listeners = bind_all(&flags)?;
     let app = crate::routes::router(state);
@@ -156,6 +184,7 @@ pub async fn run(flags: Flags) -> Result<(), ServeError> {
         let service = axum::ServiceExt::<Request>::into_make_service(app.clone());
         match listener {
             Bound::Unix(l) => tasks.spawn(async move { axum::serve(l, service).await }),
+            Bound::Tls(l, acceptor) => tasks.spawn(crate::tls::serve(l, acceptor, app.clone())),
         };
     }
     tracing::info!("pelagos-dockerd listening on {}", flags.hosts().join(", "));
@@ -166,6 +195,22 @@ pub async fn run(flags: Flags) -> Result<(), ServeError> {
                 return Err(ServeError::Io { what: "serving".into(), source: e });
             }
         }
+    }
+    Ok(())
+}
+
+/// `--insecure-registry` and `--registry-mirror` on top of the configuration file's.
+fn extend_registries(engine: &mut Engine, flags: &Flags) -> Result<(), ServeError> {
+    let registries = engine.registries_mut();
+    for entry in &flags.insecure_registries {
+        registries
+            .add_insecure(entry)
+            .map_err(pelagos_engine::Error::from)?;
+    }
+    for mirror in &flags.registry_mirrors {
+        registries
+            .add_hub_mirror(mirror)
+            .map_err(pelagos_engine::Error::from)?;
     }
     Ok(())
 }

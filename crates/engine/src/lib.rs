@@ -21,6 +21,7 @@
 
 pub mod commit;
 pub mod container;
+pub mod disk_usage;
 pub mod error;
 pub mod image_prune;
 pub mod image_views;
@@ -151,6 +152,12 @@ impl Engine {
     /// Registry settings from the configuration file.
     pub fn registries(&self) -> &RegistryConfig {
         &self.registries
+    }
+
+    /// The registry settings, to extend after loading (the daemon's `--insecure-registry`
+    /// and `--registry-mirror` flags add to the configuration file's).
+    pub fn registries_mut(&mut self) -> &mut RegistryConfig {
+        &mut self.registries
     }
 
     /// The credential file.

@@ -68,10 +68,7 @@ pub fn info(engine: &Engine) -> Result<Value> {
         "RunRoot": engine.options.runroot.display().to_string(),
         "LoggingDriver": "json-file",
         "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {
-            "InsecureRegistryCIDRs": ["127.0.0.0/8"],
-            "Mirrors": registries.mirrors,
-        },
+        "RegistryConfig": registry_config(registries),
         "InsecureRegistries": registries.insecure,
         "RegistryMirrors": registries.mirrors,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
@@ -80,6 +77,17 @@ pub fn info(engine: &Engine) -> Result<Value> {
         "LiveRestoreEnabled": true,
         "InitBinary": "docker-init",
         "SecurityOptions": ["name=seccomp,profile=builtin", "name=cgroupns"],
+        "Plugins": {
+            "Volume": ["local"],
+            "Network": ["bridge", "host", "null"],
+            "Authorization": null,
+            "Log": pelagos_model::validate::LOG_DRIVERS,
+        },
+        // No swarm: Docker's answer for a node outside one.
+        "Swarm": {
+            "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+            "ControlAvailable": false, "Error": "", "RemoteManagers": null,
+        },
     });
     let limits = json!({
         "MemoryLimit": has("memory"),
@@ -102,6 +110,44 @@ pub fn info(engine: &Engine) -> Result<Value> {
         "CgroupControllers": controllers,
     });
     Ok(merged([store, limits, host()]))
+}
+
+/// The API's `RegistryConfig` (`ServiceConfig`): the insecure networks (loopback always, as
+/// Docker's default), an index entry per insecure host and Docker Hub's, Hub's mirrors as URLs.
+fn registry_config(registries: &pelagos_registry::RegistryConfig) -> Value {
+    let url = |host: &String| match registries.is_insecure(host) {
+        true => format!("http://{host}/"),
+        false => format!("https://{host}/"),
+    };
+    let hub_mirrors: Vec<String> = registries
+        .mirrors
+        .get("docker.io")
+        .map(|hosts| hosts.iter().map(url).collect())
+        .unwrap_or_default();
+    let (cidrs, hosts): (Vec<&String>, Vec<&String>) =
+        registries.insecure.iter().partition(|e| e.contains('/'));
+    let mut cidrs: Vec<String> = cidrs.into_iter().cloned().collect();
+    if !cidrs.iter().any(|c| c == "127.0.0.0/8") {
+        cidrs.insert(0, "127.0.0.0/8".into());
+    }
+    let mut index = serde_json::Map::new();
+    index.insert(
+        "docker.io".into(),
+        json!({"Name": "docker.io", "Mirrors": hub_mirrors, "Secure": true, "Official": true}),
+    );
+    for host in hosts {
+        index.insert(
+            host.clone(),
+            json!({"Name": host, "Mirrors": [], "Secure": false, "Official": false}),
+        );
+    }
+    json!({
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": index,
+        "Mirrors": hub_mirrors,
+    })
 }
 
 /// The machine: kernel, OS, CPUs, memory, name.

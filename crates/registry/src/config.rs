@@ -80,6 +80,56 @@ impl RegistryConfig {
         parse(text, "<string>")
     }
 
+    /// dockerd's `--insecure-registry`: `host`, `host:port` or a CIDR network reached over
+    /// plain HTTP, added to the file's (an `http://` or `https://` prefix is dropped, as
+    /// dockerd does).
+    pub fn add_insecure(&mut self, entry: &str) -> Result<(), RegistryError> {
+        let lower = entry.trim().to_ascii_lowercase();
+        let bare = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"))
+            .unwrap_or(&lower)
+            .trim_end_matches('/')
+            .to_string();
+        let err = |message: String| RegistryError::Config {
+            source_name: "--insecure-registry".to_owned(),
+            message,
+        };
+        if bare.contains("://") {
+            return Err(err(format!(
+                "insecure registry {entry} should not contain '://'"
+            )));
+        }
+        if !bare.contains('/') {
+            validate_host(&bare).map_err(|m| err(format!("{entry:?}: {m}")))?;
+        }
+        validate_insecure_entry(&bare).map_err(|m| err(format!("{entry:?}: {m}")))?;
+        if !self.insecure.contains(&bare) {
+            self.insecure.push(bare);
+        }
+        Ok(())
+    }
+
+    /// dockerd's `--registry-mirror`: a mirror of Docker Hub tried before it, after the
+    /// file's; an `http://` mirror is reached over plain HTTP.
+    pub fn add_hub_mirror(&mut self, url: &str) -> Result<(), RegistryError> {
+        let (host, plain_http) = mirror_host(url.trim()).map_err(|m| RegistryError::Config {
+            source_name: "--registry-mirror".to_owned(),
+            message: format!("{url:?}: {m}"),
+        })?;
+        if plain_http && !self.insecure.contains(&host) {
+            self.insecure.push(host.clone());
+        }
+        let hub = self
+            .mirrors
+            .entry(normalize_registry_key("docker.io"))
+            .or_default();
+        if !hub.contains(&host) {
+            hub.push(host);
+        }
+        Ok(())
+    }
+
     /// Whether `host` (`host[:port]`, as in a reference or a mirror list) is reached over plain
     /// HTTP: when an `insecure` entry names it or, for an IP address, a CIDR entry contains it
     /// (host names are not resolved for CIDR matching); and for a loopback host without a
@@ -372,6 +422,26 @@ pub(crate) fn normalize_registry_key(registry: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemon_flags_extend_the_file() {
+        let mut c = RegistryConfig::default();
+        c.add_insecure("http://reg.lan:5000/").unwrap();
+        c.add_insecure("10.0.0.0/8").unwrap();
+        c.add_insecure("reg.lan:5000").unwrap();
+        assert_eq!(c.insecure, ["reg.lan:5000", "10.0.0.0/8"]);
+        assert!(c.is_insecure("reg.lan:5000") && c.is_insecure("10.2.3.4:1"));
+        assert!(c.add_insecure("ftp://x").is_err());
+        assert!(c.add_insecure("10.0.0.0/99").is_err());
+        c.add_hub_mirror("http://mirror.lan:5000/").unwrap();
+        c.add_hub_mirror("https://m2.lan").unwrap();
+        assert_eq!(
+            c.mirrors_for("index.docker.io"),
+            ["mirror.lan:5000", "m2.lan"]
+        );
+        assert!(c.is_insecure("mirror.lan:5000") && !c.is_insecure("m2.lan"));
+        assert!(c.add_hub_mirror("https://m.lan/path").is_err());
+    }
 
     #[test]
     fn example_parses_and_other_tables_are_ignored() {
