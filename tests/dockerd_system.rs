@@ -95,3 +95,34 @@ fn plain_tcp_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--tlsverify"), "{err}");
 }
+
+#[test]
+fn swarm_plugins_and_build_cache_answer_as_a_single_node_without_them() {
+    let d = Daemon::start();
+    let (code, err) = d.fail(&["node", "ls"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("This node is not a swarm manager"), "{err}");
+    let (_, err) = d.fail(&["service", "ls"]);
+    assert!(err.contains("not a swarm manager"), "{err}");
+    let (_, err) = d.fail(&["swarm", "init"]);
+    assert!(err.contains("does not support swarm mode"), "{err}");
+    let (code, body) = d.http("GET", "/v1.41/secrets", None);
+    assert_eq!(code, 503, "{body}");
+    // No plugins: an empty list, a named one is not found.
+    assert_eq!(d.ok(&["plugin", "ls", "-q"]).trim(), "");
+    let (_, err) = d.fail(&["plugin", "inspect", "vieux/sshfs"]);
+    assert!(err.contains("not found"), "{err}");
+    let (code, body) = d.http(
+        "GET",
+        "/v1.41/plugins?filters=%7B%22nope%22%3A%7B%22x%22%3Atrue%7D%7D",
+        None,
+    );
+    assert_eq!(code, 400, "{body}");
+    // `system prune` asks for the build cache too: nothing to reclaim, and no error.
+    let out = d.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let (code, body) = d.http("POST", "/v1.41/build/prune", None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["SpaceReclaimed"], 0);
+}

@@ -6,6 +6,8 @@ pub mod containers;
 pub mod exec;
 pub mod images;
 pub mod networks;
+pub mod plugins;
+pub mod swarm;
 pub mod system;
 pub mod volumes;
 
@@ -25,6 +27,8 @@ pub fn router(state: AppState) -> Router {
         .merge(exec::routes())
         .merge(images::routes())
         .merge(networks::routes())
+        .merge(plugins::routes())
+        .merge(swarm::routes())
         .merge(volumes::routes())
         .fallback(|| async { ApiError::not_found("page not found") })
         .layer(DefaultBodyLimit::disable())

@@ -172,6 +172,12 @@ pub async fn build(body: Body) -> ApiError {
     ApiError::not_implemented("pelagos-dockerd does not support image builds yet (POST /build)")
 }
 
+/// `POST /build/prune` (`docker system prune`, `docker builder prune`): pelagos keeps no
+/// build cache, so nothing is deleted — a true answer, not a pretend one.
+pub async fn build_prune() -> Json<Value> {
+    Json(serde_json::json!({ "CachesDeleted": [], "SpaceReclaimed": 0 }))
+}
+
 /// `GET /images/search?term=&limit=&filters=`: asks the registry's search API (Docker
 /// Hub's index for a bare term, `HOST/term` for another registry) as moby does, and filters
 /// the answer (`stars`, `is-official`, `is-automated`); unreachable, the error says so.

@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
         .route("/auth", post(transfer::auth))
         .route("/commit", post(archive::commit))
         .route("/build", post(archive::build))
+        .route("/build/prune", post(archive::build_prune))
 }
 
 /// `GET /images/{name}/json|history|get`.
