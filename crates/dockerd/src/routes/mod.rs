@@ -1,6 +1,7 @@
 //! One router per API resource, as moby's: each file answers its resource's endpoints and
 //! nothing else; [`app`] joins them under the version middleware.
 
+pub mod attach;
 pub mod containers;
 pub mod exec;
 pub mod images;
@@ -20,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(system::routes())
         .merge(containers::routes())
+        .merge(attach::routes())
         .merge(exec::routes())
         .merge(images::routes())
         .merge(networks::routes())
