@@ -6,7 +6,9 @@
 //! does, so the daemon can be restarted (or killed) while containers run.
 
 pub mod error;
+pub mod execs;
 pub mod flags;
+pub mod hijack;
 pub mod listen;
 pub mod query;
 pub mod routes;

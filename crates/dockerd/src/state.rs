@@ -6,12 +6,18 @@ use std::sync::Arc;
 use pelagos_engine::Engine;
 
 use crate::error::{ApiError, ApiResult};
+use crate::execs::Execs;
+use crate::hijack::PendingAttaches;
 
 /// The daemon's shared state.
 #[derive(Clone)]
 pub struct AppState {
     /// The engine: stores, records, monitors.
     pub engine: Arc<Engine>,
+    /// Exec instances (Docker keeps them in the daemon's memory too).
+    pub execs: Arc<Execs>,
+    /// Attaches waiting for their container's start (`docker run`'s order).
+    pub attaches: Arc<PendingAttaches>,
 }
 
 impl AppState {
@@ -19,6 +25,8 @@ impl AppState {
     pub fn new(engine: Engine) -> AppState {
         AppState {
             engine: Arc::new(engine),
+            execs: Arc::default(),
+            attaches: Arc::default(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! One router per API resource, as moby's: each file answers its resource's endpoints and
 //! nothing else; [`app`] joins them under the version middleware.
 
+pub mod attach;
 pub mod container_io;
 pub mod containers;
 pub mod exec;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(system::routes())
         .merge(containers::routes())
         .merge(container_io::routes())
+        .merge(attach::routes())
         .merge(exec::routes())
         .merge(images::routes())
         .merge(networks::routes())

@@ -22,3 +22,12 @@ pub fn attach(engine: &Engine, name_or_id: &str, attach: Attach) -> Result<Clien
         ))),
     }
 }
+
+/// Sets the terminal size of a running container's tty (Docker's `resize`).
+pub fn resize(engine: &Engine, name_or_id: &str, height: u16, width: u16) -> Result<()> {
+    let record = super::lookup(engine, name_or_id)?;
+    let mut client =
+        super::monitor_of(engine, &record)?.ok_or_else(|| super::not_running(&record))?;
+    client.call(&Request::Resize { height, width })?;
+    Ok(())
+}

@@ -5,7 +5,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use pelagos_engine::container::start::StartOutcome;
 use pelagos_engine::container::{self as verbs, lookup};
 use pelagos_model::config::{RestartPolicy, UpdateConfig};
 use pelagos_model::events::Event;
@@ -40,8 +39,11 @@ fn signal_param(params: &Params) -> ApiResult<Option<i32>> {
     }
 }
 
-/// `POST /containers/{id}/start`: 204, or 304 when it runs already.
+/// `POST /containers/{id}/start`: 204, or 304 when it runs already. An attach waiting for
+/// this start (`docker run`, `docker start -a` attach first) gets the connection the
+/// container is started with, so none of its output is missed.
 pub async fn start(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let attaches = state.attaches.clone();
     state
         .blocking(move |engine| -> ApiResult<StatusCode> {
             let record = lookup(engine, &id)?;
@@ -51,9 +53,9 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>) -> Api
                 ));
             }
             Ok(
-                match verbs::start::start(engine, record.id.as_str(), None)? {
-                    StartOutcome::Started(_) => StatusCode::NO_CONTENT,
-                    StartOutcome::AlreadyRunning => StatusCode::NOT_MODIFIED,
+                match crate::hijack::start_container(engine, &attaches, record.id.as_str())? {
+                    true => StatusCode::NO_CONTENT,
+                    false => StatusCode::NOT_MODIFIED,
                 },
             )
         })
