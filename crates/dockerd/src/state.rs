@@ -18,6 +18,8 @@ pub struct AppState {
     pub execs: Arc<Execs>,
     /// Attaches waiting for their container's start (`docker run`'s order).
     pub attaches: Arc<PendingAttaches>,
+    /// Waits in progress, woken by a start.
+    pub waits: Arc<crate::routes::containers::wait::Waits>,
 }
 
 impl AppState {
@@ -27,6 +29,7 @@ impl AppState {
             engine: Arc::new(engine),
             execs: Arc::default(),
             attaches: Arc::default(),
+            waits: Arc::default(),
         }
     }
 

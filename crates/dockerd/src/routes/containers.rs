@@ -6,7 +6,7 @@ mod create;
 mod fs;
 mod lifecycle;
 mod list;
-mod wait;
+pub mod wait;
 
 use axum::routing::{delete, get, post};
 use axum::Router;

@@ -3,7 +3,7 @@
 
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 use pelagos_model::protocol::{Client, Reply, Request, WaitCondition};
@@ -17,22 +17,46 @@ use crate::Engine;
 const RECHECK: Duration = Duration::from_millis(100);
 
 /// Ends a [`wait_cancellable`] from another thread: a daemon's client that went away must
-/// not keep a thread blocked on the monitor until the container exits.
+/// not keep a thread blocked on the monitor until the container exits. It also wakes a wait
+/// that found no monitor to ask ([`WaitCancel::poke`]): a daemon that starts the container
+/// says so, instead of the wait seeing it only at its next look.
 #[derive(Debug, Default)]
 pub struct WaitCancel {
     cancelled: AtomicBool,
     /// The monitor connection being waited on, shut down to wake the blocked read.
     socket: Mutex<Option<UnixStream>>,
+    /// Set by a poke, cleared by the nap it ends.
+    poked: Mutex<bool>,
+    wake: Condvar,
 }
 
 impl WaitCancel {
     /// Ends the wait (now, or as soon as it looks again).
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
+        self.poke();
         if let Ok(socket) = self.socket.lock() {
             if let Some(s) = socket.as_ref() {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
+        }
+    }
+
+    /// Makes a wait that found no monitor look again now (its container was just started).
+    pub fn poke(&self) {
+        if let Ok(mut poked) = self.poked.lock() {
+            *poked = true;
+            self.wake.notify_all();
+        }
+    }
+
+    /// Sleeps up to `limit`, less when poked.
+    fn nap(&self, limit: Duration) {
+        let Ok(poked) = self.poked.lock() else {
+            return std::thread::sleep(limit);
+        };
+        if let Ok((mut poked, _)) = self.wake.wait_timeout_while(poked, limit, |p| !*p) {
+            *poked = false;
         }
     }
 
@@ -97,7 +121,7 @@ pub fn wait_cancellable(
             return Ok(record.state.exit_code);
         }
         // No monitor (yet, or any more): a next exit needs a start, a removal the record gone.
-        std::thread::sleep(RECHECK);
+        cancel.nap(RECHECK);
         record = match super::lookup(engine, record.id.as_str()) {
             Ok(r) => r,
             Err(Error::Model(e)) if matches!(*e, pelagos_model::Error::NoSuchContainer(_)) => {
@@ -117,5 +141,31 @@ pub fn wait_cancellable(
         {
             return Ok(record.state.exit_code);
         }
+    }
+}
+
+#[cfg(test)]
+mod poke_tests {
+    use super::*;
+
+    #[test]
+    fn a_poke_ends_the_nap_and_is_used_once() {
+        let wait = std::sync::Arc::new(WaitCancel::default());
+        let poker = wait.clone();
+        // A poke before the nap is kept: the nap returns at once instead of after an hour.
+        poker.poke();
+        wait.nap(Duration::from_secs(3600));
+        // A poke from another thread while napping ends the nap.
+        let t = std::thread::spawn(move || {
+            while poker.poked.lock().map(|p| *p).unwrap_or(true) {
+                std::thread::yield_now();
+            }
+            poker.poke();
+        });
+        wait.nap(Duration::from_secs(3600));
+        t.join().unwrap();
+        assert!(!wait.is_cancelled());
+        wait.cancel();
+        assert!(wait.check().is_err());
     }
 }

@@ -44,6 +44,7 @@ fn signal_param(params: &Params) -> ApiResult<Option<i32>> {
 /// container is started with, so none of its output is missed.
 pub async fn start(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let attaches = state.attaches.clone();
+    let waits = state.waits.clone();
     state
         .blocking(move |engine| -> ApiResult<StatusCode> {
             let record = lookup(engine, &id)?;
@@ -52,12 +53,12 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>) -> Api
                     "cannot start a paused container, try unpause instead",
                 ));
             }
-            Ok(
-                match crate::hijack::start_container(engine, &attaches, record.id.as_str())? {
-                    true => StatusCode::NO_CONTENT,
-                    false => StatusCode::NOT_MODIFIED,
-                },
-            )
+            let started = crate::hijack::start_container(engine, &attaches, record.id.as_str())?;
+            waits.poke(record.id.as_str());
+            Ok(match started {
+                true => StatusCode::NO_CONTENT,
+                false => StatusCode::NOT_MODIFIED,
+            })
         })
         .await
 }

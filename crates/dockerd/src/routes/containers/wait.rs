@@ -49,6 +49,36 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// The waits in progress by container id, so that a start wakes those that found no monitor
+/// yet (the docker CLI's `run` waits before it starts) instead of their next look.
+#[derive(Debug, Default)]
+pub struct Waits {
+    by_id: std::sync::Mutex<std::collections::HashMap<String, Vec<std::sync::Weak<WaitCancel>>>>,
+}
+
+impl Waits {
+    /// Records `wait` for container `id` (forgotten once the wait is dropped).
+    pub fn register(&self, id: &str, wait: &Arc<WaitCancel>) {
+        if let Ok(mut map) = self.by_id.lock() {
+            let list = map.entry(id.to_string()).or_default();
+            list.retain(|w| w.strong_count() > 0);
+            list.push(Arc::downgrade(wait));
+        }
+    }
+
+    /// Wakes the waits for container `id` (it was just started).
+    pub fn poke(&self, id: &str) {
+        if let Ok(mut map) = self.by_id.lock() {
+            if let Some(list) = map.get_mut(id) {
+                list.retain(|w| w.upgrade().map(|w| w.poke()).is_some());
+                if list.is_empty() {
+                    map.remove(id);
+                }
+            }
+        }
+    }
+}
+
 /// `POST /containers/{id}/wait`.
 pub async fn wait(
     State(state): State<AppState>,
@@ -61,6 +91,7 @@ pub async fn wait(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let engine = state.engine.clone();
     let cancel = Arc::new(WaitCancel::default());
+    state.waits.register(record.id.as_str(), &cancel);
     let guard = CancelOnDrop(cancel.clone());
     // The wait blocks on the monitor's socket until the exit: a thread of the blocking pool,
     // freed when the client goes (the docker CLI's `run -d` asks and leaves at once).
