@@ -121,7 +121,8 @@ pub fn wait_cancellable(
             return Ok(record.state.exit_code);
         }
         // No monitor (yet, or any more): a next exit needs a start, a removal the record gone.
-        cancel.nap(RECHECK);
+        // The record is read again at once (a container that ended between two looks has
+        // already written its exit), and only then, with nothing to answer, is there a nap.
         record = match super::lookup(engine, record.id.as_str()) {
             Ok(r) => r,
             Err(Error::Model(e)) if matches!(*e, pelagos_model::Error::NoSuchContainer(_)) => {
@@ -141,6 +142,7 @@ pub fn wait_cancellable(
         {
             return Ok(record.state.exit_code);
         }
+        cancel.nap(RECHECK);
     }
 }
 
