@@ -2,6 +2,7 @@
 //! `local`, its network drivers are built in), so the list is truly empty, a named plugin is
 //! not found, and installing one is refused with the reason.
 
+use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -15,8 +16,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/plugins", get(list))
         .route("/plugins/privileges", get(|| async { unsupported() }))
-        .route("/plugins/pull", any(|| async { unsupported() }))
-        .route("/plugins/create", any(|| async { unsupported() }))
+        .route("/plugins/pull", any(refuse))
+        .route("/plugins/create", any(refuse))
         .route("/plugins/{name}/{*action}", any(not_found))
 }
 
@@ -27,8 +28,15 @@ async fn list(Query(params): Query<Params>) -> ApiResult<Json<Vec<serde_json::Va
     Ok(Json(Vec::new()))
 }
 
-async fn not_found(Path((name, _action)): Path<(String, String)>) -> ApiError {
+async fn not_found(Path((name, _action)): Path<(String, String)>, body: Body) -> ApiError {
+    super::swarm::drain(body).await;
     ApiError::not_found(format!("plugin \"{name}\" not found"))
+}
+
+/// Refused after the body (a plugin's settings or tarball) was read to its end.
+async fn refuse(body: Body) -> ApiError {
+    super::swarm::drain(body).await;
+    unsupported()
 }
 
 fn unsupported() -> ApiError {

@@ -4,8 +4,10 @@
 //! docker CLI, compose) read as "not in swarm mode" — and `init`/`join` say plainly that
 //! swarm mode is not supported.
 
+use axum::body::Body;
 use axum::routing::{any, post};
 use axum::Router;
+use futures_util::StreamExt;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -15,13 +17,21 @@ pub const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker 
 
 /// The routes of this resource.
 pub fn routes() -> Router<AppState> {
-    let not_manager = || any(|| async { unavailable(NOT_A_MANAGER) });
+    let not_manager = || {
+        any(|body: Body| async {
+            drain(body).await;
+            unavailable(NOT_A_MANAGER)
+        })
+    };
     let mut router = Router::new()
-        .route("/swarm/init", post(|| async { unsupported() }))
-        .route("/swarm/join", post(|| async { unsupported() }))
+        .route("/swarm/init", post(refuse))
+        .route("/swarm/join", post(refuse))
         .route(
             "/swarm/leave",
-            post(|| async { unavailable("This node is not part of a swarm") }),
+            post(|body: Body| async {
+                drain(body).await;
+                unavailable("This node is not part of a swarm")
+            }),
         );
     for path in [
         "/swarm",
@@ -37,6 +47,18 @@ pub fn routes() -> Router<AppState> {
             .route(&format!("/{resource}/{{*rest}}"), not_manager());
     }
     router
+}
+
+/// Reads a request's body to its end before the refusal: a client still writing it would
+/// otherwise see a broken pipe instead of the answer (`docker swarm init` sends a spec).
+pub async fn drain(body: Body) {
+    let mut data = body.into_data_stream();
+    while let Some(Ok(_)) = data.next().await {}
+}
+
+async fn refuse(body: Body) -> ApiError {
+    drain(body).await;
+    unsupported()
 }
 
 fn unavailable(message: &str) -> ApiError {
