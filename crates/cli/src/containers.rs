@@ -467,13 +467,7 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
         .details
         .then(|| verbs::logs::attrs(&engine, &a.container))
         .transpose()?
-        .map(|attrs| {
-            let pairs: Vec<String> = attrs
-                .iter()
-                .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
-                .collect();
-            format!("{} ", pairs.join(","))
-        });
+        .map(verbs::logs::details_prefix);
     let mut stdout = std::io::stdout().lock();
     let mut stderr = std::io::stderr().lock();
     verbs::logs::logs(&engine, &a.container, &options, a.follow, &mut |e| {
@@ -491,22 +485,6 @@ pub fn logs(cli: &Cli, a: &LogsArgs) -> Result<i32> {
         out.flush()
     })?;
     Ok(0)
-}
-
-/// Go's `url.QueryEscape`: unreserved characters kept, space as `+`, the rest `%XX`
-/// (written here: a few lines, where a URL crate would be a new dependency).
-fn query_escape(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 pub fn exec(cli: &Cli, a: &ExecArgs) -> Result<i32> {

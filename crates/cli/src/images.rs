@@ -11,7 +11,7 @@ use pelagos_engine::image_views::familiar;
 use pelagos_engine::Engine;
 use pelagos_image::{archive, ImageRecord, Reference, Removal};
 use pelagos_model::events::Event;
-use pelagos_model::filters::Filters;
+use pelagos_model::filters::{path_match, Filters};
 use pelagos_registry::{Credentials, Platform};
 use serde_json::{json, Value};
 
@@ -486,19 +486,6 @@ pub fn import(cli: &Cli, a: &ImportArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The registry a login applies to, as `Reference::registry` spells it.
-fn server_name(server: Option<&str>) -> String {
-    let s = server.unwrap_or("docker.io");
-    let s = s
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "" => "docker.io".into(),
-        h => h.to_string(),
-    }
-}
-
 fn read_secret(prompt: &str) -> Result<String> {
     eprint!("{prompt}");
     let stdin = std::io::stdin();
@@ -526,7 +513,7 @@ fn read_secret(prompt: &str) -> Result<String> {
 
 pub fn login(cli: &Cli, a: &LoginArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    let server = server_name(a.server.as_deref());
+    let server = pelagos_registry::login_server(a.server.as_deref().unwrap_or("docker.io"));
     let username = match &a.username {
         Some(u) => u.clone(),
         None => {
@@ -566,7 +553,7 @@ pub fn login(cli: &Cli, a: &LoginArgs) -> Result<i32> {
 
 pub fn logout(cli: &Cli, a: &LogoutArgs) -> Result<i32> {
     let engine = engine(cli)?;
-    let server = server_name(a.server.as_deref());
+    let server = pelagos_registry::login_server(a.server.as_deref().unwrap_or("docker.io"));
     let mut auth = engine.auth_file()?;
     if auth.remove(&server)? {
         out!("Removing login credentials for {server}");
@@ -619,24 +606,8 @@ impl ImageFilters {
         let full = format!("{repo}:{tag}");
         references
             .iter()
-            .any(|p| glob_match(p, &full) || glob_match(p, repo))
+            .any(|p| path_match(p, &full) || path_match(p, repo))
     }
-}
-
-/// Shell-style `*` and `?` matching, where `*` does not cross a `/` (Docker's path.Match).
-fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => {
-                go(&p[1..], t) || (t.first().is_some_and(|c| *c != b'/') && go(p, &t[1..]))
-            }
-            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
 }
 
 /// `docker history`: the config's history, newest first, with the size of each layer.
@@ -711,7 +682,7 @@ pub fn history(cli: &Cli, a: &HistoryArgs) -> Result<i32> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use pelagos_model::filters::path_match as glob_match;
 
     #[test]
     fn globs_like_docker() {

@@ -277,11 +277,8 @@ impl Runtime {
         spec: Spec,
         for_run: bool,
     ) -> Result<Created> {
-        threads::ensure_single_threaded("create")?;
-        let dir =
-            std::path::absolute(&opts.bundle).io(|| format!("bundle {}", opts.bundle.display()))?;
-        let bundle = Bundle::from_spec(dir, spec)?;
-        self.create_inner(opts, bundle, for_run)
+        self.create_with_spec_overlapped(opts, spec, for_run, |_| ())
+            .map(|(created, ())| created)
     }
 
     /// [`Runtime::create_with_spec`] with `meanwhile(pid)` run once, as soon as the init has

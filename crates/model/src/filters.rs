@@ -21,6 +21,23 @@ pub enum FilterError {
     Other(String),
 }
 
+/// Shell-style `*` and `?` matching where neither crosses a `/` (Go's `path.Match`, which
+/// Docker's `reference` filters use).
+pub fn path_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                go(&p[1..], t) || (t.first().is_some_and(|c| *c != b'/') && go(p, &t[1..]))
+            }
+            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
 /// Parsed filters: each key with its distinct values, sorted (moby keeps a set).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filters {

@@ -39,3 +39,17 @@ pub use platform::{Platform, PlatformError};
 pub use reader::BlobReader;
 pub use retry::RetryPolicy;
 pub use tls::system_roots_loaded;
+
+/// The registry a login names (`docker login SERVER`, `POST /auth`'s `serveraddress`), as
+/// `Reference::registry` spells it: scheme and path dropped, Docker Hub's aliases (and
+/// nothing) as `docker.io`.
+pub fn login_server(server: &str) -> String {
+    let s = server
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let host = s.split('/').next().unwrap_or(s);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "" => "docker.io".into(),
+        h => h.to_string(),
+    }
+}

@@ -115,3 +115,30 @@ pub fn attrs(engine: &Engine, name_or_id: &str) -> Result<Vec<(String, String)>>
     let settings = LogSettings::from_config(&record.host_config.log_config)?;
     Ok(settings.attrs(&record.config.labels, &record.config.env))
 }
+
+/// moby's `details` prefix of every log line: the log's attributes as `key=value`, both
+/// query-escaped, sorted, joined by commas, then a space.
+pub fn details_prefix(mut attrs: Vec<(String, String)>) -> String {
+    attrs.sort();
+    let pairs: Vec<String> = attrs
+        .iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect();
+    format!("{} ", pairs.join(","))
+}
+
+/// Go's `url.QueryEscape`: unreserved characters kept, space as `+`, the rest `%XX`
+/// (written here: a few lines, where a URL crate would be a new dependency).
+fn query_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

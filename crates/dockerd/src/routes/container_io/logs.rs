@@ -65,32 +65,6 @@ fn tail(text: Option<&str>) -> Option<usize> {
     text.and_then(|t| t.trim().parse::<usize>().ok())
 }
 
-/// moby's `details` prefix: the log's attributes, `key=value` with the value query-escaped,
-/// sorted, joined by commas, and a space.
-fn details_prefix(mut attrs: Vec<(String, String)>) -> Vec<u8> {
-    attrs.sort();
-    let pairs: Vec<String> = attrs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", query_escape(v)))
-        .collect();
-    format!("{} ", pairs.join(",")).into_bytes()
-}
-
-/// Go's `url.QueryEscape`: unreserved characters kept, space as `+`, the rest `%XX`.
-fn query_escape(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// One entry as the client reads it: its time (if asked), the details prefix (if asked),
 /// the bytes.
 fn frame(entry: &LogEntry, tty: bool, timestamps: bool, details: Option<&[u8]>) -> Bytes {
@@ -144,9 +118,11 @@ pub async fn logs(
             "configured logging driver does not support reading",
         ));
     }
-    let details = request
-        .details
-        .then(|| details_prefix(settings.attrs(&record.config.labels, &record.config.env)));
+    let details = request.details.then(|| {
+        pelagos_engine::container::logs::details_prefix(
+            settings.attrs(&record.config.labels, &record.config.env),
+        )
+    });
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
     // The follower's end: dropped with the response body, which wakes a follow waiting on
     // a quiet container.
@@ -157,7 +133,7 @@ pub async fn logs(
         .name("logs".into())
         .spawn(move || {
             let mut emit = |e: &LogEntry| {
-                let prefix = details.as_deref();
+                let prefix = details.as_deref().map(str::as_bytes);
                 tx.blocking_send(Ok(frame(e, tty, request.timestamps, prefix)))
                     .map_err(|_| gone())
             };
@@ -202,9 +178,12 @@ mod tests {
             b"\x02\0\0\0\0\0\0\x05oops\n"
         );
         assert_eq!(&frame(&entry, true, false, None)[..], b"oops\n");
-        let details = details_prefix(vec![("b".into(), "x y".into()), ("a".into(), "1/2".into())]);
+        let details = pelagos_engine::container::logs::details_prefix(vec![
+            ("b".into(), "x y".into()),
+            ("a".into(), "1/2".into()),
+        ]);
         assert_eq!(
-            &frame(&entry, true, true, Some(&details))[..],
+            &frame(&entry, true, true, Some(details.as_bytes()))[..],
             b"1970-01-01T00:00:00.000000000Z a=1%2F2,b=x+y oops\n"
         );
     }

@@ -12,7 +12,7 @@ use pelagos_engine::image_views;
 use pelagos_engine::Engine;
 use pelagos_image::{Digest, ImageRecord, Reference, Removal};
 use pelagos_model::events::Event;
-use pelagos_model::filters::Filters;
+use pelagos_model::filters::{path_match, Filters};
 use serde_json::{json, Value};
 
 use super::{lookup, short};
@@ -146,23 +146,7 @@ fn reference_matches(patterns: &[String], r: &Reference) -> bool {
     let (full, name) = (r.familiar(), r.familiar_name());
     patterns
         .iter()
-        .any(|p| glob_match(p, &full) || glob_match(p, &name))
-}
-
-/// Shell-style `*` and `?` matching where neither crosses a `/` (Go's `path.Match`).
-fn glob_match(pattern: &str, text: &str) -> bool {
-    fn go(p: &[u8], t: &[u8]) -> bool {
-        match (p.first(), t.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => {
-                go(&p[1..], t) || (t.first().is_some_and(|c| *c != b'/') && go(p, &t[1..]))
-            }
-            (Some(b'?'), Some(c)) if *c != b'/' => go(&p[1..], &t[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &t[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), text.as_bytes())
+        .any(|p| path_match(p, &full) || path_match(p, &name))
 }
 
 /// `GET /images/{name}/json`.
@@ -389,7 +373,7 @@ pub async fn prune(
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use pelagos_model::filters::path_match as glob_match;
 
     #[test]
     fn globs_as_path_match() {

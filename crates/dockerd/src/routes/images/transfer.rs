@@ -477,24 +477,12 @@ async fn push_one(
     Ok(())
 }
 
-/// The registry a login names, as `Reference::registry` spells it (`docker.io` for Hub).
-fn server_name(server: &str) -> String {
-    let s = server
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = s.split('/').next().unwrap_or(s);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "docker.io" | "" => "docker.io".into(),
-        h => h.to_string(),
-    }
-}
-
 /// `POST /auth`: checks the credentials against the registry (the daemon keeps none).
 pub async fn auth(
     State(state): State<AppState>,
     crate::query::Json(config): crate::query::Json<AuthConfig>,
 ) -> ApiResult<Response> {
-    let server = server_name(&config.serveraddress);
+    let server = pelagos_registry::login_server(&config.serveraddress);
     let creds = config.credentials().ok_or_else(|| {
         ApiError::bad_request("a user name and a password are required to log in")
     })?;
@@ -565,7 +553,10 @@ mod tests {
             pull_reference("busybox", "").unwrap_err().status,
             StatusCode::NOT_IMPLEMENTED
         );
-        assert_eq!(server_name("https://index.docker.io/v1/"), "docker.io");
-        assert_eq!(server_name("h:5000"), "h:5000");
+        assert_eq!(
+            pelagos_registry::login_server("https://index.docker.io/v1/"),
+            "docker.io"
+        );
+        assert_eq!(pelagos_registry::login_server("h:5000"), "h:5000");
     }
 }
