@@ -40,12 +40,18 @@ fn body_of(result: Option<pelagos_engine::Result<i32>>) -> Bytes {
     Bytes::from(format!("{value}\n"))
 }
 
-/// Cancels the wait when the response is dropped (sent, or its client gone).
-struct CancelOnDrop(Arc<WaitCancel>);
+/// Cancels the wait when the response is dropped (sent, or its client gone), and takes it
+/// out of the registry, so the daemon keeps nothing for a container nobody waits on.
+struct CancelOnDrop {
+    cancel: Arc<WaitCancel>,
+    waits: Arc<Waits>,
+    id: String,
+}
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        self.0.cancel();
+        self.cancel.cancel();
+        self.waits.forget(&self.id, &self.cancel);
     }
 }
 
@@ -64,6 +70,25 @@ impl Waits {
             list.retain(|w| w.strong_count() > 0);
             list.push(Arc::downgrade(wait));
         }
+    }
+
+    /// Takes `wait` (ended) out of container `id`'s list, and the list once empty.
+    fn forget(&self, id: &str, wait: &Arc<WaitCancel>) {
+        if let Ok(mut map) = self.by_id.lock() {
+            if let Some(list) = map.get_mut(id) {
+                let ended = Arc::as_ptr(wait);
+                list.retain(|w| w.strong_count() > 0 && w.as_ptr() != ended);
+                if list.is_empty() {
+                    map.remove(id);
+                }
+            }
+        }
+    }
+
+    /// How many containers have waits registered (for tests).
+    #[cfg(test)]
+    fn containers(&self) -> usize {
+        self.by_id.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Wakes the waits for container `id` (it was just started).
@@ -92,7 +117,11 @@ pub async fn wait(
     let engine = state.engine.clone();
     let cancel = Arc::new(WaitCancel::default());
     state.waits.register(record.id.as_str(), &cancel);
-    let guard = CancelOnDrop(cancel.clone());
+    let guard = CancelOnDrop {
+        cancel: cancel.clone(),
+        waits: state.waits.clone(),
+        id: record.id.as_str().to_string(),
+    };
     // The wait blocks on the monitor's socket until the exit: a thread of the blocking pool,
     // freed when the client goes (the docker CLI's `run -d` asks and leaves at once).
     tokio::task::spawn_blocking(move || {
@@ -123,5 +152,23 @@ mod tests {
             &body_of(Some(Ok(3)))[..],
             b"{\"Error\":null,\"StatusCode\":3}\n"
         );
+    }
+
+    #[test]
+    fn an_ended_wait_leaves_nothing_registered() {
+        let waits = Arc::new(Waits::default());
+        let first = Arc::new(WaitCancel::default());
+        let second = Arc::new(WaitCancel::default());
+        waits.register("c1", &first);
+        waits.register("c1", &second);
+        let guard = |cancel: &Arc<WaitCancel>| CancelOnDrop {
+            cancel: cancel.clone(),
+            waits: waits.clone(),
+            id: "c1".into(),
+        };
+        drop(guard(&first));
+        assert_eq!(waits.containers(), 1, "the other wait is still registered");
+        drop(guard(&second));
+        assert_eq!(waits.containers(), 0, "no wait left, no entry left");
     }
 }
