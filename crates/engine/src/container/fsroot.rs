@@ -128,7 +128,7 @@ pub fn open(engine: &Engine, name_or_id: &str, view: View) -> Result<ContainerFs
             drop(lock);
             continue;
         }
-        let root = mount_stopped(engine, &record)?;
+        let root = mount_stopped(engine, &record, view)?;
         return Ok(ContainerFs {
             root,
             name: record.name,
@@ -171,13 +171,42 @@ fn open_live(engine: &Engine, record: &ContainerRecord, view: View) -> Result<Co
     })
 }
 
+/// A volume or bind of a stopped container, mounted for a copy.
+#[derive(Debug)]
+struct Bind {
+    source: PathBuf,
+    destination: String,
+    rw: bool,
+}
+
+/// The volumes and binds a [`View::Live`] of a stopped container shows at their
+/// destinations (as moby mounts them for `docker cp`), parents before what nests in them.
+fn binds_of(record: &ContainerRecord, view: View) -> Vec<Bind> {
+    if view != View::Live {
+        return Vec::new();
+    }
+    let mut binds: Vec<Bind> = record
+        .mounts
+        .iter()
+        .filter(|m| m.kind == "bind" || m.kind == "volume")
+        .map(|m| Bind {
+            source: PathBuf::from(&m.source),
+            destination: clean(&m.destination),
+            rw: m.rw,
+        })
+        .collect();
+    binds.sort_by_key(|b| b.destination.matches('/').count());
+    binds
+}
+
 /// Mounts the overlay of a stopped container where only this call sees it, and returns a
 /// descriptor of its root: the mount is made in a private mount namespace of a short-lived
 /// thread (which may change its own working directory to shorten the lowerdir paths, as the
 /// monitor does); a descriptor of that namespace keeps it (and the mount) alive until the
 /// root is dropped. No other process sees the mount, and it goes with the namespace
-/// whatever happens, even if this process is killed.
-fn mount_stopped(engine: &Engine, record: &ContainerRecord) -> Result<RootDir> {
+/// whatever happens, even if this process is killed. The live view also gets the
+/// container's volumes and binds, mounted in the same namespace.
+fn mount_stopped(engine: &Engine, record: &ContainerRecord, view: View) -> Result<RootDir> {
     let image = engine.images().get(&record.image_id)?;
     let mut lowers = engine.images().lowerdirs(&image)?;
     let layers_dir = engine.images().layers_dir();
@@ -198,16 +227,17 @@ fn mount_stopped(engine: &Engine, record: &ContainerRecord) -> Result<RootDir> {
         upper.display(),
         work.display()
     );
+    let binds = binds_of(record, view);
     std::thread::scope(|s| {
-        s.spawn(|| mount_detached(&layers_dir, &data, &target))
+        s.spawn(|| mount_detached(&layers_dir, &data, &target, &binds))
             .join()
             .unwrap_or_else(|_| Err(Error::Task("the mounting thread panicked".into())))
     })
 }
 
 /// Runs on its own thread: unshares the mount namespace (and with it the working directory),
-/// mounts, and opens the mount and the namespace.
-fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDir> {
+/// mounts the overlay and the binds on it, and opens the mount and the namespace.
+fn mount_detached(layers_dir: &Path, data: &str, target: &Path, binds: &[Bind]) -> Result<RootDir> {
     let sys = |what: String| move |e: nix::errno::Errno| Error::io(what, e.into());
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
         .map_err(sys("unshare the mount namespace".into()))?;
@@ -229,7 +259,12 @@ fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDi
         Some(data),
     )
     .map_err(sys(format!("mount the overlay on {}", target.display())))?;
-    let root = RootDir::open_path(target);
+    let root = RootDir::open_path(target).and_then(|root| {
+        for bind in binds {
+            mount_bind(&root, bind)?;
+        }
+        Ok(root)
+    });
     let namespace = rustix::fs::open(
         "/proc/thread-self/ns/mnt",
         OFlags::RDONLY | OFlags::CLOEXEC,
@@ -251,6 +286,91 @@ fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDi
                     .unwrap_or_else(std::io::Error::last_os_error),
             ))
         }
+    }
+}
+
+/// The path of a descriptor for mount(2): the kernel follows it to the very file, so a
+/// destination resolved inside the root stays there whatever symlinks the container made.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!(
+        "/proc/thread-self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(fd)
+    )
+}
+
+/// Binds a volume or bind's source at its destination inside the root (resolved in the
+/// root: a symlink the container made cannot send it to the host), made first when the
+/// image lacks it, as moby does; read-only when the container has it so.
+fn mount_bind(root: &RootDir, bind: &Bind) -> Result<()> {
+    let source = rustix::fs::open(&bind.source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io(format!("open {}", bind.source.display()), e.into()))?;
+    let is_dir = rustix::fs::fstat(&source)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+        .map_err(|e| Error::io(format!("stat {}", bind.source.display()), e.into()))?;
+    let at = |what: &str| {
+        let dest = bind.destination.clone();
+        let what = what.to_string();
+        move |e: std::io::Error| Error::io(format!("{what} {dest} for the copy"), e)
+    };
+    let dest = match root.open(&bind.destination, OFlags::PATH) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            make_mountpoint(root, &bind.destination, is_dir).map_err(at("make"))?;
+            root.open(&bind.destination, OFlags::PATH)
+        }
+        other => other,
+    }
+    .map_err(at("open"))?;
+    mount(
+        Some(fd_path(&source).as_str()),
+        fd_path(&dest).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| at("mount")(e.into()))?;
+    if !bind.rw {
+        // The bind itself, looked up again: the descriptor names what lies under it.
+        let mounted = root
+            .open(&bind.destination, OFlags::PATH)
+            .map_err(at("open"))?;
+        mount(
+            None::<&str>,
+            fd_path(&mounted).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| at("make read-only")(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Makes a missing mount point inside the root (its missing parents as directories).
+fn make_mountpoint(root: &RootDir, path: &str, is_dir: bool) -> std::io::Result<()> {
+    let (dir, base) = split_dir_entry(path);
+    if base.is_empty() || base == "." || base == ".." {
+        return Ok(());
+    }
+    let parent = match root.open_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            make_mountpoint(root, &dir, true)?;
+            root.open_dir(&dir)?
+        }
+        other => other?,
+    };
+    let made = match is_dir {
+        true => rustix::fs::mkdirat(&parent, base.as_str(), Mode::from_raw_mode(0o755)),
+        false => rustix::fs::openat(
+            &parent,
+            base.as_str(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop),
+    };
+    match made {
+        Err(rustix::io::Errno::EXIST) | Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -319,5 +439,24 @@ mod tests {
         assert_eq!(split_dir_entry("/x"), ("/".into(), "x".into()));
         assert_eq!(split_dir_entry("x"), (".".into(), "x".into()));
         assert!(asserts_directory("/a/") && asserts_directory("/a/.") && !asserts_directory("/a"));
+    }
+
+    #[test]
+    fn mount_points_are_made_inside_the_root_whatever_its_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../..", d.path().join("up")).unwrap();
+        let root = RootDir::open_path(d.path()).unwrap();
+        make_mountpoint(&root, "/a/b/c", true).unwrap();
+        assert!(d.path().join("a/b/c").is_dir());
+        make_mountpoint(&root, "/up/file", false).unwrap();
+        assert!(d.path().join("file").is_file());
+        // `escape` names a host directory: inside the root it leads nowhere, so nothing is
+        // made, there or on the host.
+        assert!(make_mountpoint(&root, "/escape/data/vol", true).is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        // Made already: no error.
+        make_mountpoint(&root, "/a/b/c", true).unwrap();
     }
 }

@@ -57,7 +57,7 @@ impl AuthConfig {
 }
 
 /// The credentials of `X-Registry-Auth`, if it carries some (`{}` carries none).
-fn header_credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
+pub(crate) fn header_credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
     let Some(value) = headers.get("X-Registry-Auth") else {
         return Ok(None);
     };
@@ -74,20 +74,18 @@ fn header_credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
     Ok(config.credentials())
 }
 
-/// A registry client with the request's credentials for `registry`, else the daemon's own
-/// credential file (shared with `pelagos login`).
-fn client_for(
+/// A registry client with the request's credentials for `registry`, else none: as moby,
+/// the daemon never reads a credential file of its own (the client sends what it has).
+pub(crate) fn client_for(
     engine: &Engine,
     registry: &str,
     creds: Option<Credentials>,
 ) -> pelagos_engine::Result<Client> {
-    match creds {
-        Some(c) => Ok(Client::new(
-            engine.registries(),
-            AuthFile::in_memory(registry, &c),
-        )),
-        None => engine.registry_client(),
-    }
+    let auth = match creds {
+        Some(c) => AuthFile::in_memory(registry, &c),
+        None => AuthFile::empty(std::path::Path::new("")),
+    };
+    Ok(Client::new(engine.registries(), auth))
 }
 
 /// Runs a registry future on a blocking thread of the daemon's runtime (the registry
