@@ -458,8 +458,13 @@ fn cp_reaches_the_volumes_and_binds_of_a_stopped_container() {
     std::fs::write(&file, "copied in\n").expect("write");
     let file = file.to_string_lossy().into_owned();
 
+    let read_only = host.path().join("read-only");
+    std::fs::create_dir_all(&read_only).expect("mkdir");
+    std::fs::write(read_only.join("r.txt"), "read only\n").expect("write");
+
     d.ok(&["volume", "create", "vol"]);
     let bind = format!("{}:/bound", bound.display());
+    let ro_bind = format!("{}:/ro:ro", read_only.display());
     d.ok(&[
         "run",
         "--network",
@@ -470,6 +475,8 @@ fn cp_reaches_the_volumes_and_binds_of_a_stopped_container() {
         "vol:/data",
         "-v",
         &bind,
+        "-v",
+        &ro_bind,
         img,
         "true",
     ]);
@@ -525,6 +532,15 @@ fn cp_reaches_the_volumes_and_binds_of_a_stopped_container() {
         std::fs::read_to_string(back.join("bind.txt")).expect("read"),
         "from the bind\n"
     );
+    // A read-only bind: read, never written.
+    d.ok(&["cp", "holder:/ro/r.txt", &to("ro.txt")]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("ro.txt")).expect("read"),
+        "read only\n"
+    );
+    let (_, err) = d.fail(&["cp", &file, "holder:/ro/"]);
+    assert!(err.contains("read-only"), "{err}");
+    assert!(!read_only.join("in.txt").exists());
 
     // Symlinks in a volume resolve inside the container: never to the host's files.
     let secret = outside.join("secret").to_string_lossy().into_owned();

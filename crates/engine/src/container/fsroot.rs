@@ -2,7 +2,7 @@
 //! Every path inside it is resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so
 //! no symlink the container made (`/evil -> /`, `../../..` chains) can lead to the host.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -292,10 +292,7 @@ fn mount_detached(layers_dir: &Path, data: &str, target: &Path, binds: &[Bind]) 
 /// The path of a descriptor for mount(2): the kernel follows it to the very file, so a
 /// destination resolved inside the root stays there whatever symlinks the container made.
 fn fd_path(fd: &OwnedFd) -> String {
-    format!(
-        "/proc/thread-self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(fd)
-    )
+    format!("/proc/thread-self/fd/{}", fd.as_raw_fd())
 }
 
 /// Binds a volume or bind's source at its destination inside the root (resolved in the
