@@ -594,6 +594,16 @@ fn get_with_auth(d: &Daemon, path: &str, auth: Option<&str>) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
+/// The venv scripts/deps makes with the Python clients (docker-py).
+fn venv_python() -> &'static str {
+    let python = "/opt/pelagos-tests/venv/bin/python";
+    assert!(
+        std::path::Path::new(python).exists(),
+        "{python} is missing: run scripts/deps (it installs docker-py for these tests)"
+    );
+    python
+}
+
 #[test]
 fn distribution_inspect_describes_what_the_registry_serves() {
     use base64::Engine as _;
@@ -628,6 +638,27 @@ fn distribution_inspect_describes_what_the_registry_serves() {
     assert_eq!(code, 200, "{body}");
     let by_digest: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(by_digest["Descriptor"], *descriptor);
+
+    // The SDK reads it: docker-py's get_registry_data.
+    let platform = format!(
+        "linux/{}",
+        v["Platforms"][0]["architecture"].as_str().unwrap_or("")
+    );
+    let out = Command::new(venv_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/clients/registry_data.py"
+        ))
+        .arg(&d.socket)
+        .args([served.image.as_str(), digest.as_str(), platform.as_str()])
+        .output()
+        .expect("spawn python");
+    assert!(
+        out.status.success(),
+        "docker-py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (code, body) = get_with_auth(&d, &path(&format!("{host}/box:nosuch")), None);
     assert_eq!(code, 404, "{body}");
