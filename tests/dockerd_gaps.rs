@@ -815,6 +815,11 @@ fn network_mode_is_shown_as_asked_and_the_network_as_resolved() {
         inspect(&d, "bare", "{{.State.Status}}") == "exited"
     });
     assert_eq!(inspect(&d, "bare", "{{.State.ExitCode}}"), "0");
+    // Its monitor's writes keep what the client asked.
+    assert_eq!(
+        inspect(&d, "bare", "{{.HostConfig.NetworkMode}}"),
+        "default"
+    );
     d.ok(&["rm", "unnamed", "named", "bare"]);
     d.assert_no_container_leftovers();
 }
