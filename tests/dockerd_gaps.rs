@@ -823,3 +823,52 @@ fn network_mode_is_shown_as_asked_and_the_network_as_resolved() {
     d.ok(&["rm", "unnamed", "named", "bare"]);
     d.assert_no_container_leftovers();
 }
+
+#[test]
+fn cp_into_the_volumes_of_a_container_that_never_started() {
+    let (d, served) = daemon_with_busybox();
+    let img = served.image.as_str();
+    let host = tempfile::tempdir().expect("tempdir");
+    let file = host.path().join("seed.txt");
+    std::fs::write(&file, "seeded\n").expect("write");
+    let file = file.to_string_lossy().into_owned();
+    // A named and an anonymous volume, made by the copy as the first start would make them.
+    d.ok(&[
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "fresh",
+        "-v",
+        "named:/data",
+        "-v",
+        "/anon",
+        img,
+        "cat",
+        "/data/seed.txt",
+        "/anon/seed.txt",
+    ]);
+    d.ok(&["cp", &file, "fresh:/data/seed.txt"]);
+    d.ok(&["cp", &file, "fresh:/anon/seed.txt"]);
+    let out = d.ok(&["start", "-a", "fresh"]);
+    assert_eq!(out, "seeded\nseeded\n");
+    // The named volume is the one other containers mount.
+    let read = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "named:/data",
+        img,
+        "cat",
+        "/data/seed.txt",
+    ]);
+    assert_eq!(read, "seeded\n");
+    let volumes = inspect(&d, "fresh", "{{range .Mounts}}{{.Name}} {{end}}");
+    assert_eq!(volumes.split_whitespace().count(), 2, "{volumes}");
+    d.ok(&["rm", "-v", "fresh"]);
+    d.ok(&["volume", "rm", "named"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]), "");
+    d.assert_no_container_leftovers();
+}

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use pelagos_model::record::ContainerRecord;
+use pelagos_image::ImageRecord;
+use pelagos_model::record::{ContainerRecord, MountPoint};
 use pelagos_model::store::OwnerLock;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -112,15 +113,21 @@ impl ContainerFs {
     }
 }
 
+/// How long a copy waits for another command holding a stopped container (an earlier copy
+/// whose client already has what it wanted is still letting go of its mounts).
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens the root filesystem of a container, running or not.
 pub fn open(engine: &Engine, name_or_id: &str, view: View) -> Result<ContainerFs> {
-    for _ in 0..3 {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    while std::time::Instant::now() < deadline {
         let record = super::lookup(engine, name_or_id)?;
         if record.state.status.is_live() {
             return open_live(engine, &record, view);
         }
         let Some(lock) = engine.containers().try_own(&record.id)? else {
-            // Being started (or removed) right now: look again.
+            // Being started, removed or copied from right now: look again in a moment.
+            std::thread::sleep(std::time::Duration::from_millis(10));
             continue;
         };
         let record = engine.containers().get(record.id.as_str())?;
@@ -179,14 +186,9 @@ struct Bind {
     rw: bool,
 }
 
-/// The volumes and binds a [`View::Live`] of a stopped container shows at their
-/// destinations (as moby mounts them for `docker cp`), parents before what nests in them.
-fn binds_of(record: &ContainerRecord, view: View) -> Vec<Bind> {
-    if view != View::Live {
-        return Vec::new();
-    }
-    let mut binds: Vec<Bind> = record
-        .mounts
+/// The volumes and binds among a container's mounts, parents before what nests in them.
+fn binds_of(mounts: &[MountPoint]) -> Vec<Bind> {
+    let mut binds: Vec<Bind> = mounts
         .iter()
         .filter(|m| m.kind == "bind" || m.kind == "volume")
         .map(|m| Bind {
@@ -197,6 +199,52 @@ fn binds_of(record: &ContainerRecord, view: View) -> Vec<Bind> {
         .collect();
     binds.sort_by_key(|b| b.destination.matches('/').count());
     binds
+}
+
+/// The volumes and binds a [`View::Live`] of a stopped container shows at their
+/// destinations (moby mounts them for `docker cp`). A container that never started has its
+/// volumes made (and filled from the image at `rootfs`) and recorded first, as its first
+/// start would: its monitor then mounts these. The caller holds the owner lock.
+fn live_binds(
+    engine: &Engine,
+    record: &ContainerRecord,
+    image: &ImageRecord,
+    view: View,
+    rootfs: &Path,
+) -> Result<Vec<Bind>> {
+    if view != View::Live {
+        return Ok(Vec::new());
+    }
+    if record.volumes_prepared {
+        return Ok(binds_of(&record.mounts));
+    }
+    let config = engine.images().config(image)?;
+    let image_volumes = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let planned =
+        pelagos_model::mounts::planned_mounts(&record.config, &record.host_config, &image_volumes)?;
+    if planned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prepared = engine.volumes().prepare(rootfs, &planned)?;
+    let recorded = engine.containers().modify(&record.id, |r| {
+        r.mounts = prepared.mounts.clone();
+        r.anonymous_volumes = prepared.anonymous.clone();
+        r.volumes_prepared = true;
+    });
+    match recorded {
+        Ok(r) => Ok(binds_of(&r.mounts)),
+        Err(e) => {
+            // Volumes nobody records would never be removed.
+            for name in &prepared.anonymous {
+                let _ = engine.volumes().remove(name, true, &|_| Vec::new());
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// Mounts the overlay of a stopped container where only this call sees it, and returns a
@@ -227,17 +275,23 @@ fn mount_stopped(engine: &Engine, record: &ContainerRecord, view: View) -> Resul
         upper.display(),
         work.display()
     );
-    let binds = binds_of(record, view);
+    let binds_for = |rootfs: &Path| live_binds(engine, record, &image, view, rootfs);
     std::thread::scope(|s| {
-        s.spawn(|| mount_detached(&layers_dir, &data, &target, &binds))
+        s.spawn(|| mount_detached(&layers_dir, &data, &target, binds_for))
             .join()
             .unwrap_or_else(|_| Err(Error::Task("the mounting thread panicked".into())))
     })
 }
 
 /// Runs on its own thread: unshares the mount namespace (and with it the working directory),
-/// mounts the overlay and the binds on it, and opens the mount and the namespace.
-fn mount_detached(layers_dir: &Path, data: &str, target: &Path, binds: &[Bind]) -> Result<RootDir> {
+/// mounts the overlay and the binds `binds_for` names (given the mounted root's path), and
+/// opens the mount and the namespace.
+fn mount_detached(
+    layers_dir: &Path,
+    data: &str,
+    target: &Path,
+    binds_for: impl FnOnce(&Path) -> Result<Vec<Bind>>,
+) -> Result<RootDir> {
     let sys = |what: String| move |e: nix::errno::Errno| Error::io(what, e.into());
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
         .map_err(sys("unshare the mount namespace".into()))?;
@@ -260,8 +314,8 @@ fn mount_detached(layers_dir: &Path, data: &str, target: &Path, binds: &[Bind]) 
     )
     .map_err(sys(format!("mount the overlay on {}", target.display())))?;
     let root = RootDir::open_path(target).and_then(|root| {
-        for bind in binds {
-            mount_bind(&root, bind)?;
+        for bind in binds_for(target)? {
+            mount_bind(&root, &bind)?;
         }
         Ok(root)
     });
