@@ -768,6 +768,16 @@ fn a_request_without_credentials_pulls_anonymously_whatever_the_daemon_has_store
         inspect(&d, &private, "{{index .RepoTags 0}}"),
         private.as_str()
     );
+    // Identity tokens: no refresh-token flow here, said plainly.
+    let (code, body) = d.http(
+        "POST",
+        "/v1.41/auth",
+        Some(&format!(
+            r#"{{"identitytoken":"refresh","serveraddress":"{host}"}}"#
+        )),
+    );
+    assert_eq!(code, 501, "{body}");
+    assert!(body.contains("identity tokens"), "{body}");
 }
 
 #[test]

@@ -34,11 +34,18 @@ pub struct AuthConfig {
     password: String,
     auth: String,
     serveraddress: String,
+    identitytoken: String,
 }
 
 impl AuthConfig {
     /// The user name and password, from the fields or from `auth` (base64 `user:password`).
+    /// None with an identity token: its user name is a placeholder (`<token>`), and sending
+    /// that as a password would fail even a public pull; pelagos has no refresh-token flow,
+    /// so such a request is anonymous.
     fn credentials(&self) -> Option<Credentials> {
+        if !self.identitytoken.is_empty() {
+            return None;
+        }
         if !self.username.is_empty() {
             return Some(Credentials {
                 username: self.username.clone(),
@@ -481,6 +488,11 @@ pub async fn auth(
     crate::query::Json(config): crate::query::Json<AuthConfig>,
 ) -> ApiResult<Response> {
     let server = pelagos_registry::login_server(&config.serveraddress);
+    if !config.identitytoken.is_empty() {
+        return Err(ApiError::not_implemented(
+            "pelagos-dockerd does not log in with identity tokens: give a user name and a password",
+        ));
+    }
     let creds = config.credentials().ok_or_else(|| {
         ApiError::bad_request("a user name and a password are required to log in")
     })?;
@@ -529,6 +541,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("bob", "x:y"));
+        // An identity token's placeholder user is no credential.
+        let token = r#"{"username":"<token>","auth":"PHRva2VuPjo=","identitytoken":"rt"}"#;
+        assert!(header_credentials(&header(token)).unwrap().is_none());
         let mut bad = HeaderMap::new();
         bad.insert("X-Registry-Auth", "!!".parse().unwrap());
         assert_eq!(
