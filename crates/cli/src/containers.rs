@@ -403,7 +403,13 @@ pub fn start(cli: &Cli, a: &crate::cli::StartArgs) -> Result<i32> {
 pub fn stop(cli: &Cli, a: &StopArgs, restart: bool) -> Result<i32> {
     let engine = engine(cli)?;
     let timeout = a.time.map(i64::from);
-    let mut results = verbs::stop::stop_many(&engine, &a.containers, timeout);
+    let mut results = match restart {
+        // A restart keeps an AutoRemove container (as Docker).
+        true => verbs::for_each_parallel(&a.containers, |n| {
+            verbs::stop::stop_for_restart(&engine, n, None, timeout)
+        }),
+        false => verbs::stop::stop_many(&engine, &a.containers, timeout),
+    };
     if restart {
         for (n, r) in a.containers.iter().zip(results.iter_mut()) {
             if r.is_ok() {

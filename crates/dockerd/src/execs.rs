@@ -196,15 +196,17 @@ impl Execs {
             .ok_or_else(|| no_such_exec(id))
     }
 
-    /// Sets the terminal size of a running exec's pty.
+    /// Sets the terminal size of a running exec's pty. One without a tty has nothing to
+    /// resize, which moby (containerd) answers with success.
     pub fn resize(&self, id: &str, height: u16, width: u16) -> ApiResult<()> {
         let map = self.lock();
         let exec = map.get(id).ok_or_else(|| no_such_exec(id))?;
         let pty = match (&exec.pty, exec.phase) {
             (Some(pty), Phase::Running) => pty.clone(),
-            (_, Phase::Running) => {
+            (None, Phase::Running) if !exec.tty => return Ok(()),
+            (None, Phase::Running) => {
                 return Err(ApiError::conflict(format!(
-                    "exec {id} has no tty to resize"
+                    "exec {id} has not started its terminal yet"
                 )))
             }
             _ => {

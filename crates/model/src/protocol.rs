@@ -117,6 +117,10 @@ pub enum Request {
     Stop {
         signal: Option<i32>,
         timeout: Option<i64>,
+        /// A start follows (Docker's `restart`): AutoRemove does not remove the container at
+        /// this exit, only at the end of a later run (moby keeps it through a restart).
+        #[serde(default)]
+        restart: bool,
     },
     /// A signal to the container's init. Answered by `Ok`.
     Kill {

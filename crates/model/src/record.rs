@@ -62,6 +62,11 @@ pub struct ContainerRecord {
     /// first is `eth0` and the default route, the next `eth1`, …
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub network_order: Vec<String>,
+    /// `HostConfig.NetworkMode` as an API client sent it when the engine resolved it to the
+    /// configured default network (`default`, also for nothing sent): moby's inspect shows
+    /// it so. Empty when the mode was named.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub asked_network_mode: String,
 }
 
 impl ContainerRecord {
@@ -84,6 +89,7 @@ impl ContainerRecord {
             anonymous_volumes: Vec::new(),
             ports: PortMap::default(),
             network_order: Vec::new(),
+            asked_network_mode: String::new(),
         }
     }
 

@@ -209,7 +209,7 @@ impl Monitor {
         }
         let asked_mac = self.record.config.mac_address.clone();
         // A record about to be removed (`--rm`, `rm -f`) is not worth a write.
-        let going = self.removing.is_some() || self.record.host_config.auto_remove;
+        let going = self.removing.is_some() || self.removes_at_end();
         if !self.removed && !going {
             let _ = self.update(|r| {
                 let first = r.networks_in_order().first().map(|n| n.to_string());
@@ -324,16 +324,23 @@ impl Monitor {
     /// and its anonymous volumes go too.
     pub fn finish(&mut self) {
         self.unmount();
+        if self.record.host_config.auto_remove && !self.removes_at_end() {
+            // Mounted volatile (AutoRemove) and kept for a restart: mountable again.
+            let (upper, work) = (self.dir.join("upper"), self.dir.join("work"));
+            let _ = overlay::settle_volatile(&upper, &work);
+        }
         self.stop_listening();
-        let removed = self
-            .record
-            .host_config
-            .auto_remove
-            .then(|| self.remove_record(true));
+        let removed = self.removes_at_end().then(|| self.remove_record(true));
         self.leave();
         if let Some(reply) = removed {
             self.answer_removal(&reply);
         }
+    }
+
+    /// Whether the end of this run removes the container: AutoRemove, unless a restart's
+    /// stop ended it.
+    fn removes_at_end(&self) -> bool {
+        self.record.host_config.auto_remove && !self.restart_follows
     }
 
     /// The end of a `Remove`.

@@ -113,6 +113,8 @@ pub struct Monitor {
     pub removing: Option<bool>,
     /// The record is gone.
     pub removed: bool,
+    /// A restart's stop: the record outlives this run even with AutoRemove.
+    pub restart_follows: bool,
     pub execs: Vec<ExecProc>,
     pub health: Option<Checker>,
     pub log: Box<dyn LogSink>,
@@ -172,6 +174,7 @@ impl Monitor {
             removal_waiters: Vec::new(),
             removing: None,
             removed: false,
+            restart_follows: false,
             execs: Vec::new(),
             health: None,
             log: Box::new(log_sink::Discard),

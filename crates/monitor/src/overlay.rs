@@ -96,6 +96,23 @@ pub fn mount_overlay(
     })
 }
 
+/// Makes a cleanly unmounted volatile overlay mountable again. The kernel leaves
+/// `WORK/work/incompat/volatile` to refuse any later mount (the upper directory may be torn
+/// after a crash); the monitor that unmounted it knows it was not, so it syncs the upper
+/// directory's filesystem and removes the marker (as overlayfs's documentation allows).
+pub fn settle_volatile(upper: &Path, work: &Path) -> Result<()> {
+    let incompat = work.join("work").join("incompat");
+    if !incompat.join("volatile").exists() {
+        return Ok(());
+    }
+    let dir = std::fs::File::open(upper)
+        .map_err(|e| Error::io(format!("open {}", upper.display()), e))?;
+    nix::unistd::syncfs(dir.as_raw_fd())
+        .map_err(|e| Error::sys(format!("sync {}", upper.display()), e))?;
+    std::fs::remove_dir_all(&incompat)
+        .map_err(|e| Error::io(format!("remove {}", incompat.display()), e))
+}
+
 /// Unmounts a container's root filesystem; an absent mount is not an error.
 pub fn unmount(target: &Path) -> Result<()> {
     match umount2(target, MntFlags::MNT_DETACH) {
@@ -169,5 +186,38 @@ mod tests {
         assert_eq!(r199.unwrap(), "199");
         assert!(d.path().join("upper/new").exists());
         assert!(!is_mounted(&merged));
+    }
+
+    #[test]
+    fn a_settled_volatile_overlay_mounts_again() {
+        // mount(2) directly, absolute paths: no working directory change (tests run at once).
+        let d = tempfile::tempdir().unwrap();
+        let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|s| {
+            let p = d.path().join(s);
+            std::fs::create_dir(&p).unwrap();
+            p
+        });
+        let data = options(&[lower.display().to_string()], &upper, &work, true).unwrap();
+        let mount_it = || {
+            mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(data.as_str()),
+            )
+        };
+        mount_it().unwrap();
+        std::fs::write(merged.join("kept"), "x").unwrap();
+        unmount(&merged).unwrap();
+        // The kernel's guard: a volatile overlay's directories are not mounted twice.
+        assert_eq!(mount_it(), Err(nix::errno::Errno::EINVAL));
+        settle_volatile(&upper, &work).unwrap();
+        mount_it().unwrap();
+        let kept = std::fs::read_to_string(merged.join("kept"));
+        unmount(&merged).unwrap();
+        assert_eq!(kept.unwrap(), "x");
+        // Nothing to settle: no error.
+        settle_volatile(&upper, &work).unwrap();
     }
 }

@@ -27,7 +27,14 @@ impl Monitor {
             }
             Request::State => Ok(Some(Reply::State(self.record.state.clone()))),
             Request::Wait { condition } => Ok(self.wait(id, condition)),
-            Request::Stop { signal, timeout } => self.stop(id, signal, timeout),
+            Request::Stop {
+                signal,
+                timeout,
+                restart,
+            } => {
+                self.restart_follows |= restart;
+                self.stop(id, signal, timeout)
+            }
             Request::Kill { signal } => self.kill(signal).map(|()| Some(Reply::Ok)),
             Request::Pause => self.pause(true).map(|()| Some(Reply::Ok)),
             Request::Unpause => self.pause(false).map(|()| Some(Reply::Ok)),

@@ -295,6 +295,7 @@ fn stop_kills_a_process_that_ignores_sigterm() {
         .call(&Request::Stop {
             signal: None,
             timeout: Some(1),
+            restart: false,
         })
         .unwrap();
     assert_eq!(
@@ -331,6 +332,7 @@ fn stop_during_restart_backoff_answers_at_once() {
         .call(&Request::Stop {
             signal: None,
             timeout: None,
+            restart: false,
         })
         .unwrap();
     assert!(

@@ -658,15 +658,7 @@ async fn resolve_on(
     let host = ep.host.as_str();
     let repo = &reference.repository;
     let label = reference.familiar();
-    let top_ref = match (&reference.digest, &reference.tag) {
-        (Some(d), _) => ep.oci_ref_digest(repo, d),
-        (None, tag) => oci_client::Reference::with_tag(
-            host.to_owned(),
-            repo.clone(),
-            tag.clone()
-                .unwrap_or_else(|| pelagos_image::reference::DEFAULT_TAG.to_owned()),
-        ),
-    };
+    let top_ref = top_reference(&ep, reference);
     let what = format!("manifest {label}");
     let top = fetch_manifest(&ep, &top_ref, &what).await?;
     let top_digest = match &reference.digest {
@@ -713,8 +705,21 @@ async fn resolve_on(
     })
 }
 
+/// What `reference` names at the endpoint: its digest, else its tag (`latest` by default).
+pub(crate) fn top_reference(ep: &Endpoint, reference: &Reference) -> oci_client::Reference {
+    match (&reference.digest, &reference.tag) {
+        (Some(d), _) => ep.oci_ref_digest(&reference.repository, d),
+        (None, tag) => oci_client::Reference::with_tag(
+            ep.host.clone(),
+            reference.repository.clone(),
+            tag.clone()
+                .unwrap_or_else(|| pelagos_image::reference::DEFAULT_TAG.to_owned()),
+        ),
+    }
+}
+
 /// [`Client::fetch_blob`] at one endpoint.
-async fn fetch_blob_on(
+pub(crate) async fn fetch_blob_on(
     ep: Endpoint,
     repository: &str,
     desc: &BlobDescriptor,
@@ -814,7 +819,7 @@ fn image_parts(
     Ok((manifest_media_type, config, layers))
 }
 
-async fn fetch_manifest(
+pub(crate) async fn fetch_manifest(
     ep: &Endpoint,
     r: &oci_client::Reference,
     what: &str,
@@ -844,7 +849,11 @@ async fn fetch_manifest(
     Ok(bytes.to_vec())
 }
 
-fn parse_manifest(bytes: &[u8], label: &str, host: &str) -> Result<Parsed, RegistryError> {
+pub(crate) fn parse_manifest(
+    bytes: &[u8],
+    label: &str,
+    host: &str,
+) -> Result<Parsed, RegistryError> {
     manifest::parse(bytes).map_err(|e| match e {
         ParseError::Malformed(message) => RegistryError::Protocol {
             host: host.to_owned(),
@@ -858,7 +867,7 @@ fn parse_manifest(bytes: &[u8], label: &str, host: &str) -> Result<Parsed, Regis
     })
 }
 
-fn verify_bytes(
+pub(crate) fn verify_bytes(
     bytes: &[u8],
     expected: &Digest,
     host: &str,

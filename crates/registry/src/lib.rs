@@ -19,6 +19,7 @@
 mod auth;
 mod client;
 mod config;
+mod distribution;
 mod error;
 mod manifest;
 mod platform;
@@ -30,6 +31,7 @@ mod tls;
 pub use auth::{AuthFile, Credentials};
 pub use client::{Client, ResolvedImage};
 pub use config::RegistryConfig;
+pub use distribution::DistributionInfo;
 pub use error::RegistryError;
 pub use manifest::{
     BlobDescriptor, DOCKER_CONFIG, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_CONFIG, OCI_INDEX,

@@ -9,11 +9,14 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use pelagos_engine::container as verbs;
-use pelagos_model::protocol::Attach;
+use pelagos_model::logs::{LogEntry, LogSettings, ReadOptions, Stream};
+use pelagos_model::protocol::{data_frame, Attach, STDERR, STDOUT};
+use pelagos_model::state::Status;
 use pelagos_model::ErrorKind;
+use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::hijack::{self, Session};
+use crate::hijack::{self, OnDrop, Session};
 use crate::query::{bool_value, Params};
 use crate::state::AppState;
 
@@ -30,7 +33,14 @@ struct Target {
     id: String,
     tty: bool,
     attach: Attach,
+    /// `stream`: live output (and stdin); without it only the logs so far (moby's default).
+    stream: bool,
+    /// Whether its log driver keeps a log to read back.
+    logs_readable: bool,
 }
+
+/// A session to come: at once, or at the container's start.
+type Joining = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Session>> + Send>>;
 
 /// Looks the container up (404) and reads the query: stdin only for a container created
 /// with it open, as moby.
@@ -39,6 +49,8 @@ async fn target(state: &AppState, name: String, q: &Params) -> ApiResult<Target>
         .blocking(move |engine| verbs::lookup(engine, &name))
         .await?;
     let flag = |k: &str| bool_value(q.get(k).map(String::as_str));
+    let logs_readable = LogSettings::from_config(&record.host_config.log_config)
+        .is_ok_and(|s| s.file_name().is_some());
     Ok(Target {
         id: record.id.to_string(),
         tty: record.config.tty,
@@ -49,15 +61,77 @@ async fn target(state: &AppState, name: String, q: &Params) -> ApiResult<Target>
             logs: flag("logs"),
             detach_keys: q.get("detachKeys").cloned(),
         },
+        stream: flag("stream"),
+        logs_readable,
     })
+}
+
+/// Chunks of logs queued for the client (a slow client slows the reader).
+const LOG_QUEUE: usize = 16;
+
+/// moby's `stream=0`: the log so far when `logs` is asked (the streams asked for, framed as
+/// the live stream would be), then the end; no live output, no stdin.
+fn logs_only(state: &AppState, t: &Target) -> ApiResult<Session> {
+    let (tx, output) = mpsc::channel(LOG_QUEUE);
+    let release = OnDrop::new(|| {});
+    if !t.attach.logs {
+        return Ok(Session {
+            output,
+            stdin: None,
+            release,
+        });
+    }
+    if !t.logs_readable {
+        // moby's ErrReadLogsNotSupported, as for `GET /logs`.
+        return Err(ApiError::not_implemented(
+            "configured logging driver does not support reading",
+        ));
+    }
+    let options = ReadOptions {
+        stdout: t.attach.stdout,
+        stderr: t.attach.stderr,
+        ..ReadOptions::default()
+    };
+    let (engine, id, tty) = (state.engine.clone(), t.id.clone(), t.tty);
+    std::thread::Builder::new()
+        .name("attach-logs".into())
+        .spawn(move || {
+            let mut emit = |entry: &LogEntry| {
+                tx.blocking_send(Bytes::from(log_chunk(entry, tty)))
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            };
+            // A read that fails ends the stream early; the client sees what came.
+            let _ = verbs::logs::logs(&engine, &id, &options, false, &mut emit);
+        })
+        .map_err(|e| ApiError::internal(format!("start the logs reader: {e}")))?;
+    Ok(Session {
+        output,
+        stdin: None,
+        release,
+    })
+}
+
+/// One log entry as an attached client reads it: bare with a tty, else in its stream's frame.
+fn log_chunk(entry: &LogEntry, tty: bool) -> Vec<u8> {
+    match (tty, entry.stream) {
+        (true, _) => entry.bytes.clone(),
+        (false, Stream::Stderr) => data_frame(STDERR, &entry.bytes),
+        (false, Stream::Stdout) => data_frame(STDOUT, &entry.bytes),
+    }
+}
+
+/// The session a request gets: the logs alone without `stream`, else the live one.
+async fn session_for(state: &AppState, t: &Target) -> ApiResult<Joining> {
+    if t.stream {
+        return join(state, t).await;
+    }
+    let session = logs_only(state, t)?;
+    Ok(Box::pin(async move { Some(session) }))
 }
 
 /// Attaches now to a running container, or registers to be attached by its start (the
 /// session then begins at the start).
-async fn join(
-    state: &AppState,
-    t: &Target,
-) -> ApiResult<std::pin::Pin<Box<dyn std::future::Future<Output = Option<Session>> + Send>>> {
+async fn join(state: &AppState, t: &Target) -> ApiResult<Joining> {
     let (id, attach) = (t.id.clone(), t.attach.clone());
     let (tty, stdin) = (t.tty, t.attach.stdin);
     let now = state
@@ -95,7 +169,7 @@ async fn attach(
     let t = target(&state, name, &q).await?;
     let (mut parts, _) = request.into_parts();
     let upgrade = hijack::take_upgrade(&mut parts);
-    let session = join(&state, &t).await?;
+    let session = session_for(&state, &t).await?;
     Ok(hijack::answer(upgrade, t.tty, session))
 }
 
@@ -110,7 +184,7 @@ async fn attach_ws(
     let mut t = target(&state, name, &q).await?;
     // A websocket carries no stream numbers: output goes bare, as with a tty.
     t.tty = true;
-    let session = join(&state, &t).await?;
+    let session = session_for(&state, &t).await?;
     Ok(ws.on_upgrade(move |socket| async move {
         if let Some(s) = session.await {
             relay_ws(socket, s).await;
@@ -143,13 +217,9 @@ async fn relay_ws(mut socket: WebSocket, session: Session) {
                     Some(Ok(Message::Text(t))) => Bytes::copy_from_slice(t.as_str().as_bytes()),
                     Some(Ok(Message::Binary(b))) => b,
                     Some(Ok(_)) => continue,
-                    // Closed or broken: its stdin ends, its output has nowhere to go.
-                    Some(Err(_)) | None => {
-                        if let Some(tx) = stdin.take() {
-                            let _ = tx.send(Bytes::new()).await;
-                        }
-                        break;
-                    }
+                    // Closed or broken: the client left (the monitor closes the container's
+                    // stdin only with StdinOnce, as moby), its output has nowhere to go.
+                    Some(Err(_)) | None => break,
                 };
                 if let Some(tx) = &stdin {
                     if tx.send(bytes).await.is_err() {
@@ -175,7 +245,8 @@ pub fn tty_size(q: &Params) -> ApiResult<(u16, u16)> {
     Ok((number("h")?, number("w")?))
 }
 
-/// `POST /containers/{id}/resize?h=&w=`.
+/// `POST /containers/{id}/resize?h=&w=`: 409 when it is not running; a running container
+/// without a tty has nothing to resize, which moby (containerd) answers with success.
 async fn resize(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -183,7 +254,19 @@ async fn resize(
 ) -> ApiResult<StatusCode> {
     let (height, width) = tty_size(&q)?;
     state
-        .blocking(move |engine| verbs::attach::resize(engine, &name, height, width))
+        .blocking(move |engine| -> ApiResult<()> {
+            let record = verbs::lookup(engine, &name)?;
+            let running = matches!(record.state.status, Status::Running | Status::Paused);
+            if !running {
+                return Err(ApiError::conflict(
+                    pelagos_model::error::conflict::not_running(&record.id),
+                ));
+            }
+            if record.config.tty {
+                verbs::attach::resize(engine, record.id.as_str(), height, width)?;
+            }
+            Ok(())
+        })
         .await?;
     Ok(StatusCode::OK)
 }

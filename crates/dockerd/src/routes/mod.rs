@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod container_io;
 pub mod containers;
+pub mod distribution;
 pub mod exec;
 pub mod images;
 pub mod networks;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(container_io::routes())
         .merge(attach::routes())
         .merge(exec::routes())
+        .merge(distribution::routes())
         .merge(images::routes())
         .merge(networks::routes())
         .merge(plugins::routes())

@@ -2,12 +2,13 @@
 //! Every path inside it is resolved with `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so
 //! no symlink the container made (`/evil -> /`, `../../..` chains) can lead to the host.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use pelagos_model::record::ContainerRecord;
+use pelagos_image::ImageRecord;
+use pelagos_model::record::{ContainerRecord, MountPoint};
 use pelagos_model::store::OwnerLock;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
@@ -112,15 +113,21 @@ impl ContainerFs {
     }
 }
 
+/// How long a copy waits for another command holding a stopped container (an earlier copy
+/// whose client already has what it wanted is still letting go of its mounts).
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens the root filesystem of a container, running or not.
 pub fn open(engine: &Engine, name_or_id: &str, view: View) -> Result<ContainerFs> {
-    for _ in 0..3 {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    while std::time::Instant::now() < deadline {
         let record = super::lookup(engine, name_or_id)?;
         if record.state.status.is_live() {
             return open_live(engine, &record, view);
         }
         let Some(lock) = engine.containers().try_own(&record.id)? else {
-            // Being started (or removed) right now: look again.
+            // Being started, removed or copied from right now: look again in a moment.
+            std::thread::sleep(std::time::Duration::from_millis(10));
             continue;
         };
         let record = engine.containers().get(record.id.as_str())?;
@@ -128,7 +135,7 @@ pub fn open(engine: &Engine, name_or_id: &str, view: View) -> Result<ContainerFs
             drop(lock);
             continue;
         }
-        let root = mount_stopped(engine, &record)?;
+        let root = mount_stopped(engine, &record, view)?;
         return Ok(ContainerFs {
             root,
             name: record.name,
@@ -171,13 +178,83 @@ fn open_live(engine: &Engine, record: &ContainerRecord, view: View) -> Result<Co
     })
 }
 
+/// A volume or bind of a stopped container, mounted for a copy.
+#[derive(Debug)]
+struct Bind {
+    source: PathBuf,
+    destination: String,
+    rw: bool,
+}
+
+/// The volumes and binds among a container's mounts, parents before what nests in them.
+fn binds_of(mounts: &[MountPoint]) -> Vec<Bind> {
+    let mut binds: Vec<Bind> = mounts
+        .iter()
+        .filter(|m| m.kind == "bind" || m.kind == "volume")
+        .map(|m| Bind {
+            source: PathBuf::from(&m.source),
+            destination: clean(&m.destination),
+            rw: m.rw,
+        })
+        .collect();
+    binds.sort_by_key(|b| b.destination.matches('/').count());
+    binds
+}
+
+/// The volumes and binds a [`View::Live`] of a stopped container shows at their
+/// destinations (moby mounts them for `docker cp`). A container that never started has its
+/// volumes made (and filled from the image at `rootfs`) and recorded first, as its first
+/// start would: its monitor then mounts these. The caller holds the owner lock.
+fn live_binds(
+    engine: &Engine,
+    record: &ContainerRecord,
+    image: &ImageRecord,
+    view: View,
+    rootfs: &Path,
+) -> Result<Vec<Bind>> {
+    if view != View::Live {
+        return Ok(Vec::new());
+    }
+    if record.volumes_prepared {
+        return Ok(binds_of(&record.mounts));
+    }
+    let config = engine.images().config(image)?;
+    let image_volumes = config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    let planned =
+        pelagos_model::mounts::planned_mounts(&record.config, &record.host_config, &image_volumes)?;
+    if planned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let prepared = engine.volumes().prepare(rootfs, &planned)?;
+    let recorded = engine.containers().modify(&record.id, |r| {
+        r.mounts = prepared.mounts.clone();
+        r.anonymous_volumes = prepared.anonymous.clone();
+        r.volumes_prepared = true;
+    });
+    match recorded {
+        Ok(r) => Ok(binds_of(&r.mounts)),
+        Err(e) => {
+            // Volumes nobody records would never be removed.
+            for name in &prepared.anonymous {
+                let _ = engine.volumes().remove(name, true, &|_| Vec::new());
+            }
+            Err(e.into())
+        }
+    }
+}
+
 /// Mounts the overlay of a stopped container where only this call sees it, and returns a
 /// descriptor of its root: the mount is made in a private mount namespace of a short-lived
 /// thread (which may change its own working directory to shorten the lowerdir paths, as the
 /// monitor does); a descriptor of that namespace keeps it (and the mount) alive until the
 /// root is dropped. No other process sees the mount, and it goes with the namespace
-/// whatever happens, even if this process is killed.
-fn mount_stopped(engine: &Engine, record: &ContainerRecord) -> Result<RootDir> {
+/// whatever happens, even if this process is killed. The live view also gets the
+/// container's volumes and binds, mounted in the same namespace.
+fn mount_stopped(engine: &Engine, record: &ContainerRecord, view: View) -> Result<RootDir> {
     let image = engine.images().get(&record.image_id)?;
     let mut lowers = engine.images().lowerdirs(&image)?;
     let layers_dir = engine.images().layers_dir();
@@ -198,16 +275,23 @@ fn mount_stopped(engine: &Engine, record: &ContainerRecord) -> Result<RootDir> {
         upper.display(),
         work.display()
     );
+    let binds_for = |rootfs: &Path| live_binds(engine, record, &image, view, rootfs);
     std::thread::scope(|s| {
-        s.spawn(|| mount_detached(&layers_dir, &data, &target))
+        s.spawn(|| mount_detached(&layers_dir, &data, &target, binds_for))
             .join()
             .unwrap_or_else(|_| Err(Error::Task("the mounting thread panicked".into())))
     })
 }
 
 /// Runs on its own thread: unshares the mount namespace (and with it the working directory),
-/// mounts, and opens the mount and the namespace.
-fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDir> {
+/// mounts the overlay and the binds `binds_for` names (given the mounted root's path), and
+/// opens the mount and the namespace.
+fn mount_detached(
+    layers_dir: &Path,
+    data: &str,
+    target: &Path,
+    binds_for: impl FnOnce(&Path) -> Result<Vec<Bind>>,
+) -> Result<RootDir> {
     let sys = |what: String| move |e: nix::errno::Errno| Error::io(what, e.into());
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_FS)
         .map_err(sys("unshare the mount namespace".into()))?;
@@ -229,7 +313,12 @@ fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDi
         Some(data),
     )
     .map_err(sys(format!("mount the overlay on {}", target.display())))?;
-    let root = RootDir::open_path(target);
+    let root = RootDir::open_path(target).and_then(|root| {
+        for bind in binds_for(target)? {
+            mount_bind(&root, &bind)?;
+        }
+        Ok(root)
+    });
     let namespace = rustix::fs::open(
         "/proc/thread-self/ns/mnt",
         OFlags::RDONLY | OFlags::CLOEXEC,
@@ -251,6 +340,88 @@ fn mount_detached(layers_dir: &Path, data: &str, target: &Path) -> Result<RootDi
                     .unwrap_or_else(std::io::Error::last_os_error),
             ))
         }
+    }
+}
+
+/// The path of a descriptor for mount(2): the kernel follows it to the very file, so a
+/// destination resolved inside the root stays there whatever symlinks the container made.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/thread-self/fd/{}", fd.as_raw_fd())
+}
+
+/// Binds a volume or bind's source at its destination inside the root (resolved in the
+/// root: a symlink the container made cannot send it to the host), made first when the
+/// image lacks it, as moby does; read-only when the container has it so.
+fn mount_bind(root: &RootDir, bind: &Bind) -> Result<()> {
+    let source = rustix::fs::open(&bind.source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+        .map_err(|e| Error::io(format!("open {}", bind.source.display()), e.into()))?;
+    let is_dir = rustix::fs::fstat(&source)
+        .map(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir())
+        .map_err(|e| Error::io(format!("stat {}", bind.source.display()), e.into()))?;
+    let at = |what: &str| {
+        let dest = bind.destination.clone();
+        let what = what.to_string();
+        move |e: std::io::Error| Error::io(format!("{what} {dest} for the copy"), e)
+    };
+    let dest = match root.open(&bind.destination, OFlags::PATH) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            make_mountpoint(root, &bind.destination, is_dir).map_err(at("make"))?;
+            root.open(&bind.destination, OFlags::PATH)
+        }
+        other => other,
+    }
+    .map_err(at("open"))?;
+    mount(
+        Some(fd_path(&source).as_str()),
+        fd_path(&dest).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| at("mount")(e.into()))?;
+    if !bind.rw {
+        // The bind itself, looked up again: the descriptor names what lies under it.
+        let mounted = root
+            .open(&bind.destination, OFlags::PATH)
+            .map_err(at("open"))?;
+        mount(
+            None::<&str>,
+            fd_path(&mounted).as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| at("make read-only")(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Makes a missing mount point inside the root (its missing parents as directories).
+fn make_mountpoint(root: &RootDir, path: &str, is_dir: bool) -> std::io::Result<()> {
+    let (dir, base) = split_dir_entry(path);
+    if base.is_empty() || base == "." || base == ".." {
+        return Ok(());
+    }
+    let parent = match root.open_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            make_mountpoint(root, &dir, true)?;
+            root.open_dir(&dir)?
+        }
+        other => other?,
+    };
+    let made = match is_dir {
+        true => rustix::fs::mkdirat(&parent, base.as_str(), Mode::from_raw_mode(0o755)),
+        false => rustix::fs::openat(
+            &parent,
+            base.as_str(),
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map(drop),
+    };
+    match made {
+        Err(rustix::io::Errno::EXIST) | Ok(()) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -319,5 +490,24 @@ mod tests {
         assert_eq!(split_dir_entry("/x"), ("/".into(), "x".into()));
         assert_eq!(split_dir_entry("x"), (".".into(), "x".into()));
         assert!(asserts_directory("/a/") && asserts_directory("/a/.") && !asserts_directory("/a"));
+    }
+
+    #[test]
+    fn mount_points_are_made_inside_the_root_whatever_its_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("../../..", d.path().join("up")).unwrap();
+        let root = RootDir::open_path(d.path()).unwrap();
+        make_mountpoint(&root, "/a/b/c", true).unwrap();
+        assert!(d.path().join("a/b/c").is_dir());
+        make_mountpoint(&root, "/up/file", false).unwrap();
+        assert!(d.path().join("file").is_file());
+        // `escape` names a host directory: inside the root it leads nowhere, so nothing is
+        // made, there or on the host.
+        assert!(make_mountpoint(&root, "/escape/data/vol", true).is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+        // Made already: no error.
+        make_mountpoint(&root, "/a/b/c", true).unwrap();
     }
 }

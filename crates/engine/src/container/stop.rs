@@ -22,11 +22,37 @@ pub fn stop_with_signal(
     signal: Option<i32>,
     timeout: Option<i64>,
 ) -> Result<()> {
+    stop_request(engine, name_or_id, signal, timeout, false)
+}
+
+/// The stop of a `restart`, a start to follow: as [`stop_with_signal`], but a container
+/// with AutoRemove is kept (moby removes it only when a run ends otherwise).
+pub fn stop_for_restart(
+    engine: &Engine,
+    name_or_id: &str,
+    signal: Option<i32>,
+    timeout: Option<i64>,
+) -> Result<()> {
+    stop_request(engine, name_or_id, signal, timeout, true)
+}
+
+fn stop_request(
+    engine: &Engine,
+    name_or_id: &str,
+    signal: Option<i32>,
+    timeout: Option<i64>,
+    restart: bool,
+) -> Result<()> {
     let record = super::lookup(engine, name_or_id)?;
     let Some(mut client) = super::monitor_of(engine, &record)? else {
         return Ok(());
     };
-    match client.call(&Request::Stop { signal, timeout }) {
+    let request = Request::Stop {
+        signal,
+        timeout,
+        restart,
+    };
+    match client.call(&request) {
         Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => {
             engine.emit(&Event::container(&record, "stop"));
             Ok(())

@@ -69,6 +69,7 @@ fn create_container(
         body.config.volumes = None;
     }
     adapt_resources(&mut body.host_config);
+    let asked_default = matches!(body.host_config.network_mode.as_str(), "" | "default");
     let request = verb::with_defaults(
         engine,
         CreateRequest {
@@ -85,6 +86,12 @@ fn create_container(
         check_platform(&image, &request.image_name, platform)?;
     }
     let record = verb::create(engine, &image, request)?;
+    if asked_default {
+        // Before anyone can start it: inspect then shows `default`, as moby's.
+        engine.containers().modify(&record.id, |r| {
+            r.asked_network_mode = "default".into();
+        })?;
+    }
     Ok(record.id.to_string())
 }
 

@@ -96,7 +96,7 @@ pub async fn restart(
         .blocking(move |engine| -> ApiResult<StatusCode> {
             let record = lookup(engine, &id)?;
             let id = record.id.as_str();
-            verbs::stop::stop_with_signal(engine, id, signal, timeout)?;
+            verbs::stop::stop_for_restart(engine, id, signal, timeout)?;
             verbs::start::start(engine, id, None)?;
             if let Ok(record) = lookup(engine, id) {
                 engine.emit(&Event::container(&record, "restart"));

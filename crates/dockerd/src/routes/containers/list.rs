@@ -58,9 +58,18 @@ fn limit(text: Option<&str>) -> ApiResult<Option<usize>> {
 /// `NetworkSettings.Networks`.
 fn summary(engine: &Engine, r: &ContainerRecord, size: bool) -> Value {
     let mut v = serde_json::to_value(summary_of(engine, r, size)).unwrap_or_else(|_| json!({}));
-    v["HostConfig"] = json!({ "NetworkMode": r.host_config.network_mode });
+    v["HostConfig"] = json!({ "NetworkMode": network_mode(r) });
     v["NetworkSettings"] = json!({ "Networks": networks(r) });
     v
+}
+
+/// `HostConfig.NetworkMode` as the client sent it (moby keeps `default`); the resolved
+/// network is in `NetworkSettings`.
+fn network_mode(r: &ContainerRecord) -> &str {
+    match r.asked_network_mode.as_str() {
+        "" => &r.host_config.network_mode,
+        asked => asked,
+    }
 }
 
 /// The container's endpoints; `none` and `host` show an empty one, as in inspect.
@@ -84,6 +93,7 @@ pub async fn inspect(
         .blocking(move |engine| -> ApiResult<Value> {
             let record = lookup(engine, &id)?;
             let mut v = inspect_verb::view(engine, &record);
+            v["HostConfig"]["NetworkMode"] = json!(network_mode(&record));
             if size {
                 let s = summary_of(engine, &record, true);
                 v["SizeRw"] = json!(s.size_rw);

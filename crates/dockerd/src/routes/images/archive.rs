@@ -197,8 +197,8 @@ pub async fn search(
     let engine = state.engine.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let found = engine
-            .registry_client()
+        // The index's search is anonymous; the daemon reads no credential file (moby).
+        let found = super::client_for(&engine, "docker.io", None)
             .map_err(ApiError::from)
             .and_then(|c| {
                 handle

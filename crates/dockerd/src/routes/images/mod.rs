@@ -7,6 +7,8 @@ mod local;
 mod stream;
 mod transfer;
 
+pub(crate) use transfer::{client_for, header_credentials};
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;

@@ -34,11 +34,18 @@ pub struct AuthConfig {
     password: String,
     auth: String,
     serveraddress: String,
+    identitytoken: String,
 }
 
 impl AuthConfig {
     /// The user name and password, from the fields or from `auth` (base64 `user:password`).
+    /// None with an identity token: its user name is a placeholder (`<token>`), and sending
+    /// that as a password would fail even a public pull; pelagos has no refresh-token flow,
+    /// so such a request is anonymous.
     fn credentials(&self) -> Option<Credentials> {
+        if !self.identitytoken.is_empty() {
+            return None;
+        }
         if !self.username.is_empty() {
             return Some(Credentials {
                 username: self.username.clone(),
@@ -57,7 +64,7 @@ impl AuthConfig {
 }
 
 /// The credentials of `X-Registry-Auth`, if it carries some (`{}` carries none).
-fn header_credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
+pub(crate) fn header_credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
     let Some(value) = headers.get("X-Registry-Auth") else {
         return Ok(None);
     };
@@ -74,20 +81,18 @@ fn header_credentials(headers: &HeaderMap) -> ApiResult<Option<Credentials>> {
     Ok(config.credentials())
 }
 
-/// A registry client with the request's credentials for `registry`, else the daemon's own
-/// credential file (shared with `pelagos login`).
-fn client_for(
+/// A registry client with the request's credentials for `registry`, else none: as moby,
+/// the daemon never reads a credential file of its own (the client sends what it has).
+pub(crate) fn client_for(
     engine: &Engine,
     registry: &str,
     creds: Option<Credentials>,
 ) -> pelagos_engine::Result<Client> {
-    match creds {
-        Some(c) => Ok(Client::new(
-            engine.registries(),
-            AuthFile::in_memory(registry, &c),
-        )),
-        None => engine.registry_client(),
-    }
+    let auth = match creds {
+        Some(c) => AuthFile::in_memory(registry, &c),
+        None => AuthFile::empty(std::path::Path::new("")),
+    };
+    Ok(Client::new(engine.registries(), auth))
 }
 
 /// Runs a registry future on a blocking thread of the daemon's runtime (the registry
@@ -483,6 +488,11 @@ pub async fn auth(
     crate::query::Json(config): crate::query::Json<AuthConfig>,
 ) -> ApiResult<Response> {
     let server = pelagos_registry::login_server(&config.serveraddress);
+    if !config.identitytoken.is_empty() {
+        return Err(ApiError::not_implemented(
+            "pelagos-dockerd does not log in with identity tokens: give a user name and a password",
+        ));
+    }
     let creds = config.credentials().ok_or_else(|| {
         ApiError::bad_request("a user name and a password are required to log in")
     })?;
@@ -531,6 +541,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!((c.username.as_str(), c.password.as_str()), ("bob", "x:y"));
+        // An identity token's placeholder user is no credential.
+        let token = r#"{"username":"<token>","auth":"PHRva2VuPjo=","identitytoken":"rt"}"#;
+        assert!(header_credentials(&header(token)).unwrap().is_none());
         let mut bad = HeaderMap::new();
         bad.insert("X-Registry-Auth", "!!".parse().unwrap());
         assert_eq!(
