@@ -170,6 +170,11 @@ def run_and_logs(x):
     both = c.containers.run(IMAGE, ["sh", "-c", "echo out; echo err >&2"], stderr=True, remove=True)
     eq(sorted(both.splitlines()), [b"err", b"out"], "run output with stderr")
 
+    if x.at_least(1, 25):
+        # detach with remove is HostConfig.AutoRemove: the container goes at its exit.
+        gone = x.run_d(["true"], remove=True)
+        poll("the auto-removed container gone", lambda: not c.containers.list(all=True, filters={"id": gone.id}))
+
     try:
         c.containers.run(IMAGE, ["sh", "-c", "echo failing >&2; exit 3"], remove=True)
         raise Failed("run of a failing command did not raise")
@@ -235,6 +240,18 @@ def exec_and_attach(x):
     eq(done["ExitCode"], 5, "exec_inspect ExitCode")
     eq(done["ContainerID"], ctr.id, "exec_inspect ContainerID")
     ctr.remove(force=True)
+
+    # resize of a container's tty and of an exec's: the sizes the processes' terminals see.
+    term = x.run_d(["sleep", "300"], tty=True, name=x.name("tty"))
+    term.resize(height=30, width=100)
+    eq(term.exec_run(["sh", "-c", "stty size < /proc/1/fd/0"]).output, b"30 100\n", "container resize")
+    eid = x.api.exec_create(term.id, ["sleep", "301"], tty=True)["Id"]
+    x.api.exec_start(eid, detach=True, tty=True)
+    poll("the tty exec runs", lambda: x.api.exec_inspect(eid)["Running"])
+    x.api.exec_resize(eid, height=20, width=70)
+    find = "for p in /proc/[0-9]*; do grep -q 301 $p/cmdline 2>/dev/null && stty size < $p/fd/0 && break; done"
+    eq(term.exec_run(["sh", "-c", find]).output, b"20 70\n", "exec resize")
+    term.remove(force=True)
 
     # attach(stream=True) before the start: nothing of the output is missed.
     ticker = c.containers.create(IMAGE, ["sh", "-c", "for i in 1 2 3; do echo tick$i; done; echo tock >&2"], name=x.name("attach"))
@@ -336,6 +353,8 @@ def lifecycle(x):
     chunks, _ = ctr.get_archive("/tmp/sub")
     eq(untar(chunks), {"sub/chunked.txt": b"sent in chunks\n"}, "get_archive of a directory")
     api_error(lambda: ctr.get_archive("/no/such/path"), 404, "get_archive of a missing path")
+    changes = {d["Path"]: d["Kind"] for d in ctr.diff()}
+    eq(changes.get("/tmp/hello.txt"), 1, "diff shows the added file")
 
     # containers.list filters: label, status, name.
     other = x.run_d(["true"], name=x.name("other"), labels={"flow": f"life-{x.tag}"})
