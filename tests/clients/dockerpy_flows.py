@@ -173,7 +173,8 @@ def run_and_logs(x):
     if x.at_least(1, 25):
         # detach with remove is HostConfig.AutoRemove: the container goes at its exit.
         gone = x.run_d(["true"], remove=True)
-        poll("the auto-removed container gone", lambda: not c.containers.list(all=True, filters={"id": gone.id}))
+        # The low-level list: containers.list() inspects each, racing the removal.
+        poll("the auto-removed container gone", lambda: not x.api.containers(all=True, filters={"id": gone.id}))
 
     try:
         c.containers.run(IMAGE, ["sh", "-c", "echo failing >&2; exit 3"], remove=True)
@@ -259,6 +260,21 @@ def exec_and_attach(x):
     ticker.start()
     eq(sorted(b"".join(stream).splitlines()), [b"tick1", b"tick2", b"tick3", b"tock"], "attach stream")
     eq(ticker.wait()["StatusCode"], 0, "attached container's exit")
+    # An attach with stream=0 answers the log so far (logs=1) and ends: upgraded, as
+    # docker-py's attach() asks (the daemon sends nothing before the client read the 101:
+    # what came with it would be lost in docker-py's buffered read of the answer)...
+    eq(ticker.attach(logs=True, stdout=True, stderr=False), b"tick1\ntick2\ntick3\n", "attach logs=1 stream=0")
+    eq(ticker.attach(logs=True, stdout=False, stderr=True, demux=True), (None, b"tock\n"), "attach logs, stderr, demux")
+    eq(ticker.attach(logs=False), b"", "attach stream=0 logs=0")
+
+    # ... and without the upgrade: the answer's body.
+    def attach_logs(**params):
+        url = x.api._url("/containers/{0}/attach", ticker.id)
+        answer = x.api._post(url, params={"stream": 0, **params})
+        return x.api._get_result_tty(False, answer, False)
+    eq(attach_logs(logs=1, stdout=1), b"tick1\ntick2\ntick3\n", "attach logs=1 stream=0 stdout")
+    eq(attach_logs(logs=1, stderr=1), b"tock\n", "attach logs=1 stream=0 stderr")
+    eq(attach_logs(logs=0, stdout=1), b"", "attach logs=0 stream=0")
     ticker.remove()
 
     # attach_socket with stdin: what goes in comes back through cat; half-close ends it.

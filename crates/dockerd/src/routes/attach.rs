@@ -9,11 +9,13 @@ use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
 use pelagos_engine::container as verbs;
-use pelagos_model::protocol::Attach;
+use pelagos_model::logs::{LogEntry, ReadOptions, Stream};
+use pelagos_model::protocol::{data_frame, Attach, STDERR, STDOUT};
 use pelagos_model::ErrorKind;
+use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
-use crate::hijack::{self, Session};
+use crate::hijack::{self, OnDrop, Session};
 use crate::query::{bool_value, Params};
 use crate::state::AppState;
 
@@ -95,8 +97,52 @@ async fn attach(
     let t = target(&state, name, &q).await?;
     let (mut parts, _) = request.into_parts();
     let upgrade = hijack::take_upgrade(&mut parts);
+    if !bool_value(q.get("stream").map(String::as_str)) {
+        let session =
+            logs_only(&state, &t).map_err(|e| ApiError::internal(format!("attach: {e}")))?;
+        return Ok(hijack::answer(upgrade, t.tty, async move { Some(session) }));
+    }
     let session = join(&state, &t).await?;
     Ok(hijack::answer(upgrade, t.tty, session))
+}
+
+/// An attach with `stream=0` (docker-py's `attach(logs=True)`): no live stream, the log so
+/// far when `logs=1`, framed as the attach stream; the connection ends after it, as moby's.
+fn logs_only(state: &AppState, t: &Target) -> std::io::Result<Session> {
+    let (tx, output) = mpsc::channel(16);
+    let session = Session {
+        output,
+        stdin: None,
+        release: OnDrop::new(|| {}),
+    };
+    if !t.attach.logs || !(t.attach.stdout || t.attach.stderr) {
+        return Ok(session);
+    }
+    let options = ReadOptions {
+        stdout: t.attach.stdout,
+        stderr: t.attach.stderr,
+        ..ReadOptions::default()
+    };
+    let (engine, id, tty) = (state.engine.clone(), t.id.clone(), t.tty);
+    std::thread::Builder::new()
+        .name("attach-logs".into())
+        .spawn(move || {
+            let mut emit = |e: &LogEntry| {
+                let stream = match e.stream {
+                    Stream::Stderr => STDERR,
+                    _ => STDOUT,
+                };
+                let chunk = match tty {
+                    true => e.bytes.clone(),
+                    false => data_frame(stream, &e.bytes),
+                };
+                tx.blocking_send(Bytes::from(chunk))
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            };
+            // A driver that cannot be read, or a client gone: the stream just ends.
+            let _ = verbs::logs::logs(&engine, &id, &options, false, &mut emit);
+        })?;
+    Ok(session)
 }
 
 /// `GET /containers/{id}/attach/ws`: output as binary messages, text or binary messages in
