@@ -100,11 +100,11 @@ impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for PeerFd {
     }
 }
 
-/// Waits (a second at most) until the client has read everything sent on the connection:
+/// Waits (10 s at most) until the client has read everything sent on the connection:
 /// the 101. Clients that read the answer through a buffer (docker-py, http.client) would
 /// otherwise swallow output sent right after it with the headers and never see it.
 async fn until_read(fd: RawFd) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
         let mut unread: libc::c_int = 0;
         // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int, `unread`, valid for the call; the fd

@@ -179,8 +179,7 @@ async fn start(
     let spec = config.spec(tty, body.console_size);
     if !body.detach {
         // As moby: the connection is answered (hijacked) first and the process started
-        // after, its failures written into the stream. Output sent along with the 101 would
-        // be lost by clients that read the answer through a buffer (docker-py).
+        // after, its failures written into the stream.
         let stdin = config.attach_stdin;
         let session = async move { Some(attached(state, id, container, spec, tty, stdin).await) };
         return Ok(hijack::answer(upgrade, tty, session));
