@@ -7,11 +7,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Mutex;
 
 use axum::body::Body;
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::serve::IncomingStream;
 use bytes::Bytes;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -67,11 +70,50 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
     has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "tcp")
 }
 
+/// The connection's upgrade, and its unix socket when it came on one.
+pub struct Upgrade {
+    on: OnUpgrade,
+    peer: Option<RawFd>,
+}
+
 /// The connection's upgrade, when the request asks for one.
-pub fn take_upgrade(parts: &mut axum::http::request::Parts) -> Option<OnUpgrade> {
-    match wants_upgrade(&parts.headers) {
-        true => parts.extensions.remove::<OnUpgrade>(),
-        false => None,
+pub fn take_upgrade(parts: &mut axum::http::request::Parts) -> Option<Upgrade> {
+    if !wants_upgrade(&parts.headers) {
+        return None;
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<PeerFd>>()
+        .map(|c| c.0 .0);
+    let on = parts.extensions.remove::<OnUpgrade>()?;
+    Some(Upgrade { on, peer })
+}
+
+/// The file descriptor of a unix socket connection, recorded when it is accepted (the
+/// daemon's connect info), to see when the client has read the 101.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerFd(pub RawFd);
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for PeerFd {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        PeerFd(stream.io().as_raw_fd())
+    }
+}
+
+/// Waits (10 s at most) until the client has read everything sent on the connection:
+/// the 101. Clients that read the answer through a buffer (docker-py, http.client) would
+/// otherwise swallow output sent right after it with the headers and never see it.
+async fn until_read(fd: RawFd) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int, `unread`, valid for the call; the fd
+        // is the upgraded connection, which the caller holds open.
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unread) };
+        if rc != 0 || unread == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
 
@@ -87,7 +129,7 @@ fn content_type(tty: bool) -> &'static str {
 /// Answers a hijack request: 101 and the relay on the upgraded connection when `upgrade` is
 /// given, else 200 with the output as the body. `session` resolves when the stream can begin
 /// (`None`: it cannot, the connection is closed).
-pub fn answer<F>(upgrade: Option<OnUpgrade>, tty: bool, session: F) -> Response
+pub fn answer<F>(upgrade: Option<Upgrade>, tty: bool, session: F) -> Response
 where
     F: Future<Output = Option<Session>> + Send + 'static,
 {
@@ -95,7 +137,12 @@ where
     match upgrade {
         Some(upgrade) => {
             tokio::spawn(async move {
-                let Ok(upgraded) = upgrade.await else { return };
+                let Ok(upgraded) = upgrade.on.await else {
+                    return;
+                };
+                if let Some(fd) = upgrade.peer {
+                    until_read(fd).await;
+                }
                 if let Some(s) = session.await {
                     relay(TokioIo::new(upgraded), s).await;
                 }

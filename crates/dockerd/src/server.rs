@@ -181,7 +181,10 @@ pub async fn run(flags: Flags) -> Result<(), ServeError> {
     let app = tower::Layer::layer(&axum::middleware::from_fn(crate::version::negotiate), app);
     let mut tasks = JoinSet::new();
     for listener in listeners {
-        let service = axum::ServiceExt::<Request>::into_make_service(app.clone());
+        // Each unix connection's fd comes with its requests (see `hijack::PeerFd`).
+        let service = axum::ServiceExt::<Request>::into_make_service_with_connect_info::<
+            crate::hijack::PeerFd,
+        >(app.clone());
         match listener {
             Bound::Unix(l) => tasks.spawn(async move { axum::serve(l, service).await }),
             Bound::Tls(l, acceptor) => tasks.spawn(crate::tls::serve(l, acceptor, app.clone())),

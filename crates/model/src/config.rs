@@ -67,9 +67,14 @@ pub struct HealthConfig {
     /// `[]` inherit, `["NONE"]` disable, `["CMD", args…]`, `["CMD-SHELL", command]`.
     #[serde(deserialize_with = "null_default")]
     pub test: Vec<String>,
+    // docker-py sends `"StartPeriod": null` when it is not set; Go reads null as zero.
+    #[serde(deserialize_with = "null_default")]
     pub interval: i64,
+    #[serde(deserialize_with = "null_default")]
     pub timeout: i64,
+    #[serde(deserialize_with = "null_default")]
     pub retries: i64,
+    #[serde(deserialize_with = "null_default")]
     pub start_period: i64,
 }
 
@@ -551,6 +556,17 @@ mod tests {
         let v = serde_json::to_value(EndpointSettings::default()).unwrap();
         assert_eq!(v.as_object().unwrap().len(), 13);
         assert!(v["IPAMConfig"].is_null() && v["Aliases"].is_null());
+    }
+
+    #[test]
+    fn healthchecks_read_docker_py_s_nulls() {
+        let body = r#"{"Test": ["CMD-SHELL", "true"], "Interval": 200000000,
+                       "Timeout": null, "Retries": 3, "StartPeriod": null}"#;
+        let h: HealthConfig = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (h.interval, h.timeout, h.retries, h.start_period),
+            (200000000, 0, 3, 0)
+        );
     }
 
     #[test]

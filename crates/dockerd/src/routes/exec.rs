@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use hyper::upgrade::OnUpgrade;
 use pelagos_engine::container::{self as verbs, exec::ExecSession};
 use pelagos_model::protocol::{data_frame, ExecSpec, STDERR, STDOUT};
 use pelagos_model::state::Status;
@@ -178,22 +177,24 @@ async fn start(
     let tty = config_tty || body.tty;
     let (container, config) = state.execs.begin(&id, tty)?;
     let spec = config.spec(tty, body.console_size);
-    let attached = !body.detach;
+    if !body.detach {
+        // As moby: the connection is answered (hijacked) first and the process started
+        // after, its failures written into the stream.
+        let stdin = config.attach_stdin;
+        let session = async move { Some(attached(state, id, container, spec, tty, stdin).await) };
+        return Ok(hijack::answer(upgrade, tty, session));
+    }
     let launched = {
         let container = container.clone();
         state
-            .blocking(move |engine| launch(engine, &container, spec, attached))
+            .blocking(move |engine| launch(engine, &container, spec, false))
             .await
     };
     let running = match launched {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            let code = start_failure_code(e.kind());
-            state.execs.ended(&id, code);
-            return match (code, attached) {
-                (Some(_), true) => Ok(failed_start(e.into(), upgrade, tty)),
-                _ => Err(e.into()),
-            };
+            state.execs.ended(&id, start_failure_code(e.kind()));
+            return Err(e.into());
         }
         Err(e) => {
             state.execs.ended(&id, None);
@@ -203,19 +204,48 @@ async fn start(
     state
         .execs
         .started(&id, running.session.pid, running.pty.clone());
-    if body.detach {
-        let execs = state.execs.clone();
-        tokio::task::spawn_blocking(move || record_exit(&execs, &id, running.session));
-        return Ok(StatusCode::OK.into_response());
-    }
-    let session = exec_session(state.execs.clone(), id, running, tty, config.attach_stdin)
-        .map_err(|e| ApiError::internal(format!("exec: {e}")))?;
-    Ok(hijack::answer(upgrade, tty, async move { Some(session) }))
+    let execs = state.execs.clone();
+    tokio::task::spawn_blocking(move || record_exit(&execs, &id, running.session));
+    Ok(StatusCode::OK.into_response())
 }
 
-/// A start whose program cannot run, for an attached client: its message in the stream,
-/// where Docker puts it (the CLI then reads the exit code, 126 or 127).
-fn failed_start(e: ApiError, upgrade: Option<OnUpgrade>, tty: bool) -> Response {
+/// Starts an attached exec once its client has the answer: the session relaying its
+/// stdio, or one carrying the reason it could not start (its exit code 126/127 recorded
+/// when the program cannot run).
+async fn attached(
+    state: AppState,
+    id: String,
+    container: String,
+    spec: ExecSpec,
+    tty: bool,
+    stdin: bool,
+) -> Session {
+    let launched = state
+        .blocking(move |engine| launch(engine, &container, spec, true))
+        .await;
+    let running = match launched {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            state.execs.ended(&id, start_failure_code(e.kind()));
+            return failed_start(e.into(), tty);
+        }
+        Err(e) => {
+            state.execs.ended(&id, None);
+            return failed_start(e, tty);
+        }
+    };
+    state
+        .execs
+        .started(&id, running.session.pid, running.pty.clone());
+    match exec_session(state.execs.clone(), id, running, tty, stdin) {
+        Ok(session) => session,
+        Err(e) => failed_start(ApiError::internal(format!("exec: {e}")), tty),
+    }
+}
+
+/// A start that failed, for an attached client: its message in the stream, where moby puts
+/// it (the CLI then reads the exit code, 126 or 127 for a program that cannot run).
+fn failed_start(e: ApiError, tty: bool) -> Session {
     let message = format!("{}\r\n", e.message);
     let chunk = match tty {
         true => message.into_bytes(),
@@ -223,12 +253,11 @@ fn failed_start(e: ApiError, upgrade: Option<OnUpgrade>, tty: bool) -> Response 
     };
     let (tx, output) = mpsc::channel(1);
     let _ = tx.try_send(Bytes::from(chunk));
-    let session = Session {
+    Session {
         output,
         stdin: None,
         release: OnDrop::new(|| {}),
-    };
-    hijack::answer(upgrade, tty, async move { Some(session) })
+    }
 }
 
 /// Waits for the process's end and records its exit code.

@@ -20,6 +20,11 @@ pub fn remove(engine: &Engine, name_or_id: &str, force: bool, volumes: bool) -> 
     for _ in 0..50 {
         if let Some(mut client) = super::monitor_of(engine, &record)? {
             if !force {
+                // A monitor writes the final exit before it unmounts and stops answering: a
+                // container whose record says it is not running is waited for, not refused.
+                if !record.state.status.is_live() && super::reconcile::gone_soon(engine, &record) {
+                    continue;
+                }
                 return Err(still_running(&record));
             }
             return match client.call(&Request::Remove { volumes }) {

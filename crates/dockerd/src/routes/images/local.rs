@@ -1,6 +1,6 @@
 //! The image verbs on the local store: list, inspect, history, tag, remove, prune.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
@@ -357,13 +357,27 @@ pub async fn prune(
         .iter()
         .any(|a| a == "dangling=false" || a == "dangling=0");
     let filter = ImagePruneFilter::parse(&args, all)?;
-    let report = state
-        .blocking(move |engine| image_prune::prune(engine, &filter))
+    let (tags, report) = state
+        .blocking(move |engine| {
+            let tags: HashMap<Digest, Vec<String>> = engine
+                .images()
+                .list()?
+                .into_iter()
+                .map(|i| (i.id, i.repo_tags))
+                .collect();
+            Ok::<_, pelagos_engine::Error>((tags, image_prune::prune(engine, &filter)?))
+        })
         .await?;
+    // As moby's ImageDelete of each: its tags untagged, then the image deleted.
     let deleted: Vec<Value> = report
         .deleted
         .iter()
-        .map(|d| json!({ "Deleted": d.to_string() }))
+        .flat_map(|d| {
+            let untagged = tags.get(d).into_iter().flatten();
+            untagged
+                .map(|t| json!({ "Untagged": image_views::familiar(t) }))
+                .chain([json!({ "Deleted": d.to_string() })])
+        })
         .collect();
     Ok(Json(json!({
         "ImagesDeleted": if deleted.is_empty() { Value::Null } else { Value::Array(deleted) },
