@@ -27,7 +27,7 @@ pub fn stop_with_signal(
         return Ok(());
     };
     match client.call(&Request::Stop { signal, timeout }) {
-        Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => {
+        Ok(Reply::Exited { .. }) | Ok(Reply::Removed { .. }) => {
             engine.emit(&Event::container(&record, "stop"));
             Ok(())
         }
