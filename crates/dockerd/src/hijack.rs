@@ -300,9 +300,15 @@ impl PendingAttaches {
     pub fn wait_for_start(&self, id: &str, attach: Attach) -> oneshot::Receiver<Client> {
         let (deliver, rx) = oneshot::channel();
         let mut map = self.lock();
-        let list = map.entry(id.to_string()).or_default();
-        list.retain(|w| !w.deliver.is_closed());
-        list.push(Waiting { attach, deliver });
+        // Attaches whose clients left before any start (their containers may be gone) go now,
+        // so the daemon keeps nothing for them.
+        map.retain(|_, list| {
+            list.retain(|w| !w.deliver.is_closed());
+            !list.is_empty()
+        });
+        map.entry(id.to_string())
+            .or_default()
+            .push(Waiting { attach, deliver });
         rx
     }
 

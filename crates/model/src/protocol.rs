@@ -170,7 +170,12 @@ pub enum Reply {
     State(ContainerState),
     Started { pid: i32 },
     Exited { exit_code: i32, status: Status },
-    Removed,
+    /// The record is gone; `exit_code` is the container's last (a wait for the removal
+    /// answers with it, as moby's). Absent from older monitors: 0.
+    Removed {
+        #[serde(default)]
+        exit_code: i32,
+    },
     Attached,
     Detached,
     ExecStarted { pid: i32 },

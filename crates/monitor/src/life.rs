@@ -188,7 +188,6 @@ impl Monitor {
         if oom_killed {
             self.emit("oom", &[]);
         }
-        self.emit("die", &[("exitCode", &code.to_string())]);
         self.after_exit(code, oom_killed, live.started.elapsed());
         self.shed_soon();
     }
@@ -260,11 +259,16 @@ impl Monitor {
                 }
             });
         }
+        // `die` after the record says so, as moby: a client that acts on the event (the docker
+        // CLI below API 1.25 removes a `--rm` container when it sees `die`) finds it exited.
+        self.emit("die", &[("exitCode", &code.to_string())]);
         // What ends here is done before anyone hears of the exit: a foreground `run` (or a
         // `wait`) that returns finds the root filesystem unmounted and, with AutoRemove, the
         // record gone.
         match (self.removing, restart) {
             (Some(volumes), _) => {
+                // Not written (the record goes), but the removal's answer carries it.
+                self.record.state.exit_code = code;
                 self.finish_removal(volumes);
                 self.answer_exit(code, status);
             }
@@ -397,7 +401,9 @@ impl Monitor {
                 if volumes {
                     self.remove_anonymous_volumes();
                 }
-                Reply::Removed
+                Reply::Removed {
+                    exit_code: self.record.state.exit_code,
+                }
             }
             Err(e) => Reply::Error(Error::Model(e).to_wire()),
         }

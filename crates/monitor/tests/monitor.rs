@@ -452,7 +452,7 @@ fn remove_leaves_nothing_behind() {
     assert!(volume_dir.exists());
     let mut c = w.connect(&id);
     c.send(&Request::Remove { volumes: true }, &[]).unwrap();
-    assert_eq!(c.reply().unwrap().0, Reply::Removed);
+    assert!(matches!(c.reply().unwrap().0, Reply::Removed { .. }));
     assert!(c.next_frame().unwrap().is_none());
     wait_until(|| !process_runs(monitor));
     assert!(w.store.get(id.as_str()).is_err());
@@ -518,7 +518,7 @@ fn auto_remove_deletes_the_record_at_exit() {
     waiter.send(&Request::State, &[]).unwrap();
     assert!(matches!(waiter.reply().unwrap().0, Reply::State(_)));
     std::fs::write(w.rootfs_of(&id).join("tmp/go"), "").unwrap();
-    assert_eq!(waiter.reply().unwrap().0, Reply::Removed);
+    assert_eq!(waiter.reply().unwrap().0, Reply::Removed { exit_code: 3 });
     w.wait_monitor_gone(&id);
     assert!(!w.store.dir_of(&id).exists());
 }

@@ -19,16 +19,14 @@ pub fn remove(engine: &Engine, name_or_id: &str, force: bool, volumes: bool) -> 
     let record = super::lookup(engine, name_or_id)?;
     for _ in 0..50 {
         if let Some(mut client) = super::monitor_of(engine, &record)? {
-            if !force {
-                // A monitor writes the final exit before it unmounts and stops answering: a
-                // container whose record says it is not running is waited for, not refused.
-                if !record.state.status.is_live() && super::reconcile::gone_soon(engine, &record) {
-                    continue;
-                }
+            // A monitor outlives its container's exit by a moment (unmounting, answering):
+            // a container whose record says it ended is stopped, as moby's is once `die` is
+            // out (the docker CLI below API 1.25 removes `--rm` containers on that event).
+            if !force && !has_ended(engine, &record)? {
                 return Err(still_running(&record));
             }
             return match client.call(&Request::Remove { volumes }) {
-                Ok(Reply::Removed) => Ok(()),
+                Ok(Reply::Removed { .. }) => Ok(()),
                 Ok(other) => Err(Error::Task(format!("the monitor answered {other:?} to rm"))),
                 // It ended meanwhile: finish below on the next round.
                 Err(_) if super::reconcile::gone_soon(engine, &record) => continue,
@@ -93,6 +91,15 @@ pub(crate) fn delete_stopped(
 }
 
 /// Docker's refusal to remove a live container without `--force`.
+/// Whether the container's record, read now, says it is no longer running.
+fn has_ended(engine: &Engine, record: &ContainerRecord) -> Result<bool> {
+    match engine.containers().get(record.id.as_str()) {
+        Ok(now) => Ok(matches!(now.state.status, Status::Exited | Status::Created)),
+        Err(pelagos_model::Error::NoSuchContainer(_)) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn still_running(record: &ContainerRecord) -> Error {
     let id = &record.id;
     Error::Conflict(match record.state.status {

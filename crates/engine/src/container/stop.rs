@@ -53,7 +53,7 @@ fn stop_request(
         restart,
     };
     match client.call(&request) {
-        Ok(Reply::Exited { .. }) | Ok(Reply::Removed) => {
+        Ok(Reply::Exited { .. }) | Ok(Reply::Removed { .. }) => {
             engine.emit(&Event::container(&record, "stop"));
             Ok(())
         }

@@ -100,6 +100,7 @@ pub fn wait_cancellable(
     // The last exit when asked: a next exit is one recorded after it (a container started
     // and ended between two looks has no monitor left to ask).
     let exit_before = record.state.finished_at.clone();
+    let asked = std::time::SystemTime::now();
     loop {
         cancel.check()?;
         if let Some(mut client) = super::monitor_of(engine, &record)? {
@@ -108,7 +109,7 @@ pub fn wait_cancellable(
             cancel.check()?;
             match answer {
                 Ok(Reply::Exited { exit_code, .. }) => return Ok(exit_code),
-                Ok(Reply::Removed) => return Ok(record.state.exit_code),
+                Ok(Reply::Removed { exit_code }) => return Ok(exit_code),
                 Ok(other) => {
                     return Err(Error::Task(format!(
                         "the monitor answered {other:?} to wait"
@@ -127,6 +128,9 @@ pub fn wait_cancellable(
             Ok(r) => r,
             Err(Error::Model(e)) if matches!(*e, pelagos_model::Error::NoSuchContainer(_)) => {
                 return match condition {
+                    WaitCondition::Removed if record.state.status != Status::Exited => {
+                        Ok(last_exit_logged(engine, &record, asked))
+                    }
                     WaitCondition::Removed => Ok(record.state.exit_code),
                     _ => Err(pelagos_model::Error::NoSuchContainer(record.name.clone()).into()),
                 }
@@ -144,6 +148,26 @@ pub fn wait_cancellable(
         }
         cancel.nap(RECHECK);
     }
+}
+
+/// The exit code of the container's last `die` since the wait was asked: a container as
+/// short as `true` with AutoRemove can start, exit and be removed between two looks, and its
+/// record (with the code) is gone then; its monitor logged `die` with the code before the
+/// removal. 0 when none is logged (as a removal before any exit).
+fn last_exit_logged(engine: &Engine, record: &ContainerRecord, asked: std::time::SystemTime) -> i32 {
+    // A second of slack for clocks read on two sides of the exit.
+    let since = asked.checked_sub(Duration::from_secs(1));
+    let range = pelagos_model::events::TimeRange { since, until: None };
+    let mut code = 0;
+    let _ = engine.events().read(&range, &mut |event| {
+        if event.action == "die" && event.actor.id == record.id.as_str() {
+            if let Some(c) = event.actor.attributes.get("exitCode") {
+                code = c.parse().unwrap_or(code);
+            }
+        }
+        Ok(())
+    });
+    code
 }
 
 #[cfg(test)]
