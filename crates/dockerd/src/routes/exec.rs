@@ -179,6 +179,13 @@ async fn start(
     let (container, config) = state.execs.begin(&id, tty)?;
     let spec = config.spec(tty, body.console_size);
     let attached = !body.detach;
+    if attached && upgrade.is_some() {
+        // moby answers 101 before it starts the process: docker-py (compose's `exec`) reads
+        // the output from the raw socket once it parsed the answer's head, so output sent
+        // along with the head would be lost in its buffer.
+        let session = launch_upgraded(state, id, container, spec, tty, config.attach_stdin);
+        return Ok(hijack::answer(upgrade, tty, session));
+    }
     let launched = {
         let container = container.clone();
         state
@@ -216,19 +223,68 @@ async fn start(
 /// A start whose program cannot run, for an attached client: its message in the stream,
 /// where Docker puts it (the CLI then reads the exit code, 126 or 127).
 fn failed_start(e: ApiError, upgrade: Option<OnUpgrade>, tty: bool) -> Response {
-    let message = format!("{}\r\n", e.message);
+    let session = message_session(&e.message, tty);
+    hijack::answer(upgrade, tty, async move { Some(session) })
+}
+
+/// A stream holding only `message` (moby's words for an exec that did not start).
+fn message_session(message: &str, tty: bool) -> Session {
+    let message = format!("{message}\r\n");
     let chunk = match tty {
         true => message.into_bytes(),
         false => data_frame(STDOUT, message.as_bytes()),
     };
     let (tx, output) = mpsc::channel(1);
     let _ = tx.try_send(Bytes::from(chunk));
-    let session = Session {
+    Session {
         output,
         stdin: None,
         release: OnDrop::new(|| {}),
+    }
+}
+
+/// The process started once the connection is upgraded, and its session; a start that
+/// fails says why in the stream, as moby does after its hijack.
+async fn launch_upgraded(
+    state: AppState,
+    id: String,
+    container: String,
+    spec: ExecSpec,
+    tty: bool,
+    stdin: bool,
+) -> Option<Session> {
+    // A client gone before the upgrade drops this future: its exec then ended unstarted.
+    let mut unlaunched = Unlaunched(Some((state.execs.clone(), id.clone())));
+    let launched = state
+        .blocking(move |engine| launch(engine, &container, spec, true))
+        .await;
+    unlaunched.0 = None;
+    let failure = match launched {
+        Ok(Ok(running)) => {
+            state
+                .execs
+                .started(&id, running.session.pid, running.pty.clone());
+            match exec_session(state.execs.clone(), id.clone(), running, tty, stdin) {
+                Ok(session) => return Some(session),
+                Err(e) => (None, format!("exec: {e}")),
+            }
+        }
+        Ok(Err(e)) => (start_failure_code(e.kind()), ApiError::from(e).message),
+        Err(e) => (None, e.message),
     };
-    hijack::answer(upgrade, tty, async move { Some(session) })
+    state.execs.ended(&id, failure.0);
+    Some(message_session(&failure.1, tty))
+}
+
+/// An exec begun but not launched: marked ended when dropped armed.
+struct Unlaunched(Option<(Arc<Execs>, String)>);
+
+impl Drop for Unlaunched {
+    fn drop(&mut self) {
+        if let Some((execs, id)) = self.0.take() {
+            execs.ended(&id, None);
+        }
+    }
 }
 
 /// Waits for the process's end and records its exit code.
