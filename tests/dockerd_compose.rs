@@ -367,6 +367,18 @@ fn a_two_service_project_goes_up_serves_by_name_keeps_its_volume_and_comes_down(
     );
     let (code, _) = p.exec("store", &["sh", "-c", "echo kept > /data/kept"]);
     assert_eq!(code, 0);
+    // Without COMPOSE_INTERACTIVE_NO_CLI compose runs the docker CLI on the PATH.
+    let out = p
+        .cmd(&["exec", "-T", "app", "sh", "-c", "echo via-cli; exit 5"])
+        .env_remove("COMPOSE_INTERACTIVE_NO_CLI")
+        .output()
+        .expect("spawn docker-compose");
+    assert_eq!(
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim()),
+        (Some(5), "via-cli"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A second `up -d` finds both containers by their labels and leaves them.
     let ids = p.ids();
