@@ -323,6 +323,21 @@ fn a_two_service_project_goes_up_serves_by_name_keeps_its_volume_and_comes_down(
         ),
     ]);
     assert!(aliases.contains("\"store\""), "{aliases}");
+    // The network and the volume carry compose's labels and the file's.
+    let labels = "{{index .Labels \"com.docker.compose.project\"}} \
+                  {{index .Labels \"com.docker.compose.network\"}}{{index .Labels \"com.docker.compose.volume\"}} \
+                  {{index .Labels \"it.pelagos.net\"}}{{index .Labels \"it.pelagos.vol\"}}";
+    let backend = format!("{}_backend", p.name);
+    let network = d.ok(&["network", "inspect", &backend, "--format", labels]);
+    assert_eq!(network.trim(), format!("{} backend backend", p.name));
+    let volume = d.ok(&[
+        "volume",
+        "inspect",
+        &format!("{}_data", p.name),
+        "--format",
+        labels,
+    ]);
+    assert_eq!(volume.trim(), format!("{} data data", p.name));
 
     // app found store by its service name over the user network.
     p.wait_for_log("app", "app got hello-from-store as hi");
@@ -374,7 +389,10 @@ fn a_two_service_project_goes_up_serves_by_name_keeps_its_volume_and_comes_down(
         .output()
         .expect("spawn docker-compose");
     assert_eq!(
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).trim()),
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
         (Some(5), "via-cli"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
