@@ -525,6 +525,35 @@ services:
         row_has(&p.ok(&["ps"]).stdout, &p.container("job"), "Exit 3"),
         "compose ps"
     );
+    // A one-off container of the service: its output and exit code, removed after (--rm).
+    // compose's own `run` (COMPOSE_INTERACTIVE_NO_CLI) attaches after the start and misses
+    // a quick container's output, with moby too; by default it runs `docker start -a`.
+    let run = p
+        .cmd(&[
+            "run",
+            "--rm",
+            "-T",
+            "job",
+            "sh",
+            "-c",
+            "echo one-off; exit 4",
+        ])
+        .env_remove("COMPOSE_INTERACTIVE_NO_CLI")
+        .output()
+        .expect("spawn docker-compose run");
+    assert_eq!(
+        (
+            run.status.code(),
+            String::from_utf8_lossy(&run.stdout).trim()
+        ),
+        (Some(4), "one-off"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        p.docker_ps(true),
+        [format!("{} exited job", p.container("job"))]
+    );
     p.ok(&["down"]);
     assert!(p.docker_ps(true).is_empty());
     let networks = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
