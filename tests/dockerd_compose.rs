@@ -373,6 +373,19 @@ fn a_two_service_project_goes_up_serves_by_name_keeps_its_volume_and_comes_down(
     let tail = p.ok(&["logs", "--no-color", "--tail=1", "store"]).stdout;
     assert_eq!(prefixed(&tail, "store_1"), ["store up as keeper"], "{tail}");
 
+    // port, top, pause and unpause.
+    let port = p.ok(&["port", "store", "80"]).stdout;
+    assert_eq!(port.trim(), "0.0.0.0:18082");
+    let top = p.ok(&["top", "store"]).stdout;
+    assert!(
+        top.contains(&store) && top.contains("httpd -f -p 80"),
+        "{top}"
+    );
+    p.ok(&["pause", "app"]);
+    assert!(row_has(&p.ok(&["ps"]).stdout, &app, "Paused"));
+    p.ok(&["unpause", "app"]);
+    assert!(row_has(&p.ok(&["ps"]).stdout, &app, "Up"));
+
     // exec: output and exit code through compose's own exec calls.
     let (code, body) = p.exec("app", &["wget", "-q", "-O", "-", "http://store/index.html"]);
     assert_eq!((code, body.trim()), (0, "hello-from-store"));
