@@ -245,39 +245,49 @@ fn message_session(message: &str, tty: bool) -> Session {
 
 /// The process started once the connection is upgraded, and its session; a start that
 /// fails says why in the stream, as moby does after its hijack.
-async fn launch_upgraded(
+fn launch_upgraded(
     state: AppState,
     id: String,
     container: String,
     spec: ExecSpec,
     tty: bool,
     stdin: bool,
-) -> Option<Session> {
-    // A client gone before the upgrade drops this future: its exec then ended unstarted.
+) -> impl std::future::Future<Output = Option<Session>> + Send + 'static {
+    // A client gone before the upgrade drops the future unpolled or while it launches: its
+    // exec then ended unstarted.
     let mut unlaunched = Unlaunched(Some((state.execs.clone(), id.clone())));
-    let launched = state
-        .blocking(move |engine| launch(engine, &container, spec, true))
-        .await;
-    unlaunched.0 = None;
-    let failure = match launched {
-        Ok(Ok(running)) => {
-            state
-                .execs
-                .started(&id, running.session.pid, running.pty.clone());
-            match exec_session(state.execs.clone(), id.clone(), running, tty, stdin) {
-                Ok(session) => return Some(session),
-                Err(e) => (None, format!("exec: {e}")),
+    async move {
+        let launched = state
+            .blocking(move |engine| launch(engine, &container, spec, true))
+            .await;
+        unlaunched.disarm();
+        let failure = match launched {
+            Ok(Ok(running)) => {
+                state
+                    .execs
+                    .started(&id, running.session.pid, running.pty.clone());
+                match exec_session(state.execs.clone(), id.clone(), running, tty, stdin) {
+                    Ok(session) => return Some(session),
+                    Err(e) => (None, format!("exec: {e}")),
+                }
             }
-        }
-        Ok(Err(e)) => (start_failure_code(e.kind()), ApiError::from(e).message),
-        Err(e) => (None, e.message),
-    };
-    state.execs.ended(&id, failure.0);
-    Some(message_session(&failure.1, tty))
+            Ok(Err(e)) => (start_failure_code(e.kind()), ApiError::from(e).message),
+            Err(e) => (None, e.message),
+        };
+        state.execs.ended(&id, failure.0);
+        Some(message_session(&failure.1, tty))
+    }
 }
 
 /// An exec begun but not launched: marked ended when dropped armed.
 struct Unlaunched(Option<(Arc<Execs>, String)>);
+
+impl Unlaunched {
+    /// Launched (or its failure recorded): nothing to do when dropped.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for Unlaunched {
     fn drop(&mut self) {
@@ -470,4 +480,26 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(state.execs.inspect(&id)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exec_never_launched_is_not_left_running() {
+        let execs = Arc::new(Execs::default());
+        let config: ExecConfig = serde_json::from_str(r#"{"Cmd":["true"]}"#).unwrap();
+        let running = |id: &str| execs.inspect(id).unwrap()["Running"] == true;
+        let dropped = execs.create("c".into(), config.clone()).unwrap();
+        execs.begin(&dropped, false).unwrap();
+        drop(Unlaunched(Some((execs.clone(), dropped.clone()))));
+        assert!(!running(&dropped));
+        let launched = execs.create("c".into(), config).unwrap();
+        execs.begin(&launched, false).unwrap();
+        let mut guard = Unlaunched(Some((execs.clone(), launched.clone())));
+        guard.disarm();
+        drop(guard);
+        assert!(running(&launched));
+    }
 }
