@@ -170,26 +170,54 @@ fn detached_container(c: &Client, img: &str, tag: &str) {
     let name = format!("day{tag}");
     let started = humantime_now();
     let id = c.ok(&[
-        "run", "-d", "--name", &name, "--network", "none", "-e", "GREETING=hi", img, "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-e",
+        "GREETING=hi",
+        img,
+        "sh",
+        "-c",
         "echo up; while :; do sleep 1; done",
     ]);
     wait_for("the first log line", || c.ok(&["logs", &name]) == "up");
     assert_eq!(c.ok(&["exec", &name, "sh", "-c", "echo $GREETING"]), "hi");
-    assert_eq!(c.ok_with(&["exec", "-i", &name, "cat"], Some("piped\n")), "piped");
+    assert_eq!(
+        c.ok_with(&["exec", "-i", &name, "cat"], Some("piped\n")),
+        "piped"
+    );
     let (code, _) = c.fail(&["exec", &name, "sh", "-c", "exit 7"]);
     assert_eq!(code, 7);
-    let row = c.ok(&["ps", "--filter", &format!("name={name}"), "--format", "{{.Names}} {{.State}}"]);
+    let row = c.ok(&[
+        "ps",
+        "--filter",
+        &format!("name={name}"),
+        "--format",
+        "{{.Names}} {{.State}}",
+    ]);
     assert_eq!(row, format!("{name} running"));
-    assert_eq!(c.ok(&["inspect", "-f", "{{.State.Running}}", &name]), "true");
+    assert_eq!(
+        c.ok(&["inspect", "-f", "{{.State.Running}}", &name]),
+        "true"
+    );
     assert!(c.ok(&["top", &name]).contains("sleep") || c.ok(&["top", &name]).contains("sh"));
     let stats = c.ok(&["stats", "--no-stream", "--format", "{{.Name}}", &name]);
     assert_eq!(stats, name);
     copy_both_ways(c, &name);
     c.ok(&["pause", &name]);
-    assert_eq!(c.ok(&["inspect", "-f", "{{.State.Status}}", &name]), "paused");
+    assert_eq!(
+        c.ok(&["inspect", "-f", "{{.State.Status}}", &name]),
+        "paused"
+    );
     c.ok(&["unpause", &name]);
     c.ok(&["restart", "-t", "1", &name]);
-    assert_eq!(c.ok(&["inspect", "-f", "{{.State.Running}}", &name]), "true");
+    assert_eq!(
+        c.ok(&["inspect", "-f", "{{.State.Running}}", &name]),
+        "true"
+    );
     let renamed = format!("{name}b");
     c.ok(&["rename", &name, &renamed]);
     c.ok(&["kill", "-s", "KILL", &renamed]);
@@ -198,10 +226,26 @@ fn detached_container(c: &Client, img: &str, tag: &str) {
     c.ok(&["stop", "-t", "1", &renamed]);
     let until = humantime_now();
     let events = c.ok(&[
-        "events", "--since", &started, "--until", &until, "--filter",
-        &format!("container={id}"), "--format", "{{.Action}}",
+        "events",
+        "--since",
+        &started,
+        "--until",
+        &until,
+        "--filter",
+        &format!("container={id}"),
+        "--format",
+        "{{.Action}}",
     ]);
-    for action in ["create", "start", "exec_start", "pause", "unpause", "rename", "kill", "die"] {
+    for action in [
+        "create",
+        "start",
+        "exec_start",
+        "pause",
+        "unpause",
+        "rename",
+        "kill",
+        "die",
+    ] {
         assert!(
             events.lines().any(|l| l.starts_with(action)),
             "{action} in:\n{events}"
@@ -220,24 +264,57 @@ fn copy_both_ways(c: &Client, name: &str) {
     assert_eq!(c.ok(&["exec", name, "cat", "/tmp/note.txt"]), "carried");
     c.ok(&["exec", name, "sh", "-c", "echo made inside > /tmp/back.txt"]);
     let back = dir.path().join("back.txt");
-    c.ok(&["cp", &format!("{name}:/tmp/back.txt"), &back.to_string_lossy()]);
-    assert_eq!(std::fs::read_to_string(&back).expect("read back"), "made inside\n");
+    c.ok(&[
+        "cp",
+        &format!("{name}:/tmp/back.txt"),
+        &back.to_string_lossy(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("read back"),
+        "made inside\n"
+    );
 }
 
 /// A restart policy that gives up, and a health check that passes.
 fn restart_policy_and_health(c: &Client, img: &str, tag: &str) {
     let flaky = format!("flaky{tag}");
     c.ok(&[
-        "run", "-d", "--name", &flaky, "--network", "none", "--restart", "on-failure:2", img,
-        "sh", "-c", "exit 1",
+        "run",
+        "-d",
+        "--name",
+        &flaky,
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        img,
+        "sh",
+        "-c",
+        "exit 1",
     ]);
     wait_for("two restarts, then exited", || {
-        c.ok(&["inspect", "-f", "{{.RestartCount}} {{.State.Status}}", &flaky]) == "2 exited"
+        c.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            &flaky,
+        ]) == "2 exited"
     });
     let healthy = format!("healthy{tag}");
     c.ok(&[
-        "run", "-d", "--name", &healthy, "--network", "none", "--health-cmd", "true",
-        "--health-interval", "1s", img, "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        &healthy,
+        "--network",
+        "none",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        img,
+        "sleep",
+        "1000",
     ]);
     wait_for("healthy", || {
         c.ok(&["inspect", "-f", "{{.State.Health.Status}}", &healthy]) == "healthy"
@@ -249,10 +326,37 @@ fn restart_policy_and_health(c: &Client, img: &str, tag: &str) {
 fn volumes(c: &Client, img: &str, tag: &str) {
     let vol = format!("data{tag}");
     c.ok(&["volume", "create", "--label", "day=1", &vol]);
-    assert_eq!(c.ok(&["volume", "inspect", "-f", "{{.Labels.day}}", &vol]), "1");
+    assert_eq!(
+        c.ok(&["volume", "inspect", "-f", "{{.Labels.day}}", &vol]),
+        "1"
+    );
     let mount = format!("{vol}:/data");
-    c.ok(&["run", "--rm", "--network", "none", "-v", &mount, img, "sh", "-c", "echo kept > /data/f"]);
-    assert_eq!(c.ok(&["run", "--rm", "--network", "none", "-v", &mount, img, "cat", "/data/f"]), "kept");
+    c.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &mount,
+        img,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]);
+    assert_eq!(
+        c.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &mount,
+            img,
+            "cat",
+            "/data/f"
+        ]),
+        "kept"
+    );
     let listed = c.ok(&["volume", "ls", "-q"]);
     assert!(listed.lines().any(|l| l == vol), "{listed}");
     c.ok(&["volume", "rm", &vol]);
@@ -261,7 +365,15 @@ fn volumes(c: &Client, img: &str, tag: &str) {
 /// prune (API 1.25 and later: the docker CLI refuses it below), then rmi.
 fn cleanup(c: &Client, img: &str, tag: &str) {
     if c.at_least(25) {
-        c.ok(&["run", "--name", &format!("gone{tag}"), "--network", "none", img, "true"]);
+        c.ok(&[
+            "run",
+            "--name",
+            &format!("gone{tag}"),
+            "--network",
+            "none",
+            img,
+            "true",
+        ]);
         let pruned = c.ok(&["container", "prune", "-f"]);
         assert!(pruned.contains("Total reclaimed space"), "{pruned}");
     }

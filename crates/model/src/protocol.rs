@@ -168,8 +168,13 @@ pub enum Reply {
     Ok,
     Error(WireError),
     State(ContainerState),
-    Started { pid: i32 },
-    Exited { exit_code: i32, status: Status },
+    Started {
+        pid: i32,
+    },
+    Exited {
+        exit_code: i32,
+        status: Status,
+    },
     /// The record is gone; `exit_code` is the container's last (a wait for the removal
     /// answers with it, as moby's). Absent from older monitors: 0.
     Removed {
@@ -178,8 +183,12 @@ pub enum Reply {
     },
     Attached,
     Detached,
-    ExecStarted { pid: i32 },
-    ExecExited { exit_code: i32 },
+    ExecStarted {
+        pid: i32,
+    },
+    ExecExited {
+        exit_code: i32,
+    },
 }
 
 /// A control message with the count of descriptors that came with it.

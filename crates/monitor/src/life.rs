@@ -181,6 +181,9 @@ impl Monitor {
         let _ = self.runtime.delete_created(live.created);
         self.release_networks(live.networks);
         self.drain_output([live.stdout, live.stderr, live.pty]);
+        // Attached clients get the last output before anyone hears of the exit, as Docker's
+        // `die` comes after its streams are copied (compose stops reading at `die`).
+        self.send_queued_output();
         self.stop_deadline = None;
         self.on_probe_exit();
         self.health = None;

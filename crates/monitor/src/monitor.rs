@@ -466,6 +466,14 @@ impl Monitor {
         }
     }
 
+    /// Sends clients what their sockets take now of their queued output (the loop sends
+    /// the rest and drops the dead).
+    pub fn send_queued_output(&mut self) {
+        for c in self.conns.values_mut().filter(|c| c.wants_write()) {
+            c.flush();
+        }
+    }
+
     /// Reads what is left of the container's output (its processes are gone).
     pub fn drain_output(&mut self, outputs: [Option<OwnedFd>; 3]) {
         let sources = [Source::Stdout, Source::Stderr, Source::Pty];

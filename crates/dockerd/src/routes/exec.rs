@@ -181,7 +181,14 @@ async fn start(
         // As moby: the connection is answered (hijacked) first and the process started
         // after, its failures written into the stream.
         let stdin = config.attach_stdin;
-        let session = async move { Some(attached(state, id, container, spec, tty, stdin).await) };
+        // A client gone before the upgrade drops this unpolled or mid-launch: its exec then
+        // ended unstarted, not "running" for ever.
+        let mut unlaunched = Unlaunched(Some((state.execs.clone(), id.clone())));
+        let session = async move {
+            let session = attached(state, id, container, spec, tty, stdin).await;
+            unlaunched.disarm();
+            Some(session)
+        };
         return Ok(hijack::answer(upgrade, tty, session));
     }
     let launched = {
@@ -240,6 +247,24 @@ async fn attached(
     match exec_session(state.execs.clone(), id, running, tty, stdin) {
         Ok(session) => session,
         Err(e) => failed_start(ApiError::internal(format!("exec: {e}")), tty),
+    }
+}
+
+/// An exec begun but not launched: marked ended when dropped armed.
+struct Unlaunched(Option<(Arc<Execs>, String)>);
+
+impl Unlaunched {
+    /// Launched (or its failure recorded): nothing to do when dropped.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unlaunched {
+    fn drop(&mut self) {
+        if let Some((execs, id)) = self.0.take() {
+            execs.ended(&id, None);
+        }
     }
 }
 
@@ -443,4 +468,26 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(state.execs.inspect(&id)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exec_never_launched_is_not_left_running() {
+        let execs = Arc::new(Execs::default());
+        let config: ExecConfig = serde_json::from_str(r#"{"Cmd":["true"]}"#).unwrap();
+        let running = |id: &str| execs.inspect(id).unwrap()["Running"] == true;
+        let dropped = execs.create("c".into(), config.clone()).unwrap();
+        execs.begin(&dropped, false).unwrap();
+        drop(Unlaunched(Some((execs.clone(), dropped.clone()))));
+        assert!(!running(&dropped));
+        let launched = execs.create("c".into(), config).unwrap();
+        execs.begin(&launched, false).unwrap();
+        let mut guard = Unlaunched(Some((execs.clone(), launched.clone())));
+        guard.disarm();
+        drop(guard);
+        assert!(running(&launched));
+    }
 }

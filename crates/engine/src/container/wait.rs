@@ -154,7 +154,11 @@ pub fn wait_cancellable(
 /// short as `true` with AutoRemove can start, exit and be removed between two looks, and its
 /// record (with the code) is gone then; its monitor logged `die` with the code before the
 /// removal. 0 when none is logged (as a removal before any exit).
-fn last_exit_logged(engine: &Engine, record: &ContainerRecord, asked: std::time::SystemTime) -> i32 {
+fn last_exit_logged(
+    engine: &Engine,
+    record: &ContainerRecord,
+    asked: std::time::SystemTime,
+) -> i32 {
     // A second of slack for clocks read on two sides of the exit.
     let since = asked.checked_sub(Duration::from_secs(1));
     let range = pelagos_model::events::TimeRange { since, until: None };
