@@ -571,7 +571,11 @@ mod tests {
         assert!(check_server_address("Z\u{e9}6\u{a7}\u{0}").is_err());
         let e = check_server_address("\u{fe}(\u{17}\tx").unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        assert!(e.message.starts_with("unable to parse server address"), "{}", e.message);
+        assert!(
+            e.message.starts_with("unable to parse server address"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
