@@ -408,9 +408,20 @@ fn schemathesis_finds_no_server_error_and_refusals_leave_nothing() {
     // The known container, unless a prune of the run took it already.
     let path = format!("/v1.41/containers/{}?force=1", known.container);
     let (code, body) = d.http("DELETE", &path, None);
-    assert!(code == 204 || code == 404, "remove the known container: {code} {body}");
+    assert!(
+        code == 204 || code == 404,
+        "remove the known container: {code} {body}"
+    );
     assert_eq!(Inventory::of(&d).added_since(&before), Inventory::default());
     d.assert_no_container_leftovers();
+    // No spool of a refused load or import is left in the image store.
+    let spools: Vec<_> = std::fs::read_dir(d.root.join("image/tmp"))
+        .map(|dir| dir.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        spools.is_empty(),
+        "temporary files left in the image store: {spools:?}"
+    );
     // Every connection the run opened was let go.
     wait_for("the daemon's descriptors to settle", || {
         open_fds(&d) <= fds_before + 2
