@@ -489,6 +489,25 @@ fn refusals_reach_a_client_still_sending_its_body() {
     let (_, err) = d.fail(&["load", "-i", &junk]);
     assert!(err.contains("Error response from daemon"), "{err}");
     assert!(!err.contains("broken pipe"), "{err}");
+    // A copy refused once the destination is known (a read-only root filesystem), while
+    // the CLI still streams 32 MiB of tar.
+    let image = pull_busybox(&d);
+    d.ok(&[
+        "create",
+        "--name",
+        "ro",
+        "--read-only",
+        "--network",
+        "none",
+        &image,
+    ]);
+    let (_, err) = d.fail(&["cp", &junk, "ro:/tmp/"]);
+    assert!(
+        err.contains("container rootfs is marked read-only"),
+        "{err}"
+    );
+    d.ok(&["rm", "ro"]);
+    d.ok(&["rmi", &image]);
     // Nothing was made by the refusals, and the daemon still answers.
     assert_eq!(d.ok(&["images", "-q"]).trim(), "");
     assert_eq!(d.http("GET", "/_ping", None), (200, "OK".to_string()));
