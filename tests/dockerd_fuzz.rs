@@ -566,6 +566,14 @@ fn what_the_fuzzing_found_is_answered_as_moby() {
         Some(r#"{"username":"u","password":"p","serveraddress":"h\u0000"}"#),
     );
     assert_eq!(code, 400, "{body}");
+    // A URL to the url crate but no HTTP URI (a `}` in the host): the client could not
+    // even build its request (a 500).
+    let (code, body) = d.http(
+        "POST",
+        "/v1.41/auth",
+        Some(r#"{"username":"u","password":"p","serveraddress":"x}y"}"#),
+    );
+    assert_eq!(code, 400, "{body}");
     d.ok(&["rm", "wsc"]);
     d.assert_no_container_leftovers();
 }

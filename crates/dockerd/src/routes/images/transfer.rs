@@ -495,9 +495,16 @@ fn check_server_address(address: &str) -> ApiResult<()> {
         true => address.to_string(),
         false => format!("https://{address}"),
     };
-    url::Url::parse(&with_scheme).map(|_| ()).map_err(|e| {
+    let bad = |e: &dyn std::fmt::Display| {
         ApiError::bad_request(format!("unable to parse server address: {address:?}: {e}"))
-    })
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| bad(&e))?;
+    // What the registry client sends it as: an HTTP URI (`}` in a host is a URL to the url
+    // crate, not to Go's url.Parse nor to HTTP).
+    url.as_str()
+        .parse::<axum::http::Uri>()
+        .map(|_| ())
+        .map_err(|e| bad(&e))
 }
 
 /// `POST /auth`: checks the credentials against the registry (the daemon keeps none).
@@ -569,6 +576,7 @@ mod tests {
         assert!(check_server_address("h:5000").is_ok());
         assert!(check_server_address("https://index.docker.io/v1/").is_ok());
         assert!(check_server_address("Z\u{e9}6\u{a7}\u{0}").is_err());
+        assert!(check_server_address("X}\u{255b2}").is_err());
         let e = check_server_address("\u{fe}(\u{17}\tx").unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert!(
