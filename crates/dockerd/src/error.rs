@@ -1,7 +1,9 @@
 //! API errors as Docker sends them: a status from the engine's error kind, never from the
 //! text, and the body `{"message": "..."}`.
 
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pelagos_model::ErrorKind;
 
@@ -89,6 +91,43 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "message": self.message });
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+/// The longest error text rewritten as Docker's JSON (axum's own rejections are one line).
+const MAX_ERROR_TEXT: usize = 64 * 1024;
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"))
+}
+
+/// The middleware answering every error as Docker's `{"message": …}`: the handlers' errors
+/// are already; axum's own refusals (a path parameter that is not UTF-8, a websocket request
+/// without its headers) come as plain text, which clients cannot read as moby's.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_ERROR_TEXT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let message = match text.is_empty() {
+        true => status.canonical_reason().unwrap_or("error").to_string(),
+        false => text,
+    };
+    let mut json = ApiError::new(status, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            json.headers_mut().insert(name, value.clone());
+        }
+    }
+    json
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! tokio's blocking pool), never the CLI, and owns no container: each container's monitor
 //! does, so the daemon can be restarted (or killed) while containers run.
 
+pub mod drain;
 pub mod error;
 pub mod execs;
 pub mod flags;

@@ -179,6 +179,8 @@ pub async fn run(flags: Flags) -> Result<(), ServeError> {
     let listeners = bind_all(&flags)?;
     let app = crate::routes::router(state);
     let app = tower::Layer::layer(&axum::middleware::from_fn(crate::version::negotiate), app);
+    // Outermost, so that refusals of the version check are covered too.
+    let app = tower::Layer::layer(&axum::middleware::from_fn(crate::drain::drain_unread), app);
     let mut tasks = JoinSet::new();
     for listener in listeners {
         // Each unix connection's fd comes with its requests (see `hijack::PeerFd`).

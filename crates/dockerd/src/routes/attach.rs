@@ -1,6 +1,7 @@
 //! `/containers/{id}/attach`, `/attach/ws` and `/resize`: a client joins a container's stdio
 //! through its monitor (hijacked HTTP or a websocket) and sets its terminal's size.
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -179,9 +180,11 @@ async fn attach_ws(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<Params>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
+    // As moby: an unknown container first, then a request that is no websocket handshake.
     let mut t = target(&state, name, &q).await?;
+    let ws = ws.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     // A websocket carries no stream numbers: output goes bare, as with a tty.
     t.tty = true;
     let session = session_for(&state, &t).await?;

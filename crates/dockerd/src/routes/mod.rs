@@ -34,7 +34,14 @@ pub fn router(state: AppState) -> Router {
         .merge(plugins::routes())
         .merge(swarm::routes())
         .merge(volumes::routes())
-        .fallback(|| async { ApiError::not_found("page not found") })
+        .fallback(page_not_found)
+        // moby answers a method a path does not take as an unknown page.
+        .method_not_allowed_fallback(page_not_found)
+        .layer(axum::middleware::from_fn(crate::error::json_errors))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
+}
+
+async fn page_not_found() -> ApiError {
+    ApiError::not_found("page not found")
 }

@@ -2,7 +2,6 @@
 //! `local`, its network drivers are built in), so the list is truly empty, a named plugin is
 //! not found, and installing one is refused with the reason.
 
-use axum::body::Body;
 use axum::extract::{Path, Query};
 use axum::routing::{any, get};
 use axum::{Json, Router};
@@ -28,14 +27,13 @@ async fn list(Query(params): Query<Params>) -> ApiResult<Json<Vec<serde_json::Va
     Ok(Json(Vec::new()))
 }
 
-async fn not_found(Path((name, _action)): Path<(String, String)>, body: Body) -> ApiError {
-    super::swarm::drain(body).await;
+async fn not_found(Path((name, _action)): Path<(String, String)>) -> ApiError {
     ApiError::not_found(format!("plugin \"{name}\" not found"))
 }
 
-/// Refused after the body (a plugin's settings or tarball) was read to its end.
-async fn refuse(body: Body) -> ApiError {
-    super::swarm::drain(body).await;
+/// Refused (the body, a plugin's settings or tarball, is read to its end by
+/// [`crate::drain`] before this answer goes).
+async fn refuse() -> ApiError {
     unsupported()
 }
 

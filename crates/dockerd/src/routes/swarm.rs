@@ -4,10 +4,8 @@
 //! docker CLI, compose) read as "not in swarm mode" — and `init`/`join` say plainly that
 //! swarm mode is not supported.
 
-use axum::body::Body;
 use axum::routing::{any, post};
 use axum::Router;
-use futures_util::StreamExt;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -17,21 +15,13 @@ pub const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker 
 
 /// The routes of this resource.
 pub fn routes() -> Router<AppState> {
-    let not_manager = || {
-        any(|body: Body| async {
-            drain(body).await;
-            unavailable(NOT_A_MANAGER)
-        })
-    };
+    let not_manager = || any(|| async { unavailable(NOT_A_MANAGER) });
     let mut router = Router::new()
         .route("/swarm/init", post(refuse))
         .route("/swarm/join", post(refuse))
         .route(
             "/swarm/leave",
-            post(|body: Body| async {
-                drain(body).await;
-                unavailable("This node is not part of a swarm")
-            }),
+            post(|| async { unavailable("This node is not part of a swarm") }),
         );
     for path in [
         "/swarm",
@@ -49,15 +39,9 @@ pub fn routes() -> Router<AppState> {
     router
 }
 
-/// Reads a request's body to its end before the refusal: a client still writing it would
-/// otherwise see a broken pipe instead of the answer (`docker swarm init` sends a spec).
-pub async fn drain(body: Body) {
-    let mut data = body.into_data_stream();
-    while let Some(Ok(_)) = data.next().await {}
-}
-
-async fn refuse(body: Body) -> ApiError {
-    drain(body).await;
+/// Refused; the spec `docker swarm init` sends is read first by [`crate::drain`], so the
+/// client reads this answer rather than a broken pipe.
+async fn refuse() -> ApiError {
     unsupported()
 }
 

@@ -228,19 +228,21 @@ fn writable(record: &ContainerRecord, path: &str) -> ApiResult<()> {
     }
 }
 
-/// Feeds the body's chunks to the extraction until the body ends; once the extraction stops
-/// reading (done, or failed: its error is the answer) the rest is read and dropped, so the
-/// client, still sending, reads the answer rather than a reset connection.
+/// Feeds the body's chunks to the extraction until the body ends or the extraction stops
+/// reading (done, or failed: its error is the answer); then the body is let go, and
+/// [`crate::drain`] reads its rest before the answer, so the client, still sending, reads
+/// the answer rather than a reset connection.
 async fn pump(body: Body, tx: mpsc::Sender<io::Result<Bytes>>) {
     let mut chunks = body.into_data_stream();
-    let mut feeding = true;
-    while let Some(chunk) = chunks.next().await {
+    loop {
+        let chunk = tokio::select! {
+            chunk = chunks.next() => chunk,
+            () = tx.closed() => return,
+        };
+        let Some(chunk) = chunk else { return };
         let item = chunk.map_err(|e| io::Error::other(format!("read the request body: {e}")));
         let failed = item.is_err();
-        if feeding {
-            feeding = tx.send(item).await.is_ok();
-        }
-        if failed {
+        if tx.send(item).await.is_err() || failed {
             return;
         }
     }

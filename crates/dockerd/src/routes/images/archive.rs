@@ -10,7 +10,6 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::StreamExt;
 use pelagos_engine::commit::CommitOptions;
 use pelagos_engine::image_views::familiar;
 use pelagos_engine::Engine;
@@ -164,11 +163,9 @@ pub async fn commit(
         .into_response())
 }
 
-/// `POST /build`: not yet; said plainly. The build context is read to its end first: a
-/// client still sending it would otherwise see a broken pipe instead of the answer.
-pub async fn build(body: Body) -> ApiError {
-    let mut context = body.into_data_stream();
-    while let Some(Ok(_)) = context.next().await {}
+/// `POST /build`: not yet; said plainly (the build context the client is still sending is
+/// read by [`crate::drain`] first, so it reads this answer).
+pub async fn build() -> ApiError {
     ApiError::not_implemented("pelagos-dockerd does not support image builds yet (POST /build)")
 }
 

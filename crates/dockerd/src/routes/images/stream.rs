@@ -100,21 +100,23 @@ pub struct BodyReader {
 
 impl BodyReader {
     /// Starts forwarding `body` (on the async side) to the returned reader. Once the reader
-    /// is gone (it failed or had enough) the rest of the body is read and dropped, so that
-    /// the client, still sending, gets the answer rather than a broken pipe.
+    /// is gone (it failed or had enough) the body is let go at once: [`crate::drain`] reads
+    /// its rest before the answer, so that the client, still sending, reads the answer
+    /// rather than a broken pipe.
     pub fn new(body: Body) -> BodyReader {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             let mut data = body.into_data_stream();
-            let mut forwarding = true;
-            while let Some(chunk) = data.next().await {
+            loop {
+                let chunk = tokio::select! {
+                    chunk = data.next() => chunk,
+                    () = tx.closed() => return,
+                };
+                let Some(chunk) = chunk else { return };
                 let chunk = chunk.map_err(std::io::Error::other);
                 let failed = chunk.is_err();
-                if forwarding && tx.send(chunk).await.is_err() {
-                    forwarding = false;
-                }
-                if failed {
-                    break;
+                if tx.send(chunk).await.is_err() || failed {
+                    return;
                 }
             }
         });

@@ -482,11 +482,42 @@ async fn push_one(
     Ok(())
 }
 
+/// moby's check of `serveraddress`: a URL once `https://` is put before a bare host; what
+/// is not (control characters, a host no resolver could be asked for) is the request's
+/// fault, a 400, not a failure to reach the registry.
+fn check_server_address(address: &str) -> ApiResult<()> {
+    if address.is_empty() {
+        // Docker Hub, as moby's empty address.
+        return Ok(());
+    }
+    // Go's url.Parse refuses every control character; the url crate drops some silently.
+    if address.chars().any(|c| c.is_ascii_control()) {
+        return Err(ApiError::bad_request(format!(
+            "unable to parse server address: {address:?}: invalid control character in URL"
+        )));
+    }
+    let with_scheme = match address.starts_with("https://") || address.starts_with("http://") {
+        true => address.to_string(),
+        false => format!("https://{address}"),
+    };
+    let bad = |e: &dyn std::fmt::Display| {
+        ApiError::bad_request(format!("unable to parse server address: {address:?}: {e}"))
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| bad(&e))?;
+    // What the registry client sends it as: an HTTP URI (`}` in a host is a URL to the url
+    // crate, not to Go's url.Parse nor to HTTP).
+    url.as_str()
+        .parse::<axum::http::Uri>()
+        .map(|_| ())
+        .map_err(|e| bad(&e))
+}
+
 /// `POST /auth`: checks the credentials against the registry (the daemon keeps none).
 pub async fn auth(
     State(state): State<AppState>,
     crate::query::Json(config): crate::query::Json<AuthConfig>,
 ) -> ApiResult<Response> {
+    check_server_address(&config.serveraddress)?;
     let server = pelagos_registry::login_server(&config.serveraddress);
     if !config.identitytoken.is_empty() {
         return Err(ApiError::not_implemented(
@@ -549,6 +580,22 @@ mod tests {
         assert_eq!(
             header_credentials(&bad).unwrap_err().status,
             StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn server_addresses_must_be_urls() {
+        assert!(check_server_address("").is_ok());
+        assert!(check_server_address("h:5000").is_ok());
+        assert!(check_server_address("https://index.docker.io/v1/").is_ok());
+        assert!(check_server_address("Z\u{e9}6\u{a7}\u{0}").is_err());
+        assert!(check_server_address("X}\u{255b2}").is_err());
+        let e = check_server_address("\u{fe}(\u{17}\tx").unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(
+            e.message.starts_with("unable to parse server address"),
+            "{}",
+            e.message
         );
     }
 
