@@ -34,6 +34,7 @@ REGISTRY_BOUND = {
     "GET /images/search",
     "POST /auth",
     "POST /images/{name}/push",
+    "GET /distribution/{name}/json",
 }
 UNREACHABLE = re.compile(
     r"unreachable|connection refused|dns error|failed to lookup|resolve|error sending request"
