@@ -141,18 +141,10 @@ impl<'a> Project<'a> {
 
     /// `exec -T SERVICE ARGS…` through compose's own exec calls: exit code and stdout.
     /// docker-py reads the output from the raw socket once it parsed the 101's head, and
-    /// loses what came with the head (moby's too): the command waits a moment before it
-    /// prints, so that a client slow to read the head on a loaded machine misses nothing.
+    /// would lose what came with the head: the daemon sends nothing after the 101 until the
+    /// client has read it (see docs/api.md), which this proves with commands printing at once.
     fn exec(&self, service: &str, args: &[&str]) -> (i32, String) {
-        let mut all = vec![
-            "exec",
-            "-T",
-            service,
-            "sh",
-            "-c",
-            "sleep 0.3; exec \"$@\"",
-            "sh",
-        ];
+        let mut all = vec!["exec", "-T", service];
         all.extend_from_slice(args);
         let out = self.run(&all);
         (
