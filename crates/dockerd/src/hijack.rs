@@ -140,10 +140,14 @@ where
                 let Ok(upgraded) = upgrade.on.await else {
                     return;
                 };
-                if let Some(fd) = upgrade.peer {
-                    until_read(fd).await;
-                }
-                if let Some(s) = session.await {
+                // The session (an exec's launch, say) gets going while the client reads
+                // the 101; its output waits in the session's queue until it has.
+                let read = async {
+                    if let Some(fd) = upgrade.peer {
+                        until_read(fd).await;
+                    }
+                };
+                if let ((), Some(s)) = tokio::join!(read, session) {
                     relay(TokioIo::new(upgraded), s).await;
                 }
             });
