@@ -20,8 +20,7 @@ const SCHEMATHESIS: &str = "/opt/pelagos-tests/venv/bin/schemathesis";
 
 /// The API spec the fuzzing is driven by.
 fn spec() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/docker-engine-api-v1.41.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("api/docker-engine-api-v1.41.yaml");
     assert!(
         path.is_file(),
         "the API spec is missing: {}",

@@ -215,6 +215,53 @@ fn unenforceable_memory_limit() {
     create_fails_cleanly(&c, "memory");
 }
 
+/// `create` with the node's settings in `config` (a `--config-file` of the test's own).
+fn create_with_node_config(c: &Container, config: &str) -> std::process::Output {
+    let path = c.bundle.dir.join("node-config.toml");
+    std::fs::write(&path, config).unwrap();
+    let bundle = c.bundle.dir.to_str().unwrap().to_string();
+    let path = path.to_str().unwrap().to_string();
+    c.rt_files(&["--config-file", &path, "create", "--bundle", &bundle, &c.id])
+}
+
+#[test]
+fn unenforceable_memory_limit_skipped_by_the_node_setting() {
+    if host_has_v2_memory() {
+        return; // Nothing to skip on a host that can enforce it (the VM suite covers that).
+    }
+    let node = "[network]\nbip = \"10.9.0.1/24\"\n[runtime]\ncgroup_skip_unavailable = true\n";
+    // The node's setting alone: no annotation on the container (a RuntimeClass adds none).
+    let c = Container::new("err-memory-node");
+    with_memory_limit(&c, false);
+    let out = create_with_node_config(&c, node);
+    assert!(out.status.success(), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("memory"),
+        "{}",
+        out.stderr_text()
+    );
+    c.rt_ok(&["start", &c.id]);
+    assert_eq!(c.status(), "running");
+    c.rt_ok(&["delete", "--force", &c.id]);
+    c.assert_gone();
+    // One container opts out with the annotation: refused as without the setting.
+    let c = Container::new("err-memory-optout");
+    with_memory_limit(&c, false);
+    c.bundle.edit(|cfg| {
+        cfg["annotations"] = json!({"run.pelagos.cgroup.skip-unavailable": "false"});
+    });
+    let out = create_with_node_config(&c, node);
+    assert_one_line_error(&out, "memory");
+    assert_nothing_left(&c);
+    // A mistaken setting is named, and nothing is made.
+    let c = Container::new("err-node-config");
+    with_memory_limit(&c, false);
+    let out = create_with_node_config(&c, "[runtime]\ncgroup_skip_unavailable = \"yes\"\n");
+    let line = assert_one_line_error(&out, "node-config.toml");
+    assert!(line.contains("invalid configuration"), "{line}");
+    assert_nothing_left(&c);
+}
+
 #[test]
 fn unenforceable_memory_limit_skipped_by_annotation() {
     let c = Container::new("err-memory-skip");

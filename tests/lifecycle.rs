@@ -657,6 +657,24 @@ fn spec_writes_a_runnable_config() {
 }
 
 #[test]
+fn kill_all_after_the_exit_succeeds_as_runc() {
+    // containerd's runc v2 shim sends `kill --all ID 9` once the init has exited.
+    let c = Container::new("kill-after-exit");
+    c.bundle.set_args(&["sh", "-c", "exit 0"]);
+    c.create_ok();
+    c.rt_ok(&["start", &c.id]);
+    c.wait_status("stopped");
+    c.rt_ok(&["kill", "--all", &c.id, "9"]);
+    c.rt_ok(&["kill", &c.id, "KILL", "--all"]);
+    // Without --all the stopped container is still refused, with runc's words.
+    let out = c.rt(&["kill", &c.id, "9"]);
+    assert_one_line_error(&out, "container not running");
+    assert_eq!(c.status(), "stopped");
+    c.rt_ok(&["delete", &c.id]);
+    c.assert_gone();
+}
+
+#[test]
 fn flags_after_the_id() {
     let c = Container::new("flags-after");
     c.bundle

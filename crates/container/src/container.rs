@@ -62,6 +62,9 @@ pub struct CreateOptions {
     /// file-capability program, or root's permitted set growing to the bounding set without
     /// no_new_privs) clears it again: the kernel's rule. `None` (runc's behaviour) sets nothing.
     pub parent_death_signal: Option<i32>,
+    /// Skip limits the host cannot enforce when the spec has no
+    /// `run.pelagos.cgroup.skip-unavailable` annotation (the node's setting).
+    pub skip_unavailable_default: bool,
 }
 
 impl CreateOptions {
@@ -81,6 +84,7 @@ impl CreateOptions {
             extra_env: Vec::new(),
             seccomp_cache: None,
             parent_death_signal: None,
+            skip_unavailable_default: false,
         }
     }
 }
@@ -509,7 +513,13 @@ impl Runtime {
         let saved = self.load(id)?;
         let status = self.status(&saved);
         if status == Status::Stopped {
-            return Err(Error::NotRunning(id.to_string()));
+            // As runc 1.2: `--all` on a stopped container is no error (containerd's runc v2
+            // shim sends `kill --all ID 9` after the exit); what the init left in its cgroup
+            // still gets the signal.
+            return match all {
+                true => signal_leftovers(&saved, signal),
+                false => Err(Error::NotRunning(id.to_string())),
+            };
         }
         if (all || !saved.own_pid_ns) && !saved.cgroup.is_empty() {
             let cg = Cgroup::from_relative(&saved.cgroup)?;
@@ -759,11 +769,10 @@ fn make_cgroup(
     guard: &mut CreateGuard,
 ) -> Result<CgroupSetup> {
     let spec = &bundle.spec;
-    let skip_unavailable = spec
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(SKIP_UNAVAILABLE_ANNOTATION))
-        .is_some_and(|v| v == "true");
+    let skip_unavailable = crate::annotations::skip_unavailable(
+        spec.annotations().as_ref(),
+        opts.skip_unavailable_default,
+    );
     // With systemd running, systemd makes the cgroup: a scope around the init's pid,
     // started right after the clone. Until then the init waits for Go.
     let systemd_scope =
@@ -1366,6 +1375,23 @@ fn create_exec_fifo(path: &Path, host_root: Option<(u32, u32)>) -> Result<OwnedF
 }
 
 /// The socket pair bind mount sources travel on: (runtime's end, init's end).
+/// `kill --all` of a stopped container: what its init left in the cgroup (a container
+/// sharing the host's pid namespace) gets `signal`; a cgroup already gone holds nothing.
+fn signal_leftovers(saved: &SavedState, signal: i32) -> Result<()> {
+    if saved.cgroup.is_empty() {
+        return Ok(());
+    }
+    let cg = Cgroup::from_relative(&saved.cgroup)?;
+    if !cg.path().exists() {
+        return Ok(());
+    }
+    match signal {
+        libc::SIGKILL => cg.kill_all()?,
+        _ => cg.signal_all(signal)?,
+    }
+    Ok(())
+}
+
 fn bind_source_pair() -> Result<(OwnedFd, OwnedFd)> {
     nix::sys::socket::socketpair(
         nix::sys::socket::AddressFamily::Unix,

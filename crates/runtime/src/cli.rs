@@ -18,6 +18,13 @@ pub struct Cli {
     /// Directory for container state.
     #[arg(long, global = true, default_value = "/run/pelagos")]
     pub root: PathBuf,
+    /// The node's settings: the `[runtime]` table of this file (see docs/kubernetes.md).
+    #[arg(
+        long = "config-file",
+        global = true,
+        default_value = "/etc/pelagos/config.toml"
+    )]
+    pub config_file: PathBuf,
     /// Log file (errors and warnings); containerd passes <bundle>/log.json.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

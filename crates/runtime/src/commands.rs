@@ -13,6 +13,7 @@ use pelagos_container::{
 
 use crate::cli::{Cli, Command, CreateFlags};
 use crate::log::Logger;
+use crate::node_config::NodeSettings;
 
 pub fn dispatch(cli: &Cli, log: &mut Logger) -> Result<i32> {
     let rt = Runtime::new(&cli.root);
@@ -56,7 +57,7 @@ pub fn dispatch(cli: &Cli, log: &mut Logger) -> Result<i32> {
             rt.resume(&container_id(&a.id)?)?;
             Ok(0)
         }
-        Command::Update(a) => update(&rt, a),
+        Command::Update(a) => update(cli, &rt, a),
         Command::Events(a) => events(&rt, a),
         Command::Features => {
             outln!(
@@ -102,6 +103,7 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: ContainerId) -> Result<CreateO
     } else {
         Vec::new()
     };
+    let node = NodeSettings::read(&cli.config_file)?;
     Ok(CreateOptions {
         id,
         bundle: f.bundle.clone(),
@@ -118,6 +120,7 @@ fn create_options(cli: &Cli, f: &CreateFlags, id: ContainerId) -> Result<CreateO
         // runc sets none: the container outlives `pelagos-runtime run`'s process only when
         // that process is killed outright, as with runc.
         parent_death_signal: None,
+        skip_unavailable_default: node.cgroup_skip_unavailable,
     })
 }
 
@@ -272,7 +275,7 @@ fn ps(rt: &Runtime, id: &ContainerId, format: &str, ps_args: &[String]) -> Resul
     Ok(0)
 }
 
-fn update(rt: &Runtime, a: &crate::cli::UpdateArgs) -> Result<i32> {
+fn update(cli: &Cli, rt: &Runtime, a: &crate::cli::UpdateArgs) -> Result<i32> {
     use oci_spec::runtime::LinuxResources;
     let id = container_id(&a.id)?;
     let mut res: LinuxResources = match &a.resources {
@@ -340,10 +343,11 @@ fn update(rt: &Runtime, a: &crate::cli::UpdateArgs) -> Result<i32> {
             .unwrap_or_default();
         res = pelagos_container::container::effective_resources(Some(&res), &devices);
     }
-    let skip = saved
-        .annotations
-        .get(pelagos_container::container::SKIP_UNAVAILABLE_ANNOTATION)
-        .is_some_and(|v| v == "true");
+    let node = NodeSettings::read(&cli.config_file)?;
+    let skip = pelagos_container::annotations::skip_unavailable(
+        Some(&saved.annotations),
+        node.cgroup_skip_unavailable,
+    );
     for w in cg.check_resources(&res, skip)? {
         eprintln!("warning: {w}");
     }

@@ -18,6 +18,7 @@ macro_rules! outln {
 mod cli;
 mod commands;
 mod log;
+mod node_config;
 mod process_flags;
 
 use std::ffi::{OsStr, OsString};
