@@ -144,14 +144,13 @@ fn images(c: &Client, served: &dockerd_support::ServedBusybox, tag: &str) -> Str
 }
 
 /// run --rm with output and exit codes, stdin, a terminal.
-fn foreground_runs(c: &Client, img: &str) {
-    let rm = |rest: &[&'static str]| -> Vec<&'static str> {
+fn foreground_runs<'a>(c: &Client, img: &'a str) {
+    let rm = |rest: &[&'a str]| -> Vec<&'a str> {
         ["run", "--rm", "--network", "none"]
             .into_iter()
             .chain(rest.iter().copied())
             .collect()
     };
-    let img: &'static str = Box::leak(img.to_string().into_boxed_str());
     assert_eq!(c.ok(&rm(&[img, "echo", "hello"])), "hello");
     let (code, _) = c.fail(&rm(&[img, "sh", "-c", "exit 3"]));
     assert_eq!(code, 3, "the container's exit code is docker's");

@@ -53,14 +53,26 @@ pub async fn start(State(state): State<AppState>, Path(id): Path<String>) -> Api
                     "cannot start a paused container, try unpause instead",
                 ));
             }
-            let started = crate::hijack::start_container(engine, &attaches, record.id.as_str())?;
-            waits.poke(record.id.as_str());
+            let started = start_and_wake(engine, &attaches, &waits, record.id.as_str())?;
             Ok(match started {
                 true => StatusCode::NO_CONTENT,
                 false => StatusCode::NOT_MODIFIED,
             })
         })
         .await
+}
+
+/// Starts container `id`, handing the start's connection to an attach that waits for it,
+/// then wakes the waits that found no monitor yet: `start` and `restart` alike.
+fn start_and_wake(
+    engine: &pelagos_engine::Engine,
+    attaches: &crate::hijack::PendingAttaches,
+    waits: &super::wait::Waits,
+    id: &str,
+) -> pelagos_engine::Result<bool> {
+    let started = crate::hijack::start_container(engine, attaches, id)?;
+    waits.poke(id);
+    Ok(started)
 }
 
 /// `POST /containers/{id}/stop?t&signal`: 204, or 304 when it is not running.
@@ -92,12 +104,14 @@ pub async fn restart(
 ) -> ApiResult<StatusCode> {
     let timeout = int_param(&params, "t")?;
     let signal = signal_param(&params)?;
+    let attaches = state.attaches.clone();
+    let waits = state.waits.clone();
     state
         .blocking(move |engine| -> ApiResult<StatusCode> {
             let record = lookup(engine, &id)?;
             let id = record.id.as_str();
             verbs::stop::stop_for_restart(engine, id, signal, timeout)?;
-            verbs::start::start(engine, id, None)?;
+            start_and_wake(engine, &attaches, &waits, id)?;
             if let Ok(record) = lookup(engine, id) {
                 engine.emit(&Event::container(&record, "restart"));
             }
